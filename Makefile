@@ -1,0 +1,37 @@
+# Thin wrapper around CMake so the README's commands stay short.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test test-asan bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The test command of the README: builds, then runs every test.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DXV_SANITIZE=ON -DXV_NATIVE=OFF
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j $(JOBS)
+
+bench: build
+	@for b in $(BUILD)/bench/bench_*; do echo "== $$b"; $$b; done
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+# Until the synthetic-world demo lands, the main command is a smoke run of the build.
+.PHONY: demo
+demo: build
+	$(BUILD)/xvlm info

@@ -1,0 +1,17 @@
+/* Helpers shared by the benchmarks: wall-clock timing, robust repetition,
+ * the machine's sgemm reference rate, and peak memory. */
+#ifndef XV_BENCHUTIL_H
+#define XV_BENCHUTIL_H
+
+#include <stddef.h>
+
+double xv_bench_now(void); /* seconds, monotonic */
+/* Run fn(ctx) repeatedly for at least min_seconds (and >= 3 times); return the
+ * median seconds per call. */
+double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds);
+/* GFLOP/s of raw cblas_sgemm on C[M,N] = A[M,K]·B[N,K]ᵀ, measured now. */
+double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds);
+/* Peak resident set size of this process in MiB. */
+double xv_bench_peak_rss_mib(void);
+
+#endif

@@ -1,0 +1,55 @@
+/* The `xvlm` command: dispatches to sub-commands (cli/cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "xvlm.h"
+
+int xv_cmd_info(int argc, char **argv);
+
+const xv_command xv_commands[] = {
+    {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {NULL, NULL, NULL},
+};
+
+int xv_cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "xvlm %s — X-VLM (multi-grained vision-language model) in C\n\n", xvlm_version());
+    fprintf(f, "usage: xvlm <command> [options]   (xvlm <command> --help for details)\n\ncommands:\n");
+    for (const xv_command *c = xv_commands; c->name; c++) fprintf(f, "  %-12s %s\n", c->name, c->summary);
+    fprintf(f, "  %-12s %s\n", "help", "this message");
+    fprintf(f, "\noptions: --version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("xvlm %s\n", xvlm_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2) {
+            for (const xv_command *c = xv_commands; c->name; c++)
+                if (!strcmp(c->name, argv[2])) {
+                    char *hargv[] = {argv[2], "--help", NULL};
+                    return c->run(2, hargv);
+                }
+        }
+        usage(stdout);
+        return 0;
+    }
+    for (const xv_command *c = xv_commands; c->name; c++)
+        if (!strcmp(c->name, cmd)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "xvlm: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

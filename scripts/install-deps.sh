@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages xvlm needs to build, test and run its demo.
+# Idempotent: does nothing when everything is present. Run as root (or with sudo).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev   # cblas_sgemm, OpenMP build (no oversubscription inside our parallel loops)
+  libcjson-dev             # JSON data files and configs
+  libyaml-dev              # official YAML task configs
+  libutf8proc-dev          # Unicode for the WordPiece tokenizer
+  libjpeg62-turbo-dev libpng-dev   # image decoding
+  libzip-dev               # PyTorch .th/.pth checkpoints (zip archives)
+  libcairo2-dev            # synthetic images, plots, drawn boxes
+)
+if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
+  PACKAGES+=(clang libclang-rt-14-dev)  # libFuzzer targets (optional)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,19 @@
+/* One thread count for OpenMP and OpenBLAS. We link the OpenMP build of
+ * OpenBLAS, so a BLAS call made inside one of our parallel regions runs
+ * single-threaded instead of oversubscribing the cores. */
+#include <omp.h>
+
+#include "xvlm.h"
+
+void openblas_set_num_threads(int num_threads);
+
+static int g_threads = 0;
+
+void xvlm_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int xvlm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }

@@ -1,0 +1,72 @@
+/* Minimal test harness: checks that count and report, a finite-difference
+ * gradient checker for ops, and helpers to find the official fixtures. */
+#ifndef XV_TESTUTIL_H
+#define XV_TESTUTIL_H
+
+#include <math.h>
+#include <stdio.h>
+
+#include "core/tensor.h"
+#include "ops/ops.h"
+
+extern int xv_test_failures;
+extern int xv_test_checks;
+
+#define CHECK(cond, ...)                                                               \
+    do {                                                                               \
+        xv_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            xv_test_failures++;                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fprintf(stderr, "\n");                                                     \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_OK(status_expr)                                                          \
+    do {                                                                               \
+        xv_status s_ = (status_expr);                                                  \
+        CHECK(s_ == XV_OK, "status %d: %s", (int)s_, xvlm_last_error());               \
+    } while (0)
+
+/* Print "<name>: N passed, N failed" and return the process exit code. */
+int xv_test_finish(const char *name);
+
+/* Directory of the official fixtures ($XV_FIXTURES), or NULL if absent
+ * (the test should then `return xv_test_skip(...)`). */
+const char *xv_fixtures_dir(void);
+int xv_test_skip(const char *why); /* prints and returns 77 */
+
+/* Deterministic random fill for tests. */
+void xv_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
+
+/* ---- finite-difference gradient check ----
+ * The op under test is a function of F32 inputs. The checker builds the graph
+ * with leaves wrapping copies of the inputs, takes L = sum_i r_i·y_i with fixed
+ * random r (accumulated in double), backpropagates, and compares each input's
+ * gradient with central differences (L(x+h) - L(x-h)) / 2h.
+ * Tolerance: |num - ana| <= atol + rtol·max(|num|, |ana|). */
+typedef xv_tensor *(*xv_fd_fn)(xv_graph *g, xv_tensor **inputs, void *ctx);
+
+typedef struct {
+    const int64_t *shape;
+    int ndim;
+    const float *data;  /* values (copied) */
+    bool differentiable; /* checked when true; held constant otherwise */
+} xv_fd_input;
+
+typedef struct {
+    double h;        /* step (default 1e-2) */
+    double atol;     /* default 2e-3 */
+    double rtol;     /* default 1e-2 */
+    int max_checks;  /* elements checked per input (default 48, random subset) */
+    bool training;   /* run in training mode (dropout) */
+    uint64_t seed;
+} xv_fd_opts;
+
+xv_fd_opts xv_fd_defaults(void);
+/* Returns the number of mismatching elements (0 = pass) and reports them. */
+int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inputs, int n,
+                const xv_fd_opts *opts);
+
+#endif
