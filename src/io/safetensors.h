@@ -1,0 +1,68 @@
+/* safetensors files: read (mmap, read-only, fully validated before use) and
+ * write (atomically: temp file, fsync, rename).
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"k": "v"}}, then the data section; offsets are relative to it. */
+#ifndef XV_IO_SAFETENSORS_H
+#define XV_IO_SAFETENSORS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xvlm.h"
+
+#define XV_ST_MAX_DIMS 8
+
+typedef enum {
+    XV_ST_F32, XV_ST_F16, XV_ST_BF16, XV_ST_F64,
+    XV_ST_I64, XV_ST_I32, XV_ST_I16, XV_ST_I8, XV_ST_U8, XV_ST_BOOL
+} xv_st_dtype;
+
+typedef struct {
+    char *name;
+    xv_st_dtype dtype;
+    int ndim;
+    int64_t shape[XV_ST_MAX_DIMS];
+    int64_t numel;
+    const void *data; /* points into the mapping; nbytes = numel · dtype size */
+    size_t nbytes;
+} xv_st_tensor;
+
+typedef struct xv_st_file xv_st_file;
+
+/* Map and validate `path`: header length cap (100 MB) and bounds, JSON shape,
+ * known dtypes, offsets inside the data section, non-overlapping, byte size =
+ * numel · dtype size, no duplicate names. Errors name the file and the entry. */
+xv_status xv_st_open(const char *path, xv_st_file **out);
+/* Same on a caller-owned buffer (not copied; for fuzzing and tests). */
+xv_status xv_st_open_memory(const void *buf, size_t len, const char *label, xv_st_file **out);
+void xv_st_close(xv_st_file *f);
+
+int xv_st_count(const xv_st_file *f);
+const xv_st_tensor *xv_st_at(const xv_st_file *f, int i);   /* in file order of offsets */
+const xv_st_tensor *xv_st_find(const xv_st_file *f, const char *name); /* NULL if absent */
+const char *xv_st_metadata(const xv_st_file *f, const char *key);      /* NULL if absent */
+const char *xv_st_path(const xv_st_file *f);
+size_t xv_st_dtype_size(xv_st_dtype dt);
+const char *xv_st_dtype_name(xv_st_dtype dt);
+
+/* Copy a tensor to F32 (converting F16/BF16/F64); `out` holds numel floats. */
+xv_status xv_st_read_f32(const xv_st_file *f, const xv_st_tensor *t, float *out);
+/* Copy an integer tensor (I64/I32/I16/I8/U8/BOOL) to int32, refusing values
+ * outside int32's range. */
+xv_status xv_st_read_i32(const xv_st_file *f, const xv_st_tensor *t, int32_t *out);
+
+/* ---- writing ---- */
+typedef struct xv_st_writer xv_st_writer;
+xv_status xv_st_writer_new(xv_st_writer **out);
+/* Add a tensor (data copied unless `borrow`, then it must stay valid until write). */
+xv_status xv_st_writer_add(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
+                           int ndim, const void *data, bool borrow);
+xv_status xv_st_writer_meta(xv_st_writer *w, const char *key, const char *value);
+/* Write to `path` atomically (path.tmp, fsync, rename, fsync dir). */
+xv_status xv_st_writer_write(xv_st_writer *w, const char *path);
+void xv_st_writer_free(xv_st_writer *w);
+
+#endif
