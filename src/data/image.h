@@ -47,6 +47,8 @@ static inline uint8_t *xv_image_px(const xv_image *im, int x, int y) {
 /* Decode a JPEG or PNG held in memory (format from the magic bytes). `label`
  * (a file name) prefixes every error message. `out` is written only on success. */
 xv_status xv_image_decode(const void *buf, size_t len, const char *label, xv_image *out);
+/* Same with a lower pixel cap (a data loader's budget, a fuzzer's). */
+xv_status xv_image_decode_capped(const void *buf, size_t len, const char *label, int64_t max_pixels, xv_image *out);
 /* Read and decode a file. */
 xv_status xv_image_load(const char *path, xv_image *out);
 
@@ -54,11 +56,12 @@ xv_status xv_image_load(const char *path, xv_image *out);
  * max_bytes). */
 xv_status xv_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len);
 
-/* Format-specific decoders used by xv_image_decode. */
-xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, xv_image *out);
-xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, xv_image *out);
+/* Format-specific decoders used by xv_image_decode_capped. */
+xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels, xv_image *out);
+xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels, xv_image *out);
 
-/* True if a width x height image may be decoded (positive and under the cap). */
-int xv_image_size_ok(int64_t width, int64_t height);
+/* True if a width x height image is positive and has at most max_pixels
+ * (itself at most XV_IMAGE_MAX_PIXELS). */
+int xv_image_size_ok(int64_t width, int64_t height, int64_t max_pixels);
 
 #endif

@@ -81,7 +81,8 @@ static void ctx_free(jpeg_ctx *c) {
     free(c);
 }
 
-xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, xv_image *out) {
+xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels,
+                               xv_image *out) {
     jpeg_ctx *c = calloc(1, sizeof *c);
     if (!c) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     struct jpeg_decompress_struct *cinfo = &c->cinfo;
@@ -106,9 +107,9 @@ xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label
     if (cinfo->data_precision != 8 || (comps != 1 && comps != 3 && comps != 4)) {
         st = xv_error(XV_ERR_UNSUPPORTED, "%s: JPEG with %d components of %d bits (PIL reads 1, 3 or 4 of 8 bits)",
                       label, comps, cinfo->data_precision);
-    } else if (!xv_image_size_ok(w, h)) {
+    } else if (!xv_image_size_ok(w, h, max_pixels)) {
         st = xv_error(XV_ERR_NOMEM, "%s: JPEG declares %dx%d pixels, above the limit of %lld pixels", label, w, h,
-                      (long long)XV_IMAGE_MAX_PIXELS);
+                      (long long)max_pixels);
     } else if ((st = xv_image_new(&c->image, w, h, label)) == XV_OK && comps != 3 &&
                !(c->row = malloc((size_t)w * (size_t)comps))) {
         st = xv_error(XV_ERR_NOMEM, "%s: out of memory", label);

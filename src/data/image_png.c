@@ -93,7 +93,8 @@ static void ctx_free(png_ctx *c) {
     free(c);
 }
 
-xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, xv_image *out) {
+xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels,
+                               xv_image *out) {
     png_ctx *c = calloc(1, sizeof *c);
     if (!c) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     c->data = buf;
@@ -115,9 +116,9 @@ xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label,
     png_uint_32 w32, h32;
     int depth, color_type, interlace;
     png_get_IHDR(c->png, c->info, &w32, &h32, &depth, &color_type, &interlace, NULL, NULL);
-    if (!xv_image_size_ok(w32, h32)) {
+    if (!xv_image_size_ok(w32, h32, max_pixels)) {
         xv_status s = xv_error(XV_ERR_NOMEM, "%s: PNG declares %ux%u pixels, above the limit of %lld pixels", label,
-                               (unsigned)w32, (unsigned)h32, (long long)XV_IMAGE_MAX_PIXELS);
+                               (unsigned)w32, (unsigned)h32, (long long)max_pixels);
         ctx_free(c);
         return s;
     }
