@@ -2,6 +2,7 @@
  * conversion, deterministic atomic writes, the official fixture files, and a
  * catalogue of broken files that must each be refused with a message naming
  * the file and the entry. */
+#include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -431,6 +432,30 @@ static void test_fixtures(void) {
     }
 }
 
+/* The fuzz seeds are meant to be valid files: keep them so. */
+static void test_fuzz_seeds(void) {
+    const char *src = getenv("XV_SOURCE_DIR");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fuzz/seeds/safetensors", src ? src : ".");
+    DIR *d = opendir(dir);
+    if (!d) {
+        printf("note: %s absent, seed checks not run\n", dir);
+        return;
+    }
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        xv_st_file *f = NULL;
+        CHECK_OK(xv_st_open(path, &f));
+        xv_st_close(f);
+        n++;
+    }
+    closedir(d);
+    CHECK(n >= 5, "%d seed files", n);
+}
+
 /* ---- broken files ---- */
 
 /* Expect `bytes` to be refused with `code` and a message containing the
@@ -629,6 +654,7 @@ int main(void) {
     test_unaligned();
     test_conversion_refusals();
     test_fixtures();
+    test_fuzz_seeds();
     test_broken_headers();
     test_broken_lengths();
     test_truncated();
