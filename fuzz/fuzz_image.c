@@ -2,7 +2,7 @@
  * ways (down to a small square, up along one axis) and normalised.
  * Properties: no crash, no sanitizer report, no leak; a failure always leaves
  * a message naming the input.
- * Standalone build (until the fuzz CMake lands), from the repository root:
+ * Built by fuzz/CMakeLists.txt (smoke runs and `make fuzz`); by hand, from the repository root:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc fuzz/fuzz_image.c \
  *     src/data/image*.c src/data/resize.c src/data/transforms.c src/core/error.c src/core/rng.c \
  *     -ljpeg -lpng -lm -o fuzz_image && ./fuzz_image -max_total_time=60 CORPUS_DIR */
