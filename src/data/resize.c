@@ -6,6 +6,9 @@
 #include <string.h>
 
 #define TAP_BITS 22 /* Pillow's PRECISION_BITS = 32 - 8 - 2 */
+/* Below this many output values a pass runs on one thread: waking a team
+ * costs more than the work. */
+#define PARALLEL_MIN_VALUES (1 << 15)
 
 xv_image_view xv_image_view_of(const xv_image *im) {
     xv_image_view v = {im->rgb, im->width, im->height, (size_t)im->width * 3};
@@ -95,7 +98,7 @@ static inline uint8_t clip8(int32_t acc) {
 /* Horizontal pass over `rows` rows of src starting at row y0. */
 static void pass_horizontal(xv_image_view src, int y0, int rows, const pass_taps *p, xv_image *dst) {
     int out_w = dst->width;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)rows * out_w * 3 >= PARALLEL_MIN_VALUES)
     for (int y = 0; y < rows; y++) {
         const uint8_t *in = src.px + (size_t)(y0 + y) * src.stride;
         uint8_t *out = xv_image_px(dst, 0, y);
@@ -120,7 +123,7 @@ static void pass_horizontal(xv_image_view src, int y0, int rows, const pass_taps
 static xv_status pass_vertical(xv_image_view src, int y_shift, const pass_taps *p, xv_image *dst) {
     int out_h = dst->height, failed = 0;
     size_t row_bytes = (size_t)dst->width * 3;
-#pragma omp parallel
+#pragma omp parallel if ((int64_t)out_h * (int64_t)row_bytes >= PARALLEL_MIN_VALUES)
     {
         int32_t *acc = malloc(sizeof(int32_t) * row_bytes);
         if (!acc) {

@@ -2,6 +2,8 @@
  * RandomResizedCrop, flips and caption rules (see transforms.h). */
 #include "data/transforms.h"
 
+#include "data/augment.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,8 +15,8 @@ const float xv_image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 void xv_image_normalize(const xv_image *im, float *out) {
     int64_t plane = (int64_t)im->width * im->height;
     /* torchvision: img.float().div(255), then sub_(mean).div_(std), each a
-     * separately rounded float32 operation. */
-#pragma omp parallel for schedule(static)
+     * separately rounded float32 operation. Small images stay on one thread. */
+#pragma omp parallel for schedule(static) if (plane >= (1 << 14))
     for (int64_t i = 0; i < plane; i++) {
         const uint8_t *p = im->rgb + 3 * i;
         for (int c = 0; c < 3; c++) {
@@ -67,6 +69,32 @@ xv_status xv_random_resized_crop(xv_rng *r, const xv_image *im, int res, const x
     xv_image_view v;
     XV_TRY(xv_image_view_crop(im, c.x, c.y, c.w, c.h, &v));
     return xv_resize_bicubic(v, res, res, out);
+}
+
+/* ---- training pipelines ---- */
+
+xv_status xv_transform_train(xv_rng *r, const xv_image *im, int res, xv_train_transform kind, float *out) {
+    xv_image t = {0};
+    xv_status s = XV_OK;
+    int flip = kind != XV_TRAIN_FINETUNE_NOFLIP && kind != XV_TRAIN_BOX;
+    int n_ops = kind == XV_TRAIN_BOX ? XV_AUG_COLOUR_OPS : XV_AUG_ALL_OPS;
+    if (kind == XV_TRAIN_PRETRAIN || kind == XV_TRAIN_FINETUNE || kind == XV_TRAIN_FINETUNE_NOFLIP) {
+        xv_rrc_params p = xv_rrc_default(kind == XV_TRAIN_PRETRAIN ? 0.2 : 0.5);
+        s = xv_random_resized_crop(r, im, res, &p, &t);
+    } else if (kind == XV_TRAIN_RESIZE_FLIP || kind == XV_TRAIN_BOX) {
+        if (kind == XV_TRAIN_BOX && (im->width != res || im->height != res))
+            return xv_error(XV_ERR_SHAPE, "box transform: image is %dx%d, expected %dx%d (crop it first)", im->width,
+                            im->height, res, res);
+        s = xv_resize_bicubic(xv_image_view_of(im), res, res, &t); /* a copy when already res x res */
+    } else {
+        return xv_error(XV_ERR_INVALID_ARG, "unknown training transform %d", (int)kind);
+    }
+    if (s != XV_OK) return s;
+    if (flip && xv_rng_coin(r)) xv_image_hflip(&t);
+    s = xv_randaugment(r, &t, n_ops);
+    if (s == XV_OK) xv_image_normalize(&t, out);
+    xv_image_free(&t);
+    return s;
 }
 
 /* ---- flips ---- */

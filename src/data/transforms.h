@@ -49,6 +49,19 @@ void xv_image_hflip(xv_image *im);
 /* A coin with probability 0.5 (RandomHorizontalFlip's draw). */
 bool xv_rng_coin(xv_rng *r);
 
+/* ---- the official training pipelines (dataset/__init__.py), to float [3,R,R] ---- */
+typedef enum {
+    XV_TRAIN_PRETRAIN,       /* RandomResizedCrop(R, scale 0.2..1) -> flip 0.5 -> RandAug(10 ops) */
+    XV_TRAIN_FINETUNE,       /* RandomResizedCrop(R, scale 0.5..1) -> flip 0.5 -> RandAug(10 ops) */
+    XV_TRAIN_FINETUNE_NOFLIP, /* VQA: as FINETUNE without the flip (the dataset flips, carefully) */
+    XV_TRAIN_RESIZE_FLIP,    /* weakly-supervised grounding: Resize((R,R)) -> flip 0.5 -> RandAug(10 ops) */
+    XV_TRAIN_BOX             /* region / box grounding, after xv_region_crop_apply: RandAug(5 colour ops) */
+} xv_train_transform;
+
+/* Apply one official training transform and normalise into out[3·res·res].
+ * XV_TRAIN_BOX expects an image already res x res. */
+xv_status xv_transform_train(xv_rng *r, const xv_image *im, int res, xv_train_transform kind, float *out);
+
 /* ---- captions and flips ----
  * The official code never rewrites captions when it flips. With careful_hflip
  * (grounding; VQA always; region pretraining only if configured) it skips the

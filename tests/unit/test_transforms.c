@@ -280,6 +280,40 @@ static void check_randaugment_determinism(void) {
     xv_image_free(&base);
 }
 
+/* The pipeline is the composition of its parts, drawn in the same order. */
+static void check_train_pipeline(void) {
+    xv_image im;
+    CHECK_OK(xv_image_new(&im, 90, 70, "p"));
+    fill_pattern(&im, 11);
+    float *a = malloc(sizeof(float) * 3 * 48 * 48), *b = malloc(sizeof(float) * 3 * 48 * 48);
+    int flips = 0;
+    for (uint64_t seed = 0; seed < 12; seed++) {
+        xv_rng r1, r2;
+        xv_rng_seed(&r1, seed), xv_rng_seed(&r2, seed);
+        CHECK_OK(xv_transform_train(&r1, &im, 48, XV_TRAIN_PRETRAIN, a));
+        xv_rrc_params p = xv_rrc_default(0.2);
+        xv_image t;
+        CHECK_OK(xv_random_resized_crop(&r2, &im, 48, &p, &t));
+        if (xv_rng_coin(&r2)) {
+            xv_image_hflip(&t);
+            flips++;
+        }
+        CHECK_OK(xv_randaugment(&r2, &t, XV_AUG_ALL_OPS));
+        xv_image_normalize(&t, b);
+        CHECK(!memcmp(a, b, sizeof(float) * 3 * 48 * 48) && r1.counter == r2.counter,
+              "seed %llu: pipeline differs from its parts", (unsigned long long)seed);
+        xv_image_free(&t);
+    }
+    CHECK(flips > 0 && flips < 12, "%d flips in 12", flips);
+    xv_rng r;
+    xv_rng_seed(&r, 3);
+    CHECK(xv_transform_train(&r, &im, 48, XV_TRAIN_BOX, a) == XV_ERR_SHAPE, "box transform on an uncropped image");
+    CHECK_OK(xv_transform_train(&r, &im, 48, XV_TRAIN_RESIZE_FLIP, a));
+    CHECK_OK(xv_transform_train(&r, &im, 48, XV_TRAIN_FINETUNE_NOFLIP, a));
+    free(a), free(b);
+    xv_image_free(&im);
+}
+
 int main(void) {
     check_normalize();
     check_rrc();
@@ -287,5 +321,6 @@ int main(void) {
     check_region_crop();
     check_augment_ops();
     check_randaugment_determinism();
+    check_train_pipeline();
     return xv_test_finish("test_transforms");
 }
