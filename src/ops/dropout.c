@@ -1,10 +1,14 @@
 /* Dropout and drop-path (stochastic depth), active only in training mode.
  *
- * Masks come from the graph's counter-based RNG: an op reserves one counter
- * per element (dropout) or per sample (drop-path) and element i keeps its
- * value iff uniform(key, base + i) >= p. The mask therefore depends only on
- * the seed and the order of ops, not on the thread count. The mask is saved
- * (one byte per element or sample) so backward applies exactly the same one. */
+ * Masks come from the graph's counter-based RNG, so they depend only on the
+ * seed and the order of ops, never on the thread count:
+ * - dropout reserves ceil(n/4) counters and element i uses 32-bit word i mod 4
+ *   of Philox block base + i/4 (one block yields four uniforms: a quarter of
+ *   the cost of one block per element, which made dropout cost as much as
+ *   the Linear after it);
+ * - drop-path reserves one counter per sample b: u = uniform_at(base + b).
+ * A value is kept iff its uniform u >= p. The mask is saved (one byte per
+ * element or sample) so backward applies exactly the same one. */
 #include <string.h>
 
 #include "ops/op_args.h"
@@ -16,9 +20,19 @@ static bool check_p(xv_graph *g, const char *op, float p) {
     return false;
 }
 
-static void fill_keep_mask(uint8_t *keep, int64_t n, float p, uint64_t key, uint64_t base) {
+/* Uniform in [0, 1) from one 32-bit word: the same 24-bit conversion as
+ * xv_rng_uniform_at, which uses word 0. */
+static inline float word_uniform(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+
+/* keep[i] = word i%4 of Philox(key, base + i/4) >= p. */
+static void fill_element_mask(uint8_t *keep, int64_t n, float p, uint64_t key, uint64_t base) {
+    int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static) if (n >= XV_PAR_MIN_ELEMS)
-    for (int64_t i = 0; i < n; i++) keep[i] = xv_rng_uniform_at(key, base + (uint64_t)i) >= p;
+    for (int64_t b = 0; b < blocks; b++) {
+        uint32_t w[4];
+        xv_philox(key, base + (uint64_t)b, w);
+        for (int64_t j = 0; j < 4 && 4 * b + j < n; j++) keep[4 * b + j] = word_uniform(w[j]) >= p;
+    }
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -47,7 +61,7 @@ xv_tensor *xv_dropout(xv_graph *g, xv_tensor *x, float p) {
     uint8_t *keep = xv_graph_alloc(g, (size_t)(x->numel ? x->numel : 1));
     if (!out || !keep) return NULL;
     xv_rng *rng = xv_graph_rng(g);
-    fill_keep_mask(keep, x->numel, p, rng->key, xv_rng_reserve(rng, (uint64_t)x->numel));
+    fill_element_mask(keep, x->numel, p, rng->key, xv_rng_reserve(rng, (uint64_t)(x->numel + 3) / 4));
     /* PyTorch multiplies by the float 1/(1-p); p = 1 drops everything. */
     float scale = p < 1.0f ? 1.0f / (float)(1.0 - (double)p) : 0.0f;
 #pragma omp parallel for schedule(static) if (x->numel >= XV_PAR_MIN_ELEMS)
@@ -94,7 +108,8 @@ xv_tensor *xv_drop_path(xv_graph *g, xv_tensor *x, float p) {
     uint8_t *keep = xv_graph_alloc(g, (size_t)(B ? B : 1));
     if (!out || !keep) return NULL;
     xv_rng *rng = xv_graph_rng(g);
-    fill_keep_mask(keep, B, p, rng->key, xv_rng_reserve(rng, (uint64_t)B));
+    uint64_t base = xv_rng_reserve(rng, (uint64_t)B);
+    for (int64_t b = 0; b < B; b++) keep[b] = xv_rng_uniform_at(rng->key, base + (uint64_t)b) >= p;
     /* timm: x.div(keep_prob) * floor(keep_prob + u); p = 1 keeps no sample. */
     float keep_prob = 1.0f - p;
 #pragma omp parallel for schedule(static) if (x->numel >= XV_PAR_MIN_ELEMS)

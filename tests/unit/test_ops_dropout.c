@@ -1,5 +1,6 @@
 /* Dropout and drop-path: identity in eval mode; in training, masks fixed by
- * the graph seed through counter-based Philox (element i <-> counter base+i),
+ * the graph seed through counter-based Philox (dropout: element i <-> word
+ * i mod 4 of block base + i/4; drop-path: sample b <-> counter base + b),
  * independent of the thread count, with the right keep rate and scaling, and
  * the same mask applied by backward. */
 #include <omp.h>
@@ -49,22 +50,24 @@ static void test_eval_identity(void) {
 }
 
 static void test_dropout_mask_contract(void) {
-    enum { N = 1 << 20 };
+    enum { N = (1 << 20) + 3 }; /* not a multiple of 4: the last block is partly used */
     const float p = 0.1f;
     float *x = malloc(sizeof(float) * N);
     for (int i = 0; i < N; i++) x[i] = 1.0f + (float)(i % 7);
     uint64_t base;
     float *y = run_training(xv_dropout, x, XV_SHAPE(N), p, 42, &base);
-    /* Element i is kept iff uniform(seed, base + i) >= p, and kept values are
-     * x · float(1/(1-p)) exactly. */
+    /* Element i is kept iff word i%4 of Philox(seed, base + i/4), as a 24-bit
+     * uniform, is >= p; kept values are x · float(1/(1-p)) exactly. */
     const float scale = 1.0f / (float)(1.0 - (double)p);
     int64_t kept = 0, wrong = 0;
     for (int64_t i = 0; i < N; i++) {
-        bool keep = xv_rng_uniform_at(42, base + (uint64_t)i) >= p;
+        uint32_t w[4];
+        xv_philox(42, base + (uint64_t)i / 4, w);
+        bool keep = (float)(w[i % 4] >> 8) * (1.0f / 16777216.0f) >= p;
         kept += keep;
         wrong += y[i] != (keep ? x[i] * scale : 0.0f);
     }
-    CHECK(wrong == 0, "mask = Philox counters base+i, kept values scaled by 1/(1-p): %lld wrong",
+    CHECK(wrong == 0, "mask = Philox words of blocks base+i/4, kept values scaled by 1/(1-p): %lld wrong",
           (long long)wrong);
     /* Keep rate: binomial, sd = sqrt(p(1-p)/N) = 2.9e-4; 5 sd = 1.5e-3. */
     double rate = (double)kept / N;
@@ -108,7 +111,7 @@ static void test_dropout_backward_and_counters(void) {
     xt->requires_grad = true;
     uint64_t c0 = xv_graph_rng(g)->counter;
     xv_tensor *a = xv_dropout(g, xt, 0.3f);
-    CHECK(xv_graph_rng(g)->counter == c0 + N, "dropout reserves one counter per element");
+    CHECK(xv_graph_rng(g)->counter == c0 + N / 4, "dropout reserves one counter per 4 elements");
     xv_tensor *b = xv_dropout(g, xt, 0.3f);
     CHECK(a && b && memcmp(a->data, b->data, sizeof x) != 0, "consecutive dropouts draw fresh masks");
     CHECK_OK(xv_backward_with(g, a, dout));
