@@ -6,9 +6,11 @@
 #include "xvlm.h"
 
 int xv_cmd_info(int argc, char **argv);
+int xv_cmd_tokenize(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {"tokenize", "WordPiece-tokenize JSON lines of text as the official pipeline does", xv_cmd_tokenize},
     {NULL, NULL, NULL},
 };
 
