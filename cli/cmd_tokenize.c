@@ -123,6 +123,18 @@ static void line_error(size_t line_no, const char *msg) {
     cJSON_Delete(o);
 }
 
+/* cJSON ends its strings at a NUL, so a "\u0000" escape would silently cut the
+ * text: such a line is refused instead. */
+static int has_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') continue;
+        size_t run = 0;
+        while (i < n && s[i] == '\\') run++, i++;
+        if (run % 2 == 1 && i + 5 <= n && s[i] == 'u' && !memcmp(s + i + 1, "0000", 4)) return 1;
+    }
+    return 0;
+}
+
 static int only_whitespace(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
@@ -174,6 +186,11 @@ int xv_cmd_tokenize(int argc, char **argv) {
         if (only_whitespace(line, (size_t)got)) continue;
         if ((size_t)got > MAX_LINE_BYTES) {
             line_error(line_no, "line longer than 16 MiB");
+            failed = 1;
+            continue;
+        }
+        if (has_nul_escape(line, (size_t)got)) {
+            line_error(line_no, "the text holds a NUL character (\\u0000), which this reader cannot carry");
             failed = 1;
             continue;
         }

@@ -57,12 +57,16 @@ int xv_py_lower_char(int32_t c, int32_t out[2]) {
 }
 
 /* Derived property Cased (Lowercase | Uppercase | Lt). utf8proc has no such
- * property; a letter category or any case mapping covers every cased character
- * except a few without mappings (ª º and the squared Latin letters U+1F130..1F189),
- * which only matter next to a capital sigma. */
+ * property: a letter category or any case mapping covers it, except for the
+ * Other_Lowercase / Other_Uppercase characters (PropList.txt) that have no case
+ * mapping and are not Lm or Mn (those are case-ignorable and never tested here):
+ * ª, º and the squared / circled Latin capitals U+1F130..1F189. */
 static bool is_cased(int32_t c) {
     utf8proc_category_t cat = utf8proc_category(c);
     if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT)
+        return true;
+    if (c == 0xAA || c == 0xBA || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
+        (c >= 0x1F170 && c <= 0x1F189))
         return true;
     return utf8proc_tolower(c) != c || utf8proc_toupper(c) != c;
 }
