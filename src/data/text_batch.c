@@ -85,7 +85,7 @@ static xv_status encode(const xv_tokenizer *t, const char *prompt, const char *c
             int32_t *atts = out->atts + (size_t)i * L;
             size_t k = 0;
             ids[k++] = sp.cls;
-            memcpy(ids + k, rows[i].v, rows[i].n * sizeof *ids);
+            if (rows[i].n) memcpy(ids + k, rows[i].v, rows[i].n * sizeof *ids); /* v is NULL when empty */
             k += rows[i].n;
             if (o->add_sep) ids[k++] = sp.sep;
             for (size_t j = 0; j < k; j++) atts[j] = 1;
