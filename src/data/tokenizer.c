@@ -145,7 +145,7 @@ typedef struct {
     const xv_tokenizer *t;
     xv_ids *out;
     int32_t *word;     /* the current whitespace-delimited word, lower-cased and NFD-decomposed */
-    size_t word_len;
+    size_t word_len, word_cap;
     char utf8[4 * XV_WORDPIECE_MAX_CHARS];        /* one sub-word in UTF-8 ... */
     uint32_t offset[XV_WORDPIECE_MAX_CHARS + 1];  /* ... and the byte offset of each character */
     bool nomem;
@@ -243,38 +243,43 @@ static void append_nfd(tok_state *st, int32_t c) {
         st->word[st->word_len++] = c;
 }
 
-/* BasicTokenizer on one piece of text that holds no special token. */
-static void basic_tokenize(tok_state *st, const int32_t *cps, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int32_t c = cps[i];
-        if (c == 0 || c == 0xFFFD || is_control(c)) continue;
-        if (xv_py_isspace(c)) { /* clean_text's whitespace, and str.split()'s (U+2028, U+2029) */
-            flush_word(st);
-            continue;
-        }
-        if (is_cjk(c)) {
-            flush_word(st);
-            append_nfd(st, c);
-            flush_word(st);
-            continue;
-        }
-        int32_t low[2];
-        int k = xv_py_lower_char(c, low);
-        for (int j = 0; j < k; j++) append_nfd(st, low[j]);
+/* BasicTokenizer, one character at a time: drop NUL, U+FFFD and controls;
+ * whitespace ends the word; a CJK ideograph is a word of its own; anything else
+ * is lower-cased and decomposed into the word. */
+static void basic_char(tok_state *st, int32_t c) {
+    if (c == 0 || c == 0xFFFD || is_control(c)) return;
+    if (xv_py_isspace(c)) { /* clean_text's whitespace, and str.split()'s (U+2028, U+2029) */
+        flush_word(st);
+        return;
     }
-    flush_word(st);
+    /* room for the worst case: lower-casing gives 2 code points, NFD 4 each */
+    if (st->word_len + 8 > st->word_cap) {
+        size_t cap = st->word_cap * 2;
+        int32_t *w = realloc(st->word, cap * sizeof *w);
+        if (!w) {
+            st->nomem = true;
+            return;
+        }
+        st->word = w;
+        st->word_cap = cap;
+    }
+    if (is_cjk(c)) {
+        flush_word(st);
+        append_nfd(st, c);
+        flush_word(st);
+        return;
+    }
+    int32_t low[2];
+    int k = xv_py_lower_char(c, low);
+    for (int j = 0; j < k; j++) append_nfd(st, low[j]);
 }
 
-/* Index of the special token spelled at cps[i..], or -1. */
-static int special_at(const int32_t *cps, size_t n, size_t i) {
-    if (cps[i] != '[') return -1;
-    for (int s = 0; s < N_SPECIAL; s++) {
-        const char *tok = k_special[s];
-        size_t len = strlen(tok);
-        if (i + len > n) continue;
-        size_t j = 1;
-        while (j < len && cps[i + j] == (unsigned char)tok[j]) j++;
-        if (j == len) return s;
+/* The special token spelled at s[0..n), or -1 (they are ASCII, so bytes compare). */
+static int special_at(const char *s, size_t n) {
+    if (s[0] != '[') return -1;
+    for (int i = 0; i < N_SPECIAL; i++) {
+        size_t len = strlen(k_special[i]);
+        if (len <= n && memcmp(s, k_special[i], len) == 0) return i;
     }
     return -1;
 }
@@ -285,37 +290,41 @@ static int32_t special_id(const xv_tokenizer *t, int s) {
     return ids[s];
 }
 
+/* One pass over the bytes: special tokens are cut out (ending the word before
+ * them), everything else is decoded and fed to the basic tokenizer. Memory is
+ * bounded by the longest word, not by the text. */
 xv_status xv_tokenize(const xv_tokenizer *t, const char *text, size_t len, xv_ids *out) {
     if (!t || !out || (!text && len)) return xv_error(XV_ERR_INVALID_ARG, "xv_tokenize: NULL argument");
-    /* Worst cases: one code point per input byte; in the word buffer, x2 from
-     * lower-casing (U+0130) times x4 from NFD. */
-    size_t n_max = len + 1;
-    int32_t *cps = malloc(n_max * sizeof *cps);
-    int32_t *word = malloc(8 * n_max * sizeof *word);
+    tok_state st = {.t = t, .out = out, .word_cap = 256};
+    st.word = malloc(st.word_cap * sizeof *st.word);
+    if (!st.word) return xv_error(XV_ERR_NOMEM, "tokenize: no memory");
+    const size_t mark = out->n;
+    const uint8_t *p = (const uint8_t *)text;
     xv_status s = XV_OK;
-    size_t n = 0, mark = out->n;
-    if (!cps || !word)
-        s = xv_error(XV_ERR_NOMEM, "tokenize: no memory for a %zu-byte text", len);
-    else
-        s = xv_utf8_decode(text, len, cps, &n, "tokenize: text");
-    if (s == XV_OK) {
-        tok_state st = {.t = t, .out = out, .word = word};
-        size_t piece = 0;
-        for (size_t i = 0; i < n; i++) {
-            int sp = special_at(cps, n, i);
-            if (sp < 0) continue;
-            basic_tokenize(&st, cps + piece, i - piece);
+    for (size_t i = 0; i < len && !st.nomem;) {
+        int sp = special_at(text + i, len - i);
+        if (sp >= 0) {
+            flush_word(&st);
             push(&st, special_id(t, sp));
-            i += strlen(k_special[sp]) - 1;
-            piece = i + 1;
+            i += strlen(k_special[sp]);
+            continue;
         }
-        basic_tokenize(&st, cps + piece, n - piece);
-        if (st.nomem) {
-            out->n = mark;
-            s = xv_error(XV_ERR_NOMEM, "tokenize: no memory for the token ids");
+        utf8proc_int32_t c = p[i];
+        utf8proc_ssize_t n = 1;
+        if (c >= 0x80) {
+            n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+            if (n <= 0 || c < 0) {
+                s = xv_error(XV_ERR_FORMAT, "tokenize: text: invalid UTF-8 at byte offset %zu (byte 0x%02x)", i,
+                             p[i]);
+                break;
+            }
         }
+        basic_char(&st, c);
+        i += (size_t)n;
     }
-    free(cps);
-    free(word);
+    if (s == XV_OK) flush_word(&st);
+    if (s == XV_OK && st.nomem) s = xv_error(XV_ERR_NOMEM, "tokenize: no memory for a %zu-byte text", len);
+    if (s != XV_OK) out->n = mark; /* leave the caller's ids as they were */
+    free(st.word);
     return s;
 }

@@ -137,6 +137,10 @@ static void test_invalid_utf8(void) {
         CHECK(s == XV_ERR_FORMAT && strstr(xvlm_last_error(), want), "invalid UTF-8 case %zu: %s", i,
               xvlm_last_error());
         CHECK(ids.n == 0, "nothing appended on error");
+        CHECK_OK(xv_tokenize(g_tok, "a man", 5, &ids));
+        s = xv_tokenize(g_tok, bad[i], strlen(bad[i]), &ids);
+        CHECK(s == XV_ERR_FORMAT && ids.n == 2 && ids.v[1] == xv_tokenizer_token_to_id(g_tok, "man"),
+              "earlier ids kept on error");
         xv_ids_free(&ids);
         char *out = NULL;
         s = xv_pre_caption(bad[i], strlen(bad[i]), 30, &out, NULL);
