@@ -187,34 +187,61 @@ static void wordpiece(tok_state *st, const int32_t *cps, size_t n) {
     }
 }
 
-/* Canonical ordering (the last step of NFD): stable sort of each run of
- * combining marks by combining class. Runs are short, so insertion sort. */
-static void canonical_order(int32_t *s, size_t n) {
-    for (size_t i = 1; i < n; i++) {
-        int ci = combining_class(s[i]);
-        if (ci == 0) continue;
-        size_t j = i;
-        while (j > 0) {
-            int cj = combining_class(s[j - 1]);
-            if (cj <= ci) break; /* also stops at class 0: a starter ends the run */
-            int32_t tmp = s[j];
-            s[j] = s[j - 1];
-            s[j - 1] = tmp;
-            j--;
+/* Stable sort of one run of combining marks by combining class: insertion sort
+ * for the usual short runs, counting sort (linear) for long, hostile ones. */
+static void sort_run(tok_state *st, int32_t *s, size_t n) {
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            int32_t c = s[i];
+            int ci = combining_class(c);
+            size_t j = i;
+            for (; j > 0 && combining_class(s[j - 1]) > ci; j--) s[j] = s[j - 1];
+            s[j] = c;
         }
+        return;
+    }
+    int32_t *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) {
+        st->nomem = true;
+        return;
+    }
+    size_t start[257] = {0};
+    for (size_t i = 0; i < n; i++) start[combining_class(s[i]) + 1]++;
+    for (int k = 1; k <= 256; k++) start[k] += start[k - 1];
+    for (size_t i = 0; i < n; i++) tmp[start[combining_class(s[i])]++] = s[i];
+    memcpy(s, tmp, n * sizeof *s);
+    free(tmp);
+}
+
+/* Canonical ordering, the last step of NFD: each maximal run of characters
+ * with a non-zero combining class is sorted stably by class. */
+static void canonical_order(tok_state *st, int32_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if (combining_class(s[i]) == 0) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < n && combining_class(s[j]) != 0) j++;
+        if (j - i > 1) sort_run(st, s + i, j - i);
+        i = j;
     }
 }
 
 /* End of a whitespace word: finish NFD, drop Mn marks, split off punctuation,
- * WordPiece each part. Works in place (the kept characters move left). */
+ * WordPiece each part. Works in place (the kept characters move left).
+ * Mn marks with a non-zero class are dropped before the canonical ordering:
+ * removing elements commutes with a stable sort and leaves run boundaries
+ * (class-0 characters) alone, and it leaves almost nothing to sort. */
 static void flush_word(tok_state *st) {
     int32_t *w = st->word;
-    size_t n = st->word_len;
+    size_t n = st->word_len, m = 0;
     st->word_len = 0;
-    if (n == 0) return;
-    canonical_order(w, n);
+    for (size_t i = 0; i < n; i++)
+        if (!(is_nonspacing_mark(w[i]) && combining_class(w[i]) != 0)) w[m++] = w[i];
+    canonical_order(st, w, m);
     size_t kept = 0, sub_start = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < m; i++) {
         int32_t c = w[i];
         if (is_nonspacing_mark(c)) continue;
         if (is_punct(c)) {

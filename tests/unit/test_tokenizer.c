@@ -16,7 +16,8 @@ static const char k_vocab[] =
     "a\n##a\nman\nriding\nhorse\n.\n,\n!\n?\n-\n/\n[\n]\n<\n>\n#\n$\n^\n`\n~\n"
     "cafe\nnaive\nhello\nworld\nis\non\nthe\nun\n##aff\n##able\nplay\n##ing\n##s\n"
     "猫\n狗\n人\n大\ndog\ncat\nmask\n\xf0\x9f\x98\x80\n¿\n–\ni\n##i\nσ\nς\nο\n##δ\n##ο\n##σ\nοδος\n"
-    "한\n\xe1\x84\x92\n##\xe1\x85\xa1\n##\xe1\x86\xab\nperson\nsign\n";
+    "한\n\xe1\x84\x92\n##\xe1\x85\xa1\n##\xe1\x86\xab\nperson\nsign\n"
+    "##b\n##\xf0\x9d\x85\xa5\n##\xf0\x9d\x85\xad\n"; /* U+1D165 (class 216), U+1D16D (class 226): Mc marks */
 
 static xv_tokenizer *g_tok;
 
@@ -109,6 +110,28 @@ static void test_long_words(void) {
     acc[k] = '\0';
     got = toks(acc);
     CHECK(strlen(got) == 1 + 99 * 4, "100 accented chars -> 100 pieces");
+}
+
+/* NFD's canonical ordering, seen through the spacing marks (Mc) that survive
+ * accent stripping: U+1D16D (class 226) before U+1D165 (class 216) swap; a
+ * class-0 mark (U+0E31, Mn) between them blocks the swap; a dropped class-230
+ * Mn does not. Expected tokens from tools/text_reference.py. */
+#define STEM "\xf0\x9d\x85\xa5"
+#define DOT "\xf0\x9d\x85\xad"
+static void test_canonical_order(void) {
+    CHECK_TOKS("a" DOT STEM "b", "a ##" STEM " ##" DOT " ##b");
+    CHECK_TOKS("a" DOT "\xe0\xb8\xb1" STEM "b", "a ##" DOT " ##" STEM " ##b");
+    CHECK_TOKS("a" DOT "\xcc\x81" STEM "b", "a ##" STEM " ##" DOT " ##b");
+    /* a long run takes the linear-time path; it must sort the same way */
+    char text[1024], want[4096];
+    size_t k = (size_t)snprintf(text, sizeof text, "a");
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(text + k, sizeof text - k, DOT STEM);
+    snprintf(text + k, sizeof text - k, "b");
+    k = (size_t)snprintf(want, sizeof want, "a");
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(want + k, sizeof want - k, " ##" STEM);
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(want + k, sizeof want - k, " ##" DOT);
+    snprintf(want + k, sizeof want - k, " ##b");
+    CHECK_TOKS(text, want);
 }
 
 static void test_special_tokens(void) {
@@ -359,6 +382,7 @@ int main(void) {
     }
     test_basic_rules();
     test_long_words();
+    test_canonical_order();
     test_special_tokens();
     test_invalid_utf8();
     test_pre_caption();
