@@ -289,6 +289,29 @@ static void test_deterministic(void) {
     free(b2);
 }
 
+/* Names that need JSON escaping, and non-ASCII UTF-8, come back unchanged. */
+static void test_odd_names(void) {
+    const char *names[] = {"quote\"back\\slash", "ctl\x01\x1f\ttab\nnl", "caf\xc3\xa9 \xe2\x82\xac", "", "a/b.c:d"};
+    enum { N = sizeof names / sizeof *names };
+    uint8_t v = 7;
+    int64_t s1[1] = {1};
+    char path[512];
+    path_in_dir(path, sizeof path, "names.safetensors");
+    xv_st_writer *w;
+    CHECK_OK(xv_st_writer_new(&w));
+    for (int i = 0; i < N; i++) CHECK_OK(xv_st_writer_add(w, names[i], XV_ST_U8, s1, 1, &v, false));
+    CHECK_OK(xv_st_writer_meta(w, names[1], names[2]));
+    CHECK_OK(xv_st_writer_write(w, path));
+    xv_st_writer_free(w);
+    xv_st_file *f = NULL;
+    CHECK_OK(xv_st_open(path, &f));
+    if (!f) return;
+    CHECK(xv_st_count(f) == N, "count");
+    for (int i = 0; i < N; i++) CHECK(xv_st_find(f, names[i]) != NULL, "name %d found after the round trip", i);
+    CHECK(xv_st_metadata(f, names[1]) && !strcmp(xv_st_metadata(f, names[1]), names[2]), "metadata with odd text");
+    xv_st_close(f);
+}
+
 /* An existing file is replaced only by a complete new one; failures leave no temp file. */
 static void test_atomic_write(void) {
     char path[512], tmp[520];
@@ -697,6 +720,7 @@ int main(void) {
     test_round_trip_every_dtype();
     test_every_f16();
     test_deterministic();
+    test_odd_names();
     test_atomic_write();
     test_unaligned();
     test_conversion_refusals();
