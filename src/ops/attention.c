@@ -13,10 +13,12 @@
  * context) so that P is an ordinary recorded tensor: its gradient collects
  * dL/dP from the context and from any other consumer, and stays readable. */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "ops/dense_internal.h"
+#include "ops/fastmath.h"
 #include "ops/ops.h"
 
 typedef struct {
@@ -27,11 +29,12 @@ typedef struct {
     xv_tensor *q, *k, *v, *bias;
     const float *key_mask, *group_mask;
     float *probs;        /* [B, H, Lq, Lk], NULL in inference (P lives in scratch) */
+    const float *zeros;  /* Lk zeros standing in for absent masks */
     xv_tensor *probs_t;  /* the recorded probabilities (two-node mode) */
     int64_t scratch;     /* floats of scratch per thread */
 } attn_plan;
 
-/* Per-thread scratch: Qs [Lq, D] then three [Lq, Lk] matrices, each 64-byte aligned. */
+/* Per-thread scratch: Qs [Lq, D] then two [Lq, Lk] matrices, each 64-byte aligned. */
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 static float *scratch_qs(const attn_plan *a, float *s) { (void)a; return s; }
 static float *scratch_mat(const attn_plan *a, float *s, int i) {
@@ -81,24 +84,31 @@ static void probs_pair(const attn_plan *a, int64_t b, int64_t h, float *qs, floa
     scaled_q(a, b, h, qs);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lq, (int)Lk, (int)a->D, 1.0f, qs,
                 (int)a->D, k_head(a, b, h), (int)(a->H * a->D), 0.0f, p, (int)Lk);
-    const float *bias = a->bias ? a->bias->data + h * Lq * Lk : NULL;
-    const float *gm = a->group_mask ? a->group_mask + (b % a->G) * Lq * Lk : NULL;
-    const float *km = a->key_mask ? a->key_mask + b * Lk : NULL;
+    /* Absent masks read a row of zeros (adding +0 is exact), so one fused pass
+     * adds all three in the official order and finds the row maximum. */
+    const float *bias = a->bias ? a->bias->data + h * Lq * Lk : a->zeros;
+    const float *gm = a->group_mask ? a->group_mask + (b % a->G) * Lq * Lk : a->zeros;
+    const float *km = a->key_mask ? a->key_mask + b * Lk : a->zeros;
+    int64_t step = a->bias ? Lk : 0, gstep = a->group_mask ? Lk : 0;
     for (int64_t i = 0; i < Lq; i++) {
         float *row = p + i * Lk;
-        if (bias) {
-#pragma omp simd
-            for (int64_t j = 0; j < Lk; j++) row[j] += bias[i * Lk + j];
+        const float *br = bias + i * step, *gr = gm + i * gstep;
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < Lk; j++) {
+            float v = ((row[j] + br[j]) + gr[j]) + km[j];
+            row[j] = v;
+            mx = v > mx ? v : mx;
         }
-        if (gm) {
-#pragma omp simd
-            for (int64_t j = 0; j < Lk; j++) row[j] += gm[i * Lk + j];
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < Lk; j++) {
+            row[j] = xv_exp_f32(row[j] - mx);
+            sum += row[j];
         }
-        if (km) {
+        float inv = 1.0f / sum;
 #pragma omp simd
-            for (int64_t j = 0; j < Lk; j++) row[j] += km[j];
-        }
-        xv_dense_softmax_row(row, Lk);
+        for (int64_t j = 0; j < Lk; j++) row[j] *= inv;
     }
 }
 
@@ -149,19 +159,24 @@ static void context_backward_pair(const attn_plan *a, int64_t b, int64_t h, cons
 static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *p, const float *dp,
                                 float *ds, float *qs, float *dq, float *dk, float *dbias_acc) {
     int64_t Lq = a->Lq, Lk = a->Lk, D = a->D, ld = a->H * D;
+    float *acc = dbias_acc ? dbias_acc + h * Lq * Lk : NULL;
     for (int64_t i = 0; i < Lq; i++) {
         const float *pr = p + i * Lk, *dpr = dp + i * Lk;
         float *dsr = ds + i * Lk;
         float dot = 0;
 #pragma omp simd reduction(+ : dot)
         for (int64_t j = 0; j < Lk; j++) dot += pr[j] * dpr[j];
+        if (acc) {
+            float *ar = acc + i * Lk;
 #pragma omp simd
-        for (int64_t j = 0; j < Lk; j++) dsr[j] = pr[j] * (dpr[j] - dot);
-    }
-    if (dbias_acc) {
-        float *acc = dbias_acc + h * Lq * Lk;
+            for (int64_t j = 0; j < Lk; j++) {
+                dsr[j] = pr[j] * (dpr[j] - dot);
+                ar[j] += dsr[j];
+            }
+        } else {
 #pragma omp simd
-        for (int64_t i = 0; i < Lq * Lk; i++) acc[i] += ds[i];
+            for (int64_t j = 0; j < Lk; j++) dsr[j] = pr[j] * (dpr[j] - dot);
+        }
     }
     if (dq)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lq, (int)D, (int)Lk, a->scale, ds, (int)Lk,
@@ -354,7 +369,9 @@ xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
         plan.key = xv_graph_rng(g)->key;
         plan.base = xv_rng_reserve(xv_graph_rng(g), (uint64_t)(pairs * pn + 3) / 4);
     }
-    plan.scratch = pad16(plan.Lq * plan.D) + 3 * pad16(pn);
+    plan.scratch = pad16(plan.Lq * plan.D) + 2 * pad16(pn);
+    plan.zeros = xv_graph_calloc(g, sizeof(float) * (size_t)plan.Lk);
+    if (!plan.zeros) return NULL;
     if (record || two_nodes) {
         plan.probs_t = xv_tensor_new(g, XV_F32, XV_SHAPE(plan.B, plan.H, plan.Lq, plan.Lk));
         if (!plan.probs_t) return NULL;
