@@ -1,9 +1,15 @@
 /* Fused scaled-dot-product attention over (batch, head) pairs.
  *
- * For each pair, with Q, K, V the head's column blocks (read in place: the
- * row stride is heads·D, no copies of K or V):
+ * For each pair, with Q, K, V the head's column blocks (K and V read in place:
+ * row stride heads·D, no copies):
  *   S = (scale·Q)·Kᵀ + bias[h] + group_mask[b % G] + key_mask[b]   (in that order)
  *   P = softmax_rows(S),  P̃ = dropout(P),  O = P̃·V  -> out[b, :, h·Dv:(h+1)·Dv]
+ *
+ * Internally every [Lq, Lk] matrix of a pair is held transposed, [Lk, Lq]:
+ * Sᵀ = K·(scale·Q)ᵀ is a plain NN product (the scaled copy of Q is written
+ * transposed for free), the softmax over keys becomes elementwise work across
+ * the Lq columns (no horizontal reductions), and the other products are NN or
+ * TN, which OpenBLAS's small-matrix kernels run fastest (bench/bench_attention).
  * Pairs run in parallel (static schedule; the BLAS calls inside are single-
  * threaded), each in its own scratch. Dropout keeps element e of P (flat index
  * in [B, heads, Lq, Lk]) by Philox counter base + e/4, lane e%4, so the mask
@@ -24,22 +30,26 @@
 typedef struct {
     int64_t B, Lq, Lk, H, D, Dv, G;
     float scale;
-    float drop;          /* 0 when not training */
-    uint64_t key, base;  /* dropout stream */
+    float drop;            /* 0 when not training */
+    uint64_t key, base;    /* dropout stream */
     xv_tensor *q, *k, *v, *bias;
-    const float *key_mask, *group_mask;
-    float *probs;        /* [B, H, Lq, Lk], NULL in inference (P lives in scratch) */
-    const float *zeros;  /* Lk zeros standing in for absent masks */
-    xv_tensor *probs_t;  /* the recorded probabilities (two-node mode) */
-    int64_t scratch;     /* floats of scratch per thread */
+    const float *key_mask; /* [B, Lk] or NULL */
+    const float *bias_t;   /* [H, Lk, Lq]: bias transposed, or NULL */
+    const float *group_t;  /* [G, Lk, Lq]: group mask transposed, or NULL */
+    const float *zeros;    /* Lq zeros standing in for an absent mask row */
+    float *probs_t;        /* [B, H, Lk, Lq] probabilities, kept for backward (else NULL) */
+    xv_tensor *probs;      /* [B, H, Lq, Lk] the recorded probabilities (two-node mode) */
+    int64_t scratch;       /* floats of scratch per thread */
 } attn_plan;
 
-/* Per-thread scratch: Qs [Lq, D] then two [Lq, Lk] matrices, each 64-byte aligned. */
+/* Per-thread scratch: a [Lq, D] copy of Q, two [Lk, Lq] matrices and two Lq
+ * vectors, each 64-byte aligned. */
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
-static float *scratch_qs(const attn_plan *a, float *s) { (void)a; return s; }
+static float *scratch_q(float *s) { return s; }
 static float *scratch_mat(const attn_plan *a, float *s, int i) {
-    return s + pad16(a->Lq * a->D) + i * pad16(a->Lq * a->Lk);
+    return s + pad16(a->Lq * a->D) + i * pad16(a->Lk * a->Lq);
 }
+static float *scratch_vec(const attn_plan *a, float *s) { return scratch_mat(a, s, 2); }
 
 static const float *q_head(const attn_plan *a, int64_t b, int64_t h) {
     return a->q->data + b * a->Lq * a->H * a->D + h * a->D;
@@ -51,140 +61,155 @@ static const float *v_head(const attn_plan *a, int64_t b, int64_t h) {
     return a->v->data + b * a->Lk * a->H * a->Dv + h * a->Dv;
 }
 
-/* Qs = scale·Q (scaling q before the product rounds exactly as the official code). */
-static void scaled_q(const attn_plan *a, int64_t b, int64_t h, float *qs) {
+/* dst[c·rows + r] = src[r·ld + c] for a rows x cols block (dst dense). */
+static void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) dst[c * rows + r] = src[r * ld + c];
+        }
+}
+
+/* scale·Q, scaled before the product as the official code does, either as
+ * [Lq, D] or transposed [D, Lq]. */
+static void scaled_q(const attn_plan *a, int64_t b, int64_t h, float *qs, bool transposed) {
     const float *q = q_head(a, b, h);
-    int64_t D = a->D, ld = a->H * a->D;
-    for (int64_t i = 0; i < a->Lq; i++) {
+    int64_t Lq = a->Lq, D = a->D, ld = a->H * a->D;
+    float sc = a->scale;
+    if (transposed) {
+        for (int64_t d = 0; d < D; d++) {
+            float *row = qs + d * Lq;
 #pragma omp simd
-        for (int64_t d = 0; d < D; d++) qs[i * D + d] = a->scale * q[i * ld + d];
+            for (int64_t i = 0; i < Lq; i++) row[i] = sc * q[i * ld + d];
+        }
+        return;
+    }
+    for (int64_t i = 0; i < Lq; i++) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) qs[i * D + d] = sc * q[i * ld + d];
     }
 }
 
-/* dst = src·keep/(1-p) with the pair's dropout mask (dst may equal src). */
+/* dst = src·keep/(1-p) with the pair's dropout mask, both [Lk, Lq] (dst may be src). */
 static void dropout_pair(const attn_plan *a, int64_t pair, const float *src, float *dst) {
-    int64_t n = a->Lq * a->Lk, e0 = pair * n;
+    int64_t Lq = a->Lq, Lk = a->Lk, e0 = pair * Lq * Lk;
     float inv_keep = 1.0f / (1.0f - a->drop);
     uint32_t bits[4];
     int64_t have = -1;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t e = e0 + i;
-        if (e / 4 != have) {
-            have = e / 4;
-            xv_philox(a->key, a->base + (uint64_t)have, bits);
-        }
-        float u = (float)(bits[e % 4] >> 8) * (1.0f / 16777216.0f);
-        dst[i] = u < a->drop ? 0.0f : src[i] * inv_keep;
-    }
-}
-
-/* P (the pair's [Lq, Lk] block) = softmax(scale·Q·Kᵀ + masks). */
-static void probs_pair(const attn_plan *a, int64_t b, int64_t h, float *qs, float *p) {
-    int64_t Lq = a->Lq, Lk = a->Lk;
-    scaled_q(a, b, h, qs);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lq, (int)Lk, (int)a->D, 1.0f, qs,
-                (int)a->D, k_head(a, b, h), (int)(a->H * a->D), 0.0f, p, (int)Lk);
-    /* Absent masks read a row of zeros (adding +0 is exact), so one fused pass
-     * adds all three in the official order and finds the row maximum. */
-    const float *bias = a->bias ? a->bias->data + h * Lq * Lk : a->zeros;
-    const float *gm = a->group_mask ? a->group_mask + (b % a->G) * Lq * Lk : a->zeros;
-    const float *km = a->key_mask ? a->key_mask + b * Lk : a->zeros;
-    int64_t step = a->bias ? Lk : 0, gstep = a->group_mask ? Lk : 0;
-    for (int64_t i = 0; i < Lq; i++) {
-        float *row = p + i * Lk;
-        const float *br = bias + i * step, *gr = gm + i * gstep;
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
+    for (int64_t i = 0; i < Lq; i++)
         for (int64_t j = 0; j < Lk; j++) {
-            float v = ((row[j] + br[j]) + gr[j]) + km[j];
-            row[j] = v;
-            mx = v > mx ? v : mx;
-        }
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < Lk; j++) {
-            row[j] = xv_exp_f32(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-#pragma omp simd
-        for (int64_t j = 0; j < Lk; j++) row[j] *= inv;
-    }
-}
-
-/* out head block = dropout(P)·V. */
-static void context_pair(const attn_plan *a, int64_t b, int64_t h, const float *p, float *pd, float *out) {
-    if (a->drop > 0) {
-        dropout_pair(a, b * a->H + h, p, pd);
-        p = pd;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)a->Lq, (int)a->Dv, (int)a->Lk, 1.0f, p,
-                (int)a->Lk, v_head(a, b, h), (int)(a->H * a->Dv), 0.0f,
-                out + b * a->Lq * a->H * a->Dv + h * a->Dv, (int)(a->H * a->Dv));
-}
-
-/* Backward through O = dropout(P)·V: dV += P̃ᵀ·dO; dP = mask(dO·Vᵀ), stored into
- * dp (accumulate = false) or added to it (accumulate = true). dv / dp may be NULL. */
-static void context_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *p, const float *dout,
-                                  float *dv, float *dp, bool accumulate, float *tmp) {
-    int64_t Lq = a->Lq, Lk = a->Lk, Dv = a->Dv, ldv = a->H * Dv;
-    const float *dO = dout + b * Lq * ldv + h * Dv;
-    int64_t pair = b * a->H + h;
-    if (dv) {
-        const float *pd = p;
-        if (a->drop > 0) {
-            dropout_pair(a, pair, p, tmp);
-            pd = tmp;
-        }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Lk, (int)Dv, (int)Lq, 1.0f, pd, (int)Lk,
-                    dO, (int)ldv, 1.0f, dv + b * Lk * ldv + h * Dv, (int)ldv);
-    }
-    if (!dp) return;
-    const float *vh = v_head(a, b, h);
-    if (!accumulate || a->drop == 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lq, (int)Lk, (int)Dv, 1.0f, dO, (int)ldv, vh,
-                    (int)ldv, accumulate ? 1.0f : 0.0f, dp, (int)Lk);
-        if (a->drop > 0) dropout_pair(a, pair, dp, dp);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lq, (int)Lk, (int)Dv, 1.0f, dO, (int)ldv, vh,
-                (int)ldv, 0.0f, tmp, (int)Lk);
-    dropout_pair(a, pair, tmp, tmp);
-#pragma omp simd
-    for (int64_t i = 0; i < Lq * Lk; i++) dp[i] += tmp[i];
-}
-
-/* Backward through P = softmax(scale·Q·Kᵀ + masks) given dL/dP: ds = dS (may
- * alias dp), dbias_acc[h] += dS, dq += scale·dS·K, dk += dSᵀ·(scale·Q). */
-static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *p, const float *dp,
-                                float *ds, float *qs, float *dq, float *dk, float *dbias_acc) {
-    int64_t Lq = a->Lq, Lk = a->Lk, D = a->D, ld = a->H * D;
-    float *acc = dbias_acc ? dbias_acc + h * Lq * Lk : NULL;
-    for (int64_t i = 0; i < Lq; i++) {
-        const float *pr = p + i * Lk, *dpr = dp + i * Lk;
-        float *dsr = ds + i * Lk;
-        float dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < Lk; j++) dot += pr[j] * dpr[j];
-        if (acc) {
-            float *ar = acc + i * Lk;
-#pragma omp simd
-            for (int64_t j = 0; j < Lk; j++) {
-                dsr[j] = pr[j] * (dpr[j] - dot);
-                ar[j] += dsr[j];
+            int64_t e = e0 + i * Lk + j;
+            if (e / 4 != have) {
+                have = e / 4;
+                xv_philox(a->key, a->base + (uint64_t)have, bits);
             }
-        } else {
+            float u = (float)(bits[e % 4] >> 8) * (1.0f / 16777216.0f);
+            dst[j * Lq + i] = u < a->drop ? 0.0f : src[j * Lq + i] * inv_keep;
+        }
+}
+
+/* Pᵀ of the pair: Sᵀ = K·(scale·Q)ᵀ, masks added, softmax down each column. */
+static void probs_pair(const attn_plan *a, int64_t b, int64_t h, float *qst, float *pt, float *vec) {
+    int64_t Lq = a->Lq, Lk = a->Lk;
+    scaled_q(a, b, h, qst, true);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)Lq, (int)a->D, 1.0f, k_head(a, b, h),
+                (int)(a->H * a->D), qst, (int)Lq, 0.0f, pt, (int)Lq);
+    /* Absent masks read zeros (adding +0 is exact). */
+    const float *bias = a->bias_t ? a->bias_t + h * Lk * Lq : a->zeros;
+    const float *gm = a->group_t ? a->group_t + (b % a->G) * Lk * Lq : a->zeros;
+    int64_t bstep = a->bias_t ? Lq : 0, gstep = a->group_t ? Lq : 0;
+    float *mx = vec, *sum = vec + pad16(Lq);
+    for (int64_t i = 0; i < Lq; i++) mx[i] = -INFINITY, sum[i] = 0.0f;
+    for (int64_t j = 0; j < Lk; j++) {
+        float *x = pt + j * Lq;
+        const float *br = bias + j * bstep, *gr = gm + j * gstep;
+        float km = a->key_mask ? a->key_mask[b * Lk + j] : 0.0f;
 #pragma omp simd
-            for (int64_t j = 0; j < Lk; j++) dsr[j] = pr[j] * (dpr[j] - dot);
+        for (int64_t i = 0; i < Lq; i++) {
+            float v = ((x[i] + br[i]) + gr[i]) + km;
+            x[i] = v;
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    }
+    for (int64_t j = 0; j < Lk; j++) {
+        float *x = pt + j * Lq;
+#pragma omp simd
+        for (int64_t i = 0; i < Lq; i++) {
+            x[i] = xv_exp_f32(x[i] - mx[i]);
+            sum[i] += x[i];
+        }
+    }
+    for (int64_t i = 0; i < Lq; i++) sum[i] = 1.0f / sum[i];
+    for (int64_t j = 0; j < Lk; j++) {
+        float *x = pt + j * Lq;
+#pragma omp simd
+        for (int64_t i = 0; i < Lq; i++) x[i] *= sum[i];
+    }
+}
+
+/* out head block = dropout(P)·V = (P̃ᵀ)ᵀ·V. */
+static void context_pair(const attn_plan *a, int64_t b, int64_t h, const float *pt, float *ptd, float *out) {
+    if (a->drop > 0) {
+        dropout_pair(a, b * a->H + h, pt, ptd);
+        pt = ptd;
+    }
+    int64_t ldv = a->H * a->Dv;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)a->Lq, (int)a->Dv, (int)a->Lk, 1.0f, pt, (int)a->Lq,
+                v_head(a, b, h), (int)ldv, 0.0f, out + b * a->Lq * ldv + h * a->Dv, (int)ldv);
+}
+
+/* Backward through O = dropout(P)·V: dV += P̃ᵀ·dO, and (when dpt is given)
+ * dpt = (dL/dP)ᵀ = mask(V·dOᵀ). tmp: [Lk, Lq] scratch. */
+static void context_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *pt, const float *dout,
+                                  float *dv, float *dpt, float *tmp) {
+    int64_t Lq = a->Lq, Lk = a->Lk, Dv = a->Dv, ldv = a->H * Dv, pair = b * a->H + h;
+    const float *dO = dout + b * Lq * ldv + h * Dv;
+    if (dv) {
+        if (a->drop > 0) {
+            dropout_pair(a, pair, pt, tmp);
+            pt = tmp;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)Dv, (int)Lq, 1.0f, pt, (int)Lq, dO,
+                    (int)ldv, 1.0f, dv + b * Lk * ldv + h * Dv, (int)ldv);
+    }
+    if (!dpt) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lk, (int)Lq, (int)Dv, 1.0f, v_head(a, b, h), (int)ldv,
+                dO, (int)ldv, 0.0f, dpt, (int)Lq);
+    if (a->drop > 0) dropout_pair(a, pair, dpt, dpt);
+}
+
+/* Backward through P = softmax(scale·Q·Kᵀ + masks). dst holds (dL/dP)ᵀ on entry
+ * and dSᵀ on return; dbias_t[h] += dSᵀ; dq += scale·dS·K; dk += dSᵀ·(scale·Q). */
+static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *pt, float *dst, float *qs,
+                                float *vec, float *dq, float *dk, float *dbias_t) {
+    int64_t Lq = a->Lq, Lk = a->Lk, D = a->D, ld = a->H * D;
+    float *dot = vec;
+    for (int64_t i = 0; i < Lq; i++) dot[i] = 0.0f;
+    for (int64_t j = 0; j < Lk; j++) {
+        const float *p = pt + j * Lq, *d = dst + j * Lq;
+#pragma omp simd
+        for (int64_t i = 0; i < Lq; i++) dot[i] += p[i] * d[i];
+    }
+    float *acc = dbias_t ? dbias_t + h * Lk * Lq : NULL;
+    for (int64_t j = 0; j < Lk; j++) {
+        const float *p = pt + j * Lq;
+        float *d = dst + j * Lq;
+#pragma omp simd
+        for (int64_t i = 0; i < Lq; i++) d[i] = p[i] * (d[i] - dot[i]);
+        if (acc) {
+            float *ar = acc + j * Lq;
+#pragma omp simd
+            for (int64_t i = 0; i < Lq; i++) ar[i] += d[i];
         }
     }
     if (dq)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lq, (int)D, (int)Lk, a->scale, ds, (int)Lk,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Lq, (int)D, (int)Lk, a->scale, dst, (int)Lq,
                     k_head(a, b, h), (int)ld, 1.0f, dq + b * Lq * ld + h * D, (int)ld);
     if (dk) {
-        scaled_q(a, b, h, qs);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Lk, (int)D, (int)Lq, 1.0f, ds, (int)Lk, qs,
-                    (int)D, 1.0f, dk + b * a->Lk * ld + h * D, (int)ld);
+        scaled_q(a, b, h, qs, false);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)D, (int)Lq, 1.0f, dst, (int)Lq, qs,
+                    (int)D, 1.0f, dk + b * Lk * ld + h * D, (int)ld);
     }
 }
 
@@ -192,7 +217,7 @@ static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const 
 
 typedef struct {
     float *dq, *dk, *dv, *dbias;
-    float *dbias_parts; /* [threads, H, Lq, Lk] per-thread partial sums */
+    float *dbias_parts; /* [threads, H, Lk, Lq] per-thread partial sums (transposed) */
     float *scratch;     /* [threads, plan->scratch] */
     int threads;
 } attn_grads;
@@ -212,15 +237,22 @@ static bool grads_begin(xv_graph *g, const attn_plan *a, bool want_qk, bool want
     return xv_graph_status(g) == XV_OK;
 }
 
-/* dbias += Σ_threads partials, in thread order (bitwise stable for a thread count). */
+static float *thread_bias_part(const attn_plan *a, const attn_grads *gr, int tid) {
+    return gr->dbias ? gr->dbias_parts + tid * a->H * a->Lk * a->Lq : NULL;
+}
+
+/* dbias[h,i,j] += Σ_threads partial[h,j,i], threads in order (bitwise stable for
+ * a given thread count). */
 static void grads_end(const attn_plan *a, attn_grads *gr) {
     if (!gr->dbias) return;
-    int64_t n = a->H * a->Lq * a->Lk;
-    for (int t = 0; t < gr->threads; t++) {
-        const float *part = gr->dbias_parts + t * n;
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) gr->dbias[i] += part[i];
-    }
+    int64_t Lq = a->Lq, Lk = a->Lk, n = a->H * Lq * Lk;
+    for (int t = 0; t < gr->threads; t++)
+        for (int64_t h = 0; h < a->H; h++) {
+            const float *part = gr->dbias_parts + t * n + h * Lk * Lq;
+            float *db = gr->dbias + h * Lq * Lk;
+            for (int64_t i = 0; i < Lq; i++)
+                for (int64_t j = 0; j < Lk; j++) db[i * Lk + j] += part[j * Lq + i];
+        }
 }
 
 static void attention_fused_backward(xv_graph *g, xv_node *n) {
@@ -235,12 +267,12 @@ static void attention_fused_backward(xv_graph *g, xv_node *n) {
         int tid = omp_get_thread_num();
         float *s = gr.scratch + tid * a->scratch;
         int64_t b = t / a->H, h = t % a->H;
-        const float *p = a->probs + t * a->Lq * a->Lk;
-        float *dp = scratch_mat(a, s, 0);
-        context_backward_pair(a, b, h, p, dout, gr.dv, need_dp ? dp : NULL, false, scratch_mat(a, s, 1));
+        const float *pt = a->probs_t + t * a->Lq * a->Lk;
+        float *dpt = scratch_mat(a, s, 0);
+        context_backward_pair(a, b, h, pt, dout, gr.dv, need_dp ? dpt : NULL, scratch_mat(a, s, 1));
         if (need_dp)
-            probs_backward_pair(a, b, h, p, dp, dp, scratch_qs(a, s), gr.dq, gr.dk,
-                                gr.dbias ? gr.dbias_parts + tid * a->H * a->Lq * a->Lk : NULL);
+            probs_backward_pair(a, b, h, pt, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
+                                thread_bias_part(a, &gr, tid));
     }
     grads_end(a, &gr);
 }
@@ -250,16 +282,21 @@ static void attention_context_backward(xv_graph *g, xv_node *n) {
     const attn_plan *a = n->saved;
     attn_grads gr;
     if (!grads_begin(g, a, false, true, &gr)) return;
-    float *dprobs = a->probs_t->requires_grad ? xv_grad(g, a->probs_t) : NULL;
+    float *dprobs = a->probs->requires_grad ? xv_grad(g, a->probs) : NULL;
     if (xv_graph_status(g) != XV_OK) return;
     const float *dout = n->out->grad;
-    int64_t pairs = a->B * a->H;
+    int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
 #pragma omp parallel for schedule(static) if (pairs > 1)
     for (int64_t t = 0; t < pairs; t++) {
         float *s = gr.scratch + omp_get_thread_num() * a->scratch;
-        int64_t b = t / a->H, h = t % a->H, off = t * a->Lq * a->Lk;
-        context_backward_pair(a, b, h, a->probs + off, dout, gr.dv, dprobs ? dprobs + off : NULL, true,
+        int64_t b = t / a->H, h = t % a->H;
+        float *dpt = scratch_mat(a, s, 0);
+        context_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dout, gr.dv, dprobs ? dpt : NULL,
                               scratch_mat(a, s, 1));
+        if (!dprobs) continue;
+        float *dp = dprobs + t * Lq * Lk;
+        for (int64_t i = 0; i < Lq; i++)
+            for (int64_t j = 0; j < Lk; j++) dp[i * Lk + j] += dpt[j * Lq + i];
     }
 }
 
@@ -269,14 +306,16 @@ static void attention_probs_backward(xv_graph *g, xv_node *n) {
     attn_grads gr;
     if (!grads_begin(g, a, true, false, &gr)) return;
     const float *dprobs = n->out->grad;
-    int64_t pairs = a->B * a->H;
+    int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
 #pragma omp parallel for schedule(static) if (pairs > 1)
     for (int64_t t = 0; t < pairs; t++) {
         int tid = omp_get_thread_num();
         float *s = gr.scratch + tid * a->scratch;
-        int64_t b = t / a->H, h = t % a->H, off = t * a->Lq * a->Lk;
-        probs_backward_pair(a, b, h, a->probs + off, dprobs + off, scratch_mat(a, s, 0), scratch_qs(a, s),
-                            gr.dq, gr.dk, gr.dbias ? gr.dbias_parts + tid * a->H * a->Lq * a->Lk : NULL);
+        int64_t b = t / a->H, h = t % a->H;
+        float *dpt = scratch_mat(a, s, 0);
+        transpose(dprobs + t * Lq * Lk, Lq, Lk, Lk, dpt);
+        probs_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
+                            thread_bias_part(a, &gr, tid));
     }
     grads_end(a, &gr);
 }
@@ -339,7 +378,6 @@ static bool plan_shapes(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
     }
     if (args->group_mask) {
         if (!check_mask(g, "group_mask", args->group_mask, -1, a->Lq, a->Lk, 3)) return false;
-        a->group_mask = args->group_mask->data;
         a->G = args->group_mask->shape[0];
     }
     if (args->bias) {
@@ -351,6 +389,14 @@ static bool plan_shapes(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
         return false;
     }
     return true;
+}
+
+/* [n, R, C] -> [n, C, R] in the graph arena. */
+static const float *transposed_copy(xv_graph *g, const float *src, int64_t n, int64_t R, int64_t C) {
+    float *dst = xv_graph_alloc(g, sizeof(float) * (size_t)(n * R * C));
+    if (dst)
+        for (int64_t m = 0; m < n; m++) transpose(src + m * R * C, R, C, C, dst + m * R * C);
+    return dst;
 }
 
 xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *args) {
@@ -369,25 +415,24 @@ xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
         plan.key = xv_graph_rng(g)->key;
         plan.base = xv_rng_reserve(xv_graph_rng(g), (uint64_t)(pairs * pn + 3) / 4);
     }
-    plan.scratch = pad16(plan.Lq * plan.D) + 2 * pad16(pn);
-    plan.zeros = xv_graph_calloc(g, sizeof(float) * (size_t)plan.Lk);
-    if (!plan.zeros) return NULL;
-    if (record || two_nodes) {
-        plan.probs_t = xv_tensor_new(g, XV_F32, XV_SHAPE(plan.B, plan.H, plan.Lq, plan.Lk));
-        if (!plan.probs_t) return NULL;
-        plan.probs = plan.probs_t->data;
-    }
+    plan.scratch = pad16(plan.Lq * plan.D) + 2 * pad16(pn) + 2 * pad16(plan.Lq);
+    plan.zeros = xv_graph_calloc(g, sizeof(float) * (size_t)plan.Lq);
+    if (plan.bias) plan.bias_t = transposed_copy(g, plan.bias->data, plan.H, plan.Lq, plan.Lk);
+    if (args->group_mask) plan.group_t = transposed_copy(g, args->group_mask->data, plan.G, plan.Lq, plan.Lk);
+    if (record || two_nodes) plan.probs_t = xv_graph_alloc(g, sizeof(float) * (size_t)(pairs * pn));
+    if (two_nodes) plan.probs = xv_tensor_new(g, XV_F32, XV_SHAPE(plan.B, plan.H, plan.Lq, plan.Lk));
     int threads = omp_get_max_threads();
     float *scratch = xv_graph_alloc(g, sizeof(float) * (size_t)(threads * plan.scratch));
-    if (!scratch) return NULL;
+    if (xv_graph_status(g) != XV_OK) return NULL;
 
 #pragma omp parallel for schedule(static) if (pairs > 1)
     for (int64_t t = 0; t < pairs; t++) {
         float *s = scratch + omp_get_thread_num() * plan.scratch;
         int64_t b = t / plan.H, h = t % plan.H;
-        float *p = plan.probs ? plan.probs + t * pn : scratch_mat(&plan, s, 0);
-        probs_pair(&plan, b, h, scratch_qs(&plan, s), p);
-        context_pair(&plan, b, h, p, scratch_mat(&plan, s, 1), out->data);
+        float *pt = plan.probs_t ? plan.probs_t + t * pn : scratch_mat(&plan, s, 0);
+        probs_pair(&plan, b, h, scratch_q(s), pt, scratch_vec(&plan, s));
+        context_pair(&plan, b, h, pt, scratch_mat(&plan, s, 1), out->data);
+        if (plan.probs) transpose(pt, plan.Lk, plan.Lq, plan.Lq, plan.probs->data + t * pn);
     }
 
     if (!two_nodes) {
@@ -403,11 +448,11 @@ xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
     attn_plan *saved = record ? xv_graph_alloc(g, sizeof *saved) : NULL;
     if (record && !saved) return NULL;
     if (saved) *saved = plan;
-    xv_node *np = xv_record(g, "xv_attention_probs", plan.probs_t, attention_probs_backward, qkb, 3);
+    xv_node *np = xv_record(g, "xv_attention_probs", plan.probs, attention_probs_backward, qkb, 3);
     if (np) np->saved = saved;
-    xv_tensor *pv[2] = {plan.probs_t, v};
+    xv_tensor *pv[2] = {plan.probs, v};
     xv_node *nc = xv_record(g, "xv_attention_context", out, attention_context_backward, pv, 2);
     if (nc) nc->saved = saved;
-    *args->probs_out = plan.probs_t;
+    *args->probs_out = plan.probs;
     return out;
 }
