@@ -4,7 +4,7 @@
  *  - BERT-base: batch 8, 30 tokens, 12 heads of 64, key padding mask.
  * GFLOP/s count the matrix products only (forward 2: q·kᵀ and P·v; backward 4),
  * next to this machine's sgemm rate measured in the same run.
- * Usage: bench_attention [min_seconds_per_measurement (default 0.5)] */
+ * Usage: bench_attention [min_seconds_per_measurement (default 0.5)] [threads (default: all cores)] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +66,7 @@ static void run_backward(void *p) {
 
 int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 0.5;
-    xvlm_set_threads(0);
+    xvlm_set_threads(argc > 2 ? atoi(argv[2]) : 0);
     double big = xv_bench_sgemm_gflops(2048, 2048, 2048, secs);
     printf("threads %d; sgemm 2048^3: %.1f GFLOP/s\n", xvlm_get_threads(), big);
     static const shape shapes[] = {

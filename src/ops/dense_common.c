@@ -41,11 +41,39 @@ void xv_dense_column_slice(int64_t cols, int64_t *j0, int64_t *j1) {
     *j1 = *j0 + w < cols ? *j0 + w : cols;
 }
 
-#define COLSUM_BLOCK 256 /* double accumulators held on the stack per pass */
+/* acc[j0..j1) += Σ_r x·y over the rows, row by row (in place: acc fits in L1). */
+static void colsum_slice(const float *x, const float *y, int64_t rows, int64_t cols, int64_t j0, int64_t j1,
+                         double *acc) {
+    int64_t w = j1 - j0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols + j0;
+        if (y) {
+            const float *yr = y + r * cols + j0;
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) acc[j] += (double)xr[j] * yr[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) acc[j] += xr[j];
+        }
+    }
+}
+
+#define COLSUM_PAR(rows, cols) if ((rows) * (cols) > XV_DENSE_PAR_MIN && (cols) >= 32)
+
+void xv_dense_colsum_double(const float *x, const float *y, int64_t rows, int64_t cols, double *acc) {
+#pragma omp parallel COLSUM_PAR(rows, cols)
+    {
+        int64_t j0, j1;
+        xv_dense_column_slice(cols, &j0, &j1);
+        if (j1 > j0) colsum_slice(x, y, rows, cols, j0, j1, acc + j0);
+    }
+}
+
+#define COLSUM_BLOCK 1024 /* double accumulators on the stack: each pass streams whole row slices */
 
 void xv_dense_colsum(const float *x, const float *y, int64_t rows, int64_t cols, float scale,
                      float *out) {
-#pragma omp parallel if (rows * cols > XV_DENSE_PAR_MIN && cols >= 32)
+#pragma omp parallel COLSUM_PAR(rows, cols)
     {
         int64_t j0, j1;
         xv_dense_column_slice(cols, &j0, &j1);
@@ -53,17 +81,7 @@ void xv_dense_colsum(const float *x, const float *y, int64_t rows, int64_t cols,
         for (int64_t jb = j0; jb < j1; jb += COLSUM_BLOCK) {
             int64_t w = j1 - jb < COLSUM_BLOCK ? j1 - jb : COLSUM_BLOCK;
             for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
-            for (int64_t r = 0; r < rows; r++) {
-                const float *xr = x + r * cols + jb;
-                if (y) {
-                    const float *yr = y + r * cols + jb;
-#pragma omp simd
-                    for (int64_t j = 0; j < w; j++) acc[j] += (double)xr[j] * yr[j];
-                } else {
-#pragma omp simd
-                    for (int64_t j = 0; j < w; j++) acc[j] += xr[j];
-                }
-            }
+            colsum_slice(x, y, rows, cols, jb, jb + w, acc);
             for (int64_t j = 0; j < w; j++) out[jb + j] += (float)(scale * acc[j]);
         }
     }

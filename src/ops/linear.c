@@ -9,28 +9,34 @@
 
 /* ---------------------------------------------------------------- linear */
 
+/* Rows per step of the backward: dY's slice (at most 1024 x out floats) is read
+ * by the dX and dW products and then by db's column sum while still in cache;
+ * one pass over the whole of a large dY would come from memory a third time. */
+#define LINEAR_BWD_ROWS 1024
+
 static void linear_backward(xv_graph *g, xv_node *n) {
     xv_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad;
-    int rows = (int)n->iarg[0], in = (int)n->iarg[1], out = (int)n->iarg[2];
+    int64_t rows = n->iarg[0];
+    int in = (int)n->iarg[1], out = (int)n->iarg[2];
     if (rows == 0 || out == 0) return; /* empty product: every gradient is zero */
-    if (in > 0 && x->requires_grad) { /* dX[rows,in] += dY[rows,out] · W[out,in] */
-        float *dx = xv_grad(g, x);
-        if (!dx) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, dy, out, w->data,
-                    in, 1.0f, dx, in);
+    float *dx = in > 0 && x->requires_grad ? xv_grad(g, x) : NULL;
+    float *dw = in > 0 && w->requires_grad ? xv_grad(g, w) : NULL;
+    float *db = b && b->requires_grad ? xv_grad(g, b) : NULL;
+    double *db_acc = db ? xv_graph_calloc(g, sizeof(double) * (size_t)out) : NULL;
+    if (xv_graph_status(g) != XV_OK) return;
+    for (int64_t r0 = 0; r0 < rows; r0 += LINEAR_BWD_ROWS) {
+        int m = (int)(rows - r0 < LINEAR_BWD_ROWS ? rows - r0 : LINEAR_BWD_ROWS);
+        const float *dys = dy + r0 * out, *xs = x->data + r0 * in;
+        if (dx) /* dX[rows,in] += dY[rows,out] · W[out,in] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, in, out, 1.0f, dys, out, w->data, in, 1.0f,
+                        dx + r0 * in, in);
+        if (dw) /* dW[out,in] += dYᵀ · X */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, m, 1.0f, dys, out, xs, in, 1.0f, dw, in);
+        if (db) xv_dense_colsum_double(dys, NULL, m, out, db_acc);
     }
-    if (in > 0 && w->requires_grad) { /* dW[out,in] += dYᵀ · X */
-        float *dw = xv_grad(g, w);
-        if (!dw) return;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, dy, out, x->data, in,
-                    1.0f, dw, in);
-    }
-    if (b && b->requires_grad) {
-        float *db = xv_grad(g, b);
-        if (!db) return;
-        xv_dense_colsum(dy, NULL, rows, out, 1.0f, db);
-    }
+    if (db)
+        for (int j = 0; j < out; j++) db[j] += (float)db_acc[j];
 }
 
 xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
