@@ -469,6 +469,40 @@ static void test_linear_determinism(void) {
         CHECK(memcmp(res[0][i], res[1][i], sizeof(float) * (size_t)cnt[i]) == 0, "linear %s bitwise identical", what[i]);
 }
 
+/* The backward works in steps of 1024 rows: check dX, dW, db against double
+ * sums on 2500 rows (three steps, the last partial). */
+static void test_linear_backward_steps(void) {
+    const int rows = 2500, in = 13, out = 7;
+    float *x = rnd(rows * in, -1, 1, 60), *w = rnd(out * in, -1, 1, 61), *b = rnd(out, -1, 1, 62);
+    float *dy = rnd(rows * out, -1, 1, 63);
+    xv_graph *g = xv_graph_new(1 << 20);
+    xv_tensor *X = wrap(g, x, XV_SHAPE(rows, in)), *W = wrap(g, w, XV_SHAPE(out, in)), *B = wrap(g, b, XV_SHAPE(out));
+    X->requires_grad = W->requires_grad = B->requires_grad = true;
+    CHECK_OK(xv_backward_with(g, xv_linear(g, X, W, B), dy));
+    double *rx = dbuf(rows * in), *tx = dbuf(rows * in), *rw = dbuf(out * in), *tw = dbuf(out * in);
+    double *rb = dbuf(out), *tb = dbuf(out);
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < in; k++) {
+            double s = 0, mag = 0;
+            for (int o = 0; o < out; o++) s += (double)dy[r * out + o] * w[o * in + k], mag += fabs(dy[r * out + o] * w[o * in + k]);
+            rx[r * in + k] = s, tx[r * in + k] = (out + 2) * U * mag; /* out-term dot product */
+        }
+    for (int o = 0; o < out; o++) {
+        double sb = 0, mb = 0;
+        for (int k = 0; k < in; k++) {
+            double s = 0, mag = 0;
+            for (int r = 0; r < rows; r++) s += (double)dy[r * out + o] * x[r * in + k], mag += fabs(dy[r * out + o] * x[r * in + k]);
+            rw[o * in + k] = s, tw[o * in + k] = (rows + 2) * U * mag; /* rows-term sum (summation-order bound) */
+        }
+        for (int r = 0; r < rows; r++) sb += dy[r * out + o], mb += fabs(dy[r * out + o]);
+        rb[o] = sb, tb[o] = U * fabs(sb) + 1e-12 * mb; /* summed in double across steps, rounded once */
+    }
+    check_close("linear dX over row steps", X->grad, rx, tx, rows * in);
+    check_close("linear dW over row steps", W->grad, rw, tw, out * in);
+    check_close("linear db over row steps", B->grad, rb, tb, out);
+    xv_graph_free(g);
+}
+
 static void test_errors(void) {
     xv_graph *g = xv_graph_new(1 << 20);
     float d[12] = {0};
@@ -520,6 +554,7 @@ int main(void) {
     test_fd_elementwise();
     test_fd_norm_softmax();
     test_linear_determinism();
+    test_linear_backward_steps();
     test_errors();
     xv_graph_free(G);
     return xv_test_finish("test_ops_dense");
