@@ -13,7 +13,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: xvlm synth --out DIR [--seed S] [--images N] [--test-images M] [--size PX]\n"
             "                  [--captions K] [--objects MIN:MAX] [--quality Q] [--threads T]\n"
-            "                  [--vocab-out FILE]\n\n"
+            "                  [--no-left-right] [--vocab-out FILE]\n\n"
             "Generates a world of coloured shapes (2-4 per image) with whole-image captions,\n"
             "object and relation-region annotations and referring expressions, in the official\n"
             "X-VLM data formats. The same seed gives the same bytes, whatever the thread count.\n\n"
@@ -26,6 +26,8 @@ static void usage(FILE *f) {
             "  --objects MIN:MAX  objects per image, 2..%d (default %d:%d)\n"
             "  --quality Q        JPEG quality (default %d)\n"
             "  --threads T        threads (default: all cores)\n"
+            "  --no-left-right    no text says left/right (left of, rightmost...): every text stays\n"
+            "                     true under the horizontal flip of the official pretraining transform\n"
             "  --vocab-out FILE   only write the world's vocab.txt to FILE (no --out needed)\n\n"
             "Writes: images/{train,test}_NNNNNN.jpg, pretrain_captions.jsonl, pretrain_regions.jsonl,\n"
             "retrieval_{train,test}.json, grounding_{train,test}.json, scenes.jsonl, world.json,\n"
@@ -58,6 +60,9 @@ int xv_cmd_synth(int argc, char **argv) {
         int ok = v != NULL;
         if (!strcmp(a, "--out")) {
             out = v;
+        } else if (!strcmp(a, "--no-left-right")) {
+            p.flip_invariant = true;
+            continue; /* takes no value */
         } else if (!strcmp(a, "--vocab-out")) {
             vocab_out = v;
         } else if (!strcmp(a, "--seed")) {

@@ -129,6 +129,7 @@ typedef struct {
     int captions_per_image; /* whole-image captions per image (train and test) */
     int min_objects, max_objects;
     int jpeg_quality;
+    bool flip_invariant; /* no left/right in any text (see synth_text.h) */
     int threads; /* <= 0: xvlm_get_threads() */
     bool progress; /* report on stderr */
 } xv_synth_params;

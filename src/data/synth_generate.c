@@ -33,6 +33,7 @@ xv_synth_params xv_synth_default_params(void) {
         .min_objects = 2,
         .max_objects = 4,
         .jpeg_quality = 90,
+        .flip_invariant = false,
         .threads = 0,
         .progress = false,
     };
@@ -106,7 +107,7 @@ static xv_status sample_captions(xv_synth_dataset *d, int i, int *unique) {
         for (int t = 0; t < CAPTION_TRIES; t++) {
             xv_synth_caption c;
             xv_synth_cap_style st = (test && style == XV_CAP_COUNT && t >= CAPTION_TRIES / 2) ? XV_CAP_COLOUR : style;
-            xv_synth_caption_sample(&im->rng, &im->scene, st, &c);
+            xv_synth_caption_sample(&im->rng, &im->scene, st, d->p.flip_invariant, &c);
             xv_synth_caption_text(&c, text, sizeof text);
             bool repeat = already_said(im->captions, k, text);
             int matches = test ? test_matches(d, &c, best_matches) : 1;
@@ -133,7 +134,7 @@ static xv_status sample_regions(xv_synth_dataset *d, int i) {
         } while (k == 1 && ((a == first[0] && b == first[1]) || (a == first[1] && b == first[0])));
         first[0] = a, first[1] = b;
         xv_synth_caption c;
-        if (!xv_synth_region_caption(&im->rng, s, a, b, &c)) continue;
+        if (!xv_synth_region_caption(&im->rng, s, a, b, d->p.flip_invariant, &c)) continue;
         char text[XV_SYNTH_TEXT_MAX];
         xv_synth_relation_text(&c, text, sizeof text);
         xv_synth_region *g = &im->regions[im->n_regions];
@@ -152,7 +153,7 @@ static xv_status sample_refs(xv_synth_dataset *d, int i) {
     xv_synth_image *im = &d->img[i];
     for (int k = 0; k < im->scene.n; k++) {
         xv_synth_expr e;
-        if (!xv_synth_expr_sample(&im->rng, &im->scene, k, &e)) continue;
+        if (!xv_synth_expr_sample(&im->rng, &im->scene, k, d->p.flip_invariant, &e)) continue;
         char text[XV_SYNTH_TEXT_MAX];
         xv_synth_expr_text(&e, text, sizeof text);
         if (!(im->refs[k] = dup_text(text))) return xv_error(XV_ERR_NOMEM, "synth: expressions of image %d", i);

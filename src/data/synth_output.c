@@ -269,6 +269,7 @@ static cJSON *world_json(const xv_synth_dataset *d, const xv_synth_stats *st) {
     cJSON_AddItemToObject(w, "objects_per_image", int_array(objs, 2));
     cJSON_AddNumberToObject(w, "captions_per_image", p->captions_per_image);
     cJSON_AddNumberToObject(w, "jpeg_quality", p->jpeg_quality);
+    cJSON_AddBoolToObject(w, "flip_invariant", p->flip_invariant);
     cJSON *splits = cJSON_AddObjectToObject(w, "splits");
     cJSON_AddNumberToObject(splits, "train", d->n_train);
     cJSON_AddNumberToObject(splits, "test", d->n_test);

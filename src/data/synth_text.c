@@ -192,10 +192,13 @@ static void describe(xv_rng *r, const xv_synth_scene *s, int attrs, xv_synth_cap
     c->prefix = (int)xv_rng_below(r, N_DESCRIBE_PREFIX);
 }
 
+static bool is_left_right(xv_synth_relation rel) { return rel == XV_REL_LEFT_OF || rel == XV_REL_RIGHT_OF; }
+
 /* The relation to say about the ordered pair (a, b): mostly the spatial one
  * along the axis that separates their centres most, sometimes "next to" or a
  * size comparison when those hold. Returns false if none holds. */
-static bool pick_relation(xv_rng *r, const xv_synth_scene *s, int a, int b, xv_synth_relation *out) {
+static bool pick_relation(xv_rng *r, const xv_synth_scene *s, int a, int b, bool flip_invariant,
+                          xv_synth_relation *out) {
     const xv_synth_object *p = &s->obj[a], *q = &s->obj[b];
     float dx = (q->bb[0] + 0.5f * q->bb[2]) - (p->bb[0] + 0.5f * p->bb[2]);
     float dy = (q->bb[1] + 0.5f * q->bb[3]) - (p->bb[1] + 0.5f * p->bb[3]);
@@ -206,7 +209,7 @@ static bool pick_relation(xv_rng *r, const xv_synth_scene *s, int a, int b, xv_s
     xv_synth_relation cands[3];
     int weights[3], n = 0, total = 0;
     for (int k = 0; k < 2; k++)
-        if (xv_synth_relation_holds(order[k], p, q, s->size)) {
+        if (!(flip_invariant && is_left_right(order[k])) && xv_synth_relation_holds(order[k], p, q, s->size)) {
             cands[n] = order[k], weights[n] = 3, total += 3, n++;
             break;
         }
@@ -232,15 +235,16 @@ static xv_synth_np relation_np(xv_rng *r, const xv_synth_object *o, xv_synth_rel
     return np_of(o, attrs);
 }
 
-void xv_synth_caption_sample(xv_rng *r, const xv_synth_scene *s, xv_synth_cap_style style, xv_synth_caption *out) {
+void xv_synth_caption_sample(xv_rng *r, const xv_synth_scene *s, xv_synth_cap_style style, bool flip_invariant,
+                             xv_synth_caption *out) {
     if (style == XV_CAP_RELATION && s->n >= 2) {
         /* Sampled scenes keep objects apart, so every pair has a spatial
-         * relation; the bound only guards hand-made overlapping scenes. */
+         * relation; only without left and right can a scene have none to say. */
         for (int attempt = 0; attempt < 64; attempt++) {
             int a = (int)xv_rng_below(r, (uint64_t)s->n);
             int b = (a + 1 + (int)xv_rng_below(r, (uint64_t)s->n - 1)) % s->n;
             xv_synth_relation rel;
-            if (!pick_relation(r, s, a, b, &rel)) continue;
+            if (!pick_relation(r, s, a, b, flip_invariant, &rel)) continue;
             memset(out, 0, sizeof *out);
             out->relation = true;
             out->rel = rel;
@@ -253,9 +257,10 @@ void xv_synth_caption_sample(xv_rng *r, const xv_synth_scene *s, xv_synth_cap_st
     describe(r, s, style_attrs(style == XV_CAP_RELATION ? XV_CAP_SIZE_COLOUR : style), out);
 }
 
-bool xv_synth_region_caption(xv_rng *r, const xv_synth_scene *s, int a, int b, xv_synth_caption *out) {
+bool xv_synth_region_caption(xv_rng *r, const xv_synth_scene *s, int a, int b, bool flip_invariant,
+                             xv_synth_caption *out) {
     xv_synth_relation rel;
-    if (a == b || !pick_relation(r, s, a, b, &rel)) return false;
+    if (a == b || !pick_relation(r, s, a, b, flip_invariant, &rel)) return false;
     memset(out, 0, sizeof *out);
     out->relation = true;
     out->rel = rel;
@@ -316,7 +321,7 @@ static xv_synth_np unique_np(const xv_synth_scene *s, int j) {
 
 #define MAX_CANDIDATES 64
 
-bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, xv_synth_expr *out) {
+bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, bool flip_invariant, xv_synth_expr *out) {
     xv_synth_expr cand[3][MAX_CANDIDATES]; /* by kind */
     int n[3] = {0, 0, 0};
     /* Attributes: the unambiguous attribute sets with the fewest attributes
@@ -333,6 +338,7 @@ bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, xv_syn
     for (int j = 0; j < s->n; j++) {
         if (j == target) continue;
         for (int rel = 0; rel < XV_SYNTH_N_RELATIONS; rel++) {
+            if (flip_invariant && is_left_right((xv_synth_relation)rel)) continue;
             if (!xv_synth_relation_holds((xv_synth_relation)rel, &s->obj[target], &s->obj[j], s->size)) continue;
             for (int m = 0; m <= ATTR_COLOUR; m += ATTR_COLOUR) {
                 xv_synth_expr e = {.kind = XV_EXPR_RELATION, .np = np_of(&s->obj[target], m),
@@ -349,6 +355,7 @@ bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, xv_syn
         xv_synth_expr base = {.kind = XV_EXPR_ATTRIBUTES, .np = np_of(&s->obj[target], m)};
         if (xv_synth_expr_referents(&base, s) < 2) continue;
         for (int x = 0; x < XV_SYNTH_N_EXTREMES; x++) {
+            if (flip_invariant && (x == XV_EXTREME_LEFTMOST || x == XV_EXTREME_RIGHTMOST)) continue;
             xv_synth_expr e = {.kind = XV_EXPR_EXTREME, .np = base.np, .extreme = (xv_synth_extreme)x};
             if (xv_synth_expr_satisfied(&e, s, target) && n[2] < MAX_CANDIDATES) cand[2][n[2]++] = e;
         }

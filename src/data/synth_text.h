@@ -56,9 +56,15 @@ typedef struct {
     int prefix; /* index of the opening phrase ("", "a picture of ", ...) */
 } xv_synth_caption;
 
+/* flip_invariant (below): say nothing that depends on left and right ("left
+ * of", "right of", "leftmost", "rightmost"), so that a horizontal flip, as in
+ * the official pretraining transform, keeps every text true. */
+
 /* Draw a caption of the given style that is true of the scene. A relation needs
- * two objects; with one object it falls back to XV_CAP_SIZE_COLOUR. */
-void xv_synth_caption_sample(xv_rng *r, const xv_synth_scene *s, xv_synth_cap_style style, xv_synth_caption *out);
+ * two objects that have one to say; otherwise it falls back to
+ * XV_CAP_SIZE_COLOUR. */
+void xv_synth_caption_sample(xv_rng *r, const xv_synth_scene *s, xv_synth_cap_style style, bool flip_invariant,
+                             xv_synth_caption *out);
 bool xv_synth_caption_holds(const xv_synth_caption *c, const xv_synth_scene *s);
 /* The wording; returns the length (truncated to cap-1 like snprintf). */
 int xv_synth_caption_text(const xv_synth_caption *c, char *buf, size_t cap);
@@ -66,7 +72,8 @@ int xv_synth_caption_text(const xv_synth_caption *c, char *buf, size_t cap);
 /* A relation region: objects a and b of the scene, "red circle left of blue
  * square" (colour + shape phrases, no articles). Returns false if no relation
  * of the pair can be said. */
-bool xv_synth_region_caption(xv_rng *r, const xv_synth_scene *s, int a, int b, xv_synth_caption *out);
+bool xv_synth_region_caption(xv_rng *r, const xv_synth_scene *s, int a, int b, bool flip_invariant,
+                             xv_synth_caption *out);
 /* The wording of a relation caption without articles or prefix. */
 int xv_synth_relation_text(const xv_synth_caption *c, char *buf, size_t cap);
 
@@ -91,7 +98,7 @@ int xv_synth_expr_referents(const xv_synth_expr *e, const xv_synth_scene *s);
 /* Draw an expression that singles out object `target`, preferring ones that
  * need an attribute or a relation beyond the shape. False if none exists (two
  * identical objects no relation tells apart). */
-bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, xv_synth_expr *out);
+bool xv_synth_expr_sample(xv_rng *r, const xv_synth_scene *s, int target, bool flip_invariant, xv_synth_expr *out);
 int xv_synth_expr_text(const xv_synth_expr *e, char *buf, size_t cap);
 
 /* "large red striped": the attributes of an object annotation (size colour

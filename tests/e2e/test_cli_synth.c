@@ -59,6 +59,22 @@ static void check_matches_library(void) {
         snprintf(b, sizeof b, "%s/%s", lib, files[k]);
         CHECK(same_file(a, b), "%s differs between the CLI and the library", files[k]);
     }
+    /* --no-left-right is the library's flip_invariant. */
+    snprintf(args, sizeof args, "--out '%s/cli_flip' --images 6 --test-images 4 --size 64 --seed 3 --no-left-right", g_tmp);
+    rc = run(args, err, sizeof err);
+    CHECK(rc == 0, "--no-left-right exit %d: %s", rc, err);
+    p.flip_invariant = true;
+    char lib_flip[256];
+    snprintf(lib_flip, sizeof lib_flip, "%s/lib_flip", g_tmp);
+    p.min_objects = 2, p.max_objects = 4;
+    CHECK_OK(xv_synth_generate(&p, lib_flip, NULL));
+    for (int k = 0; k < 5; k++) {
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/cli_flip/%s", g_tmp, files[k]);
+        snprintf(b, sizeof b, "%s/%s", lib_flip, files[k]);
+        CHECK(same_file(a, b), "--no-left-right: %s differs from the library's flip_invariant world", files[k]);
+    }
+
     char vocab[256];
     snprintf(vocab, sizeof vocab, "%s/vocab_only.txt", g_tmp);
     snprintf(args, sizeof args, "--vocab-out '%s'", vocab);

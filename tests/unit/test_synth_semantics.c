@@ -7,7 +7,9 @@
  *    hold between two objects whose union is the box;
  *  - grounding expressions: exactly one object satisfies each, and its box is
  *    the one written; most need more than the shape noun;
- *  - test captions: nearly all single out their image among the test images.
+ *  - test captions: nearly all single out their image among the test images;
+ *  - all of the above again for a world without left and right (--no-left-right),
+ *    where no text contains "left" or "right".
  * Nothing here calls the generator's own text code (data/synth_text.h). */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -511,21 +513,43 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
-int main(void) {
+/* No text says left or right (substrings included, as careful_hflip tests). */
+static void check_no_left_right(const char *dir) {
+    const char *files[] = {"pretrain_captions.jsonl", "pretrain_regions.jsonl", "retrieval_test.json",
+                           "grounding_train.json", "grounding_test.json"};
+    for (int f = 0; f < 5; f++) {
+        char *s = slurp(dir, files[f]);
+        CHECK(s && !strstr(s, "left") && !strstr(s, "right"), "%s mentions left or right", files[f]);
+        free(s);
+    }
+}
+
+static void check_world(bool flip_invariant) {
     char dir[] = "/tmp/xv_test_synth_sem_XXXXXX";
-    if (!mkdtemp(dir)) return xv_test_skip("mkdtemp failed");
+    if (!mkdtemp(dir)) {
+        CHECK(false, "mkdtemp failed");
+        return;
+    }
     xv_synth_params p = xv_synth_default_params();
-    p.seed = 2024;
+    p.seed = flip_invariant ? 77 : 2024;
     p.train_images = N_TRAIN;
     p.test_images = N_TEST;
     p.size = SIZE;
     p.threads = 2;
+    p.flip_invariant = flip_invariant;
     CHECK_OK(xv_synth_generate(&p, dir, NULL));
+    g_n_scenes = 0;
     for_each_line(dir, "scenes.jsonl", read_scene, NULL);
     check_scenes();
     check_captions(dir);
     check_expressions(dir, "grounding_train.json", "images/train_");
     check_expressions(dir, "grounding_test.json", "images/test_");
+    if (flip_invariant) check_no_left_right(dir);
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void) {
+    check_world(false);
+    check_world(true);
     return xv_test_finish("test_synth_semantics");
 }
