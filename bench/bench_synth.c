@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "benchutil.h"
@@ -48,6 +49,15 @@ static void encode_one(void *p) {
     if (xv_jpeg_encode(c->rgb, c->size, c->size, 90, &jpg, &len) == XV_OK) free(jpg);
 }
 
+/* CPU seconds of this process so far (all threads, user + system): the
+ * machine may be shared, so wall time alone can mislead. */
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
@@ -79,14 +89,14 @@ int main(int argc, char **argv) {
         p.size = size;
         p.threads = threads;
         xv_synth_stats st;
-        double t0 = xv_bench_now();
+        double t0 = xv_bench_now(), c0 = cpu_seconds();
         if (xv_synth_generate(&p, dir, &st) != XV_OK) {
             fprintf(stderr, "bench_synth: %s\n", xvlm_last_error());
             return 1;
         }
-        double secs = xv_bench_now() - t0;
-        printf("  %d thread%s  %6.2f s  %7.0f images/s\n", threads, threads > 1 ? "s" : " ", secs,
-               (images + 100) / secs);
+        double secs = xv_bench_now() - t0, cpu = cpu_seconds() - c0;
+        printf("  %d thread%s  %6.2f s wall  %7.0f images/s   %.3f ms CPU per image\n", threads,
+               threads > 1 ? "s" : " ", secs, (images + 100) / secs, 1e3 * cpu / (images + 100));
     }
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("peak RSS %.0f MiB\n", xv_bench_peak_rss_mib());

@@ -50,7 +50,7 @@ extern const char *const xv_synth_colour_names[XV_SYNTH_N_COLOURS];
 extern const uint8_t xv_synth_colour_rgb[XV_SYNTH_N_COLOURS][3];
 extern const char *const xv_synth_size_names[XV_SYNTH_N_SIZES];
 /* Shape extent (the longer side of its outline, stroke excluded) as a fraction
- * of the image side: [lo, hi) per size class. large/small >= 1.43. */
+ * of the image side: [lo, hi) per size class. large/small >= 1.4. */
 extern const float xv_synth_size_range[XV_SYNTH_N_SIZES][2];
 extern const char *const xv_synth_pattern_names[XV_SYNTH_N_PATTERNS];
 

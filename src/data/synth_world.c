@@ -16,8 +16,10 @@ const uint8_t xv_synth_colour_rgb[XV_SYNTH_N_COLOURS][3] = {
     {40, 90, 225}, {145, 60, 200}, {250, 250, 250}, {15, 15, 15}};
 
 const char *const xv_synth_size_names[XV_SYNTH_N_SIZES] = {"small", "large"};
-/* At 96 pixels a small shape still spans 15-19 pixels. */
-const float xv_synth_size_range[XV_SYNTH_N_SIZES][2] = {{0.16f, 0.20f}, {0.29f, 0.34f}};
+/* Large enough for a small model at low resolution: at 96 pixels a small shape
+ * spans 19-24 pixels, a large one 34-38 (IoU >= 0.5 then allows a centre error
+ * of about 3 pixels on a small one). Four large shapes still fit (2 x 2). */
+const float xv_synth_size_range[XV_SYNTH_N_SIZES][2] = {{0.20f, 0.25f}, {0.35f, 0.40f}};
 
 const char *const xv_synth_pattern_names[XV_SYNTH_N_PATTERNS] = {"solid", "striped", "dotted", "outlined"};
 

@@ -417,7 +417,7 @@ static void check_render(void) {
     for (int k = 0; k < XV_SYNTH_N_SHAPES; k++) CHECK(shapes_seen[k] > 20, "shape %d drawn %d times", k, shapes_seen[k]);
 }
 
-/* Sizes follow the classes: every large extent at least 1.43x every small one. */
+/* Sizes follow the classes: every large extent at least 1.4x every small one. */
 static void check_sizes(void) {
     xv_rng r;
     xv_rng_seed(&r, 3);
@@ -431,7 +431,7 @@ static void check_sizes(void) {
             if (s.obj[k].size == XV_SIZE_LARGE && e < min_large) min_large = e;
         }
     }
-    CHECK(min_large / max_small >= 1.43f, "large/small extents %.3f / %.3f", min_large, max_small);
+    CHECK(min_large / max_small >= 1.4f, "large/small extents %.3f / %.3f", min_large, max_small);
 }
 
 /* Every blend of two backgrounds stays >= 60 from every object colour (the
