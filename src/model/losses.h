@@ -2,7 +2,7 @@
 #ifndef XV_MODEL_LOSSES_H
 #define XV_MODEL_LOSSES_H
 
-#include "model/xvlm.h"
+#include "model/model.h"
 
 /* ITC: logits = image_feat·text_featᵀ / temp ([B, B], rows images) into
  * *sim_out (optional); loss = ½[CE(logits) + CE(logitsᵀ)] with the diagonal as

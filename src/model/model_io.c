@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/xvlm.h"
+#include "model/model.h"
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 static bool ends_with(const char *s, const char *suffix) {

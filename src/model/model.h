@@ -14,8 +14,8 @@
  * safetensors file (no copy: peak memory ≈ weights + activations); training
  * needs owned copies (xv_model_load(..., copy = true)). Gradients are separate
  * buffers, so a backward pass works on borrowed weights too. */
-#ifndef XV_MODEL_XVLM_H
-#define XV_MODEL_XVLM_H
+#ifndef XV_MODEL_MODEL_H
+#define XV_MODEL_MODEL_H
 
 #include "io/safetensors.h"
 #include "model/config.h"

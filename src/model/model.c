@@ -1,6 +1,6 @@
 /* Building the model (parameters under official names), random init and the
- * encoder forward pieces. Weights I/O is in xvlm_io.c, losses in losses.c. */
-#include "model/xvlm.h"
+ * encoder forward pieces. Weights I/O is in model_io.c, losses in losses.c. */
+#include "model/model.h"
 
 #include <math.h>
 #include <stdlib.h>
