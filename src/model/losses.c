@@ -27,7 +27,8 @@ xv_tensor *xv_itc_loss(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv
     if (image_feat->ndim != 2 || !xv_same_shape(image_feat, text_feat))
         return xv_graph_fail(g, XV_ERR_SHAPE, "ITC: image and text features must both be [B, E]");
     const int64_t B = image_feat->shape[0];
-    xv_tensor *logits = xv_div_scalar(g, xv_linear(g, image_feat, text_feat, NULL), m->temp);
+    xv_tensor *temp = xv_reshape(g, m->temp, XV_SHAPE(1)); /* the parameter is 0-dim */
+    xv_tensor *logits = xv_div_scalar(g, xv_linear(g, image_feat, text_feat, NULL), temp);
     if (sim_out) *sim_out = logits;
     xv_tensor *logits_t = xv_permute(g, logits, (const int[]){1, 0});
     xv_tensor *i2t, *t2i;
