@@ -1,5 +1,7 @@
 #include "nn/bert.h"
 
+#include "nn/relay.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,16 +129,22 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
             image_mask = xv_nn_key_mask(g, image_atts, IMAGE_MASK_VALUE);
         }
     }
-    for (int i = from; i < to; i++) {
+    xv_relay r;
+    if (!xv_relay_begin(&r, g)) return NULL;
+    xv_graph *cg = g;
+    for (int i = from; i < to && xv_relay_ok(&r, cg, x); i++) {
         const xv_bert_layer *L = &b->layers[i];
-        x = attention_block(g, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
+        cg = xv_relay_next(&r, &x);
+        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
         if (L->cross)
-            x = attention_block(g, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
-        xv_tensor *h = xv_gelu(g, xv_nn_linear(g, &L->inter, x));
-        h = xv_dropout(g, xv_nn_linear(g, &L->out, h), c->hidden_dropout);
-        x = xv_nn_ln(g, &L->out_ln, xv_add(g, h, x));
+            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
+        xv_tensor *h = xv_gelu(cg, xv_nn_linear(cg, &L->inter, x));
+        h = xv_dropout(cg, xv_nn_linear(cg, &L->out, h), c->hidden_dropout);
+        x = xv_nn_ln(cg, &L->out_ln, xv_add(cg, h, x));
     }
-    return x;
+    xv_tensor *out = xv_relay_ok(&r, cg, x) ? xv_relay_keep(&r, cg, x) : NULL;
+    xv_relay_end(&r);
+    return out;
 }
 
 xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,

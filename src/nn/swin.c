@@ -1,5 +1,7 @@
 #include "nn/swin.h"
 
+#include "nn/relay.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,19 +171,33 @@ xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_
         return xv_graph_fail(g, XV_ERR_SHAPE, "vision encoder: images must be F32 [N, %d, %d, %d], got %s",
                              c->in_chans, c->image_res, c->image_res, xv_shape_str(images, buf, sizeof buf));
     }
+    xv_relay r;
+    if (!xv_relay_begin(&r, g)) return NULL;
     int64_t C0 = c->embed_dim, kin = (int64_t)c->in_chans * c->patch * c->patch;
-    xv_tensor *x = xv_patchify(g, images, c->patch); /* [N, P0, in·p·p], features (c, kh, kw) */
-    x = xv_linear(g, x, xv_reshape(g, s->patch_w, XV_SHAPE(C0, kin)), s->patch_b);
-    x = xv_nn_ln(g, &s->patch_norm, x);
-    for (int st = 0; st < c->n_stages; st++) {
+    xv_tensor *x = images, *out = NULL;
+    xv_graph *cg = xv_relay_next(&r, &x);
+    x = xv_patchify(cg, x, c->patch); /* [N, P0, in·p·p], features (c, kh, kw) */
+    x = xv_linear(cg, x, xv_reshape(cg, s->patch_w, XV_SHAPE(C0, kin)), s->patch_b);
+    x = xv_nn_ln(cg, &s->patch_norm, x);
+    for (int st = 0; st < c->n_stages && xv_relay_ok(&r, cg, x); st++) {
         const xv_swin_stage_p *sp = &s->stages[st];
-        for (int b = 0; b < sp->depth; b++) x = block_forward(g, &sp->blocks[b], x);
-        if (sp->has_merge) {
-            int res = sp->blocks[0].res;
-            x = xv_patch_merge(g, x, res, res);
-            x = xv_nn_linear(g, &sp->merge_red, xv_nn_ln(g, &sp->merge_norm, x));
+        for (int b = 0; b < sp->depth && xv_relay_ok(&r, cg, x); b++) {
+            cg = xv_relay_next(&r, &x);
+            x = block_forward(cg, &sp->blocks[b], x);
         }
-        if (stage_out) stage_out[st] = x;
+        if (sp->has_merge && xv_relay_ok(&r, cg, x)) {
+            int res = sp->blocks[0].res;
+            cg = xv_relay_next(&r, &x);
+            x = xv_patch_merge(cg, x, res, res);
+            x = xv_nn_linear(cg, &sp->merge_red, xv_nn_ln(cg, &sp->merge_norm, x));
+        }
+        if (stage_out && xv_relay_ok(&r, cg, x)) stage_out[st] = xv_relay_keep(&r, cg, x);
     }
-    return xv_nn_ln(g, &s->norm, x);
+    if (xv_relay_ok(&r, cg, x)) {
+        cg = xv_relay_next(&r, &x);
+        x = xv_nn_ln(cg, &s->norm, x);
+        if (xv_relay_ok(&r, cg, x)) out = xv_relay_keep(&r, cg, x);
+    }
+    xv_relay_end(&r);
+    return out;
 }
