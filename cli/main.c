@@ -6,9 +6,11 @@
 #include "xvlm.h"
 
 int xv_cmd_info(int argc, char **argv);
+int xv_cmd_preprocess(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {"preprocess", "images -> normalised [3,R,R] tensors (official test transform)", xv_cmd_preprocess},
     {NULL, NULL, NULL},
 };
 
