@@ -119,11 +119,11 @@ xv_tensor *xv_itm_loss(xv_graph *g, const xv_model *m, xv_tensor *image_embeds, 
     xv_tensor *pos = xv_nn_token(g, xv_model_fusion(g, m, text_embeds, text_atts, image_embeds, image_atts), 0);
 
     xv_tensor *text_all = xv_concat(g, (xv_tensor *[]){text_embeds, xv_gather_rows(g, text_embeds, neg_txt)}, 2, 0);
-    xv_tensor *tatts_all = xv_nn_concat_rows_i32(g, text_atts, xv_nn_gather_rows_i32(g, text_atts, neg_txt));
+    xv_tensor *tatts_all = xv_concat(g, (xv_tensor *[]){text_atts, xv_gather_rows(g, text_atts, neg_txt)}, 2, 0);
     xv_tensor *image_all = xv_concat(g, (xv_tensor *[]){xv_gather_rows(g, image_embeds, neg_img), image_embeds}, 2, 0);
     xv_tensor *iatts_all = NULL;
     if (image_atts) {
-        iatts_all = xv_nn_concat_rows_i32(g, xv_nn_gather_rows_i32(g, image_atts, neg_img), image_atts);
+        iatts_all = xv_concat(g, (xv_tensor *[]){xv_gather_rows(g, image_atts, neg_img), image_atts}, 2, 0);
         if (!iatts_all) return NULL;
     }
     xv_tensor *neg = xv_nn_token(g, xv_model_fusion(g, m, text_all, tatts_all, image_all, iatts_all), 0);
@@ -150,9 +150,8 @@ xv_tensor *xv_mlm_loss(xv_graph *g, const xv_model *m, xv_tensor *ids_masked, xv
         return xv_graph_fail(g, XV_ERR_SHAPE, "MLM: masked_pos and masked_ids must be I32 [%lld, M]", (long long)B);
     const int64_t M = masked_pos->shape[1];
     xv_tensor *rows = xv_tensor_new(g, XV_I32, XV_SHAPE(B * M));
-    xv_tensor *targets = xv_tensor_new(g, XV_I32, XV_SHAPE(B * M));
+    xv_tensor *targets = xv_reshape(g, masked_ids, XV_SHAPE(B * M));
     if (!rows || !targets) return NULL;
-    memcpy(targets->idata, masked_ids->idata, sizeof(int32_t) * (size_t)(B * M));
     for (int64_t b = 0; b < B; b++)
         for (int64_t k = 0; k < M; k++) {
             int32_t p = masked_pos->idata[b * M + k], id = masked_ids->idata[b * M + k];

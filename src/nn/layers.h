@@ -38,9 +38,4 @@ xv_tensor *xv_nn_token(xv_graph *g, xv_tensor *x, int64_t t);
  * (value -10000 for text padding, -1e9 for image tokens, as the official code). */
 xv_tensor *xv_nn_key_mask(xv_graph *g, xv_tensor *mask, float value);
 
-/* Rows of an I32 tensor [N, ...] at idx (I32 [M]) -> [M, ...]; not differentiable. */
-xv_tensor *xv_nn_gather_rows_i32(xv_graph *g, xv_tensor *x, xv_tensor *idx);
-/* Concatenate I32 tensors [N_i, ...] along dim 0. */
-xv_tensor *xv_nn_concat_rows_i32(xv_graph *g, xv_tensor *a, xv_tensor *b);
-
 #endif
