@@ -269,14 +269,18 @@ static xv_status resolve_global(xv_unpickled *u, const char *mod, size_t nm, con
     }
 #undef IS
     if (which < 0) {
-        char pm[128], pn[128];
+        /* Protocol 2 pickles name Python 3 modules by their Python 2 names. */
+        static const char *py2[][2] = {{"__builtin__", "builtins"}, {"commands", "subprocess"}, {"copy_reg", "copyreg"}};
+        char pm[128], pn[128], alias[160] = "";
         printable(pm, sizeof pm, mod, nm);
         printable(pn, sizeof pn, name, nn);
+        for (size_t i = 0; i < sizeof py2 / sizeof *py2; i++)
+            if (!strcmp(pm, py2[i][0])) snprintf(alias, sizeof alias, " (Python 3: %s.%s)", py2[i][1], pn);
         FAILF(u, XV_ERR_FORMAT,
-              "global '%s.%s' is not allowed: a checkpoint may only reference "
+              "global '%s.%s'%s is not allowed: a checkpoint may only reference "
               "collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter and "
               "torch.*Storage (refusing to load, nothing was executed)",
-              pm, pn);
+              pm, pn, alias);
     }
     XV_TRY(new_value(u, XV_PV_GLOBAL, &v));
     v->u.global.which = (xv_pglobal)which;
