@@ -6,9 +6,11 @@
 #include "xvlm.h"
 
 int xv_cmd_info(int argc, char **argv);
+int xv_cmd_convert(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {"convert", "official PyTorch checkpoint -> safetensors + config.json", xv_cmd_convert},
     {NULL, NULL, NULL},
 };
 

@@ -73,7 +73,7 @@ static xv_status fail(xv_unpickled *u, xv_status code, const char *what) {
 
 #define FAILF(u, code, ...)                                                            \
     do {                                                                               \
-        char msg_[512];                                                                \
+        char msg_[1024];                                                               \
         snprintf(msg_, sizeof msg_, __VA_ARGS__);                                      \
         return fail((u), (code), msg_);                                                \
     } while (0)
