@@ -14,6 +14,8 @@ Sets:
   tiny   the shapes of shared/fixtures/tiny (pretraining layout, fp32) + expected.safetensors.
   base   X-VLM base (Swin-B @224 + BERT-base, pretraining layout, ~216M parameters, fp32)
          + base.expected.json (per-tensor dtype, shape and CRC-32 of the bytes).
+  seeds  fuzz seeds (OUT_DIR = fuzz/seeds): unpickler/*.pkl whose storages follow the
+         fuzz target's rule (key k in 0..9 has 64*(k+1) bytes), torch_zip/*.th.
 
 Keys, shapes, buffers and their order follow the official models (models/xvlm.py,
 swin_transformer.py, xbert.py): parameters of a module come before its buffers,
@@ -372,6 +374,43 @@ def zip_bomb(path):
     open(path, 'wb').write(b)
 
 
+# ---------------------------------------------------------------- fuzz seeds
+
+def fuzz_seeds(out):
+    """Pickles that parse completely under fuzz/fuzz_unpickler.c's resolver, and small archives."""
+    import io
+    os.makedirs(f'{out}/unpickler', exist_ok=True)
+    os.makedirs(f'{out}/torch_zip', exist_ok=True)
+
+    def st(key, stype, elem):  # key k holds 64*(k+1) bytes
+        return Storage(str(key), stype, 64 * (key + 1) // elem)
+
+    sd = collections.OrderedDict()
+    sd['w'] = Tensor(st(2, torch.FloatStorage, 4), 0, [6, 8], [8, 1])
+    sd['w_t'] = Tensor(st(2, torch.FloatStorage, 4), 0, [8, 6], [1, 8])          # same storage, transposed
+    sd['tail'] = Tensor(st(2, torch.FloatStorage, 4), 40, [8], [1])              # same storage, offset
+    sd['h'] = Tensor(st(0, torch.HalfStorage, 2), 3, [4, 2], [0, 1])             # stride 0
+    sd['b'] = Tensor(st(1, torch.BFloat16Storage, 2), 0, [64], [1])
+    sd['i'] = Tensor(st(3, torch.LongStorage, 8), 0, [2, 4, 4], [16, 4, 1])
+    sd['s'] = Tensor(st(9, torch.FloatStorage, 4), 159, [], [])                  # 0-d, last element
+    sd['e'] = Tensor(st(4, torch.FloatStorage, 4), 80, [0, 5], [5, 1])           # empty
+    sd._metadata = collections.OrderedDict([('', {'version': 1})])
+    for name, obj, proto in (('state_dict_p2', {'model': sd, 'config': SPECIAL_CONFIG}, 2),
+                             ('bare_p2', sd, 2), ('state_dict_p4', {'model': sd}, 4)):
+        buf = io.BytesIO()
+        Pickler(buf, protocol=proto).dump(obj)
+        open(f'{out}/unpickler/{name}.pkl', 'wb').write(buf.getvalue())
+    open(f'{out}/unpickler/plain_p4.pkl', 'wb').write(pickle.dumps(SPECIAL_CONFIG, protocol=4))
+    sd = special_state_dict()
+    torch.save({'model': sd, 'config': SPECIAL_CONFIG}, f'{out}/torch_zip/special.th')
+    src = zipfile.ZipFile(f'{out}/torch_zip/special.th')
+    with zipfile.ZipFile(f'{out}/torch_zip/special_deflated.th', 'w', zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info.filename))
+    torch.save(collections.OrderedDict([('w', torch.arange(6, dtype=torch.float16).view(2, 3).t())]),
+               f'{out}/torch_zip/bare_fp16.th')
+
+
 # ---------------------------------------------------------------- sets
 
 def save_with_expected(path, obj, sd, crc=False):
@@ -384,7 +423,7 @@ def save_with_expected(path, obj, sd, crc=False):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ('small', 'tiny', 'base'):
+    if len(sys.argv) != 3 or sys.argv[1] not in ('small', 'tiny', 'base', 'seeds'):
         sys.exit(__doc__)
     which, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -396,6 +435,8 @@ def main():
         sd = special_state_dict()
         save_with_expected(f'{out}/special.th', {'model': sd, 'config': SPECIAL_CONFIG}, sd)
         hostile(f'{out}/bad')
+    elif which == 'seeds':
+        fuzz_seeds(out)
     elif which == 'tiny':
         sd = xvlm_state_dict(TINY, 'pretrain', torch.float32, seed=3)
         save_with_expected(f'{out}/tiny_pretrain_fp32.th', {'model': sd, 'config': official_config(TINY)}, sd)

@@ -267,6 +267,23 @@ static void test_truncations(void) {
     CHECK(accepted == 0, "%d truncated copies accepted", accepted);
 }
 
+/* Fuzz seeds for fuzz_torch_zip open and read completely (also the deflated one). */
+static void test_fuzz_seeds(void) {
+    const char *src = getenv("XV_SOURCE_DIR");
+    static const char *seeds[] = {"special.th", "special_deflated.th", "bare_fp16.th"};
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/fuzz/seeds/torch_zip", src ? src : ".");
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        xv_tc_file *f = NULL;
+        CHECK_OK(xv_tc_open(path_in(dir, seeds[i]), &f));
+        for (int k = 0; f && k < xv_tc_count(f); k++) {
+            const void *d;
+            CHECK_OK(xv_tc_data(f, xv_tc_at(f, k), &d));
+        }
+        xv_tc_close(f);
+    }
+}
+
 int main(void) {
     const char *src = getenv("XV_SOURCE_DIR");
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/torch", src ? src : ".");
@@ -279,6 +296,7 @@ int main(void) {
     test_convert();
     test_refused();
     test_truncations();
+    test_fuzz_seeds();
     rmdir(tmp_dir);
     return xv_test_finish("test_torch_ckpt");
 }

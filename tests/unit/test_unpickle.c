@@ -381,7 +381,33 @@ static void test_tensor_bounds(void) {
     expect_fail("one past", &p, NULL, XV_ERR_FORMAT, "reaches past the end");
 }
 
+/* The fuzz seeds must parse completely under the fuzz target's storage rule
+ * (key k in 0..9 has 64·(k+1) bytes), or the fuzzer starts from rejections. */
+static xv_status seed_resolver(void *ctx, const char *key, uint64_t *nbytes) {
+    (void)ctx;
+    if (key[0] >= '0' && key[0] <= '9' && key[1] == '\0') return *nbytes = 64u * (uint64_t)(key[0] - '0' + 1), XV_OK;
+    return XV_ERR_MISSING;
+}
+
+static void test_fuzz_seeds(void) {
+    const char *src = getenv("XV_SOURCE_DIR");
+    static const char *seeds[] = {"state_dict_p2.pkl", "bare_p2.pkl", "state_dict_p4.pkl", "plain_p4.pkl"};
+    for (size_t i = 0; src && i < sizeof seeds / sizeof *seeds; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/fuzz/seeds/unpickler/%s", src, seeds[i]);
+        FILE *f = fopen(path, "rb");
+        static uint8_t buf[1 << 16];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f) fclose(f);
+        xv_unpickled *u = NULL;
+        CHECK(n > 0, "%s readable", path);
+        CHECK_OK(xv_unpickle(buf, n, seeds[i], NULL, seed_resolver, NULL, &u));
+        xv_unpickled_free(u);
+    }
+}
+
 int main(void) {
+    test_fuzz_seeds();
     test_state_dict();
     test_protocol4_plain_values();
     test_hostile_globals();
