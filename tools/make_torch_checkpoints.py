@@ -295,20 +295,41 @@ class Pickler(pickle.Pickler):
         return None
 
 
+def entry(name, compress=zipfile.ZIP_STORED):
+    """A zip entry with a fixed date, so regenerated files are identical."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compress
+    return info
+
+
 def write_archive(path, pkl, storages, prefix='archive', extra=()):
     with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as z:
-        z.writestr(f'{prefix}/data.pkl', pkl)
+        z.writestr(entry(f'{prefix}/data.pkl'), pkl)
         for name, data in extra:
-            z.writestr(f'{prefix}/{name}', data)
+            z.writestr(entry(f'{prefix}/{name}'), data)
         for key, data in storages.items():
-            z.writestr(f'{prefix}/data/{key}', data)
-        z.writestr(f'{prefix}/version', b'3\n')
+            z.writestr(entry(f'{prefix}/data/{key}'), data)
+        z.writestr(entry(f'{prefix}/version'), b'3\n')
 
 
-def crafted(path, tensors, storages, **kw):
+class Pairs:
+    """Pickles as an OrderedDict filled from a list of pairs, duplicates kept
+    (what no Python dict can hold, but a pickle can say)."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __reduce__(self):
+        return (collections.OrderedDict, (), None, None, iter(self.pairs))
+
+
+def crafted(path, tensors, storages, config=None, **kw):
     import io
     buf = io.BytesIO()
-    Pickler(buf, protocol=2).dump({'model': collections.OrderedDict(tensors)})
+    obj = {'model': Pairs(tensors)}
+    if config is not None:
+        obj['config'] = config
+    Pickler(buf, protocol=2).dump(obj)
     write_archive(path, buf.getvalue(), storages, **kw)
 
 
@@ -340,6 +361,9 @@ def hostile(out):
     crafted(f'{out}/stride_past_storage.th', [('w', Tensor(Storage('0', f32, 12), 0, [3, 4], [100, 1]))], {'0': data12})
     crafted(f'{out}/extent_overflow.th', [('w', Tensor(Storage('0', f32, 12), 0, [2, 2], [2 ** 62, 2 ** 62]))], {'0': data12})
     crafted(f'{out}/numel_mismatch.th', [('w', Tensor(Storage('0', f32, 100), 0, [12], [1]))], {'0': data12})
+    crafted(f'{out}/dup_tensor.th', [('w', Tensor(Storage('0', f32, 12), 0, [12], [1]))] * 2, {'0': data12})
+    # a view bomb: one float expanded to 2^30 elements (4 GiB) by a zero stride
+    crafted(f'{out}/view_bomb.th', [('w', Tensor(Storage('0', f32, 1), 0, [2 ** 30], [0]))], {'0': data12[:4]})
     crafted(f'{out}/path_key.th', [('w', Tensor(Storage('../../etc/passwd', f32, 12), 0, [12], [1]))], {'0': data12})
     crafted(f'{out}/big_endian.th', [('w', Tensor(Storage('0', f32, 12), 0, [12], [1]))], {'0': data12},
             extra=[('byteorder', b'big')])
@@ -356,9 +380,9 @@ def zip_bomb(path):
     """A deflated storage whose directory claims ~4 GB (both headers agree)."""
     declared = 0xFFFFFFF0
     with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as z:
-        z.writestr('archive/data.pkl', b'\x80\x02}q\x00.')
-        z.writestr('archive/data/0', bytes(1 << 20), compress_type=zipfile.ZIP_DEFLATED)
-        z.writestr('archive/version', b'3\n')
+        z.writestr(entry('archive/data.pkl'), b'\x80\x02}q\x00.')
+        z.writestr(entry('archive/data/0', zipfile.ZIP_DEFLATED), bytes(1 << 20))
+        z.writestr(entry('archive/version'), b'3\n')
     b = bytearray(open(path, 'rb').read())
     name = b'archive/data/0'
     for sig, size_at in ((b'PK\x03\x04', 22), (b'PK\x01\x02', 24)):  # local header, central directory
@@ -404,9 +428,9 @@ def fuzz_seeds(out):
     sd = special_state_dict()
     torch.save({'model': sd, 'config': SPECIAL_CONFIG}, f'{out}/torch_zip/special.th')
     src = zipfile.ZipFile(f'{out}/torch_zip/special.th')
-    with zipfile.ZipFile(f'{out}/torch_zip/special_deflated.th', 'w', zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(f'{out}/torch_zip/special_deflated.th', 'w') as z:
         for info in src.infolist():
-            z.writestr(info.filename, src.read(info.filename))
+            z.writestr(entry(info.filename, zipfile.ZIP_DEFLATED), src.read(info.filename))
     torch.save(collections.OrderedDict([('w', torch.arange(6, dtype=torch.float16).view(2, 3).t())]),
                f'{out}/torch_zip/bare_fp16.th')
 
@@ -434,6 +458,9 @@ def main():
         save_with_expected(f'{out}/micro_retrieval_fp16.th', sd, sd)  # a bare state_dict
         sd = special_state_dict()
         save_with_expected(f'{out}/special.th', {'model': sd, 'config': SPECIAL_CONFIG}, sd)
+        # duplicate config keys: the last one counts, as when Python loads it
+        crafted(f'{out}/dup_config_keys.th', [('w', Tensor(Storage('0', torch.FloatStorage, 2), 0, [2], [1]))],
+                {'0': struct.pack('<2f', 1.5, -2.0)}, config=Pairs([('image_res', 224), ('x', 1), ('image_res', 384)]))
         hostile(f'{out}/bad')
     elif which == 'seeds':
         fuzz_seeds(out)

@@ -10,6 +10,12 @@
 #include "io/torch_zip.h"
 #include "io/unpickle.h"
 
+/* Views may repeat storage bytes (tied weights, expand()), but a few bytes of
+ * storage must not declare gigabytes of tensors: the total tensor size is
+ * capped at this multiple of the storage bytes they use, plus a slack. */
+#define MAX_VIEW_AMPLIFICATION 16
+#define VIEW_SLACK_BYTES ((uint64_t)16 << 20)
+
 typedef struct {
     xv_tc_tensor pub; /* first member: xv_tc_at hands out &pub */
     int32_t storage;  /* index into the unpickled storages */
@@ -59,15 +65,27 @@ static cJSON *to_json(const xv_pvalue *v) {
         return a;
     }
     case XV_PV_DICT: {
+        /* As a Python dict: a repeated key keeps its first place and its last
+         * value. Indexes keep this linear. */
+        xv_strindex first = {0}, last = {0};
         cJSON *o = cJSON_CreateObject();
         for (size_t i = 0; o && i < v->u.dict.n; i++) {
             const xv_pvalue *k = v->u.dict.kv[2 * i];
             if (k->kind != XV_PV_STR) continue;
-            cJSON *e = to_json(v->u.dict.kv[2 * i + 1]);
-            if (!e) continue; /* not a plain value */
-            cJSON_DeleteItemFromObjectCaseSensitive(o, k->u.str.s); /* later pairs win, as in Python */
-            cJSON_AddItemToObject(o, k->u.str.s, e);
+            if ((xv_strindex_get(&first, k->u.str.s) < 0 && !xv_strindex_put(&first, k->u.str.s, (int32_t)i)) ||
+                !xv_strindex_put(&last, k->u.str.s, (int32_t)i)) {
+                cJSON_Delete(o);
+                o = NULL;
+            }
         }
+        for (size_t i = 0; o && i < v->u.dict.n; i++) {
+            const xv_pvalue *k = v->u.dict.kv[2 * i];
+            if (k->kind != XV_PV_STR || xv_strindex_get(&first, k->u.str.s) != (int32_t)i) continue;
+            cJSON *e = to_json(v->u.dict.kv[2 * (size_t)xv_strindex_get(&last, k->u.str.s) + 1]);
+            if (e) cJSON_AddItemToObject(o, k->u.str.s, e); /* else not a plain value */
+        }
+        xv_strindex_free(&first);
+        xv_strindex_free(&last);
         return o;
     }
     default: return NULL; /* globals, storages, tensors */
@@ -84,6 +102,7 @@ static xv_status collect(xv_tc_file *f, const xv_pvalue *sd, const char *where) 
     if (n > INT32_MAX) return xv_error(XV_ERR_FORMAT, "%s: too many tensors", f->label);
     f->entries = calloc(n ? n : 1, sizeof *f->entries);
     if (!f->entries) return xv_error(XV_ERR_NOMEM, "%s: out of memory", f->label);
+    uint64_t tensor_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const xv_pvalue *k = sd->u.dict.kv[2 * i], *v = sd->u.dict.kv[2 * i + 1];
         if (k->kind != XV_PV_STR)
@@ -117,7 +136,17 @@ static xv_status collect(xv_tc_file *f, const xv_pvalue *sd, const char *where) 
         e->elem_size = t->type->elem_size;
         if (!xv_strindex_put(&f->by_name, p->name, f->n)) return xv_error(XV_ERR_NOMEM, "%s: out of memory", f->label);
         f->n++;
+        if (__builtin_add_overflow(tensor_bytes, (uint64_t)p->nbytes, &tensor_bytes)) tensor_bytes = UINT64_MAX;
     }
+    uint64_t storage_bytes = 0;
+    for (size_t i = 0; i < xv_unpickled_storage_count(f->pickle); i++)
+        storage_bytes += xv_unpickled_storage(f->pickle, i)->nbytes; /* each <= the zip's entry cap */
+    if (tensor_bytes > MAX_VIEW_AMPLIFICATION * storage_bytes + VIEW_SLACK_BYTES)
+        return xv_error(XV_ERR_FORMAT,
+                        "%s: the tensors declare %llu bytes from %llu bytes of storage (views repeat storage more than "
+                        "%dx): refused",
+                        f->label, (unsigned long long)tensor_bytes, (unsigned long long)storage_bytes,
+                        MAX_VIEW_AMPLIFICATION);
     return XV_OK;
 }
 

@@ -92,6 +92,24 @@ static void test_special_layout(void) {
     xv_tc_close(f);
 }
 
+/* A pickle can repeat a dict key; as in Python the key keeps its first place
+ * and the last value counts. */
+static void test_duplicate_config_keys(void) {
+    xv_tc_file *f = NULL;
+    CHECK_OK(xv_tc_open(path_in(data_dir, "dup_config_keys.th"), &f));
+    if (!f) return;
+    char *s = xv_tc_config(f) ? cJSON_PrintUnformatted(xv_tc_config(f)) : NULL;
+    CHECK(s && !strcmp(s, "{\"image_res\":384,\"x\":1}"), "config %s", s ? s : "(none)");
+    cJSON_free(s);
+    const xv_tc_tensor *w = xv_tc_find(f, "w");
+    const void *d = NULL;
+    if (w) CHECK_OK(xv_tc_data(f, w, &d));
+    float v[2] = {0};
+    if (d) memcpy(v, d, sizeof v);
+    CHECK(v[0] == 1.5f && v[1] == -2.0f, "w = %g %g", v[0], v[1]);
+    xv_tc_close(f);
+}
+
 /* Converted output = expected minus the dropped buffers, everything else
  * bit-equal; interpolated tables equal the interpolation of the saved ones. */
 static void check_converted(const char *out, const char *expected, bool tables_resized) {
@@ -223,6 +241,8 @@ static void test_refused(void) {
         {"extent_overflow.th", XV_ERR_FORMAT, "tensor extent overflows"},
         {"numel_mismatch.th", XV_ERR_FORMAT, "declared as 100 x float32 (4 bytes each) but its archive entry has 48 bytes"},
         {"path_key.th", XV_ERR_FORMAT, "storage key '../../etc/passwd'"},
+        {"dup_tensor.th", XV_ERR_FORMAT, "tensor name 'w' appears twice"},
+        {"view_bomb.th", XV_ERR_FORMAT, "the tensors declare 4294967296 bytes from 4 bytes of storage"},
         {"big_endian.th", XV_ERR_UNSUPPORTED, "'big'-endian"},
         {"float64.th", XV_ERR_UNSUPPORTED, "dtype float64"},
         {"not_a_dict.th", XV_ERR_FORMAT, "the checkpoint is a list, expected a dict of tensors"},
@@ -293,6 +313,7 @@ int main(void) {
     test_read_exact("micro_retrieval_fp16.th", "micro_retrieval_fp16.expected.safetensors");
     test_read_exact("special.th", "special.expected.safetensors");
     test_special_layout();
+    test_duplicate_config_keys();
     test_convert();
     test_refused();
     test_truncations();
