@@ -255,9 +255,6 @@ void xv_tzip_close(xv_tzip *z) {
     free(z);
 }
 
-const char *xv_tzip_label(const xv_tzip *z) { return z->label; }
-const char *xv_tzip_prefix(const xv_tzip *z) { return z->prefix; }
-
 xv_status xv_tzip_read_pickle(xv_tzip *z, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;

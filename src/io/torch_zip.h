@@ -39,10 +39,6 @@ xv_status xv_tzip_open_memory(const void *buf, size_t len, const char *label,
                               const xv_tzip_limits *limits, xv_tzip **out);
 void xv_tzip_close(xv_tzip *z);
 
-/* The file name (or label) used in messages, and the archive's folder name. */
-const char *xv_tzip_label(const xv_tzip *z);
-const char *xv_tzip_prefix(const xv_tzip *z);
-
 /* <prefix>/data.pkl in a new buffer (caller frees). */
 xv_status xv_tzip_read_pickle(xv_tzip *z, uint8_t **data, size_t *len);
 
