@@ -249,6 +249,7 @@ static xv_status read_optim(const ctx *c, const xv_yaml_node *root, xv_pretrain_
     XV_TRY(get_str(c, o, "opt", "optimizer.opt", &name));
     bool bad = name && strcmp(name, "adamW");
     free(name);
+    name = NULL;
     if (bad) return xv_error(XV_ERR_UNSUPPORTED, "%s: optimizer.opt: only adamW is implemented", c->path);
     XV_TRY(get_num(c, o, "lr", "optimizer.lr", 0, 10, &rc->lr));
     XV_TRY(get_num(c, o, "weight_decay", "optimizer.weight_decay", 0, 10, &rc->weight_decay));
@@ -280,9 +281,14 @@ static xv_status read_optim(const ctx *c, const xv_yaml_node *root, xv_pretrain_
 
     if (a) {
         XV_TRY(get_num(c, a, "CLIP_GRAD_NORM", "accelerator.CLIP_GRAD_NORM", -1, 1e9, &rc->clip_grad_norm));
-        for (int i = 0; i < a->n; i++)
-            if (strcmp(a->keys[i], "CLIP_GRAD_NORM"))
-                note_ignored(c, a, a->keys[i], "accelerator.", "training here is fp32 in one process (no apex/DDP)");
+        bool first = true;
+        for (int i = 0; i < a->n && c->notes; i++)
+            if (strcmp(a->keys[i], "CLIP_GRAD_NORM")) {
+                fprintf(c->notes, "%s%s", first ? "note: ignored (fp32 in one process, no apex/DDP): accelerator." : ", ",
+                        a->keys[i]);
+                first = false;
+            }
+        if (!first) fputc('\n', c->notes);
     }
     return XV_OK;
 }

@@ -80,6 +80,7 @@ typedef struct {
     double warmup;         /* schedular.num_warmup_steps */
     bool warmup_is_fraction;
     int64_t steps_per_epoch; /* ceil(train_dataset_size / batch); epoch = step / this */
+    bool calc_image_bbox_loss; /* official key: whole-image texts count in the box loss (default false) */
 } xv_trainer_config;
 
 /* Pretraining defaults (Pretrain_XVLM_base_4m.yaml) with total_steps and
