@@ -28,6 +28,28 @@ int main(void) {
     snprintf(out, sizeof out, "%s/out.safetensors", dir);
     int n = xv_test_compare_st(ref, out, "", "grad.", 1e-4);
     CHECK(n >= 30, "compared only %d outputs", n);
+
+    /* `--model X.th` converts once into the cache (default heads = hidden/64, as
+     * for every official checkpoint) and reuses it: same outputs as an explicit
+     * conversion with the same defaults. */
+    snprintf(cmd, sizeof cmd, "%s convert %s/tests/data/torch/tiny_fixture.th %s/model1", bin, src, dir);
+    CHECK(xv_test_run(cmd) == 0, "convert with default heads failed");
+    snprintf(cmd, sizeof cmd, "%s forward --model %s/model1 --inputs %s/tiny/inputs.safetensors --out %s/explicit.safetensors",
+             bin, dir, fx, dir);
+    CHECK(xv_test_run(cmd) == 0, "forward failed");
+    for (int run = 0; run < 2; run++) {
+        snprintf(cmd, sizeof cmd,
+                 "XV_CACHE_DIR=%s/cache %s forward --model %s/tests/data/torch/tiny_fixture.th "
+                 "--inputs %s/tiny/inputs.safetensors --out %s/fly.safetensors 2>%s/fly%d.log",
+                 dir, bin, src, fx, dir, dir, run);
+        CHECK(xv_test_run(cmd) == 0, "forward on the .th failed (run %d)", run);
+    }
+    snprintf(cmd, sizeof cmd, "grep -q 'converting' %s/fly0.log && ! grep -q 'converting' %s/fly1.log", dir, dir);
+    CHECK(xv_test_run(cmd) == 0, "the first run converts, the second reuses the cache");
+    snprintf(ref, sizeof ref, "%s/explicit.safetensors", dir);
+    snprintf(out, sizeof out, "%s/fly.safetensors", dir);
+    CHECK(xv_test_compare_st(ref, out, "", NULL, 0.0) >= 30, "on-the-fly outputs equal the explicit ones");
+
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     xv_test_run(cmd);
     return xv_test_finish("test_convert_fixture");
