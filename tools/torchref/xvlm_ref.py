@@ -343,7 +343,9 @@ class XVLMRef:
     def step(self, inp, region):
         """One pretraining forward (the official XVLM.forward) on the fixture's
         input names; returns {output name: tensor} incl. `loss_total`.
-        region=False: image-text batch; True: region batch with the box losses."""
+        region=False: image-text batch; True: region batch with the box losses.
+        Without itm_neg_*_idx in `inp` the negatives are the argmax of the
+        official sampling weights."""
         with torch.no_grad():
             self.p["temp"].clamp_(*self.cfg["temp_clamp"])
         out = {}
@@ -369,8 +371,12 @@ class XVLMRef:
         out["image_feat"], out["text_feat"] = image_feat, text_feat
         out["sim_i2t"] = image_feat @ text_feat.t() / self.p["temp"]
         losses = {"loss_itc": self.itc_loss(image_feat, text_feat)}
+        if "itm_neg_image_idx" in inp:
+            neg_image, neg_text = inp["itm_neg_image_idx"], inp["itm_neg_text_idx"]
+        else:
+            neg_image, neg_text = self.hard_negatives(image_feat, text_feat)
         out["itm_cross_cls"], out["itm_logits"], losses["loss_itm"] = self.itm(
-            image_embeds, image_atts, text_states, text_atts, inp["itm_neg_image_idx"], inp["itm_neg_text_idx"])
+            image_embeds, image_atts, text_states, text_atts, neg_image, neg_text)
         logits = self.mlm_logits(inp["text_ids_masked"], text_atts, image_embeds, image_atts, inp["masked_pos"])
         out["mlm_logits"] = logits
         losses["loss_mlm"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), inp["masked_ids"].reshape(-1),
