@@ -14,7 +14,8 @@ Pieces (inference ones under torch.no_grad, eval mode):
              + MLM + box L1/GIoU on B texts / B images, then backward
   optimizer  the AdamW update (transformers-4.12.5 form) of every parameter
 Each is run `--warmup` times, then `--reps` times (`--train-reps` for train);
-the median is reported with GFLOP/s from flops.py (matrix products only, 2 per
+the median wall time is reported (and the median CPU time of the process) with
+GFLOP/s from flops.py (matrix products only, 2 per
 multiply-add, training = 3x forward) and the process's peak RSS so far.
 Dropout is off everywhere (eval-mode numerics), as in the C comparison."""
 import argparse
@@ -53,23 +54,25 @@ def peak_rss_mib():
 
 
 def timed(fn, warmup, reps, before=None):
-    """Median seconds of fn() over reps runs after warmup runs; before() runs
-    untimed ahead of every call."""
-    times = []
+    """(median wall s, min wall s, median CPU s of this process) of fn() over
+    reps runs after warmup runs; before() runs untimed ahead of every call. On a
+    loaded machine the CPU time shows how much of the wall time was waiting."""
+    wall, cpu = [], []
     for i in range(warmup + reps):
         if before:
             before()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return statistics.median(wall), min(wall), statistics.median(cpu)
 
 
 def matmul_rate(n=1024, reps=5):
     """GFLOP/s of a plain n x n x n torch.mm now: the machine's reference rate."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    med, _ = timed(lambda: torch.mm(a, b), 2, reps)
+    med = timed(lambda: torch.mm(a, b), 2, reps)[0]
     return 2 * n ** 3 / med / 1e9
 
 
@@ -161,14 +164,15 @@ def main():
     print(f"# torch {torch.__version__}, {a.threads} threads, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; {sum(t.numel() for t in uniq):,} parameters; setup {time.perf_counter() - t0:.1f} s")
     print(f"# reference torch.mm 1024^3: {matmul_rate():.1f} GFLOP/s")
-    print(f"# {'piece':<11s} {'shape':<34s} {'median s':>9s} {'min s':>8s} {'GFLOP':>8s} {'GFLOP/s':>8s} "
-          f"{'peak RSS MiB':>12s}")
+    print(f"# {'piece':<11s} {'shape':<34s} {'median s':>9s} {'min s':>8s} {'cpu s':>8s} {'GFLOP':>8s} "
+          f"{'GFLOP/s':>8s} {'peak RSS MiB':>12s}")
 
     def report(name, shape, fn, gflop, reps, before=None):
-        med, best = timed(fn, a.warmup, reps, before)
+        med, best, cpu = timed(fn, a.warmup, reps, before)
         rate = f"{gflop / med:8.1f}" if gflop else f"{'-':>8s}"
         gf = f"{gflop:8.2f}" if gflop else f"{'-':>8s}"
-        print(f"  {name:<11s} {shape:<34s} {med:9.4f} {best:8.4f} {gf} {rate} {peak_rss_mib():12.0f}", flush=True)
+        print(f"  {name:<11s} {shape:<34s} {med:9.4f} {best:8.4f} {cpu:8.3f} {gf} {rate} {peak_rss_mib():12.0f}",
+              flush=True)
 
     with torch.no_grad():
         text_states = model.text_encode(inp["text_ids"], inp["text_atts"])[1]
