@@ -46,7 +46,10 @@ def write(path, tensors, metadata=None):
     blobs = []
     offset = 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        # np.ascontiguousarray would turn a 0-dim tensor (temp) into shape [1].
+        a = np.asarray(tensors[name])
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
         dt = a.dtype.newbyteorder("<")
         if dt not in _NAMES:
             raise ValueError(f"tensor '{name}': unsupported numpy dtype {a.dtype}")
