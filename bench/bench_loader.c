@@ -5,7 +5,9 @@
  *
  * Measures the time from open to the N-th batch (startup and queue filling
  * included, so prefetching cannot flatter the rate) with the consumer doing
- * nothing else: the rate at which the loader can feed a trainer.
+ * nothing else: the rate at which the loader can feed a trainer. Also the
+ * process CPU time per image made (the batches prefetched beyond the N-th
+ * included), which does not depend on how busy the machine is.
  *   image-text: batch_size 32 (the official 128 / 4), full pipeline
  *   regions:    max_images 16, batch_size 48 texts
  * Usage: bench_loader [n_batches] (default 8). */
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "benchutil.h"
@@ -110,6 +113,14 @@ static void make_dataset(void) {
     fclose(v);
 }
 
+/* CPU seconds of the whole process (all threads): on a shared, loaded machine
+ * images per CPU-second is the stable figure, wall-clock rates are not. */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     char files[512], vocab[512];
     snprintf(files, sizeof files, "%s/%s", g_dir, kind == XV_PRETRAIN_IMAGES ? "it" : "rg");
@@ -122,7 +133,7 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     c.num_workers = workers;
     c.batch_size = kind == XV_PRETRAIN_IMAGES ? 32 : 48;
     c.max_images = 16;
-    double t0 = xv_bench_now();
+    double t0 = xv_bench_now(), c0 = cpu_now();
     xv_pretrain_loader *l;
     if (xv_pretrain_open(&c, 0, 1, 7, &l) != XV_OK) {
         fprintf(stderr, "open: %s\n", xvlm_last_error());
@@ -139,10 +150,22 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
         texts += b.n_texts;
     }
     double dt = xv_bench_now() - t0;
+    /* The workers go on until their queues are full: N + workers·prefetch
+     * batches in all. Wait for them to idle, then count CPU time per image made. */
+    double cpu = cpu_now(), prev;
+    do {
+        prev = cpu;
+        usleep(100 * 1000);
+        cpu = cpu_now();
+    } while (cpu - prev > 0.002);
+    cpu -= c0;
+    int per_batch = kind == XV_PRETRAIN_IMAGES ? c.batch_size : c.max_images;
+    double made = (double)(n_batches + workers * c.prefetch) * per_batch;
     xv_pretrain_close(l);
-    printf("%-10s  workers %d  %3d batches  %7.2f s  %6.2f batches/s  %7.1f images/s  %7.1f texts/s\n",
+    printf("%-10s  workers %d  %3d batches  %6.2f s  %6.2f batches/s  %6.1f images/s  %6.1f texts/s  "
+           "(%5.2f CPU-s: %5.1f images per CPU-s)\n",
            kind == XV_PRETRAIN_IMAGES ? "image-text" : "regions", workers, n_batches, dt, n_batches / dt,
-           (double)images / dt, (double)texts / dt);
+           (double)images / dt, (double)texts / dt, cpu, made / cpu);
     fflush(stdout);
 }
 
