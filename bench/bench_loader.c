@@ -20,6 +20,7 @@
 
 #include "benchutil.h"
 #include "core/rng.h"
+#include "data/image.h"
 #include "data/image_write.h"
 #include "data/pretrain_data.h"
 
@@ -87,7 +88,7 @@ static void make_dataset(void) {
         make_image(&im, &r);
         uint8_t *jpg;
         size_t n;
-        if (xv_image_encode_jpeg(&im, 90, &jpg, &n) != XV_OK) exit(1);
+        if (xv_jpeg_encode(im.rgb, W, H, 90, &jpg, &n) != XV_OK) exit(1);
         char *enc = base64(jpg, n), cap[256];
         caption(&r, cap, sizeof cap);
         fprintf(it[i % N_FILES], "{\"binary\": \"%s\", \"caption\": \"%s\"}\n", enc, cap);

@@ -1,5 +1,5 @@
 /* libFuzzer target: arbitrary bytes through the vocab reader, pre_caption,
- * pre_question, the WordPiece tokenizer and the batch encoders. Besides the
+ * pre_question, the WordPiece and pre-tokenized readers and the batch encoders. Besides the
  * sanitizers' checks it traps when an invariant breaks: ids out of range, a
  * successful cleaning that is not valid UTF-8, an encoding of the wrong shape.
  *
@@ -52,6 +52,11 @@ static void fuzz_text(const uint8_t *data, size_t size, int max_words) {
     xv_ids ids = {0};
     xv_status s = xv_tokenize(t, text, size, &ids);
     if (s == XV_OK) check_ids(t, &ids);
+    ids.n = 0;
+    if (xv_tokenize_pretokenized(t, text, size, &ids) == XV_OK) {
+        if (ids.n == 0) __builtin_trap(); /* split(' ') always gives at least one piece */
+        check_ids(t, &ids);
+    }
     xv_ids_free(&ids);
 
     char *caption = NULL;

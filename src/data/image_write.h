@@ -1,17 +1,22 @@
-/* Encoding 8-bit RGB images as baseline JPEG (libjpeg-turbo), for the data the
- * tests and benchmarks build and for tools that write images. */
+/* Encoding 8-bit RGB images to JPEG files (libjpeg-turbo). */
 #ifndef XV_DATA_IMAGE_WRITE_H
 #define XV_DATA_IMAGE_WRITE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data/image.h"
+#include "core/error.h"
 
-/* Encode `im` at quality 1..100 (4:2:0 chroma, libjpeg's defaults) into a
- * malloc'd buffer. */
-xv_status xv_image_encode_jpeg(const xv_image *im, int quality, uint8_t **out, size_t *out_len);
-/* Encode and write to `path` (replaced if it exists). */
-xv_status xv_image_save_jpeg(const xv_image *im, int quality, const char *path);
+/* Baseline JPEG of rgb[height·width·3] with full-resolution chroma (4:4:4:
+ * small coloured shapes keep their colour up to the edge) and the exact
+ * integer DCT, so the bytes are the same on every machine with the same
+ * libjpeg. quality 1..100. *out is malloc'd; free it. */
+xv_status xv_jpeg_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *len);
+
+/* Encode and write to `path` (through a temporary file renamed into place). */
+xv_status xv_jpeg_write(const char *path, const uint8_t *rgb, int width, int height, int quality);
+
+/* Write `len` bytes to `path` atomically (path.tmp, then rename). */
+xv_status xv_write_file(const char *path, const void *data, size_t len);
 
 #endif

@@ -355,3 +355,37 @@ xv_status xv_tokenize(const xv_tokenizer *t, const char *text, size_t len, xv_id
     free(st.word);
     return s;
 }
+
+xv_status xv_tokenize_pretokenized(const xv_tokenizer *t, const char *text, size_t len, xv_ids *out) {
+    if (!t || !out || (!text && len)) return xv_error(XV_ERR_INVALID_ARG, "xv_tokenize_pretokenized: NULL argument");
+    /* str.strip(): find the first and past-the-last non-whitespace characters */
+    const uint8_t *p = (const uint8_t *)text;
+    size_t a = len, b = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t c = p[i];
+        utf8proc_ssize_t n = 1;
+        if (c >= 0x80 && ((n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c)) <= 0 || c < 0))
+            return xv_error(XV_ERR_FORMAT, "tokenize: text: invalid UTF-8 at byte offset %zu (byte 0x%02x)", i, p[i]);
+        if (!xv_py_isspace(c)) {
+            if (a == len) a = i;
+            b = i + (size_t)n;
+        }
+        i += (size_t)n;
+    }
+    if (a == len) a = b = 0; /* all whitespace: one empty piece, as ''.split(' ') == [''] */
+    const size_t mark = out->n;
+    for (size_t i = a;; i++) { /* .split(' ') */
+        size_t j = i;
+        while (j < b && text[j] != ' ') j++;
+        bool cont = j - i >= 2 && text[i] == '#' && text[i + 1] == '#';
+        int32_t id = cont ? xv_vocab_find(t->vocab, text + i + 2, j - i - 2, true)
+                          : xv_vocab_find(t->vocab, text + i, j - i, false);
+        if (!ids_push(out, id < 0 ? t->special.unk : id)) {
+            out->n = mark;
+            return xv_error(XV_ERR_NOMEM, "tokenize: no memory for the token ids");
+        }
+        if (j >= b) break;
+        i = j;
+    }
+    return XV_OK;
+}

@@ -57,6 +57,11 @@ void xv_ids_free(xv_ids *ids);
  * left as it was. The token strings are xv_tokenizer_id_to_token of the ids. */
 xv_status xv_tokenize(const xv_tokenizer *t, const char *text, size_t len, xv_ids *out);
 
+/* The 16M pretraining region captions, which come pre-tokenized: the official
+ * dataset does text.strip().split(' ') and looks each piece up as a whole
+ * token ([UNK] when absent; a doubled space gives an empty piece, so [UNK]). */
+xv_status xv_tokenize_pretokenized(const xv_tokenizer *t, const char *text, size_t len, xv_ids *out);
+
 /* ---- model inputs (docs/xvlm-architecture.md §6.3) ----
  * A row is [CLS] + tokens (+ [SEP] when add_sep), the tokens cut so the row has
  * at most max_tokens ids, then padded with [PAD] (id 0 in BERT vocabs) to the

@@ -305,23 +305,49 @@ static xv_status build_index(xv_st_file *f) {
     return XV_OK;
 }
 
+/* Names and values become C strings: a NUL in them, raw or escaped as \u0000,
+ * would silently shorten them (cJSON keeps going), so refuse both. Raw control
+ * bytes other than whitespace are invalid JSON anyway. */
+static size_t nul_or_control_at(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
+        if (c == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && n - i >= 6 && !memcmp(s + i + 2, "0000", 4)) return i;
+            i++; /* skip the escaped character, so "\\u0000" is not mistaken for one */
+        }
+    }
+    return SIZE_MAX;
+}
+
 static xv_status parse_header(xv_st_file *f, const char *json, size_t n) {
     size_t bad = utf8_invalid_at((const uint8_t *)json, n);
     if (bad != SIZE_MAX)
         return xv_error(XV_ERR_FORMAT, "%s: header byte %zu is not valid UTF-8", f->label, bad);
+    bad = nul_or_control_at(json, n);
+    if (bad != SIZE_MAX)
+        return xv_error(XV_ERR_FORMAT, "%s: header byte %zu is a NUL or control character (raw or \\u0000)",
+                        f->label, bad);
+    /* cJSON parses a private NUL-padded copy: cJSON before 1.7.18 could read past
+     * the given length (CVE-2023-53154), and sanitizers do not see inside it. */
+    char *copy = malloc(n + 8);
+    if (!copy) return xv_error(XV_ERR_NOMEM, "%s: out of memory for a %zu-byte header", f->label, n);
+    memcpy(copy, json, n);
+    memset(copy + n, 0, 8);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, n, &end, false);
-    if (!root) {
-        size_t at = end && end >= json && end <= json + n ? (size_t)(end - json) : 0;
-        return xv_error(XV_ERR_FORMAT, "%s: header is not valid JSON (error near byte %zu of %zu)", f->label,
-                        at, n);
-    }
+    cJSON *root = cJSON_ParseWithLengthOpts(copy, n, &end, false);
     xv_status st = XV_OK;
+    if (!root) {
+        size_t at = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
+        st = xv_error(XV_ERR_FORMAT, "%s: header is not valid JSON (error near byte %zu of %zu)", f->label, at, n);
+    }
     /* Only space padding may follow the object (writers pad to 8 bytes). */
-    for (const char *p = end; p < json + n && st == XV_OK; p++)
+    for (const char *p = end; root && p < copy + n && st == XV_OK; p++)
         if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')
             st = xv_error(XV_ERR_FORMAT, "%s: header has trailing bytes after the JSON object (at byte %zu)",
-                          f->label, (size_t)(p - json));
+                          f->label, (size_t)(p - copy));
+    free(copy);
+    if (!root) return st;
     if (st == XV_OK && !cJSON_IsObject(root))
         st = xv_error(XV_ERR_FORMAT, "%s: header must be a JSON object, found %s", f->label, json_kind(root));
     st_entry *entries = NULL;
@@ -365,8 +391,8 @@ static xv_status open_bytes(xv_st_file *f) {
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | f->base[i];
     if (n > XV_ST_HEADER_CAP)
-        return xv_error(XV_ERR_FORMAT, "%s: header length %llu exceeds the %llu-byte cap", f->label,
-                        (unsigned long long)n, XV_ST_HEADER_CAP);
+        return xv_error(XV_ERR_FORMAT, "%s: header length %llu exceeds the %llu-byte cap (not a safetensors file?)",
+                        f->label, (unsigned long long)n, XV_ST_HEADER_CAP);
     if (n > f->len - 8)
         return xv_error(XV_ERR_FORMAT, "%s: header length %llu exceeds the %zu bytes after the length field",
                         f->label, (unsigned long long)n, f->len - 8);

@@ -62,9 +62,13 @@ typedef struct {
     xv_tensor *key_mask;   /* F32 [B, Lk] additive, or NULL (text / image padding masks) */
     xv_tensor *bias;       /* F32 [heads, Lq, Lk] additive and differentiable, or NULL (Swin rel-pos) */
     xv_tensor *group_mask; /* F32 [G, Lq, Lk] additive, batch b uses b % G, or NULL (Swin shift) */
-    float dropout;         /* on the probabilities, training mode only */
-    xv_tensor **probs_out; /* if non-NULL, receives the probabilities [B, heads, Lq, Lk] as a
-                              recorded tensor (for Grad-CAM); else they stay internal */
+    float dropout;         /* on the probabilities, training mode only (Philox counters from
+                              the graph RNG: element e of [B, heads, Lq, Lk] uses counter
+                              base + e/4, lane e%4) */
+    xv_tensor **probs_out; /* if non-NULL, receives the probabilities [B, heads, Lq, Lk] (before
+                              dropout, like the official save_attention_map) as a recorded tensor:
+                              after backward its grad holds dL/dP (Grad-CAM); else they stay
+                              internal */
 } xv_attn_args;
 
 /* softmax(scale·q·kᵀ + bias + group_mask + key_mask) · v, heads concatenated -> [B, Lq, heads·D]. */

@@ -214,6 +214,39 @@ static void test_round_trip_every_dtype(void) {
     free(b);
 }
 
+/* All 65536 half values against an independent formula: (-1)^s · m · 2^e in double. */
+static void test_every_f16(void) {
+    enum { N = 65536 };
+    uint16_t *h = malloc(N * sizeof *h);
+    float *out = malloc(N * sizeof *out);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    int64_t shape[1] = {N};
+    char path[512];
+    path_in_dir(path, sizeof path, "f16.safetensors");
+    xv_st_writer *w;
+    CHECK_OK(xv_st_writer_new(&w));
+    CHECK_OK(xv_st_writer_add(w, "h", XV_ST_F16, shape, 1, h, true));
+    CHECK_OK(xv_st_writer_write(w, path));
+    xv_st_writer_free(w);
+    xv_st_file *f = NULL;
+    CHECK_OK(xv_st_open(path, &f));
+    if (f) {
+        CHECK_OK(xv_st_read_f32(f, xv_st_find(f, "h"), out));
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            int sign = i >> 15, e = (i >> 10) & 31, m = i & 1023;
+            double mag = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+            float want = (float)(sign ? -mag : mag);
+            bool ok = isnan(want) ? isnan(out[i]) : out[i] == want && signbit(out[i]) == signbit(want);
+            if (!ok && bad++ < 5) fprintf(stderr, "f16 0x%04x -> %a, want %a\n", i, out[i], want);
+        }
+        CHECK(bad == 0, "%d half values converted wrongly", bad);
+        xv_st_close(f);
+    }
+    free(h);
+    free(out);
+}
+
 /* The same tensors added in another order give the same bytes. */
 static void test_deterministic(void) {
     float a[3] = {1, 2, 3};
@@ -254,6 +287,29 @@ static void test_deterministic(void) {
     }
     free(b1);
     free(b2);
+}
+
+/* Names that need JSON escaping, and non-ASCII UTF-8, come back unchanged. */
+static void test_odd_names(void) {
+    const char *names[] = {"quote\"back\\slash", "ctl\x01\x1f\ttab\nnl", "caf\xc3\xa9 \xe2\x82\xac", "", "a/b.c:d"};
+    enum { N = sizeof names / sizeof *names };
+    uint8_t v = 7;
+    int64_t s1[1] = {1};
+    char path[512];
+    path_in_dir(path, sizeof path, "names.safetensors");
+    xv_st_writer *w;
+    CHECK_OK(xv_st_writer_new(&w));
+    for (int i = 0; i < N; i++) CHECK_OK(xv_st_writer_add(w, names[i], XV_ST_U8, s1, 1, &v, false));
+    CHECK_OK(xv_st_writer_meta(w, names[1], names[2]));
+    CHECK_OK(xv_st_writer_write(w, path));
+    xv_st_writer_free(w);
+    xv_st_file *f = NULL;
+    CHECK_OK(xv_st_open(path, &f));
+    if (!f) return;
+    CHECK(xv_st_count(f) == N, "count");
+    for (int i = 0; i < N; i++) CHECK(xv_st_find(f, names[i]) != NULL, "name %d found after the round trip", i);
+    CHECK(xv_st_metadata(f, names[1]) && !strcmp(xv_st_metadata(f, names[1]), names[2]), "metadata with odd text");
+    xv_st_close(f);
 }
 
 /* An existing file is replaced only by a complete new one; failures leave no temp file. */
@@ -504,6 +560,19 @@ static void test_broken_headers(void) {
     expect_header_refused("trailing", "{}xyz", 0, "trailing", NULL);
     expect_header_refused("top-array", "[1,2]", 0, "must be a JSON object", "an array");
     expect_header_refused("bad-utf8", "{\"\xC3\x28\":{}}", 0, "UTF-8", NULL);
+    expect_header_refused("nul-escape", "{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                          "NUL", NULL);
+    expect_header_refused("raw-control", "{\"a\x01\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                          "control", NULL);
+    {   /* an escaped backslash followed by "u0000" is an ordinary name */
+        size_t len;
+        uint8_t *b = blob("{\"a\\\\u0000\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", NULL, 0, &len);
+        xv_st_file *f = NULL;
+        CHECK_OK(xv_st_open_memory(b, len, "escaped-backslash", &f));
+        CHECK(f && xv_st_find(f, "a\\u0000"), "name with a literal backslash");
+        xv_st_close(f);
+        free(b);
+    }
     expect_header_refused("entry-not-object", "{\"w\":5}", 0, "'w'", "an object");
     expect_header_refused("unknown-dtype", "{\"w\":{\"dtype\":\"F8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
                           "'w'", "unknown dtype \"F8\"");
@@ -649,7 +718,9 @@ int main(void) {
         return 1;
     }
     test_round_trip_every_dtype();
+    test_every_f16();
     test_deterministic();
+    test_odd_names();
     test_atomic_write();
     test_unaligned();
     test_conversion_refusals();

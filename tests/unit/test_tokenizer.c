@@ -149,6 +149,32 @@ static void test_special_tokens(void) {
     CHECK(strcmp(xv_tokenizer_id_to_token(g_tok, 5), "a") == 0, "id 5");
 }
 
+/* Pre-tokenized captions: strip(), split(' '), whole-token look-up. */
+static const char *pretok(const char *text) {
+    static char buf[1024];
+    xv_ids ids = {0};
+    if (xv_tokenize_pretokenized(g_tok, text, strlen(text), &ids) != XV_OK) {
+        xv_ids_free(&ids);
+        return "ERROR";
+    }
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ids.n; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? " " : "", xv_tokenizer_id_to_token(g_tok, ids.v[i]));
+    xv_ids_free(&ids);
+    return buf;
+}
+
+static void test_pretokenized(void) {
+    CHECK(strcmp(pretok(" \ta man riding\n"), "a man riding") == 0, "strip + split: %s", pretok(" \ta man riding\n"));
+    CHECK(strcmp(pretok("un ##aff ##able"), "un ##aff ##able") == 0, "## pieces as given");
+    CHECK(strcmp(pretok("a  man"), "a [UNK] man") == 0, "double space -> empty piece -> [UNK]");
+    CHECK(strcmp(pretok("Man a\tman"), "[UNK] [UNK]") == 0, "no lower-casing, tabs do not split");
+    CHECK(strcmp(pretok(""), "[UNK]") == 0, "''.split(' ') is ['']");
+    CHECK(strcmp(pretok("\xc2\xa0" "a" "\xe3\x80\x80"), "a") == 0, "Unicode whitespace stripped");
+    CHECK(strcmp(pretok("a \xff"), "ERROR") == 0, "invalid UTF-8");
+}
+
 static void test_invalid_utf8(void) {
     const char *bad[] = {"ab\xff", "ab\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"};
     const size_t offset[] = {2, 2, 0, 0, 0, 0};
@@ -385,6 +411,7 @@ int main(void) {
     test_canonical_order();
     test_special_tokens();
     test_invalid_utf8();
+    test_pretokenized();
     test_pre_caption();
     test_pre_question();
     test_encode();
