@@ -6,9 +6,19 @@
 #include "xvlm.h"
 
 int xv_cmd_info(int argc, char **argv);
+int xv_cmd_convert(int argc, char **argv);
+int xv_cmd_preprocess(int argc, char **argv);
+int xv_cmd_tokenize(int argc, char **argv);
+int xv_cmd_synth(int argc, char **argv);
+int xv_cmd_forward(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {"convert", "official PyTorch checkpoint -> safetensors + config.json", xv_cmd_convert},
+    {"preprocess", "images -> normalised [3,R,R] tensors (official test transform)", xv_cmd_preprocess},
+    {"tokenize", "WordPiece-tokenize JSON lines of text as the official pipeline does", xv_cmd_tokenize},
+    {"synth", "generate the demo's world of shapes, captions, regions and expressions", xv_cmd_synth},
+    {"forward", "run the pretraining forward (and backward) on stored inputs; write every output", xv_cmd_forward},
     {NULL, NULL, NULL},
 };
 

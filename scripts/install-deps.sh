@@ -14,7 +14,7 @@ PACKAGES=(
   libcairo2-dev            # synthetic images, plots, drawn boxes
 )
 if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
-  PACKAGES+=(clang libclang-rt-14-dev)  # libFuzzer targets (optional)
+  PACKAGES+=(clang libclang-rt-14-dev libomp-dev)  # libFuzzer targets (optional; libomp: clang -fopenmp)
 fi
 
 missing=()

@@ -52,7 +52,7 @@ xv_tensor *xv_params_add(xv_params *p, const char *name, const int64_t *shape, i
     if (!t) goto oom;
     t->dtype = XV_F32;
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     t->numel = xv_shape_numel(shape, ndim);
     t->data = calloc((size_t)(t->numel ? t->numel : 1), sizeof(float));
     t->name = strdup(name);

@@ -26,15 +26,20 @@ typedef struct {
     int ndim;
     int64_t shape[XV_ST_MAX_DIMS];
     int64_t numel;
-    const void *data; /* points into the mapping; nbytes = numel · dtype size */
+    const void *data; /* points into the mapping; nbytes = numel · dtype size. May be
+                       * unaligned in files from other writers: use xv_st_read_* or memcpy. */
     size_t nbytes;
 } xv_st_tensor;
 
 typedef struct xv_st_file xv_st_file;
 
-/* Map and validate `path`: header length cap (100 MB) and bounds, JSON shape,
- * known dtypes, offsets inside the data section, non-overlapping, byte size =
- * numel · dtype size, no duplicate names. Errors name the file and the entry. */
+/* Map and validate `path`: header length cap (100 MB) and bounds, UTF-8 JSON
+ * object (only spaces may follow it), known dtypes, shapes of rank <= 8 with
+ * integer dims < 2^53 and no overflow, offsets inside the data section,
+ * non-overlapping, byte size = numel · dtype size, no duplicate names,
+ * __metadata__ string -> string. Gaps between tensors are tolerated.
+ * Errors name the file and the entry (XV_ERR_FORMAT; XV_ERR_MISSING when the
+ * file does not exist). */
 xv_status xv_st_open(const char *path, xv_st_file **out);
 /* Same on a caller-owned buffer (not copied; for fuzzing and tests). */
 xv_status xv_st_open_memory(const void *buf, size_t len, const char *label, xv_st_file **out);
@@ -48,20 +53,30 @@ const char *xv_st_path(const xv_st_file *f);
 size_t xv_st_dtype_size(xv_st_dtype dt);
 const char *xv_st_dtype_name(xv_st_dtype dt);
 
-/* Copy a tensor to F32 (converting F16/BF16/F64); `out` holds numel floats. */
+/* Copy a tensor to F32 (converting F16/BF16 exactly, F64 rounded; a finite F64
+ * beyond float's range is refused); `out` holds numel floats. Integer dtypes
+ * are refused. `t` must come from `f`. */
 xv_status xv_st_read_f32(const xv_st_file *f, const xv_st_tensor *t, float *out);
 /* Copy an integer tensor (I64/I32/I16/I8/U8/BOOL) to int32, refusing values
- * outside int32's range. */
+ * outside int32's range and BOOL bytes other than 0/1, naming the tensor. */
 xv_status xv_st_read_i32(const xv_st_file *f, const xv_st_tensor *t, int32_t *out);
 
-/* ---- writing ---- */
+/* ---- writing ----
+ * Deterministic output: header entries sorted by name (metadata first, keys
+ * sorted), data ordered by (dtype size descending, name) so every tensor is
+ * aligned to its element size with no gaps (as the reference loader requires),
+ * header padded with spaces to a multiple of 8. */
 typedef struct xv_st_writer xv_st_writer;
 xv_status xv_st_writer_new(xv_st_writer **out);
-/* Add a tensor (data copied unless `borrow`, then it must stay valid until write). */
+/* Add a tensor (data copied unless `borrow`, then it must stay valid until write).
+ * Names must be unique and not "__metadata__"; data may be NULL when empty. */
 xv_status xv_st_writer_add(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
                            int ndim, const void *data, bool borrow);
+/* Set a __metadata__ entry; a key may be set once. */
 xv_status xv_st_writer_meta(xv_st_writer *w, const char *key, const char *value);
-/* Write to `path` atomically (path.tmp, fsync, rename, fsync dir). */
+/* Write to `path` atomically (path.tmp, fsync, rename, fsync dir). On failure
+ * path.tmp is removed and an existing file at `path` is untouched. The writer
+ * stays usable (write again, or free). */
 xv_status xv_st_writer_write(xv_st_writer *w, const char *path);
 void xv_st_writer_free(xv_st_writer *w);
 

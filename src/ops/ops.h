@@ -75,17 +75,21 @@ typedef struct {
 xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *a);
 
 /* ---------------------------------------------------------------- indexing */
+/* The pure data-movement ops (gather_rows, concat, slice, reshape, permute,
+ * window partition / reverse) also accept I32 tensors (masks, ids, labels),
+ * which are copied but never differentiated. `dim` may be negative (from the end). */
 
 /* table[V, D] rows at ids (I32, any shape) -> [ids..., D]. Rows equal to
  * padding_idx get no gradient (pass -1 for none). Ids outside [0,V) are an error. */
 xv_tensor *xv_embedding(xv_graph *g, xv_tensor *table, xv_tensor *ids, int padding_idx);
-/* x[N, ...] -> x[idx] [M, ...]  (index_select on dim 0; backward scatter-adds). */
+/* x[N, ...] -> x[idx] [M, ...]  (index_select on dim 0 with idx I32 [M]; backward
+ * scatter-adds, duplicates accumulate). Indices outside [0,N) are an error. */
 xv_tensor *xv_gather_rows(xv_graph *g, xv_tensor *x, xv_tensor *idx);
-/* Concatenate along `dim` (all other dims equal). */
+/* Concatenate along `dim` (all other dims equal). Any n >= 1. */
 xv_tensor *xv_concat(xv_graph *g, xv_tensor *const *xs, int n, int dim);
 /* x.narrow(dim, start, len) as a copy. */
 xv_tensor *xv_slice(xv_graph *g, xv_tensor *x, int dim, int64_t start, int64_t len);
-/* Same data, new shape (same numel). */
+/* Same data (shared, not copied), new shape (same numel; one dim may be -1). */
 xv_tensor *xv_reshape(xv_graph *g, xv_tensor *x, const int64_t *shape, int ndim);
 /* General permutation of dims (copy). */
 xv_tensor *xv_permute(xv_graph *g, xv_tensor *x, const int *perm);
@@ -107,7 +111,8 @@ xv_tensor *xv_patchify(xv_graph *g, xv_tensor *img, int p);
 /* ---------------------------------------------------------------- pooling */
 
 /* Mean over dim 1 of x[B, P, C] weighted by w[B, P] (F32 0/1, no gradient):
- * sum_p w·x / sum_p w; w NULL = plain mean. -> [B, C]. */
+ * sum_p w·x / sum_p w; w NULL = plain mean. -> [B, C]. A row whose weights sum
+ * to 0 is an error naming the row (the official code would return NaN). */
 xv_tensor *xv_masked_mean(xv_graph *g, xv_tensor *x, xv_tensor *w);
 
 /* ---------------------------------------------------------------- losses */
@@ -123,10 +128,13 @@ xv_tensor *xv_giou_loss(xv_graph *g, xv_tensor *pred, xv_tensor *target);
 
 /* ---------------------------------------------------------------- regularisation */
 
-/* Inverted dropout with probability p (identity in eval mode or p == 0). */
+/* Inverted dropout with probability p (identity, returning x itself, in eval mode
+ * or p == 0). Training: element i is kept iff word i%4 of the graph RNG's Philox
+ * block base + i/4 (base reserved per call) is >= p, then scaled by 1/(1-p). */
 xv_tensor *xv_dropout(xv_graph *g, xv_tensor *x, float p);
 /* Stochastic depth on x[B, ...]: each sample kept with prob 1-p and scaled by
- * 1/(1-p), else zeroed (identity in eval mode or p == 0). */
+ * 1/(1-p), else zeroed (identity, returning x itself, in eval mode or p == 0).
+ * Sample b uses counter base + b of the graph RNG. */
 xv_tensor *xv_drop_path(xv_graph *g, xv_tensor *x, float p);
 
 #endif

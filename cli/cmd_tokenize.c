@@ -1,0 +1,221 @@
+/* `xvlm tokenize`: JSON lines {"text": ...} on stdin -> one JSON object per line
+ * with the fields of the official tokenizer fixture (shared/fixtures/tokenizer). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "data/caption.h"
+#include "data/tokenizer.h"
+
+/* Longest input line accepted (a caption is a few hundred bytes). */
+#define MAX_LINE_BYTES ((size_t)16 << 20)
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: xvlm tokenize --vocab VOCAB [--max-words 30] [--max-tokens 40]\n\n"
+            "Reads JSON lines with a \"text\" field on stdin and writes one JSON object per line:\n"
+            "  tokens, ids           the BERT WordPiece tokenizer (uncased) on the raw text\n"
+            "  pre_caption           the official caption cleaning with max-words, or null with\n"
+            "  pre_caption_error     when the official code raises\n"
+            "  caption_tokens, caption_ids   the tokenizer on the cleaned caption\n"
+            "  pretrain_input_ids    [CLS] + caption tokens, cut to max-tokens (no [SEP], no padding)\n"
+            "An input \"id\" is copied. A line that cannot be read gives {\"error\": ...} (and a message\n"
+            "on stderr naming the line) and the exit status 1.\n");
+}
+
+static int parse_int(const char *s, const char *flag, int min, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > 1000000) {
+        fprintf(stderr, "xvlm tokenize: %s expects an integer >= %d, got '%s'\n", flag, min, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static cJSON *token_array(const xv_tokenizer *t, const xv_ids *ids, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(xv_tokenizer_id_to_token(t, ids->v[i])));
+    return a;
+}
+
+static cJSON *id_array(const int32_t *ids, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+static char *hex_of(const char *s, size_t n) {
+    char *h = malloc(2 * n + 1);
+    if (!h) return NULL;
+    for (size_t i = 0; i < n; i++) sprintf(h + 2 * i, "%02x", (unsigned char)s[i]);
+    h[2 * n] = '\0';
+    return h;
+}
+
+/* Builds the output object for one input text; NULL with xvlm_last_error() set
+ * when the text cannot be processed (invalid UTF-8). */
+static cJSON *process_text(const xv_tokenizer *t, const char *text, int max_words, int max_tokens) {
+    size_t len = strlen(text);
+    xv_ids ids = {0}, cap_ids = {0};
+    char *caption = NULL;
+    if (xv_tokenize(t, text, len, &ids) != XV_OK) return NULL;
+    xv_status cs = xv_pre_caption(text, len, max_words, &caption, NULL);
+    /* Only the official rejection (empty caption) is an answer; anything else fails the line. */
+    if ((cs != XV_OK && cs != XV_ERR_INVALID_ARG) ||
+        (cs == XV_OK && xv_tokenize(t, caption, strlen(caption), &cap_ids) != XV_OK)) {
+        xv_ids_free(&ids);
+        free(caption);
+        return NULL;
+    }
+    char *hex = hex_of(text, len);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddStringToObject(o, "text_utf8_hex", hex ? hex : "");
+    cJSON_AddItemToObject(o, "tokens", token_array(t, &ids, ids.n));
+    cJSON_AddItemToObject(o, "ids", id_array(ids.v, ids.n));
+    if (cs == XV_OK) {
+        cJSON_AddStringToObject(o, "pre_caption", caption);
+        cJSON_AddNullToObject(o, "pre_caption_error");
+        cJSON_AddItemToObject(o, "caption_tokens", token_array(t, &cap_ids, cap_ids.n));
+        cJSON_AddItemToObject(o, "caption_ids", id_array(cap_ids.v, cap_ids.n));
+        xv_text_batch b;
+        xv_encode_opts opts = {.max_tokens = max_tokens};
+        const char *one[] = {caption};
+        if (xv_encode_batch(t, one, 1, &opts, &b) == XV_OK) {
+            cJSON_AddItemToObject(o, "pretrain_input_ids", id_array(b.ids, (size_t)b.len));
+            xv_text_batch_free(&b);
+        } else {
+            cJSON_AddNullToObject(o, "pretrain_input_ids");
+        }
+    } else {
+        cJSON_AddNullToObject(o, "pre_caption");
+        cJSON_AddStringToObject(o, "pre_caption_error", "ValueError: " XV_PRE_CAPTION_EMPTY);
+        cJSON_AddNullToObject(o, "caption_tokens");
+        cJSON_AddNullToObject(o, "caption_ids");
+        cJSON_AddNullToObject(o, "pretrain_input_ids");
+    }
+    free(hex);
+    free(caption);
+    xv_ids_free(&ids);
+    xv_ids_free(&cap_ids);
+    return o;
+}
+
+static void emit(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) puts(s);
+    free(s);
+}
+
+static void line_error(size_t line_no, const char *msg) {
+    fprintf(stderr, "xvlm tokenize: stdin line %zu: %s\n", line_no, msg);
+    cJSON *o = cJSON_CreateObject();
+    char buf[2300];
+    snprintf(buf, sizeof buf, "line %zu: %s", line_no, msg);
+    cJSON_AddStringToObject(o, "error", buf);
+    emit(o);
+    cJSON_Delete(o);
+}
+
+/* cJSON ends its strings at a NUL, so a "\u0000" escape would silently cut the
+ * text: such a line is refused instead. */
+static int has_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') continue;
+        size_t run = 0;
+        while (i < n && s[i] == '\\') run++, i++;
+        if (run % 2 == 1 && i + 5 <= n && s[i] == 'u' && !memcmp(s + i + 1, "0000", 4)) return 1;
+    }
+    return 0;
+}
+
+static int only_whitespace(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
+    return 1;
+}
+
+int xv_cmd_tokenize(int argc, char **argv) {
+    if (xv_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *vocab = NULL;
+    int max_words = 30, max_tokens = 40;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) {
+            fprintf(stderr, "xvlm tokenize: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--vocab")) {
+            vocab = argv[++i];
+        } else if (!strcmp(a, "--max-words")) {
+            if (!parse_int(argv[++i], a, 0, &max_words)) return 2;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!parse_int(argv[++i], a, 1, &max_tokens)) return 2;
+        } else {
+            fprintf(stderr, "xvlm tokenize: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!vocab) {
+        fprintf(stderr, "xvlm tokenize: --vocab is required\n");
+        usage(stderr);
+        return 2;
+    }
+    xv_tokenizer *t;
+    if (xv_tokenizer_load(vocab, &t) != XV_OK) {
+        fprintf(stderr, "xvlm tokenize: %s\n", xvlm_last_error());
+        return 1;
+    }
+    int failed = 0;
+    char *line = NULL;
+    size_t cap = 0, line_no = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, stdin)) >= 0) {
+        line_no++;
+        if (only_whitespace(line, (size_t)got)) continue;
+        if ((size_t)got > MAX_LINE_BYTES) {
+            line_error(line_no, "line longer than 16 MiB");
+            failed = 1;
+            continue;
+        }
+        if (has_nul_escape(line, (size_t)got)) {
+            line_error(line_no, "the text holds a NUL character (\\u0000), which this reader cannot carry");
+            failed = 1;
+            continue;
+        }
+        cJSON *in = cJSON_ParseWithLength(line, (size_t)got);
+        const cJSON *text = in ? cJSON_GetObjectItemCaseSensitive(in, "text") : NULL;
+        if (!in || !cJSON_IsObject(in) || !cJSON_IsString(text)) {
+            line_error(line_no, !in ? "not valid JSON" : "expected a JSON object with a string field \"text\"");
+            failed = 1;
+            cJSON_Delete(in);
+            continue;
+        }
+        cJSON *o = process_text(t, text->valuestring, max_words, max_tokens);
+        if (!o) {
+            line_error(line_no, xvlm_last_error());
+            failed = 1;
+        } else {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(in, "id");
+            if (id) cJSON_AddItemToObject(o, "id", cJSON_Duplicate(id, 1));
+            emit(o);
+            cJSON_Delete(o);
+        }
+        cJSON_Delete(in);
+    }
+    free(line);
+    xv_tokenizer_free(t);
+    fflush(stdout);
+    return failed;
+}

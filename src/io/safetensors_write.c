@@ -1,0 +1,305 @@
+/* safetensors writer. Output is deterministic: header entries sorted by name;
+ * the data section ordered by (dtype size descending, name), which puts every
+ * tensor at an offset that is a multiple of its element size with no gaps —
+ * gaps are refused by the reference (Rust) loader. The header is padded with
+ * spaces to a multiple of 8 bytes, so the data section starts 8-aligned.
+ *
+ * The file is replaced atomically: path.tmp is written, flushed and fsynced,
+ * then renamed over path and the directory fsynced. On any failure the temp
+ * file is removed and an existing file at path is left as it was. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+typedef struct {
+    char *name;
+    xv_st_dtype dtype;
+    int ndim;
+    int64_t shape[XV_ST_MAX_DIMS];
+    size_t nbytes;
+    const void *data;
+    void *owned; /* copy of data unless borrowed */
+    uint64_t begin;
+} st_wentry;
+
+struct xv_st_writer {
+    st_wentry *e;
+    int n, cap;
+    char **meta; /* key, value, key, value, ... */
+    int n_meta, cap_meta;
+};
+
+xv_status xv_st_writer_new(xv_st_writer **out) {
+    if (!out) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_new: out is NULL");
+    *out = calloc(1, sizeof **out);
+    return *out ? XV_OK : xv_error(XV_ERR_NOMEM, "xv_st_writer_new: out of memory");
+}
+
+void xv_st_writer_free(xv_st_writer *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) {
+        free(w->e[i].name);
+        free(w->e[i].owned);
+    }
+    for (int i = 0; i < 2 * w->n_meta; i++) free(w->meta[i]);
+    free(w->e);
+    free(w->meta);
+    free(w);
+}
+
+static bool grow(void **p, int *cap, int need, size_t elt) {
+    if (need <= *cap) return true;
+    int nc = *cap ? 2 * *cap : 16;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elt);
+    if (!q) return false;
+    *p = q;
+    *cap = nc;
+    return true;
+}
+
+xv_status xv_st_writer_add(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
+                           int ndim, const void *data, bool borrow) {
+    if (!w || !name) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: writer or name is NULL");
+    if (!strcmp(name, "__metadata__"))
+        return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: '__metadata__' is reserved, not a tensor name");
+    size_t elt = xv_st_dtype_size(dt);
+    if (!elt) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s': invalid dtype %d", name, (int)dt);
+    if (ndim < 0 || ndim > XV_ST_MAX_DIMS || (ndim && !shape))
+        return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s': rank %d, expected 0..%d with a shape",
+                        name, ndim, XV_ST_MAX_DIMS);
+    size_t nbytes = elt;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s': shape[%d] = %lld is negative",
+                            name, d, (long long)shape[d]);
+        if (__builtin_mul_overflow(nbytes, (uint64_t)shape[d], &nbytes))
+            return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s': byte size overflows", name);
+    }
+    if (nbytes && !data)
+        return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s': data is NULL", name);
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->e[i].name, name))
+            return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add: tensor '%s' added twice", name);
+    if (!grow((void **)&w->e, &w->cap, w->n + 1, sizeof *w->e))
+        return xv_error(XV_ERR_NOMEM, "xv_st_writer_add: out of memory");
+    st_wentry e = {.dtype = dt, .ndim = ndim, .nbytes = nbytes, .data = data};
+    if (ndim) memcpy(e.shape, shape, (size_t)ndim * sizeof *shape);
+    e.name = strdup(name);
+    if (!borrow && nbytes) {
+        e.owned = malloc(nbytes);
+        if (e.owned) memcpy(e.owned, data, nbytes);
+        e.data = e.owned;
+    }
+    if (!e.name || (!borrow && nbytes && !e.owned)) {
+        free(e.name);
+        free(e.owned);
+        return xv_error(XV_ERR_NOMEM, "xv_st_writer_add: tensor '%s': out of memory (%zu bytes)", name, nbytes);
+    }
+    w->e[w->n++] = e;
+    return XV_OK;
+}
+
+xv_status xv_st_writer_meta(xv_st_writer *w, const char *key, const char *value) {
+    if (!w || !key || !value) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_meta: NULL argument");
+    for (int i = 0; i < w->n_meta; i++)
+        if (!strcmp(w->meta[2 * i], key))
+            return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_meta: key '%s' set twice", key);
+    int cap2 = 2 * w->cap_meta;
+    if (!grow((void **)&w->meta, &cap2, 2 * w->n_meta + 2, sizeof *w->meta))
+        return xv_error(XV_ERR_NOMEM, "xv_st_writer_meta: out of memory");
+    w->cap_meta = cap2 / 2;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return xv_error(XV_ERR_NOMEM, "xv_st_writer_meta: out of memory");
+    }
+    w->meta[2 * w->n_meta] = k;
+    w->meta[2 * w->n_meta + 1] = v;
+    w->n_meta++;
+    return XV_OK;
+}
+
+/* ---- header text ---- */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void put(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->len + n + 1) nc *= 2;
+        char *q = realloc(b->s, nc);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->s = q;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void put_u64(sbuf *b, uint64_t v) {
+    char t[24];
+    put(b, t, (size_t)snprintf(t, sizeof t, "%llu", (unsigned long long)v));
+}
+
+/* A JSON string literal; bytes >= 0x80 pass through (names are UTF-8). */
+static void put_json_string(sbuf *b, const char *s) {
+    put(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char esc[2] = {'\\', (char)*p};
+            put(b, esc, 2);
+        } else if (*p < 0x20) {
+            char esc[8];
+            put(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p));
+        } else {
+            put(b, (const char *)p, 1);
+        }
+    }
+    put(b, "\"", 1);
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp((*(const st_wentry *const *)a)->name, (*(const st_wentry *const *)b)->name);
+}
+
+static int cmp_layout(const void *a, const void *b) {
+    const st_wentry *x = *(const st_wentry *const *)a, *y = *(const st_wentry *const *)b;
+    size_t sx = xv_st_dtype_size(x->dtype), sy = xv_st_dtype_size(y->dtype);
+    if (sx != sy) return sx > sy ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int cmp_meta_key(const void *a, const void *b) {
+    return strcmp(**(char *const *const *)a, **(char *const *const *)b);
+}
+
+/* Assign offsets and render the padded header. `order` is scratch of n pointers. */
+static xv_status build_header(xv_st_writer *w, st_wentry **order, sbuf *h) {
+    for (int i = 0; i < w->n; i++) order[i] = &w->e[i];
+    qsort(order, (size_t)w->n, sizeof *order, cmp_layout);
+    uint64_t off = 0;
+    for (int i = 0; i < w->n; i++) {
+        order[i]->begin = off;
+        off += order[i]->nbytes;
+    }
+    qsort(order, (size_t)w->n, sizeof *order, cmp_name);
+
+    puts_(h, "{");
+    if (w->n_meta) {
+        char ***keys = malloc((size_t)w->n_meta * sizeof *keys);
+        if (!keys) return xv_error(XV_ERR_NOMEM, "safetensors writer: out of memory for the header");
+        for (int i = 0; i < w->n_meta; i++) keys[i] = &w->meta[2 * i];
+        qsort(keys, (size_t)w->n_meta, sizeof *keys, cmp_meta_key);
+        puts_(h, "\"__metadata__\":{");
+        for (int i = 0; i < w->n_meta; i++) {
+            if (i) puts_(h, ",");
+            put_json_string(h, keys[i][0]);
+            puts_(h, ":");
+            put_json_string(h, keys[i][1]);
+        }
+        puts_(h, "}");
+        free(keys);
+    }
+    for (int i = 0; i < w->n; i++) {
+        const st_wentry *e = order[i];
+        if (i || w->n_meta) puts_(h, ",");
+        put_json_string(h, e->name);
+        puts_(h, ":{\"dtype\":\"");
+        puts_(h, xv_st_dtype_name(e->dtype));
+        puts_(h, "\",\"shape\":[");
+        for (int d = 0; d < e->ndim; d++) {
+            if (d) puts_(h, ",");
+            put_u64(h, (uint64_t)e->shape[d]);
+        }
+        puts_(h, "],\"data_offsets\":[");
+        put_u64(h, e->begin);
+        puts_(h, ",");
+        put_u64(h, e->begin + e->nbytes);
+        puts_(h, "]}");
+    }
+    puts_(h, "}");
+    while (!h->oom && h->len % 8) puts_(h, " ");
+    return h->oom ? xv_error(XV_ERR_NOMEM, "safetensors writer: out of memory for the header") : XV_OK;
+}
+
+/* fsync the directory holding `path`, so the rename itself is durable. */
+static xv_status sync_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    xv_status st = XV_OK;
+    if (fd < 0 || fsync(fd) != 0)
+        st = xv_error(XV_ERR_IO, "%s: written, but syncing its directory failed: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    free(copy);
+    return st;
+}
+
+static xv_status write_tmp(xv_st_writer *w, st_wentry **order, const sbuf *h, const char *tmp) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return xv_error(XV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
+        close(fd);
+        return xv_error(XV_ERR_IO, "%s: fdopen failed: %s", tmp, strerror(errno));
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h->len >> (8 * i));
+    bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h->s, 1, h->len, fp) == h->len;
+    /* order is sorted by name here; data goes in layout order (by offset) */
+    qsort(order, (size_t)w->n, sizeof *order, cmp_layout);
+    for (int i = 0; ok && i < w->n; i++)
+        ok = !order[i]->nbytes || fwrite(order[i]->data, 1, order[i]->nbytes, fp) == order[i]->nbytes;
+    ok = ok && fflush(fp) == 0 && fsync(fd) == 0;
+    int err = errno;
+    if (fclose(fp) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    return ok ? XV_OK : xv_error(XV_ERR_IO, "%s: write failed: %s", tmp, strerror(err));
+}
+
+xv_status xv_st_writer_write(xv_st_writer *w, const char *path) {
+    if (!w || !path) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_write: writer or path is NULL");
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    st_wentry **order = malloc(((size_t)w->n + 1) * sizeof *order);
+    sbuf h = {0};
+    xv_status st = XV_OK;
+    if (!tmp || !order) st = xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+    if (st == XV_OK) {
+        memcpy(tmp, path, plen);
+        memcpy(tmp + plen, ".tmp", 5);
+        st = build_header(w, order, &h);
+    }
+    if (st == XV_OK) {
+        st = write_tmp(w, order, &h, tmp);
+        if (st == XV_OK && rename(tmp, path) != 0)
+            st = xv_error(XV_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        if (st != XV_OK) unlink(tmp);
+        else st = sync_dir(path);
+    }
+    free(h.s);
+    free(order);
+    free(tmp);
+    return st;
+}

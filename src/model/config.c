@@ -1,0 +1,452 @@
+/* Model configuration: defaults, the project's config.json, the official
+ * Swin/BERT JSON files, validation and serialisation. The official YAML
+ * reader lives in config_yaml.c. */
+#include "model/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+void xv_config_defaults(xv_model_config *c) {
+    memset(c, 0, sizeof *c);
+    xv_swin_config *v = &c->vision;
+    v->patch = 4;
+    v->in_chans = 3;
+    v->mlp_ratio = 4.0f;
+    v->drop_path_rate = 0.1f;
+    v->ln_eps = 1e-5f;
+    v->region_stride = 32;
+    /* transformers' BertConfig defaults, for keys a BERT JSON leaves out. */
+    xv_bert_config *t = &c->text;
+    t->hidden = 768;
+    t->layers = 12;
+    t->heads = 12;
+    t->intermediate = 3072;
+    t->vocab = 30522;
+    t->max_positions = 512;
+    t->type_vocab = 2;
+    t->fusion_layer = -1; /* required: X-VLM specific, no transformers default */
+    t->pad_id = 0;
+    t->ln_eps = 1e-12f;
+    t->hidden_dropout = 0.1f;
+    t->attn_dropout = 0.1f;
+    c->embed_dim = 0; /* 0 = no ITC projections (models built without them) */
+    c->temp = 0.07f;
+    c->temp_min = 0.001f;
+    c->temp_max = 0.5f;
+    c->head_ln_eps = 1e-5f;
+}
+
+/* ---- cJSON accessors with errors naming file and key ---- */
+
+static xv_status get_int(const cJSON *obj, const char *key, const char *where, bool required, int *out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it) {
+        if (required) return xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (an integer)", where, key);
+        return XV_OK;
+    }
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9)
+        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be an integer", where, key);
+    *out = (int)it->valuedouble;
+    return XV_OK;
+}
+
+static xv_status get_float(const cJSON *obj, const char *key, const char *where, bool required, float *out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it) {
+        if (required) return xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (a number)", where, key);
+        return XV_OK;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be a finite number", where, key);
+    *out = (float)it->valuedouble;
+    return XV_OK;
+}
+
+static xv_status get_int_list(const cJSON *obj, const char *key, const char *where, int *out, int *n) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it) return xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (a list of integers)", where, key);
+    if (!cJSON_IsArray(it)) return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be a list of integers", where, key);
+    int k = cJSON_GetArraySize(it);
+    if (k < 1 || k > XV_SWIN_MAX_STAGES)
+        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" has %d entries (expected 1..%d)", where, key, k,
+                        XV_SWIN_MAX_STAGES);
+    for (int i = 0; i < k; i++) {
+        const cJSON *e = cJSON_GetArrayItem(it, i);
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || fabs(e->valuedouble) > 1e9)
+            return xv_error(XV_ERR_FORMAT, "%s: \"%s\"[%d] must be an integer", where, key, i);
+        out[i] = (int)e->valuedouble;
+    }
+    *n = k;
+    return XV_OK;
+}
+
+/* A boolean feature the implementation does not have: refuse it when set to `bad`. */
+static xv_status refuse_bool(const cJSON *obj, const char *key, const char *where, bool bad, const char *why) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (it && cJSON_IsBool(it) && (cJSON_IsTrue(it) ? true : false) == bad)
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: \"%s\": %s is not supported (%s)", where, key,
+                        bad ? "true" : "false", why);
+    return XV_OK;
+}
+
+/* Keys of an official Swin JSON (also the `vision` object of config.json). */
+static xv_status parse_swin(const cJSON *o, const char *where, xv_swin_config *v) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+    if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "swin") != 0))
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: vision \"type\" %s: only \"swin\" is implemented", where,
+                        cJSON_IsString(type) ? type->valuestring : "(not a string)");
+    XV_TRY(refuse_bool(o, "ape", where, true, "absolute position embedding is unused by X-VLM"));
+    XV_TRY(refuse_bool(o, "patch_norm", where, false, "X-VLM always normalises patches"));
+    XV_TRY(refuse_bool(o, "qkv_bias", where, false, "X-VLM always has q/k/v biases"));
+    int nd = 0, nh = 0;
+    XV_TRY(get_int(o, "image_res", where, true, &v->image_res));
+    XV_TRY(get_int(o, "window_size", where, true, &v->window));
+    XV_TRY(get_int(o, "embed_dim", where, true, &v->embed_dim));
+    XV_TRY(get_int(o, "vision_width", where, true, &v->vision_width));
+    XV_TRY(get_int_list(o, "depths", where, v->depths, &nd));
+    XV_TRY(get_int_list(o, "num_heads", where, v->heads, &nh));
+    if (nd != nh)
+        return xv_error(XV_ERR_FORMAT, "%s: \"depths\" has %d stages but \"num_heads\" has %d", where, nd, nh);
+    v->n_stages = nd;
+    XV_TRY(get_int(o, "swin_patch_size", where, false, &v->patch));
+    XV_TRY(get_int(o, "in_chans", where, false, &v->in_chans));
+    XV_TRY(get_int(o, "patch_size", where, false, &v->region_stride));
+    XV_TRY(get_float(o, "mlp_ratio", where, false, &v->mlp_ratio));
+    XV_TRY(get_float(o, "drop_path_rate", where, false, &v->drop_path_rate));
+    XV_TRY(get_float(o, "layer_norm_eps", where, false, &v->ln_eps));
+    return XV_OK;
+}
+
+/* Keys of an official BERT JSON (also the `text` object of config.json). */
+static xv_status parse_bert(const cJSON *o, const char *where, xv_bert_config *t) {
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0))
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: \"hidden_act\" must be \"gelu\" (exact erf GELU)", where);
+    const cJSON *pe = cJSON_GetObjectItemCaseSensitive(o, "position_embedding_type");
+    if (pe && (!cJSON_IsString(pe) || strcmp(pe->valuestring, "absolute") != 0))
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: \"position_embedding_type\" must be \"absolute\"", where);
+    XV_TRY(get_int(o, "hidden_size", where, false, &t->hidden));
+    XV_TRY(get_int(o, "num_hidden_layers", where, false, &t->layers));
+    XV_TRY(get_int(o, "num_attention_heads", where, false, &t->heads));
+    XV_TRY(get_int(o, "intermediate_size", where, false, &t->intermediate));
+    XV_TRY(get_int(o, "vocab_size", where, false, &t->vocab));
+    XV_TRY(get_int(o, "max_position_embeddings", where, false, &t->max_positions));
+    XV_TRY(get_int(o, "type_vocab_size", where, false, &t->type_vocab));
+    XV_TRY(get_int(o, "fusion_layer", where, true, &t->fusion_layer));
+    XV_TRY(get_int(o, "encoder_width", where, false, &t->encoder_width));
+    XV_TRY(get_int(o, "pad_token_id", where, false, &t->pad_id));
+    XV_TRY(get_float(o, "layer_norm_eps", where, false, &t->ln_eps));
+    XV_TRY(get_float(o, "hidden_dropout_prob", where, false, &t->hidden_dropout));
+    XV_TRY(get_float(o, "attention_probs_dropout_prob", where, false, &t->attn_dropout));
+    return XV_OK;
+}
+
+static char *read_text_file(const char *path, xv_status *st) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *st = xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 4096) {
+            if (cap > (16u << 20)) { /* configs are tiny; refuse anything huge */
+                free(buf);
+                fclose(f);
+                *st = xv_error(XV_ERR_FORMAT, "%s: larger than 16 MiB, not a config", path);
+                return NULL;
+            }
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                *st = xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        *st = xv_error(XV_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *st = XV_OK;
+    return buf;
+}
+
+static cJSON *parse_json_file(const char *path, xv_status *st) {
+    char *text = read_text_file(path, st);
+    if (!text) return NULL;
+    cJSON *root = cJSON_Parse(text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at ? (long)(at - text) : -1;
+        *st = xv_error(XV_ERR_FORMAT, "%s: invalid JSON near byte %ld", path, off);
+    } else if (!cJSON_IsObject(root)) {
+        *st = xv_error(XV_ERR_FORMAT, "%s: expected a JSON object at the top level", path);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    free(text);
+    return root;
+}
+
+xv_status xv_config_load_swin_json(const char *path, xv_swin_config *out) {
+    xv_status st;
+    cJSON *root = parse_json_file(path, &st);
+    if (!root) return st;
+    st = parse_swin(root, path, out);
+    cJSON_Delete(root);
+    return st;
+}
+
+xv_status xv_config_load_bert_json(const char *path, xv_bert_config *out) {
+    xv_status st;
+    cJSON *root = parse_json_file(path, &st);
+    if (!root) return st;
+    st = parse_bert(root, path, out);
+    cJSON_Delete(root);
+    return st;
+}
+
+static xv_status parse_model_json(const cJSON *root, const char *label, xv_model_config *c) {
+    char where[512];
+    const cJSON *vis = cJSON_GetObjectItemCaseSensitive(root, "vision");
+    const cJSON *txt = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (!cJSON_IsObject(vis))
+        return xv_error(XV_ERR_MISSING, "%s: object \"vision\" (Swin settings) is missing", label);
+    if (!cJSON_IsObject(txt))
+        return xv_error(XV_ERR_MISSING, "%s: object \"text\" (BERT settings) is missing", label);
+    snprintf(where, sizeof where, "%s: vision", label);
+    XV_TRY(parse_swin(vis, where, &c->vision));
+    snprintf(where, sizeof where, "%s: text", label);
+    XV_TRY(parse_bert(txt, where, &c->text));
+    XV_TRY(get_int(root, "embed_dim", label, false, &c->embed_dim));
+    XV_TRY(get_float(root, "temp", label, false, &c->temp));
+    XV_TRY(get_float(root, "head_layer_norm_eps", label, false, &c->head_ln_eps));
+    const cJSON *clamp = cJSON_GetObjectItemCaseSensitive(root, "temp_clamp");
+    if (clamp) {
+        if (!cJSON_IsArray(clamp) || cJSON_GetArraySize(clamp) != 2 ||
+            !cJSON_IsNumber(cJSON_GetArrayItem(clamp, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(clamp, 1)))
+            return xv_error(XV_ERR_FORMAT, "%s: \"temp_clamp\" must be [min, max]", label);
+        c->temp_min = (float)cJSON_GetArrayItem(clamp, 0)->valuedouble;
+        c->temp_max = (float)cJSON_GetArrayItem(clamp, 1)->valuedouble;
+    }
+    return XV_OK;
+}
+
+xv_status xv_config_parse_json(const char *text, const char *label, xv_model_config *out) {
+    xv_model_config c;
+    xv_config_defaults(&c);
+    cJSON *root = cJSON_Parse(text);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return xv_error(XV_ERR_FORMAT, "%s: not a JSON object", label);
+    }
+    xv_status st = parse_model_json(root, label, &c);
+    cJSON_Delete(root);
+    if (st != XV_OK) return st;
+    /* The official builder overwrites encoder_width with the vision width. */
+    c.text.encoder_width = c.vision.vision_width;
+    st = xv_config_validate(&c);
+    if (st != XV_OK) return xv_error_wrap(st, "%s", label);
+    *out = c;
+    return XV_OK;
+}
+
+xv_status xv_config_load_yaml(const char *path, xv_model_config *out); /* config_yaml.c */
+
+xv_status xv_config_load(const char *path, xv_model_config *out) {
+    size_t n = strlen(path);
+    if ((n > 5 && !strcmp(path + n - 5, ".yaml")) || (n > 4 && !strcmp(path + n - 4, ".yml")))
+        return xv_config_load_yaml(path, out);
+    xv_status st;
+    char *text = read_text_file(path, &st);
+    if (!text) return st;
+    st = xv_config_parse_json(text, path, out);
+    free(text);
+    return st;
+}
+
+/* ---- validation ---- */
+
+xv_swin_stage_geom xv_swin_stage(const xv_swin_config *v, int s) {
+    xv_swin_stage_geom g;
+    g.res = (v->image_res / v->patch) >> s;
+    g.dim = v->embed_dim << s;
+    g.heads = v->heads[s];
+    /* Official rule: a stage no larger than the window is one window, unshifted. */
+    if (g.res <= v->window) {
+        g.window = g.res;
+        g.shift = 0;
+    } else {
+        g.window = v->window;
+        g.shift = v->window / 2;
+    }
+    g.n_windows = (g.res / g.window) * (g.res / g.window);
+    return g;
+}
+
+int xv_config_num_patches(const xv_model_config *c) {
+    int r = (c->vision.image_res / c->vision.patch) >> (c->vision.n_stages - 1);
+    return r * r;
+}
+
+static xv_status validate_swin(const xv_swin_config *v) {
+    if (v->n_stages < 1 || v->n_stages > XV_SWIN_MAX_STAGES)
+        return xv_error(XV_ERR_INVALID_ARG, "vision: %d stages (expected 1..%d)", v->n_stages, XV_SWIN_MAX_STAGES);
+    if (v->patch < 1 || v->in_chans < 1 || v->embed_dim < 1 || v->window < 1)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "vision: patch size %d, in_chans %d, embed_dim %d and window_size %d must be >= 1",
+                        v->patch, v->in_chans, v->embed_dim, v->window);
+    if (v->image_res < 1 || v->image_res % v->patch)
+        return xv_error(XV_ERR_INVALID_ARG, "vision: image_res %d is not a multiple of the patch size %d",
+                        v->image_res, v->patch);
+    if (v->embed_dim > (1 << 20) >> (v->n_stages - 1))
+        return xv_error(XV_ERR_INVALID_ARG, "vision: embed_dim %d too large", v->embed_dim);
+    for (int s = 0; s < v->n_stages; s++) {
+        int res = (v->image_res / v->patch) >> s, dim = v->embed_dim << s;
+        if (v->depths[s] < 1 || v->heads[s] < 1)
+            return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d has depth %d and %d heads (both must be >= 1)",
+                            s, v->depths[s], v->heads[s]);
+        if (dim % v->heads[s])
+            return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d: %d heads do not divide its %d channels", s,
+                            v->heads[s], dim);
+        if (s + 1 < v->n_stages && (res % 2 || res < 2))
+            return xv_error(XV_ERR_INVALID_ARG,
+                            "vision: stage %d has %dx%d tokens; patch merging needs an even size "
+                            "(image_res %d / patch %d / 2^%d)",
+                            s, res, res, v->image_res, v->patch, s);
+        if (res > v->window && res % v->window)
+            return xv_error(XV_ERR_INVALID_ARG,
+                            "vision: stage %d has %dx%d tokens, not a multiple of window_size %d "
+                            "(every stage must be divisible by the window or no larger than it)",
+                            s, res, res, v->window);
+    }
+    if (v->vision_width != v->embed_dim << (v->n_stages - 1))
+        return xv_error(XV_ERR_INVALID_ARG, "vision: vision_width %d but embed_dim %d over %d stages gives %d",
+                        v->vision_width, v->embed_dim, v->n_stages, v->embed_dim << (v->n_stages - 1));
+    if (v->region_stride != v->patch << (v->n_stages - 1))
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "vision: patch_size %d (final stride for region masks) must be the Swin patch %d "
+                        "times 2^%d = %d",
+                        v->region_stride, v->patch, v->n_stages - 1, v->patch << (v->n_stages - 1));
+    if (!(v->mlp_ratio > 0) || (int)(v->embed_dim * v->mlp_ratio) < 1)
+        return xv_error(XV_ERR_INVALID_ARG, "vision: mlp_ratio %g gives an empty MLP", v->mlp_ratio);
+    if (!(v->drop_path_rate >= 0 && v->drop_path_rate < 1))
+        return xv_error(XV_ERR_INVALID_ARG, "vision: drop_path_rate %g outside [0, 1)", v->drop_path_rate);
+    if (!(v->ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "vision: layer_norm_eps must be > 0");
+    return XV_OK;
+}
+
+static xv_status validate_bert(const xv_bert_config *t) {
+    if (t->hidden < 1 || t->layers < 1 || t->heads < 1 || t->intermediate < 1 || t->vocab < 1 ||
+        t->max_positions < 1 || t->type_vocab < 1 || t->encoder_width < 1)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "text: hidden_size %d, num_hidden_layers %d, num_attention_heads %d, intermediate_size %d, "
+                        "vocab_size %d, max_position_embeddings %d, type_vocab_size %d and encoder_width %d "
+                        "must all be >= 1",
+                        t->hidden, t->layers, t->heads, t->intermediate, t->vocab, t->max_positions, t->type_vocab,
+                        t->encoder_width);
+    if (t->hidden % t->heads)
+        return xv_error(XV_ERR_INVALID_ARG, "text: %d attention heads do not divide hidden_size %d", t->heads,
+                        t->hidden);
+    if (t->fusion_layer < 0 || t->fusion_layer > t->layers)
+        return xv_error(XV_ERR_INVALID_ARG, "text: fusion_layer %d outside [0, num_hidden_layers %d]",
+                        t->fusion_layer, t->layers);
+    if (t->pad_id < 0 || t->pad_id >= t->vocab)
+        return xv_error(XV_ERR_INVALID_ARG, "text: pad_token_id %d outside the vocabulary of %d", t->pad_id,
+                        t->vocab);
+    if (!(t->ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "text: layer_norm_eps must be > 0");
+    if (!(t->hidden_dropout >= 0 && t->hidden_dropout < 1) || !(t->attn_dropout >= 0 && t->attn_dropout < 1))
+        return xv_error(XV_ERR_INVALID_ARG, "text: dropout probabilities must be in [0, 1)");
+    return XV_OK;
+}
+
+xv_status xv_config_validate(const xv_model_config *c) {
+    XV_TRY(validate_swin(&c->vision));
+    XV_TRY(validate_bert(&c->text));
+    if (c->text.encoder_width != c->vision.vision_width)
+        return xv_error(XV_ERR_INVALID_ARG, "text: encoder_width %d differs from vision_width %d",
+                        c->text.encoder_width, c->vision.vision_width);
+    if (c->embed_dim < 0) return xv_error(XV_ERR_INVALID_ARG, "embed_dim %d must be >= 0", c->embed_dim);
+    if (!(c->temp > 0)) return xv_error(XV_ERR_INVALID_ARG, "temp %g must be > 0", c->temp);
+    if (!(c->temp_min > 0 && c->temp_min <= c->temp_max))
+        return xv_error(XV_ERR_INVALID_ARG, "temp_clamp [%g, %g] must satisfy 0 < min <= max", c->temp_min,
+                        c->temp_max);
+    if (!(c->head_ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "head_layer_norm_eps must be > 0");
+    return XV_OK;
+}
+
+/* ---- serialisation ---- */
+
+static cJSON *int_array(const int *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+char *xv_config_to_json(const xv_model_config *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *v = cJSON_AddObjectToObject(root, "vision");
+    cJSON *t = cJSON_AddObjectToObject(root, "text");
+    if (!v || !t) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    const xv_swin_config *s = &c->vision;
+    cJSON_AddStringToObject(v, "type", "swin");
+    cJSON_AddNumberToObject(v, "image_res", s->image_res);
+    cJSON_AddNumberToObject(v, "swin_patch_size", s->patch);
+    cJSON_AddNumberToObject(v, "patch_size", s->region_stride);
+    cJSON_AddNumberToObject(v, "in_chans", s->in_chans);
+    cJSON_AddNumberToObject(v, "embed_dim", s->embed_dim);
+    cJSON_AddItemToObject(v, "depths", int_array(s->depths, s->n_stages));
+    cJSON_AddItemToObject(v, "num_heads", int_array(s->heads, s->n_stages));
+    cJSON_AddNumberToObject(v, "window_size", s->window);
+    cJSON_AddNumberToObject(v, "mlp_ratio", s->mlp_ratio);
+    cJSON_AddNumberToObject(v, "drop_path_rate", s->drop_path_rate);
+    cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
+    cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
+    const xv_bert_config *b = &c->text;
+    cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
+    cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);
+    cJSON_AddNumberToObject(t, "num_attention_heads", b->heads);
+    cJSON_AddNumberToObject(t, "intermediate_size", b->intermediate);
+    cJSON_AddNumberToObject(t, "vocab_size", b->vocab);
+    cJSON_AddNumberToObject(t, "max_position_embeddings", b->max_positions);
+    cJSON_AddNumberToObject(t, "type_vocab_size", b->type_vocab);
+    cJSON_AddNumberToObject(t, "fusion_layer", b->fusion_layer);
+    cJSON_AddNumberToObject(t, "encoder_width", b->encoder_width);
+    cJSON_AddNumberToObject(t, "pad_token_id", b->pad_id);
+    cJSON_AddNumberToObject(t, "layer_norm_eps", b->ln_eps);
+    cJSON_AddNumberToObject(t, "hidden_dropout_prob", b->hidden_dropout);
+    cJSON_AddNumberToObject(t, "attention_probs_dropout_prob", b->attn_dropout);
+    cJSON_AddStringToObject(t, "hidden_act", "gelu");
+    cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
+    cJSON_AddNumberToObject(root, "temp", c->temp);
+    cJSON *clamp = cJSON_AddArrayToObject(root, "temp_clamp");
+    if (clamp) {
+        cJSON_AddItemToArray(clamp, cJSON_CreateNumber(c->temp_min));
+        cJSON_AddItemToArray(clamp, cJSON_CreateNumber(c->temp_max));
+    }
+    cJSON_AddNumberToObject(root, "head_layer_norm_eps", c->head_ln_eps);
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return out;
+}

@@ -1,0 +1,49 @@
+/* The X-VLM objectives (§5 of the architecture sheet), as graph pieces. */
+#ifndef XV_MODEL_LOSSES_H
+#define XV_MODEL_LOSSES_H
+
+#include "model/model.h"
+
+/* ITC: logits = image_feat·text_featᵀ / temp ([B, B], rows images) into
+ * *sim_out (optional); loss = ½[CE(logits) + CE(logitsᵀ)] with the diagonal as
+ * targets, or with idx (I32 [B], same value = positive pair, fine-tuning) the
+ * soft targets P/rowsum(P). */
+xv_tensor *xv_itc_loss(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv_tensor *text_feat, xv_tensor *idx,
+                       xv_tensor **sim_out);
+
+/* Hard negatives as the official get_matching_loss draws them from the ITC
+ * similarities sim_i2t [B·B] (already divided by temp): weights softmax + 1e-5,
+ * zeroed on the diagonal (or where idx matches), one multinomial draw per row:
+ * first neg_img[b] for every text b, then neg_txt[b] for every image b.
+ * Needs B >= 2 (and, with idx, some other group in every row). */
+xv_status xv_itm_sample_negatives(const float *sim_i2t, int B, const int32_t *idx, xv_rng *rng, int32_t *neg_img,
+                                  int32_t *neg_txt);
+
+/* ITM: positives (text b, image b), then (text b, image neg_img[b]), then
+ * (text neg_txt[b], image b); fusion passes with each side's masks; itm_head
+ * on token 0; CE with labels [1]·B + [0]·2B. Optional outputs: the fusion CLS
+ * rows [3B, H] and the logits [3B, 2]. image_atts NULL = all visible. */
+xv_tensor *xv_itm_loss(xv_graph *g, const xv_model *m, xv_tensor *image_embeds, xv_tensor *image_atts,
+                       xv_tensor *text_embeds, xv_tensor *text_atts, xv_tensor *neg_img, xv_tensor *neg_txt,
+                       xv_tensor **cross_cls_out, xv_tensor **logits_out);
+
+/* MLM: masked ids through every layer (cross-attending to the image), hidden
+ * states gathered at masked_pos I32 [B, M], MLM head, CE against masked_ids
+ * I32 [B, M] ignoring -100. *logits_out (optional): [B, M, vocab]. */
+xv_tensor *xv_mlm_loss(xv_graph *g, const xv_model *m, xv_tensor *ids_masked, xv_tensor *text_atts,
+                       xv_tensor *image_embeds, xv_tensor *image_atts, xv_tensor *masked_pos, xv_tensor *masked_ids,
+                       xv_tensor **logits_out);
+
+/* Box prediction: fusion of the text states with full-image tokens (all
+ * visible), bbox_head on token 0, sigmoid -> (cx, cy, w, h) [B, 4].
+ * *cls_out (optional): the fusion CLS [B, H]. */
+xv_tensor *xv_bbox_predict(xv_graph *g, const xv_model *m, xv_tensor *image_embeds_full, xv_tensor *text_embeds,
+                           xv_tensor *text_atts, xv_tensor **cls_out);
+
+/* Box losses: returns ΣL1 / n and sets *giou_out = Σ(1 - GIoU) / n, where with
+ * is_image (I32 [B], 1 = whole-image text) those rows are excluded and
+ * n = Σ(1 - is_image); without it n = B. An all-whole-image batch (n = 0) is
+ * refused (the official code would return 0/0). */
+xv_tensor *xv_bbox_loss(xv_graph *g, xv_tensor *pred, xv_tensor *target, xv_tensor *is_image, xv_tensor **giou_out);
+
+#endif

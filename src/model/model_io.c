@@ -1,0 +1,184 @@
+/* Model weights from / to safetensors under the official state_dict names. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Buffers of the official state_dict that are recomputed here, never loaded. */
+static bool ignorable(const char *name) {
+    return ends_with(name, ".relative_position_index") || ends_with(name, ".attn_mask") ||
+           ends_with(name, "embeddings.position_ids");
+}
+
+static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++) o += (size_t)snprintf(buf + o, n - o, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+/* Layout and optional parts from the tensor names of the file. */
+static xv_status detect_parts(const xv_st_file *f, const char *path, xv_model_parts *parts) {
+    memset(parts, 0, sizeof *parts);
+    const char *bert = NULL, *plain = NULL;
+    for (int i = 0; i < xv_st_count(f); i++) {
+        const char *n = xv_st_at(f, i)->name;
+        if (starts_with(n, "text_encoder.bert.")) bert = n;
+        else if (starts_with(n, "text_encoder.cls.")) parts->mlm = true;
+        else if (starts_with(n, "text_encoder.")) plain = n;
+        else if (starts_with(n, "vision_proj.") || starts_with(n, "text_proj.") || !strcmp(n, "temp")) parts->itc = true;
+        else if (starts_with(n, "itm_head.")) parts->itm = true;
+        else if (starts_with(n, "bbox_head.")) parts->bbox = true;
+    }
+    if (bert && plain)
+        return xv_error(XV_ERR_FORMAT,
+                        "%s: mixes the pretraining text layout (%s) with the fine-tuning one (%s)", path, bert, plain);
+    if (!bert && !plain) return xv_error(XV_ERR_MISSING, "%s: no text_encoder.* tensors", path);
+    parts->layout = bert ? XV_LAYOUT_PRETRAIN : XV_LAYOUT_FINETUNE;
+    return XV_OK;
+}
+
+/* The file tensor holding parameter t: its own name or one of its aliases
+ * (tied weights); when both are stored they must be equal. */
+static xv_status find_source(const xv_params *p, const xv_st_file *f, const char *path, const xv_tensor *t,
+                             const xv_st_tensor **out) {
+    const xv_st_tensor *src = xv_st_find(f, t->name);
+    const char *src_name = t->name;
+    for (int a = 0; a < p->n_alias; a++) {
+        if (p->alias_targets[a] != t) continue;
+        const xv_st_tensor *al = xv_st_find(f, p->alias_names[a]);
+        if (!al) continue;
+        if (!src) {
+            src = al;
+            src_name = p->alias_names[a];
+        } else if (al->dtype != src->dtype || al->nbytes != src->nbytes || memcmp(al->data, src->data, al->nbytes)) {
+            return xv_error(XV_ERR_FORMAT, "%s: tied tensors %s and %s differ (they must be the same weights)", path,
+                            src_name, p->alias_names[a]);
+        }
+    }
+    *out = src;
+    return XV_OK;
+}
+
+static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_tensor *src, const char *path,
+                        bool copy) {
+    xv_tensor *t = m->params.items[i];
+    char want[96], got[96];
+    if (src->ndim != t->ndim || memcmp(src->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+        const char *hint = strstr(t->name, "relative_position_bias_table")
+                               ? " (a different window: interpolate the table with `xvlm convert`)"
+                               : " (config.json and the weights disagree)";
+        return xv_error(XV_ERR_SHAPE, "%s: tensor %s has shape %s, the config expects %s%s", path, src->name,
+                        shape_str(src->shape, src->ndim, got, sizeof got), shape_str(t->shape, t->ndim, want, sizeof want),
+                        hint);
+    }
+    if (src->dtype != XV_ST_F32 && src->dtype != XV_ST_F16 && src->dtype != XV_ST_BF16 && src->dtype != XV_ST_F64)
+        return xv_error(XV_ERR_FORMAT, "%s: tensor %s has dtype %s, expected a float type", path, src->name,
+                        xv_st_dtype_name(src->dtype));
+    bool aligned = ((uintptr_t)src->data % sizeof(float)) == 0;
+    if (!copy && src->dtype == XV_ST_F32 && aligned && t != m->temp) {
+        if (m->params.owns_data[i]) free(t->data);
+        t->data = (float *)src->data; /* read-only mapping: inference only */
+        m->params.owns_data[i] = false;
+        return XV_OK;
+    }
+    xv_status st = xv_st_read_f32(f, src, t->data);
+    return st == XV_OK ? XV_OK : xv_error_wrap(st, "%s: tensor %s", path, src->name);
+}
+
+static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool copy) {
+    int missing = 0;
+    const xv_tensor *first_missing = NULL;
+    for (int i = 0; i < m->params.n; i++) {
+        const xv_st_tensor *src = NULL;
+        XV_TRY(find_source(&m->params, f, path, m->params.items[i], &src));
+        if (!src) {
+            if (!missing++) first_missing = m->params.items[i];
+            continue;
+        }
+        XV_TRY(assign(m, i, f, src, path, copy));
+    }
+    if (missing) {
+        char want[96];
+        return xv_error(XV_ERR_MISSING, "%s: tensor %s %s is missing%s", path, first_missing->name,
+                        shape_str(first_missing->shape, first_missing->ndim, want, sizeof want),
+                        missing > 1 ? " (and more: the config and the weights disagree)" : "");
+    }
+    for (int i = 0; i < xv_st_count(f); i++) {
+        const xv_st_tensor *s = xv_st_at(f, i);
+        if (ignorable(s->name) || xv_params_find(&m->params, s->name)) continue;
+        char got[96];
+        return xv_error(XV_ERR_FORMAT, "%s: unexpected tensor %s %s (no such parameter for this config)", path,
+                        s->name, shape_str(s->shape, s->ndim, got, sizeof got));
+    }
+    return XV_OK;
+}
+
+xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bool copy, xv_model **out) {
+    *out = NULL;
+    xv_st_file *f;
+    XV_TRY(xv_st_open(weights_path, &f));
+    xv_model_parts parts;
+    xv_status st = detect_parts(f, weights_path, &parts);
+    xv_model *m = NULL;
+    if (st == XV_OK) st = xv_model_create(cfg, &parts, &m);
+    if (st == XV_OK) st = load_into(m, f, weights_path, copy);
+    if (st != XV_OK) {
+        xv_model_free(m);
+        xv_st_close(f);
+        return st;
+    }
+    bool borrowed = false;
+    for (int i = 0; i < m->params.n; i++) borrowed |= !m->params.owns_data[i];
+    if (borrowed) m->mapped = f; /* freed with the model */
+    else xv_st_close(f);
+    *out = m;
+    return XV_OK;
+}
+
+xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out) {
+    char cpath[4096], wpath[4096];
+    if (snprintf(cpath, sizeof cpath, "%s/config.json", dir) >= (int)sizeof cpath ||
+        snprintf(wpath, sizeof wpath, "%s/weights.safetensors", dir) >= (int)sizeof wpath)
+        return xv_error(XV_ERR_INVALID_ARG, "model folder path too long");
+    xv_model_config cfg;
+    XV_TRY(xv_config_load(cpath, &cfg));
+    return xv_model_load(&cfg, wpath, copy, out);
+}
+
+xv_status xv_model_save(const xv_model *m, const char *path) {
+    xv_st_writer *w;
+    XV_TRY(xv_st_writer_new(&w));
+    const xv_params *p = &m->params;
+    xv_status st = XV_OK;
+    for (int i = 0; st == XV_OK && i < p->n; i++) {
+        const xv_tensor *t = p->items[i];
+        st = xv_st_writer_add(w, t->name, XV_ST_F32, t->shape, t->ndim, t->data, true);
+    }
+    for (int a = 0; st == XV_OK && a < p->n_alias; a++) {
+        const xv_tensor *t = p->alias_targets[a];
+        st = xv_st_writer_add(w, p->alias_names[a], XV_ST_F32, t->shape, t->ndim, t->data, true);
+    }
+    /* The official state_dict carries position_ids (I64 [1, max_positions]). */
+    int64_t n = m->cfg.text.max_positions;
+    int64_t *pos = malloc(sizeof(int64_t) * (size_t)n);
+    if (!pos && st == XV_OK) st = xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) {
+        for (int64_t k = 0; k < n; k++) pos[k] = k;
+        const char *name = m->parts.layout == XV_LAYOUT_PRETRAIN ? "text_encoder.bert.embeddings.position_ids"
+                                                                 : "text_encoder.embeddings.position_ids";
+        st = xv_st_writer_add(w, name, XV_ST_I64, XV_SHAPE(1, n), pos, false);
+    }
+    if (st == XV_OK) st = xv_st_writer_meta(w, "format", "pt");
+    if (st == XV_OK) st = xv_st_writer_write(w, path);
+    free(pos);
+    xv_st_writer_free(w);
+    return st;
+}

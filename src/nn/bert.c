@@ -1,0 +1,161 @@
+#include "nn/bert.h"
+
+#include "nn/relay.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Additive masks of the official code: text padding keys get -10000, masked
+ * image tokens -1e9 (fp32 path of invert_attention_mask). */
+#define TEXT_MASK_VALUE (-10000.0f)
+#define IMAGE_MASK_VALUE (-1e9f)
+
+static xv_status attn_init(xv_params *p, const char *prefix, const char *part, int H, int kv_in,
+                           xv_linear_p *q, xv_linear_p *k, xv_linear_p *v, xv_linear_p *o, xv_ln_p *ln,
+                           float eps) {
+    char name[256];
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.%s.self.query", prefix, part));
+    XV_TRY(xv_nn_linear_new(p, q, name, H, H, true));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.%s.self.key", prefix, part));
+    XV_TRY(xv_nn_linear_new(p, k, name, kv_in, H, true));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.%s.self.value", prefix, part));
+    XV_TRY(xv_nn_linear_new(p, v, name, kv_in, H, true));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.%s.output.dense", prefix, part));
+    XV_TRY(xv_nn_linear_new(p, o, name, H, H, true));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.%s.output.LayerNorm", prefix, part));
+    return xv_nn_ln_new(p, ln, name, H, eps);
+}
+
+xv_status xv_bert_init(xv_bert *b, const xv_bert_config *cfg, xv_params *p, const char *prefix) {
+    memset(b, 0, sizeof *b);
+    b->cfg = *cfg;
+    const int H = cfg->hidden;
+    const float eps = cfg->ln_eps;
+    char name[256];
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.embeddings.word_embeddings.weight", prefix));
+    b->word = xv_params_add(p, name, XV_SHAPE(cfg->vocab, H));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.embeddings.position_embeddings.weight", prefix));
+    b->pos = xv_params_add(p, name, XV_SHAPE(cfg->max_positions, H));
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.embeddings.token_type_embeddings.weight", prefix));
+    b->type = xv_params_add(p, name, XV_SHAPE(cfg->type_vocab, H));
+    if (!b->word || !b->pos || !b->type) return XV_ERR_NOMEM;
+    XV_TRY(xv_nn_name(name, sizeof name, "%s.embeddings.LayerNorm", prefix));
+    XV_TRY(xv_nn_ln_new(p, &b->emb_ln, name, H, eps));
+
+    b->layers = calloc((size_t)cfg->layers, sizeof *b->layers);
+    if (!b->layers) return xv_error(XV_ERR_NOMEM, "out of memory for %d BERT layers", cfg->layers);
+    for (int i = 0; i < cfg->layers; i++) {
+        xv_bert_layer *L = &b->layers[i];
+        char lp[200];
+        XV_TRY(xv_nn_name(lp, sizeof lp, "%s.encoder.layer.%d", prefix, i));
+        XV_TRY(attn_init(p, lp, "attention", H, H, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, eps));
+        L->cross = i >= cfg->fusion_layer;
+        if (L->cross)
+            XV_TRY(attn_init(p, lp, "crossattention", H, cfg->encoder_width, &L->cq, &L->ck, &L->cv,
+                             &L->cross_out, &L->cross_ln, eps));
+        XV_TRY(xv_nn_name(name, sizeof name, "%s.intermediate.dense", lp));
+        XV_TRY(xv_nn_linear_new(p, &L->inter, name, H, cfg->intermediate, true));
+        XV_TRY(xv_nn_name(name, sizeof name, "%s.output.dense", lp));
+        XV_TRY(xv_nn_linear_new(p, &L->out, name, cfg->intermediate, H, true));
+        XV_TRY(xv_nn_name(name, sizeof name, "%s.output.LayerNorm", lp));
+        XV_TRY(xv_nn_ln_new(p, &L->out_ln, name, H, eps));
+    }
+    return XV_OK;
+}
+
+void xv_bert_free(xv_bert *b) {
+    free(b->layers);
+    memset(b, 0, sizeof *b);
+}
+
+xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids) {
+    if (!ids) return NULL;
+    if (ids->dtype != XV_I32 || ids->ndim != 2)
+        return xv_graph_fail(g, XV_ERR_SHAPE, "text: token ids must be I32 [B, L]");
+    const int64_t B = ids->shape[0], L = ids->shape[1];
+    if (L > b->cfg.max_positions)
+        return xv_graph_fail(g, XV_ERR_INVALID_ARG, "text: length %lld exceeds max_position_embeddings %d",
+                             (long long)L, b->cfg.max_positions);
+    xv_tensor *pos_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(L));
+    xv_tensor *type_ids = xv_tensor_zeros(g, XV_I32, XV_SHAPE(B, L)); /* token type always 0 */
+    if (!pos_ids || !type_ids) return NULL;
+    for (int64_t t = 0; t < L; t++) pos_ids->idata[t] = (int32_t)t; /* positions start at 0 */
+    xv_tensor *e = xv_embedding(g, b->word, ids, b->cfg.pad_id);
+    e = xv_add(g, e, xv_embedding(g, b->type, type_ids, -1)); /* same order as the official sum */
+    e = xv_add(g, e, xv_embedding(g, b->pos, pos_ids, -1));   /* [L, H] broadcast over B */
+    e = xv_nn_ln(g, &b->emb_ln, e);
+    return xv_dropout(g, e, b->cfg.hidden_dropout);
+}
+
+static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *k,
+                                  const xv_linear_p *v, const xv_linear_p *o, const xv_ln_p *ln, xv_tensor *x,
+                                  xv_tensor *kv_src, xv_tensor *key_mask) {
+    xv_attn_args a = {0};
+    a.heads = b->cfg.heads;
+    a.scale = (float)(1.0 / sqrt((double)(b->cfg.hidden / b->cfg.heads)));
+    a.key_mask = key_mask;
+    a.dropout = b->cfg.attn_dropout;
+    xv_tensor *ctx = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
+                                  &a);
+    xv_tensor *h = xv_dropout(g, xv_nn_linear(g, o, ctx), b->cfg.hidden_dropout);
+    return xv_nn_ln(g, ln, xv_add(g, h, x));
+}
+
+xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
+                          xv_tensor *image, xv_tensor *image_atts) {
+    if (!x || !text_atts) return NULL;
+    const xv_bert_config *c = &b->cfg;
+    if (from < 0 || to > c->layers || from > to)
+        return xv_graph_fail(g, XV_ERR_INVALID_ARG, "text: layer range [%d, %d) outside [0, %d)", from, to,
+                             c->layers);
+    if (x->ndim != 3 || x->shape[2] != c->hidden || text_atts->dtype != XV_I32 || text_atts->ndim != 2 ||
+        text_atts->shape[0] != x->shape[0] || text_atts->shape[1] != x->shape[1])
+        return xv_graph_fail(g, XV_ERR_SHAPE, "text: hidden states [B, L, %d] need an I32 mask [B, L]",
+                             c->hidden);
+    xv_tensor *text_mask = xv_nn_key_mask(g, text_atts, TEXT_MASK_VALUE);
+    xv_tensor *image_mask = NULL;
+    if (to > c->fusion_layer && to > from) {
+        if (!image)
+            return xv_graph_fail(g, XV_ERR_INVALID_ARG, "text: layers >= %d cross-attend, but no image tokens",
+                                 c->fusion_layer);
+        if (image->ndim != 3 || image->shape[0] != x->shape[0] || image->shape[2] != c->encoder_width)
+            return xv_graph_fail(g, XV_ERR_SHAPE, "text: image tokens must be [%lld, T, %d]",
+                                 (long long)x->shape[0], c->encoder_width);
+        if (image_atts) {
+            if (image_atts->dtype != XV_I32 || image_atts->ndim != 2 || image_atts->shape[0] != image->shape[0] ||
+                image_atts->shape[1] != image->shape[1])
+                return xv_graph_fail(g, XV_ERR_SHAPE, "text: image mask must be I32 [B, T] like the image tokens");
+            image_mask = xv_nn_key_mask(g, image_atts, IMAGE_MASK_VALUE);
+        }
+    }
+    xv_relay r;
+    if (!xv_relay_begin(&r, g)) return NULL;
+    xv_graph *cg = g;
+    for (int i = from; i < to && xv_relay_ok(&r, cg, x); i++) {
+        const xv_bert_layer *L = &b->layers[i];
+        cg = xv_relay_next(&r, &x);
+        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
+        if (L->cross)
+            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
+        xv_tensor *h = xv_gelu(cg, xv_nn_linear(cg, &L->inter, x));
+        h = xv_dropout(cg, xv_nn_linear(cg, &L->out, h), c->hidden_dropout);
+        x = xv_nn_ln(cg, &L->out_ln, xv_add(cg, h, x));
+    }
+    xv_tensor *out = xv_relay_ok(&r, cg, x) ? xv_relay_keep(&r, cg, x) : NULL;
+    xv_relay_end(&r);
+    return out;
+}
+
+xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,
+                           xv_tensor *image, xv_tensor *image_atts) {
+    switch (mode) {
+    case XV_BERT_TEXT:
+        return xv_bert_layers(g, b, xv_bert_embed(g, b, in), 0, b->cfg.fusion_layer, text_atts, NULL, NULL);
+    case XV_BERT_FUSION:
+        return xv_bert_layers(g, b, in, b->cfg.fusion_layer, b->cfg.layers, text_atts, image, image_atts);
+    case XV_BERT_MULTI_MODAL:
+        return xv_bert_layers(g, b, xv_bert_embed(g, b, in), 0, b->cfg.layers, text_atts, image, image_atts);
+    }
+    return xv_graph_fail(g, XV_ERR_INVALID_ARG, "text: unknown mode %d", (int)mode);
+}

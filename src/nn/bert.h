@@ -1,0 +1,52 @@
+/* The X-VLM BERT (the official models/xbert.py, §3 of the architecture sheet):
+ * embeddings, post-LN layers with self-attention and, from `fusion_layer` on,
+ * cross-attention to the image tokens. Parameter names are official under
+ * `prefix` ("text_encoder.bert" in the pretraining layout, "text_encoder" in
+ * the fine-tuning one). */
+#ifndef XV_NN_BERT_H
+#define XV_NN_BERT_H
+
+#include "model/config.h"
+#include "nn/layers.h"
+
+typedef struct {
+    xv_linear_p q, k, v, attn_out;
+    xv_ln_p attn_ln;
+    bool cross;                      /* layer >= fusion_layer */
+    xv_linear_p cq, ck, cv, cross_out; /* ck, cv: [hidden, encoder_width] */
+    xv_ln_p cross_ln;
+    xv_linear_p inter, out;
+    xv_ln_p out_ln;
+} xv_bert_layer;
+
+typedef struct {
+    xv_bert_config cfg;
+    xv_tensor *word, *pos, *type; /* [vocab, H], [max_positions, H], [type_vocab, H] */
+    xv_ln_p emb_ln;
+    xv_bert_layer *layers;
+} xv_bert;
+
+/* Which layers run (§3.5). */
+typedef enum {
+    XV_BERT_TEXT,        /* ids -> embeddings -> layers [0, fusion_layer) */
+    XV_BERT_FUSION,      /* given hidden states -> layers [fusion_layer, layers) */
+    XV_BERT_MULTI_MODAL  /* ids -> embeddings -> every layer */
+} xv_bert_mode;
+
+xv_status xv_bert_init(xv_bert *b, const xv_bert_config *cfg, xv_params *p, const char *prefix);
+void xv_bert_free(xv_bert *b);
+
+/* word[id] + type[0] + position[t] -> LayerNorm -> dropout. ids I32 [B, L]. */
+xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids);
+
+/* Run layers [from, to) on x [B, L, H]. text_atts I32 [B, L] (0/1); image
+ * tokens [B, T, encoder_width] with image_atts I32 [B, T] (NULL = all visible)
+ * are required when the range contains a cross-attention layer. */
+xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
+                          xv_tensor *image, xv_tensor *image_atts);
+
+/* The official modes: `in` is ids (TEXT, MULTI_MODAL) or hidden states (FUSION). */
+xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,
+                           xv_tensor *image, xv_tensor *image_atts);
+
+#endif

@@ -1,0 +1,167 @@
+/* Cross-entropy losses on logits: hard targets with an ignore index (ITC, ITM,
+ * MLM) and soft targets (ITC with same-image positives, captioning smoothing).
+ * The per-row log-sum-exp is kept (double) for backward, which then needs one
+ * exp per logit and no second reduction. */
+#include <math.h>
+
+#include "ops/op_args.h"
+#include "ops/ops.h"
+
+/* log(sum_c exp(x_c)), shifted by the max for range safety. The exps are
+ * float (as PyTorch's), their sum double. */
+static double row_logsumexp(const float *x, int64_t C) {
+    float m = -INFINITY;
+    for (int64_t c = 0; c < C; c++) m = x[c] > m ? x[c] : m;
+    double s = 0;
+    for (int64_t c = 0; c < C; c++) s += expf(x[c] - m);
+    return m + log(s);
+}
+
+static bool check_logits(xv_graph *g, const char *op, const xv_tensor *logits) {
+    if (!xv_arg_f32(g, op, "logits", logits)) return false;
+    if (logits->ndim >= 1 && xv_last_dim(logits) > 0) return true;
+    char buf[64];
+    xv_graph_fail(g, XV_ERR_SHAPE, "%s: logits must be [..., C] with C > 0, got %s", op,
+                  xv_shape_str(logits, buf, sizeof buf));
+    return false;
+}
+
+/* ---------------------------------------------------------------- hard targets */
+
+typedef struct {
+    const xv_tensor *targets;
+    double *lse;   /* [N] */
+    int64_t count; /* rows whose target is not ignored */
+    int ignore_index;
+} ce_saved;
+
+static void cross_entropy_backward(xv_graph *g, xv_node *node) {
+    xv_tensor *logits = node->in[0];
+    const ce_saved *s = node->saved;
+    if (s->count == 0) return; /* constant 0: no gradient */
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    float *gx = xv_grad(g, logits);
+    if (!gx) return;
+    double scale = (double)node->out->grad[0] / (double)s->count;
+    /* d loss / d x[n, c] = (softmax(x_n)_c - [c == t_n]) / count for kept rows. */
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = s->targets->idata[n];
+        if (t == s->ignore_index) continue;
+        const float *x = logits->data + n * C;
+        float *d = gx + n * C;
+        for (int64_t c = 0; c < C; c++) d[c] += (float)(scale * expf((float)((double)x[c] - s->lse[n])));
+        d[t] -= (float)scale;
+    }
+}
+
+xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index) {
+    static const char op[] = "cross_entropy";
+    if (!check_logits(g, op, logits) || !xv_arg_i32(g, op, "targets", targets)) return NULL;
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    char bl[64], bt[64];
+    if (targets->numel != N)
+        return xv_graph_fail(g, XV_ERR_SHAPE, "cross_entropy: %lld targets for logits %s (%lld rows)",
+                             (long long)targets->numel, xv_shape_str(logits, bl, sizeof bl), (long long)N);
+    int64_t count = 0;
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = targets->idata[n];
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= C)
+            return xv_graph_fail(g, XV_ERR_INVALID_ARG,
+                                 "cross_entropy: target %d of row %lld is outside [0, %lld) and is not "
+                                 "the ignore index %d (targets %s)",
+                                 (int)t, (long long)n, (long long)C, ignore_index,
+                                 xv_shape_str(targets, bt, sizeof bt));
+        count++;
+    }
+    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    double *row_loss = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(1));
+    if (!lse || !row_loss || !out) return NULL;
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = targets->idata[n];
+        if (t == ignore_index) {
+            row_loss[n] = 0;
+            continue;
+        }
+        const float *x = logits->data + n * C;
+        lse[n] = row_logsumexp(x, C);
+        row_loss[n] = lse[n] - x[t];
+    }
+    double total = 0; /* summed in row order: deterministic for any thread count */
+    for (int64_t n = 0; n < N; n++) total += row_loss[n];
+    /* Every row ignored: 0 (PyTorch would return 0/0 = NaN). */
+    out->data[0] = count ? (float)(total / (double)count) : 0.0f;
+
+    xv_node *node = xv_record(g, op, out, cross_entropy_backward, &logits, 1);
+    if (node) {
+        ce_saved *s = xv_graph_alloc(g, sizeof *s);
+        if (!s) return NULL;
+        *s = (ce_saved){.targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
+        node->saved = s;
+    }
+    return out;
+}
+
+/* ---------------------------------------------------------------- soft targets */
+
+typedef struct {
+    const xv_tensor *y;
+    double *lse; /* [N] */
+} ce_soft_saved;
+
+static void cross_entropy_soft_backward(xv_graph *g, xv_node *node) {
+    xv_tensor *logits = node->in[0];
+    const ce_soft_saved *s = node->saved;
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    float *gx = xv_grad(g, logits);
+    if (!gx) return;
+    double scale = (double)node->out->grad[0] / (double)N;
+    /* d loss / d x[n, c] = (softmax(x_n)_c · sum_c' y[n, c'] - y[n, c]) / N; the
+     * row sum of y need not be 1 (label smoothing 0.9 + 0.1/V). */
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = logits->data + n * C, *y = s->y->data + n * C;
+        float *d = gx + n * C;
+        double ysum = 0;
+        for (int64_t c = 0; c < C; c++) ysum += y[c];
+        for (int64_t c = 0; c < C; c++)
+            d[c] += (float)(scale * (expf((float)((double)x[c] - s->lse[n])) * ysum - y[c]));
+    }
+}
+
+xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
+    static const char op[] = "cross_entropy_soft";
+    if (!check_logits(g, op, logits) || !xv_arg_f32(g, op, "y", y)) return NULL;
+    char bl[64], by[64];
+    if (!xv_same_shape(logits, y))
+        return xv_graph_fail(g, XV_ERR_SHAPE, "cross_entropy_soft: y %s must have the shape of logits %s",
+                             xv_shape_str(y, by, sizeof by), xv_shape_str(logits, bl, sizeof bl));
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    double *row_loss = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(1));
+    if (!lse || !row_loss || !out) return NULL;
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = logits->data + n * C, *yr = y->data + n * C;
+        lse[n] = row_logsumexp(x, C);
+        double l = 0;
+        for (int64_t c = 0; c < C; c++) l -= (double)yr[c] * ((double)x[c] - lse[n]);
+        row_loss[n] = l;
+    }
+    double total = 0;
+    for (int64_t n = 0; n < N; n++) total += row_loss[n];
+    out->data[0] = N ? (float)(total / (double)N) : 0.0f;
+
+    xv_node *node = xv_record(g, op, out, cross_entropy_soft_backward, &logits, 1);
+    if (node) {
+        ce_soft_saved *s = xv_graph_alloc(g, sizeof *s);
+        if (!s) return NULL;
+        *s = (ce_soft_saved){.y = y, .lse = lse};
+        node->saved = s;
+    }
+    return out;
+}

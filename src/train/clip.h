@@ -1,0 +1,22 @@
+/* Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_ (used by the
+ * official apex accelerator with max_norm 1.0):
+ *   n = sqrt(Σ over all parameters and elements of g²)
+ *   c = max_norm / (n + 1e-6); if c < 1 every gradient is multiplied by c.
+ * The norm is accumulated in double over fixed blocks summed in a fixed order,
+ * so it is bitwise the same for any thread count. */
+#ifndef XV_TRAIN_CLIP_H
+#define XV_TRAIN_CLIP_H
+
+#include "core/params.h"
+
+/* Global L2 norm of every allocated parameter gradient (unique tensors only:
+ * tied weights count once). */
+double xv_grad_norm(const xv_params *params);
+
+/* Clip in place; the norm before clipping goes to *norm_out (may be NULL).
+ * A non-finite norm leaves the gradients unchanged and returns XV_ERR_NUMERIC,
+ * so the caller can skip the update (what apex's dynamic loss scaling does on
+ * overflow). */
+xv_status xv_clip_grad_norm(xv_params *params, double max_norm, double *norm_out);
+
+#endif
