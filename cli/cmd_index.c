@@ -43,6 +43,7 @@ typedef struct {
     int64_t start_done; /* done when this run began (resumed work) */
     int tty;
     int last_pct;
+    double last_line; /* when the last log line was printed */
     int started;
 } progress_state;
 
@@ -72,8 +73,9 @@ static void progress(void *user, int64_t done, int64_t total) {
         fprintf(stderr, "\r[%s] %lld/%lld images %5.1f img/s  eta %3d:%02d", bar, (long long)done, (long long)total,
                 rate, (int)(eta / 60), (int)eta % 60);
         if (done == total) fputc('\n', stderr);
-    } else if (pct / 5 != p->last_pct / 5 || done == total) {
-        /* Not a terminal (a log): a line every 5%. */
+    } else if (pct / 5 != p->last_pct / 5 || done == total || now() - p->last_line >= 10) {
+        /* Not a terminal (a log): a line every 5%, and at least every 10 s. */
+        p->last_line = now();
         fprintf(stderr, "xvlm index: %lld/%lld images (%d%%) %.1f img/s\n", (long long)done, (long long)total, pct,
                 rate);
     }
@@ -143,7 +145,7 @@ int xv_cmd_index(int argc, char **argv) {
         xv_cli_image_list_free(&list);
         return 1;
     }
-    progress_state ps = {.tty = isatty(2), .last_pct = -1};
+    progress_state ps = {.tty = isatty(2), .last_pct = -5}; /* -5: the first call prints */
     ip.progress = progress;
     ip.warn = warn;
     ip.user = &ps;
