@@ -11,6 +11,7 @@
  * 1e-2 or more. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,6 +156,50 @@ static void make_refs(refs *r) {
 }
 
 /* ---- A: the public API ---- */
+
+/* One thread's work with its own context on the shared model. */
+typedef struct {
+    const xvlm_model *m;
+    const char *const *paths;
+    float feat[NI * 8], logit[NI * NT];
+    xv_status st;
+} thread_job;
+
+static void *thread_main(void *u) {
+    thread_job *j = u;
+    xvlm_ctx *ctx = NULL;
+    xvlm_images *im = NULL;
+    xvlm_texts *tx = NULL;
+    xvlm_pair pairs[NI * NT];
+    for (int p = 0; p < NI * NT; p++) pairs[p] = (xvlm_pair){p / NT, p % NT};
+    j->st = xvlm_ctx_new(j->m, &ctx);
+    if (j->st == XV_OK) j->st = xvlm_encode_image_files(ctx, j->paths, NI, NULL, &im);
+    if (j->st == XV_OK) j->st = xvlm_encode_texts(ctx, TEXTS, NT, NULL, &tx);
+    if (j->st == XV_OK) j->st = xvlm_itm(ctx, im, tx, pairs, NI * NT, j->logit, NULL);
+    if (j->st == XV_OK) memcpy(j->feat, xvlm_images_features(im), sizeof j->feat);
+    xvlm_images_free(im);
+    xvlm_texts_free(tx);
+    xvlm_ctx_free(ctx);
+    return NULL;
+}
+
+/* The documented rule: the model shared read-only, one context per thread. */
+static void check_threads(const xvlm_model *m, const char *const *paths, const float *feat, const float *logit) {
+    thread_job jobs[3];
+    pthread_t th[3];
+    for (int k = 0; k < 3; k++) {
+        jobs[k] = (thread_job){.m = m, .paths = paths};
+        CHECK(pthread_create(&th[k], NULL, thread_main, &jobs[k]) == 0, "thread %d", k);
+    }
+    for (int k = 0; k < 3; k++) pthread_join(th[k], NULL);
+    int bad = 0;
+    for (int k = 0; k < 3; k++) {
+        CHECK(jobs[k].st == XV_OK, "thread %d ran", k);
+        for (int i = 0; i < NI * 8; i++) bad += !close_to(jobs[k].feat[i], feat[i]);
+        for (int i = 0; i < NI * NT; i++) bad += !close_to(jobs[k].logit[i], logit[i]);
+    }
+    CHECK(bad == 0, "3 threads sharing the model: same features and logits (%d off)", bad);
+}
 static void check_api(const refs *r) {
     xvlm_model *m = NULL;
     xvlm_ctx *ctx = NULL;
@@ -216,6 +261,7 @@ static void check_api(const refs *r) {
     CHECK(bs == 0, "similarities (%d off)", bs);
     CHECK(bl == 0 && bp == 0, "ITM logits (%d off) and probabilities (%d off)", bl, bp);
     CHECK(bb == 0, "boxes, normalised and in pixels (%d off)", bb);
+    check_threads(m, paths, xvlm_images_features(im), logit);
 
     /* The same images from memory (RGB with a row stride) and as tensors. */
     xvlm_rgb rgb[NI];
