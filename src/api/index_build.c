@@ -28,7 +28,7 @@
 #define ERRLEN 512
 
 xvlm_index_params xvlm_index_params_default(void) {
-    return (xvlm_index_params){.batch = 16, .tokens = XVLM_TOKENS_NONE};
+    return (xvlm_index_params){.batch = 16, .tokens = XVLM_TOKENS_F16};
 }
 
 typedef struct {

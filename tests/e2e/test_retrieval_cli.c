@@ -442,7 +442,7 @@ static void check_search_index(const refs *r, const char *tokens, double tol_sca
     cJSON *j = xvlm_json(args);
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
     CHECK(cJSON_GetArraySize(res) == 3, "3 results");
-    double prev = INFINITY;
+    double prev = INFINITY, worst = 0;
     for (int k = 0; k < cJSON_GetArraySize(res); k++) {
         const cJSON *e = cJSON_GetArrayItem(res, k);
         int i = (int)num(e, "index");
@@ -455,6 +455,7 @@ static void check_search_index(const refs *r, const char *tokens, double tol_sca
         CHECK(close_to(num(e, "itc"), ref_sim(r, i, 0)), "search itc of image %d", i);
         if (k < 2) {
             double d = fabs(num(e, "itm_logit") - r->itm[i][0][1]);
+            worst = fmax(worst, d / fmax(1.0, fabs(r->itm[i][0][1])));
             CHECK(d <= 1e-5 * tol_scale * fmax(1.0, fabs(r->itm[i][0][1])), "tokens %s: re-ranked logit of image %d off by %g",
                   tokens, i, d);
             CHECK(num(e, "score") <= prev, "sorted by score");
@@ -464,6 +465,7 @@ static void check_search_index(const refs *r, const char *tokens, double tol_sca
                   "not re-ranked: -100");
         }
     }
+    printf("tokens %s: re-ranked logits within %.2e (relative) of the in-memory model\n", tokens, worst);
     cJSON_Delete(j);
 }
 
@@ -640,8 +642,9 @@ int main(void) {
     check_search_index(&r, "f32", 1);
     check_search_index(&r, "none", 1);
     /* binary16 tokens carry 11 significant bits (relative error <= 2^-11 per
-     * value); through the tiny fusion encoder that moves logits by ~1e-3: the
-     * bound is 200x the fp32 one, still far below a real mistake. */
+     * value, 4.9e-4), so the logits may move by that order: the bound is 200x
+     * the fp32 one (2e-3), still far below a real mistake. (This random model
+     * barely attends to the image: measured 1e-7.) */
     check_search_index(&r, "f16", 200);
     check_search_texts(&r);
     check_forward(&r);
