@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "model/model_source.h"
 #include "model/pretrain.h"
 #include "xvlm.h"
 
@@ -20,7 +21,8 @@ static void help(FILE *f) {
             "for every step stored in IN and writes its outputs to OUT (float32).\n"
             "\n"
             "  --model DIR   folder with config.json (project layout or see `xvlm convert`) and\n"
-            "                weights.safetensors (official state_dict names; both text layouts)\n"
+            "                weights.safetensors (official state_dict names; both text layouts),\n"
+            "                or an official PyTorch checkpoint (.th/.pth), converted once into a cache\n"
             "  --inputs IN   steps, one per prefix P such that P + \"image\" exists (e.g. \"image.\"\n"
             "                and \"region.\"); integer tensors may be I64 or I32:\n"
             "                  P.image F32 [N,3,R,R]   P.text_ids, P.text_atts, P.text_ids_masked [B,L]\n"
@@ -248,7 +250,7 @@ int xv_cmd_forward(int argc, char **argv) {
     xv_model *m = NULL;
     xv_st_file *in = NULL;
     xv_st_writer *w = NULL;
-    xv_status st = xv_model_load_dir(model_dir, false, &m);
+    xv_status st = xv_model_open(model_dir, false, &m);
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0;

@@ -159,3 +159,56 @@ done:
     free(r);
     return bad;
 }
+
+#include <sys/wait.h>
+
+#include "io/safetensors.h"
+
+int xv_test_run(const char *cmd) {
+    printf("$ %s\n", cmd);
+    fflush(stdout);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
+                       double tol) {
+    xv_st_file *ref = NULL, *out = NULL;
+    if (xv_st_open(ref_path, &ref) != XV_OK || xv_st_open(out_path, &out) != XV_OK) {
+        CHECK(0, "cannot open %s / %s: %s", ref_path, out_path, xvlm_last_error());
+        xv_st_close(ref);
+        return -1;
+    }
+    int compared = 0;
+    for (int i = 0; i < xv_st_count(ref); i++) {
+        const xv_st_tensor *r = xv_st_at(ref, i);
+        if (strncmp(r->name, prefix, strlen(prefix)) || (skip && strstr(r->name, skip))) continue;
+        if (r->dtype != XV_ST_F32) continue;
+        const xv_st_tensor *o = xv_st_find(out, r->name);
+        CHECK(o != NULL, "output %s is missing", r->name);
+        if (!o) continue;
+        bool same = o->ndim == r->ndim && o->numel == r->numel &&
+                    !memcmp(o->shape, r->shape, sizeof(int64_t) * (size_t)r->ndim);
+        CHECK(same, "%s: shape differs", r->name);
+        if (!same) continue;
+        size_t n = (size_t)(r->numel ? r->numel : 1);
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        CHECK_OK(xv_st_read_f32(ref, r, a));
+        CHECK_OK(xv_st_read_f32(out, o, b));
+        double maxref = 0, maxdiff = 0;
+        for (int64_t k = 0; k < r->numel; k++) {
+            double d = fabs((double)a[k] - (double)b[k]);
+            if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates */
+            if (fabs(a[k]) > maxref) maxref = fabs(a[k]);
+        }
+        double scale = maxref > 1 ? maxref : 1;
+        printf("  %-72s max|diff| %.3e  rel %.3e\n", r->name, maxdiff, maxdiff / scale);
+        CHECK(maxdiff / scale <= tol, "%s: max|diff| %.3e exceeds %g · %.3g", r->name, maxdiff, tol, scale);
+        free(a);
+        free(b);
+        compared++;
+    }
+    xv_st_close(ref);
+    xv_st_close(out);
+    return compared;
+}

@@ -70,3 +70,14 @@ int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inpu
                 const xv_fd_opts *opts);
 
 #endif
+
+/* ---- golden comparisons ----
+ * For every F32 tensor of `ref_path` whose name starts with `prefix` (and does
+ * not contain `skip`, if given), check the tensor of the same name in
+ * `out_path`: same shape and max|diff| <= tol · max(1, max|ref|). Prints one
+ * line per tensor; returns the number of tensors compared (-1 if a file
+ * cannot be opened). */
+int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
+                       double tol);
+/* Run a shell command, echoing it; returns its exit status (-1 if it died). */
+int xv_test_run(const char *cmd);

@@ -61,14 +61,16 @@ void xv_model_free(xv_model *m) {
     free(m);
 }
 
-/* N(0, std) at counter `c` of stream `key` (Box-Muller on one Philox block),
- * so parallel fills give the same values for any thread count. */
-static float normal_at(uint64_t key, uint64_t c, float std) {
+/* N(0, std) for element k of a fill whose counters start at `base`: one
+ * Philox block gives a Box-Muller pair (cos for even k, sin for odd k), so a
+ * parallel fill gives the same values for any thread count. */
+static float normal_at(uint64_t key, uint64_t base, int64_t k, float std) {
     uint32_t r[4];
-    xv_philox(key, c, r);
-    double u1 = ((r[0] >> 8) + 1.0) / 16777217.0; /* (0, 1]: log is finite */
-    double u2 = (r[1] >> 8) / 16777216.0;
-    return (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    xv_philox(key, base + (uint64_t)(k / 2), r);
+    float u1 = ((float)(r[0] >> 8) + 1.0f) * (1.0f / 16777216.0f); /* (0, 1]: log is finite */
+    float a = (float)(r[1] >> 8) * (float)(2.0 * M_PI / 16777216.0);
+    float rad = std * sqrtf(-2.0f * logf(u1));
+    return rad * (k % 2 ? sinf(a) : cosf(a));
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -92,9 +94,9 @@ xv_status xv_model_init_random(xv_model *m, uint64_t seed) {
             float v = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
             for (int64_t k = 0; k < n; k++) d[k] = v;
         } else {
-            uint64_t base = xv_rng_reserve(&rng, (uint64_t)n);
+            uint64_t base = xv_rng_reserve(&rng, (uint64_t)(n + 1) / 2);
 #pragma omp parallel for schedule(static)
-            for (int64_t k = 0; k < n; k++) d[k] = normal_at(rng.key, base + (uint64_t)k, 0.02f);
+            for (int64_t k = 0; k < n; k++) d[k] = normal_at(rng.key, base, k, 0.02f);
         }
     }
     /* nn.Embedding(padding_idx) keeps the padding row at zero. */

@@ -60,6 +60,12 @@ static void test_geometry(void) {
     CHECK(g3.res == 12 && g3.window == 12 && g3.shift == 0 && g3.n_windows == 1, "384 last stage");
     CHECK(xv_swin_stage(&c.vision, 0).shift == 6, "384 shift 6");
     CHECK(xv_config_num_patches(&c) == 144, "144 patches at 384");
+    /* 480/15: 120, 60, 30, 15 tokens, shift 7; the last stage is one window. */
+    CHECK_OK(parse_tiny(480, 15, 1, 256, 2, 2, &c));
+    CHECK(xv_swin_stage(&c.vision, 0).shift == 7 && xv_swin_stage(&c.vision, 0).n_windows == 64 &&
+              xv_swin_stage(&c.vision, 3).n_windows == 1 && xv_swin_stage(&c.vision, 3).shift == 0,
+          "480/15 geometry");
+    CHECK(xv_config_num_patches(&c) == 225, "225 patches at 480");
     /* 64/8: stages 16, 8, 4, 2 — the last two are smaller than the window. */
     CHECK_OK(parse_tiny(64, 8, 1, 256, 2, 2, &c));
     int w64[4] = {8, 8, 4, 2}, s64[4] = {4, 0, 0, 0};

@@ -180,8 +180,60 @@ static void test_bad_batches(void) {
     xv_model_free(m);
 }
 
+/* ITC with idx (fine-tuning): distinct ids give the plain loss; shared ids
+ * spread the target over the group (checked against a double computation). */
+static void test_itc_idx(void) {
+    xv_model *m = small_model();
+    if (!m) return;
+    enum { B = 3, E = 8 };
+    xv_graph *g = xv_graph_new(0);
+    xv_tensor *img = xv_tensor_new(g, XV_F32, XV_SHAPE(B, E)), *txt = xv_tensor_new(g, XV_F32, XV_SHAPE(B, E));
+    xv_test_fill_uniform(img->data, B * E, -1, 1, 5);
+    xv_test_fill_uniform(txt->data, B * E, -1, 1, 6);
+    xv_tensor *fi = xv_l2_normalize(g, img, 1e-12f), *ft = xv_l2_normalize(g, txt, 1e-12f);
+    xv_tensor *distinct = xv_tensor_new(g, XV_I32, XV_SHAPE(B)), *shared = xv_tensor_new(g, XV_I32, XV_SHAPE(B));
+    int32_t sh[B] = {4, 4, 9};
+    for (int i = 0; i < B; i++) {
+        distinct->idata[i] = 10 + i;
+        shared->idata[i] = sh[i];
+    }
+    xv_tensor *sim = NULL;
+    xv_tensor *plain = xv_itc_loss(g, m, fi, ft, NULL, &sim);
+    xv_tensor *same = xv_itc_loss(g, m, fi, ft, distinct, NULL);
+    xv_tensor *grouped = xv_itc_loss(g, m, fi, ft, shared, NULL);
+    CHECK(plain && same && grouped && sim, "ITC: %s", xvlm_last_error());
+    if (plain && same && grouped && sim) {
+        /* fp32 log-softmax of logits ~1/0.07: differences from summation order only. */
+        CHECK(fabs(plain->data[0] - same->data[0]) <= 1e-5 * fabs(plain->data[0]), "distinct idx = plain: %g vs %g",
+              plain->data[0], same->data[0]);
+        double ref = 0;
+        for (int dir = 0; dir < 2; dir++)
+            for (int i = 0; i < B; i++) {
+                double mx = -1e30, z = 0, lp[B];
+                for (int j = 0; j < B; j++) mx = fmax(mx, dir ? sim->data[j * B + i] : sim->data[i * B + j]);
+                for (int j = 0; j < B; j++) z += exp((dir ? sim->data[j * B + i] : sim->data[i * B + j]) - mx);
+                int cnt = 0;
+                for (int j = 0; j < B; j++) cnt += sh[i] == sh[j];
+                for (int j = 0; j < B; j++) {
+                    lp[j] = (dir ? sim->data[j * B + i] : sim->data[i * B + j]) - mx - log(z);
+                    if (sh[i] == sh[j]) ref -= lp[j] / cnt / B / 2;
+                }
+            }
+        CHECK(fabs(grouped->data[0] - ref) <= 1e-5 * fabs(ref), "grouped ITC %g vs double %g", grouped->data[0], ref);
+        CHECK(fabs(grouped->data[0] - plain->data[0]) > 1e-3, "groups change the loss");
+        CHECK(fabs(sim->data[0] * 0.07f - (fi->data[0] * ft->data[0] + fi->data[1] * ft->data[1] +
+                                            fi->data[2] * ft->data[2] + fi->data[3] * ft->data[3] +
+                                            fi->data[4] * ft->data[4] + fi->data[5] * ft->data[5] +
+                                            fi->data[6] * ft->data[6] + fi->data[7] * ft->data[7])) < 1e-5,
+              "sim = image·text / temp");
+    }
+    xv_graph_free(g);
+    xv_model_free(m);
+}
+
 int main(void) {
     test_negatives();
+    test_itc_idx();
     test_bad_batches();
     return xv_test_finish("test_model_inputs");
 }
