@@ -11,6 +11,7 @@ int xv_cmd_preprocess(int argc, char **argv);
 int xv_cmd_tokenize(int argc, char **argv);
 int xv_cmd_synth(int argc, char **argv);
 int xv_cmd_forward(int argc, char **argv);
+int xv_cmd_pretrain(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
@@ -19,6 +20,7 @@ const xv_command xv_commands[] = {
     {"tokenize", "WordPiece-tokenize JSON lines of text as the official pipeline does", xv_cmd_tokenize},
     {"synth", "generate the demo's world of shapes, captions, regions and expressions", xv_cmd_synth},
     {"forward", "run the pretraining forward (and backward) on stored inputs; write every output", xv_cmd_forward},
+    {"pretrain", "pretrain X-VLM (official Pretrain.py loop) with exact resume, logs and plots", xv_cmd_pretrain},
     {NULL, NULL, NULL},
 };
 
