@@ -384,8 +384,9 @@ xv_status xv_jsonl_seek(xv_jsonl_reader *r, const xv_jsonl_pos *p) {
         return xv_error(XV_ERR_INVALID_ARG, "%s: position: done flag %lld", r->label, (long long)p->done);
     if (p->epoch < 0 || p->file < 0 || p->file > r->shard.n_files || p->offset < 0 || p->line < 0 ||
         (p->file == r->shard.n_files && (p->offset || p->line)))
-        return xv_error(XV_ERR_INVALID_ARG, "%s: position (epoch %lld, file %lld, offset %lld, line %lld) outside the %d-file shard",
-                        r->label, (long long)p->epoch, (long long)p->file, (long long)p->offset, (long long)p->line,
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s: position (epoch %lld, file %lld, offset %lld, line %lld) outside the %d-file shard", r->label,
+                        (long long)p->epoch, (long long)p->file, (long long)p->offset, (long long)p->line,
                         r->shard.n_files);
     if (!p->done && p->file < r->shard.n_files && p->offset > 0) {
         const char *path = path_at(r, p->epoch, p->file);
@@ -399,8 +400,9 @@ xv_status xv_jsonl_seek(xv_jsonl_reader *r, const xv_jsonl_pos *p) {
             if (size_ok && fseeko(f, (off_t)(p->offset - 1), SEEK_SET) == 0) c = fgetc(f);
             fclose(f);
             if (c != '\n' && !at_end)
-                return xv_error(XV_ERR_FORMAT, "%s: %s: saved offset %lld is not the start of a line (the file changed?)",
-                                r->label, path, (long long)p->offset);
+                return xv_error(XV_ERR_FORMAT,
+                                "%s: %s: saved offset %lld is not the start of a line (the file changed?)", r->label,
+                                path, (long long)p->offset);
         } /* an unreadable file is warned about and skipped when reached */
     }
     close_file(r);

@@ -181,9 +181,11 @@ const char *xv_pretrain_counter_name(int i);
 int xv_pretrain_state_len(const xv_pretrain_loader *l);
 const char *xv_pretrain_state_name(const xv_pretrain_loader *l, int i);
 xv_status xv_pretrain_state_save(const xv_pretrain_loader *l, int64_t *values, int n);
-/* Stops the workers, drops their queued batches, restarts them from the state.
- * Refuses (leaving the loader as it was) a state of another length, format
- * version, kind, rank, world, worker count, seed or configuration. */
+/* Stops the workers, drops their queued batches (and the batch last returned,
+ * which becomes invalid), restarts them from the state. Refuses a state of
+ * another length, format version, kind, rank, world, worker count, seed or
+ * configuration, or whose file offsets are not line starts (the data changed);
+ * after a refusal the loader goes on with the stream it was producing. */
 xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *values, int n);
 
 /* Stops and joins the workers and frees everything (NULL is fine). */

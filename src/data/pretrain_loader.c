@@ -7,6 +7,7 @@
  * caller (LENT) and frees it on the next call. Each READY slot carries the
  * worker's state right after making it, which becomes the worker's saved
  * position once the caller has taken the batch. */
+#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -275,6 +276,10 @@ static worker_state snapshot(const worker *w) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     xv_pretrain_loader *l = w->l;
+    /* The image ops parallelise with OpenMP; here the workers are the
+     * parallelism, so each runs its ops on one thread (this sets only this
+     * thread's ICV). Results do not depend on it (static, per-row work). */
+    omp_set_num_threads(1);
     for (;;) {
         pthread_mutex_lock(&w->mu);
         slot_t *slot = &w->slots[w->prod % w->n_slots];

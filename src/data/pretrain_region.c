@@ -240,7 +240,8 @@ xv_sample_result xv_sample_region(xv_sample_ctx *c, const cJSON *rec, const xv_j
         }
     xv_region_crop crop;
     xv_image resized = {0};
-    xv_status s = xv_region_crop_draw(c->rng, im.width, im.height, (xv_box){es[anchor].x, es[anchor].y, es[anchor].w, es[anchor].h},
+    const elem_t *a = &es[anchor];
+    xv_status s = xv_region_crop_draw(c->rng, im.width, im.height, (xv_box){a->x, a->y, a->w, a->h},
                                       flip_allowed(c, rec, es, n), c->sh->cfg.image_res, &crop);
     if (s == XV_OK) s = xv_region_crop_apply(&im, &crop, &resized);
     if (s == XV_OK) s = xv_transform_train(c->rng, &resized, c->sh->cfg.image_res, XV_TRAIN_BOX, image);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "data/caption.h"
+#include "data/image.h"
 #include "data/image_write.h"
 #include "data/masking.h"
 #include "data/pretrain_data.h"
@@ -107,7 +108,7 @@ static void make_dataset(void) {
         make_image(&im, w, h, i);
         char name[32], c0[128], c1[128];
         snprintf(name, sizeof name, "img%02d.jpg", i);
-        CHECK_OK(xv_image_save_jpeg(&im, 90, path_of("img/%s", name)));
+        CHECK_OK(xv_jpeg_write(path_of("img/%s", name), im.rgb, w, h, 90));
         caption_of(i, 0, c0, sizeof c0);
         caption_of(i, 1, c1, sizeof c1);
         if (i % 3 == 0)
@@ -117,7 +118,7 @@ static void make_dataset(void) {
         if (i < 6) {
             uint8_t *jpg;
             size_t n;
-            xv_image_encode_jpeg(&im, 90, &jpg, &n);
+            xv_jpeg_encode(im.rgb, w, h, 90, &jpg, &n);
             char *enc = base64(jpg, n);
             fprintf(b64, "{\"binary\": \"%s\", \"caption\": \"%s\"}\n", enc, c0);
             free(enc);
@@ -145,7 +146,7 @@ static void make_dataset(void) {
 
     xv_image im;
     make_image(&im, 320, 240, 99);
-    CHECK_OK(xv_image_save_jpeg(&im, 90, path_of("img/%s", "hand.jpg")));
+    CHECK_OK(xv_jpeg_write(path_of("img/%s", "hand.jpg"), im.rgb, 320, 240, 90));
     xv_image_free(&im);
     write_text(path_of("%s", "hand.jsonl"),
                "{\"image\": \"img/hand.jpg\", \"caption\": \"a street scene\", \"elems\": ["
