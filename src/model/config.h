@@ -53,6 +53,7 @@ typedef struct {
     float ln_eps;         /* layer_norm_eps (1e-12) */
     float hidden_dropout; /* hidden_dropout_prob */
     float attn_dropout;   /* attention_probs_dropout_prob */
+    float init_range;     /* initializer_range: std of the N(0, σ) init of new weights (0.02) */
 } xv_bert_config;
 
 typedef struct {

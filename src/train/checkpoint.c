@@ -411,3 +411,13 @@ xv_status xv_ckpt_load(const char *path, const xv_train_state *st, char **config
     if (s != XV_OK) return xv_error_wrap(s, "loading checkpoint %s", path);
     return XV_OK;
 }
+
+xv_status xv_ckpt_verify(const char *path) {
+    xv_st_file *f;
+    xv_status s = xv_st_open(path, &f);
+    if (s == XV_OK) {
+        s = verify_file(f);
+        xv_st_close(f);
+    }
+    return s == XV_OK ? XV_OK : xv_error_wrap(s, "checkpoint %s", path);
+}

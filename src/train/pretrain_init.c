@@ -1,6 +1,7 @@
 #include "train/pretrain_init.h"
 
 #include <math.h>
+#include <string.h>
 
 /* U(-bound, bound) over a tensor from its own reserved counters. */
 static void uniform_fill(xv_rng *r, xv_tensor *t, double bound) {
@@ -19,7 +20,15 @@ static void torch_default(xv_rng *r, xv_tensor *w, xv_tensor *b) {
 }
 
 xv_status xv_pretrain_init_weights(xv_model *m, uint64_t seed) {
-    XV_TRY(xv_model_init_random(m, seed));
+    XV_TRY(xv_model_init_random(m, seed)); /* every matrix N(0, 0.02) */
+    /* BERT's std is its config's initializer_range: rescale the text matrices
+     * (the same draws, so the fill stays thread-count independent). */
+    const float scale = m->cfg.text.init_range / 0.02f;
+    for (int i = 0; i < m->params.n && scale != 1.0f; i++) {
+        xv_tensor *t = m->params.items[i];
+        if (t->ndim >= 2 && !strncmp(t->name, "text_encoder.", 13))
+            for (int64_t k = 0; k < t->numel; k++) t->data[k] *= scale;
+    }
     xv_rng root, r;
     xv_rng_seed(&root, seed);
     r = xv_rng_split(&root, 0x746f726368); /* "torch": a stream apart from init_random's */

@@ -1,7 +1,8 @@
 /* Fresh weights for pretraining from scratch, as the official modules
  * initialise themselves when nothing is loaded:
- * - BERT (text and fusion encoders, MLM head): N(0, 0.02) matrices and
- *   embeddings, biases 0, LayerNorm 1/0, padding row 0 (xv_model_init_random);
+ * - BERT (text and fusion encoders, MLM head): N(0, initializer_range)
+ *   matrices and embeddings (the BERT config's key, 0.02 in config_bert.json),
+ *   biases 0, LayerNorm 1/0, padding row 0;
  * - Swin: trunc_normal(std 0.02, cut at ±2) Linear weights and relative-
  *   position tables, biases 0, LayerNorm 1/0 — the cut at ±2 is 100 standard
  *   deviations, beyond any value the normal sampler draws, so these are the
