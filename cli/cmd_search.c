@@ -90,6 +90,10 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
     xv_status st = xvlm_index_open(m, o->index, &gallery);
     if (st == XV_OK && xvlm_images_count(gallery) == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
+    if (st == XV_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
+        fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
+                        "candidates are re-encoded from their files (use --rerank 0 for ITC only)\n",
+                o->rerank);
     if (st == XV_OK) {
         clamp_k(o, xvlm_images_count(gallery), "index");
         hits = calloc((size_t)o->k, sizeof *hits);

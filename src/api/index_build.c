@@ -12,12 +12,15 @@
  * done; nothing is rewritten per batch. At the end the chunks are joined into
  * INDEX (atomically) and INDEX.parts/ is removed. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,11 +31,12 @@
 #define ERRLEN 512
 
 xvlm_index_params xvlm_index_params_default(void) {
-    return (xvlm_index_params){.batch = 16, .tokens = XVLM_TOKENS_NONE};
+    return (xvlm_index_params){.batch = 16, .tokens = XVLM_TOKENS_F16};
 }
 
 typedef struct {
     char dir[PATH_MAX];
+    int lock_fd; /* the parts folder, flock'ed while this run owns it */
     char **chunks; /* chunk file paths, in order */
     int n_chunks, cap_chunks;
     int64_t next;    /* inputs [0, next) are done */
@@ -114,8 +118,7 @@ static xv_status resume(const xvlm_model *mm, build_state *s, int64_t n) {
         chunk_path(s, k, path, sizeof path);
         if (access(path, F_OK) != 0) break;
         xvlm_images *c = NULL;
-        xv_status st = xvlm_index_open(mm, path, &c);
-        if (st != XV_OK) return xv_error_wrap(st, "resuming the index");
+        if (xvlm_index_open(mm, path, &c) != XV_OK) break; /* unreadable: redone from here */
         int64_t first = meta_int(c->mapped, "xvlm.chunk_first"), count = meta_int(c->mapped, "xvlm.chunk_inputs");
         int64_t skipped = meta_int(c->mapped, "xvlm.chunk_skipped");
         int64_t got = c->n;
@@ -130,6 +133,29 @@ static xv_status resume(const xvlm_model *mm, build_state *s, int64_t n) {
     return XV_OK;
 }
 
+/* Remove every chunk file (and temp file) in the parts folder. */
+static void clear_chunks(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[PATH_MAX + 256];
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, "chunk-", 6)) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+}
+
+/* Only one run may write a parts folder at a time. */
+static xv_status lock_dir(build_state *s) {
+    s->lock_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->lock_fd < 0) return xv_error(XV_ERR_IO, "%s: cannot open: %s", s->dir, strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return xv_error(XV_ERR_IO, "%s: another `xvlm index` is building this index right now", s->dir);
+    return XV_OK;
+}
+
 static xv_status start(const xvlm_model *mm, const char *index_path, const char *const *paths, int64_t n,
                        xvlm_tokens tokens, build_state *s) {
     if (snprintf(s->dir, sizeof s->dir, "%s.parts", index_path) >= (int)sizeof s->dir)
@@ -139,19 +165,20 @@ static xv_status start(const xvlm_model *mm, const char *index_path, const char 
     char *want = run_json(mm, tokens, n, hash_paths(paths, n));
     if (!want) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = XV_OK;
-    char *have = read_text(run_path);
-    if (have) {
-        if (strcmp(have, want))
-            st = xv_error(XV_ERR_INVALID_ARG,
-                          "%s holds an interrupted index of other images, another model or another --tokens "
-                          "setting (%s): delete that folder to start over",
-                          s->dir, run_path);
-        else
-            st = resume(mm, s, n);
-    } else {
-        if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
-            st = xv_error(XV_ERR_IO, "%s: cannot create: %s", s->dir, strerror(errno));
-        if (st == XV_OK) st = write_durable(run_path, want);
+    if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
+        st = xv_error(XV_ERR_IO, "%s: cannot create: %s", s->dir, strerror(errno));
+    if (st == XV_OK) st = lock_dir(s);
+    char *have = st == XV_OK ? read_text(run_path) : NULL;
+    if (st == XV_OK && have && strcmp(have, want)) {
+        st = xv_error(XV_ERR_INVALID_ARG,
+                      "%s holds an interrupted index of other images, another model or another --tokens setting "
+                      "(%s): delete that folder to start over",
+                      s->dir, run_path);
+    } else if (st == XV_OK && have) {
+        st = resume(mm, s, n);
+    } else if (st == XV_OK) {
+        clear_chunks(s->dir); /* leftovers of a run whose run.json is gone */
+        st = write_durable(run_path, want);
     }
     free(have);
     free(want);
@@ -212,11 +239,12 @@ static xv_status do_chunk(xvlm_ctx *ctx, build_state *s, const char *const *path
         for (int i = 0; i < good; i++) bytes += strlen(real[i]) + 1;
         char *blob = malloc(bytes);
         st = xv_api_images_own(c, blob);
-        for (int i = 0, o = 0; st == XV_OK && i < good; i++) {
+        size_t o = 0;
+        for (int i = 0; st == XV_OK && i < good; i++) {
             size_t l = strlen(real[i]) + 1;
             memcpy(blob + o, real[i], l);
-            ((int64_t *)c->path_off)[i] = o;
-            o += (int)l;
+            ((int64_t *)c->path_off)[i] = (int64_t)o;
+            o += l;
             ((int32_t *)c->sizes)[2 * i] = res[i].w;
             ((int32_t *)c->sizes)[2 * i + 1] = res[i].h;
         }
@@ -251,12 +279,13 @@ static xv_status do_chunk(xvlm_ctx *ctx, build_state *s, const char *const *path
 static void cleanup(build_state *s) {
     for (int i = 0; i < s->n_chunks; i++) free(s->chunks[i]);
     free(s->chunks);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the lock */
 }
 
 /* Everything is in INDEX: drop the parts folder. */
 static void remove_parts(build_state *s) {
     char path[PATH_MAX + 32];
-    for (int i = 0; i < s->n_chunks; i++) unlink(s->chunks[i]);
+    clear_chunks(s->dir);
     snprintf(path, sizeof path, "%s/run.json", s->dir);
     unlink(path);
     rmdir(s->dir);
@@ -274,7 +303,7 @@ xv_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, c
         return xv_error(XV_ERR_INVALID_ARG, "xvlm_index_build: unknown tokens setting %d", (int)p.tokens);
     const xv_model *m = ctx->model->m;
     if (!m->parts.itc) return xv_error(XV_ERR_UNSUPPORTED, "%s: the model has no ITC projections: nothing to index", path);
-    build_state s = {0};
+    build_state s = {.lock_fd = -1};
     int64_t encoded = 0;
     xv_status st = start(ctx->model, path, paths, n, p.tokens, &s);
     if (st == XV_OK && p.progress) p.progress(p.user, s.next, n);

@@ -87,26 +87,28 @@ static xv_status load_checkpoint(const char *path, const xvlm_model_params *p, x
     return st;
 }
 
-static xv_status load_vocab(const char *path, const xvlm_model_params *p, bool folder, xvlm_model *mm) {
-    char buf[4096];
-    const char *vocab = p->vocab_path;
-    if (!vocab) {
-        if (folder) {
-            snprintf(buf, sizeof buf, "%s/vocab.txt", path);
-        } else {
-            char *copy = strdup(path);
-            if (!copy) return xv_error(XV_ERR_NOMEM, "out of memory");
-            snprintf(buf, sizeof buf, "%s/vocab.txt", dirname(copy));
-            free(copy);
-        }
-        vocab = buf;
-        if (!is_file(vocab))
-            return xv_error(XV_ERR_MISSING,
-                            "%s: no vocab.txt: the model needs the WordPiece vocabulary it was trained with "
-                            "(bert-base-uncased's vocab.txt for the official checkpoints); put it at %s or pass "
-                            "--vocab FILE (xvlm_model_params.vocab_path)",
-                            path, vocab);
+/* The vocabulary's path: the given one, or vocab.txt in the model folder /
+ * beside the checkpoint, which must exist. Checked before the (possibly long)
+ * weight loading. */
+static xv_status vocab_path(const char *path, const xvlm_model_params *p, bool folder, char *buf, size_t cap) {
+    if (p->vocab_path) {
+        snprintf(buf, cap, "%s", p->vocab_path);
+        return XV_OK;
     }
+    char *copy = strdup(path);
+    if (!copy) return xv_error(XV_ERR_NOMEM, "out of memory");
+    snprintf(buf, cap, "%s/vocab.txt", folder ? path : dirname(copy));
+    free(copy);
+    if (!is_file(buf))
+        return xv_error(XV_ERR_MISSING,
+                        "%s: no vocab.txt: the model needs the WordPiece vocabulary it was trained with "
+                        "(bert-base-uncased's vocab.txt for the official checkpoints); put it at %s or pass "
+                        "--vocab FILE (xvlm_model_params.vocab_path)",
+                        path, buf);
+    return XV_OK;
+}
+
+static xv_status load_vocab(const char *vocab, xvlm_model *mm) {
     XV_TRY(xv_tokenizer_load(vocab, &mm->tok));
     int32_t nv = xv_tokenizer_vocab_size(mm->tok);
     if (nv > mm->m->cfg.text.vocab)
@@ -124,10 +126,12 @@ xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvl
     bool folder = is_dir(path);
     if (!folder && !is_file(path))
         return xv_error(XV_ERR_MISSING, "%s: no such model folder or checkpoint file", path);
+    char vocab[PATH_MAX + 16];
+    XV_TRY(vocab_path(path, &p, folder, vocab, sizeof vocab));
     xvlm_model *mm = calloc(1, sizeof *mm);
     if (!mm) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = folder ? xv_model_load_dir(path, p.copy_weights != 0, &mm->m) : load_checkpoint(path, &p, &mm->m);
-    if (st == XV_OK) st = load_vocab(path, &p, folder, mm);
+    if (st == XV_OK) st = load_vocab(vocab, mm);
     if (st != XV_OK) {
         xvlm_model_free(mm);
         return st;

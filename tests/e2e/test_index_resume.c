@@ -117,8 +117,17 @@ int main(void) {
     free(e1);
     CHECK(access(index, F_OK) != 0, "no index before completion");
 
-    /* Rerun: continue, encode only what is left. */
     char cmd[1024], out2[128], err2[128];
+    /* Another setting cannot continue this run. */
+    snprintf(err2, sizeof err2, "%s/stderr_other.txt", g_dir);
+    snprintf(cmd, sizeof cmd, "'%s' index --model '%s' --images '%s' --out '%s' --tokens none --threads 1 2> '%s'", bin,
+             model, list, index, err2);
+    CHECK(run_cmd(cmd) == 1, "another --tokens setting refused");
+    char *eo = slurp_text(err2);
+    CHECK(eo && strstr(eo, "delete that folder"), "says why: %s", eo ? eo : "");
+    free(eo);
+
+    /* Rerun: continue, encode only what is left. */
     snprintf(out2, sizeof out2, "%s/stdout2.txt", g_dir);
     snprintf(err2, sizeof err2, "%s/stderr2.txt", g_dir);
     snprintf(cmd, sizeof cmd, "'%s' index --model '%s' --images '%s' --out '%s' --batch %d --threads 1 > '%s' 2> '%s'", bin, model,

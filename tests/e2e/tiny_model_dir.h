@@ -20,9 +20,18 @@ static const char *const TINY_WORDS[] = {
     "shape", "next", "to", "two", "one", "car", "bus", "dog", "cat", "##s", "##ed", "man", "horse",
 };
 
+/* A vocab.txt with the specials and TINY_WORDS (42 entries). */
+static inline int tiny_vocab(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", f);
+    for (size_t i = 0; i < sizeof TINY_WORDS / sizeof *TINY_WORDS; i++) fprintf(f, "%s\n", TINY_WORDS[i]);
+    return fclose(f) == 0;
+}
+
 /* 64 px, window 8, a 4-stage Swin of width 64, a 3-layer BERT (fusion from
  * layer 1): every part of X-VLM, a few milliseconds per image. */
-static int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab) {
+static inline int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab) {
     const char *js =
         "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
         " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
@@ -46,20 +55,14 @@ static int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab) {
     free(cj);
     if (ok && with_vocab) {
         snprintf(path, sizeof path, "%s/vocab.txt", dir);
-        f = fopen(path, "w");
-        ok = f != NULL;
-        if (f) {
-            fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", f);
-            for (size_t i = 0; i < sizeof TINY_WORDS / sizeof *TINY_WORDS; i++) fprintf(f, "%s\n", TINY_WORDS[i]);
-            fclose(f);
-        }
+        ok = tiny_vocab(path);
     }
     CHECK(ok, "tiny model folder %s: %s", dir, xvlm_last_error());
     return ok;
 }
 
 /* A w x h JPEG: a coloured background with a lighter rectangle, varied by k. */
-static int tiny_image(const char *path, int w, int h, int k) {
+static inline int tiny_image(const char *path, int w, int h, int k) {
     uint8_t *px = malloc((size_t)w * (size_t)h * 3);
     if (!px) return 0;
     int x0 = (k * 7) % (w / 2), y0 = (k * 5) % (h / 2), x1 = x0 + w / 3, y1 = y0 + h / 3;
@@ -76,14 +79,14 @@ static int tiny_image(const char *path, int w, int h, int k) {
     return st == XV_OK;
 }
 
-static int run_cmd(const char *cmd) {
+static inline int run_cmd(const char *cmd) {
     fflush(stdout);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* The whole file as a NUL-terminated string (NULL if unreadable). */
-static char *slurp_text(const char *path) {
+static inline char *slurp_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
