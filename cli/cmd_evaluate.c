@@ -13,6 +13,7 @@ static void help(FILE *f) {
             "                               [--json OUT.json] [--examples OUT.png] [--n-examples 6]\n"
             "       xvlm evaluate grounding --model M --data TEST.json --image-root DIR [--train TRAIN.json]\n"
             "                               [--json OUT.json] [--examples OUT.png] [--n-examples 16]\n"
+            "       xvlm evaluate table DIR [DIR ...]\n"
             "\n"
             "retrieval: a re_eval_dataset file ([{image, caption: [..]}]). Every image and text is\n"
             "encoded once; ITC similarities rank the gallery; for each image (text) the k-test texts\n"
@@ -24,6 +25,9 @@ static void help(FILE *f) {
             "head on the fusion [CLS] of each expression with its whole image, scaled to the original\n"
             "image; correct when IoU >= 0.5 (inclusive pixels, as the official computeIoU). With\n"
             "--train (the same format with width/height) the mean training box is scored too.\n"
+            "\n"
+            "table: the results of runs side by side; each DIR holds the retrieval.json and/or\n"
+            "grounding.json written by --json (named so, as scripts/demo.sh does).\n"
             "\n" XV_CLI_MODEL_HELP
             "  --data FILE       the test split\n"
             "  --image-root DIR  prefix of relative image paths\n"
@@ -49,7 +53,7 @@ static int parse(int argc, char **argv, eval_args *a) {
     a->k_test = 128;
     a->n_examples = -1;
     if (argc < 2 || (strcmp(argv[1], "retrieval") && strcmp(argv[1], "grounding"))) {
-        fprintf(stderr, "xvlm evaluate: first name the task: retrieval or grounding\n\n");
+        fprintf(stderr, "xvlm evaluate: first name the task: retrieval, grounding or table\n\n");
         return 0;
     }
     a->task = argv[1];
@@ -148,6 +152,14 @@ int xv_cmd_evaluate(int argc, char **argv) {
     if (xv_cli_wants_help(argc, argv)) {
         help(stdout);
         return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "table")) {
+        if (argc < 3) {
+            fprintf(stderr, "xvlm evaluate table: name at least one run folder\n\n");
+            help(stderr);
+            return 2;
+        }
+        return xv_eval_table(argc - 2, argv + 2);
     }
     eval_args a;
     if (!parse(argc, argv, &a)) {

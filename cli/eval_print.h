@@ -25,6 +25,11 @@ xv_status xv_draw_retrieval_examples(const char *png, const xv_retrieval_set *s,
 xv_status xv_draw_grounding_examples(const char *png, const xv_grounding_set *s, const xv_eval_grounding_result *r,
                                      int n);
 
+/* `xvlm evaluate table DIR...`: the R@1, r_mean and grounding accuracy of the
+ * runs whose results (retrieval.json, grounding.json) are in dirs, side by
+ * side, then the chance row. Returns the exit code. */
+int xv_eval_table(int n, char **dirs);
+
 /* Progress of the evaluation stages on stderr (carriage returns on a tty,
  * one line per finished stage otherwise). user = the command name. */
 void xv_eval_progress_stderr(void *user, const char *stage, int64_t done, int64_t total);

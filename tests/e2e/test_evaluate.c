@@ -266,7 +266,9 @@ static int evaluate(const char *args, const char *out_file) {
 static void check_cli(void) {
     char args[1024], out[256], json[256], png[256];
     snprintf(out, sizeof out, "%s/out.txt", g_dir);
-    snprintf(json, sizeof json, "%s/ret_result.json", g_dir);
+    snprintf(json, sizeof json, "%s/run1", g_dir);
+    mkdir(json, 0755);
+    snprintf(json, sizeof json, "%s/run1/retrieval.json", g_dir);
     snprintf(png, sizeof png, "%s/ret.png", g_dir);
     snprintf(args, sizeof args,
              "retrieval --model '%s' --data '%s/ret.json' --image-root '%s' --k-test 2 --json '%s' --examples '%s' "
@@ -282,7 +284,7 @@ static void check_cli(void) {
     free(text);
     free(js);
 
-    snprintf(json, sizeof json, "%s/g_result.json", g_dir);
+    snprintf(json, sizeof json, "%s/run1/grounding.json", g_dir);
     snprintf(png, sizeof png, "%s/g.png", g_dir);
     snprintf(args, sizeof args,
              "grounding --model '%s' --data '%s/ground.json' --image-root '%s' --train '%s/ground.json' --json '%s' "
@@ -296,8 +298,21 @@ static void check_cli(void) {
     CHECK(js && strstr(js, "\"baseline_accuracy\"") && strstr(js, "\"pred\"") && strstr(js, "\"iou\""),
           "grounding JSON");
     CHECK(is_png(png), "grounding grid PNG");
+    /* The table shows the run's grounding accuracy as the JSON has it. */
+    const char *acc = js ? strstr(js, "\"accuracy\":") : NULL;
+    double accuracy = acc ? atof(acc + strlen("\"accuracy\":")) : -1;
     free(text);
     free(js);
+    snprintf(args, sizeof args, "table '%s/run1'", g_dir);
+    CHECK(evaluate(args, out) == 0, "evaluate table runs");
+    text = slurp_text(out);
+    char want[32];
+    snprintf(want, sizeof want, " %7.1f", accuracy);
+    CHECK(text && strstr(text, "run1 ") && strstr(text, "chance") && strstr(text, want) && accuracy >= 0,
+          "table with accuracy%s:\n%s", want, text ? text : "");
+    free(text);
+    snprintf(args, sizeof args, "table '%s/run1' '%s'", g_dir, g_model);
+    CHECK(evaluate(args, out) == 1, "a folder without results is an error");
 
     /* Usage errors (2) and runtime errors (1), with a message. */
     const struct {
@@ -305,7 +320,8 @@ static void check_cli(void) {
         int rc;
         const char *msg;
     } bad[] = {
-        {"captioning --model x --data y", 2, "retrieval or grounding"},
+        {"captioning --model x --data y", 2, "retrieval, grounding or table"},
+        {"table", 2, "at least one run folder"},
         {"retrieval --data y", 2, "--model and --data are required"},
         {"retrieval --model x --data y --train z", 2, "--train applies to grounding only"},
         {"grounding --model M --data D --k-test 0", 2, "--k-test expects"},
