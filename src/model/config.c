@@ -102,7 +102,9 @@ static xv_status parse_swin(const cJSON *o, const char *where, xv_swin_config *v
     if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "swin") != 0))
         return xv_error(XV_ERR_UNSUPPORTED, "%s: vision \"type\" %s: only \"swin\" is implemented", where,
                         cJSON_IsString(type) ? type->valuestring : "(not a string)");
-    XV_TRY(refuse_bool(o, "ape", where, true, "absolute position embedding is unused by X-VLM"));
+    const cJSON *ape = cJSON_GetObjectItemCaseSensitive(o, "ape");
+    if (ape && !cJSON_IsBool(ape)) return xv_error(XV_ERR_FORMAT, "%s: \"ape\" must be true or false", where);
+    v->ape = cJSON_IsTrue(ape);
     XV_TRY(refuse_bool(o, "patch_norm", where, false, "X-VLM always normalises patches"));
     XV_TRY(refuse_bool(o, "qkv_bias", where, false, "X-VLM always has q/k/v biases"));
     int nd = 0, nh = 0;
@@ -427,6 +429,7 @@ char *xv_config_to_json(const xv_model_config *c) {
     cJSON_AddNumberToObject(v, "drop_path_rate", s->drop_path_rate);
     cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
     cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
+    if (s->ape) cJSON_AddBoolToObject(v, "ape", true); /* absent = false, as X-VLM builds it */
     const xv_bert_config *b = &c->text;
     cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
     cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);
