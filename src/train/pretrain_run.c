@@ -151,6 +151,48 @@ static void read_counters(run *r) {
     }
 }
 
+/* The step number in ".../checkpoint_<step>.safetensors" (-1 if none). */
+static int64_t step_of_path(const char *path) {
+    const char *p = strrchr(path, '_');
+    return p ? strtoll(p + 1, NULL, 10) : -1;
+}
+
+/* Load the checkpoint to continue from, if any; *keep_before gets the step
+ * before which log records stay (-1: a fresh log). A fresh run must not mix
+ * its checkpoints with another run's (keep-last would delete the new,
+ * lower-step files first), and a resume must continue the folder's newest
+ * state rather than leave newer files of another future next to its own. */
+static xv_status resume_point(run *r, int64_t *keep_before) {
+    const xv_pretrain_run_opts *o = r->o;
+    char newest[4096];
+    const xv_status have = xv_ckpt_latest(r->ckpt_dir, newest, sizeof newest);
+    if (have != XV_OK && have != XV_ERR_MISSING) return have;
+    xv_error_clear();
+    if (!o->resume) {
+        if (have == XV_OK)
+            return xv_error(XV_ERR_INVALID_ARG,
+                            "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
+                            "another --output-dir",
+                            r->ckpt_dir, newest);
+        return XV_OK;
+    }
+    const char *from = o->resume[0] ? o->resume : have == XV_OK ? newest : NULL;
+    if (!from) {
+        if (o->notes) fprintf(o->notes, "note: no checkpoint in %s: starting from step 0\n", r->ckpt_dir);
+        *keep_before = 0;
+        return XV_OK;
+    }
+    XV_TRY(xv_trainer_load(r->t, from));
+    *keep_before = xv_trainer_steps_done(r->t);
+    if (have == XV_OK && step_of_path(newest) > *keep_before)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s holds a later checkpoint (%s) than the one resumed (step %lld): resume from it, or move "
+                        "it away / choose another --output-dir",
+                        r->ckpt_dir, newest, (long long)*keep_before);
+    if (o->notes) fprintf(o->notes, "resumed from %s at step %lld\n", from, (long long)*keep_before);
+    return XV_OK;
+}
+
 static xv_status setup(run *r, int64_t *start_step) {
     const xv_pretrain_run_opts *o = r->o;
     XV_TRY(xv_pretrain_run_config_load(o->config_path, &r->rc, o->notes));
@@ -186,63 +228,17 @@ static xv_status setup(run *r, int64_t *start_step) {
     tc.warmup_is_fraction = r->rc.warmup_is_fraction;
     XV_TRY(xv_trainer_new(r->m, &tc, &r->src[0], r->has_src[1] ? &r->src[1] : NULL, r->rc.text, &r->t));
 
-    /* A fresh run must not mix its checkpoints with another run's (keep-last
-     * would delete the new, lower-step files first); resume must continue the
-     * newest state of the folder, not leave newer files of another future. */
-    char newest[4096];
-    xv_status have = xv_ckpt_latest(r->ckpt_dir, newest, sizeof newest);
-    if (have != XV_OK && have != XV_ERR_MISSING) return have;
-    if (!o->resume && have == XV_OK)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
-                        "another --output-dir",
-                        r->ckpt_dir, newest);
-    xv_error_clear();
-
-    /* resume */
     int64_t keep_before = -1;
-    if (o->resume) {
-        char path[4096];
-        const char *from = o->resume;
-        if (!from[0]) {
-            xv_status st = xv_ckpt_latest(r->ckpt_dir, path, sizeof path);
-            if (st == XV_ERR_MISSING) {
-                if (o->notes) fprintf(o->notes, "note: no checkpoint in %s: starting from step 0\n", r->ckpt_dir);
-                from = NULL;
-            } else if (st != XV_OK) {
-                return st;
-            } else {
-                from = path;
-            }
-        }
-        if (from) {
-            XV_TRY(xv_trainer_load(r->t, from));
-            keep_before = xv_trainer_steps_done(r->t);
-            int64_t newest_step = -1;
-            if (have == XV_OK) { /* checkpoint_<step>.safetensors */
-                const char *base = strrchr(newest, '/');
-                newest_step = strtoll(base ? base + 12 : newest + 11, NULL, 10);
-            }
-            if (newest_step > keep_before)
-                return xv_error(XV_ERR_INVALID_ARG,
-                                "%s holds a later checkpoint (%s) than the one resumed (step %lld): resume from it, "
-                                "or move it away / choose another --output-dir",
-                                r->ckpt_dir, newest, (long long)keep_before);
-            if (o->notes) fprintf(o->notes, "resumed from %s at step %lld\n", from, (long long)keep_before);
-        } else {
-            keep_before = 0;
-        }
-    }
+    XV_TRY(resume_point(r, &keep_before));
     *start_step = xv_trainer_steps_done(r->t);
     XV_TRY(xv_train_log_open(r->log_path, keep_before, &r->log));
     return XV_OK;
 }
 
-static xv_status save_checkpoint(run *r) {
+static xv_status save_checkpoint(run *r, bool after_progress_line) {
     char path[4096];
     xv_status st = xv_trainer_save(r->t, r->ckpt_dir, r->o->keep_last, path, sizeof path);
-    if (st == XV_OK && r->o->notes)
-        fprintf(r->o->notes, "\ncheckpoint %s\n", path);
+    if (st == XV_OK && r->o->notes) fprintf(r->o->notes, "%scheckpoint %s\n", after_progress_line ? "\n" : "", path);
     return st;
 }
 
@@ -279,14 +275,14 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
                                       r->n_cnt));
             if (r->prog) xv_progress_add(r->prog, &rec[i]);
             if (rec[i].skipped && o->notes)
-                fprintf(o->notes, "\nwarning: step %lld: %s update skipped (non-finite loss or gradient norm)\n",
-                        (long long)rec[i].step, rec[i].region ? "region" : "image-text");
+                fprintf(o->notes, "%swarning: step %lld: %s update skipped (non-finite loss or gradient norm)\n",
+                        tty && r->prog ? "\n" : "", (long long)rec[i].step, rec[i].region ? "region" : "image-text");
         }
         res->updates += n;
         const int64_t done = xv_trainer_steps_done(r->t);
         const bool epoch_end = done % spe == 0 && (done / spe) % r->rc.ckpt_frequent == 0;
         if (done % r->rc.ckpt_frequent_step == 0 || epoch_end) {
-            XV_TRY(save_checkpoint(r));
+            XV_TRY(save_checkpoint(r, tty && r->prog));
             last_saved = done;
         }
         if (r->prog && (tty || now_s() - last_print >= 10 || done == max_steps)) {
@@ -296,7 +292,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     }
     if (tty && r->prog) fputc('\n', stderr);
     res->interrupted = stop_requested != 0;
-    if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r));
+    if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r, false));
     return XV_OK;
 }
 
