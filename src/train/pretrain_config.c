@@ -300,7 +300,7 @@ static xv_status read_all(const ctx *c, const xv_yaml_node *root, xv_pretrain_ru
         "train_file", "train_file_regions", "train_dataset_size", "images", "regions", "vision_config",
         "text_config", "model_config", "image_res", "patch_size", "embed_dim", "temp", "max_words", "max_tokens",
         "mask_prob", "max_masks", "mask_whole_word", "skipgram_prb", "skipgram_size", "calc_image_bbox_loss",
-        "optimizer", "schedular", "accelerator", "ckpt_frequent_step", "ckpt_frequent", "text_encoder", "vocab",
+        "bbox_loss", "optimizer", "schedular", "accelerator", "ckpt_frequent_step", "ckpt_frequent", "text_encoder", "vocab",
         "image_root", "use_clip_vit", "use_swin", "use_roberta", "load_bertL_by_sep", NULL};
     bool flag = false;
     XV_TRY(get_bool(c, root, "use_clip_vit", "use_clip_vit", &flag));
@@ -346,6 +346,7 @@ static xv_status read_all(const ctx *c, const xv_yaml_node *root, xv_pretrain_ru
     XV_TRY(get_num(c, root, "skipgram_prb", "skipgram_prb", 0, 1, &rc->skipgram_prb));
     XV_TRY(get_int(c, root, "skipgram_size", "skipgram_size", 1, &rc->skipgram_size));
     XV_TRY(get_bool(c, root, "calc_image_bbox_loss", "calc_image_bbox_loss", &rc->calc_image_bbox_loss));
+    XV_TRY(get_bool(c, root, "bbox_loss", "bbox_loss", &rc->bbox_loss));
     XV_TRY(get_i64(c, root, "ckpt_frequent_step", "ckpt_frequent_step", 1, &rc->ckpt_frequent_step));
     XV_TRY(get_int(c, root, "ckpt_frequent", "ckpt_frequent", 1, &rc->ckpt_frequent));
     XV_TRY(read_optim(c, root, rc));
@@ -395,6 +396,7 @@ xv_status xv_pretrain_run_config_load(const char *path, xv_pretrain_run_config *
         .max_words = 40, .max_tokens = 40, .mask_prob = 0.25, .max_masks = 8, .mask_whole_word = true,
         .skipgram_prb = 0.2, .skipgram_size = 3, .lr = 1e-4, .weight_decay = 0.01, .lr_mult = 2, .epochs = 41,
         .warmup = 2500, .clip_grad_norm = 1.0, .ckpt_frequent_step = 50000, .ckpt_frequent = 5,
+        .bbox_loss = true,
     };
     xv_status st = source_defaults(&rc.images, 128);
     if (st == XV_OK) st = source_defaults(&rc.regions, 128);

@@ -17,7 +17,9 @@
  * num_warmup_steps}, accelerator{CLIP_GRAD_NORM}, ckpt_frequent_step,
  * ckpt_frequent, text_encoder (its vocab.txt).
  * Added here: `vocab` (a vocab.txt, instead of text_encoder's), `image_root`
- * (top level, or inside images/regions: prefix of relative image paths).
+ * (top level, or inside images/regions: prefix of relative image paths),
+ * `bbox_loss` (default true; false trains region batches without the box
+ * losses, the paper's "w/o bbox loss" ablation).
  * Keys that do not apply (apex settings, use_* flags already satisfied, ...)
  * and unknown keys are reported as notes and otherwise ignored; a key of the
  * wrong type is refused with its name and line. */
@@ -52,6 +54,7 @@ typedef struct {
     double min_perc_in_image;  /* 0.5 */
     bool careful_hflip;        /* false */
     bool calc_image_bbox_loss; /* false: whole-image texts excluded from the box loss */
+    bool bbox_loss;            /* true; false = no box losses (ablation key, not official) */
     char *vocab;               /* vocab.txt */
     int max_words, max_tokens; /* 40, 40 */
     double mask_prob;          /* 0.25 */

@@ -176,6 +176,7 @@ static xv_status setup(run *r, int64_t *start_step) {
     tc.iter_perc = r->rc.iter_perc;
     tc.clip_norm = r->rc.clip_grad_norm;
     tc.calc_image_bbox_loss = r->rc.calc_image_bbox_loss;
+    tc.bbox_loss = r->rc.bbox_loss;
     tc.optim.lr = r->rc.lr;
     tc.optim.weight_decay = r->rc.weight_decay;
     tc.optim.lr_mult = r->rc.lr_mult;

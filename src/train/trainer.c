@@ -49,6 +49,7 @@ xv_trainer_config xv_trainer_config_default(void) {
         .warmup_is_fraction = false,
         .steps_per_epoch = 0,
         .calc_image_bbox_loss = false,
+        .bbox_loss = true,
     };
     return c;
 }
@@ -228,7 +229,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     XV_TRY(check_batch(&b, region, region ? "region" : "image-text"));
     rec->n_texts = b.n_texts;
     rec->n_images = b.n_images;
-    if (region && !t->cfg.calc_image_bbox_loss && !has_box_text(&b)) {
+    if (region && t->cfg.bbox_loss && !t->cfg.calc_image_bbox_loss && !has_box_text(&b)) {
         rec->loss_bbox = rec->loss_giou = rec->loss_total = NAN;
         rec->skipped = true;
         t->fixed[CNT_SKIPPED]++;
@@ -242,6 +243,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     xv_pretrain_batch pb;
     XV_TRY(wrap_batch(g, &b, region, &pb));
     if (t->cfg.calc_image_bbox_loss) pb.is_image = NULL; /* as Pretrain.py passes is_image = None */
+    if (!t->cfg.bbox_loss) pb.target_bbox = pb.is_image = NULL; /* no box targets: no box losses */
     pb.rng = &t->neg;
     xv_pretrain_out out;
     st = xv_pretrain_forward(g, t->m, &pb, &out);

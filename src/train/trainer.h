@@ -81,6 +81,8 @@ typedef struct {
     bool warmup_is_fraction;
     int64_t steps_per_epoch; /* ceil(train_dataset_size / batch); epoch = step / this */
     bool calc_image_bbox_loss; /* official key: whole-image texts count in the box loss (default false) */
+    bool bbox_loss; /* false: region updates without the box losses (the paper's "w/o bbox loss"
+                       ablation; not an official key); default true */
 } xv_trainer_config;
 
 /* Pretraining defaults (Pretrain_XVLM_base_4m.yaml) with total_steps and

@@ -94,7 +94,7 @@ static void test_official_keys(void) {
              "%s"
              "image_res: 64\npatch_size: 8\nembed_dim: 24\ntemp: 0.05\n"
              "max_words: 30\nmax_tokens: 20\nmask_prob: 0.15\nmax_masks: 4\nmask_whole_word: False\n"
-             "skipgram_prb: 0.1\nskipgram_size: 2\ncalc_image_bbox_loss: True\n"
+             "skipgram_prb: 0.1\nskipgram_size: 2\ncalc_image_bbox_loss: True\nbbox_loss: False\n"
              "ckpt_frequent_step: 7\nckpt_frequent: 2\n"
              "optimizer: {opt: adamW, lr: 3e-4, weight_decay: 0.02, lr_mult: 3}\n"
              "schedular: {sched: linear, lr: 3e-4, epochs: 5, num_warmup_steps: 0.1}\n"
@@ -125,7 +125,7 @@ static void test_official_keys(void) {
               fabsf(c.model.temp - 0.05f) < 1e-9f && c.model.text.hidden == 32,
           "model from the inline model_config, embed_dim/temp from the YAML");
     CHECK(c.max_words == 30 && c.max_tokens == 20 && c.mask_prob == 0.15 && c.max_masks == 4 && !c.mask_whole_word &&
-              c.skipgram_prb == 0.1 && c.skipgram_size == 2 && c.calc_image_bbox_loss,
+              c.skipgram_prb == 0.1 && c.skipgram_size == 2 && c.calc_image_bbox_loss && !c.bbox_loss,
           "text settings");
     CHECK(c.lr == 3e-4 && c.weight_decay == 0.02 && c.lr_mult == 3 && c.epochs == 5 && c.warmup == 0.1 &&
               c.warmup_is_fraction && c.clip_grad_norm == 2.0 && c.ckpt_frequent_step == 7 && c.ckpt_frequent == 2,
@@ -152,7 +152,7 @@ static void test_official_keys(void) {
                                 "model_config: model.json\nschedular: {num_warmup_steps: 25}\nmax_tokens: 30\n");
     CHECK_OK(xv_pretrain_run_config_load(p, &c, NULL));
     CHECK(c.model.embed_dim == 16 && c.warmup == 25 && !c.warmup_is_fraction && c.images.batch_size == 128 &&
-              c.iter_perc == 0.5 && c.lr == 1e-4 && c.max_masks == 8,
+              c.iter_perc == 0.5 && c.lr == 1e-4 && c.max_masks == 8 && c.bbox_loss,
           "config.json path; defaults of the 4M config for the rest");
     xv_pretrain_run_config_free(&c);
 }

@@ -125,7 +125,7 @@ typedef struct {
     xv_trainer *t;
 } run;
 
-static void run_open(run *r, uint64_t seed, int nan_at) {
+static void run_open_cfg(run *r, uint64_t seed, int nan_at, bool bbox_loss) {
     memset(r, 0, sizeof *r);
     xv_model_config c = tiny_config();
     xv_model_parts parts = xv_model_parts_pretrain();
@@ -142,9 +142,12 @@ static void run_open(run *r, uint64_t seed, int nan_at) {
     tc.total_steps = 40;
     tc.warmup = 4;
     tc.steps_per_epoch = 10;
+    tc.bbox_loss = bbox_loss;
     xv_batch_source si = gen_source(&r->img), sr = gen_source(&r->reg);
     CHECK_OK(xv_trainer_new(r->m, &tc, &si, &sr, "tiny test", &r->t));
 }
+
+static void run_open(run *r, uint64_t seed, int nan_at) { run_open_cfg(r, seed, nan_at, true); }
 
 static void run_close(run *r) {
     xv_trainer_free(r->t);
@@ -223,6 +226,26 @@ static void test_schedule_and_first_update(void) {
           regions);
     CHECK(xv_trainer_steps_done(r.t) == 12, "steps done %lld", (long long)xv_trainer_steps_done(r.t));
     free(before), free(after), free(later);
+    run_close(&r);
+}
+
+/* The "w/o bbox loss" ablation: region updates keep ITC + ITM + MLM only. */
+static void test_no_bbox_loss(void) {
+    run r;
+    run_open_cfg(&r, 7, -1, false);
+    xv_update_record rec[64];
+    int n = run_steps(&r, 12, rec, 64), regions = 0;
+    for (int i = 0; i < n; i++) {
+        if (!rec[i].region) continue;
+        regions++;
+        double sum = rec[i].loss_itc + rec[i].loss_itm + rec[i].loss_mlm;
+        CHECK(rec[i].loss_bbox == 0 && rec[i].loss_giou == 0 && !rec[i].skipped, "region update %d has no box loss",
+              i);
+        /* The total is a float32 sum of three losses of size ~1: a few ulps. */
+        CHECK(fabs(rec[i].loss_total - sum) <= 1e-5 * sum, "total %.9g = itc + itm + mlm %.9g", rec[i].loss_total,
+              sum);
+    }
+    CHECK(regions >= 2, "%d region updates in 12 steps", regions);
     run_close(&r);
 }
 
@@ -319,6 +342,7 @@ static void test_seed_determinism(void) {
 
 int main(void) {
     test_schedule_and_first_update();
+    test_no_bbox_loss();
     test_resume_bitwise();
     test_nonfinite_skipped();
     test_seed_determinism();
