@@ -94,6 +94,8 @@ int main(void) {
                 t == 0 ? r[t].itc_r_mean_before : r[t].mean_iou_before,
                 t == 0 ? r[t].itc_r_mean_after : r[t].mean_iou_after);
     }
-    xv_test_finish("test_finetune_learns");
-    return xv_test_failures ? 1 : 0;
+    /* measured (seed 1, 2 threads): retrieval loss 4.76 -> 3.44; the test
+     * metrics do not improve yet at this size (see the report) */
+    if (xv_test_failures == 0) CHECK(r[0].last_loss < 0.85 * r[0].first_loss, "retrieval loss falls");
+    return xv_test_finish("test_finetune_learns");
 }
