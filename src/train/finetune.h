@@ -1,0 +1,81 @@
+/* Fine-tuning X-VLM for image-text retrieval (the official Retrieval.py with
+ * models/model_retrieval.py) and for box grounding (Grounding_bbox.py with
+ * models/model_bbox.py), §9.1 and §9.2 of the architecture sheet.
+ *
+ * Retrieval: training entries {image, caption, image_id}, one (image, caption)
+ * pair per sample, shuffled each epoch; fine-tuning train transform
+ * (RandomResizedCrop scale 0.5..1, flip, RandAug 10 ops); pre_caption(30);
+ * [CLS] + tokens cut to max_tokens, padded to the longest. Loss = ITC with
+ * idx = image_id (same-image pairs are positives) + ITM whose hard negatives
+ * skip same-image pairs. temp is trained and never clamped.
+ *
+ * Grounding: entries {image, text, bbox [x, y, w, h] pixels}; the region crop
+ * around the box, flip (skipped when the text mentions left/right:
+ * careful_hflip), resize, RandAug over the 5 colour ops; target
+ * (cx, cy, w, h)/res. Loss = ΣL1/B + Σ(1 − GIoU)/B.
+ *
+ * Both: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
+ * lr_mult since the fine-tuning models have no init_params), linear schedule
+ * with warmup (fraction 0.1), fp32, no gradient clipping, dropout on. The
+ * model is evaluated on the test file before (zero-shot) and after training
+ * (tasks/eval_retrieval.h, eval_grounding.h). */
+#ifndef XV_TRAIN_FINETUNE_H
+#define XV_TRAIN_FINETUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "xvlm.h"
+
+typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
+
+/* The keys of an official Retrieval.yaml / Grounding_bbox.yaml used here. */
+typedef struct {
+    xv_finetune_task task;
+    char *train_file;     /* train_file (the first one when a list) */
+    char *test_file;      /* test_file */
+    char *image_root;     /* image_root (NULL: the directory of each JSON file) */
+    int image_res;        /* image_res (0: the model's) */
+    int batch_size;       /* batch_size_train (retrieval) / batch_size (grounding) */
+    int k_test;           /* 256 */
+    int max_words;        /* pre_caption cap: 30 */
+    int max_tokens;       /* 40 */
+    double lr, weight_decay; /* optimizer{lr: 3e-5, weight_decay: 0.01} */
+    int epochs;           /* schedular{epochs} */
+    double warmup;        /* schedular{num_warmup_steps}: 0.1 */
+    bool warmup_is_fraction;
+    bool careful_hflip;   /* grounding: true */
+} xv_finetune_config;
+
+/* Read `path` for `task`; keys that do not apply are noted to `notes` (may be NULL). */
+xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_finetune_config *out, FILE *notes);
+void xv_finetune_config_free(xv_finetune_config *c);
+
+typedef struct {
+    const char *config_path;
+    const char *init_dir;    /* model folder: config.json, weights.safetensors, vocab.txt */
+    const char *output_dir;  /* DIR/model/ and DIR/result.json */
+    uint64_t seed;           /* data order, augmentation, dropout, negatives */
+    int64_t max_steps;       /* 0: epochs × steps per epoch */
+    bool eval_before;        /* also evaluate the initial model (zero-shot) */
+    bool progress;
+    FILE *notes;             /* config notes and progress (may be NULL) */
+} xv_finetune_opts;
+
+xv_finetune_opts xv_finetune_opts_default(void);
+
+typedef struct {
+    int64_t steps;
+    double first_loss, last_loss; /* mean loss over the first / last 10 % of steps */
+    double seconds_train;
+    /* retrieval: r_mean of the Retrieval.py score (ITC top-k re-ranked by ITM);
+     * grounding: accuracy (% IoU >= 0.5). NaN when not evaluated. */
+    double metric_before, metric_after;
+    double itc_r_mean_before, itc_r_mean_after; /* retrieval: ITC-only ranking */
+    double mean_iou_before, mean_iou_after;     /* grounding */
+} xv_finetune_result;
+
+xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res);
+
+#endif

@@ -1,0 +1,425 @@
+/* The retrieval and grounding fine-tuning loops (finetune.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "data/caption.h"
+#include "data/image.h"
+#include "data/image_write.h"
+#include "data/tokenizer.h"
+#include "data/transforms.h"
+#include "io/strindex.h"
+#include "model/losses.h"
+#include "ops/ops.h"
+#include "tasks/eval_data.h"
+#include "tasks/eval_grounding.h"
+#include "tasks/eval_retrieval.h"
+#include "train/adamw.h"
+#include "train/finetune.h"
+#include "train/schedule.h"
+
+xv_finetune_opts xv_finetune_opts_default(void) {
+    xv_finetune_opts o = {.output_dir = "output/finetune", .seed = 42, .eval_before = true, .progress = true};
+    return o;
+}
+
+typedef struct {
+    const xv_finetune_opts *o;
+    xv_finetune_config cfg;
+    xv_model *m;
+    xv_tokenizer *tok;
+    int res;
+    /* training samples: text, its image (index into images) and, for grounding, its box */
+    int64_t n;
+    char **texts;
+    int32_t *img_of;
+    double (*bbox)[4];
+    int n_images;
+    xv_image *images;
+    xv_retrieval_set rset;
+    xv_grounding_set gset;
+    int32_t *order;
+    xv_rng data, aug, neg;
+    xv_graph *g;
+    xv_adamw opt;
+    bool opt_ready;
+    xv_lr_schedule sched;
+    /* one batch */
+    float *pixels, *target;
+    int32_t *idx, *neg_img, *neg_txt;
+    char **clean;
+} ft;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static char *join(const char *a, const char *b) {
+    char *s = malloc(strlen(a) + strlen(b) + 2);
+    if (s) sprintf(s, "%s/%s", a, b);
+    return s;
+}
+
+/* The directory of a file ("." when none), malloc'd. */
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, slash ? path : ".", n);
+    s[n] = 0;
+    return s;
+}
+
+/* Image root of a data file: the configured one, else the file's directory
+ * (where `xvlm synth` puts the relative image paths). */
+static char *root_for(const ft *f, const char *file) {
+    return f->cfg.image_root ? strdup(f->cfg.image_root) : dir_of(file);
+}
+
+/* Training entries. Retrieval: {image, caption, image_id}; entries of the
+ * same image file are one image (as image_id groups them in the official
+ * files), so idx = the image's index. Grounding: {image, text, bbox}. */
+static xv_status read_train(ft *f) {
+    char *root = root_for(f, f->cfg.train_file);
+    if (!root) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st;
+    char **paths;
+    int64_t n_paths;
+    const int64_t *path_of;
+    if (f->cfg.task == XV_FINETUNE_RETRIEVAL) {
+        st = xv_retrieval_set_read(f->cfg.train_file, root, &f->rset);
+        f->n = f->rset.n_texts, f->texts = f->rset.texts;
+        paths = f->rset.image_paths, n_paths = f->rset.n_images, path_of = f->rset.txt2img;
+    } else {
+        st = xv_grounding_set_read(f->cfg.train_file, root, &f->gset);
+        f->n = f->gset.n, f->texts = f->gset.texts, f->bbox = f->gset.bbox;
+        paths = f->gset.image_paths, n_paths = f->gset.n_images, path_of = f->gset.image;
+    }
+    free(root);
+    XV_TRY(st);
+    if (f->n < f->cfg.batch_size)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", f->cfg.train_file,
+                        (long long)f->n, f->cfg.batch_size);
+    /* distinct image files, decoded once */
+    int32_t *uniq = malloc((size_t)n_paths * sizeof *uniq);
+    f->img_of = malloc((size_t)f->n * sizeof *f->img_of);
+    f->images = calloc((size_t)n_paths, sizeof *f->images);
+    f->order = malloc((size_t)f->n * sizeof *f->order);
+    xv_strindex seen = {0};
+    st = uniq && f->img_of && f->images && f->order ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t p = 0; p < n_paths && st == XV_OK; p++) {
+        int32_t k = xv_strindex_get(&seen, paths[p]);
+        if (k < 0) {
+            k = f->n_images;
+            if (!xv_strindex_put(&seen, paths[p], k)) st = xv_error(XV_ERR_NOMEM, "out of memory");
+            else if ((st = xv_image_load(paths[p], &f->images[k])) == XV_OK) f->n_images++;
+        }
+        uniq[p] = k;
+    }
+    for (int64_t i = 0; i < f->n && st == XV_OK; i++) {
+        f->img_of[i] = uniq[path_of[i]];
+        f->order[i] = (int32_t)i;
+    }
+    xv_strindex_free(&seen);
+    free(uniq);
+    return st;
+}
+
+static xv_status setup(ft *f, xv_finetune_task task) {
+    const xv_finetune_opts *o = f->o;
+    XV_TRY(xv_finetune_config_load(o->config_path, task, &f->cfg, o->notes));
+    char *w = join(o->init_dir, "vocab.txt");
+    if (!w) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_tokenizer_load(w, &f->tok);
+    free(w);
+    XV_TRY(st);
+    XV_TRY(xv_model_load_dir(o->init_dir, true, &f->m));
+    f->res = f->m->cfg.vision.image_res;
+    if (f->cfg.image_res && f->cfg.image_res != f->res)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d differs from the model's %d (%s/config.json)",
+                        o->config_path, f->cfg.image_res, f->res, o->init_dir);
+    const xv_model_parts *p = &f->m->parts;
+    if (task == XV_FINETUNE_RETRIEVAL && (!p->itc || !p->itm))
+        return xv_error(XV_ERR_INVALID_ARG, "%s: retrieval fine-tuning needs vision_proj/text_proj/temp and itm_head",
+                        o->init_dir);
+    if (task == XV_FINETUNE_GROUNDING && !p->bbox)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", o->init_dir);
+    XV_TRY(read_train(f));
+    const int B = f->cfg.batch_size, R = f->res;
+    f->pixels = malloc((size_t)B * 3 * R * R * sizeof *f->pixels);
+    f->target = malloc((size_t)B * 4 * sizeof *f->target);
+    f->idx = malloc((size_t)B * 3 * sizeof *f->idx);
+    f->clean = calloc((size_t)B, sizeof *f->clean);
+    if (!f->pixels || !f->target || !f->idx || !f->clean || !(f->g = xv_graph_new(0)))
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    f->neg_img = f->idx + B, f->neg_txt = f->idx + 2 * B;
+    xv_rng root;
+    xv_rng_seed(&root, o->seed);
+    f->data = xv_rng_split(&root, 1);
+    f->aug = xv_rng_split(&root, 2);
+    f->neg = xv_rng_split(&root, 3);
+    *xv_graph_rng(f->g) = xv_rng_split(&root, 4);
+    xv_graph_set_training(f->g, true);
+    xv_graph_set_grad(f->g, true);
+    /* optim.py with an empty init_params list: lr_mult has nothing to apply to */
+    xv_adamw_config ac = xv_adamw_default();
+    ac.lr = f->cfg.lr;
+    ac.weight_decay = f->cfg.weight_decay;
+    ac.lr_mult = 1;
+    XV_TRY(xv_adamw_init(&f->opt, &f->m->params, &ac, NULL));
+    f->opt_ready = true;
+    /* the official train loaders drop the last partial batch */
+    const int64_t per_epoch = f->n / B, total = per_epoch * f->cfg.epochs;
+    return xv_schedule_init(&f->sched, total, f->cfg.warmup, f->cfg.warmup_is_fraction);
+}
+
+/* Images, texts and targets of batch number `b` of the epoch's order. */
+static xv_status make_batch(ft *f, int64_t b, xv_text_batch *tb) {
+    const int B = f->cfg.batch_size, R = f->res;
+    const bool grounding = f->cfg.task == XV_FINETUNE_GROUNDING;
+    for (int i = 0; i < B; i++) {
+        const int32_t s = f->order[b * B + i];
+        const xv_image *im = &f->images[f->img_of[s]];
+        float *px = f->pixels + (size_t)i * 3 * R * R;
+        f->idx[i] = f->img_of[s];
+        free(f->clean[i]);
+        f->clean[i] = NULL;
+        size_t len;
+        XV_TRY(xv_pre_caption(f->texts[s], strlen(f->texts[s]), f->cfg.max_words, &f->clean[i], &len));
+        if (!grounding) {
+            XV_TRY(xv_transform_train(&f->aug, im, R, XV_TRAIN_FINETUNE, px));
+            continue;
+        }
+        const xv_box box = {f->bbox[s][0], f->bbox[s][1], f->bbox[s][2], f->bbox[s][3]};
+        const char *t = f->texts[s];
+        const bool flip_ok = xv_flip_allowed(f->cfg.careful_hflip ? XV_FLIP_CAREFUL : XV_FLIP_ALWAYS_ALLOWED, &t, 1);
+        xv_region_crop c;
+        xv_status st = xv_region_crop_draw(&f->aug, im->width, im->height, box, flip_ok, R, &c);
+        if (st != XV_OK) return xv_error_wrap(st, "%s: entry %d", f->cfg.train_file, s);
+        xv_image crop = {0};
+        xv_box mapped;
+        XV_TRY(xv_region_crop_apply(im, &c, &crop));
+        if (!xv_region_crop_box(&c, box, -1, &mapped)) {
+            xv_image_free(&crop);
+            return xv_error(XV_ERR_INVALID_ARG, "%s: entry %d: box outside its crop", f->cfg.train_file, s);
+        }
+        xv_box_target(&mapped, R, f->target + 4 * i);
+        st = xv_transform_train(&f->aug, &crop, R, XV_TRAIN_BOX, px);
+        xv_image_free(&crop);
+        XV_TRY(st);
+    }
+    /* retrieval: cut at max_tokens; grounding: only the model's positions cap it */
+    const int cap = grounding ? f->m->cfg.text.max_positions : f->cfg.max_tokens;
+    xv_encode_opts eo = xv_encode_finetune(cap);
+    return xv_encode_batch(f->tok, (const char *const *)f->clean, B, &eo, tb);
+}
+
+/* Forward + backward + AdamW of one batch; *loss gets its value. */
+static xv_status train_step(ft *f, int64_t b, double *loss_out) {
+    const int B = f->cfg.batch_size, R = f->res;
+    xv_text_batch tb = {0};
+    XV_TRY(make_batch(f, b, &tb));
+    xv_graph *g = f->g;
+    xv_graph_reset(g);
+    xv_params_zero_grad(&f->m->params);
+    xv_tensor *img = xv_tensor_wrap_f32(g, f->pixels, XV_SHAPE(B, 3, R, R));
+    xv_tensor *ids = xv_tensor_wrap_i32(g, tb.ids, XV_SHAPE(B, tb.len));
+    xv_tensor *atts = xv_tensor_wrap_i32(g, tb.atts, XV_SHAPE(B, tb.len));
+    xv_tensor *ve = xv_model_vision(g, f->m, img, NULL);
+    xv_tensor *te = xv_model_text(g, f->m, ids, atts, NULL);
+    xv_tensor *loss = NULL;
+    xv_status st = xv_graph_status(g);
+    if (st == XV_OK && f->cfg.task == XV_FINETUNE_RETRIEVAL) {
+        xv_tensor *idx = xv_tensor_wrap_i32(g, f->idx, XV_SHAPE(B));
+        xv_tensor *sim = NULL;
+        xv_tensor *itc = xv_itc_loss(g, f->m, xv_model_image_feat(g, f->m, ve), xv_model_text_feat(g, f->m, te), idx,
+                                     &sim);
+        st = xv_graph_status(g);
+        if (st == XV_OK) st = xv_itm_sample_negatives(sim->data, B, f->idx, &f->neg, f->neg_img, f->neg_txt);
+        if (st == XV_OK) {
+            xv_tensor *ni = xv_tensor_wrap_i32(g, f->neg_img, XV_SHAPE(B));
+            xv_tensor *nt = xv_tensor_wrap_i32(g, f->neg_txt, XV_SHAPE(B));
+            loss = xv_add(g, itc, xv_itm_loss(g, f->m, ve, NULL, te, atts, ni, nt, NULL, NULL));
+        }
+    } else if (st == XV_OK) {
+        xv_tensor *target = xv_tensor_wrap_f32(g, f->target, XV_SHAPE(B, 4));
+        xv_tensor *giou = NULL;
+        xv_tensor *l1 = xv_bbox_loss(g, xv_bbox_predict(g, f->m, ve, te, atts, NULL), target, NULL, &giou);
+        loss = xv_add(g, l1, giou);
+    }
+    if (st == XV_OK) st = xv_graph_status(g);
+    if (st == XV_OK) {
+        *loss_out = loss->data[0];
+        if (!isfinite(*loss_out)) st = xv_error(XV_ERR_NUMERIC, "fine-tuning: loss %g at step %lld", *loss_out,
+                                                (long long)f->sched.pos);
+    }
+    if (st == XV_OK) st = xv_backward(g, loss);
+    /* fp32 without clipping, as the official fine-tuning runs */
+    if (st == XV_OK) st = xv_adamw_step(&f->opt, xv_schedule_factor(&f->sched));
+    xv_schedule_step(&f->sched);
+    xv_text_batch_free(&tb);
+    return st;
+}
+
+static xv_status make_dir(const char *dir) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return xv_error(XV_ERR_IO, "%s: cannot create the folder", dir);
+    return XV_OK;
+}
+
+/* DIR/{config.json, weights.safetensors, vocab.txt}: the input's layout and
+ * parts (a pretraining-layout model stays one; a converted official
+ * retrieval checkpoint keeps its `text_encoder.*` names). */
+static xv_status write_model(ft *f, const char *dir) {
+    XV_TRY(make_dir(dir));
+    char *cfg = xv_config_to_json(&f->m->cfg), *cfg_path = join(dir, "config.json"),
+         *w_path = join(dir, "weights.safetensors"), *v_in = join(f->o->init_dir, "vocab.txt"),
+         *v_out = join(dir, "vocab.txt");
+    xv_status st = cfg && cfg_path && w_path && v_in && v_out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xv_model_save(f->m, w_path);
+    if (st == XV_OK) st = xv_write_file(cfg_path, cfg, strlen(cfg));
+    uint8_t *voc = NULL;
+    size_t len = 0;
+    if (st == XV_OK) st = xv_read_file(v_in, INT64_C(1) << 30, &voc, &len);
+    if (st == XV_OK) st = xv_write_file(v_out, voc, len);
+    free(voc), free(cfg), free(cfg_path), free(w_path), free(v_in), free(v_out);
+    return st;
+}
+
+/* The test-file metric of the model folder `dir` (Retrieval.py / Grounding_bbox.py). */
+static xv_status evaluate(ft *f, const char *dir, double *metric, double *aux) {
+    xvlm_model_params mp = xvlm_model_params_default();
+    xvlm_model *mm = NULL;
+    xvlm_ctx *ctx = NULL;
+    char *root = root_for(f, f->cfg.test_file);
+    xv_status st = root ? xvlm_model_load(dir, &mp, &mm) : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xvlm_ctx_new(mm, &ctx);
+    if (st == XV_OK && f->cfg.task == XV_FINETUNE_RETRIEVAL) {
+        xv_retrieval_set set;
+        xv_eval_retrieval_result r;
+        xv_eval_retrieval_opts eo = xv_eval_retrieval_opts_default();
+        eo.k_test = f->cfg.k_test;
+        eo.max_words = f->cfg.max_words;
+        eo.max_tokens = f->cfg.max_tokens;
+        st = xv_retrieval_set_read(f->cfg.test_file, root, &set);
+        if (st == XV_OK && (st = xv_eval_retrieval(ctx, &set, &eo, &r)) == XV_OK) {
+            *metric = r.itm.r_mean;
+            *aux = r.itc.r_mean;
+            xv_eval_retrieval_result_free(&r);
+        }
+        xv_retrieval_set_free(&set);
+    } else if (st == XV_OK) {
+        xv_grounding_set set;
+        xv_eval_grounding_result r;
+        xv_eval_grounding_opts eo = xv_eval_grounding_opts_default();
+        eo.max_words = f->cfg.max_words;
+        st = xv_grounding_set_read(f->cfg.test_file, root, &set);
+        if (st == XV_OK && (st = xv_eval_grounding(ctx, &set, NULL, &eo, &r)) == XV_OK) {
+            *metric = r.accuracy;
+            *aux = r.mean_iou;
+            xv_eval_grounding_result_free(&r);
+        }
+        xv_grounding_set_free(&set);
+    }
+    xvlm_ctx_free(ctx);
+    xvlm_model_free(mm);
+    free(root);
+    return st;
+}
+
+static void ft_free(ft *f) {
+    for (int i = 0; f->clean && i < f->cfg.batch_size; i++) free(f->clean[i]);
+    free(f->clean);
+    free(f->pixels), free(f->target), free(f->idx), free(f->order), free(f->img_of);
+    for (int i = 0; i < f->n_images; i++) xv_image_free(&f->images[i]);
+    free(f->images);
+    xv_retrieval_set_free(&f->rset);
+    xv_grounding_set_free(&f->gset);
+    if (f->opt_ready) xv_adamw_free(&f->opt);
+    xv_graph_free(f->g);
+    xv_model_free(f->m);
+    xv_tokenizer_free(f->tok);
+    xv_finetune_config_free(&f->cfg);
+}
+
+/* A number, or null when not evaluated (NaN is not JSON). */
+static void put_num(char *buf, size_t cap, const char *key, double v) {
+    size_t n = strlen(buf);
+    if (isfinite(v)) snprintf(buf + n, cap - n, ", \"%s\": %.6g", key, v);
+    else snprintf(buf + n, cap - n, ", \"%s\": null", key);
+}
+
+static xv_status write_result(const ft *f, const char *path, const xv_finetune_result *r) {
+    char buf[1024];
+    const bool ret = f->cfg.task == XV_FINETUNE_RETRIEVAL;
+    snprintf(buf, sizeof buf, "{\"task\": \"%s\", \"steps\": %lld", ret ? "retrieval" : "grounding",
+             (long long)r->steps);
+    put_num(buf, sizeof buf, "loss_first", r->first_loss);
+    put_num(buf, sizeof buf, "loss_last", r->last_loss);
+    put_num(buf, sizeof buf, "seconds_train", r->seconds_train);
+    put_num(buf, sizeof buf, ret ? "r_mean_before" : "accuracy_before", r->metric_before);
+    put_num(buf, sizeof buf, ret ? "r_mean_after" : "accuracy_after", r->metric_after);
+    put_num(buf, sizeof buf, ret ? "itc_r_mean_before" : "mean_iou_before",
+            ret ? r->itc_r_mean_before : r->mean_iou_before);
+    put_num(buf, sizeof buf, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? r->itc_r_mean_after : r->mean_iou_after);
+    size_t n = strlen(buf);
+    snprintf(buf + n, sizeof buf - n, "}\n");
+    return xv_write_file(path, buf, strlen(buf));
+}
+
+static xv_status train(ft *f, xv_finetune_result *res) {
+    const int B = f->cfg.batch_size;
+    const int64_t per_epoch = f->n / B;
+    int64_t total = f->sched.total_steps;
+    if (f->o->max_steps > 0 && f->o->max_steps < total) total = f->o->max_steps;
+    const int64_t window = total / 10 > 0 ? total / 10 : 1;
+    double first = 0, last = 0;
+    const double t0 = now_s();
+    for (int64_t s = 0; s < total; s++) {
+        if (s % per_epoch == 0) xv_rng_shuffle_i32(&f->data, f->order, f->n);
+        double loss;
+        XV_TRY(train_step(f, s % per_epoch, &loss));
+        if (s < window) first += loss / (double)window;
+        if (s >= total - window) last += loss / (double)window;
+        if (f->o->progress && f->o->notes && (s % 10 == 0 || s + 1 == total))
+            fprintf(f->o->notes, "step %lld/%lld loss %.4f lr %.3g temp %.4f\n", (long long)s + 1, (long long)total,
+                    loss, xv_adamw_group_lr(&f->opt, 0, xv_schedule_lambda(&f->sched, f->sched.pos - 1)),
+                    f->m->temp ? f->m->temp->data[0] : 0.0f);
+    }
+    res->steps = total;
+    res->first_loss = first;
+    res->last_loss = last;
+    res->seconds_train = now_s() - t0;
+    return XV_OK;
+}
+
+xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res) {
+    memset(res, 0, sizeof *res);
+    res->metric_before = res->metric_after = NAN;
+    res->itc_r_mean_before = res->itc_r_mean_after = res->mean_iou_before = res->mean_iou_after = NAN;
+    if (!o->config_path || !o->init_dir || !o->output_dir)
+        return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: a config, an initial model and an output folder are needed");
+    ft f;
+    memset(&f, 0, sizeof f);
+    f.o = o;
+    char *model_dir = join(o->output_dir, "model"), *result_path = join(o->output_dir, "result.json");
+    xv_status st = model_dir && result_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = setup(&f, task);
+    if (st == XV_OK) st = make_dir(o->output_dir);
+    double *aux_before = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_before : &res->mean_iou_before;
+    double *aux_after = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_after : &res->mean_iou_after;
+    if (st == XV_OK && o->eval_before) st = evaluate(&f, o->init_dir, &res->metric_before, aux_before);
+    if (st == XV_OK) st = train(&f, res);
+    if (st == XV_OK) st = write_model(&f, model_dir);
+    if (st == XV_OK) st = evaluate(&f, model_dir, &res->metric_after, aux_after);
+    if (st == XV_OK) st = write_result(&f, result_path, res);
+    ft_free(&f);
+    free(model_dir), free(result_path);
+    return st;
+}
