@@ -192,7 +192,7 @@ static xv_status list_steps(const char *dir, int64_t **steps_out, int *n_out) {
         free(steps);
         return s;
     }
-    qsort(steps, (size_t)n, sizeof *steps, cmp_i64);
+    if (n > 0) qsort(steps, (size_t)n, sizeof *steps, cmp_i64); /* steps is NULL for an empty folder */
     *steps_out = steps;
     *n_out = n;
     return XV_OK;

@@ -186,6 +186,19 @@ static xv_status setup(run *r, int64_t *start_step) {
     tc.warmup_is_fraction = r->rc.warmup_is_fraction;
     XV_TRY(xv_trainer_new(r->m, &tc, &r->src[0], r->has_src[1] ? &r->src[1] : NULL, r->rc.text, &r->t));
 
+    /* A fresh run must not mix its checkpoints with another run's (keep-last
+     * would delete the new, lower-step files first); resume must continue the
+     * newest state of the folder, not leave newer files of another future. */
+    char newest[4096];
+    xv_status have = xv_ckpt_latest(r->ckpt_dir, newest, sizeof newest);
+    if (have != XV_OK && have != XV_ERR_MISSING) return have;
+    if (!o->resume && have == XV_OK)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
+                        "another --output-dir",
+                        r->ckpt_dir, newest);
+    xv_error_clear();
+
     /* resume */
     int64_t keep_before = -1;
     if (o->resume) {
@@ -205,6 +218,16 @@ static xv_status setup(run *r, int64_t *start_step) {
         if (from) {
             XV_TRY(xv_trainer_load(r->t, from));
             keep_before = xv_trainer_steps_done(r->t);
+            int64_t newest_step = -1;
+            if (have == XV_OK) { /* checkpoint_<step>.safetensors */
+                const char *base = strrchr(newest, '/');
+                newest_step = strtoll(base ? base + 12 : newest + 11, NULL, 10);
+            }
+            if (newest_step > keep_before)
+                return xv_error(XV_ERR_INVALID_ARG,
+                                "%s holds a later checkpoint (%s) than the one resumed (step %lld): resume from it, "
+                                "or move it away / choose another --output-dir",
+                                r->ckpt_dir, newest, (long long)keep_before);
             if (o->notes) fprintf(o->notes, "resumed from %s at step %lld\n", from, (long long)keep_before);
         } else {
             keep_before = 0;

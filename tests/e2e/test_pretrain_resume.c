@@ -22,6 +22,7 @@
 
 #include "data/synth.h"
 #include "testutil.h"
+#include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/pretrain_run.h"
 
@@ -283,6 +284,12 @@ int main(void) {
           da ? da : "", db ? db : "");
     free(da), free(db);
     verify_checkpoints(straight, 1, 3);
+    char model_dir[600];
+    path_of(model_dir, sizeof model_dir, straight, "model");
+    xv_model *m = NULL;
+    CHECK_OK(xv_model_load_dir(model_dir, false, &m)); /* the layout `xvlm forward` reads */
+    CHECK(m && m->parts.mlm && m->parts.itc && m->parts.itm && m->parts.bbox, "the final model has every part");
+    xv_model_free(m);
 
     /* 12 steps of 8 pairs read the 42 image-text lines twice: both bad lines were skipped and counted */
     CHECK(last_counter(straight, "images.bad_json") >= 1, "images.bad_json in the log: %lld",

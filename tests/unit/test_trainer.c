@@ -225,6 +225,11 @@ static void test_schedule_and_first_update(void) {
     CHECK(regions >= 2 && regions <= 9, "%d region updates in 11 steps at iter_perc 0.5 (P(outside) < 0.07)",
           regions);
     CHECK(xv_trainer_steps_done(r.t) == 12, "steps done %lld", (long long)xv_trainer_steps_done(r.t));
+    /* the arena is reused: once both kinds of update have run, more steps of
+     * the same shapes take no more activation memory */
+    const size_t peak = xv_trainer_arena_peak(r.t);
+    run_steps(&r, 4, rec, 64);
+    CHECK(peak > 0 && xv_trainer_arena_peak(r.t) == peak, "arena peak %zu -> %zu", peak, xv_trainer_arena_peak(r.t));
     free(before), free(after), free(later);
     run_close(&r);
 }
