@@ -1,0 +1,79 @@
+/* configs/demo/: every pretraining YAML loads (model included), and each
+ * ablation differs from the full run exactly in what it ablates. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "train/pretrain_config.h"
+
+static const char *g_src;
+
+static int load(const char *name, xv_pretrain_run_config *c) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/configs/demo/pretrain_%s.yaml", g_src, name);
+    char *notes = NULL;
+    size_t len = 0;
+    FILE *nf = open_memstream(&notes, &len);
+    xv_status st = xv_pretrain_run_config_load(path, c, nf);
+    fclose(nf);
+    CHECK(st == XV_OK, "%s: %s", path, xvlm_last_error());
+    /* Every key of the demo configs is one the run reads. */
+    CHECK(!notes || !*notes, "%s: unexpected notes: %s", name, notes ? notes : "");
+    free(notes);
+    return st == XV_OK;
+}
+
+/* The fields an ablation may change, restored to the full run's values. */
+static void same_but(const xv_pretrain_run_config *full, const xv_pretrain_run_config *c, const char *name) {
+    CHECK(!memcmp(&full->model, &c->model, sizeof full->model), "%s: same model", name);
+    CHECK(c->images.batch_size == full->images.batch_size && c->regions.batch_size == full->regions.batch_size &&
+              c->lr == full->lr && c->warmup == full->warmup && c->max_images == full->max_images &&
+              c->max_regions == full->max_regions && c->train_dataset_size == full->train_dataset_size &&
+              c->clip_grad_norm == full->clip_grad_norm && c->mask_prob == full->mask_prob,
+          "%s: same data and optimisation settings", name);
+    CHECK(!strcmp(c->train_file[0], full->train_file[0]), "%s: same image-text data", name);
+}
+
+int main(void) {
+    g_src = getenv("XV_SOURCE_DIR");
+    if (!g_src) return xv_test_skip("XV_SOURCE_DIR not set");
+    xv_pretrain_run_config full, c;
+    if (!load("full", &full)) return xv_test_finish("test_demo_configs");
+    CHECK(full.iter_perc > 0 && full.bbox_loss && full.n_train_file_regions == 1 &&
+              strstr(full.train_file_regions[0], "/pretrain_regions.jsonl"),
+          "the full run has region updates with box losses on the whole region file");
+    CHECK(full.model.vision.ape, "the demo model uses Swin's absolute position embedding (docs/demo.md)");
+    CHECK(full.model.text.vocab == 163, "vocab_size = the synthetic world's vocab.txt (163 tokens)");
+
+    if (load("no_objects", &c)) {
+        same_but(&full, &c, "no_objects");
+        CHECK(strstr(c.train_file_regions[0], "/pretrain_regions_relations.jsonl") && c.bbox_loss &&
+                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+              "no_objects: relation regions only");
+        xv_pretrain_run_config_free(&c);
+    }
+    if (load("no_regions", &c)) {
+        same_but(&full, &c, "no_regions");
+        CHECK(strstr(c.train_file_regions[0], "/pretrain_regions_objects.jsonl") && c.bbox_loss &&
+                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+              "no_regions: objects only");
+        xv_pretrain_run_config_free(&c);
+    }
+    if (load("no_bbox_loss", &c)) {
+        same_but(&full, &c, "no_bbox_loss");
+        CHECK(!c.bbox_loss && !strcmp(c.train_file_regions[0], full.train_file_regions[0]) &&
+                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+              "no_bbox_loss: the same region data without box losses");
+        xv_pretrain_run_config_free(&c);
+    }
+    if (load("image_text_only", &c)) {
+        same_but(&full, &c, "image_text_only");
+        /* One update per step instead of two: twice the steps for the same number of updates. */
+        CHECK(c.iter_perc == 0 && full.iter_perc == 1.0 && c.epochs == 2 * full.epochs,
+              "image_text_only: no region updates, twice the epochs (iter_perc %g, epochs %d vs %d)", c.iter_perc,
+              c.epochs, full.epochs);
+        xv_pretrain_run_config_free(&c);
+    }
+    xv_pretrain_run_config_free(&full);
+    return xv_test_finish("test_demo_configs");
+}
