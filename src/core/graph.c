@@ -13,6 +13,7 @@ struct xv_graph {
     xv_status status;
     char message[1024];
     xv_rng rng;
+    xv_graph *scratch[2]; /* inference relay graphs, created on first use */
 };
 
 xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
@@ -29,6 +30,8 @@ xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
 
 void xv_graph_free(xv_graph *g) {
     if (!g) return;
+    xv_graph_free(g->scratch[0]);
+    xv_graph_free(g->scratch[1]);
     xv_arena_free(&g->arena);
     free(g);
 }
@@ -38,6 +41,16 @@ void xv_graph_reset(xv_graph *g) {
     g->tape = NULL;
     g->status = XV_OK;
     g->message[0] = '\0';
+}
+
+xv_graph *xv_graph_scratch(xv_graph *g, int i) {
+    if (i < 0 || i > 1) return NULL;
+    if (!g->scratch[i]) {
+        g->scratch[i] = xv_graph_new(0);
+        if (!g->scratch[i]) return NULL;
+        xv_graph_set_grad(g->scratch[i], false);
+    }
+    return g->scratch[i];
 }
 
 void xv_graph_set_grad(xv_graph *g, bool enabled) { g->grad_enabled = enabled; }

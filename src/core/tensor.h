@@ -66,6 +66,13 @@ void xv_graph_free(xv_graph *g);
 /* Drop every activation, gradient buffer and tape node; keep the memory. */
 void xv_graph_reset(xv_graph *g);
 
+/* Scratch graph i (0 or 1) owned by g: created on first use (grad off), kept
+ * with its memory across resets of either graph, freed with g. The inference
+ * relay (nn/relay.h) runs units in them, so repeated forwards on one graph
+ * reuse memory that is already mapped instead of faulting in fresh pages.
+ * NULL (error set) when out of memory. */
+xv_graph *xv_graph_scratch(xv_graph *g, int i);
+
 /* Recording for backward (default on). Off = inference: no tape, no saved state. */
 void xv_graph_set_grad(xv_graph *g, bool enabled);
 bool xv_graph_grad_enabled(const xv_graph *g);
