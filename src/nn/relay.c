@@ -6,8 +6,8 @@ bool xv_relay_begin(xv_relay *r, xv_graph *g) {
     memset(r, 0, sizeof *r);
     r->main = g;
     if (xv_graph_grad_enabled(g) || xv_graph_training(g)) return true;
-    r->tmp[0] = xv_graph_scratch(g, 0);
-    r->tmp[1] = xv_graph_scratch(g, 1);
+    r->tmp[0] = xv_graph_child(g, XV_CHILD_RELAY0);
+    r->tmp[1] = xv_graph_child(g, XV_CHILD_RELAY1);
     if (!r->tmp[0] || !r->tmp[1]) {
         r->tmp[0] = r->tmp[1] = NULL;
         xv_graph_fail(g, XV_ERR_NOMEM, "out of memory creating scratch graphs");

@@ -1,5 +1,6 @@
 #include "nn/swin.h"
 
+#include "nn/batch_split.h"
 #include "nn/relay.h"
 
 #include <math.h>
@@ -162,15 +163,9 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     return xv_add(g, x, xv_drop_path(g, h, b->drop_path));
 }
 
-xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
-    if (!images) return NULL;
+/* The encoder on images already checked; stage_out as in xv_swin_forward. */
+static xv_tensor *swin_run(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
     const xv_swin_config *c = &s->cfg;
-    if (images->dtype != XV_F32 || images->ndim != 4 || images->shape[1] != c->in_chans ||
-        images->shape[2] != c->image_res || images->shape[3] != c->image_res) {
-        char buf[64];
-        return xv_graph_fail(g, XV_ERR_SHAPE, "vision encoder: images must be F32 [N, %d, %d, %d], got %s",
-                             c->in_chans, c->image_res, c->image_res, xv_shape_str(images, buf, sizeof buf));
-    }
     xv_relay r;
     if (!xv_relay_begin(&r, g)) return NULL;
     int64_t C0 = c->embed_dim, kin = (int64_t)c->in_chans * c->patch * c->patch;
@@ -200,4 +195,22 @@ xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_
     }
     xv_relay_end(&r);
     return out;
+}
+
+static xv_tensor *swin_share(xv_graph *g, void *ctx, xv_tensor *const *in) {
+    return swin_run(g, ctx, in[0], NULL);
+}
+
+xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
+    if (!images) return NULL;
+    const xv_swin_config *c = &s->cfg;
+    if (images->dtype != XV_F32 || images->ndim != 4 || images->shape[1] != c->in_chans ||
+        images->shape[2] != c->image_res || images->shape[3] != c->image_res) {
+        char buf[64];
+        return xv_graph_fail(g, XV_ERR_SHAPE, "vision encoder: images must be F32 [N, %d, %d, %d], got %s",
+                             c->in_chans, c->image_res, c->image_res, xv_shape_str(images, buf, sizeof buf));
+    }
+    if (stage_out) return swin_run(g, s, images, stage_out);
+    /* Images are independent: in inference, one stream of images per thread. */
+    return xv_batch_split(g, swin_share, (void *)s, &images, 1);
 }
