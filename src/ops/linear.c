@@ -1,10 +1,12 @@
-/* xv_linear and xv_bmm: everything goes to cblas_sgemm; the bias is fused into
- * the GEMM (rows prefilled with b, beta = 1) and gradients accumulate with beta = 1. */
+/* xv_linear and xv_bmm. The Linear forward goes to xv_gemm_linear (oneDNN
+ * matmul with the bias fused, or OpenBLAS with bias rows and beta = 1); every
+ * other product to cblas_sgemm, gradients accumulating with beta = 1. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "ops/dense_internal.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 
 /* ---------------------------------------------------------------- linear */
@@ -62,15 +64,13 @@ xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
     xv_tensor *y = xv_tensor_new(g, XV_F32, shape, x->ndim);
     if (!y) return NULL;
     if (rows > 0 && out > 0) {
-        if (b) {
-#pragma omp parallel for schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
-            for (int64_t r = 0; r < rows; r++) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);
+        if (in > 0) {
+            if (!xv_gemm_linear(g, x->data, w->data, b ? b->data : NULL, y->data, rows, in, out)) return NULL;
+        } else {
+            for (int64_t r = 0; r < rows; r++) /* empty product: the bias alone */
+                if (b) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);
+                else memset(y->data + r * out, 0, sizeof(float) * (size_t)out);
         }
-        if (in > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f,
-                        x->data, (int)in, w->data, (int)in, b ? 1.0f : 0.0f, y->data, (int)out);
-        else if (!b)
-            memset(y->data, 0, sizeof(float) * (size_t)y->numel);
     }
     xv_tensor *ins[3] = {x, w, b};
     xv_node *n = xv_record(g, op, y, linear_backward, ins, 3);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ops/fastmath.h"
+#include "ops/gemm.h"
 #include "testutil.h"
 
 #define U 5.9604644775390625e-08 /* 2^-24, unit roundoff of fp32 */
@@ -78,26 +79,34 @@ static void test_fastmath(void) {
 
 /* ============================================================ forward vs naive */
 
+/* Small, then large enough for the backends' blocked kernels (K split in
+ * blocks, several row and column tiles, tails). */
 static void test_linear_forward(void) {
-    const int rows = 3 * 7, in = 13, out = 49;
-    float *x = rnd(rows * in, -1, 1, 1), *w = rnd(out * in, -1, 1, 2), *b = rnd(out, -1, 1, 3);
-    xv_graph *g = xv_graph_new(1 << 20);
-    for (int with_bias = 0; with_bias < 2; with_bias++) {
-        xv_tensor *y = xv_linear(g, wrap(g, x, XV_SHAPE(3, 7, in)), wrap(g, w, XV_SHAPE(out, in)),
-                                 with_bias ? wrap(g, b, XV_SHAPE(out)) : NULL);
-        CHECK(y && y->ndim == 3 && y->shape[2] == out, "linear shape");
-        if (!y) continue;
-        double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < out; o++) {
-                double s = with_bias ? b[o] : 0, mag = fabs(s);
-                for (int k = 0; k < in; k++) s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
-                ref[r * out + o] = s;
-                tol[r * out + o] = (in + 2) * U * mag; /* recursive-summation bound: K+1 roundings of partial sums */
-            }
-        check_close(with_bias ? "linear forward (bias)" : "linear forward", y->data, ref, tol, rows * out);
+    static const int SH[2][3] = {{3 * 7, 13, 49}, {301, 300, 130}};
+    printf("Linear forward backend: %s\n", xv_gemm_backend());
+    for (int si = 0; si < 2; si++) {
+        const int rows = SH[si][0], in = SH[si][1], out = SH[si][2];
+        float *x = rnd(rows * in, -1, 1, 1), *w = rnd(out * in, -1, 1, 2), *b = rnd(out, -1, 1, 3);
+        xv_graph *g = xv_graph_new(1 << 20);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            xv_tensor *y = xv_linear(g, wrap(g, x, XV_SHAPE(rows, in)), wrap(g, w, XV_SHAPE(out, in)),
+                                     with_bias ? wrap(g, b, XV_SHAPE(out)) : NULL);
+            CHECK(y && y->ndim == 2 && y->shape[1] == out, "linear shape");
+            if (!y) continue;
+            double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) {
+                    double s = with_bias ? b[o] : 0, mag = fabs(s);
+                    for (int k = 0; k < in; k++)
+                        s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
+                    ref[r * out + o] = s;
+                    /* recursive-summation bound, whatever the order: K+1 roundings of partial sums */
+                    tol[r * out + o] = (in + 2) * U * mag;
+                }
+            check_close(with_bias ? "linear forward (bias)" : "linear forward", y->data, ref, tol, rows * out);
+        }
+        xv_graph_free(g);
     }
-    xv_graph_free(g);
 }
 
 static void test_bmm_forward(void) {

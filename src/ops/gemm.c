@@ -1,0 +1,124 @@
+#include "ops/gemm.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/dense_internal.h"
+
+/* Bias rows, then beta = 1: the bias add costs no pass of its own (beta = 0
+ * would make OpenBLAS zero y first anyway). */
+static void blas_linear(const float *x, const float *w, const float *b, float *y, int64_t rows, int64_t in,
+                        int64_t out) {
+    if (b) {
+#pragma omp parallel for schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
+                b ? 1.0f : 0.0f, y, (int)out);
+}
+
+#ifdef XV_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+static dnnl_engine_t g_engine;
+static bool g_use_dnnl;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* Streams are not to be shared between threads; one per thread, kept. */
+static _Thread_local dnnl_stream_t t_stream;
+
+static void init_backend(void) {
+    const char *env = getenv("XV_GEMM");
+    if (env && !strcmp(env, "blas")) return;
+    g_use_dnnl = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+/* oneDNN matmul: src [rows, in] (tag ab), weights [in, out] read from w[out, in]
+ * (tag ba: no copy), bias [1, out], dst [rows, out]. Primitive descriptors and
+ * primitives come from oneDNN's primitive cache after the first call of a
+ * shape; the scratchpad (packed blocks) is taken from the graph arena.
+ * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
+static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
+                        int64_t in, int64_t out, bool *oom) {
+    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+        t_stream = NULL;
+        return false;
+    }
+    dnnl_dims_t sd = {rows, in}, wd = {in, out}, bd = {1, out}, dd = {rows, out};
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_matmul_desc_t mmd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t mem[5] = {NULL, NULL, NULL, NULL, NULL};
+    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_ba) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
+              dnnl_primitive_attr_create(&attr) == dnnl_success &&
+              dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+              dnnl_primitive_desc_create(&pd, &mmd, attr, g_engine, NULL) == dnnl_success &&
+              dnnl_primitive_create(&prim, pd) == dnnl_success;
+    void *scratch = NULL;
+    const dnnl_memory_desc_t *spd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
+    if (ok && spd) {
+        size_t bytes = dnnl_memory_desc_get_size(spd);
+        if (bytes) {
+            scratch = xv_graph_alloc(g, bytes);
+            ok = scratch != NULL;
+            *oom = !ok;
+        }
+    }
+    /* The handles are only read (src, weights, bias) or written (dst) by the primitive. */
+    ok = ok && dnnl_memory_create(&mem[0], &smd, g_engine, (void *)x) == dnnl_success &&
+         dnnl_memory_create(&mem[1], &wmd, g_engine, (void *)w) == dnnl_success &&
+         dnnl_memory_create(&mem[3], &dmd, g_engine, y) == dnnl_success &&
+         (!b || dnnl_memory_create(&mem[2], &bmd, g_engine, (void *)b) == dnnl_success) &&
+         (!spd || dnnl_memory_create(&mem[4], spd, g_engine, scratch) == dnnl_success);
+    if (ok) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[3]}};
+        int n = 3;
+        if (b) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
+        if (spd) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[4]};
+        ok = dnnl_primitive_execute(prim, t_stream, n, args) == dnnl_success &&
+             dnnl_stream_wait(t_stream) == dnnl_success;
+    }
+    for (int i = 0; i < 5; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return ok;
+}
+
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
+                    int64_t in, int64_t out) {
+    pthread_once(&g_once, init_backend);
+    if (g_use_dnnl) {
+        bool oom = false;
+        if (dnnl_linear(g, x, w, b, y, rows, in, out, &oom)) return true;
+        if (oom) return false;
+    }
+    blas_linear(x, w, b, y, rows, in, out);
+    return true;
+}
+
+const char *xv_gemm_backend(void) {
+    pthread_once(&g_once, init_backend);
+    return g_use_dnnl ? "onednn" : "openblas";
+}
+
+#else
+
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
+                    int64_t in, int64_t out) {
+    (void)g;
+    blas_linear(x, w, b, y, rows, in, out);
+    return true;
+}
+
+const char *xv_gemm_backend(void) { return "openblas"; }
+
+#endif

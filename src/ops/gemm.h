@@ -1,0 +1,29 @@
+/* The forward product of a Linear layer, y = x·wᵀ + b, on the fastest backend
+ * built in: oneDNN's matmul (libdnnl, optional at build time: XV_HAVE_DNNL)
+ * or OpenBLAS. On this project's AVX-512 machine oneDNN's brgemm kernels are
+ * 10-50% faster than OpenBLAS's sgemm on every Linear shape of X-VLM base and
+ * fuse the bias (bench/bench_linear). Backward products stay on OpenBLAS.
+ *
+ * Environment: XV_GEMM=blas forces OpenBLAS (read once, for A/B measurements
+ * and tests). Threads: both backends use the OpenMP thread count, and run
+ * single-threaded inside a parallel region. The result of each element may
+ * differ between backends by fp32 rounding (another summation order), never
+ * between runs with the same backend, shapes and thread count. */
+#ifndef XV_OPS_GEMM_H
+#define XV_OPS_GEMM_H
+
+#include <stdbool.h>
+
+#include "core/tensor.h"
+
+/* y[rows, out] = x[rows, in]·w[out, in]ᵀ (+ b[out] on every row when b is
+ * non-NULL), overwriting y. Needs rows, in, out >= 1 and within 32-bit BLAS
+ * indices (the caller checks). Scratch comes from g's arena; false (graph
+ * error set) only when that runs out. */
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
+                    int64_t in, int64_t out);
+
+/* Which backend xv_gemm_linear uses: "onednn" or "openblas". */
+const char *xv_gemm_backend(void);
+
+#endif
