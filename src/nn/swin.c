@@ -144,10 +144,7 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     const int64_t C = b->dim, n = (int64_t)b->window * b->window;
     xv_tensor *h = xv_nn_ln(g, &b->norm1, x);
     h = xv_window_partition(g, h, b->res, b->res, b->window, b->shift); /* [N·nW, W², C] */
-    xv_tensor *qkv = xv_nn_linear(g, &b->qkv, h);
-    xv_tensor *q = xv_slice(g, qkv, 2, 0, C);
-    xv_tensor *k = xv_slice(g, qkv, 2, C, C);
-    xv_tensor *v = xv_slice(g, qkv, 2, 2 * C, C);
+    xv_tensor *qkv = xv_nn_linear(g, &b->qkv, h); /* q, k, v = column blocks of C */
     xv_attn_args a = {0};
     a.heads = b->heads;
     a.scale = (float)(1.0 / sqrt((double)(C / b->heads))); /* Swin scales q before q·kᵀ */
@@ -155,7 +152,7 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     if (b->shift_mask)
         a.group_mask = xv_tensor_wrap_f32(g, b->shift_mask, XV_SHAPE(b->n_windows, n, n));
     if ((b->shift_mask && !a.group_mask) || !a.bias) return NULL;
-    h = xv_attention(g, q, k, v, &a);
+    h = xv_attention_packed(g, qkv, &a);
     h = xv_nn_linear(g, &b->proj, h);
     h = xv_window_reverse(g, h, b->res, b->res, b->window, b->shift); /* [N, res², C] */
     x = xv_add(g, x, xv_drop_path(g, h, b->drop_path));

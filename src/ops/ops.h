@@ -73,6 +73,11 @@ typedef struct {
 
 /* softmax(scale·q·kᵀ + bias + group_mask + key_mask) · v, heads concatenated -> [B, Lq, heads·D]. */
 xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *a);
+/* Self-attention on one packed projection qkv [B, L, 3·heads·D] (Swin's qkv
+ * Linear): q, k, v are its column blocks [0, heads·D), [heads·D, 2·heads·D),
+ * [2·heads·D, 3·heads·D), read in place. Same result and gradients (into qkv)
+ * as xv_attention on the three slices, without copying them. */
+xv_tensor *xv_attention_packed(xv_graph *g, xv_tensor *qkv, const xv_attn_args *a);
 
 /* ---------------------------------------------------------------- indexing */
 /* The pure data-movement ops (gather_rows, concat, slice, reshape, permute,
