@@ -116,7 +116,7 @@ static xv_tensor *layers_run(xv_graph *g, const xv_bert *b, int from, int to, xv
         x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
         if (L->cross)
             x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
-        xv_tensor *h = xv_gelu(cg, xv_nn_linear(cg, &L->inter, x));
+        xv_tensor *h = xv_nn_linear_gelu(cg, &L->inter, x);
         h = xv_dropout(cg, xv_nn_linear(cg, &L->out, h), c->hidden_dropout);
         x = xv_nn_ln(cg, &L->out_ln, xv_add(cg, h, x));
     }

@@ -156,7 +156,7 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     h = xv_nn_linear(g, &b->proj, h);
     h = xv_window_reverse(g, h, b->res, b->res, b->window, b->shift); /* [N, res², C] */
     x = xv_add(g, x, xv_drop_path(g, h, b->drop_path));
-    h = xv_nn_linear(g, &b->fc2, xv_gelu(g, xv_nn_linear(g, &b->fc1, xv_nn_ln(g, &b->norm2, x))));
+    h = xv_nn_linear(g, &b->fc2, xv_nn_linear_gelu(g, &b->fc1, xv_nn_ln(g, &b->norm2, x)));
     return xv_add(g, x, xv_drop_path(g, h, b->drop_path));
 }
 

@@ -9,14 +9,15 @@
 
 /* Bias rows, then beta = 1: the bias add costs no pass of its own (beta = 0
  * would make OpenBLAS zero y first anyway). */
-static void blas_linear(const float *x, const float *w, const float *b, float *y, int64_t rows, int64_t in,
-                        int64_t out) {
+static void blas_linear(const float *x, const float *w, const float *b, xv_gemm_act act, float *y, int64_t rows,
+                        int64_t in, int64_t out) {
     if (b) {
 #pragma omp parallel for schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
         for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
                 b ? 1.0f : 0.0f, y, (int)out);
+    if (act == XV_GEMM_GELU) xv_dense_gelu(y, y, rows * out);
 }
 
 #ifdef XV_HAVE_DNNL
@@ -39,8 +40,8 @@ static void init_backend(void) {
  * primitives come from oneDNN's primitive cache after the first call of a
  * shape; the scratchpad (packed blocks) is taken from the graph arena.
  * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
-static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
-                        int64_t in, int64_t out, bool *oom) {
+static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+                        int64_t rows, int64_t in, int64_t out, bool *oom) {
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
         return false;
@@ -49,6 +50,7 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
     dnnl_matmul_desc_t mmd;
     dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t post = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t mem[5] = {NULL, NULL, NULL, NULL, NULL};
@@ -59,6 +61,10 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
               dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
               dnnl_primitive_attr_create(&attr) == dnnl_success &&
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+              (act != XV_GEMM_GELU ||
+               (dnnl_post_ops_create(&post) == dnnl_success &&
+                dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success &&
+                dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success)) &&
               dnnl_primitive_desc_create(&pd, &mmd, attr, g_engine, NULL) == dnnl_success &&
               dnnl_primitive_create(&prim, pd) == dnnl_success;
     void *scratch = NULL;
@@ -90,18 +96,19 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
+    if (post) dnnl_post_ops_destroy(post);
     return ok;
 }
 
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
-                    int64_t in, int64_t out) {
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+                    int64_t rows, int64_t in, int64_t out) {
     pthread_once(&g_once, init_backend);
     if (g_use_dnnl) {
         bool oom = false;
-        if (dnnl_linear(g, x, w, b, y, rows, in, out, &oom)) return true;
+        if (dnnl_linear(g, x, w, b, act, y, rows, in, out, &oom)) return true;
         if (oom) return false;
     }
-    blas_linear(x, w, b, y, rows, in, out);
+    blas_linear(x, w, b, act, y, rows, in, out);
     return true;
 }
 
@@ -112,10 +119,10 @@ const char *xv_gemm_backend(void) {
 
 #else
 
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
-                    int64_t in, int64_t out) {
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+                    int64_t rows, int64_t in, int64_t out) {
     (void)g;
-    blas_linear(x, w, b, y, rows, in, out);
+    blas_linear(x, w, b, act, y, rows, in, out);
     return true;
 }
 

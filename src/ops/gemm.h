@@ -16,12 +16,22 @@
 
 #include "core/tensor.h"
 
-/* y[rows, out] = x[rows, in]·w[out, in]ᵀ (+ b[out] on every row when b is
- * non-NULL), overwriting y. Needs rows, in, out >= 1 and within 32-bit BLAS
- * indices (the caller checks). Scratch comes from g's arena; false (graph
- * error set) only when that runs out. */
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, float *y, int64_t rows,
-                    int64_t in, int64_t out);
+/* What is applied to the product before it is stored. */
+typedef enum {
+    XV_GEMM_PLAIN = 0,
+    /* GELU, exact erf form. oneDNN applies it inside the product's kernel
+     * (its gelu_erf: like ours, within 2e-7·max(1, |z|) of the exact GELU on
+     * [-8, 8], tests/unit/test_ops_dense.c), saving a pass over the output;
+     * OpenBLAS: xv_dense_gelu in place right after the product. */
+    XV_GEMM_GELU = 1,
+} xv_gemm_act;
+
+/* y[rows, out] = act(x[rows, in]·w[out, in]ᵀ (+ b[out] on every row when b
+ * is non-NULL)), overwriting y. Needs rows, in, out >= 1 and within 32-bit
+ * BLAS indices (the caller checks). Scratch comes from g's arena; false
+ * (graph error set) only when that runs out. */
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+                    int64_t rows, int64_t in, int64_t out);
 
 /* Which backend xv_gemm_linear uses: "onednn" or "openblas". */
 const char *xv_gemm_backend(void);

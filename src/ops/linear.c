@@ -41,8 +41,9 @@ static void linear_backward(xv_graph *g, xv_node *n) {
         for (int j = 0; j < out; j++) db[j] += (float)db_acc[j];
 }
 
-xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
-    static const char op[] = "xv_linear";
+/* act(x·Wᵀ + b) after checking the arguments (not recorded). */
+static xv_tensor *linear_forward(xv_graph *g, const char *op, xv_tensor *x, xv_tensor *w, xv_tensor *b,
+                                 xv_gemm_act act) {
     if (!g || !xv_dense_f32_arg(g, op, "x", x) || !xv_dense_f32_arg(g, op, "w", w)) return NULL;
     if (b && !xv_dense_f32_arg(g, op, "b", b)) return NULL;
     int64_t in = xv_last_dim(x), rows = xv_dense_rows(x);
@@ -65,21 +66,34 @@ xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
     if (!y) return NULL;
     if (rows > 0 && out > 0) {
         if (in > 0) {
-            if (!xv_gemm_linear(g, x->data, w->data, b ? b->data : NULL, y->data, rows, in, out)) return NULL;
+            if (!xv_gemm_linear(g, x->data, w->data, b ? b->data : NULL, act, y->data, rows, in, out)) return NULL;
         } else {
             for (int64_t r = 0; r < rows; r++) /* empty product: the bias alone */
                 if (b) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);
                 else memset(y->data + r * out, 0, sizeof(float) * (size_t)out);
+            if (act == XV_GEMM_GELU) xv_dense_gelu(y->data, y->data, y->numel);
         }
     }
+    return y;
+}
+
+xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
+    xv_tensor *y = linear_forward(g, "xv_linear", x, w, b, XV_GEMM_PLAIN);
     xv_tensor *ins[3] = {x, w, b};
-    xv_node *n = xv_record(g, op, y, linear_backward, ins, 3);
+    xv_node *n = xv_record(g, "xv_linear", y, linear_backward, ins, 3);
     if (n) {
-        n->iarg[0] = rows;
-        n->iarg[1] = in;
-        n->iarg[2] = out;
+        n->iarg[0] = xv_dense_rows(x);
+        n->iarg[1] = xv_last_dim(x);
+        n->iarg[2] = w->shape[0];
     }
     return y;
+}
+
+xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
+    xv_tensor *ins[3] = {x, w, b};
+    /* Backward needs the pre-activation: record the two ops. */
+    if (g && xv_needs_grad(g, ins, 3)) return xv_gelu(g, xv_linear(g, x, w, b));
+    return linear_forward(g, "xv_linear_gelu", x, w, b, XV_GEMM_GELU);
 }
 
 /* ---------------------------------------------------------------- bmm */

@@ -18,6 +18,13 @@
 /* y[..., out] = x[..., in] · W[out, in]ᵀ + b[out]  (b may be NULL). cblas_sgemm. */
 xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
 
+/* gelu(x·Wᵀ + b) (exact erf form). With recording on, xv_gelu of xv_linear.
+ * Otherwise one op without the pre-activation tensor: with oneDNN the GELU
+ * runs inside the product's kernel (its erf approximation: within
+ * 2e-7·max(1, |x|) of the exact GELU, as ours; ops/gemm.h), else in place
+ * right after it. */
+xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
+
 /* Batched matmul over equal leading dims: a[..., M, K] (or [..., K, M] with
  * trans_a), b[..., K, N] (or [..., N, K] with trans_b) -> alpha · op(a)·op(b). */
 xv_tensor *xv_bmm(xv_graph *g, xv_tensor *a, xv_tensor *b, bool trans_a, bool trans_b, float alpha);

@@ -109,6 +109,50 @@ static void test_linear_forward(void) {
     }
 }
 
+/* xv_linear_gelu: without recording one fused op (the backend's GELU), with
+ * recording exactly xv_gelu of xv_linear. */
+static void test_linear_gelu(void) {
+    xv_graph *g = xv_graph_new(1 << 22);
+    xv_graph_set_grad(g, false);
+    /* The GELU alone, z = x·1 exact, on a grid over [-8, 8]: both backends stay
+     * within 2e-7·max(1, |z|) of the exact value (fp32 rounding of the result,
+     * ~0.5 ulp of |z|, plus the erf approximation). */
+    const int n = 16001;
+    xv_tensor *z = xv_tensor_new(g, XV_F32, XV_SHAPE(n, 1)), *one = xv_tensor_new(g, XV_F32, XV_SHAPE(1, 1));
+    for (int i = 0; i < n; i++) z->data[i] = -8.0f + 16.0f * (float)i / (float)(n - 1);
+    one->data[0] = 1;
+    xv_tensor *y = xv_linear_gelu(g, z, one, NULL);
+    double worst = 0;
+    for (int i = 0; y && i < n; i++) {
+        double v = z->data[i], ref = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        worst = fmax(worst, fabs(y->data[i] - ref) / fmax(1, fabs(v)));
+    }
+    CHECK(y && worst <= 2e-7, "fused GELU (%s) within %.3g·max(1,|z|) of the exact GELU", xv_gemm_backend(), worst);
+    /* A blocked product with the GELU fused, against double sums. */
+    const int rows = 301, in = 300, out = 130;
+    float *x = rnd(rows * in, -1, 1, 11), *w = rnd(out * in, -0.2f, 0.2f, 12), *b = rnd(out, -1, 1, 13);
+    y = xv_linear_gelu(g, wrap(g, x, XV_SHAPE(rows, in)), wrap(g, w, XV_SHAPE(out, in)), wrap(g, b, XV_SHAPE(out)));
+    double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double s = b[o], mag = fabs(s);
+            for (int k = 0; k < in; k++)
+                s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
+            ref[r * out + o] = 0.5 * s * (1 + erf(s / sqrt(2.0)));
+            /* the product's bound through GELU' (<= 1.13), plus the GELU's own */
+            tol[r * out + o] = 1.13 * (in + 2) * U * mag + 2e-7 * fmax(1, fabs(s));
+        }
+    if (y) check_close("linear_gelu forward (inference)", y->data, ref, tol, rows * out);
+    /* Recording: the same two ops as written out. */
+    xv_graph_set_grad(g, true);
+    xv_tensor *X = wrap(g, x, XV_SHAPE(rows, in)), *W = wrap(g, w, XV_SHAPE(out, in)), *B = wrap(g, b, XV_SHAPE(out));
+    W->requires_grad = true;
+    xv_tensor *y1 = xv_linear_gelu(g, X, W, B), *y2 = xv_gelu(g, xv_linear(g, X, W, B));
+    CHECK(y1 && y2 && y1->node && !memcmp(y1->data, y2->data, sizeof(float) * (size_t)y1->numel),
+          "recorded linear_gelu is gelu(linear) bitwise");
+    xv_graph_free(g);
+}
+
 static void test_bmm_forward(void) {
     const int B = 2 * 3, M = 7, K = 5, N = 13;
     float *a = rnd(B * M * K, -1, 1, 4), *b = rnd(B * K * N, -1, 1, 5);
@@ -324,7 +368,7 @@ typedef struct {
 } fd_ctx;
 
 enum { F_LINEAR, F_LINEAR_NOBIAS, F_BMM, F_ADD, F_SUB, F_MUL, F_SCALE, F_DIV, F_GELU, F_SIGMOID, F_ABS, F_SUM, F_MEAN,
-       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE };
+       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE, F_LINEAR_GELU };
 
 static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     const fd_ctx *c = p;
@@ -352,6 +396,7 @@ static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     case F_REUSE: return xv_add(g, xv_linear(g, in[0], in[1], in[2]), xv_gelu(g, in[0]));
     /* the same tensor as both operands of one op */
     case F_SQUARE: return xv_mul(g, in[0], in[0]);
+    case F_LINEAR_GELU: return xv_linear_gelu(g, in[0], in[1], in[2]);
     }
     return NULL;
 }
@@ -368,6 +413,7 @@ static void test_fd_linear(void) {
     float *x = rnd(3 * 7 * 13, -1, 1, 20), *w = rnd(13 * 13, -1, 1, 21), *b = rnd(13, -1, 1, 22);
     xv_fd_input lin[3] = {IN(sx, x, true), IN(sw, w, true), IN(sb, b, true)};
     fd("linear", F_LINEAR, 0, 0, lin, 3);
+    fd("linear_gelu (recorded: gelu of linear)", F_LINEAR_GELU, 0, 0, lin, 3);
     fd("linear without bias", F_LINEAR_NOBIAS, 0, 0, lin, 2);
     xv_fd_input lin1[3] = {IN(sx1, x, true), IN(sw, w, true), IN(sb, b, false)};
     fd("linear of a vector, constant bias", F_LINEAR, 0, 0, lin1, 3);
@@ -554,6 +600,7 @@ int main(void) {
     G = xv_graph_new(1 << 22);
     test_fastmath();
     test_linear_forward();
+    test_linear_gelu();
     test_bmm_forward();
     test_elementwise_forward();
     test_reduce_forward();
