@@ -5,9 +5,12 @@
  *   fusion_itm  fusion layers + ITM head on B pairs (L text + 1+P image tokens)
  *   box         fusion layers (full image) + box head + sigmoid on B pairs
  * For each: median and best wall seconds over the runs after one warm-up, the
- * median CPU seconds of the process (on a shared machine, CPU > threads x wall
- * means we were waiting for cores), GFLOP/s on the median and its fraction of
- * this machine's sgemm rate, measured before and after the pieces.
+ * median CPU seconds of the process (all threads; on a shared machine, CPU
+ * below threads x wall means time spent waiting for a core), GFLOP/s on the
+ * median wall time and its fraction of this machine's sgemm rate (OpenBLAS,
+ * 1024^3, measured before and after the pieces), and GFLOP per CPU-second
+ * with its fraction of sgemm's GFLOP per CPU-second: the load-independent
+ * view (both divide by the CPU time actually used).
  *
  * FLOPs count matrix products only, 2 per multiply-add (LayerNorm, GELU,
  * softmax, masks and biases are not counted):
@@ -26,6 +29,7 @@
 #include "benchutil.h"
 #include "model/losses.h"
 #include "model/model.h"
+#include "ops/gemm.h"
 #include "xvlm.h"
 
 /* ---------------------------------------------------------------- FLOPs */
@@ -121,12 +125,6 @@ static double piece_flops(const ctx *c, int i) {
     }
 }
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -138,10 +136,10 @@ static void time_piece(ctx *c, const piece *p, int reps, double *med, double *be
     if (reps > 64) reps = 64;
     p->run(c);
     for (int r = 0; r < reps; r++) {
-        double t0 = xv_bench_now(), c0 = cpu_now();
+        double t0 = xv_bench_now(), c0 = xv_bench_cpu_now();
         p->run(c);
         wall[r] = xv_bench_now() - t0;
-        cput[r] = cpu_now() - c0;
+        cput[r] = xv_bench_cpu_now() - c0;
     }
     qsort(wall, (size_t)reps, sizeof(double), cmp_double);
     qsort(cput, (size_t)reps, sizeof(double), cmp_double);
@@ -235,11 +233,13 @@ int main(int argc, char **argv) {
     }
     xv_graph_set_grad(c.g, false);
     double peak0 = peak ? xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0) : 0;
+    double peak_cpu = peak ? xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0) : 0;
     printf("# C xvlm, %d threads, %s; %lld parameters; setup %.1f s\n", xvlm_get_threads(), cfg_path,
            (long long)xv_params_count(&c.m->params), xv_bench_now() - t_start);
-    if (peak) printf("# sgemm 1024^3 before: %.1f GFLOP/s\n", peak0);
-    printf("# %-11s %-26s %9s %8s %8s %8s %8s %6s\n", "piece", "shape", "median s", "best s", "cpu s", "GFLOP",
-           "GFLOP/s", "%peak");
+    if (peak) printf("# sgemm 1024^3 before: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", peak0, peak_cpu);
+    printf("# Linear forward backend: %s\n", xv_gemm_backend());
+    printf("# %-11s %-26s %9s %8s %8s %8s %8s %6s %9s %6s\n", "piece", "shape", "median s", "best s", "cpu s", "GFLOP",
+           "GFLOP/s", "%peak", "GF/cpu-s", "%peak");
     for (int i = 0; i < N_PIECES && !c.failed; i++) {
         if (any_only && !only[i]) continue;
         double med, best, cpu;
@@ -252,11 +252,14 @@ int main(int argc, char **argv) {
         else
             snprintf(shape, sizeof shape, "%d pairs, %d + %d tokens", B, L, c.K);
         double gf = piece_flops(&c, i) * 1e-9;
-        printf("  %-11s %-26s %9.4f %8.4f %8.3f %8.2f %8.1f %5.0f%%\n", PIECES[i].name, shape, med, best, cpu, gf,
-               gf / med, peak ? 100 * gf / med / peak0 : 0.0);
+        printf("  %-11s %-26s %9.4f %8.4f %8.3f %8.2f %8.1f %5.0f%% %9.1f %5.0f%%\n", PIECES[i].name, shape, med, best,
+               cpu, gf, gf / med, peak ? 100 * gf / med / peak0 : 0.0, gf / cpu,
+               peak ? 100 * gf / cpu / peak_cpu : 0.0);
         fflush(stdout);
     }
-    if (peak) printf("# sgemm 1024^3 after: %.1f GFLOP/s\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0));
+    if (peak)
+        printf("# sgemm 1024^3 after: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0),
+               xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0));
     printf("# peak RSS %.0f MiB\n", xv_bench_peak_rss_mib());
     xv_graph_free(c.g);
     xv_graph_free(hold);
