@@ -28,6 +28,10 @@ static inline xv_tensor *xv_nn_linear(xv_graph *g, const xv_linear_p *l, xv_tens
 static inline xv_tensor *xv_nn_linear_gelu(xv_graph *g, const xv_linear_p *l, xv_tensor *x) {
     return xv_linear_gelu(g, x, l->w, l->b);
 }
+/* linear(x) + res, fused when nothing is recorded (xv_linear_add). */
+static inline xv_tensor *xv_nn_linear_add(xv_graph *g, const xv_linear_p *l, xv_tensor *x, xv_tensor *res) {
+    return xv_linear_add(g, x, l->w, l->b, res);
+}
 static inline xv_tensor *xv_nn_ln(xv_graph *g, const xv_ln_p *l, xv_tensor *x) {
     return xv_layernorm(g, x, l->g, l->b, l->eps);
 }

@@ -156,8 +156,10 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     h = xv_nn_linear(g, &b->proj, h);
     h = xv_window_reverse(g, h, b->res, b->res, b->window, b->shift); /* [N, res², C] */
     x = xv_add(g, x, xv_drop_path(g, h, b->drop_path));
-    h = xv_nn_linear(g, &b->fc2, xv_nn_linear_gelu(g, &b->fc1, xv_nn_ln(g, &b->norm2, x)));
-    return xv_add(g, x, xv_drop_path(g, h, b->drop_path));
+    h = xv_nn_linear_gelu(g, &b->fc1, xv_nn_ln(g, &b->norm2, x));
+    if (!xv_graph_training(g) || b->drop_path == 0) /* drop-path is the identity: fc2 adds the residual */
+        return xv_nn_linear_add(g, &b->fc2, h, x);
+    return xv_add(g, x, xv_drop_path(g, xv_nn_linear(g, &b->fc2, h), b->drop_path));
 }
 
 /* The encoder on images already checked; stage_out as in xv_swin_forward. */

@@ -8,16 +8,21 @@
 #include "ops/dense_internal.h"
 
 /* Bias rows, then beta = 1: the bias add costs no pass of its own (beta = 0
- * would make OpenBLAS zero y first anyway). */
-static void blas_linear(const float *x, const float *w, const float *b, xv_gemm_act act, float *y, int64_t rows,
+ * would make OpenBLAS zero y first anyway); GELU and the residual after. */
+static void blas_linear(const float *x, const float *w, const xv_gemm_epilogue *ep, float *y, int64_t rows,
                         int64_t in, int64_t out) {
+    const float *b = ep->bias, *res = ep->residual;
     if (b) {
 #pragma omp parallel for schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
         for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
                 b ? 1.0f : 0.0f, y, (int)out);
-    if (act == XV_GEMM_GELU) xv_dense_gelu(y, y, rows * out);
+    if (ep->act == XV_GEMM_GELU) xv_dense_gelu(y, y, rows * out);
+    if (res) {
+#pragma omp parallel for simd schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
+        for (int64_t i = 0; i < rows * out; i++) y[i] += res[i];
+    }
 }
 
 #ifdef XV_HAVE_DNNL
@@ -40,8 +45,9 @@ static void init_backend(void) {
  * primitives come from oneDNN's primitive cache after the first call of a
  * shape; the scratchpad (packed blocks) is taken from the graph arena.
  * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
-static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
                         int64_t rows, int64_t in, int64_t out, bool *oom) {
+    const float *b = ep->bias;
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
         return false;
@@ -53,7 +59,7 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
     dnnl_post_ops_t post = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    dnnl_memory_t mem[5] = {NULL, NULL, NULL, NULL, NULL};
+    dnnl_memory_t mem[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_ba) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
@@ -61,10 +67,11 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
               dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
               dnnl_primitive_attr_create(&attr) == dnnl_success &&
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
-              (act != XV_GEMM_GELU ||
-               (dnnl_post_ops_create(&post) == dnnl_success &&
-                dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success &&
-                dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success)) &&
+              dnnl_post_ops_create(&post) == dnnl_success &&
+              (ep->act != XV_GEMM_GELU ||
+               dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success) &&
+              (!ep->residual || dnnl_post_ops_append_binary(post, dnnl_binary_add, &dmd) == dnnl_success) &&
+              dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success &&
               dnnl_primitive_desc_create(&pd, &mmd, attr, g_engine, NULL) == dnnl_success &&
               dnnl_primitive_create(&prim, pd) == dnnl_success;
     void *scratch = NULL;
@@ -82,16 +89,20 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
          dnnl_memory_create(&mem[1], &wmd, g_engine, (void *)w) == dnnl_success &&
          dnnl_memory_create(&mem[3], &dmd, g_engine, y) == dnnl_success &&
          (!b || dnnl_memory_create(&mem[2], &bmd, g_engine, (void *)b) == dnnl_success) &&
-         (!spd || dnnl_memory_create(&mem[4], spd, g_engine, scratch) == dnnl_success);
+         (!spd || dnnl_memory_create(&mem[4], spd, g_engine, scratch) == dnnl_success) &&
+         (!ep->residual || dnnl_memory_create(&mem[5], &dmd, g_engine, (void *)ep->residual) == dnnl_success);
     if (ok) {
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[3]}};
+        dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[3]}};
         int n = 3;
         if (b) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
         if (spd) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[4]};
+        /* the residual is post-op 0 when there is no GELU, else post-op 1 */
+        int idx = ep->act == XV_GEMM_GELU ? 1 : 0;
+        if (ep->residual) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, mem[5]};
         ok = dnnl_primitive_execute(prim, t_stream, n, args) == dnnl_success &&
              dnnl_stream_wait(t_stream) == dnnl_success;
     }
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -100,15 +111,15 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const float
     return ok;
 }
 
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
                     int64_t rows, int64_t in, int64_t out) {
     pthread_once(&g_once, init_backend);
     if (g_use_dnnl) {
         bool oom = false;
-        if (dnnl_linear(g, x, w, b, act, y, rows, in, out, &oom)) return true;
+        if (dnnl_linear(g, x, w, ep, y, rows, in, out, &oom)) return true;
         if (oom) return false;
     }
-    blas_linear(x, w, b, act, y, rows, in, out);
+    blas_linear(x, w, ep, y, rows, in, out);
     return true;
 }
 
@@ -119,10 +130,10 @@ const char *xv_gemm_backend(void) {
 
 #else
 
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
                     int64_t rows, int64_t in, int64_t out) {
     (void)g;
-    blas_linear(x, w, b, act, y, rows, in, out);
+    blas_linear(x, w, ep, y, rows, in, out);
     return true;
 }
 

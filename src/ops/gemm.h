@@ -26,11 +26,20 @@ typedef enum {
     XV_GEMM_GELU = 1,
 } xv_gemm_act;
 
-/* y[rows, out] = act(x[rows, in]·w[out, in]ᵀ (+ b[out] on every row when b
- * is non-NULL)), overwriting y. Needs rows, in, out >= 1 and within 32-bit
- * BLAS indices (the caller checks). Scratch comes from g's arena; false
- * (graph error set) only when that runs out. */
-bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const float *b, xv_gemm_act act, float *y,
+/* What happens to each product row before it is stored, in this order. */
+typedef struct {
+    const float *bias;     /* [out] added to every row, or NULL */
+    xv_gemm_act act;
+    const float *residual; /* [rows, out] added last (a residual connection), or NULL */
+} xv_gemm_epilogue;
+
+/* y[rows, out] = act(x[rows, in]·w[out, in]ᵀ + bias) + residual, overwriting
+ * y (never aliasing an input). Each addition rounds once, in that order, on
+ * either backend: the same result as the separate ops up to the product's
+ * own summation order. Needs rows, in, out >= 1 and within 32-bit BLAS
+ * indices (the caller checks). Scratch comes from g's arena; false (graph
+ * error set) only when that runs out. */
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
                     int64_t rows, int64_t in, int64_t out);
 
 /* Which backend xv_gemm_linear uses: "onednn" or "openblas". */

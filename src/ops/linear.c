@@ -41,9 +41,9 @@ static void linear_backward(xv_graph *g, xv_node *n) {
         for (int j = 0; j < out; j++) db[j] += (float)db_acc[j];
 }
 
-/* act(x·Wᵀ + b) after checking the arguments (not recorded). */
+/* act(x·Wᵀ + b) + res after checking the arguments (not recorded; res may be NULL). */
 static xv_tensor *linear_forward(xv_graph *g, const char *op, xv_tensor *x, xv_tensor *w, xv_tensor *b,
-                                 xv_gemm_act act) {
+                                 xv_gemm_act act, xv_tensor *res) {
     if (!g || !xv_dense_f32_arg(g, op, "x", x) || !xv_dense_f32_arg(g, op, "w", w)) return NULL;
     if (b && !xv_dense_f32_arg(g, op, "b", b)) return NULL;
     int64_t in = xv_last_dim(x), rows = xv_dense_rows(x);
@@ -64,21 +64,26 @@ static xv_tensor *linear_forward(xv_graph *g, const char *op, xv_tensor *x, xv_t
     shape[x->ndim - 1] = out;
     xv_tensor *y = xv_tensor_new(g, XV_F32, shape, x->ndim);
     if (!y) return NULL;
+    if (res && (!xv_dense_f32_arg(g, op, "res", res) || !xv_same_shape(res, y)))
+        return xv_graph_fail(g, XV_ERR_SHAPE, "%s: residual %s is not the output's shape", op,
+                             res ? xv_shape_str(res, sx, sizeof sx) : "NULL");
     if (rows > 0 && out > 0) {
+        xv_gemm_epilogue ep = {b ? b->data : NULL, act, res ? res->data : NULL};
         if (in > 0) {
-            if (!xv_gemm_linear(g, x->data, w->data, b ? b->data : NULL, act, y->data, rows, in, out)) return NULL;
+            if (!xv_gemm_linear(g, x->data, w->data, &ep, y->data, rows, in, out)) return NULL;
         } else {
             for (int64_t r = 0; r < rows; r++) /* empty product: the bias alone */
                 if (b) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);
                 else memset(y->data + r * out, 0, sizeof(float) * (size_t)out);
             if (act == XV_GEMM_GELU) xv_dense_gelu(y->data, y->data, y->numel);
+            for (int64_t i = 0; res && i < y->numel; i++) y->data[i] += res->data[i];
         }
     }
     return y;
 }
 
 xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
-    xv_tensor *y = linear_forward(g, "xv_linear", x, w, b, XV_GEMM_PLAIN);
+    xv_tensor *y = linear_forward(g, "xv_linear", x, w, b, XV_GEMM_PLAIN, NULL);
     xv_tensor *ins[3] = {x, w, b};
     xv_node *n = xv_record(g, "xv_linear", y, linear_backward, ins, 3);
     if (n) {
@@ -93,7 +98,14 @@ xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b)
     xv_tensor *ins[3] = {x, w, b};
     /* Backward needs the pre-activation: record the two ops. */
     if (g && xv_needs_grad(g, ins, 3)) return xv_gelu(g, xv_linear(g, x, w, b));
-    return linear_forward(g, "xv_linear_gelu", x, w, b, XV_GEMM_GELU);
+    return linear_forward(g, "xv_linear_gelu", x, w, b, XV_GEMM_GELU, NULL);
+}
+
+xv_tensor *xv_linear_add(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b, xv_tensor *res) {
+    xv_tensor *ins[4] = {x, w, b, res};
+    /* Recording: the two ops (the residual's gradient is the output's). */
+    if (g && xv_needs_grad(g, ins, 4)) return xv_add(g, xv_linear(g, x, w, b), res);
+    return linear_forward(g, "xv_linear_add", x, w, b, XV_GEMM_PLAIN, res);
 }
 
 /* ---------------------------------------------------------------- bmm */

@@ -25,6 +25,12 @@ xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
  * right after it. */
 xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
 
+/* x·Wᵀ + b + res, res of the output's shape (a residual connection). With
+ * recording on, xv_add of xv_linear; otherwise one op: oneDNN adds res inside
+ * the product's kernel, OpenBLAS right after it. Same roundings in the same
+ * order as the two ops. */
+xv_tensor *xv_linear_add(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b, xv_tensor *res);
+
 /* Batched matmul over equal leading dims: a[..., M, K] (or [..., K, M] with
  * trans_a), b[..., K, N] (or [..., N, K] with trans_b) -> alpha · op(a)·op(b). */
 xv_tensor *xv_bmm(xv_graph *g, xv_tensor *a, xv_tensor *b, bool trans_a, bool trans_b, float alpha);

@@ -153,6 +153,30 @@ static void test_linear_gelu(void) {
     xv_graph_free(g);
 }
 
+/* xv_linear_add: the residual added once after the biased product, as the two
+ * ops do, so even the fused op (no recording) gives their bits. */
+static void test_linear_add(void) {
+    xv_graph *g = xv_graph_new(1 << 22);
+    const int rows = 301, in = 300, out = 130;
+    float *x = rnd(rows * in, -1, 1, 31), *w = rnd(out * in, -1, 1, 32), *b = rnd(out, -1, 1, 33);
+    float *r = rnd(rows * out, -20, 20, 34);
+    xv_tensor *X = wrap(g, x, XV_SHAPE(rows, in)), *W = wrap(g, w, XV_SHAPE(out, in)), *B = wrap(g, b, XV_SHAPE(out));
+    xv_tensor *R = wrap(g, r, XV_SHAPE(rows, out));
+    for (int rec = 0; rec < 2; rec++) {
+        xv_graph_set_grad(g, rec);
+        W->requires_grad = rec;
+        xv_tensor *y1 = xv_linear_add(g, X, W, B, R), *y2 = xv_add(g, xv_linear(g, X, W, B), R);
+        CHECK(y1 && y2 && (y1->node != NULL) == rec &&
+                  !memcmp(y1->data, y2->data, sizeof(float) * (size_t)y1->numel),
+              "linear_add equals linear + residual bitwise (%s, %s)", rec ? "recorded" : "fused", xv_gemm_backend());
+    }
+    xv_graph_set_grad(g, false);
+    CHECK(!xv_linear_add(g, X, W, B, wrap(g, r, XV_SHAPE(rows, out - 1))) && xv_graph_status(g) == XV_ERR_SHAPE &&
+              strstr(xvlm_last_error(), "residual"),
+          "residual of another shape refused: %s", xvlm_last_error());
+    xv_graph_free(g);
+}
+
 static void test_bmm_forward(void) {
     const int B = 2 * 3, M = 7, K = 5, N = 13;
     float *a = rnd(B * M * K, -1, 1, 4), *b = rnd(B * K * N, -1, 1, 5);
@@ -368,7 +392,8 @@ typedef struct {
 } fd_ctx;
 
 enum { F_LINEAR, F_LINEAR_NOBIAS, F_BMM, F_ADD, F_SUB, F_MUL, F_SCALE, F_DIV, F_GELU, F_SIGMOID, F_ABS, F_SUM, F_MEAN,
-       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE, F_LINEAR_GELU };
+       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE, F_LINEAR_GELU,
+       F_LINEAR_ADD };
 
 static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     const fd_ctx *c = p;
@@ -397,6 +422,7 @@ static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     /* the same tensor as both operands of one op */
     case F_SQUARE: return xv_mul(g, in[0], in[0]);
     case F_LINEAR_GELU: return xv_linear_gelu(g, in[0], in[1], in[2]);
+    case F_LINEAR_ADD: return xv_linear_add(g, in[0], in[1], in[2], in[3]);
     }
     return NULL;
 }
@@ -414,6 +440,10 @@ static void test_fd_linear(void) {
     xv_fd_input lin[3] = {IN(sx, x, true), IN(sw, w, true), IN(sb, b, true)};
     fd("linear", F_LINEAR, 0, 0, lin, 3);
     fd("linear_gelu (recorded: gelu of linear)", F_LINEAR_GELU, 0, 0, lin, 3);
+    static const int64_t sr[] = {3, 7, 5};
+    float *res = rnd(3 * 7 * 5, -1, 1, 23);
+    xv_fd_input lin_add[4] = {IN(sx, x, true), IN(sw, w, true), IN(sb, b, true), IN(sr, res, true)};
+    fd("linear_add (recorded: linear + residual)", F_LINEAR_ADD, 0, 0, lin_add, 4);
     fd("linear without bias", F_LINEAR_NOBIAS, 0, 0, lin, 2);
     xv_fd_input lin1[3] = {IN(sx1, x, true), IN(sw, w, true), IN(sb, b, false)};
     fd("linear of a vector, constant bias", F_LINEAR, 0, 0, lin1, 3);
@@ -601,6 +631,7 @@ int main(void) {
     test_fastmath();
     test_linear_forward();
     test_linear_gelu();
+    test_linear_add();
     test_bmm_forward();
     test_elementwise_forward();
     test_reduce_forward();
