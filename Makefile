@@ -15,9 +15,14 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The test command of the README: builds, then runs every test.
+# The test command of the README: builds, then runs every test but the slow learning runs.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
+# Learning runs of several CPU-minutes (a tiny X-VLM pretrained from scratch).
+.PHONY: test-slow
+test-slow: build
+	cd $(BUILD) && ctest --output-on-failure -L slow
 
 # Unit tests and fuzz smoke runs under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps

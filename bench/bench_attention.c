@@ -4,10 +4,13 @@
  *  - BERT-base: batch 8, 30 tokens, 12 heads of 64, key padding mask.
  * GFLOP/s count the matrix products only (forward 2: q·kᵀ and P·v; backward 4),
  * next to this machine's sgemm rate measured in the same run.
- * Usage: bench_attention [min_seconds_per_measurement (default 0.5)] [threads (default: all cores)] */
+ * Usage: bench_attention [min_seconds (default 0.5)] [threads (default: all cores)] [cpu]
+ * "cpu" times with the process CPU clock instead of the wall clock (meaningful
+ * with one thread on a machine shared with other jobs). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "benchutil.h"
 #include "core/tensor.h"
@@ -67,8 +70,11 @@ static void run_backward(void *p) {
 int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 0.5;
     xvlm_set_threads(argc > 2 ? atoi(argv[2]) : 0);
+    bool cpu_clock = argc > 3 && strcmp(argv[3], "cpu") == 0;
+    xv_bench_use_cpu_clock(cpu_clock);
     double big = xv_bench_sgemm_gflops(2048, 2048, 2048, secs);
-    printf("threads %d; sgemm 2048^3: %.1f GFLOP/s\n", xvlm_get_threads(), big);
+    printf("threads %d, %s clock; sgemm 2048^3: %.1f GFLOP/s\n", xvlm_get_threads(), cpu_clock ? "process CPU" : "wall",
+           big);
     static const shape shapes[] = {
         {"Swin-B stage 1 windows", 8 * 64, 49, 4, 32, 64, true, false},
         {"BERT-base self-attention", 8, 30, 12, 64, 0, false, true},

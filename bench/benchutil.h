@@ -5,7 +5,11 @@
 
 #include <stddef.h>
 
-double xv_bench_now(void); /* seconds, monotonic */
+double xv_bench_now(void); /* seconds, monotonic (or process CPU time, see below) */
+/* Make xv_bench_now (and everything timed with it) read the process CPU clock:
+ * with one thread on a machine shared with other jobs, that leaves out the
+ * time the process waits for a core. */
+void xv_bench_use_cpu_clock(int on);
 /* Run fn(ctx) repeatedly for at least min_seconds (and >= 3 times); return the
  * median seconds per call. */
 double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds);

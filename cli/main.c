@@ -11,6 +11,12 @@ int xv_cmd_preprocess(int argc, char **argv);
 int xv_cmd_tokenize(int argc, char **argv);
 int xv_cmd_synth(int argc, char **argv);
 int xv_cmd_forward(int argc, char **argv);
+int xv_cmd_pretrain(int argc, char **argv);
+int xv_cmd_index(int argc, char **argv);
+int xv_cmd_search(int argc, char **argv);
+int xv_cmd_match(int argc, char **argv);
+int xv_cmd_ground(int argc, char **argv);
+int xv_cmd_evaluate(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
@@ -19,6 +25,12 @@ const xv_command xv_commands[] = {
     {"tokenize", "WordPiece-tokenize JSON lines of text as the official pipeline does", xv_cmd_tokenize},
     {"synth", "generate the demo's world of shapes, captions, regions and expressions", xv_cmd_synth},
     {"forward", "run the pretraining forward (and backward) on stored inputs; write every output", xv_cmd_forward},
+    {"pretrain", "pretrain X-VLM (official Pretrain.py loop) with exact resume, logs and plots", xv_cmd_pretrain},
+    {"index", "encode a folder or list of images into a search index (resumable)", xv_cmd_index},
+    {"search", "text -> images over an index, or image -> texts (ITC, then ITM re-rank)", xv_cmd_search},
+    {"match", "ITM probability and logit of an image with texts", xv_cmd_match},
+    {"ground", "the box a text describes in an image (optionally drawn)", xv_cmd_ground},
+    {"evaluate", "zero-shot retrieval (R@K) and box grounding (IoU >= 0.5) on a test split", xv_cmd_evaluate},
     {NULL, NULL, NULL},
 };
 

@@ -41,6 +41,212 @@ const char *xvlm_version(void);
 void xvlm_set_threads(int n);
 int xvlm_get_threads(void);
 
+/* ======================================================================
+ * Retrieval and grounding (src/api/)
+ *
+ * Load a model once, open one context per thread, encode images and texts
+ * into caller-owned sets, then score them: ITC similarities, ITM scores,
+ * grounding boxes, searches, image indexes on disk.
+ *
+ * Thread safety: a loaded xvlm_model is read-only and may be shared by any
+ * number of threads. An xvlm_ctx holds the scratch memory of one forward pass
+ * at a time: use one per thread. xvlm_images / xvlm_texts are read-only once
+ * made and may be shared. Errors go to the calling thread's xvlm_last_error().
+ * Work inside a call is spread over xvlm_set_threads() threads (OpenMP).
+ *
+ * Numbers follow the official code (Retrieval.py, Grounding_bbox.py): images
+ * go through the official test transform (PIL-exact bicubic resize to the
+ * model's image_res, CLIP normalisation); texts through pre_caption and the
+ * WordPiece tokenizer ([CLS] + tokens, no [SEP]). Everything runs in eval
+ * mode, fp32.
+ * ====================================================================== */
+
+typedef struct xvlm_model xvlm_model;
+typedef struct xvlm_ctx xvlm_ctx;
+typedef struct xvlm_images xvlm_images;
+typedef struct xvlm_texts xvlm_texts;
+
+typedef struct {
+    const char *vocab_path; /* NULL: vocab.txt in the model folder, or beside the .th file */
+    int image_res;          /* .th only: input pixels when the checkpoint does not say (0: inferred) */
+    int text_heads;         /* .th only: BERT attention heads (0: hidden size / 64) */
+    int copy_weights;       /* 0: weights stay in the read-only file mapping (less memory) */
+} xvlm_model_params;
+xvlm_model_params xvlm_model_params_default(void);
+
+/* `path` is a folder with config.json + weights.safetensors + vocab.txt (what
+ * `xvlm convert` writes, plus the vocabulary), or an official PyTorch
+ * checkpoint (.th / .pth) converted on the fly (through a temporary folder in
+ * $TMPDIR, removed once the weights are loaded). Refuses a model without
+ * vocab.txt, and a vocabulary larger than the model's embeddings. */
+xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out);
+void xvlm_model_free(xvlm_model *m);
+
+typedef struct {
+    int image_res;    /* input pixels per side */
+    int embed_dim;    /* ITC feature width (256 in X-VLM base) */
+    int image_tokens; /* 1 + patches: the vision tokens kept per image */
+    int vision_width; /* channels of a vision token */
+    int max_positions;/* longest text the text encoder accepts, in tokens */
+    int has_itc, has_itm, has_bbox;
+    char id[17];      /* 16 hex digits hashing config + weights: names the model in indexes */
+} xvlm_model_info;
+void xvlm_model_get_info(const xvlm_model *m, xvlm_model_info *out);
+
+xv_status xvlm_ctx_new(const xvlm_model *m, xvlm_ctx **out);
+void xvlm_ctx_free(xvlm_ctx *ctx);
+
+/* ---- images ---- */
+typedef struct {
+    int keep_tokens; /* keep the vision tokens [image_tokens, vision_width] of every image:
+                        needed by xvlm_itm, xvlm_ground and ITM re-ranking (default 1) */
+    int batch;       /* images per encoder pass (default 8) */
+} xvlm_image_params;
+xvlm_image_params xvlm_image_params_default(void);
+
+/* An 8-bit RGB image in memory: rows of width RGB triplets, `stride` bytes
+ * apart (0 = width·3). */
+typedef struct {
+    const uint8_t *rgb;
+    int width, height;
+    size_t stride;
+} xvlm_rgb;
+
+/* Decode (JPEG/PNG) and encode n files; fails on the first unreadable one,
+ * naming it. The set remembers each path and original size. */
+xv_status xvlm_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
+                                  xvlm_images **out);
+xv_status xvlm_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
+                                 xvlm_images **out);
+/* Already preprocessed input: n normalised float images [n, 3, R, R] with R the
+ * model's image_res (original sizes are taken as R x R). */
+xv_status xvlm_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
+                                    xvlm_images **out);
+void xvlm_images_free(xvlm_images *im);
+int64_t xvlm_images_count(const xvlm_images *im);
+/* Normalised ITC features [count, embed_dim], row i = image i. */
+const float *xvlm_images_features(const xvlm_images *im);
+int xvlm_images_has_tokens(const xvlm_images *im);
+/* The file image i came from (NULL if it came from memory) and its size. */
+const char *xvlm_images_path(const xvlm_images *im, int64_t i);
+void xvlm_images_size(const xvlm_images *im, int64_t i, int *width, int *height);
+
+/* ---- texts ---- */
+typedef struct {
+    int max_words;  /* pre_caption word cap (30, as the official eval datasets) */
+    int max_tokens; /* cap on [CLS] + tokens (40, as Retrieval.py; 0 = only the model's
+                       position limit, as Grounding_bbox.py) */
+} xvlm_text_params;
+xvlm_text_params xvlm_text_params_default(void);
+
+/* A text that is empty after cleaning (pre_caption) is refused, naming it. */
+xv_status xvlm_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *p,
+                            xvlm_texts **out);
+void xvlm_texts_free(xvlm_texts *tx);
+int64_t xvlm_texts_count(const xvlm_texts *tx);
+const float *xvlm_texts_features(const xvlm_texts *tx); /* [count, embed_dim] */
+/* The cleaned text (after pre_caption) of entry i. */
+const char *xvlm_texts_text(const xvlm_texts *tx, int64_t i);
+
+/* ---- scores ---- */
+/* ITC cosine similarities sim[i·n_texts + t] = image i · text t (no temperature). */
+xv_status xvlm_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim);
+
+typedef struct {
+    int64_t image, text;
+} xvlm_pair;
+
+/* ITM of each (image, text) pair: the fusion encoder over the text states with
+ * all vision tokens visible, itm_head on [CLS]. logit = the raw class-1 logit
+ * (Retrieval.py's re-rank score), prob = softmax(logits)[1]. Either output may
+ * be NULL. Needs images encoded with keep_tokens. */
+xv_status xvlm_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                   float *logit, float *prob);
+
+typedef struct {
+    float cx, cy, w, h;        /* the box head's output: sigmoid, relative to the image */
+    float x, y, width, height; /* in pixels of the original image, as Grounding_bbox.py
+                                  converts: x = cx·W - (w·W)/2, y = cy·H - (h·H)/2 */
+} xvlm_box;
+
+/* The box each text describes in its image (bbox_head on the fusion [CLS]
+ * with the full image). Needs a model with bbox_head and keep_tokens. */
+xv_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                      xvlm_box *out);
+
+/* ---- search ---- */
+typedef struct {
+    int k;      /* results wanted (default 10; clamped to the gallery size) */
+    int rerank; /* the ITC top `rerank` are re-scored by ITM (default 16; 0 = ITC only) */
+} xvlm_search_params;
+xvlm_search_params xvlm_search_params_default(void);
+
+typedef struct {
+    int64_t index;   /* into the gallery */
+    float score;     /* Retrieval.py's score: the ITM logit when re-ranked, else -100
+                        (with rerank 0: the ITC similarity) */
+    float itc;       /* ITC cosine similarity */
+    float itm_logit; /* NAN when not re-ranked */
+    float itm_prob;  /* NAN when not re-ranked */
+    int reranked;
+} xvlm_hit;
+
+/* Text query -> images: the ITC top max(k, rerank) of the gallery by one
+ * sgemv, the top `rerank` re-scored by ITM, sorted by score (ITC similarity
+ * among the -100 rest). hits holds p->k entries; *n_hits gets how many were
+ * written (fewer when the gallery is smaller). A gallery without vision
+ * tokens (an index built without them) re-encodes its re-ranked images from
+ * their files. */
+xv_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
+                             const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
+/* Image query -> texts, the same way (the query image needs its tokens). */
+xv_status xvlm_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
+                            const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
+
+/* ---- image indexes on disk (safetensors) ---- */
+typedef enum {
+    XVLM_TOKENS_NONE = 0, /* features only (~1 KiB/image); re-ranking re-encodes images from their files */
+    XVLM_TOKENS_F16 = 1,  /* vision tokens as binary16 (X-VLM base at 384 px: 290 KiB/image) */
+    XVLM_TOKENS_F32 = 2   /* vision tokens as float32 (twice that; exact) */
+} xvlm_tokens;
+
+/* Write a set (features, sizes, paths, optionally tokens) to `path`
+ * atomically, stamped with the model id. */
+xv_status xvlm_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens);
+/* Map an index read-only (features are used in place). Refuses an index made
+ * by another model (different id), naming both. */
+xv_status xvlm_index_open(const xvlm_model *m, const char *path, xvlm_images **out);
+
+typedef struct {
+    int batch;          /* images per encoder pass and per chunk file (default 16) */
+    xvlm_tokens tokens; /* what the index keeps for re-ranking (default XVLM_TOKENS_F16: re-ranking 16
+                           candidates with X-VLM base at 384 px took 2.6 s from stored tokens and 87 s
+                           re-encoding them, on 2 busy cores; docs/retrieval.md) */
+    /* Called after each chunk: images done so far (encoded, reused or skipped) of total. */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    /* Called for each image that cannot be read (it is skipped); NULL = silent. */
+    void (*warn)(void *user, const char *message);
+    void *user;
+} xvlm_index_params;
+xvlm_index_params xvlm_index_params_default(void);
+
+typedef struct {
+    int64_t total;   /* paths given */
+    int64_t encoded; /* encoded by this call */
+    int64_t reused;  /* found encoded by an interrupted earlier call */
+    int64_t skipped; /* unreadable (missing, corrupt): left out of the index */
+    int64_t indexed; /* entries in the finished index */
+} xvlm_index_stats;
+
+/* Encode the images at `paths` into the index `path`. Resumable: finished
+ * batches are kept as chunk files in `path`.parts/ behind an atomically
+ * replaced manifest, so a killed run continues where it stopped without
+ * re-encoding them (same paths, model and tokens setting required). When all
+ * are done the chunks are joined into `path` (atomically) and the parts
+ * folder removed. */
+xv_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
+                           const xvlm_index_params *p, xvlm_index_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

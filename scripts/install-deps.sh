@@ -13,6 +13,7 @@ PACKAGES=(
   libjpeg62-turbo-dev libpng-dev   # image decoding
   libzip-dev               # PyTorch .th/.pth checkpoints (zip archives)
   libcairo2-dev            # synthetic images, plots, drawn boxes
+  libfontconfig-dev        # (comes with cairo) xvlm ground --draw releases font caches at exit
 )
 if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
   PACKAGES+=(clang libclang-rt-14-dev libomp-dev)  # libFuzzer targets (optional; libomp: clang -fopenmp)

@@ -154,6 +154,10 @@ typedef struct {
  *                            "elems": [{"bb": [x,y,w,h], "caption": "circle",
  *                            "attributes": ["large red striped", "red", "large red"]},
  *                            ..., {"bb": [..], "caption": "red circle left of blue square"}]}
+ *   pretrain_regions_objects.jsonl, pretrain_regions_relations.jsonl
+ *                            the region file with only its object elems (every record), and
+ *                            with only its relation regions (records that have some): the
+ *                            data of the paper's "w/o region" and "w/o object" ablations
  *   retrieval_train.json     [{"image", "caption", "image_id"}] one entry per caption
  *   retrieval_test.json      [{"image", "caption": [captions_per_image strings]}]
  *   grounding_train.json, grounding_test.json

@@ -89,36 +89,56 @@ static cJSON *object_elem(const xv_synth_object *o) {
     return e;
 }
 
+/* The region record of train image i with its object elems, its relation
+ * elems or both; NULL when it would have no elem. */
+static cJSON *region_record(const xv_synth_dataset *d, int i, bool objects, bool relations) {
+    const xv_synth_image *im = &d->img[i];
+    if ((!objects || im->scene.n == 0) && (!relations || im->n_regions == 0)) return NULL;
+    cJSON *j = image_record(d, i);
+    cJSON_AddItemToObject(j, "caption", string_array(im->captions, d->p.captions_per_image));
+    cJSON *elems = cJSON_AddArrayToObject(j, "elems");
+    for (int k = 0; objects && k < im->scene.n; k++) cJSON_AddItemToArray(elems, object_elem(&im->scene.obj[k]));
+    for (int k = 0; relations && k < im->n_regions; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToObject(e, "bb", int_array(im->regions[k].bb, 4));
+        cJSON_AddStringToObject(e, "caption", im->regions[k].text);
+        cJSON_AddItemToArray(elems, e);
+    }
+    return j;
+}
+
+/* The image-text file, the region file, and the region file's two halves
+ * for the paper's ablations (objects only: "w/o region"; relation regions
+ * only: "w/o object"). */
 static xv_status write_pretrain(const xv_synth_dataset *d, const char *dir) {
-    out_file cap, reg;
-    XV_TRY(out_open(&cap, dir, "pretrain_captions.jsonl"));
-    xv_status st = out_open(&reg, dir, "pretrain_regions.jsonl");
+    static const char *const names[4] = {"pretrain_captions.jsonl", "pretrain_regions.jsonl",
+                                         "pretrain_regions_objects.jsonl", "pretrain_regions_relations.jsonl"};
+    out_file f[4];
+    xv_status st = XV_OK;
+    int opened = 0;
+    while (opened < 4 && (st = out_open(&f[opened], dir, names[opened])) == XV_OK) opened++;
     if (st != XV_OK) {
-        fclose(cap.f);
-        remove(cap.tmp);
+        for (int k = 0; k < opened; k++) {
+            fclose(f[k].f);
+            remove(f[k].tmp);
+        }
         return st;
     }
     for (int i = 0; i < d->n_train; i++) {
         const xv_synth_image *im = &d->img[i];
         cJSON *j = image_record(d, i);
         cJSON_AddItemToObject(j, "caption", string_array(im->captions, d->p.captions_per_image));
-        out_json(&cap, j, false);
-
-        j = image_record(d, i);
-        cJSON_AddItemToObject(j, "caption", string_array(im->captions, d->p.captions_per_image));
-        cJSON *elems = cJSON_AddArrayToObject(j, "elems");
-        for (int k = 0; k < im->scene.n; k++) cJSON_AddItemToArray(elems, object_elem(&im->scene.obj[k]));
-        for (int k = 0; k < im->n_regions; k++) {
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddItemToObject(e, "bb", int_array(im->regions[k].bb, 4));
-            cJSON_AddStringToObject(e, "caption", im->regions[k].text);
-            cJSON_AddItemToArray(elems, e);
+        out_json(&f[0], j, false);
+        for (int k = 1; k < 4; k++) {
+            j = region_record(d, i, k != 3, k != 2);
+            if (j) out_json(&f[k], j, false);
         }
-        out_json(&reg, j, false);
     }
-    st = out_close(&cap, false);
-    xv_status st2 = out_close(&reg, false);
-    return st != XV_OK ? st : st2;
+    for (int k = 0; k < 4; k++) {
+        xv_status sk = out_close(&f[k], false);
+        if (st == XV_OK) st = sk;
+    }
+    return st;
 }
 
 /* ---- fine-tuning files (official retrieval and grounding formats) ---- */
@@ -310,6 +330,8 @@ static cJSON *world_json(const xv_synth_dataset *d, const xv_synth_stats *st) {
         {"images", "images"},
         {"pretrain_captions", "pretrain_captions.jsonl"},
         {"pretrain_regions", "pretrain_regions.jsonl"},
+        {"pretrain_regions_objects", "pretrain_regions_objects.jsonl"},
+        {"pretrain_regions_relations", "pretrain_regions_relations.jsonl"},
         {"retrieval_train", "retrieval_train.json"},
         {"retrieval_test", "retrieval_test.json"},
         {"grounding_train", "grounding_train.json"},

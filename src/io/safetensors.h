@@ -72,6 +72,11 @@ xv_status xv_st_writer_new(xv_st_writer **out);
  * Names must be unique and not "__metadata__"; data may be NULL when empty. */
 xv_status xv_st_writer_add(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
                            int ndim, const void *data, bool borrow);
+/* Add a tensor whose bytes are the concatenation of borrowed pieces (each must
+ * stay valid until write), e.g. rows gathered from several mapped files without
+ * copying them into one buffer. The pieces must add up to the shape's size. */
+xv_status xv_st_writer_add_parts(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
+                                 int ndim, const void *const *parts, const size_t *part_bytes, int nparts);
 /* Set a __metadata__ entry; a key may be set once. */
 xv_status xv_st_writer_meta(xv_st_writer *w, const char *key, const char *value);
 /* Write to `path` atomically (path.tmp, fsync, rename, fsync dir). On failure

@@ -26,6 +26,9 @@ typedef struct {
     size_t nbytes;
     const void *data;
     void *owned; /* copy of data unless borrowed */
+    const void **parts; /* xv_st_writer_add_parts: borrowed pieces, in order (owned array) */
+    size_t *part_bytes;
+    int nparts;
     uint64_t begin;
 } st_wentry;
 
@@ -47,6 +50,8 @@ void xv_st_writer_free(xv_st_writer *w) {
     for (int i = 0; i < w->n; i++) {
         free(w->e[i].name);
         free(w->e[i].owned);
+        free(w->e[i].parts);
+        free(w->e[i].part_bytes);
     }
     for (int i = 0; i < 2 * w->n_meta; i++) free(w->meta[i]);
     free(w->e);
@@ -104,6 +109,45 @@ xv_status xv_st_writer_add(xv_st_writer *w, const char *name, xv_st_dtype dt, co
         return xv_error(XV_ERR_NOMEM, "xv_st_writer_add: tensor '%s': out of memory (%zu bytes)", name, nbytes);
     }
     w->e[w->n++] = e;
+    return XV_OK;
+}
+
+xv_status xv_st_writer_add_parts(xv_st_writer *w, const char *name, xv_st_dtype dt, const int64_t *shape,
+                                 int ndim, const void *const *parts, const size_t *part_bytes, int nparts) {
+    if (nparts < 0 || (nparts && (!parts || !part_bytes)))
+        return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add_parts: tensor '%s': bad parts", name ? name : "(null)");
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++) {
+        if (part_bytes[i] && !parts[i])
+            return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add_parts: tensor '%s': part %d is NULL", name, i);
+        total += part_bytes[i];
+    }
+    /* Validate name, dtype and shape like a single borrowed buffer; the
+     * placeholder pointer is replaced by the parts below. */
+    XV_TRY(xv_st_writer_add(w, name, dt, shape, ndim, total ? (const void *)parts : NULL, true));
+    st_wentry *e = &w->e[w->n - 1];
+    if (e->nbytes != total) {
+        size_t want = e->nbytes;
+        free(e->name);
+        w->n--;
+        return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_add_parts: tensor '%s': parts hold %zu bytes, the shape needs %zu",
+                        name, total, want);
+    }
+    e->data = NULL;
+    e->parts = malloc(((size_t)nparts + 1) * sizeof *e->parts);
+    e->part_bytes = malloc(((size_t)nparts + 1) * sizeof *e->part_bytes);
+    if (!e->parts || !e->part_bytes) {
+        free(e->parts);
+        free(e->part_bytes);
+        free(e->name);
+        w->n--;
+        return xv_error(XV_ERR_NOMEM, "xv_st_writer_add_parts: tensor '%s': out of memory", name);
+    }
+    for (int i = 0; i < nparts; i++) {
+        e->parts[i] = parts[i];
+        e->part_bytes[i] = part_bytes[i];
+    }
+    e->nparts = nparts;
     return XV_OK;
 }
 
@@ -267,8 +311,15 @@ static xv_status write_tmp(xv_st_writer *w, st_wentry **order, const sbuf *h, co
     bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h->s, 1, h->len, fp) == h->len;
     /* order is sorted by name here; data goes in layout order (by offset) */
     qsort(order, (size_t)w->n, sizeof *order, cmp_layout);
-    for (int i = 0; ok && i < w->n; i++)
-        ok = !order[i]->nbytes || fwrite(order[i]->data, 1, order[i]->nbytes, fp) == order[i]->nbytes;
+    for (int i = 0; ok && i < w->n; i++) {
+        const st_wentry *e = order[i];
+        if (e->parts) {
+            for (int k = 0; ok && k < e->nparts; k++)
+                ok = !e->part_bytes[k] || fwrite(e->parts[k], 1, e->part_bytes[k], fp) == e->part_bytes[k];
+        } else {
+            ok = !e->nbytes || fwrite(e->data, 1, e->nbytes, fp) == e->nbytes;
+        }
+    }
     ok = ok && fflush(fp) == 0 && fsync(fd) == 0;
     int err = errno;
     if (fclose(fp) != 0 && ok) {

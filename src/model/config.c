@@ -35,6 +35,7 @@ void xv_config_defaults(xv_model_config *c) {
     t->ln_eps = 1e-12f;
     t->hidden_dropout = 0.1f;
     t->attn_dropout = 0.1f;
+    t->init_range = 0.02f;
     c->embed_dim = 0; /* 0 = no ITC projections (models built without them) */
     c->temp = 0.07f;
     c->temp_min = 0.001f;
@@ -101,7 +102,9 @@ static xv_status parse_swin(const cJSON *o, const char *where, xv_swin_config *v
     if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "swin") != 0))
         return xv_error(XV_ERR_UNSUPPORTED, "%s: vision \"type\" %s: only \"swin\" is implemented", where,
                         cJSON_IsString(type) ? type->valuestring : "(not a string)");
-    XV_TRY(refuse_bool(o, "ape", where, true, "absolute position embedding is unused by X-VLM"));
+    const cJSON *ape = cJSON_GetObjectItemCaseSensitive(o, "ape");
+    if (ape && !cJSON_IsBool(ape)) return xv_error(XV_ERR_FORMAT, "%s: \"ape\" must be true or false", where);
+    v->ape = cJSON_IsTrue(ape);
     XV_TRY(refuse_bool(o, "patch_norm", where, false, "X-VLM always normalises patches"));
     XV_TRY(refuse_bool(o, "qkv_bias", where, false, "X-VLM always has q/k/v biases"));
     int nd = 0, nh = 0;
@@ -144,6 +147,7 @@ static xv_status parse_bert(const cJSON *o, const char *where, xv_bert_config *t
     XV_TRY(get_float(o, "layer_norm_eps", where, false, &t->ln_eps));
     XV_TRY(get_float(o, "hidden_dropout_prob", where, false, &t->hidden_dropout));
     XV_TRY(get_float(o, "attention_probs_dropout_prob", where, false, &t->attn_dropout));
+    XV_TRY(get_float(o, "initializer_range", where, false, &t->init_range));
     return XV_OK;
 }
 
@@ -375,6 +379,8 @@ static xv_status validate_bert(const xv_bert_config *t) {
     if (!(t->ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "text: layer_norm_eps must be > 0");
     if (!(t->hidden_dropout >= 0 && t->hidden_dropout < 1) || !(t->attn_dropout >= 0 && t->attn_dropout < 1))
         return xv_error(XV_ERR_INVALID_ARG, "text: dropout probabilities must be in [0, 1)");
+    if (!(t->init_range > 0 && t->init_range < 10))
+        return xv_error(XV_ERR_INVALID_ARG, "text: initializer_range must be in (0, 10)");
     return XV_OK;
 }
 
@@ -423,6 +429,7 @@ char *xv_config_to_json(const xv_model_config *c) {
     cJSON_AddNumberToObject(v, "drop_path_rate", s->drop_path_rate);
     cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
     cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
+    if (s->ape) cJSON_AddBoolToObject(v, "ape", true); /* absent = false, as X-VLM builds it */
     const xv_bert_config *b = &c->text;
     cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
     cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);
@@ -437,6 +444,7 @@ char *xv_config_to_json(const xv_model_config *c) {
     cJSON_AddNumberToObject(t, "layer_norm_eps", b->ln_eps);
     cJSON_AddNumberToObject(t, "hidden_dropout_prob", b->hidden_dropout);
     cJSON_AddNumberToObject(t, "attention_probs_dropout_prob", b->attn_dropout);
+    cJSON_AddNumberToObject(t, "initializer_range", b->init_range);
     cJSON_AddStringToObject(t, "hidden_act", "gelu");
     cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
     cJSON_AddNumberToObject(root, "temp", c->temp);

@@ -37,6 +37,9 @@ typedef struct {
     float ln_eps;       /* 1e-5 */
     int vision_width;   /* embed_dim·2^(n_stages-1) */
     int region_stride;  /* the yaml's patch_size (32): final stride, used for region masks */
+    bool ape;           /* absolute position embedding after the patch embedding (the official
+                           Swin's `ape`; X-VLM builds it off, small demo models trained from
+                           scratch on flat backgrounds use it to localise) */
 } xv_swin_config;
 
 typedef struct {
@@ -53,6 +56,7 @@ typedef struct {
     float ln_eps;         /* layer_norm_eps (1e-12) */
     float hidden_dropout; /* hidden_dropout_prob */
     float attn_dropout;   /* attention_probs_dropout_prob */
+    float init_range;     /* initializer_range: std of the N(0, σ) init of new weights (0.02) */
 } xv_bert_config;
 
 typedef struct {

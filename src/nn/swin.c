@@ -90,6 +90,12 @@ xv_status xv_swin_init(xv_swin *s, const xv_swin_config *cfg, xv_params *p, cons
     if (!s->patch_w || !s->patch_b) return XV_ERR_NOMEM;
     XV_TRY(xv_nn_name(name, sizeof name, "%s.patch_embed.norm", prefix));
     XV_TRY(xv_nn_ln_new(p, &s->patch_norm, name, C0, cfg->ln_eps));
+    if (cfg->ape) {
+        const int side = cfg->image_res / P;
+        XV_TRY(xv_nn_name(name, sizeof name, "%s.absolute_pos_embed", prefix));
+        s->ape = xv_params_add(p, name, XV_SHAPE(1, (int64_t)side * side, C0));
+        if (!s->ape) return XV_ERR_NOMEM;
+    }
 
     int total = 0, k = 0;
     for (int st = 0; st < cfg->n_stages; st++) total += cfg->depths[st];
@@ -173,6 +179,7 @@ static xv_tensor *swin_run(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_
     x = xv_patchify(cg, x, c->patch); /* [N, P0, in·p·p], features (c, kh, kw) */
     x = xv_linear(cg, x, xv_reshape(cg, s->patch_w, XV_SHAPE(C0, kin)), s->patch_b);
     x = xv_nn_ln(cg, &s->patch_norm, x);
+    if (s->ape) x = xv_add(cg, x, xv_reshape(cg, s->ape, XV_SHAPE(s->ape->shape[1], C0))); /* [P0, C] over N */
     for (int st = 0; st < c->n_stages && xv_relay_ok(&r, cg, x); st++) {
         const xv_swin_stage_p *sp = &s->stages[st];
         for (int b = 0; b < sp->depth && xv_relay_ok(&r, cg, x); b++) {

@@ -1,7 +1,9 @@
 /* Swin Transformer vision encoder as the official X-VLM builds it (§2 of the
  * architecture sheet): conv patch embedding (as patchify + Linear), stages of
  * (shifted-)window attention blocks with relative-position bias, patch merging
- * between stages, final LayerNorm. Parameters carry the official names under
+ * between stages, final LayerNorm; optionally (cfg.ape, off in X-VLM) the
+ * official Swin's learned absolute position embedding added after the patch
+ * embedding. Parameters carry the official names under
  * `prefix` ("vision_encoder"); the relative-position index and the shift mask
  * are buffers recomputed here, never loaded. */
 #ifndef XV_NN_SWIN_H
@@ -33,6 +35,7 @@ typedef struct {
     xv_tensor *patch_w;    /* [C, in_chans, p, p] (conv weight) */
     xv_tensor *patch_b;    /* [C] */
     xv_ln_p patch_norm;
+    xv_tensor *ape;        /* absolute_pos_embed [1, P0, C] when cfg.ape, else NULL */
     xv_swin_stage_p stages[XV_SWIN_MAX_STAGES];
     xv_ln_p norm;          /* final, [vision_width] */
 } xv_swin;

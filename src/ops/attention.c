@@ -8,12 +8,14 @@
  * Internally every [Lq, Lk] matrix of a pair is held transposed, [Lk, Lq]:
  * Sᵀ = K·(scale·Q)ᵀ is a plain NN product (the scaled copy of Q is written
  * transposed for free), the softmax over keys becomes elementwise work across
- * the Lq columns (no horizontal reductions), and the other products are NN or
- * TN, which OpenBLAS's small-matrix kernels run fastest (bench/bench_attention).
- * Pairs run in parallel (static schedule; the BLAS calls inside are single-
- * threaded), each in its own scratch. Dropout keeps element e of P (flat index
- * in [B, heads, Lq, Lk]) by Philox counter base + e/4, lane e%4, so the mask
- * does not depend on scheduling and backward recomputes it instead of storing it.
+ * the Lq columns (no horizontal reductions), and the other products but one
+ * (V·dOᵀ) are NN or TN, the layouts OpenBLAS's small-matrix kernels run
+ * fastest (forward 1.25-1.5x faster than with row-major S; bench_attention).
+ * Pairs run in parallel in chunks (see ATTN_CHUNKS; the BLAS calls inside are
+ * single-threaded), each thread in its own scratch. Dropout keeps element e of
+ * P (flat index in [B, heads, Lq, Lk]) by Philox counter base + e/4, lane e%4,
+ * so the mask does not depend on scheduling and backward recomputes it
+ * instead of storing it.
  *
  * Recording: one node normally. With probs_out, two nodes (probabilities, then
  * context) so that P is an ordinary recorded tensor: its gradient collects
@@ -216,40 +218,50 @@ static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const 
 
 /* ---------------------------------------------------------------- backward drivers */
 
+/* Work is handed out as chunks of consecutive (batch, head) pairs, dynamically,
+ * so that a thread which loses its core on a busy machine does not hold the
+ * others up. The chunks depend on the shapes only, and the bias gradient is
+ * summed per chunk and then over the chunks in order: every result is the
+ * same bits whatever the thread count or the schedule. */
+#define ATTN_CHUNKS 16
+
+static int64_t chunk_count(int64_t pairs, int64_t most) { return pairs < most ? pairs : most; }
+static int64_t chunk_start(int64_t pairs, int64_t chunks, int64_t c) { return pairs * c / chunks; }
+
 typedef struct {
     float *dq, *dk, *dv, *dbias;
-    float *dbias_parts; /* [threads, H, Lk, Lq] per-thread partial sums (transposed) */
+    float *dbias_parts; /* [chunks, H, Lk, Lq] per-chunk partial sums (transposed) */
     float *scratch;     /* [threads, plan->scratch] */
-    int threads;
+    int64_t chunks;
 } attn_grads;
 
-/* Gradient buffers of whichever inputs need them, and per-thread scratch. */
+/* Gradient buffers of whichever inputs need them, per-chunk bias sums and
+ * per-thread scratch. */
 static bool grads_begin(xv_graph *g, const attn_plan *a, bool want_qk, bool want_v, attn_grads *gr) {
     memset(gr, 0, sizeof *gr);
-    gr->threads = omp_get_max_threads();
+    gr->chunks = chunk_count(a->B * a->H, ATTN_CHUNKS);
     if (want_qk && a->q->requires_grad) gr->dq = xv_grad(g, a->q);
     if (want_qk && a->k->requires_grad) gr->dk = xv_grad(g, a->k);
     if (want_v && a->v->requires_grad) gr->dv = xv_grad(g, a->v);
     if (want_qk && a->bias && a->bias->requires_grad) {
         gr->dbias = xv_grad(g, a->bias);
-        gr->dbias_parts = xv_graph_calloc(g, sizeof(float) * (size_t)(gr->threads * a->H * a->Lq * a->Lk));
+        gr->dbias_parts = xv_graph_calloc(g, sizeof(float) * (size_t)(gr->chunks * a->H * a->Lq * a->Lk));
     }
-    gr->scratch = xv_graph_alloc(g, sizeof(float) * (size_t)(gr->threads * a->scratch));
+    gr->scratch = xv_graph_alloc(g, sizeof(float) * (size_t)(omp_get_max_threads() * a->scratch));
     return xv_graph_status(g) == XV_OK;
 }
 
-static float *thread_bias_part(const attn_plan *a, const attn_grads *gr, int tid) {
-    return gr->dbias ? gr->dbias_parts + tid * a->H * a->Lk * a->Lq : NULL;
+static float *chunk_bias_part(const attn_plan *a, const attn_grads *gr, int64_t c) {
+    return gr->dbias ? gr->dbias_parts + c * a->H * a->Lk * a->Lq : NULL;
 }
 
-/* dbias[h,i,j] += Σ_threads partial[h,j,i], threads in order (bitwise stable for
- * a given thread count). */
+/* dbias[h,i,j] += Σ_chunks partial[h,j,i], chunks in order. */
 static void grads_end(const attn_plan *a, attn_grads *gr) {
     if (!gr->dbias) return;
     int64_t Lq = a->Lq, Lk = a->Lk, n = a->H * Lq * Lk;
-    for (int t = 0; t < gr->threads; t++)
+    for (int64_t c = 0; c < gr->chunks; c++)
         for (int64_t h = 0; h < a->H; h++) {
-            const float *part = gr->dbias_parts + t * n + h * Lk * Lq;
+            const float *part = gr->dbias_parts + c * n + h * Lk * Lq;
             float *db = gr->dbias + h * Lq * Lk;
             for (int64_t i = 0; i < Lq; i++)
                 for (int64_t j = 0; j < Lk; j++) db[i * Lk + j] += part[j * Lq + i];
@@ -263,17 +275,18 @@ static void attention_fused_backward(xv_graph *g, xv_node *n) {
     bool need_dp = gr.dq || gr.dk || gr.dbias;
     const float *dout = n->out->grad;
     int64_t pairs = a->B * a->H;
-#pragma omp parallel for schedule(static) if (pairs > 1)
-    for (int64_t t = 0; t < pairs; t++) {
-        int tid = omp_get_thread_num();
-        float *s = gr.scratch + tid * a->scratch;
-        int64_t b = t / a->H, h = t % a->H;
-        const float *pt = a->probs_t + t * a->Lq * a->Lk;
-        float *dpt = scratch_mat(a, s, 0);
-        context_backward_pair(a, b, h, pt, dout, gr.dv, need_dp ? dpt : NULL, scratch_mat(a, s, 1));
-        if (need_dp)
-            probs_backward_pair(a, b, h, pt, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
-                                thread_bias_part(a, &gr, tid));
+#pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
+    for (int64_t c = 0; c < gr.chunks; c++) {
+        float *s = gr.scratch + omp_get_thread_num() * a->scratch;
+        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
+            int64_t b = t / a->H, h = t % a->H;
+            const float *pt = a->probs_t + t * a->Lq * a->Lk;
+            float *dpt = scratch_mat(a, s, 0);
+            context_backward_pair(a, b, h, pt, dout, gr.dv, need_dp ? dpt : NULL, scratch_mat(a, s, 1));
+            if (need_dp)
+                probs_backward_pair(a, b, h, pt, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
+                                    chunk_bias_part(a, &gr, c));
+        }
     }
     grads_end(a, &gr);
 }
@@ -287,17 +300,19 @@ static void attention_context_backward(xv_graph *g, xv_node *n) {
     if (xv_graph_status(g) != XV_OK) return;
     const float *dout = n->out->grad;
     int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
-#pragma omp parallel for schedule(static) if (pairs > 1)
-    for (int64_t t = 0; t < pairs; t++) {
+#pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
+    for (int64_t c = 0; c < gr.chunks; c++) {
         float *s = gr.scratch + omp_get_thread_num() * a->scratch;
-        int64_t b = t / a->H, h = t % a->H;
-        float *dpt = scratch_mat(a, s, 0);
-        context_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dout, gr.dv, dprobs ? dpt : NULL,
-                              scratch_mat(a, s, 1));
-        if (!dprobs) continue;
-        float *dp = dprobs + t * Lq * Lk;
-        for (int64_t i = 0; i < Lq; i++)
-            for (int64_t j = 0; j < Lk; j++) dp[i * Lk + j] += dpt[j * Lq + i];
+        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
+            int64_t b = t / a->H, h = t % a->H;
+            float *dpt = scratch_mat(a, s, 0);
+            context_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dout, gr.dv, dprobs ? dpt : NULL,
+                                  scratch_mat(a, s, 1));
+            if (!dprobs) continue;
+            float *dp = dprobs + t * Lq * Lk;
+            for (int64_t i = 0; i < Lq; i++)
+                for (int64_t j = 0; j < Lk; j++) dp[i * Lk + j] += dpt[j * Lq + i];
+        }
     }
 }
 
@@ -308,15 +323,16 @@ static void attention_probs_backward(xv_graph *g, xv_node *n) {
     if (!grads_begin(g, a, true, false, &gr)) return;
     const float *dprobs = n->out->grad;
     int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
-#pragma omp parallel for schedule(static) if (pairs > 1)
-    for (int64_t t = 0; t < pairs; t++) {
-        int tid = omp_get_thread_num();
-        float *s = gr.scratch + tid * a->scratch;
-        int64_t b = t / a->H, h = t % a->H;
-        float *dpt = scratch_mat(a, s, 0);
-        transpose(dprobs + t * Lq * Lk, Lq, Lk, Lk, dpt);
-        probs_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
-                            thread_bias_part(a, &gr, tid));
+#pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
+    for (int64_t c = 0; c < gr.chunks; c++) {
+        float *s = gr.scratch + omp_get_thread_num() * a->scratch;
+        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
+            int64_t b = t / a->H, h = t % a->H;
+            float *dpt = scratch_mat(a, s, 0);
+            transpose(dprobs + t * Lq * Lk, Lq, Lk, Lk, dpt);
+            probs_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dpt, scratch_q(s), scratch_vec(a, s), gr.dq,
+                                gr.dk, chunk_bias_part(a, &gr, c));
+        }
     }
     grads_end(a, &gr);
 }
@@ -454,14 +470,18 @@ static xv_tensor *run_plan(xv_graph *g, attn_plan plan, const xv_attn_args *args
     float *scratch = xv_graph_alloc(g, sizeof(float) * (size_t)(threads * plan.scratch));
     if (xv_graph_status(g) != XV_OK) return NULL;
 
-#pragma omp parallel for schedule(static) if (pairs > 1)
-    for (int64_t t = 0; t < pairs; t++) {
+    /* No reduction here, so finer chunks (each pair's result is independent). */
+    int64_t chunks = chunk_count(pairs, 4 * ATTN_CHUNKS);
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
         float *s = scratch + omp_get_thread_num() * plan.scratch;
-        int64_t b = t / plan.H, h = t % plan.H;
-        float *pt = plan.probs_t ? plan.probs_t + t * pn : scratch_mat(&plan, s, 0);
-        probs_pair(&plan, b, h, scratch_q(s), pt, scratch_vec(&plan, s));
-        context_pair(&plan, b, h, pt, scratch_mat(&plan, s, 1), out->data);
-        if (plan.probs) transpose(pt, plan.Lk, plan.Lq, plan.Lq, plan.probs->data + t * pn);
+        for (int64_t t = chunk_start(pairs, chunks, c); t < chunk_start(pairs, chunks, c + 1); t++) {
+            int64_t b = t / plan.H, h = t % plan.H;
+            float *pt = plan.probs_t ? plan.probs_t + t * pn : scratch_mat(&plan, s, 0);
+            probs_pair(&plan, b, h, scratch_q(s), pt, scratch_vec(&plan, s));
+            context_pair(&plan, b, h, pt, scratch_mat(&plan, s, 1), out->data);
+            if (plan.probs) transpose(pt, plan.Lk, plan.Lq, plan.Lq, plan.probs->data + t * pn);
+        }
     }
 
     if (!two_nodes) {

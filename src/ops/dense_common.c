@@ -58,15 +58,12 @@ static void colsum_slice(const float *x, const float *y, int64_t rows, int64_t c
     }
 }
 
-#define COLSUM_PAR(rows, cols) if ((rows) * (cols) > XV_DENSE_PAR_MIN && (cols) >= 32)
+/* Threads only from 1M values: the pass is memory-bound and short, and a
+ * fork/join can cost more than it saves on a busy machine. */
+#define COLSUM_PAR(rows, cols) if ((rows) * (cols) > ((int64_t)1 << 20) && (cols) >= 32)
 
-void xv_dense_colsum_double(const float *x, const float *y, int64_t rows, int64_t cols, double *acc) {
-#pragma omp parallel COLSUM_PAR(rows, cols)
-    {
-        int64_t j0, j1;
-        xv_dense_column_slice(cols, &j0, &j1);
-        if (j1 > j0) colsum_slice(x, y, rows, cols, j0, j1, acc + j0);
-    }
+void xv_dense_colsum_serial(const float *x, int64_t rows, int64_t cols, double *acc) {
+    colsum_slice(x, NULL, rows, cols, 0, cols, acc);
 }
 
 #define COLSUM_BLOCK 1024 /* double accumulators on the stack: each pass streams whole row slices */

@@ -24,8 +24,9 @@ bool xv_dense_suffix_shape(xv_graph *g, const char *op, const xv_tensor *a, cons
  * slices (cache-friendly: each thread streams its own part of every row). */
 void xv_dense_colsum(const float *x, const float *y, int64_t rows, int64_t cols, float scale,
                      float *out);
-/* Same sums added into double accumulators (for callers that sum in pieces). */
-void xv_dense_colsum_double(const float *x, const float *y, int64_t rows, int64_t cols, double *acc);
+/* acc[j] += sum_r x[r·cols + j] in double, on the calling thread only (for
+ * callers that are parallel themselves, or sum in pieces). */
+void xv_dense_colsum_serial(const float *x, int64_t rows, int64_t cols, double *acc);
 
 /* Inside a parallel region: the columns [*j0, *j1) this thread owns when
  * `cols` columns are split into contiguous slices a multiple of 16 wide. */

@@ -1,27 +1,50 @@
 #include "ops/gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/dense_internal.h"
 
-/* Bias rows, then beta = 1: the bias add costs no pass of its own (beta = 0
- * would make OpenBLAS zero y first anyway); GELU and the residual after. */
+/* OpenBLAS threads: a tall product is split by rows into one block per thread,
+ * each running single-threaded BLAS and its epilogue, all inside one parallel
+ * region (on this project's shared 2-core machines every fork/join can cost a
+ * scheduler time slice); from 64 rows per thread, below which BLAS threads
+ * the product itself. */
+#define FWD_SPLIT_ROWS 64
+
+/* Rows [r0, r1): bias rows, then beta = 1 (the bias add costs no pass of its
+ * own; beta = 0 would make OpenBLAS zero y first anyway); GELU and the
+ * residual after, while the block is still in cache. */
+static void blas_rows(const float *x, const float *w, const xv_gemm_epilogue *ep, float *y, int64_t r0, int64_t r1,
+                      int64_t in, int64_t out) {
+    const float *b = ep->bias, *res = ep->residual;
+    float *yb = y + r0 * out;
+    int64_t n = (r1 - r0) * out;
+    if (b)
+        for (int64_t r = r0; r < r1; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)out, (int)in, 1.0f, x + r0 * in,
+                (int)in, w, (int)in, b ? 1.0f : 0.0f, yb, (int)out);
+    if (ep->act == XV_GEMM_GELU) xv_dense_gelu(yb, yb, n);
+    if (res) {
+        const float *rb = res + r0 * out;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) yb[i] += rb[i];
+    }
+}
+
 static void blas_linear(const float *x, const float *w, const xv_gemm_epilogue *ep, float *y, int64_t rows,
                         int64_t in, int64_t out) {
-    const float *b = ep->bias, *res = ep->residual;
-    if (b) {
-#pragma omp parallel for schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
+    if (rows < (int64_t)omp_get_max_threads() * FWD_SPLIT_ROWS) {
+        blas_rows(x, w, ep, y, 0, rows, in, out);
+        return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
-                b ? 1.0f : 0.0f, y, (int)out);
-    if (ep->act == XV_GEMM_GELU) xv_dense_gelu(y, y, rows * out);
-    if (res) {
-#pragma omp parallel for simd schedule(static) if (rows * out > XV_DENSE_PAR_MIN)
-        for (int64_t i = 0; i < rows * out; i++) y[i] += res[i];
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        blas_rows(x, w, ep, y, rows * tid / nt, rows * (tid + 1) / nt, in, out);
     }
 }
 

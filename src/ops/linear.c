@@ -11,10 +11,48 @@
 
 /* ---------------------------------------------------------------- linear */
 
-/* Rows per step of the backward: dY's slice (at most 1024 x out floats) is read
- * by the dX and dW products and then by db's column sum while still in cache;
- * one pass over the whole of a large dY would come from memory a third time. */
-#define LINEAR_BWD_ROWS 1024
+/* Backward threads: a tall product is split by rows into one contiguous block
+ * per thread, each running single-threaded BLAS, all inside one parallel
+ * region. On this project's shared 2-core machines every fork/join can cost
+ * a scheduler time slice, so one region per op matters as much as the
+ * arithmetic. Shorter products use BLAS's own threads instead: from 1024 rows
+ * per thread, since each extra thread then sums a private dW that costs a
+ * pass over out x in floats. (The forward: ops/gemm.c.) */
+#define BWD_SPLIT_ROWS 1024
+/* Within a thread's block the backward runs in steps of 1024 rows: each slice of dY is
+ * read by the dX and dW products and then by db's column sum while it is still
+ * in cache, where one more pass over a large dY would stream it from memory
+ * (Swin-B stage 1 qkv backward, one thread: 0.95 of raw sgemm with steps, 0.90
+ * without; bench/bench_linear.c). */
+#define BWD_STEP_ROWS 1024
+
+static bool split_rows(int64_t rows, int64_t rows_per_thread) {
+    return rows >= (int64_t)omp_get_max_threads() * rows_per_thread;
+}
+
+/* This thread's block of rows, [*r0, *r1). */
+static void row_block(int64_t rows, int64_t *r0, int64_t *r1) {
+    int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    *r0 = rows * tid / nt;
+    *r1 = rows * (tid + 1) / nt;
+}
+
+/* Gradients of rows [r0, r1) in steps of `step` rows: dx += dY·W; dw += dYᵀ·X
+ * (overwritten first when `dw_fresh`); db_acc += column sums of dY (if given). */
+static void backward_rows(const float *dy, const float *x, const float *w, float *dx, float *dw, bool dw_fresh,
+                          double *db_acc, int64_t r0, int64_t r1, int64_t step, int in, int out) {
+    for (int64_t s0 = r0; s0 < r1; s0 += step) {
+        int m = (int)(r1 - s0 < step ? r1 - s0 : step);
+        const float *dys = dy + s0 * out;
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, in, out, 1.0f, dys, out, w, in, 1.0f,
+                        dx + s0 * in, in);
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, m, 1.0f, dys, out, x + s0 * in, in,
+                        dw_fresh && s0 == r0 ? 0.0f : 1.0f, dw, in);
+        if (db_acc) xv_dense_colsum_serial(dys, m, out, db_acc);
+    }
+}
 
 static void linear_backward(xv_graph *g, xv_node *n) {
     xv_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
@@ -25,20 +63,45 @@ static void linear_backward(xv_graph *g, xv_node *n) {
     float *dx = in > 0 && x->requires_grad ? xv_grad(g, x) : NULL;
     float *dw = in > 0 && w->requires_grad ? xv_grad(g, w) : NULL;
     float *db = b && b->requires_grad ? xv_grad(g, b) : NULL;
-    double *db_acc = db ? xv_graph_calloc(g, sizeof(double) * (size_t)out) : NULL;
-    if (xv_graph_status(g) != XV_OK) return;
-    for (int64_t r0 = 0; r0 < rows; r0 += LINEAR_BWD_ROWS) {
-        int m = (int)(rows - r0 < LINEAR_BWD_ROWS ? rows - r0 : LINEAR_BWD_ROWS);
-        const float *dys = dy + r0 * out, *xs = x->data + r0 * in;
-        if (dx) /* dX[rows,in] += dY[rows,out] · W[out,in] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, in, out, 1.0f, dys, out, w->data, in, 1.0f,
-                        dx + r0 * in, in);
-        if (dw) /* dW[out,in] += dYᵀ · X */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, m, 1.0f, dys, out, xs, in, 1.0f, dw, in);
-        if (db) xv_dense_colsum_double(dys, NULL, m, out, db_acc);
+    if (!split_rows(rows, BWD_SPLIT_ROWS)) {
+        /* Two threaded products in one step each, then db in one pass. */
+        if (xv_graph_status(g) != XV_OK) return;
+        backward_rows(dy, x->data, w->data, dx, dw, false, NULL, 0, rows, rows, in, out);
+        if (db) xv_dense_colsum(dy, NULL, rows, out, 1.0f, db);
+        return;
     }
-    if (db)
-        for (int j = 0; j < out; j++) db[j] += (float)db_acc[j];
+    /* Thread t > 0 sums its dW into a private buffer, thread 0 straight into dw;
+     * after the barrier the buffers are added in thread order (bitwise stable
+     * for a given thread count). */
+    int T = omp_get_max_threads();
+    int64_t wn = (int64_t)out * in;
+    float *dw_parts = dw ? xv_graph_alloc(g, sizeof(float) * (size_t)((T - 1) * wn)) : NULL;
+    double *db_parts = db ? xv_graph_calloc(g, sizeof(double) * (size_t)(T * out)) : NULL;
+    if (xv_graph_status(g) != XV_OK) return;
+#pragma omp parallel
+    {
+        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t r0, r1;
+        row_block(rows, &r0, &r1);
+        float *my_dw = dw && tid > 0 ? dw_parts + (tid - 1) * wn : dw;
+        if (my_dw && tid > 0 && r1 == r0) memset(my_dw, 0, sizeof(float) * (size_t)wn);
+        backward_rows(dy, x->data, w->data, dx, my_dw, tid > 0, db ? db_parts + tid * out : NULL, r0, r1,
+                      BWD_STEP_ROWS, in, out);
+#pragma omp barrier
+        if (dw) {
+#pragma omp for schedule(static)
+            for (int64_t e = 0; e < wn; e++)
+                for (int t = 1; t < nt; t++) dw[e] += dw_parts[(t - 1) * wn + e];
+        }
+        if (db) {
+#pragma omp for schedule(static)
+            for (int j = 0; j < out; j++) {
+                double s = 0;
+                for (int t = 0; t < nt; t++) s += db_parts[t * out + j];
+                db[j] += (float)s;
+            }
+        }
+    }
 }
 
 /* act(x·Wᵀ + b) + res after checking the arguments (not recorded; res may be NULL). */

@@ -192,7 +192,7 @@ static xv_status list_steps(const char *dir, int64_t **steps_out, int *n_out) {
         free(steps);
         return s;
     }
-    qsort(steps, (size_t)n, sizeof *steps, cmp_i64);
+    if (n > 0) qsort(steps, (size_t)n, sizeof *steps, cmp_i64); /* steps is NULL for an empty folder */
     *steps_out = steps;
     *n_out = n;
     return XV_OK;
@@ -410,4 +410,14 @@ xv_status xv_ckpt_load(const char *path, const xv_train_state *st, char **config
     xv_st_close(f);
     if (s != XV_OK) return xv_error_wrap(s, "loading checkpoint %s", path);
     return XV_OK;
+}
+
+xv_status xv_ckpt_verify(const char *path) {
+    xv_st_file *f;
+    xv_status s = xv_st_open(path, &f);
+    if (s == XV_OK) {
+        s = verify_file(f);
+        xv_st_close(f);
+    }
+    return s == XV_OK ? XV_OK : xv_error_wrap(s, "checkpoint %s", path);
 }

@@ -68,6 +68,10 @@ xv_status xv_ckpt_save(const char *dir, int keep_last, const xv_train_state *st,
  * malloc'd copy of the saved config, or NULL when none was saved. */
 xv_status xv_ckpt_load(const char *path, const xv_train_state *st, char **config_out);
 
+/* Whether `path` is a whole, undamaged checkpoint of this format (header,
+ * format version, checksum over every tensor), without loading it into a state. */
+xv_status xv_ckpt_verify(const char *path);
+
 /* The highest-step checkpoint in `dir` (XV_ERR_MISSING when there is none). */
 xv_status xv_ckpt_latest(const char *dir, char *path_out, size_t path_cap);
 

@@ -529,8 +529,8 @@ static void test_fd_norm_softmax(void) {
 /* ============================================================ determinism, errors */
 
 static void test_linear_determinism(void) {
-    /* Big enough for threaded BLAS and the parallel bias fill / column sums. */
-    const int rows = 301, in = 129, out = 257;
+    /* Tall enough to be split over threads, with several 1024-row steps each. */
+    const int rows = 2501, in = 129, out = 257;
     float *x = rnd(rows * in, -1, 1, 50), *w = rnd(out * in, -1, 1, 51), *b = rnd(out, -1, 1, 52);
     float *dy = rnd(rows * out, -1, 1, 53);
     float *res[2][4];

@@ -17,9 +17,10 @@
 #include "data/synth.h"
 #include "testutil.h"
 
-static const char *const g_json_files[] = {"pretrain_captions.jsonl", "pretrain_regions.jsonl", "retrieval_train.json",
-                                           "retrieval_test.json",     "grounding_train.json",   "grounding_test.json",
-                                           "scenes.jsonl",            "world.json",             "vocab.txt"};
+static const char *const g_json_files[] = {
+    "pretrain_captions.jsonl", "pretrain_regions.jsonl", "pretrain_regions_objects.jsonl",
+    "pretrain_regions_relations.jsonl", "retrieval_train.json", "retrieval_test.json", "grounding_train.json",
+    "grounding_test.json", "scenes.jsonl", "world.json", "vocab.txt"};
 #define N_JSON_FILES ((int)(sizeof g_json_files / sizeof g_json_files[0]))
 
 static char *slurp(const char *path, size_t *len) {
@@ -195,6 +196,37 @@ static void check_pretrain_files(const char *dir) {
         CHECK(objects >= 2 && objects <= 4, "region line %d: %d objects", i + 1, objects);
         cJSON_Delete(lines[i]);
     }
+}
+
+/* The ablation files are the region file split: every record with its object
+ * elems only, and the records that have relation regions with those only. */
+static void check_ablation_files(const char *dir) {
+    cJSON *full[64], *obj[64], *rel[64];
+    int nf = load_jsonl(dir, "pretrain_regions.jsonl", full, 64);
+    int no = load_jsonl(dir, "pretrain_regions_objects.jsonl", obj, 64);
+    int nr = load_jsonl(dir, "pretrain_regions_relations.jsonl", rel, 64);
+    CHECK(nf == 12 && no == 12 && nr > 0 && nr <= 12, "ablation files: %d, %d, %d lines", nf, no, nr);
+    int r = 0;
+    for (int i = 0; i < nf && i < no; i++) {
+        cJSON *want_obj = cJSON_Duplicate(full[i], true), *want_rel = cJSON_Duplicate(full[i], true);
+        cJSON *eo = cJSON_GetObjectItemCaseSensitive(want_obj, "elems");
+        cJSON *er = cJSON_GetObjectItemCaseSensitive(want_rel, "elems");
+        for (int k = cJSON_GetArraySize(eo) - 1; k >= 0; k--) {
+            bool is_object = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(eo, k), "attributes") != NULL;
+            cJSON_DeleteItemFromArray(is_object ? er : eo, k);
+        }
+        CHECK(cJSON_Compare(obj[i], want_obj, true), "objects file line %d", i + 1);
+        if (cJSON_GetArraySize(er) > 0) {
+            CHECK(r < nr && cJSON_Compare(rel[r], want_rel, true), "relations file line %d", r + 1);
+            r++;
+        }
+        cJSON_Delete(want_obj);
+        cJSON_Delete(want_rel);
+    }
+    CHECK(r == nr, "relations file: %d lines, %d records with relations", nr, r);
+    for (int i = 0; i < nf; i++) cJSON_Delete(full[i]);
+    for (int i = 0; i < no; i++) cJSON_Delete(obj[i]);
+    for (int i = 0; i < nr; i++) cJSON_Delete(rel[i]);
 }
 
 static void check_finetune_files(const char *dir) {
@@ -510,6 +542,7 @@ int main(void) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/seed5_t1", root);
     check_pretrain_files(dir);
+    check_ablation_files(dir);
     check_finetune_files(dir);
     check_vocab(dir);
     check_palette();

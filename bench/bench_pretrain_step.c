@@ -1,0 +1,182 @@
+/* One pretraining step of a model (default X-VLM base: configs/xvlm_base_224.json,
+ * Swin-B 224 + BERT 6/6, 215,637,241 parameters) at batch B through the
+ * trainer: a region update (ITC + ITM + MLM + box L1/GIoU on B texts of B
+ * images) and an image-text update (ITC + ITM + MLM on B pairs), each with
+ * its forward, backward, clip and AdamW step, in training mode (dropout on).
+ * Batches are random images and token ids of the pretraining shapes (L =
+ * max_tokens 40, 8 masks), so no data loading is timed.
+ *
+ * Reports wall seconds per update of each kind and the process CPU seconds per
+ * step (medians over the timed steps), samples/s, the peak resident memory,
+ * the activation arena's peak and the machine's sgemm rate for scale.
+ *
+ * Usage: bench_pretrain_step [config.json (configs/xvlm_base_224.json)] [B (8)] [timed steps (2)] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "benchutil.h"
+#include "train/pretrain_init.h"
+#include "train/trainer.h"
+#include "xvlm.h"
+
+enum { L = 40, M = 8 };
+
+typedef struct {
+    xv_rng rng;
+    bool region;
+    int B, res, n_atts;
+    float *image, *bbox;
+    int32_t *ids, *atts, *ids_masked, *mpos, *mids, *idx, *image_atts, *is_image;
+} source;
+
+static xv_status next(void *ctx, xv_train_batch *out) {
+    source *s = ctx;
+    const int B = s->B, R = s->res;
+    for (int64_t i = 0; i < (int64_t)B * 3 * R * R; i++) s->image[i] = 2.0f * xv_rng_uniform(&s->rng) - 1.0f;
+    const int side = (int)(0.5 + __builtin_sqrt((double)(s->n_atts - 1)));
+    for (int b = 0; b < B; b++) {
+        const int len = 12 + (int)xv_rng_below(&s->rng, L - 12 + 1);
+        for (int j = 0; j < L; j++) {
+            s->ids[b * L + j] = j == 0 ? 101 : j < len ? 1000 + (int32_t)xv_rng_below(&s->rng, 29000) : 0;
+            s->atts[b * L + j] = j < len;
+            s->ids_masked[b * L + j] = s->ids[b * L + j];
+        }
+        for (int k = 0; k < M; k++) {
+            s->mpos[b * M + k] = 1 + k;
+            s->mids[b * M + k] = s->ids[b * L + 1 + k];
+            s->ids_masked[b * L + 1 + k] = 103;
+        }
+        s->idx[b] = b;
+        s->is_image[b] = b == 0; /* one whole-image text, the others regions */
+        s->image_atts[b * s->n_atts] = 1;
+        for (int p = 0; p < s->n_atts - 1; p++)
+            s->image_atts[b * s->n_atts + 1 + p] = b == 0 || (p / side < side / 2 + 1 && p % side < side / 2 + 1);
+        const float box[4] = {0.3f, 0.3f, 0.5f, 0.5f}, whole[4] = {0.5f, 0.5f, 1, 1};
+        memcpy(s->bbox + 4 * b, b == 0 ? whole : box, sizeof box);
+    }
+    *out = (xv_train_batch){.n_images = B, .res = R, .image = s->image, .n_texts = B, .text_len = L, .max_masks = M,
+                            .text_ids = s->ids, .text_atts = s->atts, .text_ids_masked = s->ids_masked,
+                            .masked_pos = s->mpos, .masked_ids = s->mids};
+    if (s->region) {
+        out->n_atts = s->n_atts;
+        out->idx_to_group_img = s->idx;
+        out->image_atts = s->image_atts;
+        out->target_bbox = s->bbox;
+        out->is_image = s->is_image;
+    }
+    return XV_OK;
+}
+
+static void source_init(source *s, bool region, int B, int res, int n_atts, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    xv_rng_seed(&s->rng, seed);
+    s->region = region, s->B = B, s->res = res, s->n_atts = n_atts;
+    s->image = malloc(sizeof(float) * (size_t)B * 3 * res * res);
+    s->bbox = malloc(sizeof(float) * (size_t)B * 4);
+    int32_t **arrays[] = {&s->ids, &s->atts, &s->ids_masked};
+    for (int i = 0; i < 3; i++) *arrays[i] = malloc(sizeof(int32_t) * (size_t)B * L);
+    s->mpos = malloc(sizeof(int32_t) * (size_t)B * M);
+    s->mids = malloc(sizeof(int32_t) * (size_t)B * M);
+    s->idx = malloc(sizeof(int32_t) * (size_t)B);
+    s->is_image = malloc(sizeof(int32_t) * (size_t)B);
+    s->image_atts = malloc(sizeof(int32_t) * (size_t)B * n_atts);
+}
+
+static void source_free(source *s) {
+    free(s->image), free(s->bbox), free(s->ids), free(s->atts), free(s->ids_masked), free(s->mpos), free(s->mids);
+    free(s->idx), free(s->is_image), free(s->image_atts);
+}
+
+/* CPU seconds of the whole process (every thread): on a loaded machine the
+ * wall time also counts the waits for a core. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    const char *cfg_path = argc > 1 ? argv[1] : "configs/xvlm_base_224.json";
+    const int B = argc > 2 ? atoi(argv[2]) : 8, steps = argc > 3 ? atoi(argv[3]) : 2;
+    if (B < 2 || steps < 1) {
+        fprintf(stderr, "usage: bench_pretrain_step [config.json] [B >= 2] [timed steps >= 1]\n");
+        return 2;
+    }
+    xv_model_config c;
+    xv_model *m = NULL;
+    xv_model_parts parts = xv_model_parts_pretrain();
+    if (xv_config_load(cfg_path, &c) != XV_OK || xv_model_create(&c, &parts, &m) != XV_OK ||
+        xv_pretrain_init_weights(m, 1) != XV_OK) {
+        fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
+        return 1;
+    }
+    const int R = c.vision.image_res, n_atts = 1 + xv_config_num_patches(&c);
+    const int64_t n_params = xv_params_count(&m->params);
+    printf("model %s: %lld parameters, %d px, batch %d, text length %d, %d masks, %d threads\n", cfg_path,
+           (long long)n_params, R, B, L, M, xvlm_get_threads());
+
+    source img, reg;
+    source_init(&img, false, B, R, n_atts, 11);
+    source_init(&reg, true, B, R, n_atts, 12);
+    xv_batch_source si = {.ctx = &img, .next = next}, sr = {.ctx = &reg, .next = next};
+    xv_trainer_config tc = xv_trainer_config_default();
+    tc.iter_perc = 1.0; /* a region update before every image-text update */
+    tc.total_steps = 1000;
+    tc.warmup = 1;
+    tc.steps_per_epoch = 1000;
+    xv_trainer *t = NULL;
+    if (xv_trainer_new(m, &tc, &si, &sr, NULL, &t) != XV_OK) {
+        fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
+        return 1;
+    }
+    double *tr = calloc((size_t)steps, sizeof(double)), *ti = calloc((size_t)steps, sizeof(double)),
+           *tc_cpu = calloc((size_t)steps, sizeof(double));
+    double loss[2][6] = {{0}};
+    for (int s = -1; s < steps; s++) { /* step -1: warm-up (sizes the arena, allocates gradients and moments) */
+        xv_update_record rec[2];
+        int n = 0;
+        const double c0 = cpu_seconds();
+        if (xv_trainer_step(t, rec, &n) != XV_OK || n != 2) {
+            fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
+            return 1;
+        }
+        const double cpu = cpu_seconds() - c0;
+        if (s >= 0) tr[s] = rec[0].seconds, ti[s] = rec[1].seconds, tc_cpu[s] = cpu;
+        for (int k = 0; k < 2; k++) {
+            double v[6] = {rec[k].loss_itc, rec[k].loss_itm, rec[k].loss_mlm, rec[k].loss_bbox, rec[k].loss_giou,
+                           rec[k].grad_norm};
+            memcpy(loss[k], v, sizeof v);
+        }
+        fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s\n", s, rec[0].seconds,
+                rec[1].seconds, cpu);
+    }
+    qsort(tr, (size_t)steps, sizeof(double), cmp_double);
+    qsort(ti, (size_t)steps, sizeof(double), cmp_double);
+    qsort(tc_cpu, (size_t)steps, sizeof(double), cmp_double);
+    const double mr = tr[steps / 2], mi = ti[steps / 2];
+    printf("region update     (fwd + bwd + clip + AdamW): %8.3f s  %6.2f texts/s   (itc %.3f itm %.3f mlm %.3f "
+           "bbox %.3f giou %.3f, |g| %.2f)\n",
+           mr, B / mr, loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4], loss[0][5]);
+    printf("image-text update (fwd + bwd + clip + AdamW): %8.3f s  %6.2f pairs/s   (itc %.3f itm %.3f mlm %.3f, "
+           "|g| %.2f)\n",
+           mi, B / mi, loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
+    printf("one step (region + image-text update): %.3f s wall, %.3f CPU s (all threads)\n", mr + mi,
+           tc_cpu[steps / 2]);
+    const double state_mib = (double)n_params * 4 * 4 / (1 << 20);
+    printf("memory: peak RSS %.0f MiB; parameters + gradients + AdamW moments %.0f MiB; activation arena peak %.0f "
+           "MiB\n",
+           xv_bench_peak_rss_mib(), state_mib, (double)xv_trainer_arena_peak(t) / (1 << 20));
+    printf("sgemm reference: %.1f GFLOP/s (M=N=K=1024)\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 0.5));
+    free(tr), free(ti), free(tc_cpu);
+    xv_trainer_free(t);
+    source_free(&img), source_free(&reg);
+    xv_model_free(m);
+    return 0;
+}

@@ -1,0 +1,121 @@
+#include "image_list.h"
+
+#include <dirent.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+
+void xv_cli_image_list_free(xv_cli_image_list *l) {
+    for (int64_t i = 0; i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+    *l = (xv_cli_image_list){0};
+}
+
+static xv_status push(xv_cli_image_list *l, char *owned) {
+    if (!owned) return xv_error(XV_ERR_NOMEM, "out of memory");
+    if (l->n == l->cap) {
+        int64_t nc = l->cap ? 2 * l->cap : 256;
+        char **p = realloc(l->paths, sizeof *p * (size_t)nc);
+        if (!p) {
+            free(owned);
+            return xv_error(XV_ERR_NOMEM, "out of memory");
+        }
+        l->paths = p;
+        l->cap = nc;
+    }
+    l->paths[l->n++] = owned;
+    return XV_OK;
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *s = malloc(a + b + 2);
+    if (!s) return NULL;
+    memcpy(s, dir, a);
+    s[a] = '/';
+    memcpy(s + a + 1, name, b + 1);
+    return s;
+}
+
+static int is_image_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
+}
+
+static xv_status walk(const char *dir, xv_cli_image_list *l, int depth) {
+    if (depth > 64) return xv_error(XV_ERR_INVALID_ARG, "%s: folders nested too deeply", dir);
+    DIR *d = opendir(dir);
+    if (!d) return xv_error(XV_ERR_IO, "%s: cannot list the folder", dir);
+    xv_status st = XV_OK;
+    struct dirent *e;
+    while (st == XV_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue; /* ., .., hidden files */
+        char *p = join(dir, e->d_name);
+        if (!p) {
+            st = xv_error(XV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        struct stat s;
+        if (stat(p, &s) == 0 && S_ISDIR(s.st_mode)) {
+            st = walk(p, l, depth + 1);
+            free(p);
+        } else if (is_image_name(e->d_name)) {
+            st = push(l, p);
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+xv_status xv_cli_read_lines(const char *path, xv_cli_image_list *out) {
+    *out = (xv_cli_image_list){0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return xv_error(XV_ERR_MISSING, "%s: cannot open", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    xv_status st = XV_OK;
+    while (st == XV_OK && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0) continue;
+        st = push(out, strdup(line));
+    }
+    free(line);
+    fclose(f);
+    if (st != XV_OK) xv_cli_image_list_free(out);
+    return st;
+}
+
+xv_status xv_cli_image_list_read(const char *src, xv_cli_image_list *out) {
+    *out = (xv_cli_image_list){0};
+    struct stat s;
+    if (stat(src, &s) != 0) return xv_error(XV_ERR_MISSING, "%s: no such folder or list file", src);
+    xv_status st;
+    if (S_ISDIR(s.st_mode)) {
+        st = walk(src, out, 0);
+        if (st == XV_OK) qsort(out->paths, (size_t)out->n, sizeof *out->paths, cmp_str);
+    } else {
+        xv_cli_image_list lines;
+        st = xv_cli_read_lines(src, &lines);
+        char *copy = strdup(src);
+        const char *base = copy ? dirname(copy) : ".";
+        for (int64_t i = 0; st == XV_OK && i < lines.n; i++) {
+            const char *p = lines.paths[i];
+            if (p[0] == '#') continue;
+            st = push(out, p[0] == '/' ? strdup(p) : join(base, p));
+        }
+        free(copy);
+        xv_cli_image_list_free(&lines);
+    }
+    if (st != XV_OK) xv_cli_image_list_free(out);
+    return st;
+}

@@ -1,0 +1,186 @@
+/* xvlm_model_load (a model folder, or an official checkpoint converted on the
+ * fly), the model id, and contexts. */
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api_internal.h"
+#include "core/error.h"
+#include "io/checksum.h"
+#include "io/convert_torch.h"
+
+xvlm_model_params xvlm_model_params_default(void) {
+    return (xvlm_model_params){.vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = 0};
+}
+
+/* The id covers what changes the numbers: the config and each parameter's
+ * shape and float32 values, in creation order (so both text layouts, and a
+ * checkpoint converted on the fly, give the id of the same weights). */
+static void model_id(xvlm_model *mm) {
+    const xv_model *m = mm->m;
+    char *cfg = xv_config_to_json(&m->cfg);
+    uint64_t h = xv_hash64(cfg ? cfg : "", cfg ? strlen(cfg) : 0, 0x78766c6dull);
+    free(cfg);
+    for (int i = 0; i < m->params.n; i++) {
+        const xv_tensor *t = m->params.items[i];
+        h = xv_hash64(t->shape, sizeof(int64_t) * (size_t)t->ndim, h);
+        h = xv_hash64(t->data, sizeof(float) * (size_t)t->numel, h);
+    }
+    mm->id = h;
+    snprintf(mm->id_hex, sizeof mm->id_hex, "%016llx", (unsigned long long)h);
+}
+
+static bool is_dir(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+static bool is_file(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISREG(s.st_mode);
+}
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[PATH_MAX + 256];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Convert a .th/.pth into a temporary folder, load it (weights copied, as
+ * the files go away), remove the folder. */
+static xv_status load_checkpoint(const char *path, const xvlm_model_params *p, xv_model **out) {
+    const char *tmp_root = getenv("TMPDIR");
+    char dir[4096], weights[4200], config[4200];
+    snprintf(dir, sizeof dir, "%s/xvlm-convert-XXXXXX", tmp_root && *tmp_root ? tmp_root : "/tmp");
+    if (!mkdtemp(dir)) return xv_error(XV_ERR_IO, "%s: cannot create a temporary folder: %s", dir, strerror(errno));
+    snprintf(weights, sizeof weights, "%s/weights.safetensors", dir);
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    xv_infer_opts o = {.image_res = p->image_res, .window = 0, .text_heads = p->text_heads};
+    xv_status st = xv_convert_torch(path, weights, config, &o, NULL);
+    if (st != XV_OK) {
+        xv_error_wrap(st,
+                      "%s: cannot convert the checkpoint (if its configuration cannot be inferred, give the image "
+                      "resolution and BERT heads: --image-res / --text-heads, xvlm_model_params.image_res / "
+                      ".text_heads; or run `xvlm convert` and edit the config.json it writes)",
+                      path);
+    } else {
+        st = xv_model_load_dir(dir, true, out);
+        if (st != XV_OK)
+            xv_error_wrap(st, "%s: converted, but the inferred configuration does not load (give --image-res / "
+                              "--text-heads, or run `xvlm convert` and edit config.json)", path);
+    }
+    remove_tree(dir);
+    return st;
+}
+
+/* The vocabulary's path: the given one, or vocab.txt in the model folder /
+ * beside the checkpoint, which must exist. Checked before the (possibly long)
+ * weight loading. */
+static xv_status vocab_path(const char *path, const xvlm_model_params *p, bool folder, char *buf, size_t cap) {
+    if (p->vocab_path) {
+        snprintf(buf, cap, "%s", p->vocab_path);
+        return XV_OK;
+    }
+    char *copy = strdup(path);
+    if (!copy) return xv_error(XV_ERR_NOMEM, "out of memory");
+    snprintf(buf, cap, "%s/vocab.txt", folder ? path : dirname(copy));
+    free(copy);
+    if (!is_file(buf))
+        return xv_error(XV_ERR_MISSING,
+                        "%s: no vocab.txt: the model needs the WordPiece vocabulary it was trained with "
+                        "(bert-base-uncased's vocab.txt for the official checkpoints); put it at %s or pass "
+                        "--vocab FILE (xvlm_model_params.vocab_path)",
+                        path, buf);
+    return XV_OK;
+}
+
+static xv_status load_vocab(const char *vocab, xvlm_model *mm) {
+    XV_TRY(xv_tokenizer_load(vocab, &mm->tok));
+    int32_t nv = xv_tokenizer_vocab_size(mm->tok);
+    if (nv > mm->m->cfg.text.vocab)
+        return xv_error(XV_ERR_SHAPE, "%s: the vocabulary has %d entries but the model's word embeddings have %d rows "
+                                      "(a vocab.txt of another model?)",
+                        vocab, nv, mm->m->cfg.text.vocab);
+    return XV_OK;
+}
+
+xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out) {
+    if (!out) return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_load: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_load: no model path given");
+    xvlm_model_params p = params ? *params : xvlm_model_params_default();
+    bool folder = is_dir(path);
+    if (!folder && !is_file(path))
+        return xv_error(XV_ERR_MISSING, "%s: no such model folder or checkpoint file", path);
+    char vocab[PATH_MAX + 16];
+    XV_TRY(vocab_path(path, &p, folder, vocab, sizeof vocab));
+    xvlm_model *mm = calloc(1, sizeof *mm);
+    if (!mm) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = folder ? xv_model_load_dir(path, p.copy_weights != 0, &mm->m) : load_checkpoint(path, &p, &mm->m);
+    if (st == XV_OK) st = load_vocab(vocab, mm);
+    if (st != XV_OK) {
+        xvlm_model_free(mm);
+        return st;
+    }
+    model_id(mm);
+    *out = mm;
+    return XV_OK;
+}
+
+void xvlm_model_free(xvlm_model *mm) {
+    if (!mm) return;
+    xv_model_free(mm->m);
+    xv_tokenizer_free(mm->tok);
+    free(mm);
+}
+
+void xvlm_model_get_info(const xvlm_model *mm, xvlm_model_info *o) {
+    const xv_model *m = mm->m;
+    memset(o, 0, sizeof *o);
+    o->image_res = m->cfg.vision.image_res;
+    o->embed_dim = m->parts.itc ? m->cfg.embed_dim : 0;
+    o->image_tokens = 1 + xv_config_num_patches(&m->cfg);
+    o->vision_width = m->cfg.vision.vision_width;
+    o->max_positions = m->cfg.text.max_positions;
+    o->has_itc = m->parts.itc;
+    o->has_itm = m->parts.itm;
+    o->has_bbox = m->parts.bbox;
+    memcpy(o->id, mm->id_hex, sizeof o->id);
+}
+
+xv_status xvlm_ctx_new(const xvlm_model *m, xvlm_ctx **out) {
+    if (!out || !m) return xv_error(XV_ERR_INVALID_ARG, "xvlm_ctx_new: NULL argument");
+    *out = NULL;
+    xvlm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return xv_error(XV_ERR_NOMEM, "out of memory");
+    c->model = m;
+    c->g = xv_graph_new(0);
+    if (!c->g) {
+        free(c);
+        return xv_error(XV_ERR_NOMEM, "out of memory for a graph");
+    }
+    xv_graph_set_grad(c->g, false);
+    xv_graph_set_training(c->g, false);
+    *out = c;
+    return XV_OK;
+}
+
+void xvlm_ctx_free(xvlm_ctx *c) {
+    if (!c) return;
+    xv_graph_free(c->g);
+    free(c);
+}

@@ -1,0 +1,122 @@
+#include "tasks/eval_grounding.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "tasks/metrics.h"
+
+xv_eval_grounding_opts xv_eval_grounding_opts_default(void) {
+    return (xv_eval_grounding_opts){.max_words = 30, .image_batch = 16, .pair_chunk = 256};
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void report(const xv_eval_grounding_opts *o, const char *stage, int64_t done, int64_t total) {
+    if (o->progress) o->progress(o->user, stage, done, total);
+}
+
+void xv_eval_grounding_result_free(xv_eval_grounding_result *r) {
+    if (!r) return;
+    free(r->pred);
+    free(r->iou);
+    free(r->size);
+    memset(r, 0, sizeof *r);
+}
+
+/* Boxes of expressions [first, first+b) by the model. */
+static xv_status ground_chunk(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xv_grounding_set *s,
+                              int64_t first, int b, xvlm_pair *pairs, xvlm_box *boxes, xv_eval_grounding_result *r) {
+    for (int j = 0; j < b; j++) pairs[j] = (xvlm_pair){.image = s->image[first + j], .text = first + j};
+    XV_TRY(xvlm_ground(ctx, im, tx, pairs, b, boxes));
+    for (int j = 0; j < b; j++) {
+        int64_t i = first + j;
+        double *p = r->pred[i];
+        p[0] = boxes[j].x, p[1] = boxes[j].y, p[2] = boxes[j].width, p[3] = boxes[j].height;
+        xvlm_images_size(im, s->image[i], &r->size[i][0], &r->size[i][1]);
+        r->iou[i] = xv_iou_inclusive(s->bbox[i], p);
+    }
+    return XV_OK;
+}
+
+xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const double *mean_box,
+                            const xv_eval_grounding_opts *opts, xv_eval_grounding_result *out) {
+    memset(out, 0, sizeof *out);
+    xv_eval_grounding_opts o = opts ? *opts : xv_eval_grounding_opts_default();
+    if (!ctx || !set || set->n < 1 || set->n_images < 1)
+        return xv_error(XV_ERR_INVALID_ARG, "grounding evaluation: needs expressions");
+    if (set->n > INT32_MAX || set->n_images > INT32_MAX)
+        return xv_error(XV_ERR_INVALID_ARG, "grounding evaluation: at most 2^31 expressions");
+    const int64_t n = set->n;
+    out->n = n;
+    out->pred = calloc((size_t)n, sizeof *out->pred);
+    out->iou = calloc((size_t)n, sizeof *out->iou);
+    out->size = calloc((size_t)n, sizeof *out->size);
+    const int chunk = o.pair_chunk > 0 ? o.pair_chunk : 256;
+    xvlm_pair *pairs = malloc(sizeof *pairs * (size_t)chunk);
+    xvlm_box *boxes = malloc(sizeof *boxes * (size_t)chunk);
+    xv_status st = out->pred && out->iou && out->size && pairs && boxes ? XV_OK
+                                                                       : xv_error(XV_ERR_NOMEM, "out of memory");
+    xvlm_images *im = NULL;
+    xvlm_texts *tx = NULL;
+    xvlm_image_params ip = xvlm_image_params_default();
+    ip.keep_tokens = 1;
+    ip.batch = o.image_batch > 0 ? o.image_batch : 16;
+    /* Grounding_bbox.py cuts texts to words, not tokens. */
+    xvlm_text_params tp = {.max_words = o.max_words, .max_tokens = 0};
+
+    double t0 = seconds_now();
+    if (st == XV_OK) report(&o, "images", 0, set->n_images);
+    if (st == XV_OK)
+        st = xvlm_encode_image_files(ctx, (const char *const *)set->image_paths, (int)set->n_images, &ip, &im);
+    if (st == XV_OK) report(&o, "images", set->n_images, set->n_images);
+    double t1 = seconds_now();
+    if (st == XV_OK) report(&o, "texts", 0, n);
+    if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)set->texts, (int)n, &tp, &tx);
+    if (st == XV_OK) report(&o, "texts", n, n);
+    double t2 = seconds_now();
+    for (int64_t first = 0; st == XV_OK && first < n; first += chunk) {
+        int b = (int)(n - first < chunk ? n - first : chunk);
+        report(&o, "boxes", first, n);
+        st = ground_chunk(ctx, im, tx, set, first, b, pairs, boxes, out);
+    }
+    if (st == XV_OK) report(&o, "boxes", n, n);
+    out->seconds_images = t1 - t0;
+    out->seconds_texts = t2 - t1;
+    out->seconds_boxes = seconds_now() - t2;
+
+    if (st == XV_OK) {
+        int64_t hits = 0, base_hits = 0;
+        double iou_sum = 0, base_iou_sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            hits += out->iou[i] >= 0.5;
+            iou_sum += out->iou[i];
+            if (mean_box) {
+                double W = out->size[i][0], H = out->size[i][1];
+                double b[4] = {mean_box[0] * W, mean_box[1] * H, mean_box[2] * W, mean_box[3] * H};
+                double iou = xv_iou_inclusive(set->bbox[i], b);
+                base_hits += iou >= 0.5;
+                base_iou_sum += iou;
+            }
+        }
+        out->accuracy = 100.0 * (double)hits / (double)n;
+        out->mean_iou = iou_sum / (double)n;
+        if (mean_box) {
+            out->has_baseline = 1;
+            memcpy(out->baseline_box, mean_box, sizeof out->baseline_box);
+            out->baseline_accuracy = 100.0 * (double)base_hits / (double)n;
+            out->baseline_mean_iou = base_iou_sum / (double)n;
+        }
+    }
+    xvlm_images_free(im);
+    xvlm_texts_free(tx);
+    free(pairs);
+    free(boxes);
+    if (st != XV_OK) xv_eval_grounding_result_free(out);
+    return st;
+}

@@ -1,0 +1,91 @@
+#include "train/loader_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/pretrain_data.h"
+
+typedef struct {
+    xv_pretrain_loader *l;
+} source;
+
+static xv_status next(void *ctx, xv_train_batch *out) {
+    source *s = ctx;
+    xv_pretrain_batch b;
+    XV_TRY(xv_pretrain_next(s->l, &b));
+    if (b.n_images == 0) return xv_error(XV_ERR_MISSING, "the pretraining data ended (no repeat)");
+    *out = (xv_train_batch){
+        .n_images = b.n_images, .res = b.res, .image = b.image, .n_texts = b.n_texts, .text_len = b.text_len,
+        .max_masks = b.max_masks, .text_ids = b.text_ids, .text_atts = b.text_atts,
+        .text_ids_masked = b.text_ids_masked, .masked_pos = b.masked_pos, .masked_ids = b.masked_ids,
+        .n_atts = b.n_atts, .idx_to_group_img = b.idx_to_group_img, .image_atts = b.image_atts,
+        .target_bbox = b.target_bbox, .is_image = b.is_image,
+    };
+    return XV_OK;
+}
+
+static int state_len(void *ctx) { return xv_pretrain_state_len(((source *)ctx)->l); }
+static const char *state_name(void *ctx, int i) { return xv_pretrain_state_name(((source *)ctx)->l, i); }
+static xv_status state_save(void *ctx, int64_t *v, int n) { return xv_pretrain_state_save(((source *)ctx)->l, v, n); }
+static xv_status state_restore(void *ctx, const int64_t *v, int n) {
+    return xv_pretrain_state_restore(((source *)ctx)->l, v, n);
+}
+static int n_counters(void *ctx) { return XV_PRETRAIN_N_COUNTERS; }
+static const char *counter_name(void *ctx, int i) { return xv_pretrain_counter_name(i); }
+static int64_t counter_value(void *ctx, int i) {
+    xv_pretrain_counters c = xv_pretrain_get_counters(((source *)ctx)->l);
+    int64_t v[XV_PRETRAIN_N_COUNTERS];
+    _Static_assert(sizeof c == sizeof v, "the counters are int64 fields in name order");
+    memcpy(v, &c, sizeof v);
+    return i >= 0 && i < XV_PRETRAIN_N_COUNTERS ? v[i] : 0;
+}
+
+xv_status xv_loader_source_open(const xv_pretrain_run_config *rc, bool regions, uint64_t seed,
+                                xv_batch_source *out) {
+    memset(out, 0, sizeof *out);
+    const xv_pretrain_source_config *sc = regions ? &rc->regions : &rc->images;
+    xv_pretrain_config c = xv_pretrain_config_default(regions ? XV_PRETRAIN_REGIONS : XV_PRETRAIN_IMAGES);
+    c.files = (const char *const *)(regions ? rc->train_file_regions : rc->train_file);
+    c.n_files = regions ? rc->n_train_file_regions : rc->n_train_file;
+    c.image_root = sc->image_root;
+    c.image_key = sc->image_key;
+    c.caption_key = sc->caption_key;
+    c.is_image_rpath = sc->is_image_rpath;
+    c.tokenized = sc->tokenized;
+    c.vocab_path = rc->vocab;
+    c.image_res = rc->model.vision.image_res;
+    c.patch_size = rc->model.vision.region_stride;
+    c.max_words = rc->max_words;
+    c.max_tokens = rc->max_tokens;
+    c.mask_prob = rc->mask_prob;
+    c.max_masks = rc->max_masks;
+    c.skipgram_prb = rc->skipgram_prb;
+    c.skipgram_size = rc->skipgram_size;
+    c.mask_whole_word = rc->mask_whole_word;
+    c.batch_size = sc->batch_size;
+    c.max_images = rc->max_images;
+    c.max_regions = rc->max_regions;
+    c.min_perc_in_image = rc->min_perc_in_image;
+    c.careful_hflip = rc->careful_hflip;
+    c.num_workers = sc->num_workers > 0 ? sc->num_workers : 1; /* the official 0 = loading in the main process */
+    c.repeat = true; /* the official loaders stream endlessly; the step count ends the run */
+    source *s = calloc(1, sizeof *s);
+    if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_pretrain_open(&c, 0, 1, seed, &s->l);
+    if (st != XV_OK) {
+        free(s);
+        return xv_error_wrap(st, "%s loader", regions ? "region" : "image-text");
+    }
+    *out = (xv_batch_source){.ctx = s, .next = next, .state_len = state_len, .state_name = state_name,
+                             .state_save = state_save, .state_restore = state_restore, .n_counters = n_counters,
+                             .counter_name = counter_name, .counter_value = counter_value};
+    return XV_OK;
+}
+
+void xv_loader_source_close(xv_batch_source *s) {
+    if (!s || !s->ctx) return;
+    source *src = s->ctx;
+    xv_pretrain_close(src->l);
+    free(src);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,343 @@
+#include "train/pretrain_run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "data/image_write.h"
+#include "train/loader_source.h"
+#include "train/pretrain_init.h"
+#include "train/train_log.h"
+
+xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
+    xv_pretrain_run_opts o = {.config_path = NULL, .output_dir = "output/pretrain", .resume = NULL, .seed = 42,
+                              .max_steps = 0, .init_dir = NULL, .keep_last = 3, .progress = true,
+                              .plot_smooth = 25, .notes = NULL};
+    return o;
+}
+
+/* ---- signals: stop after the current step ---- */
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { stop_requested = sig; }
+
+static char *join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static xv_status make_dir(const char *path) {
+    char *p = strdup(path);
+    if (!p) return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (char *s = p + 1; *s; s++) /* every parent, then the folder itself */
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) break;
+            *s = '/';
+        }
+    int rc = mkdir(p, 0755);
+    xv_status st = rc == 0 || errno == EEXIST ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
+    free(p);
+    return st;
+}
+
+/* A run killed while writing a checkpoint leaves its temporary file behind. */
+static void remove_stale_temps(const char *dir, FILE *notes) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && !strncmp(e->d_name, "checkpoint_", 11)) {
+            char *p = join(dir, e->d_name);
+            if (p && unlink(p) == 0 && notes) fprintf(notes, "note: removed the unfinished %s\n", p);
+            free(p);
+        }
+    }
+    closedir(d);
+}
+
+typedef struct {
+    const xv_pretrain_run_opts *o;
+    xv_pretrain_run_config rc;
+    xv_model *m;
+    xv_batch_source src[2];
+    bool has_src[2];
+    xv_trainer *t;
+    xv_train_log *log;
+    xv_progress *prog;
+    char *ckpt_dir, *log_path, *model_dir, *plot_path;
+    /* data counters for the log */
+    const char **cnt_names;
+    int64_t *cnt_values;
+    int n_cnt;
+    char **cnt_owned;
+} run;
+
+static void run_free(run *r) {
+    xv_progress_free(r->prog);
+    xv_train_log_close(r->log);
+    xv_trainer_free(r->t);
+    for (int k = 0; k < 2; k++)
+        if (r->has_src[k]) xv_loader_source_close(&r->src[k]);
+    xv_model_free(r->m);
+    xv_pretrain_run_config_free(&r->rc);
+    for (int i = 0; i < r->n_cnt; i++) free(r->cnt_owned[i]);
+    free(r->cnt_owned);
+    free(r->cnt_names);
+    free(r->cnt_values);
+    free(r->ckpt_dir), free(r->log_path), free(r->model_dir), free(r->plot_path);
+}
+
+static xv_status build_model(run *r) {
+    const xv_pretrain_run_opts *o = r->o;
+    if (!o->init_dir) {
+        xv_model_parts parts = xv_model_parts_pretrain();
+        XV_TRY(xv_model_create(&r->rc.model, &parts, &r->m));
+        return xv_pretrain_init_weights(r->m, o->seed);
+    }
+    char *w = join(o->init_dir, "weights.safetensors");
+    if (!w) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_model_load(&r->rc.model, w, true, &r->m);
+    free(w);
+    if (st != XV_OK) return xv_error_wrap(st, "--init %s (with the model of %s)", o->init_dir, r->rc.path);
+    if (r->m->parts.layout != XV_LAYOUT_PRETRAIN || !r->m->parts.mlm || !r->m->parts.itc || !r->m->parts.itm ||
+        !r->m->parts.bbox)
+        return xv_error(XV_ERR_MISSING,
+                        "--init %s: pretraining needs the pretraining layout with MLM head, ITC projections, "
+                        "itm_head and bbox_head",
+                        o->init_dir);
+    return XV_OK;
+}
+
+/* Names "images.bad_json", ... of every data counter, for the log. */
+static xv_status collect_counter_names(run *r) {
+    static const char *const kind[2] = {"images.", "regions."};
+    int total = 0;
+    for (int k = 0; k < 2; k++)
+        if (r->has_src[k] && r->src[k].n_counters) total += r->src[k].n_counters(r->src[k].ctx);
+    r->cnt_names = calloc((size_t)total + 1, sizeof *r->cnt_names);
+    r->cnt_values = calloc((size_t)total + 1, sizeof *r->cnt_values);
+    r->cnt_owned = calloc((size_t)total + 1, sizeof *r->cnt_owned);
+    if (!r->cnt_names || !r->cnt_values || !r->cnt_owned) return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < 2; k++) {
+        if (!r->has_src[k] || !r->src[k].n_counters) continue;
+        for (int i = 0; i < r->src[k].n_counters(r->src[k].ctx); i++) {
+            const char *n = r->src[k].counter_name(r->src[k].ctx, i);
+            size_t len = strlen(kind[k]) + strlen(n) + 1;
+            char *s = malloc(len);
+            if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
+            snprintf(s, len, "%s%s", kind[k], n);
+            r->cnt_owned[r->n_cnt] = s;
+            r->cnt_names[r->n_cnt++] = s;
+        }
+    }
+    return XV_OK;
+}
+
+static void read_counters(run *r) {
+    int j = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!r->has_src[k] || !r->src[k].n_counters) continue;
+        for (int i = 0; i < r->src[k].n_counters(r->src[k].ctx); i++)
+            r->cnt_values[j++] = r->src[k].counter_value(r->src[k].ctx, i);
+    }
+}
+
+static xv_status setup(run *r, int64_t *start_step) {
+    const xv_pretrain_run_opts *o = r->o;
+    XV_TRY(xv_pretrain_run_config_load(o->config_path, &r->rc, o->notes));
+    r->ckpt_dir = join(o->output_dir, "checkpoints");
+    r->log_path = join(o->output_dir, "log.jsonl");
+    r->model_dir = join(o->output_dir, "model");
+    r->plot_path = join(o->output_dir, "loss_curves.png");
+    if (!r->ckpt_dir || !r->log_path || !r->model_dir || !r->plot_path) return xv_error(XV_ERR_NOMEM, "out of memory");
+    XV_TRY(make_dir(r->ckpt_dir));
+    remove_stale_temps(r->ckpt_dir, o->notes);
+
+    XV_TRY(build_model(r));
+    XV_TRY(xv_loader_source_open(&r->rc, false, o->seed, &r->src[0]));
+    r->has_src[0] = true;
+    if (r->rc.iter_perc > 0) {
+        XV_TRY(xv_loader_source_open(&r->rc, true, o->seed, &r->src[1]));
+        r->has_src[1] = true;
+    }
+    XV_TRY(collect_counter_names(r));
+
+    xv_trainer_config tc = xv_trainer_config_default();
+    tc.seed = o->seed;
+    tc.iter_perc = r->rc.iter_perc;
+    tc.clip_norm = r->rc.clip_grad_norm;
+    tc.calc_image_bbox_loss = r->rc.calc_image_bbox_loss;
+    tc.bbox_loss = r->rc.bbox_loss;
+    tc.optim.lr = r->rc.lr;
+    tc.optim.weight_decay = r->rc.weight_decay;
+    tc.optim.lr_mult = r->rc.lr_mult;
+    tc.steps_per_epoch = xv_pretrain_steps_per_epoch(&r->rc);
+    tc.total_steps = tc.steps_per_epoch * r->rc.epochs;
+    tc.warmup = r->rc.warmup;
+    tc.warmup_is_fraction = r->rc.warmup_is_fraction;
+    XV_TRY(xv_trainer_new(r->m, &tc, &r->src[0], r->has_src[1] ? &r->src[1] : NULL, r->rc.text, &r->t));
+
+    /* A fresh run must not mix its checkpoints with another run's (keep-last
+     * would delete the new, lower-step files first); resume must continue the
+     * newest state of the folder, not leave newer files of another future. */
+    char newest[4096];
+    xv_status have = xv_ckpt_latest(r->ckpt_dir, newest, sizeof newest);
+    if (have != XV_OK && have != XV_ERR_MISSING) return have;
+    if (!o->resume && have == XV_OK)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
+                        "another --output-dir",
+                        r->ckpt_dir, newest);
+    xv_error_clear();
+
+    /* resume */
+    int64_t keep_before = -1;
+    if (o->resume) {
+        char path[4096];
+        const char *from = o->resume;
+        if (!from[0]) {
+            xv_status st = xv_ckpt_latest(r->ckpt_dir, path, sizeof path);
+            if (st == XV_ERR_MISSING) {
+                if (o->notes) fprintf(o->notes, "note: no checkpoint in %s: starting from step 0\n", r->ckpt_dir);
+                from = NULL;
+            } else if (st != XV_OK) {
+                return st;
+            } else {
+                from = path;
+            }
+        }
+        if (from) {
+            XV_TRY(xv_trainer_load(r->t, from));
+            keep_before = xv_trainer_steps_done(r->t);
+            int64_t newest_step = -1;
+            if (have == XV_OK) { /* checkpoint_<step>.safetensors */
+                const char *base = strrchr(newest, '/');
+                newest_step = strtoll(base ? base + 12 : newest + 11, NULL, 10);
+            }
+            if (newest_step > keep_before)
+                return xv_error(XV_ERR_INVALID_ARG,
+                                "%s holds a later checkpoint (%s) than the one resumed (step %lld): resume from it, "
+                                "or move it away / choose another --output-dir",
+                                r->ckpt_dir, newest, (long long)keep_before);
+            if (o->notes) fprintf(o->notes, "resumed from %s at step %lld\n", from, (long long)keep_before);
+        } else {
+            keep_before = 0;
+        }
+    }
+    *start_step = xv_trainer_steps_done(r->t);
+    XV_TRY(xv_train_log_open(r->log_path, keep_before, &r->log));
+    return XV_OK;
+}
+
+static xv_status save_checkpoint(run *r) {
+    char path[4096];
+    xv_status st = xv_trainer_save(r->t, r->ckpt_dir, r->o->keep_last, path, sizeof path);
+    if (st == XV_OK && r->o->notes)
+        fprintf(r->o->notes, "\ncheckpoint %s\n", path);
+    return st;
+}
+
+static xv_status write_model(run *r) {
+    XV_TRY(make_dir(r->model_dir));
+    char *cfg = xv_config_to_json(&r->m->cfg), *cfg_path = join(r->model_dir, "config.json"),
+         *w_path = join(r->model_dir, "weights.safetensors");
+    xv_status st = cfg && cfg_path && w_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xv_model_save(r->m, w_path);
+    if (st == XV_OK) st = xv_write_file(cfg_path, cfg, strlen(cfg));
+    free(cfg), free(cfg_path), free(w_path);
+    return st;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
+    const xv_pretrain_run_opts *o = r->o;
+    const int64_t spe = xv_pretrain_steps_per_epoch(&r->rc);
+    const bool tty = isatty(fileno(stderr));
+    double last_print = 0;
+    int64_t last_saved = -1;
+    while (xv_trainer_steps_done(r->t) < max_steps && !stop_requested) {
+        xv_update_record rec[2];
+        int n = 0;
+        XV_TRY(xv_trainer_step(r->t, rec, &n));
+        read_counters(r);
+        for (int i = 0; i < n; i++) {
+            XV_TRY(xv_train_log_write(r->log, &rec[i], xv_trainer_skipped(r->t), r->cnt_names, r->cnt_values,
+                                      r->n_cnt));
+            if (r->prog) xv_progress_add(r->prog, &rec[i]);
+            if (rec[i].skipped && o->notes)
+                fprintf(o->notes, "\nwarning: step %lld: %s update skipped (non-finite loss or gradient norm)\n",
+                        (long long)rec[i].step, rec[i].region ? "region" : "image-text");
+        }
+        res->updates += n;
+        const int64_t done = xv_trainer_steps_done(r->t);
+        const bool epoch_end = done % spe == 0 && (done / spe) % r->rc.ckpt_frequent == 0;
+        if (done % r->rc.ckpt_frequent_step == 0 || epoch_end) {
+            XV_TRY(save_checkpoint(r));
+            last_saved = done;
+        }
+        if (r->prog && (tty || now_s() - last_print >= 10 || done == max_steps)) {
+            xv_progress_print(r->prog, stderr, done, tty);
+            last_print = now_s();
+        }
+    }
+    if (tty && r->prog) fputc('\n', stderr);
+    res->interrupted = stop_requested != 0;
+    if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r));
+    return XV_OK;
+}
+
+xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result *res) {
+    memset(res, 0, sizeof *res);
+    if (!o->config_path || !o->output_dir)
+        return xv_error(XV_ERR_INVALID_ARG, "pretrain: a config and an output folder are required");
+    const double t0 = now_s();
+    run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    xv_status st = setup(&r, &res->start_step);
+    const int64_t total = st == XV_OK ? xv_pretrain_steps_per_epoch(&r.rc) * r.rc.epochs : 0;
+    const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
+    res->total_steps = total;
+    if (st == XV_OK && o->progress && !(r.prog = xv_progress_new(50, max_steps, res->start_step)))
+        st = xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) {
+        struct sigaction sa = {0}, old_int, old_term;
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        stop_requested = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        st = loop(&r, max_steps, res);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (st == XV_OK && !res->interrupted) st = write_model(&r);
+    if (st == XV_OK) {
+        xv_train_log_close(r.log);
+        r.log = NULL;
+        char title[256];
+        snprintf(title, sizeof title, "X-VLM pretraining: %s", o->config_path);
+        st = xv_train_log_plot(r.log_path, r.plot_path, o->plot_smooth, title);
+    }
+    if (r.t) {
+        res->steps_done = xv_trainer_steps_done(r.t);
+        res->skipped_updates = xv_trainer_skipped(r.t);
+    }
+    res->seconds = now_s() - t0;
+    run_free(&r);
+    return st;
+}

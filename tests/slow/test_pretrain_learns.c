@@ -1,0 +1,199 @@
+/* A tiny X-VLM pretrained from scratch by the real loop (`xv_pretrain_run`:
+ * data loader with the official transforms, region and image-text updates,
+ * AdamW, schedule, clipping, dropout) on a small generated world learns:
+ * ITC, ITM, MLM and the box L1 loss each end below a stated fraction of their
+ * start, comparing the mean over the first and the last window of updates.
+ *
+ * The world ("two squares"): 48 px images, each with two squares of different
+ * colours (8 colours) in opposite halves, on a noisy grey background; captions
+ * name both colours in a random order ("a red square and a blue square", ...);
+ * region annotations box each square ("square" with the attribute "red").
+ * Its words are those of the `xvlm synth` vocabulary. It is simpler than the
+ * synth world so that matching (ITM) rises above chance within the test's
+ * budget: on the synth world (2 objects, 48 px) this model lowers ITC, MLM and
+ * L1 as much in 800 steps, but ITM stays at chance there.
+ *
+ * Start windows see the loss at initialisation (the first update has lr 0),
+ * so every fraction compares the trained model with an untrained one.
+ * XV_LEARN_SEED overrides the run's seed (to re-measure the margins). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/image_write.h"
+#include "data/synth.h"
+#include "testutil.h"
+#include "train/pretrain_run.h"
+
+enum { IMAGES = 256, SIDE = 48, BATCH = 16, STEPS = 640, WINDOW = 40 };
+static char root[] = "/tmp/xv_test_pretrain_learns_XXXXXX";
+
+static const char *const colour_names[8] = {"red", "orange", "yellow", "green", "blue", "purple", "white", "black"};
+static const uint8_t colour_rgb[8][3] = {{220, 30, 30},  {245, 140, 20}, {235, 220, 30},  {30, 180, 50},
+                                         {30, 60, 225},  {150, 40, 190}, {250, 250, 250}, {10, 10, 10}};
+
+/* Write the world: images/NNNN.jpg, captions.jsonl, regions.jsonl, vocab.txt. */
+static void make_world(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/images", dir);
+    CHECK(mkdir(path, 0755) == 0, "mkdir %s", path);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    CHECK_OK(xv_synth_write_vocab(path));
+    char cap_path[1024], reg_path[1024];
+    snprintf(cap_path, sizeof cap_path, "%s/captions.jsonl", dir);
+    snprintf(reg_path, sizeof reg_path, "%s/regions.jsonl", dir);
+    FILE *fc = fopen(cap_path, "w"), *fr = fopen(reg_path, "w");
+    CHECK(fc && fr, "open the JSON-lines files");
+    if (!fc || !fr) return;
+    xv_rng rng;
+    xv_rng_seed(&rng, 2024);
+    uint8_t *rgb = malloc(SIDE * SIDE * 3);
+    for (int i = 0; i < IMAGES; i++) {
+        for (int p = 0; p < SIDE * SIDE * 3; p++) rgb[p] = (uint8_t)(118 + xv_rng_below(&rng, 21));
+        const int c0 = (int)xv_rng_below(&rng, 8), c1 = (c0 + 1 + (int)xv_rng_below(&rng, 7)) % 8;
+        const bool stacked = xv_rng_below(&rng, 2); /* halves one above the other, else side by side */
+        int bb[2][4];
+        for (int k = 0; k < 2; k++) {
+            const int size = 14 + (int)xv_rng_below(&rng, 7); /* 14..20 px in a 24 px half */
+            int along = (int)xv_rng_below(&rng, (uint64_t)(SIDE / 2 - size + 1)) + k * SIDE / 2,
+                across = (int)xv_rng_below(&rng, (uint64_t)(SIDE - size + 1));
+            const int x = stacked ? across : along, y = stacked ? along : across;
+            bb[k][0] = x, bb[k][1] = y, bb[k][2] = size, bb[k][3] = size;
+            for (int yy = y; yy < y + size; yy++)
+                for (int xx = x; xx < x + size; xx++) memcpy(rgb + 3 * (yy * SIDE + xx), colour_rgb[k ? c1 : c0], 3);
+        }
+        snprintf(path, sizeof path, "%s/images/%04d.jpg", dir, i);
+        CHECK_OK(xv_jpeg_write(path, rgb, SIDE, SIDE, 95));
+        const char *a = colour_names[c0], *b = colour_names[c1];
+        fprintf(fc,
+                "{\"image\": \"images/%04d.jpg\", \"caption\": [\"a %s square and a %s square\", \"a %s square and a "
+                "%s square\", \"an image with %s and %s\"]}\n",
+                i, a, b, b, a, a, b);
+        fprintf(fr,
+                "{\"image\": \"images/%04d.jpg\", \"caption\": \"a %s square and a %s square\", \"elems\": ["
+                "{\"bb\": [%d, %d, %d, %d], \"caption\": \"square\", \"attributes\": \"%s\"}, "
+                "{\"bb\": [%d, %d, %d, %d], \"caption\": \"square\", \"attributes\": \"%s\"}]}\n",
+                i, a, b, bb[0][0], bb[0][1], bb[0][2], bb[0][3], a, bb[1][0], bb[1][1], bb[1][2], bb[1][3], b);
+    }
+    free(rgb);
+    fclose(fc);
+    fclose(fr);
+}
+
+static void write_config(const char *dir, const char *yaml) {
+    char vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+    int n_vocab = 0;
+    FILE *v = fopen(vocab, "r");
+    for (int c; v && (c = fgetc(v)) != EOF;) n_vocab += c == '\n';
+    if (v) fclose(v);
+    FILE *f = fopen(yaml, "w");
+    if (!f) return;
+    fprintf(f,
+            "train_file: ['%s/captions.jsonl']\n"
+            "train_file_regions: ['%s/regions.jsonl']\n"
+            "train_dataset_size: %d\n"
+            "image_root: '%s'\n"
+            "vocab: '%s'\n"
+            "images: {image_key: image, is_image_rpath: True, caption_key: caption, batch_size: 16, num_workers: 1}\n"
+            "regions: {image_key: image, is_image_rpath: True, caption_key: caption, iter_perc: 0.5,\n"
+            "          batch_size: 16, max_images: 8, max_regions: 3, min_perc_in_image: 0.5, num_workers: 1}\n"
+            "model_config:\n"
+            "  vision: {image_res: 32, swin_patch_size: 4, patch_size: 8, embed_dim: 32, depths: [2, 2],\n"
+            "           num_heads: [2, 4], window_size: 4, vision_width: 64}\n"
+            "  text: {hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, intermediate_size: 128,\n"
+            "         vocab_size: %d, max_position_embeddings: 16, fusion_layer: 2, encoder_width: 64,\n"
+            "         initializer_range: 0.07}\n"
+            "embed_dim: 32\n"
+            "max_words: 12\nmax_tokens: 16\nmax_masks: 4\n"
+            "ckpt_frequent_step: 1000\n"
+            "optimizer: {opt: adamW, lr: 2e-3, weight_decay: 0.01, lr_mult: 2}\n"
+            "schedular: {sched: linear, lr: 2e-3, epochs: %d, num_warmup_steps: 20}\n",
+            dir, dir, IMAGES, dir, vocab, n_vocab, STEPS / (IMAGES / BATCH));
+    fclose(f);
+}
+
+typedef struct {
+    double sum[5];
+    int n[5];
+} window;
+
+enum { ITC, ITM, MLM, BBOX, GIOU };
+
+/* Window means of the losses: ITC/ITM/MLM over image-text updates, the box
+ * losses over region updates, for steps in [from, to). */
+static void window_means(const char *log, int64_t from, int64_t to, double mean[5]) {
+    window w = {{0}, {0}};
+    FILE *f = fopen(log, "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const double step = cJSON_GetObjectItemCaseSensitive(j, "step")->valuedouble;
+        const bool region = !strcmp(cJSON_GetObjectItemCaseSensitive(j, "kind")->valuestring, "region");
+        const char *keys[5] = {"loss_itc", "loss_itm", "loss_mlm", "loss_bbox", "loss_giou"};
+        for (int k = 0; k < 5 && step >= from && step < to; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+            if (region != (k >= BBOX) || !cJSON_IsNumber(v)) continue;
+            w.sum[k] += v->valuedouble;
+            w.n[k]++;
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    for (int k = 0; k < 5; k++) mean[k] = w.n[k] ? w.sum[k] / w.n[k] : NAN;
+}
+
+int main(void) {
+    if (!mkdtemp(root)) return 1;
+    xvlm_set_threads(2);
+    char world[256], yaml[256], out[256], log[512];
+    snprintf(world, sizeof world, "%s/world", root);
+    snprintf(yaml, sizeof yaml, "%s/blocks.yaml", root);
+    snprintf(out, sizeof out, "%s/run", root);
+    snprintf(log, sizeof log, "%s/log.jsonl", out);
+    CHECK(mkdir(world, 0755) == 0, "mkdir");
+    make_world(world);
+    write_config(world, yaml);
+
+    xv_pretrain_run_opts o = xv_pretrain_run_opts_default();
+    o.config_path = yaml;
+    o.output_dir = out;
+    o.seed = getenv("XV_LEARN_SEED") ? strtoull(getenv("XV_LEARN_SEED"), NULL, 10) : 1;
+    o.progress = false;
+    xv_pretrain_run_result r;
+    CHECK_OK(xv_pretrain_run(&o, &r));
+    CHECK(r.steps_done == STEPS && r.skipped_updates == 0, "%lld steps, %lld skipped", (long long)r.steps_done,
+          (long long)r.skipped_updates);
+    printf("%lld steps (%lld updates) in %.1f s\n", (long long)r.steps_done, (long long)r.updates, r.seconds);
+
+    double first[5], last[5];
+    window_means(log, 0, WINDOW, first);
+    window_means(log, STEPS - WINDOW, STEPS, last);
+    /* Required fractions last/first. Measured with this test (seeds 1, 3, 4 via
+     * XV_LEARN_SEED; 2 threads): ITC 0.46-0.51, ITM 0.87-0.89, MLM 0.09-0.10,
+     * box L1 0.85-0.89, GIoU 0.95-0.98. Chance levels: ITC ln 16 = 2.77, ITM
+     * 0.637 (one positive for two negatives). The L1 gain is mostly the box
+     * statistics; grounding a colour to its square (GIoU) barely starts in this
+     * budget: a 4-block Swin without absolute position embeddings carries
+     * little "where" in its tokens, so GIoU is reported, not required. */
+    const char *names[5] = {"ITC", "ITM", "MLM", "box L1", "box GIoU"};
+    const double fraction[5] = {0.65, 0.94, 0.20, 0.94, NAN};
+    for (int k = 0; k < 5; k++) {
+        printf("%-8s first %d steps %.4f, last %d steps %.4f (%.2f)", names[k], WINDOW, first[k], WINDOW, last[k],
+               last[k] / first[k]);
+        if (isfinite(fraction[k])) {
+            printf(" < %.2f required\n", fraction[k]);
+            CHECK(last[k] < fraction[k] * first[k], "%s did not fall below %.2f of its start: %.4f -> %.4f", names[k],
+                  fraction[k], first[k], last[k]);
+        } else {
+            printf(" (reported)\n");
+        }
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (xv_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", root);
+    return xv_test_finish("test_pretrain_learns");
+}

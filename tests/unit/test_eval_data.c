@@ -1,0 +1,156 @@
+/* Evaluation files (tasks/eval_data.h) and the chance level of retrieval. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tasks/eval_data.h"
+#include "tasks/eval_retrieval.h"
+#include "testutil.h"
+
+static char dir[] = "/tmp/xv_eval_data_XXXXXX";
+
+static const char *write_file(const char *name, const char *text) {
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static void test_retrieval_set(void) {
+    const char *p = write_file("ret.json", "[{\"image\": \"images/a.jpg\", \"caption\": [\"one\", \"two\"]},\n"
+                                           " {\"image\": \"/abs/b.jpg\", \"caption\": \"three\"},\n"
+                                           " {\"image\": \"c.jpg\", \"caption\": [\"four\", \"five\", \"six\"]}]");
+    xv_retrieval_set s;
+    CHECK_OK(xv_retrieval_set_read(p, "root", &s));
+    CHECK(s.n_images == 3 && s.n_texts == 6, "3 images, 6 texts: %lld, %lld", (long long)s.n_images,
+          (long long)s.n_texts);
+    if (s.n_texts == 6) {
+        const int64_t want[6] = {0, 0, 1, 2, 2, 2};
+        for (int t = 0; t < 6; t++) CHECK(s.txt2img[t] == want[t], "txt2img[%d] = %lld", t, (long long)s.txt2img[t]);
+        CHECK(!strcmp(s.texts[2], "three") && !strcmp(s.texts[5], "six"), "texts in file order");
+        CHECK(!strcmp(s.image_paths[0], "root/images/a.jpg") && !strcmp(s.image_paths[1], "/abs/b.jpg"),
+              "image_root joined to relative paths only: %s, %s", s.image_paths[0], s.image_paths[1]);
+    }
+    xv_retrieval_set_free(&s);
+
+    /* Refusals name the file and the entry. */
+    const char *bad[][2] = {
+        {"[{\"image\": \"a.jpg\", \"caption\": [\"x\", 3]}]", "entry 0: \"caption\" holds a non-string"},
+        {"[{\"image\": \"a.jpg\", \"caption\": \"x\"}, {\"caption\": \"y\"}]", "entry 1: expected an object"},
+        {"[{\"image\": \"a.jpg\", \"caption\": {}}]", "must be a string or a list"},
+        {"{\"image\": \"a.jpg\"}", "expected a JSON array"},
+        {"[{\"image\": \"a.jpg\", \"caption\": []}]", "no images or no captions"},
+        {"[{\"image\": ", "not valid JSON"},
+    };
+    for (int i = 0; i < 6; i++) {
+        p = write_file("bad.json", bad[i][0]);
+        xv_status st = xv_retrieval_set_read(p, NULL, &s);
+        CHECK(st == XV_ERR_FORMAT && strstr(xvlm_last_error(), bad[i][1]) && strstr(xvlm_last_error(), "bad.json"),
+              "bad retrieval file %d refused: %s", i, xvlm_last_error());
+        CHECK(s.n_texts == 0 && s.texts == NULL, "a refused file leaves the set empty");
+    }
+    CHECK(xv_retrieval_set_read("/nonexistent/x.json", NULL, &s) == XV_ERR_IO, "missing file: %s",
+          xvlm_last_error());
+}
+
+static void test_grounding_set(void) {
+    const char *p = write_file(
+        "g.json", "[{\"image\": \"i1.jpg\", \"text\": \"red circle\", \"bbox\": [10, 20, 30, 40], \"width\": 100,"
+                  " \"height\": 200, \"ref_id\": 0},\n"
+                  " {\"image\": \"i2.jpg\", \"text\": \"blue square\", \"bbox\": [0, 0, 50, 100], \"width\": 100,"
+                  " \"height\": 200},\n"
+                  " {\"image\": \"i1.jpg\", \"text\": \"big star\", \"bbox\": [50.5, 100, 50, 100], \"width\": 100,"
+                  " \"height\": 200}]");
+    xv_grounding_set s;
+    CHECK_OK(xv_grounding_set_read(p, "r/", &s));
+    CHECK(s.n == 3 && s.n_images == 2, "3 expressions in 2 images: %lld, %lld", (long long)s.n,
+          (long long)s.n_images);
+    if (s.n == 3 && s.n_images == 2) {
+        CHECK(s.image[0] == 0 && s.image[1] == 1 && s.image[2] == 0, "images by first appearance");
+        CHECK(!strcmp(s.image_paths[0], "r/i1.jpg") && !strcmp(s.image_paths[1], "r/i2.jpg"), "paths: %s %s",
+              s.image_paths[0], s.image_paths[1]);
+        CHECK(s.bbox[2][0] == 50.5 && s.bbox[2][3] == 100 && s.size[1][0] == 100 && s.size[1][1] == 200,
+              "boxes and sizes");
+        double mb[4];
+        CHECK_OK(xv_grounding_mean_box(&s, "g.json", mb));
+        /* x: (0.1 + 0 + 0.505)/3, y: (0.1 + 0 + 0.5)/3, w: (0.3 + 0.5 + 0.5)/3, h: (0.2 + 0.5 + 0.5)/3 */
+        const double want[4] = {0.605 / 3, 0.6 / 3, 1.3 / 3, 1.2 / 3};
+        for (int k = 0; k < 4; k++) CHECK(fabs(mb[k] - want[k]) < 1e-12, "mean box[%d] = %.15g", k, mb[k]);
+    }
+    xv_grounding_set_free(&s);
+
+    p = write_file("nosize.json", "[{\"image\": \"a.jpg\", \"text\": \"x\", \"bbox\": [1, 2, 3, 4]}]");
+    CHECK_OK(xv_grounding_set_read(p, NULL, &s));
+    double mb[4];
+    CHECK(xv_grounding_mean_box(&s, "nosize.json", mb) == XV_ERR_MISSING &&
+              strstr(xvlm_last_error(), "entry 0 has no \"width\""),
+          "mean box without sizes refused: %s", xvlm_last_error());
+    xv_grounding_set_free(&s);
+
+    const char *bad[][2] = {
+        {"[{\"image\": \"a.jpg\", \"text\": \"x\", \"bbox\": [1, 2, 3]}]", "entry 0: \"bbox\" must be"},
+        {"[{\"image\": \"a.jpg\", \"text\": \"x\", \"bbox\": [1, 2, 0, 4]}]", "w, h > 0"},
+        {"[{\"image\": \"a.jpg\", \"text\": \"x\", \"bbox\": [1, 2, 3, \"4\"]}]", "\"bbox\" must be"},
+        {"[{\"image\": \"a.jpg\", \"text\": \"x\", \"bbox\": [1, 2, 3, 4]}, {\"image\": \"b.jpg\"}]",
+         "entry 1: expected an object with strings"},
+        {"[]", "no entries"},
+    };
+    for (int i = 0; i < 5; i++) {
+        p = write_file("badg.json", bad[i][0]);
+        xv_status st = xv_grounding_set_read(p, NULL, &s);
+        CHECK(st == XV_ERR_FORMAT && strstr(xvlm_last_error(), bad[i][1]), "bad grounding file %d refused: %s", i,
+              xvlm_last_error());
+        CHECK(s.n == 0 && s.texts == NULL, "a refused file leaves the set empty");
+    }
+}
+
+/* P(at least one of g marked among K of n) by the hypergeometric formula in
+ * log space, an independent route to the same number. */
+static double hit_prob(int64_t n, int64_t g, int64_t K) {
+    if (n - g < K) return 1;
+    double l = lgamma((double)(n - g + 1)) - lgamma((double)(n - g - K + 1)) - lgamma((double)(n + 1)) +
+               lgamma((double)(n - K + 1));
+    return 1 - exp(l);
+}
+
+static void test_chance(void) {
+    /* 100 images with 5 captions each, as the demo's test split. */
+    int64_t *t2i = malloc(sizeof *t2i * 500);
+    for (int t = 0; t < 500; t++) t2i[t] = t / 5;
+    xv_retrieval_result c;
+    xv_retrieval_chance(100, 500, t2i, &c);
+    CHECK(c.img_r1 == 1.0 && c.img_r5 == 5.0 && c.img_r10 == 10.0, "text->image chance K/100: %g %g %g", c.img_r1,
+          c.img_r5, c.img_r10);
+    /* lgamma differences lose ~1e-13 relative; 1e-9 percent is far above that. */
+    CHECK(fabs(c.txt_r1 - 1.0) < 1e-9, "image->text R@1 = 5/500: %.12g", c.txt_r1);
+    CHECK(fabs(c.txt_r5 - 100 * hit_prob(500, 5, 5)) < 1e-9, "R@5 %.12g vs %.12g", c.txt_r5,
+          100 * hit_prob(500, 5, 5));
+    CHECK(fabs(c.txt_r10 - 100 * hit_prob(500, 5, 10)) < 1e-9, "R@10 %.12g vs %.12g", c.txt_r10,
+          100 * hit_prob(500, 5, 10));
+    CHECK(fabs(c.r_mean - (c.txt_r1 + c.txt_r5 + c.txt_r10 + 16) / 6) < 1e-12, "r_mean");
+    /* Uneven groups and a gallery smaller than K: image 0 has 1 text, image 1 has 3. */
+    int64_t small[4] = {0, 1, 1, 1};
+    xv_retrieval_chance(2, 4, small, &c);
+    CHECK(c.img_r1 == 50 && c.img_r5 == 100 && c.img_r10 == 100, "text->image with 2 images: %g %g %g", c.img_r1,
+          c.img_r5, c.img_r10);
+    /* R@1: (1/4 + 3/4)/2 = 50 %; R@5 >= every text: 100 %. */
+    CHECK(fabs(c.txt_r1 - 50) < 1e-12 && c.txt_r5 == 100 && c.txt_r10 == 100, "image->text: %g %g %g", c.txt_r1,
+          c.txt_r5, c.txt_r10);
+    free(t2i);
+}
+
+int main(void) {
+    if (!mkdtemp(dir)) return 1;
+    test_retrieval_set();
+    test_grounding_set();
+    test_chance();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    return xv_test_finish("test_eval_data");
+}
