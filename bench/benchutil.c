@@ -58,6 +58,33 @@ double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds) {
     return 2.0 * M * N * K / t * 1e-9;
 }
 
+double xv_bench_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double xv_bench_sgemm_gflops_cpu(int M, int N, int K, double min_seconds) {
+    sgemm_ctx c = {M, N, K, malloc(sizeof(float) * (size_t)M * K), malloc(sizeof(float) * (size_t)N * K),
+                   malloc(sizeof(float) * (size_t)M * N)};
+    for (size_t i = 0; i < (size_t)M * K; i++) c.A[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)N * K; i++) c.B[i] = (float)(i % 7) * 0.01f;
+    double times[1000];
+    int n = 0;
+    run_sgemm(&c); /* warm-up */
+    double start = xv_bench_now();
+    while (n < 1000 && (n < 3 || xv_bench_now() - start < min_seconds)) {
+        double t0 = xv_bench_cpu_now();
+        run_sgemm(&c);
+        times[n++] = xv_bench_cpu_now() - t0;
+    }
+    qsort(times, (size_t)n, sizeof(double), cmp_double);
+    free(c.A);
+    free(c.B);
+    free(c.C);
+    return 2.0 * M * N * K / times[n / 2] * 1e-9;
+}
+
 double xv_bench_peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # cblas_sgemm, OpenMP build (no oversubscription inside our parallel loops)
+  libdnnl-dev              # oneDNN matmul for the Linear forward (optional at build time; faster on AVX-512)
   libcjson-dev             # JSON data files and configs
   libyaml-dev              # official YAML task configs
   libutf8proc-dev          # Unicode for the WordPiece tokenizer

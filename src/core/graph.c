@@ -13,6 +13,7 @@ struct xv_graph {
     xv_status status;
     char message[1024];
     xv_rng rng;
+    xv_graph *child[XV_GRAPH_CHILDREN]; /* created on first use (xv_graph_child) */
 };
 
 xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
@@ -29,6 +30,7 @@ xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
 
 void xv_graph_free(xv_graph *g) {
     if (!g) return;
+    for (int i = 0; i < XV_GRAPH_CHILDREN; i++) xv_graph_free(g->child[i]);
     xv_arena_free(&g->arena);
     free(g);
 }
@@ -38,6 +40,19 @@ void xv_graph_reset(xv_graph *g) {
     g->tape = NULL;
     g->status = XV_OK;
     g->message[0] = '\0';
+}
+
+xv_graph *xv_graph_child(xv_graph *g, int i) {
+    if (i < 0 || i >= XV_GRAPH_CHILDREN) {
+        xv_error(XV_ERR_INTERNAL, "child graph %d outside [0, %d)", i, XV_GRAPH_CHILDREN);
+        return NULL;
+    }
+    if (!g->child[i]) {
+        g->child[i] = xv_graph_new(0);
+        if (!g->child[i]) return NULL;
+        xv_graph_set_grad(g->child[i], false);
+    }
+    return g->child[i];
 }
 
 void xv_graph_set_grad(xv_graph *g, bool enabled) { g->grad_enabled = enabled; }

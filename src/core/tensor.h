@@ -66,6 +66,18 @@ void xv_graph_free(xv_graph *g);
 /* Drop every activation, gradient buffer and tape node; keep the memory. */
 void xv_graph_reset(xv_graph *g);
 
+/* Child graph i of g: created on first use (recording off, eval mode), kept
+ * with its memory across resets of either graph, freed with g, so repeated
+ * inference forwards on one graph reuse memory that is already mapped instead
+ * of faulting in fresh pages. Children XV_CHILD_RELAY0/1 are the inference
+ * relay's scratch graphs (nn/relay.h); XV_CHILD_WORKER0 + t is worker t of an
+ * inference batch split (nn/batch_split.h). Not thread-safe: create children
+ * before handing them to threads. NULL (error set) when out of memory. */
+#define XV_MAX_WORKERS 64
+enum { XV_CHILD_RELAY0 = 0, XV_CHILD_RELAY1 = 1, XV_CHILD_WORKER0 = 2 };
+#define XV_GRAPH_CHILDREN (XV_CHILD_WORKER0 + XV_MAX_WORKERS)
+xv_graph *xv_graph_child(xv_graph *g, int i);
+
 /* Recording for backward (default on). Off = inference: no tape, no saved state. */
 void xv_graph_set_grad(xv_graph *g, bool enabled);
 bool xv_graph_grad_enabled(const xv_graph *g);

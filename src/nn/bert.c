@@ -1,5 +1,6 @@
 #include "nn/bert.h"
 
+#include "nn/batch_split.h"
 #include "nn/relay.h"
 
 #include <math.h>
@@ -88,6 +89,12 @@ xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids) {
     return xv_dropout(g, e, b->cfg.hidden_dropout);
 }
 
+/* dropout(dense(h)) + res; one fused op where dropout is the identity. */
+static xv_tensor *dense_residual(xv_graph *g, const xv_linear_p *l, xv_tensor *h, xv_tensor *res, float p) {
+    if (!xv_graph_training(g) || p == 0) return xv_nn_linear_add(g, l, h, res);
+    return xv_add(g, xv_dropout(g, xv_nn_linear(g, l, h), p), res);
+}
+
 static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *k,
                                   const xv_linear_p *v, const xv_linear_p *o, const xv_ln_p *ln, xv_tensor *x,
                                   xv_tensor *kv_src, xv_tensor *key_mask) {
@@ -98,8 +105,38 @@ static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear
     a.dropout = b->cfg.attn_dropout;
     xv_tensor *ctx = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
                                   &a);
-    xv_tensor *h = xv_dropout(g, xv_nn_linear(g, o, ctx), b->cfg.hidden_dropout);
-    return xv_nn_ln(g, ln, xv_add(g, h, x));
+    return xv_nn_ln(g, ln, dense_residual(g, o, ctx, x, b->cfg.hidden_dropout));
+}
+
+/* Layers [from, to) on x with the additive masks already built. */
+static xv_tensor *layers_run(xv_graph *g, const xv_bert *b, int from, int to, xv_tensor *x, xv_tensor *text_mask,
+                             xv_tensor *image, xv_tensor *image_mask) {
+    const xv_bert_config *c = &b->cfg;
+    xv_relay r;
+    if (!xv_relay_begin(&r, g)) return NULL;
+    xv_graph *cg = g;
+    for (int i = from; i < to && xv_relay_ok(&r, cg, x); i++) {
+        const xv_bert_layer *L = &b->layers[i];
+        cg = xv_relay_next(&r, &x);
+        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
+        if (L->cross)
+            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
+        xv_tensor *h = xv_nn_linear_gelu(cg, &L->inter, x);
+        x = xv_nn_ln(cg, &L->out_ln, dense_residual(cg, &L->out, h, x, c->hidden_dropout));
+    }
+    xv_tensor *out = xv_relay_ok(&r, cg, x) ? xv_relay_keep(&r, cg, x) : NULL;
+    xv_relay_end(&r);
+    return out;
+}
+
+struct layers_ctx {
+    const xv_bert *b;
+    int from, to;
+};
+
+static xv_tensor *layers_share(xv_graph *g, void *ctx, xv_tensor *const *in) {
+    const struct layers_ctx *c = ctx;
+    return layers_run(g, c->b, c->from, c->to, in[0], in[1], in[2], in[3]);
 }
 
 xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
@@ -129,22 +166,11 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
             image_mask = xv_nn_key_mask(g, image_atts, IMAGE_MASK_VALUE);
         }
     }
-    xv_relay r;
-    if (!xv_relay_begin(&r, g)) return NULL;
-    xv_graph *cg = g;
-    for (int i = from; i < to && xv_relay_ok(&r, cg, x); i++) {
-        const xv_bert_layer *L = &b->layers[i];
-        cg = xv_relay_next(&r, &x);
-        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
-        if (L->cross)
-            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
-        xv_tensor *h = xv_gelu(cg, xv_nn_linear(cg, &L->inter, x));
-        h = xv_dropout(cg, xv_nn_linear(cg, &L->out, h), c->hidden_dropout);
-        x = xv_nn_ln(cg, &L->out_ln, xv_add(cg, h, x));
-    }
-    xv_tensor *out = xv_relay_ok(&r, cg, x) ? xv_relay_keep(&r, cg, x) : NULL;
-    xv_relay_end(&r);
-    return out;
+    if (xv_graph_status(g) != XV_OK) return NULL;
+    struct layers_ctx lc = {b, from, to};
+    xv_tensor *in[4] = {x, text_mask, image, image_mask};
+    /* Sequences are independent: in inference, one stream of them per thread. */
+    return xv_batch_split(g, layers_share, &lc, in, 4);
 }
 
 xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,

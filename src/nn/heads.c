@@ -33,6 +33,6 @@ xv_status xv_mlm_head_init(xv_mlm_head *h, xv_params *p, const char *prefix, int
 }
 
 xv_tensor *xv_mlm_head_forward(xv_graph *g, const xv_mlm_head *h, xv_tensor *x) {
-    x = xv_nn_ln(g, &h->ln, xv_gelu(g, xv_nn_linear(g, &h->dense, x)));
+    x = xv_nn_ln(g, &h->ln, xv_nn_linear_gelu(g, &h->dense, x));
     return xv_linear(g, x, h->decoder_w, h->bias);
 }

@@ -24,6 +24,14 @@ xv_status xv_nn_ln_new(xv_params *p, xv_ln_p *l, const char *prefix, int n, floa
 static inline xv_tensor *xv_nn_linear(xv_graph *g, const xv_linear_p *l, xv_tensor *x) {
     return xv_linear(g, x, l->w, l->b);
 }
+/* gelu(linear(x)), fused when nothing is recorded (xv_linear_gelu). */
+static inline xv_tensor *xv_nn_linear_gelu(xv_graph *g, const xv_linear_p *l, xv_tensor *x) {
+    return xv_linear_gelu(g, x, l->w, l->b);
+}
+/* linear(x) + res, fused when nothing is recorded (xv_linear_add). */
+static inline xv_tensor *xv_nn_linear_add(xv_graph *g, const xv_linear_p *l, xv_tensor *x, xv_tensor *res) {
+    return xv_linear_add(g, x, l->w, l->b, res);
+}
 static inline xv_tensor *xv_nn_ln(xv_graph *g, const xv_ln_p *l, xv_tensor *x) {
     return xv_layernorm(g, x, l->g, l->b, l->eps);
 }

@@ -6,15 +6,13 @@ bool xv_relay_begin(xv_relay *r, xv_graph *g) {
     memset(r, 0, sizeof *r);
     r->main = g;
     if (xv_graph_grad_enabled(g) || xv_graph_training(g)) return true;
-    r->tmp[0] = xv_graph_new(0);
-    r->tmp[1] = xv_graph_new(0);
+    r->tmp[0] = xv_graph_child(g, XV_CHILD_RELAY0);
+    r->tmp[1] = xv_graph_child(g, XV_CHILD_RELAY1);
     if (!r->tmp[0] || !r->tmp[1]) {
-        xv_relay_end(r);
+        r->tmp[0] = r->tmp[1] = NULL;
         xv_graph_fail(g, XV_ERR_NOMEM, "out of memory creating scratch graphs");
         return false;
     }
-    xv_graph_set_grad(r->tmp[0], false);
-    xv_graph_set_grad(r->tmp[1], false);
     return true;
 }
 
@@ -44,7 +42,9 @@ xv_tensor *xv_relay_keep(xv_relay *r, xv_graph *cg, xv_tensor *x) {
 }
 
 void xv_relay_end(xv_relay *r) {
-    xv_graph_free(r->tmp[0]);
-    xv_graph_free(r->tmp[1]);
+    /* The scratch graphs belong to the main graph, which keeps their memory
+     * for the next relay; only their errors and tensors are dropped. */
+    if (r->tmp[0]) xv_graph_reset(r->tmp[0]);
+    if (r->tmp[1]) xv_graph_reset(r->tmp[1]);
     r->tmp[0] = r->tmp[1] = NULL;
 }

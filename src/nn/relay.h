@@ -1,7 +1,7 @@
 /* Inference relay: when a graph records nothing (no gradient, eval mode), a
- * stack of units (Swin blocks, BERT layers) runs unit by unit in two scratch
- * graphs that take turns, so activation memory is two units instead of the
- * whole stack. A unit's input is the previous unit's output, living in the
+ * stack of units (Swin blocks, BERT layers) runs unit by unit in the two
+ * scratch graphs of the main graph (xv_graph_child), which take turns, so
+ * activation memory is two units instead of the whole stack. A unit's input is the previous unit's output, living in the
  * other scratch graph; tensors of the main graph (masks, image tokens) and
  * parameters may be read directly. With recording on, every unit runs on the
  * main graph and the relay changes nothing. */

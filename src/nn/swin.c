@@ -1,5 +1,6 @@
 #include "nn/swin.h"
 
+#include "nn/batch_split.h"
 #include "nn/relay.h"
 
 #include <math.h>
@@ -149,10 +150,7 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     const int64_t C = b->dim, n = (int64_t)b->window * b->window;
     xv_tensor *h = xv_nn_ln(g, &b->norm1, x);
     h = xv_window_partition(g, h, b->res, b->res, b->window, b->shift); /* [N·nW, W², C] */
-    xv_tensor *qkv = xv_nn_linear(g, &b->qkv, h);
-    xv_tensor *q = xv_slice(g, qkv, 2, 0, C);
-    xv_tensor *k = xv_slice(g, qkv, 2, C, C);
-    xv_tensor *v = xv_slice(g, qkv, 2, 2 * C, C);
+    xv_tensor *qkv = xv_nn_linear(g, &b->qkv, h); /* q, k, v = column blocks of C */
     xv_attn_args a = {0};
     a.heads = b->heads;
     a.scale = (float)(1.0 / sqrt((double)(C / b->heads))); /* Swin scales q before q·kᵀ */
@@ -160,23 +158,19 @@ static xv_tensor *block_forward(xv_graph *g, const xv_swin_block *b, xv_tensor *
     if (b->shift_mask)
         a.group_mask = xv_tensor_wrap_f32(g, b->shift_mask, XV_SHAPE(b->n_windows, n, n));
     if ((b->shift_mask && !a.group_mask) || !a.bias) return NULL;
-    h = xv_attention(g, q, k, v, &a);
+    h = xv_attention_packed(g, qkv, &a);
     h = xv_nn_linear(g, &b->proj, h);
     h = xv_window_reverse(g, h, b->res, b->res, b->window, b->shift); /* [N, res², C] */
     x = xv_add(g, x, xv_drop_path(g, h, b->drop_path));
-    h = xv_nn_linear(g, &b->fc2, xv_gelu(g, xv_nn_linear(g, &b->fc1, xv_nn_ln(g, &b->norm2, x))));
-    return xv_add(g, x, xv_drop_path(g, h, b->drop_path));
+    h = xv_nn_linear_gelu(g, &b->fc1, xv_nn_ln(g, &b->norm2, x));
+    if (!xv_graph_training(g) || b->drop_path == 0) /* drop-path is the identity: fc2 adds the residual */
+        return xv_nn_linear_add(g, &b->fc2, h, x);
+    return xv_add(g, x, xv_drop_path(g, xv_nn_linear(g, &b->fc2, h), b->drop_path));
 }
 
-xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
-    if (!images) return NULL;
+/* The encoder on images already checked; stage_out as in xv_swin_forward. */
+static xv_tensor *swin_run(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
     const xv_swin_config *c = &s->cfg;
-    if (images->dtype != XV_F32 || images->ndim != 4 || images->shape[1] != c->in_chans ||
-        images->shape[2] != c->image_res || images->shape[3] != c->image_res) {
-        char buf[64];
-        return xv_graph_fail(g, XV_ERR_SHAPE, "vision encoder: images must be F32 [N, %d, %d, %d], got %s",
-                             c->in_chans, c->image_res, c->image_res, xv_shape_str(images, buf, sizeof buf));
-    }
     xv_relay r;
     if (!xv_relay_begin(&r, g)) return NULL;
     int64_t C0 = c->embed_dim, kin = (int64_t)c->in_chans * c->patch * c->patch;
@@ -207,4 +201,22 @@ xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_
     }
     xv_relay_end(&r);
     return out;
+}
+
+static xv_tensor *swin_share(xv_graph *g, void *ctx, xv_tensor *const *in) {
+    return swin_run(g, ctx, in[0], NULL);
+}
+
+xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {
+    if (!images) return NULL;
+    const xv_swin_config *c = &s->cfg;
+    if (images->dtype != XV_F32 || images->ndim != 4 || images->shape[1] != c->in_chans ||
+        images->shape[2] != c->image_res || images->shape[3] != c->image_res) {
+        char buf[64];
+        return xv_graph_fail(g, XV_ERR_SHAPE, "vision encoder: images must be F32 [N, %d, %d, %d], got %s",
+                             c->in_chans, c->image_res, c->image_res, xv_shape_str(images, buf, sizeof buf));
+    }
+    if (stage_out) return swin_run(g, s, images, stage_out);
+    /* Images are independent: in inference, one stream of images per thread. */
+    return xv_batch_split(g, swin_share, (void *)s, &images, 1);
 }

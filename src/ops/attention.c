@@ -1,7 +1,7 @@
 /* Fused scaled-dot-product attention over (batch, head) pairs.
  *
  * For each pair, with Q, K, V the head's column blocks (K and V read in place:
- * row stride heads·D, no copies):
+ * row stride heads·D, or 3·heads·D within a packed qkv; no copies):
  *   S = (scale·Q)·Kᵀ + bias[h] + group_mask[b % G] + key_mask[b]   (in that order)
  *   P = softmax_rows(S),  P̃ = dropout(P),  O = P̃·V  -> out[b, :, h·Dv:(h+1)·Dv]
  *
@@ -31,6 +31,9 @@
 
 typedef struct {
     int64_t B, Lq, Lk, H, D, Dv, G;
+    /* Row strides of q, k, v and where their heads start in a row: H·D (H·Dv)
+     * and 0 for separate tensors; 3·H·D and 0, H·D, 2·H·D for one packed qkv. */
+    int64_t ldq, ldk, ldv, offq, offk, offv;
     float scale;
     float drop;            /* 0 when not training */
     uint64_t key, base;    /* dropout stream */
@@ -53,15 +56,13 @@ static float *scratch_mat(const attn_plan *a, float *s, int i) {
 }
 static float *scratch_vec(const attn_plan *a, float *s) { return scratch_mat(a, s, 2); }
 
-static const float *q_head(const attn_plan *a, int64_t b, int64_t h) {
-    return a->q->data + b * a->Lq * a->H * a->D + h * a->D;
-}
-static const float *k_head(const attn_plan *a, int64_t b, int64_t h) {
-    return a->k->data + b * a->Lk * a->H * a->D + h * a->D;
-}
-static const float *v_head(const attn_plan *a, int64_t b, int64_t h) {
-    return a->v->data + b * a->Lk * a->H * a->Dv + h * a->Dv;
-}
+/* Head h of batch b in q, k, v (or in their gradients: same layout). */
+static int64_t q_at(const attn_plan *a, int64_t b, int64_t h) { return a->offq + b * a->Lq * a->ldq + h * a->D; }
+static int64_t k_at(const attn_plan *a, int64_t b, int64_t h) { return a->offk + b * a->Lk * a->ldk + h * a->D; }
+static int64_t v_at(const attn_plan *a, int64_t b, int64_t h) { return a->offv + b * a->Lk * a->ldv + h * a->Dv; }
+static const float *q_head(const attn_plan *a, int64_t b, int64_t h) { return a->q->data + q_at(a, b, h); }
+static const float *k_head(const attn_plan *a, int64_t b, int64_t h) { return a->k->data + k_at(a, b, h); }
+static const float *v_head(const attn_plan *a, int64_t b, int64_t h) { return a->v->data + v_at(a, b, h); }
 
 /* dst[c·rows + r] = src[r·ld + c] for a rows x cols block (dst dense). */
 static void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst) {
@@ -77,7 +78,7 @@ static void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, 
  * [Lq, D] or transposed [D, Lq]. */
 static void scaled_q(const attn_plan *a, int64_t b, int64_t h, float *qs, bool transposed) {
     const float *q = q_head(a, b, h);
-    int64_t Lq = a->Lq, D = a->D, ld = a->H * a->D;
+    int64_t Lq = a->Lq, D = a->D, ld = a->ldq;
     float sc = a->scale;
     if (transposed) {
         for (int64_t d = 0; d < D; d++) {
@@ -116,7 +117,7 @@ static void probs_pair(const attn_plan *a, int64_t b, int64_t h, float *qst, flo
     int64_t Lq = a->Lq, Lk = a->Lk;
     scaled_q(a, b, h, qst, true);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)Lq, (int)a->D, 1.0f, k_head(a, b, h),
-                (int)(a->H * a->D), qst, (int)Lq, 0.0f, pt, (int)Lq);
+                (int)a->ldk, qst, (int)Lq, 0.0f, pt, (int)Lq);
     /* Absent masks read zeros (adding +0 is exact). */
     const float *bias = a->bias_t ? a->bias_t + h * Lk * Lq : a->zeros;
     const float *gm = a->group_t ? a->group_t + (b % a->G) * Lk * Lq : a->zeros;
@@ -156,28 +157,28 @@ static void context_pair(const attn_plan *a, int64_t b, int64_t h, const float *
         dropout_pair(a, b * a->H + h, pt, ptd);
         pt = ptd;
     }
-    int64_t ldv = a->H * a->Dv;
+    int64_t ldo = a->H * a->Dv;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)a->Lq, (int)a->Dv, (int)a->Lk, 1.0f, pt, (int)a->Lq,
-                v_head(a, b, h), (int)ldv, 0.0f, out + b * a->Lq * ldv + h * a->Dv, (int)ldv);
+                v_head(a, b, h), (int)a->ldv, 0.0f, out + b * a->Lq * ldo + h * a->Dv, (int)ldo);
 }
 
 /* Backward through O = dropout(P)·V: dV += P̃ᵀ·dO, and (when dpt is given)
  * dpt = (dL/dP)ᵀ = mask(V·dOᵀ). tmp: [Lk, Lq] scratch. */
 static void context_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *pt, const float *dout,
                                   float *dv, float *dpt, float *tmp) {
-    int64_t Lq = a->Lq, Lk = a->Lk, Dv = a->Dv, ldv = a->H * Dv, pair = b * a->H + h;
-    const float *dO = dout + b * Lq * ldv + h * Dv;
+    int64_t Lq = a->Lq, Lk = a->Lk, Dv = a->Dv, ldo = a->H * Dv, ldv = a->ldv, pair = b * a->H + h;
+    const float *dO = dout + b * Lq * ldo + h * Dv;
     if (dv) {
         if (a->drop > 0) {
             dropout_pair(a, pair, pt, tmp);
             pt = tmp;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)Dv, (int)Lq, 1.0f, pt, (int)Lq, dO,
-                    (int)ldv, 1.0f, dv + b * Lk * ldv + h * Dv, (int)ldv);
+                    (int)ldo, 1.0f, dv + v_at(a, b, h), (int)ldv);
     }
     if (!dpt) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lk, (int)Lq, (int)Dv, 1.0f, v_head(a, b, h), (int)ldv,
-                dO, (int)ldv, 0.0f, dpt, (int)Lq);
+                dO, (int)ldo, 0.0f, dpt, (int)Lq);
     if (a->drop > 0) dropout_pair(a, pair, dpt, dpt);
 }
 
@@ -185,7 +186,7 @@ static void context_backward_pair(const attn_plan *a, int64_t b, int64_t h, cons
  * and dSᵀ on return; dbias_t[h] += dSᵀ; dq += scale·dS·K; dk += dSᵀ·(scale·Q). */
 static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const float *pt, float *dst, float *qs,
                                 float *vec, float *dq, float *dk, float *dbias_t) {
-    int64_t Lq = a->Lq, Lk = a->Lk, D = a->D, ld = a->H * D;
+    int64_t Lq = a->Lq, Lk = a->Lk, D = a->D;
     float *dot = vec;
     for (int64_t i = 0; i < Lq; i++) dot[i] = 0.0f;
     for (int64_t j = 0; j < Lk; j++) {
@@ -207,11 +208,11 @@ static void probs_backward_pair(const attn_plan *a, int64_t b, int64_t h, const 
     }
     if (dq)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Lq, (int)D, (int)Lk, a->scale, dst, (int)Lq,
-                    k_head(a, b, h), (int)ld, 1.0f, dq + b * Lq * ld + h * D, (int)ld);
+                    k_head(a, b, h), (int)a->ldk, 1.0f, dq + q_at(a, b, h), (int)a->ldq);
     if (dk) {
         scaled_q(a, b, h, qs, false);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lk, (int)D, (int)Lq, 1.0f, dst, (int)Lq, qs,
-                    (int)D, 1.0f, dk + b * Lk * ld + h * D, (int)ld);
+                    (int)D, 1.0f, dk + k_at(a, b, h), (int)a->ldk);
     }
 }
 
@@ -353,7 +354,33 @@ static bool check_mask(xv_graph *g, const char *what, const xv_tensor *m, int64_
     return ok;
 }
 
-/* Validates the arguments and fills the plan's shapes. */
+/* Validates the masks, bias and dropout against the plan's shapes. */
+static bool plan_args(xv_graph *g, const char *op, const xv_attn_args *args, attn_plan *a) {
+    if (a->Lq * a->ldq > INT32_MAX || a->Lk * a->ldk > INT32_MAX || a->Lk * a->ldv > INT32_MAX ||
+        a->Lq * a->Lk > INT32_MAX) {
+        xv_graph_fail(g, XV_ERR_UNSUPPORTED, "%s: dims beyond 32-bit BLAS indices", op);
+        return false;
+    }
+    if (args->key_mask) {
+        if (!check_mask(g, "key_mask", args->key_mask, a->B, a->Lk, 0, 2)) return false;
+        a->key_mask = args->key_mask->data;
+    }
+    if (args->group_mask) {
+        if (!check_mask(g, "group_mask", args->group_mask, -1, a->Lq, a->Lk, 3)) return false;
+        a->G = args->group_mask->shape[0];
+    }
+    if (args->bias) {
+        if (!check_mask(g, "bias", args->bias, a->H, a->Lq, a->Lk, 3)) return false;
+        a->bias = args->bias;
+    }
+    if (!(args->dropout >= 0 && args->dropout < 1)) {
+        xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", op, args->dropout);
+        return false;
+    }
+    return true;
+}
+
+/* Validates separate q, k, v and fills the plan. */
 static bool plan_shapes(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *args,
                         attn_plan *a) {
     static const char op[] = "xv_attention";
@@ -383,28 +410,32 @@ static bool plan_shapes(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
         return false;
     }
     *a = (attn_plan){.B = q->shape[0], .Lq = q->shape[1], .Lk = k->shape[1], .H = H, .D = q->shape[2] / H,
-                     .Dv = v->shape[2] / H, .G = 1, .scale = args->scale, .q = q, .k = k, .v = v};
-    if (a->Lq * a->H * a->D > INT32_MAX || a->Lk * a->H * a->Dv > INT32_MAX || a->Lq * a->Lk > INT32_MAX) {
-        xv_graph_fail(g, XV_ERR_UNSUPPORTED, "%s: dims beyond 32-bit BLAS indices", op);
+                     .Dv = v->shape[2] / H, .G = 1, .ldq = q->shape[2], .ldk = k->shape[2], .ldv = v->shape[2],
+                     .scale = args->scale, .q = q, .k = k, .v = v};
+    return plan_args(g, op, args, a);
+}
+
+/* Validates a packed qkv [B, L, 3·heads·D] and fills the plan (q, k, v all
+ * point at it, at column offsets 0, heads·D, 2·heads·D). */
+static bool plan_packed(xv_graph *g, xv_tensor *qkv, const xv_attn_args *args, attn_plan *a) {
+    static const char op[] = "xv_attention_packed";
+    if (!xv_dense_f32_arg(g, op, "qkv", qkv)) return false;
+    if (!args) {
+        xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: args is NULL", op);
         return false;
     }
-    if (args->key_mask) {
-        if (!check_mask(g, "key_mask", args->key_mask, a->B, a->Lk, 0, 2)) return false;
-        a->key_mask = args->key_mask->data;
-    }
-    if (args->group_mask) {
-        if (!check_mask(g, "group_mask", args->group_mask, -1, a->Lq, a->Lk, 3)) return false;
-        a->G = args->group_mask->shape[0];
-    }
-    if (args->bias) {
-        if (!check_mask(g, "bias", args->bias, H, a->Lq, a->Lk, 3)) return false;
-        a->bias = args->bias;
-    }
-    if (!(args->dropout >= 0 && args->dropout < 1)) {
-        xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: dropout %g outside [0, 1)", op, args->dropout);
+    int64_t H = args->heads;
+    if (H <= 0 || qkv->ndim != 3 || qkv->shape[1] == 0 || qkv->shape[2] == 0 || qkv->shape[2] % (3 * H) != 0) {
+        char sq[96];
+        xv_graph_fail(g, XV_ERR_SHAPE, "%s: qkv %s with %d heads: want [B, L, 3·heads·D], D > 0", op,
+                      xv_shape_str(qkv, sq, sizeof sq), args->heads);
         return false;
     }
-    return true;
+    int64_t W = qkv->shape[2], HD = W / 3;
+    *a = (attn_plan){.B = qkv->shape[0], .Lq = qkv->shape[1], .Lk = qkv->shape[1], .H = H, .D = HD / H,
+                     .Dv = HD / H, .G = 1, .ldq = W, .ldk = W, .ldv = W, .offq = 0, .offk = HD, .offv = 2 * HD,
+                     .scale = args->scale, .q = qkv, .k = qkv, .v = qkv};
+    return plan_args(g, op, args, a);
 }
 
 /* [n, R, C] -> [n, C, R] in the graph arena. */
@@ -415,14 +446,12 @@ static const float *transposed_copy(xv_graph *g, const float *src, int64_t n, in
     return dst;
 }
 
-xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *args) {
-    if (!g) return NULL;
-    attn_plan plan;
-    if (!plan_shapes(g, q, k, v, args, &plan)) return NULL;
+/* Runs a validated plan (q, k, v may be one packed tensor, recorded thrice). */
+static xv_tensor *run_plan(xv_graph *g, attn_plan plan, const xv_attn_args *args) {
     xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(plan.B, plan.Lq, plan.H * plan.Dv));
     if (!out) return NULL;
 
-    xv_tensor *qkb[3] = {q, k, plan.bias}, *all[4] = {q, k, v, plan.bias};
+    xv_tensor *qkb[3] = {plan.q, plan.k, plan.bias}, *all[4] = {plan.q, plan.k, plan.v, plan.bias};
     bool record = xv_needs_grad(g, all, 4);
     bool two_nodes = args->probs_out != NULL;
     int64_t pairs = plan.B * plan.H, pn = plan.Lq * plan.Lk;
@@ -470,9 +499,23 @@ xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, c
     if (saved) *saved = plan;
     xv_node *np = xv_record(g, "xv_attention_probs", plan.probs, attention_probs_backward, qkb, 3);
     if (np) np->saved = saved;
-    xv_tensor *pv[2] = {plan.probs, v};
+    xv_tensor *pv[2] = {plan.probs, plan.v};
     xv_node *nc = xv_record(g, "xv_attention_context", out, attention_context_backward, pv, 2);
     if (nc) nc->saved = saved;
     *args->probs_out = plan.probs;
     return out;
+}
+
+xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *args) {
+    if (!g) return NULL;
+    attn_plan plan;
+    if (!plan_shapes(g, q, k, v, args, &plan)) return NULL;
+    return run_plan(g, plan, args);
+}
+
+xv_tensor *xv_attention_packed(xv_graph *g, xv_tensor *qkv, const xv_attn_args *args) {
+    if (!g) return NULL;
+    attn_plan plan;
+    if (!plan_packed(g, qkv, args, &plan)) return NULL;
+    return run_plan(g, plan, args);
 }

@@ -41,6 +41,9 @@ void xv_dense_softmax_row(float *x, int64_t n);
 /* dx[0..n) += y·(dy - <y, dy>) for y = softmax(x). */
 void xv_dense_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n);
 
+/* y[0..n) = GELU(x) = x·Φ(x), exact erf form (fastmath erf); y may be x. */
+void xv_dense_gelu(const float *x, float *y, int64_t n);
+
 /* A tensor of `like`'s shape (data uninitialised). */
 xv_tensor *xv_dense_new_like(xv_graph *g, const xv_tensor *like);
 

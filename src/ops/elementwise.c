@@ -167,6 +167,11 @@ static inline float sigmoid_f32(float x) {
     return x < 0 ? e / (1.0f + e) : 1.0f / (1.0f + e);
 }
 
+void xv_dense_gelu(const float *x, float *y, int64_t n) {
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + xv_erf_f32(x[i] * INV_SQRT2));
+}
+
 static void unary_backward(xv_graph *g, xv_node *n) {
     xv_tensor *x = n->in[0];
     float *dx = xv_grad(g, x);
@@ -204,8 +209,7 @@ static xv_tensor *unary_op(xv_graph *g, const char *op, unary_kind kind, xv_tens
     int64_t cnt = x->numel;
     switch (kind) {
     case UN_GELU:
-#pragma omp parallel for simd schedule(static) PAR_IF(cnt)
-        for (int64_t i = 0; i < cnt; i++) yd[i] = 0.5f * xd[i] * (1.0f + xv_erf_f32(xd[i] * INV_SQRT2));
+        xv_dense_gelu(xd, yd, cnt);
         break;
     case UN_SIGMOID:
 #pragma omp parallel for simd schedule(static) PAR_IF(cnt)

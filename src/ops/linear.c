@@ -1,22 +1,23 @@
-/* xv_linear and xv_bmm: everything goes to cblas_sgemm; the bias is fused into
- * the GEMM (rows prefilled with b, beta = 1) and gradients accumulate with beta = 1. */
+/* xv_linear and xv_bmm. The Linear forward goes to xv_gemm_linear (oneDNN
+ * matmul with the bias fused, or OpenBLAS with bias rows and beta = 1); every
+ * other product to cblas_sgemm, gradients accumulating with beta = 1. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "ops/dense_internal.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 
 /* ---------------------------------------------------------------- linear */
 
-/* Threads: a tall product is split by rows into one contiguous block per
- * thread, each running single-threaded BLAS, all inside one parallel region.
- * On this project's shared 2-core machines every fork/join can cost a
- * scheduler time slice, so one region per op matters as much as the
- * arithmetic. Shorter products use BLAS's own threads instead: the forward
- * splits from 64 rows per thread; the backward from 1024, since each extra
- * thread then sums a private dW that costs a pass over out x in floats. */
-#define FWD_SPLIT_ROWS 64
+/* Backward threads: a tall product is split by rows into one contiguous block
+ * per thread, each running single-threaded BLAS, all inside one parallel
+ * region. On this project's shared 2-core machines every fork/join can cost
+ * a scheduler time slice, so one region per op matters as much as the
+ * arithmetic. Shorter products use BLAS's own threads instead: from 1024 rows
+ * per thread, since each extra thread then sums a private dW that costs a
+ * pass over out x in floats. (The forward: ops/gemm.c.) */
 #define BWD_SPLIT_ROWS 1024
 /* Within a thread's block the backward runs in steps of 1024 rows: each slice of dY is
  * read by the dX and dW products and then by db's column sum while it is still
@@ -34,18 +35,6 @@ static void row_block(int64_t rows, int64_t *r0, int64_t *r1) {
     int nt = omp_get_num_threads(), tid = omp_get_thread_num();
     *r0 = rows * tid / nt;
     *r1 = rows * (tid + 1) / nt;
-}
-
-/* y[r0..r1) = x·Wᵀ + b on the calling thread's BLAS (threaded outside a region). */
-static void forward_rows(const float *x, const float *w, const float *b, float *y, int64_t r0, int64_t r1, int in,
-                         int out) {
-    if (b)
-        for (int64_t r = r0; r < r1; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
-    if (in > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), out, in, 1.0f, x + r0 * in, in, w, in,
-                    b ? 1.0f : 0.0f, y + r0 * out, out);
-    else if (!b)
-        memset(y + r0 * out, 0, sizeof(float) * (size_t)((r1 - r0) * out));
 }
 
 /* Gradients of rows [r0, r1) in steps of `step` rows: dx += dY·W; dw += dYᵀ·X
@@ -115,8 +104,9 @@ static void linear_backward(xv_graph *g, xv_node *n) {
     }
 }
 
-xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
-    static const char op[] = "xv_linear";
+/* act(x·Wᵀ + b) + res after checking the arguments (not recorded; res may be NULL). */
+static xv_tensor *linear_forward(xv_graph *g, const char *op, xv_tensor *x, xv_tensor *w, xv_tensor *b,
+                                 xv_gemm_act act, xv_tensor *res) {
     if (!g || !xv_dense_f32_arg(g, op, "x", x) || !xv_dense_f32_arg(g, op, "w", w)) return NULL;
     if (b && !xv_dense_f32_arg(g, op, "b", b)) return NULL;
     int64_t in = xv_last_dim(x), rows = xv_dense_rows(x);
@@ -137,27 +127,48 @@ xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
     shape[x->ndim - 1] = out;
     xv_tensor *y = xv_tensor_new(g, XV_F32, shape, x->ndim);
     if (!y) return NULL;
+    if (res && (!xv_dense_f32_arg(g, op, "res", res) || !xv_same_shape(res, y)))
+        return xv_graph_fail(g, XV_ERR_SHAPE, "%s: residual %s is not the output's shape", op,
+                             res ? xv_shape_str(res, sx, sizeof sx) : "NULL");
     if (rows > 0 && out > 0) {
-        const float *bd = b ? b->data : NULL;
-        if (split_rows(rows, FWD_SPLIT_ROWS)) {
-#pragma omp parallel
-            {
-                int64_t r0, r1;
-                row_block(rows, &r0, &r1);
-                forward_rows(x->data, w->data, bd, y->data, r0, r1, (int)in, (int)out);
-            }
+        xv_gemm_epilogue ep = {b ? b->data : NULL, act, res ? res->data : NULL};
+        if (in > 0) {
+            if (!xv_gemm_linear(g, x->data, w->data, &ep, y->data, rows, in, out)) return NULL;
         } else {
-            forward_rows(x->data, w->data, bd, y->data, 0, rows, (int)in, (int)out);
+            for (int64_t r = 0; r < rows; r++) /* empty product: the bias alone */
+                if (b) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);
+                else memset(y->data + r * out, 0, sizeof(float) * (size_t)out);
+            if (act == XV_GEMM_GELU) xv_dense_gelu(y->data, y->data, y->numel);
+            for (int64_t i = 0; res && i < y->numel; i++) y->data[i] += res->data[i];
         }
     }
+    return y;
+}
+
+xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
+    xv_tensor *y = linear_forward(g, "xv_linear", x, w, b, XV_GEMM_PLAIN, NULL);
     xv_tensor *ins[3] = {x, w, b};
-    xv_node *n = xv_record(g, op, y, linear_backward, ins, 3);
+    xv_node *n = xv_record(g, "xv_linear", y, linear_backward, ins, 3);
     if (n) {
-        n->iarg[0] = rows;
-        n->iarg[1] = in;
-        n->iarg[2] = out;
+        n->iarg[0] = xv_dense_rows(x);
+        n->iarg[1] = xv_last_dim(x);
+        n->iarg[2] = w->shape[0];
     }
     return y;
+}
+
+xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b) {
+    xv_tensor *ins[3] = {x, w, b};
+    /* Backward needs the pre-activation: record the two ops. */
+    if (g && xv_needs_grad(g, ins, 3)) return xv_gelu(g, xv_linear(g, x, w, b));
+    return linear_forward(g, "xv_linear_gelu", x, w, b, XV_GEMM_GELU, NULL);
+}
+
+xv_tensor *xv_linear_add(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b, xv_tensor *res) {
+    xv_tensor *ins[4] = {x, w, b, res};
+    /* Recording: the two ops (the residual's gradient is the output's). */
+    if (g && xv_needs_grad(g, ins, 4)) return xv_add(g, xv_linear(g, x, w, b), res);
+    return linear_forward(g, "xv_linear_add", x, w, b, XV_GEMM_PLAIN, res);
 }
 
 /* ---------------------------------------------------------------- bmm */

@@ -18,6 +18,19 @@
 /* y[..., out] = x[..., in] · W[out, in]ᵀ + b[out]  (b may be NULL). cblas_sgemm. */
 xv_tensor *xv_linear(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
 
+/* gelu(x·Wᵀ + b) (exact erf form). With recording on, xv_gelu of xv_linear.
+ * Otherwise one op without the pre-activation tensor: with oneDNN the GELU
+ * runs inside the product's kernel (its erf approximation: within
+ * 2e-7·max(1, |x|) of the exact GELU, as ours; ops/gemm.h), else in place
+ * right after it. */
+xv_tensor *xv_linear_gelu(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b);
+
+/* x·Wᵀ + b + res, res of the output's shape (a residual connection). With
+ * recording on, xv_add of xv_linear; otherwise one op: oneDNN adds res inside
+ * the product's kernel, OpenBLAS right after it. Same roundings in the same
+ * order as the two ops. */
+xv_tensor *xv_linear_add(xv_graph *g, xv_tensor *x, xv_tensor *w, xv_tensor *b, xv_tensor *res);
+
 /* Batched matmul over equal leading dims: a[..., M, K] (or [..., K, M] with
  * trans_a), b[..., K, N] (or [..., N, K] with trans_b) -> alpha · op(a)·op(b). */
 xv_tensor *xv_bmm(xv_graph *g, xv_tensor *a, xv_tensor *b, bool trans_a, bool trans_b, float alpha);
@@ -73,6 +86,11 @@ typedef struct {
 
 /* softmax(scale·q·kᵀ + bias + group_mask + key_mask) · v, heads concatenated -> [B, Lq, heads·D]. */
 xv_tensor *xv_attention(xv_graph *g, xv_tensor *q, xv_tensor *k, xv_tensor *v, const xv_attn_args *a);
+/* Self-attention on one packed projection qkv [B, L, 3·heads·D] (Swin's qkv
+ * Linear): q, k, v are its column blocks [0, heads·D), [heads·D, 2·heads·D),
+ * [2·heads·D, 3·heads·D), read in place. Same result and gradients (into qkv)
+ * as xv_attention on the three slices, without copying them. */
+xv_tensor *xv_attention_packed(xv_graph *g, xv_tensor *qkv, const xv_attn_args *a);
 
 /* ---------------------------------------------------------------- indexing */
 /* The pure data-movement ops (gather_rows, concat, slice, reshape, permute,

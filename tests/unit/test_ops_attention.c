@@ -2,7 +2,8 @@
  * reference with every argument at once (heads, scale on q, key mask with
  * -10000 / -1e9 and a fully masked key set, differentiable rel-pos bias, shift
  * group mask with -100, dropout); backward against finite differences; the
- * probabilities' gradient (Grad-CAM); determinism; argument errors.
+ * probabilities' gradient (Grad-CAM); determinism; the packed-qkv variant
+ * (equal bits to separate q, k, v, finite differences); argument errors.
  * Finite-difference tolerances: see tests/unit/test_ops_dense.c (same h, atol,
  * rtol; here at most 504 outputs of magnitude <= 2). */
 #include <math.h>
@@ -340,6 +341,87 @@ static void test_grads_consistency(void) {
     omp_set_num_threads(nt);
 }
 
+/* ---------------------------------------------------------------- packed qkv */
+
+/* q, k, v of a self-attention case interleaved into one [B, L, 3·H·D] buffer. */
+static float *pack_qkv(const attn_case *c) {
+    int64_t HD = (int64_t)c->H * c->D, rows = (int64_t)c->B * c->Lq;
+    float *p = xv_graph_alloc(G, sizeof(float) * (size_t)(rows * 3 * HD));
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(p + r * 3 * HD, c->q + r * HD, sizeof(float) * (size_t)HD);
+        memcpy(p + r * 3 * HD + HD, c->k + r * HD, sizeof(float) * (size_t)HD);
+        memcpy(p + r * 3 * HD + 2 * HD, c->v + r * HD, sizeof(float) * (size_t)HD);
+    }
+    return p;
+}
+
+static xv_tensor *run_packed(xv_graph *g, const attn_case *c, xv_tensor *qkv, xv_tensor *bias) {
+    xv_attn_args a = {.heads = c->H, .scale = c->scale, .dropout = c->dropout, .bias = bias};
+    if (c->key_mask) a.key_mask = xv_tensor_wrap_f32(g, c->key_mask, XV_SHAPE(c->B, c->Lk));
+    if (c->group_mask) a.group_mask = xv_tensor_wrap_f32(g, c->group_mask, XV_SHAPE(c->G, c->Lq, c->Lk));
+    return xv_attention_packed(g, qkv, &a);
+}
+
+typedef struct {
+    attn_case c;
+} fd_packed_ctx;
+
+static xv_tensor *fd_packed_fn(xv_graph *g, xv_tensor **in, void *p) {
+    fd_packed_ctx *f = p;
+    return run_packed(g, &f->c, in[0], f->c.bias ? in[1] : NULL);
+}
+
+static void test_packed(void) {
+    /* Self-attention (Lq = Lk, D = Dv) with every mask, with and without dropout. */
+    attn_case c = make_case(4, 9, 9, 3, 4, 4, 2, true, true, -1, 900);
+    int64_t HD = (int64_t)c.H * c.D, rows = (int64_t)c.B * c.Lq, no = rows * HD, nb = (int64_t)c.H * c.Lq * c.Lk;
+    float *packed = pack_qkv(&c), *r = rnd(no, -1, 1, 901);
+    for (int drop = 0; drop < 2; drop++) {
+        c.dropout = drop ? 0.25f : 0, c.training = drop;
+        attn_result sep = run_backward(&c, false, r);
+        xv_graph *g = xv_graph_new(1 << 20);
+        xv_graph_set_training(g, c.training);
+        xv_tensor *qkv = xv_tensor_wrap_f32(g, packed, XV_SHAPE(c.B, c.Lq, 3 * HD));
+        xv_tensor *bias = xv_tensor_wrap_f32(g, c.bias, XV_SHAPE(c.H, c.Lq, c.Lk));
+        qkv->requires_grad = bias->requires_grad = true;
+        xv_tensor *y = run_packed(g, &c, qkv, bias);
+        CHECK(y && xv_backward_with(g, y, r) == XV_OK, "packed backward: %s", xvlm_last_error());
+        if (!y || !qkv->grad) {
+            xv_graph_free(g);
+            continue;
+        }
+        /* Same arithmetic in the same order, only the strides differ: equal bits
+         * (dropout draws the same mask: same RNG stream, same element numbering). */
+        bool grads = true;
+        for (int64_t i = 0; i < rows && sep.dq; i++)
+            grads &= !memcmp(qkv->grad + i * 3 * HD, sep.dq + i * HD, sizeof(float) * (size_t)HD) &&
+                     !memcmp(qkv->grad + i * 3 * HD + HD, sep.dk + i * HD, sizeof(float) * (size_t)HD) &&
+                     !memcmp(qkv->grad + i * 3 * HD + 2 * HD, sep.dv + i * HD, sizeof(float) * (size_t)HD);
+        CHECK(same(y->data, sep.out, no), "packed forward equals separate q, k, v bitwise (dropout %d)", drop);
+        CHECK(grads && same(bias->grad, sep.dbias, nb), "packed gradients equal separate ones bitwise (dropout %d)",
+              drop);
+        xv_graph_free(g);
+    }
+    /* Finite differences through the packed input (bias and masks on, then dropout). */
+    for (int drop = 0; drop < 2; drop++) {
+        c.dropout = drop ? 0.2f : 0, c.training = drop;
+        fd_packed_ctx f = {c};
+        const int64_t sq[3] = {c.B, c.Lq, 3 * HD}, sb[3] = {c.H, c.Lq, c.Lk};
+        xv_fd_input in[2] = {{sq, 3, packed, true}, {sb, 3, c.bias, true}};
+        xv_fd_opts o = xv_fd_defaults();
+        o.training = c.training;
+        xv_fd_check(drop ? "fd packed qkv + dropout" : "fd packed qkv", fd_packed_fn, &f, in, 2, &o);
+    }
+    /* A width that is not 3·heads·D is refused by name. */
+    xv_graph *g = xv_graph_new(1 << 20);
+    xv_tensor *bad = xv_tensor_wrap_f32(g, packed, XV_SHAPE(c.B, c.Lq, 3 * HD - 3));
+    xv_attn_args a = {.heads = c.H, .scale = 1};
+    CHECK(!xv_attention_packed(g, bad, &a) && xv_graph_status(g) == XV_ERR_SHAPE &&
+              strstr(xvlm_last_error(), "xv_attention_packed"),
+          "packed width refused: %s", xvlm_last_error());
+    xv_graph_free(g);
+}
+
 static void test_errors(void) {
     xv_graph *g = xv_graph_new(1 << 20);
     attn_case c = make_case(2, 3, 4, 2, 2, 2, 0, false, false, -1, 800);
@@ -383,6 +465,7 @@ int main(void) {
     test_dropout_statistics();
     test_fd();
     test_grads_consistency();
+    test_packed();
     test_errors();
     xv_graph_free(G);
     return xv_test_finish("test_ops_attention");

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ops/fastmath.h"
+#include "ops/gemm.h"
 #include "testutil.h"
 
 #define U 5.9604644775390625e-08 /* 2^-24, unit roundoff of fp32 */
@@ -78,25 +79,101 @@ static void test_fastmath(void) {
 
 /* ============================================================ forward vs naive */
 
+/* Small, then large enough for the backends' blocked kernels (K split in
+ * blocks, several row and column tiles, tails). */
 static void test_linear_forward(void) {
-    const int rows = 3 * 7, in = 13, out = 49;
-    float *x = rnd(rows * in, -1, 1, 1), *w = rnd(out * in, -1, 1, 2), *b = rnd(out, -1, 1, 3);
-    xv_graph *g = xv_graph_new(1 << 20);
-    for (int with_bias = 0; with_bias < 2; with_bias++) {
-        xv_tensor *y = xv_linear(g, wrap(g, x, XV_SHAPE(3, 7, in)), wrap(g, w, XV_SHAPE(out, in)),
-                                 with_bias ? wrap(g, b, XV_SHAPE(out)) : NULL);
-        CHECK(y && y->ndim == 3 && y->shape[2] == out, "linear shape");
-        if (!y) continue;
-        double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < out; o++) {
-                double s = with_bias ? b[o] : 0, mag = fabs(s);
-                for (int k = 0; k < in; k++) s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
-                ref[r * out + o] = s;
-                tol[r * out + o] = (in + 2) * U * mag; /* recursive-summation bound: K+1 roundings of partial sums */
-            }
-        check_close(with_bias ? "linear forward (bias)" : "linear forward", y->data, ref, tol, rows * out);
+    static const int SH[2][3] = {{3 * 7, 13, 49}, {301, 300, 130}};
+    printf("Linear forward backend: %s\n", xv_gemm_backend());
+    for (int si = 0; si < 2; si++) {
+        const int rows = SH[si][0], in = SH[si][1], out = SH[si][2];
+        float *x = rnd(rows * in, -1, 1, 1), *w = rnd(out * in, -1, 1, 2), *b = rnd(out, -1, 1, 3);
+        xv_graph *g = xv_graph_new(1 << 20);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            xv_tensor *y = xv_linear(g, wrap(g, x, XV_SHAPE(rows, in)), wrap(g, w, XV_SHAPE(out, in)),
+                                     with_bias ? wrap(g, b, XV_SHAPE(out)) : NULL);
+            CHECK(y && y->ndim == 2 && y->shape[1] == out, "linear shape");
+            if (!y) continue;
+            double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) {
+                    double s = with_bias ? b[o] : 0, mag = fabs(s);
+                    for (int k = 0; k < in; k++)
+                        s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
+                    ref[r * out + o] = s;
+                    /* recursive-summation bound, whatever the order: K+1 roundings of partial sums */
+                    tol[r * out + o] = (in + 2) * U * mag;
+                }
+            check_close(with_bias ? "linear forward (bias)" : "linear forward", y->data, ref, tol, rows * out);
+        }
+        xv_graph_free(g);
     }
+}
+
+/* xv_linear_gelu: without recording one fused op (the backend's GELU), with
+ * recording exactly xv_gelu of xv_linear. */
+static void test_linear_gelu(void) {
+    xv_graph *g = xv_graph_new(1 << 22);
+    xv_graph_set_grad(g, false);
+    /* The GELU alone, z = x·1 exact, on a grid over [-8, 8]: both backends stay
+     * within 2e-7·max(1, |z|) of the exact value (fp32 rounding of the result,
+     * ~0.5 ulp of |z|, plus the erf approximation). */
+    const int n = 16001;
+    xv_tensor *z = xv_tensor_new(g, XV_F32, XV_SHAPE(n, 1)), *one = xv_tensor_new(g, XV_F32, XV_SHAPE(1, 1));
+    for (int i = 0; i < n; i++) z->data[i] = -8.0f + 16.0f * (float)i / (float)(n - 1);
+    one->data[0] = 1;
+    xv_tensor *y = xv_linear_gelu(g, z, one, NULL);
+    double worst = 0;
+    for (int i = 0; y && i < n; i++) {
+        double v = z->data[i], ref = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        worst = fmax(worst, fabs(y->data[i] - ref) / fmax(1, fabs(v)));
+    }
+    CHECK(y && worst <= 2e-7, "fused GELU (%s) within %.3g·max(1,|z|) of the exact GELU", xv_gemm_backend(), worst);
+    /* A blocked product with the GELU fused, against double sums. */
+    const int rows = 301, in = 300, out = 130;
+    float *x = rnd(rows * in, -1, 1, 11), *w = rnd(out * in, -0.2f, 0.2f, 12), *b = rnd(out, -1, 1, 13);
+    y = xv_linear_gelu(g, wrap(g, x, XV_SHAPE(rows, in)), wrap(g, w, XV_SHAPE(out, in)), wrap(g, b, XV_SHAPE(out)));
+    double *ref = dbuf(rows * out), *tol = dbuf(rows * out);
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double s = b[o], mag = fabs(s);
+            for (int k = 0; k < in; k++)
+                s += (double)x[r * in + k] * w[o * in + k], mag += fabs(x[r * in + k] * w[o * in + k]);
+            ref[r * out + o] = 0.5 * s * (1 + erf(s / sqrt(2.0)));
+            /* the product's bound through GELU' (<= 1.13), plus the GELU's own */
+            tol[r * out + o] = 1.13 * (in + 2) * U * mag + 2e-7 * fmax(1, fabs(s));
+        }
+    if (y) check_close("linear_gelu forward (inference)", y->data, ref, tol, rows * out);
+    /* Recording: the same two ops as written out. */
+    xv_graph_set_grad(g, true);
+    xv_tensor *X = wrap(g, x, XV_SHAPE(rows, in)), *W = wrap(g, w, XV_SHAPE(out, in)), *B = wrap(g, b, XV_SHAPE(out));
+    W->requires_grad = true;
+    xv_tensor *y1 = xv_linear_gelu(g, X, W, B), *y2 = xv_gelu(g, xv_linear(g, X, W, B));
+    CHECK(y1 && y2 && y1->node && !memcmp(y1->data, y2->data, sizeof(float) * (size_t)y1->numel),
+          "recorded linear_gelu is gelu(linear) bitwise");
+    xv_graph_free(g);
+}
+
+/* xv_linear_add: the residual added once after the biased product, as the two
+ * ops do, so even the fused op (no recording) gives their bits. */
+static void test_linear_add(void) {
+    xv_graph *g = xv_graph_new(1 << 22);
+    const int rows = 301, in = 300, out = 130;
+    float *x = rnd(rows * in, -1, 1, 31), *w = rnd(out * in, -1, 1, 32), *b = rnd(out, -1, 1, 33);
+    float *r = rnd(rows * out, -20, 20, 34);
+    xv_tensor *X = wrap(g, x, XV_SHAPE(rows, in)), *W = wrap(g, w, XV_SHAPE(out, in)), *B = wrap(g, b, XV_SHAPE(out));
+    xv_tensor *R = wrap(g, r, XV_SHAPE(rows, out));
+    for (int rec = 0; rec < 2; rec++) {
+        xv_graph_set_grad(g, rec);
+        W->requires_grad = rec;
+        xv_tensor *y1 = xv_linear_add(g, X, W, B, R), *y2 = xv_add(g, xv_linear(g, X, W, B), R);
+        CHECK(y1 && y2 && (y1->node != NULL) == rec &&
+                  !memcmp(y1->data, y2->data, sizeof(float) * (size_t)y1->numel),
+              "linear_add equals linear + residual bitwise (%s, %s)", rec ? "recorded" : "fused", xv_gemm_backend());
+    }
+    xv_graph_set_grad(g, false);
+    CHECK(!xv_linear_add(g, X, W, B, wrap(g, r, XV_SHAPE(rows, out - 1))) && xv_graph_status(g) == XV_ERR_SHAPE &&
+              strstr(xvlm_last_error(), "residual"),
+          "residual of another shape refused: %s", xvlm_last_error());
     xv_graph_free(g);
 }
 
@@ -315,7 +392,8 @@ typedef struct {
 } fd_ctx;
 
 enum { F_LINEAR, F_LINEAR_NOBIAS, F_BMM, F_ADD, F_SUB, F_MUL, F_SCALE, F_DIV, F_GELU, F_SIGMOID, F_ABS, F_SUM, F_MEAN,
-       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE };
+       F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE, F_LINEAR_GELU,
+       F_LINEAR_ADD };
 
 static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     const fd_ctx *c = p;
@@ -343,6 +421,8 @@ static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     case F_REUSE: return xv_add(g, xv_linear(g, in[0], in[1], in[2]), xv_gelu(g, in[0]));
     /* the same tensor as both operands of one op */
     case F_SQUARE: return xv_mul(g, in[0], in[0]);
+    case F_LINEAR_GELU: return xv_linear_gelu(g, in[0], in[1], in[2]);
+    case F_LINEAR_ADD: return xv_linear_add(g, in[0], in[1], in[2], in[3]);
     }
     return NULL;
 }
@@ -359,6 +439,11 @@ static void test_fd_linear(void) {
     float *x = rnd(3 * 7 * 13, -1, 1, 20), *w = rnd(13 * 13, -1, 1, 21), *b = rnd(13, -1, 1, 22);
     xv_fd_input lin[3] = {IN(sx, x, true), IN(sw, w, true), IN(sb, b, true)};
     fd("linear", F_LINEAR, 0, 0, lin, 3);
+    fd("linear_gelu (recorded: gelu of linear)", F_LINEAR_GELU, 0, 0, lin, 3);
+    static const int64_t sr[] = {3, 7, 5};
+    float *res = rnd(3 * 7 * 5, -1, 1, 23);
+    xv_fd_input lin_add[4] = {IN(sx, x, true), IN(sw, w, true), IN(sb, b, true), IN(sr, res, true)};
+    fd("linear_add (recorded: linear + residual)", F_LINEAR_ADD, 0, 0, lin_add, 4);
     fd("linear without bias", F_LINEAR_NOBIAS, 0, 0, lin, 2);
     xv_fd_input lin1[3] = {IN(sx1, x, true), IN(sw, w, true), IN(sb, b, false)};
     fd("linear of a vector, constant bias", F_LINEAR, 0, 0, lin1, 3);
@@ -545,6 +630,8 @@ int main(void) {
     G = xv_graph_new(1 << 22);
     test_fastmath();
     test_linear_forward();
+    test_linear_gelu();
+    test_linear_add();
     test_bmm_forward();
     test_elementwise_forward();
     test_reduce_forward();

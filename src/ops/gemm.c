@@ -1,0 +1,165 @@
+#include "ops/gemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/dense_internal.h"
+
+/* OpenBLAS threads: a tall product is split by rows into one block per thread,
+ * each running single-threaded BLAS and its epilogue, all inside one parallel
+ * region (on this project's shared 2-core machines every fork/join can cost a
+ * scheduler time slice); from 64 rows per thread, below which BLAS threads
+ * the product itself. */
+#define FWD_SPLIT_ROWS 64
+
+/* Rows [r0, r1): bias rows, then beta = 1 (the bias add costs no pass of its
+ * own; beta = 0 would make OpenBLAS zero y first anyway); GELU and the
+ * residual after, while the block is still in cache. */
+static void blas_rows(const float *x, const float *w, const xv_gemm_epilogue *ep, float *y, int64_t r0, int64_t r1,
+                      int64_t in, int64_t out) {
+    const float *b = ep->bias, *res = ep->residual;
+    float *yb = y + r0 * out;
+    int64_t n = (r1 - r0) * out;
+    if (b)
+        for (int64_t r = r0; r < r1; r++) memcpy(y + r * out, b, sizeof(float) * (size_t)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)out, (int)in, 1.0f, x + r0 * in,
+                (int)in, w, (int)in, b ? 1.0f : 0.0f, yb, (int)out);
+    if (ep->act == XV_GEMM_GELU) xv_dense_gelu(yb, yb, n);
+    if (res) {
+        const float *rb = res + r0 * out;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) yb[i] += rb[i];
+    }
+}
+
+static void blas_linear(const float *x, const float *w, const xv_gemm_epilogue *ep, float *y, int64_t rows,
+                        int64_t in, int64_t out) {
+    if (rows < (int64_t)omp_get_max_threads() * FWD_SPLIT_ROWS) {
+        blas_rows(x, w, ep, y, 0, rows, in, out);
+        return;
+    }
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        blas_rows(x, w, ep, y, rows * tid / nt, rows * (tid + 1) / nt, in, out);
+    }
+}
+
+#ifdef XV_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+static dnnl_engine_t g_engine;
+static bool g_use_dnnl;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* Streams are not to be shared between threads; one per thread, kept. */
+static _Thread_local dnnl_stream_t t_stream;
+
+static void init_backend(void) {
+    const char *env = getenv("XV_GEMM");
+    if (env && !strcmp(env, "blas")) return;
+    g_use_dnnl = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+/* oneDNN matmul: src [rows, in] (tag ab), weights [in, out] read from w[out, in]
+ * (tag ba: no copy), bias [1, out], dst [rows, out]. Primitive descriptors and
+ * primitives come from oneDNN's primitive cache after the first call of a
+ * shape; the scratchpad (packed blocks) is taken from the graph arena.
+ * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
+static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
+                        int64_t rows, int64_t in, int64_t out, bool *oom) {
+    const float *b = ep->bias;
+    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+        t_stream = NULL;
+        return false;
+    }
+    dnnl_dims_t sd = {rows, in}, wd = {in, out}, bd = {1, out}, dd = {rows, out};
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_matmul_desc_t mmd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t post = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t mem[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_ba) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
+              dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
+              dnnl_primitive_attr_create(&attr) == dnnl_success &&
+              dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+              dnnl_post_ops_create(&post) == dnnl_success &&
+              (ep->act != XV_GEMM_GELU ||
+               dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success) &&
+              (!ep->residual || dnnl_post_ops_append_binary(post, dnnl_binary_add, &dmd) == dnnl_success) &&
+              dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success &&
+              dnnl_primitive_desc_create(&pd, &mmd, attr, g_engine, NULL) == dnnl_success &&
+              dnnl_primitive_create(&prim, pd) == dnnl_success;
+    void *scratch = NULL;
+    const dnnl_memory_desc_t *spd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
+    if (ok && spd) {
+        size_t bytes = dnnl_memory_desc_get_size(spd);
+        if (bytes) {
+            scratch = xv_graph_alloc(g, bytes);
+            ok = scratch != NULL;
+            *oom = !ok;
+        }
+    }
+    /* The handles are only read (src, weights, bias) or written (dst) by the primitive. */
+    ok = ok && dnnl_memory_create(&mem[0], &smd, g_engine, (void *)x) == dnnl_success &&
+         dnnl_memory_create(&mem[1], &wmd, g_engine, (void *)w) == dnnl_success &&
+         dnnl_memory_create(&mem[3], &dmd, g_engine, y) == dnnl_success &&
+         (!b || dnnl_memory_create(&mem[2], &bmd, g_engine, (void *)b) == dnnl_success) &&
+         (!spd || dnnl_memory_create(&mem[4], spd, g_engine, scratch) == dnnl_success) &&
+         (!ep->residual || dnnl_memory_create(&mem[5], &dmd, g_engine, (void *)ep->residual) == dnnl_success);
+    if (ok) {
+        dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[3]}};
+        int n = 3;
+        if (b) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
+        if (spd) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[4]};
+        /* the residual is post-op 0 when there is no GELU, else post-op 1 */
+        int idx = ep->act == XV_GEMM_GELU ? 1 : 0;
+        if (ep->residual) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, mem[5]};
+        ok = dnnl_primitive_execute(prim, t_stream, n, args) == dnnl_success &&
+             dnnl_stream_wait(t_stream) == dnnl_success;
+    }
+    for (int i = 0; i < 6; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (post) dnnl_post_ops_destroy(post);
+    return ok;
+}
+
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
+                    int64_t rows, int64_t in, int64_t out) {
+    pthread_once(&g_once, init_backend);
+    if (g_use_dnnl) {
+        bool oom = false;
+        if (dnnl_linear(g, x, w, ep, y, rows, in, out, &oom)) return true;
+        if (oom) return false;
+    }
+    blas_linear(x, w, ep, y, rows, in, out);
+    return true;
+}
+
+const char *xv_gemm_backend(void) {
+    pthread_once(&g_once, init_backend);
+    return g_use_dnnl ? "onednn" : "openblas";
+}
+
+#else
+
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
+                    int64_t rows, int64_t in, int64_t out) {
+    (void)g;
+    blas_linear(x, w, ep, y, rows, in, out);
+    return true;
+}
+
+const char *xv_gemm_backend(void) { return "openblas"; }
+
+#endif

@@ -1,0 +1,48 @@
+/* The forward product of a Linear layer, y = x·wᵀ + b, on the fastest backend
+ * built in: oneDNN's matmul (libdnnl, optional at build time: XV_HAVE_DNNL)
+ * or OpenBLAS. On this project's AVX-512 machine oneDNN's brgemm kernels are
+ * 10-50% faster than OpenBLAS's sgemm on every Linear shape of X-VLM base and
+ * fuse the bias (bench/bench_linear). Backward products stay on OpenBLAS.
+ *
+ * Environment: XV_GEMM=blas forces OpenBLAS (read once, for A/B measurements
+ * and tests). Threads: both backends use the OpenMP thread count, and run
+ * single-threaded inside a parallel region. The result of each element may
+ * differ between backends by fp32 rounding (another summation order), never
+ * between runs with the same backend, shapes and thread count. */
+#ifndef XV_OPS_GEMM_H
+#define XV_OPS_GEMM_H
+
+#include <stdbool.h>
+
+#include "core/tensor.h"
+
+/* What is applied to the product before it is stored. */
+typedef enum {
+    XV_GEMM_PLAIN = 0,
+    /* GELU, exact erf form. oneDNN applies it inside the product's kernel
+     * (its gelu_erf: like ours, within 2e-7·max(1, |z|) of the exact GELU on
+     * [-8, 8], tests/unit/test_ops_dense.c), saving a pass over the output;
+     * OpenBLAS: xv_dense_gelu in place right after the product. */
+    XV_GEMM_GELU = 1,
+} xv_gemm_act;
+
+/* What happens to each product row before it is stored, in this order. */
+typedef struct {
+    const float *bias;     /* [out] added to every row, or NULL */
+    xv_gemm_act act;
+    const float *residual; /* [rows, out] added last (a residual connection), or NULL */
+} xv_gemm_epilogue;
+
+/* y[rows, out] = act(x[rows, in]·w[out, in]ᵀ + bias) + residual, overwriting
+ * y (never aliasing an input). Each addition rounds once, in that order, on
+ * either backend: the same result as the separate ops up to the product's
+ * own summation order. Needs rows, in, out >= 1 and within 32-bit BLAS
+ * indices (the caller checks). Scratch comes from g's arena; false (graph
+ * error set) only when that runs out. */
+bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
+                    int64_t rows, int64_t in, int64_t out);
+
+/* Which backend xv_gemm_linear uses: "onednn" or "openblas". */
+const char *xv_gemm_backend(void);
+
+#endif
