@@ -25,6 +25,8 @@ xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind) {
         .max_regions = 5,
         .min_perc_in_image = 0.5,
         .careful_hflip = false,
+        .crop_scale_min = 0.2,
+        .crop_scale_max = 1.0,
         .num_workers = 4,
         .prefetch = 2,
         .shuffle_files = true,
@@ -74,6 +76,8 @@ xv_status xv_pretrain_config_check(const xv_pretrain_config *c, int rank, int wo
         REQUIRE(c->min_perc_in_image >= 0 && c->min_perc_in_image < 1, "min_perc_in_image %g",
                 c->min_perc_in_image);
     }
+    REQUIRE(c->crop_scale_min > 0 && c->crop_scale_min <= c->crop_scale_max && c->crop_scale_max <= 1,
+            "crop_scale [%g, %g] (0 < min <= max <= 1)", c->crop_scale_min, c->crop_scale_max);
     REQUIRE(c->num_workers >= 1 && c->num_workers <= XV_PRETRAIN_MAX_WORKERS, "num_workers %d (1..%d)",
             c->num_workers, XV_PRETRAIN_MAX_WORKERS);
     REQUIRE(c->prefetch >= 1 && c->prefetch <= 64, "prefetch %d", c->prefetch);
@@ -110,5 +114,7 @@ uint64_t xv_pretrain_config_hash(const xv_pretrain_config *c, const xv_file_list
     h = fnv_f64(h, c->mask_prob);
     h = fnv_f64(h, c->skipgram_prb);
     h = fnv_f64(h, c->min_perc_in_image);
+    h = fnv_f64(h, c->crop_scale_min);
+    h = fnv_f64(h, c->crop_scale_max);
     return h;
 }

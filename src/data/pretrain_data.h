@@ -102,6 +102,9 @@ typedef struct {
     int max_regions;          /* regions: texts per record (5) */
     double min_perc_in_image; /* regions: 0.5 */
     bool careful_hflip;       /* regions: false */
+    double crop_scale_min;    /* images: RandomResizedCrop area range, officially (0.2, 1); a
+                                 world whose captions list every object wants a higher floor */
+    double crop_scale_max;
     int num_workers;          /* worker threads (official: 4) */
     int prefetch;             /* ready batches queued per worker (PyTorch's prefetch_factor, 2) */
     bool shuffle_files;       /* per-epoch file order (official: true) */

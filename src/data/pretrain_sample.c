@@ -187,7 +187,9 @@ xv_sample_result xv_sample_image_text(xv_sample_ctx *c, const cJSON *rec, const 
     xv_image im = {0};
     r = xv_sample_load_image(c, rec, w, &im);
     if (r != XV_SAMPLE_OK) return r;
-    xv_status s = xv_transform_train(c->rng, &im, c->sh->cfg.image_res, XV_TRAIN_PRETRAIN, image);
+    xv_rrc_params crop = xv_rrc_default(c->sh->cfg.crop_scale_min);
+    crop.scale_max = c->sh->cfg.crop_scale_max;
+    xv_status s = xv_transform_train_crop(c->rng, &im, c->sh->cfg.image_res, XV_TRAIN_PRETRAIN, &crop, image);
     xv_image_free(&im);
     if (s == XV_ERR_NOMEM) return XV_SAMPLE_FATAL;
     if (s != XV_OK) {

@@ -89,11 +89,19 @@ static cJSON *object_elem(const xv_synth_object *o) {
     return e;
 }
 
-/* The region record of train image i with its object elems, its relation
- * elems or both; NULL when it would have no elem. */
+static int n_expressions(const xv_synth_image *im) {
+    int n = 0;
+    for (int k = 0; k < im->scene.n; k++) n += im->refs[k] != NULL;
+    return n;
+}
+
+/* The region record of train image i with its object elems, its region
+ * elems (relation regions, then each object's referring expression with the
+ * object's box, like Visual Genome's region descriptions) or both; NULL when
+ * it would have no elem. */
 static cJSON *region_record(const xv_synth_dataset *d, int i, bool objects, bool relations) {
     const xv_synth_image *im = &d->img[i];
-    if ((!objects || im->scene.n == 0) && (!relations || im->n_regions == 0)) return NULL;
+    if ((!objects || im->scene.n == 0) && (!relations || im->n_regions + n_expressions(im) == 0)) return NULL;
     cJSON *j = image_record(d, i);
     cJSON_AddItemToObject(j, "caption", string_array(im->captions, d->p.captions_per_image));
     cJSON *elems = cJSON_AddArrayToObject(j, "elems");
@@ -102,6 +110,13 @@ static cJSON *region_record(const xv_synth_dataset *d, int i, bool objects, bool
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToObject(e, "bb", int_array(im->regions[k].bb, 4));
         cJSON_AddStringToObject(e, "caption", im->regions[k].text);
+        cJSON_AddItemToArray(elems, e);
+    }
+    for (int k = 0; relations && k < im->scene.n; k++) {
+        if (!im->refs[k]) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToObject(e, "bb", int_array(im->scene.obj[k].bb, 4));
+        cJSON_AddStringToObject(e, "caption", im->refs[k]);
         cJSON_AddItemToArray(elems, e);
     }
     return j;

@@ -74,12 +74,17 @@ xv_status xv_random_resized_crop(xv_rng *r, const xv_image *im, int res, const x
 /* ---- training pipelines ---- */
 
 xv_status xv_transform_train(xv_rng *r, const xv_image *im, int res, xv_train_transform kind, float *out) {
+    return xv_transform_train_crop(r, im, res, kind, NULL, out);
+}
+
+xv_status xv_transform_train_crop(xv_rng *r, const xv_image *im, int res, xv_train_transform kind,
+                                  const xv_rrc_params *crop, float *out) {
     xv_image t = {0};
     xv_status s = XV_OK;
     int flip = kind != XV_TRAIN_FINETUNE_NOFLIP && kind != XV_TRAIN_BOX;
     int n_ops = kind == XV_TRAIN_BOX ? XV_AUG_COLOUR_OPS : XV_AUG_ALL_OPS;
     if (kind == XV_TRAIN_PRETRAIN || kind == XV_TRAIN_FINETUNE || kind == XV_TRAIN_FINETUNE_NOFLIP) {
-        xv_rrc_params p = xv_rrc_default(kind == XV_TRAIN_PRETRAIN ? 0.2 : 0.5);
+        xv_rrc_params p = crop ? *crop : xv_rrc_default(kind == XV_TRAIN_PRETRAIN ? 0.2 : 0.5);
         s = xv_random_resized_crop(r, im, res, &p, &t);
     } else if (kind == XV_TRAIN_RESIZE_FLIP || kind == XV_TRAIN_BOX) {
         if (kind == XV_TRAIN_BOX && (im->width != res || im->height != res))

@@ -61,6 +61,10 @@ typedef enum {
 /* Apply one official training transform and normalise into out[3·res·res].
  * XV_TRAIN_BOX expects an image already res x res. */
 xv_status xv_transform_train(xv_rng *r, const xv_image *im, int res, xv_train_transform kind, float *out);
+/* The same with the RandomResizedCrop rectangle's parameters given (NULL = the
+ * official ones); ignored by the kinds that do not crop. */
+xv_status xv_transform_train_crop(xv_rng *r, const xv_image *im, int res, xv_train_transform kind,
+                                  const xv_rrc_params *crop, float *out);
 
 /* ---- captions and flips ----
  * The official code never rewrites captions when it flips. With careful_hflip

@@ -67,6 +67,10 @@ xv_status xv_loader_source_open(const xv_pretrain_run_config *rc, bool regions, 
     c.max_regions = rc->max_regions;
     c.min_perc_in_image = rc->min_perc_in_image;
     c.careful_hflip = rc->careful_hflip;
+    if (!regions) {
+        c.crop_scale_min = rc->crop_scale[0];
+        c.crop_scale_max = rc->crop_scale[1];
+    }
     c.num_workers = sc->num_workers > 0 ? sc->num_workers : 1; /* the official 0 = loading in the main process */
     c.repeat = true; /* the official loaders stream endlessly; the step count ends the run */
     source *s = calloc(1, sizeof *s);

@@ -72,6 +72,25 @@ static xv_status get_str(const ctx *c, const xv_yaml_node *map, const char *key,
     return XV_OK;
 }
 
+/* [lo, hi] with 0 < lo <= hi <= 1 (an area fraction range). */
+static xv_status get_fraction_range(const ctx *c, const xv_yaml_node *map, const char *key, const char *full,
+                                    double out[2]) {
+    const xv_yaml_node *n = xv_yaml_get(map, key);
+    if (!n) return XV_OK;
+    if (n->kind != XV_YAML_SEQ || n->n != 2) return type_error(c, full, n, "a list of two numbers [min, max]");
+    double v[2];
+    for (int i = 0; i < 2; i++) {
+        const xv_yaml_node *e = n->items[i];
+        if (e->kind != XV_YAML_INT && e->kind != XV_YAML_FLOAT) return type_error(c, full, e, "a number");
+        v[i] = e->f;
+    }
+    if (!(v[0] > 0 && v[0] <= v[1] && v[1] <= 1))
+        return xv_error(XV_ERR_INVALID_ARG, "%s:%d: \"%s\" = [%g, %g] must satisfy 0 < min <= max <= 1", c->path,
+                        n->line, full, v[0], v[1]);
+    out[0] = v[0], out[1] = v[1];
+    return XV_OK;
+}
+
 /* A list of strings, or one string (a single file or directory). */
 static xv_status get_str_list(const ctx *c, const xv_yaml_node *map, const char *key, char ***out, int *n_out) {
     const xv_yaml_node *n = xv_yaml_get(map, key);
@@ -195,7 +214,7 @@ static xv_status read_model(const ctx *c, const xv_yaml_node *root, xv_model_con
 static xv_status read_source(const ctx *c, const xv_yaml_node *root, const char *name, xv_pretrain_source_config *s,
                              xv_pretrain_run_config *rc, bool regions) {
     static const char *const known_images[] = {"image_key", "is_image_rpath", "caption_key", "tokenized",
-                                               "batch_size", "num_workers", "image_root", NULL};
+                                               "batch_size", "num_workers", "image_root", "crop_scale", NULL};
     static const char *const known_regions[] = {"image_key", "is_image_rpath", "caption_key", "tokenized",
                                                 "batch_size", "num_workers", "image_root", "iter_perc",
                                                 "max_images", "max_regions", "min_perc_in_image", "careful_hflip",
@@ -212,6 +231,7 @@ static xv_status read_source(const ctx *c, const xv_yaml_node *root, const char 
     XV_TRY(get_int(c, m, "batch_size", KEY("batch_size"), 2, &s->batch_size));
     XV_TRY(get_int(c, m, "num_workers", KEY("num_workers"), 0, &s->num_workers));
     XV_TRY(get_str(c, m, "image_root", KEY("image_root"), &s->image_root));
+    if (!regions) XV_TRY(get_fraction_range(c, m, "crop_scale", KEY("crop_scale"), rc->crop_scale));
     if (regions) {
         XV_TRY(get_num(c, m, "iter_perc", KEY("iter_perc"), 0, 1, &rc->iter_perc));
         XV_TRY(get_int(c, m, "max_images", KEY("max_images"), 1, &rc->max_images));
@@ -393,6 +413,7 @@ xv_status xv_pretrain_run_config_load(const char *path, xv_pretrain_run_config *
     memset(out, 0, sizeof *out);
     xv_pretrain_run_config rc = {
         .iter_perc = 0.5, .max_images = 48, .max_regions = 5, .min_perc_in_image = 0.5,
+        .crop_scale = {0.2, 1.0},
         .max_words = 40, .max_tokens = 40, .mask_prob = 0.25, .max_masks = 8, .mask_whole_word = true,
         .skipgram_prb = 0.2, .skipgram_size = 3, .lr = 1e-4, .weight_decay = 0.01, .lr_mult = 2, .epochs = 41,
         .warmup = 2500, .clip_grad_norm = 1.0, .ckpt_frequent_step = 50000, .ckpt_frequent = 5,

@@ -53,6 +53,7 @@ typedef struct {
     int max_images, max_regions; /* 48, 5 */
     double min_perc_in_image;  /* 0.5 */
     bool careful_hflip;        /* false */
+    double crop_scale[2];      /* images.crop_scale: (0.2, 1), the official RandomResizedCrop area range */
     bool calc_image_bbox_loss; /* false: whole-image texts excluded from the box loss */
     bool bbox_loss;            /* true; false = no box losses (ablation key, not official) */
     char *vocab;               /* vocab.txt */

@@ -374,8 +374,15 @@ static void check_scenes(void) {
 }
 
 typedef struct {
-    int texts, bad, false_, kinds[3];
+    int texts, bad, false_, kinds[3], objects, expressions;
 } tally;
+
+/* The text singles out exactly one object of the scene, and bb is its box. */
+static bool is_expression_of_box(const char *text, const t_scene *s, const int *bb) {
+    int target = -1;
+    expr_kind kind;
+    return expr_referents(text, s, &target, &kind) == 1 && !memcmp(s->o[target].bb, bb, 4 * sizeof *bb);
+}
 
 static void check_caption_list(const cJSON *list, const t_scene *s, tally *t) {
     const cJSON *c;
@@ -410,6 +417,7 @@ static void on_region_line(const cJSON *j, void *ctx) {
         if (attrs) { /* an object: the scene's, in order, with its own attributes */
             const t_obj *o = objects < s->n ? &s->o[objects] : NULL;
             objects++;
+            t->objects++;
             char full[128];
             if (o)
                 snprintf(full, sizeof full, "%s %s %s", SIZES[o->size], COLOURS[o->colour], PATTERNS[o->pattern]);
@@ -424,6 +432,8 @@ static void on_region_line(const cJSON *j, void *ctx) {
                 ok = ok && split_words(phrase, &w) && parse_np(w.w, w.n, false, &np) && np_matches(&np, o);
             }
             if (!ok) t->false_++, fprintf(stderr, "%s: object elem %d disagrees with the scene\n", s->image, objects);
+        } else if (is_expression_of_box(str(e, "caption"), s, bb)) {
+            t->expressions++; /* a referring expression with the box of the one object it singles out */
         } else { /* a relation region */
             bool truth;
             cap_kind k = caption_truth(str(e, "caption"), s, false, &truth, bb);
@@ -475,6 +485,10 @@ static void check_captions(const char *dir) {
     n = for_each_line(dir, "pretrain_regions.jsonl", on_region_line, &r);
     CHECK(n == N_TRAIN, "%d region lines", n);
     CHECK(r.false_ == 0 && r.texts > N_TRAIN * 3, "%d of %d region elems false", r.false_, r.texts);
+    /* Nearly every object also comes with its referring expression (the share check_expressions asks of
+     * the grounding files). */
+    CHECK(r.expressions <= r.objects && r.expressions * 100 >= r.objects * (g_flip_invariant ? 95 : 99),
+          "%d referring-expression elems for %d objects", r.expressions, r.objects);
 }
 
 static void check_expressions(const char *dir, const char *name, const char *prefix) {
