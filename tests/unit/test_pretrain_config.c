@@ -85,7 +85,7 @@ static void test_official_keys(void) {
              "train_file_regions: 'r.jsonl'\n"
              "train_dataset_size: 1000\n"
              "images: {image_key: \"image\", is_image_rpath: True, caption_key: \"caption\", tokenized: False,\n"
-             "         batch_size: 16, num_workers: 2}\n"
+             "         batch_size: 16, num_workers: 2, crop_scale: [0.8, 1]}\n"
              "regions: {image_key: \"image\", is_image_rpath: True, caption_key: \"caption\", tokenized: False,\n"
              "          iter_perc: 0.25, batch_size: 12, max_images: 4, max_regions: 3, min_perc_in_image: 0.6,\n"
              "          num_workers: 1, bogus_inner: 1}\n"
@@ -118,6 +118,8 @@ static void test_official_keys(void) {
     CHECK(c.images.image_root && !strcmp(c.images.image_root, "/data") && c.regions.image_root &&
               !strcmp(c.regions.image_root, "/data"),
           "top-level image_root applies to both sources");
+    CHECK(c.crop_scale[0] == 0.8 && c.crop_scale[1] == 1.0, "images.crop_scale [%g, %g]", c.crop_scale[0],
+          c.crop_scale[1]);
     CHECK(c.iter_perc == 0.25 && c.max_images == 4 && c.max_regions == 3 && c.min_perc_in_image == 0.6, "regions");
     CHECK(c.vocab && !strcmp(c.vocab, "data/bert-base-uncased/vocab.txt"), "vocab from text_encoder: %s",
           c.vocab ? c.vocab : "(null)");
@@ -176,6 +178,8 @@ static void test_refusals(void) {
     refused("images: {batch_size: 8.5}\n", "\"images.batch_size\" must be an integer");
     refused("images: [1, 2]\n", "\"images\" must be a mapping");
     refused("regions: {iter_perc: 1.5}\n", "\"regions.iter_perc\" = 1.5 outside [0, 1]");
+    refused("images: {crop_scale: [0.5, 0.4]}\n", "\"images.crop_scale\" = [0.5, 0.4] must satisfy");
+    refused("images: {crop_scale: 0.5}\n", "\"images.crop_scale\" must be a list of two numbers");
     refused("mask_whole_word: 1\n", "\"mask_whole_word\" must be true or false");
     refused("schedular: {num_warmup_steps: 1.5}\n", "schedular.num_warmup_steps");
     refused("optimizer: {opt: sgd}\n", "only adamW");
