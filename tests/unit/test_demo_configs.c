@@ -29,7 +29,8 @@ static void same_but(const xv_pretrain_run_config *full, const xv_pretrain_run_c
     CHECK(c->images.batch_size == full->images.batch_size && c->regions.batch_size == full->regions.batch_size &&
               c->lr == full->lr && c->warmup == full->warmup && c->max_images == full->max_images &&
               c->max_regions == full->max_regions && c->train_dataset_size == full->train_dataset_size &&
-              c->clip_grad_norm == full->clip_grad_norm && c->mask_prob == full->mask_prob,
+              c->clip_grad_norm == full->clip_grad_norm && c->mask_prob == full->mask_prob &&
+              c->crop_scale[0] == full->crop_scale[0] && c->crop_scale[1] == full->crop_scale[1],
           "%s: same data and optimisation settings", name);
     CHECK(!strcmp(c->train_file[0], full->train_file[0]), "%s: same image-text data", name);
 }
