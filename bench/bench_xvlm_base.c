@@ -20,7 +20,11 @@
  *
  * usage: bench_xvlm_base [--config PATH] [--batch B] [--length L] [--reps N]
  *                        [--threads N (2)] [--only PIECE]... [--no-peak]
- * (--no-peak skips the sgemm reference, for profiling the pieces alone) */
+ *                        [--weights W.safetensors | --save-weights W.safetensors]
+ * (--no-peak skips the sgemm reference, for profiling the pieces alone;
+ * --weights runs on weights left in the file's read-only mapping, as inference
+ * does, so the peak RSS printed at the end is weights + activations + scratch;
+ * --save-weights writes the random weights of --config there and exits.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,13 +186,14 @@ static bool make_inputs(ctx *c, xv_graph *hold) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_xvlm_base [--config PATH] [--batch B] [--length L] [--reps N] [--threads N]\n"
-                    "                       [--only PIECE]...\n"
+                    "                       [--only PIECE]... [--no-peak]\n"
+                    "                       [--weights W.safetensors | --save-weights W.safetensors]\n"
                     "pieces: vision text fusion_itm box\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
-    const char *cfg_path = "configs/xvlm_base_224.json";
+    const char *cfg_path = "configs/xvlm_base_224.json", *weights = NULL, *save = NULL;
     int B = 8, L = 30, reps = 5, threads = 2;
     bool only[N_PIECES] = {0}, any_only = false, peak = true;
     for (int i = 1; i < argc; i++) {
@@ -202,6 +207,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--length")) L = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--weights")) weights = argv[++i];
+        else if (!strcmp(argv[i], "--save-weights")) save = argv[++i];
         else if (!strcmp(argv[i], "--only")) {
             const char *n = argv[++i];
             int k = 0;
@@ -211,7 +218,7 @@ int main(int argc, char **argv) {
         } else
             return usage();
     }
-    if (B < 1 || L < 2 || reps < 1 || threads < 1) return usage();
+    if (B < 1 || L < 2 || reps < 1 || threads < 1 || (weights && save)) return usage();
     xvlm_set_threads(threads);
     double t_start = xv_bench_now();
     xv_model_config cf;
@@ -221,9 +228,17 @@ int main(int argc, char **argv) {
     }
     xv_model_parts parts = xv_model_parts_pretrain();
     ctx c = {.B = B, .L = L};
-    if (xv_model_create(&cf, &parts, &c.m) != XV_OK || xv_model_init_random(c.m, 1) != XV_OK) {
+    xv_status st = weights ? xv_model_load(&cf, weights, false, &c.m) : xv_model_create(&cf, &parts, &c.m);
+    if (st == XV_OK && !weights) st = xv_model_init_random(c.m, 1);
+    if (st == XV_OK && save) st = xv_model_save(c.m, save);
+    if (st != XV_OK) {
         fprintf(stderr, "%s\n", xvlm_last_error());
         return 1;
+    }
+    if (save) {
+        printf("wrote %s\n", save);
+        xv_model_free(c.m);
+        return 0;
     }
     xv_graph *hold = xv_graph_new(0);
     c.g = xv_graph_new(0);
@@ -234,8 +249,9 @@ int main(int argc, char **argv) {
     xv_graph_set_grad(c.g, false);
     double peak0 = peak ? xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0) : 0;
     double peak_cpu = peak ? xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0) : 0;
-    printf("# C xvlm, %d threads, %s; %lld parameters; setup %.1f s\n", xvlm_get_threads(), cfg_path,
-           (long long)xv_params_count(&c.m->params), xv_bench_now() - t_start);
+    printf("# C xvlm, %d threads, %s; %lld parameters (%s); setup %.1f s\n", xvlm_get_threads(), cfg_path,
+           (long long)xv_params_count(&c.m->params), weights ? "mapped from the file" : "random, in memory",
+           xv_bench_now() - t_start);
     if (peak) printf("# sgemm 1024^3 before: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", peak0, peak_cpu);
     printf("# Linear forward backend: %s\n", xv_gemm_backend());
     printf("# %-11s %-26s %9s %8s %8s %8s %8s %6s %9s %6s\n", "piece", "shape", "median s", "best s", "cpu s", "GFLOP",
@@ -260,7 +276,8 @@ int main(int argc, char **argv) {
     if (peak)
         printf("# sgemm 1024^3 after: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0),
                xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0));
-    printf("# peak RSS %.0f MiB\n", xv_bench_peak_rss_mib());
+    printf("# peak RSS %.0f MiB; weights %.0f MiB (float32)\n", xv_bench_peak_rss_mib(),
+           4.0 * (double)xv_params_count(&c.m->params) / (1 << 20));
     xv_graph_free(c.g);
     xv_graph_free(hold);
     xv_model_free(c.m);

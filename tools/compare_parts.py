@@ -10,9 +10,11 @@ Per piece and side: the median of the rounds' median wall seconds, the best
 wall seconds of all runs, the median CPU seconds (all threads of the process);
 for C, GFLOP/s on the best run and GFLOP per CPU-second against sgemm's
 (OpenBLAS 1024^3, measured in the same runs; torch.mm is the same library).
-Speedup = PyTorch seconds / C seconds. On a machine shared with other jobs the
-best run is the closest to an unloaded one; the medians show the typical
-load, and CPU seconds above threads x wall mean time spent waiting for cores."""
+Speedup = PyTorch seconds / C seconds (wall: median, best; and CPU seconds).
+On a machine shared with other jobs the best run is the closest to an
+unloaded one; the medians show the typical load, and CPU seconds below
+threads x wall mean time spent waiting for cores. The 1-minute load average
+is read before every run and after the last; its range heads the table."""
 import argparse
 import os
 import statistics
@@ -51,12 +53,15 @@ def main():
     t_cmd = ["/usr/bin/python3", os.path.join(root, "tools", "bench_torch_parts.py")] + common
     res = {"C": [], "torch": []}
     peaks = {"C": [], "torch": []}
+    loads = []
     for r in range(a.rounds):
         for side, cmd in (("torch", t_cmd), ("C", c_cmd)):
-            print(f"round {r + 1}/{a.rounds}: {side}", file=sys.stderr, flush=True)
+            loads.append(os.getloadavg()[0])
+            print(f"round {r + 1}/{a.rounds}: {side} (load average {loads[-1]:.2f})", file=sys.stderr, flush=True)
             rows, pk = run(cmd)
             res[side].append(rows)
             peaks[side] += pk
+    loads.append(os.getloadavg()[0])
 
     def agg(side, piece):
         runs = [x[piece] for x in res[side]]
@@ -67,19 +72,21 @@ def main():
         v = [p[i] for p in peaks[side]]
         return f"{min(v):.0f}-{max(v):.0f}"
 
-    print(f"{a.threads} threads, batch {a.batch}, {a.rounds} rounds x {a.reps} runs; 1024^3 products, "
-          f"GFLOP/s (GFLOP/cpu-s): C sgemm {span('C', 0)} ({span('C', 1)}), "
-          f"torch.mm {span('torch', 0)} ({span('torch', 1)})\n")
+    print(f"{a.threads} threads, batch {a.batch}, {a.rounds} rounds x {a.reps} runs; 1-minute load average "
+          f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs; 1024^3 products, GFLOP/s (GFLOP/cpu-s): "
+          f"C sgemm {span('C', 0)} ({span('C', 1)}), torch.mm {span('torch', 0)} ({span('torch', 1)})\n")
     print("| piece | GFLOP | PyTorch median s | C median s | speedup | PyTorch best s | C best s | speedup (best) "
-          "| PyTorch CPU s | C CPU s | C GFLOP/s (best) | C GFLOP/cpu-s | of sgemm GFLOP/cpu-s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| PyTorch CPU s | C CPU s | speedup (CPU) | PyTorch GFLOP/s (best) | C GFLOP/s (best) "
+          "| PyTorch GFLOP/cpu-s | C GFLOP/cpu-s | C of sgemm GFLOP/cpu-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     peak_cpu = statistics.median(p[1] for p in peaks["C"])
     for p in PIECES:
         t, c = agg("torch", p), agg("C", p)
-        print(f"| {p} | {c['gflop']:.1f} | {t['median']:.3f} | {c['median']:.3f} | {t['median'] / c['median']:.2f}x "
+        g = c["gflop"]
+        print(f"| {p} | {g:.1f} | {t['median']:.3f} | {c['median']:.3f} | {t['median'] / c['median']:.2f}x "
               f"| {t['best']:.3f} | {c['best']:.3f} | {t['best'] / c['best']:.2f}x | {t['cpu']:.2f} | {c['cpu']:.2f} "
-              f"| {c['gflop'] / c['best']:.0f} | {c['gflop'] / c['cpu']:.0f} "
-              f"| {100 * c['gflop'] / c['cpu'] / peak_cpu:.0f}% |")
+              f"| {t['cpu'] / c['cpu']:.2f}x | {g / t['best']:.0f} | {g / c['best']:.0f} | {g / t['cpu']:.0f} "
+              f"| {g / c['cpu']:.0f} | {100 * g / c['cpu'] / peak_cpu:.0f}% |")
 
 
 if __name__ == "__main__":
