@@ -106,8 +106,9 @@ static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_ten
         if (strstr(t->name, "relative_position_bias_table") && src->ndim == 2 && t->ndim == 2 &&
             src->shape[1] == t->shape[1] && m->params.owns_data[i])
             return interpolate_table(t, f, src, path, rep);
-        return xv_error(XV_ERR_SHAPE, "%s: tensor %s has shape %s, the config expects %s (config.json and the weights disagree)",
-                        path, src->name, shape_str(src->shape, src->ndim, got, sizeof got),
+        return xv_error(XV_ERR_SHAPE,
+                        "%s: tensor %s has shape %s, the config expects %s (config.json and the weights disagree)", path,
+                        src->name, shape_str(src->shape, src->ndim, got, sizeof got),
                         shape_str(t->shape, t->ndim, want, sizeof want));
     }
     bool aligned = ((uintptr_t)src->data % sizeof(float)) == 0;
@@ -154,8 +155,8 @@ static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool co
                         s->name, shape_str(s->shape, s->ndim, got, sizeof got));
     }
     if (rep.count)
-        fprintf(stderr, "xvlm: %s: interpolated %d relative-position tables %dx%d -> %dx%d%s (config window %d)\n", path,
-                rep.count, side(rep.src_rows), side(rep.src_rows), side(rep.dst_rows), side(rep.dst_rows),
+        fprintf(stderr, "xvlm: %s: interpolated %d relative-position tables %dx%d -> %dx%d%s (config window %d)\n",
+                path, rep.count, side(rep.src_rows), side(rep.src_rows), side(rep.dst_rows), side(rep.dst_rows),
                 rep.mixed ? " and other sizes" : "", m->cfg.vision.window);
     return XV_OK;
 }
