@@ -64,6 +64,9 @@ xv_status xv_model_init_random(xv_model *m, uint64_t seed);
  * unexpected, wrongly shaped or non-float tensor is an error naming it with
  * the expected and actual shapes. Ignored: Swin relative_position_index and
  * attn_mask buffers and embeddings.position_ids (recomputed / implied).
+ * A relative_position_bias_table made for another window than cfg's (a 224-px
+ * model loaded with a 384-px / window-12 config) is interpolated as the
+ * official loader does (io/relpos_interp.h), noted once on stderr.
  * copy = false keeps F32 tensors in the file mapping (read-only). */
 xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bool copy, xv_model **out);
 /* DIR/config.json + DIR/weights.safetensors (the fixture layout). */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/relpos_interp.h"
 #include "model/model.h"
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
@@ -67,21 +68,49 @@ static xv_status find_source(const xv_params *p, const xv_st_file *f, const char
     return XV_OK;
 }
 
+/* Tables resized on this load, reported once at its end. */
+typedef struct {
+    int count;
+    int64_t src_rows, dst_rows; /* of the first one */
+    bool mixed;                 /* stages with different sizes */
+} relpos_report;
+
+static bool is_float(const xv_st_tensor *s) {
+    return s->dtype == XV_ST_F32 || s->dtype == XV_ST_F16 || s->dtype == XV_ST_BF16 || s->dtype == XV_ST_F64;
+}
+
+/* A Swin relative_position_bias_table stored for another window than the
+ * config's: resampled to the config's size as the official loader does
+ * (§2.12), so a 224-px model serves at 384 px (window 7 -> 12). */
+static xv_status interpolate_table(xv_tensor *t, const xv_st_file *f, const xv_st_tensor *src, const char *path,
+                                   relpos_report *rep) {
+    float *tmp = malloc(sizeof(float) * (size_t)src->numel);
+    if (!tmp) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_st_read_f32(f, src, tmp);
+    if (st == XV_OK) st = xv_relpos_interp(tmp, (int)src->shape[0], (int)src->shape[1], t->data, (int)t->shape[0]);
+    free(tmp);
+    if (st != XV_OK) return xv_error_wrap(st, "%s: tensor %s (window change)", path, src->name);
+    if (!rep->count++) rep->src_rows = src->shape[0], rep->dst_rows = t->shape[0];
+    else rep->mixed |= rep->src_rows != src->shape[0] || rep->dst_rows != t->shape[0];
+    return XV_OK;
+}
+
 static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_tensor *src, const char *path,
-                        bool copy) {
+                        bool copy, relpos_report *rep) {
     xv_tensor *t = m->params.items[i];
     char want[96], got[96];
-    if (src->ndim != t->ndim || memcmp(src->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
-        const char *hint = strstr(t->name, "relative_position_bias_table")
-                               ? " (a different window: interpolate the table with `xvlm convert`)"
-                               : " (config.json and the weights disagree)";
-        return xv_error(XV_ERR_SHAPE, "%s: tensor %s has shape %s, the config expects %s%s", path, src->name,
-                        shape_str(src->shape, src->ndim, got, sizeof got), shape_str(t->shape, t->ndim, want, sizeof want),
-                        hint);
-    }
-    if (src->dtype != XV_ST_F32 && src->dtype != XV_ST_F16 && src->dtype != XV_ST_BF16 && src->dtype != XV_ST_F64)
+    if (!is_float(src))
         return xv_error(XV_ERR_FORMAT, "%s: tensor %s has dtype %s, expected a float type", path, src->name,
                         xv_st_dtype_name(src->dtype));
+    if (src->ndim != t->ndim || memcmp(src->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+        if (strstr(t->name, "relative_position_bias_table") && src->ndim == 2 && t->ndim == 2 &&
+            src->shape[1] == t->shape[1] && m->params.owns_data[i])
+            return interpolate_table(t, f, src, path, rep);
+        return xv_error(XV_ERR_SHAPE,
+                        "%s: tensor %s has shape %s, the config expects %s (config.json and the weights disagree)", path,
+                        src->name, shape_str(src->shape, src->ndim, got, sizeof got),
+                        shape_str(t->shape, t->ndim, want, sizeof want));
+    }
     bool aligned = ((uintptr_t)src->data % sizeof(float)) == 0;
     if (!copy && src->dtype == XV_ST_F32 && aligned && t != m->temp) {
         if (m->params.owns_data[i]) free(t->data);
@@ -93,7 +122,14 @@ static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_ten
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "%s: tensor %s", path, src->name);
 }
 
+static int side(int64_t rows) {
+    int k = 1;
+    while ((int64_t)k * k < rows) k++;
+    return k;
+}
+
 static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool copy) {
+    relpos_report rep = {0};
     int missing = 0;
     const xv_tensor *first_missing = NULL;
     for (int i = 0; i < m->params.n; i++) {
@@ -103,7 +139,7 @@ static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool co
             if (!missing++) first_missing = m->params.items[i];
             continue;
         }
-        XV_TRY(assign(m, i, f, src, path, copy));
+        XV_TRY(assign(m, i, f, src, path, copy, &rep));
     }
     if (missing) {
         char want[96];
@@ -118,6 +154,10 @@ static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool co
         return xv_error(XV_ERR_FORMAT, "%s: unexpected tensor %s %s (no such parameter for this config)", path,
                         s->name, shape_str(s->shape, s->ndim, got, sizeof got));
     }
+    if (rep.count)
+        fprintf(stderr, "xvlm: %s: interpolated %d relative-position tables %dx%d -> %dx%d%s (config window %d)\n",
+                path, rep.count, side(rep.src_rows), side(rep.src_rows), side(rep.dst_rows), side(rep.dst_rows),
+                rep.mixed ? " and other sizes" : "", m->cfg.vision.window);
     return XV_OK;
 }
 

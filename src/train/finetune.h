@@ -36,7 +36,8 @@ typedef struct {
     char *train_file;     /* train_file (the first one when a list) */
     char *test_file;      /* test_file */
     char *image_root;     /* image_root (NULL: the directory of each JSON file) */
-    int image_res;        /* image_res (0: the model's) */
+    int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
+                             (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* batch_size_train (retrieval) / batch_size (grounding) */
     int k_test;           /* 256 */
     int max_words;        /* pre_caption cap: 30 */

@@ -33,6 +33,7 @@ typedef struct {
     xv_model *m;
     xv_tokenizer *tok;
     int res;
+    bool rewindowed; /* loaded at another image_res than the initial model's */
     /* training samples: text, its image (index into images) and, for grounding, its box */
     int64_t n;
     char **texts;
@@ -132,6 +133,38 @@ static xv_status read_train(ft *f) {
     return st;
 }
 
+/* The official fine-tuning configs change the resolution of the pretrained
+ * model (224 -> 384 px, Swin window 7 -> 12): the window keeps its share of
+ * the image, and the loader interpolates the relative-position tables. */
+static xv_status rewindow(const ft *f, xv_model_config *mc) {
+    const int from = mc->vision.image_res, to = f->cfg.image_res, w = mc->vision.window;
+    if ((int64_t)w * to % from)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s: image_res %d: the model's window %d at %d px does not scale to a whole window at %d px",
+                        f->o->config_path, to, w, from, to);
+    if (mc->vision.ape)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s: image_res %d differs from the model's %d, and its absolute position embedding "
+                        "(vision ape) is made for %d px",
+                        f->o->config_path, to, from, from);
+    mc->vision.image_res = to;
+    mc->vision.window = (int)((int64_t)w * to / from);
+    xv_status st = xv_config_validate(mc);
+    return st == XV_OK ? XV_OK : xv_error_wrap(st, "%s: image_res %d", f->o->config_path, to);
+}
+
+/* The initial model at the config's image_res (the model's own when unset). */
+static xv_status load_init(ft *f) {
+    char *cpath = join(f->o->init_dir, "config.json"), *wpath = join(f->o->init_dir, "weights.safetensors");
+    xv_model_config mc;
+    xv_status st = cpath && wpath ? xv_config_load(cpath, &mc) : xv_error(XV_ERR_NOMEM, "out of memory");
+    f->rewindowed = st == XV_OK && f->cfg.image_res && f->cfg.image_res != mc.vision.image_res;
+    if (f->rewindowed) st = rewindow(f, &mc);
+    if (st == XV_OK) st = xv_model_load(&mc, wpath, true, &f->m);
+    free(cpath), free(wpath);
+    return st;
+}
+
 static xv_status setup(ft *f, xv_finetune_task task) {
     const xv_finetune_opts *o = f->o;
     XV_TRY(xv_finetune_config_load(o->config_path, task, &f->cfg, o->notes));
@@ -140,11 +173,8 @@ static xv_status setup(ft *f, xv_finetune_task task) {
     xv_status st = xv_tokenizer_load(w, &f->tok);
     free(w);
     XV_TRY(st);
-    XV_TRY(xv_model_load_dir(o->init_dir, true, &f->m));
+    XV_TRY(load_init(f));
     f->res = f->m->cfg.vision.image_res;
-    if (f->cfg.image_res && f->cfg.image_res != f->res)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d differs from the model's %d (%s/config.json)",
-                        o->config_path, f->cfg.image_res, f->res, o->init_dir);
     const xv_model_parts *p = &f->m->parts;
     if (task == XV_FINETUNE_RETRIEVAL && (!p->itc || !p->itm))
         return xv_error(XV_ERR_INVALID_ARG, "%s: retrieval fine-tuning needs vision_proj/text_proj/temp and itm_head",
@@ -414,7 +444,10 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
     if (st == XV_OK) st = make_dir(o->output_dir);
     double *aux_before = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_before : &res->mean_iou_before;
     double *aux_after = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_after : &res->mean_iou_after;
-    if (st == XV_OK && o->eval_before) st = evaluate(&f, o->init_dir, &res->metric_before, aux_before);
+    /* zero-shot at the fine-tuning resolution: the initial model as loaded */
+    const char *before = f.rewindowed ? model_dir : o->init_dir;
+    if (st == XV_OK && o->eval_before && f.rewindowed) st = write_model(&f, model_dir);
+    if (st == XV_OK && o->eval_before) st = evaluate(&f, before, &res->metric_before, aux_before);
     if (st == XV_OK) st = train(&f, res);
     if (st == XV_OK) st = write_model(&f, model_dir);
     if (st == XV_OK) st = evaluate(&f, model_dir, &res->metric_after, aux_after);

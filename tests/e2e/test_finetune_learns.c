@@ -1,9 +1,12 @@
 /* Fine-tuning a random tiny X-VLM on a small synthetic world (`xvlm synth`)
- * improves the test metric over the same model before fine-tuning:
- * - retrieval (ITC with image ids + ITM): r_mean of the Retrieval.py score;
- * - box grounding (L1 + GIoU): accuracy at IoU >= 0.5.
- * The margins asked for are well below what the runs reach (the numbers are
- * printed), and above run-to-run noise of a random model at chance. */
+ * lowers the training loss of both tasks by a stated fraction:
+ * - retrieval (ITC with image ids + ITM with hard negatives);
+ * - box grounding (L1 + GIoU), to below the loss of the best constant box.
+ * And a model fine-tuned at another image_res than its own (32 -> 64 px,
+ * window 4 -> 8) is loaded through the relative-position interpolation,
+ * evaluated zero-shot and trained at the new resolution.
+ * One thread, about 10 s (more on a loaded machine). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +16,22 @@
 #include "testutil.h"
 #include "train/finetune.h"
 
-/* A 64-px tiny X-VLM (every part, pretraining layout) for the synth vocab. */
-static int tiny_model(const char *dir, const char *vocab_src) {
-    const char *js =
-        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 16, \"depths\": [2, 2, 1, 1],"
-        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 128, \"patch_size\": 32},"
+/* A 32-px tiny X-VLM (every part, pretraining layout) for the synth vocab.
+ * With an absolute position embedding (vision ape): without it the patch
+ * tokens of a model trained from scratch carry no position (relative biases
+ * only), the box head cannot tell where anything is and the grounding loss
+ * stays at that of the best constant box (~1.44 on this world). */
+static int tiny_model(const char *dir, const char *vocab_src, bool ape) {
+    char js[1024];
+    /* without ape two stages (8x8, 4x4 tokens): a 2x2 stage would have a 3x3
+     * table, too small to interpolate (as in no official model) */
+    snprintf(js, sizeof js,
+        "{\"vision\": {\"image_res\": 32, \"window_size\": 4, \"embed_dim\": 16, \"depths\": %s,"
+        " \"num_heads\": %s, \"vision_width\": %d, \"patch_size\": %d, \"ape\": %s},"
         " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
         " \"intermediate_size\": 64, \"vocab_size\": 192, \"max_position_embeddings\": 40, \"fusion_layer\": 1},"
-        " \"embed_dim\": 16}";
+        " \"embed_dim\": 16}", ape ? "[1, 1, 1]" : "[1, 1]", ape ? "[1, 2, 4]" : "[1, 2]", ape ? 64 : 32, ape ? 16 : 8,
+        ape ? "true" : "false");
     xv_model_config c;
     xv_model *m = NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
@@ -41,61 +52,95 @@ static int tiny_model(const char *dir, const char *vocab_src) {
     return ok && system(cmd) == 0;
 }
 
-static void write_yaml(const char *path, const char *world, const char *task) {
+/* batch 16, a constant lr after a short warmup-free start: the schedule
+ * decays linearly over `epochs`, which the run covers in full. */
+static void write_yaml(const char *path, const char *world, const char *task, int res, double lr, int epochs) {
     FILE *f = fopen(path, "w");
     if (!f) return;
-    if (!strcmp(task, "retrieval"))
-        fprintf(f,
-                "train_file: ['%s/retrieval_train.json']\ntest_file: '%s/retrieval_test.json'\n"
-                "image_res: 64\nbatch_size_train: 16\nk_test: 16\nmax_tokens: 40\n"
-                "optimizer: {opt: adamW, lr: 3e-4, weight_decay: 0.01, lr_mult: 2}\n"
-                "schedular: {sched: linear, lr: 3e-4, epochs: 4, num_warmup_steps: 0.1}\n",
-                world, world);
-    else
-        fprintf(f,
-                "train_file: ['%s/grounding_train.json']\ntest_file: '%s/grounding_test.json'\n"
-                "image_res: 64\nbatch_size: 16\ncareful_hflip: true\nmax_tokens: 40\n"
-                "optimizer: {opt: adamW, lr: 3e-4, weight_decay: 0.01, lr_mult: 2}\n"
-                "schedular: {sched: linear, lr: 3e-4, epochs: 8, num_warmup_steps: 0.1}\n",
-                world, world);
+    const bool ret = !strcmp(task, "retrieval");
+    fprintf(f,
+            "train_file: ['%s/%s_train.json']\ntest_file: '%s/%s_test.json'\n"
+            "image_res: %d\n%s: 16\nk_test: 8\nmax_tokens: 40\n"
+            "optimizer: {opt: adamW, lr: %g, weight_decay: 0.01, lr_mult: 2}\n"
+            "schedular: {sched: linear, lr: %g, epochs: %d, num_warmup_steps: 0.1}\n",
+            world, task, world, task, res, ret ? "batch_size_train" : "batch_size", lr, lr, epochs);
     fclose(f);
+}
+
+static double env_num(const char *name, double dflt) {
+    const char *v = getenv(name);
+    return v ? atof(v) : dflt;
 }
 
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
+    /* a tiny model gains nothing from a second thread, and a spinning OpenMP
+     * team on a shared machine is several times slower */
+    xvlm_set_threads(1);
     char root[] = "/tmp/xv_finetune_XXXXXX";
     if (!mkdtemp(root)) return xv_test_skip("cannot create a temporary folder");
     char world[256], model[256], cfg[256], out[256], vocab[300], cmd[1200];
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(model, sizeof model, "%s/tiny", root);
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", world);
-    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images 60 --test-images 30 --size 64 2>/dev/null",
-             bin, world);
+    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images %d --test-images 8 --size 64 2>/dev/null",
+             bin, world, 200);
     CHECK(system(cmd) == 0, "%s", cmd);
-    CHECK(tiny_model(model, vocab), "tiny model in %s: %s", model, xvlm_last_error());
+    CHECK(tiny_model(model, vocab, true), "tiny model in %s: %s", model, xvlm_last_error());
 
     const char *tasks[2] = {"retrieval", "grounding"};
+    const int epochs[2] = {3, 40}; /* 186 and 1480 steps of batch 16 */
     xv_finetune_result r[2];
     for (int t = 0; t < 2 && xv_test_failures == 0; t++) {
         snprintf(cfg, sizeof cfg, "%s/%s.yaml", root, tasks[t]);
         snprintf(out, sizeof out, "%s/out_%s", root, tasks[t]);
-        write_yaml(cfg, world, tasks[t]);
+        write_yaml(cfg, world, tasks[t], 32, 1e-3, epochs[t]);
         xv_finetune_opts o = xv_finetune_opts_default();
         o.config_path = cfg;
         o.init_dir = model;
         o.output_dir = out;
-        o.seed = getenv("XV_LEARN_SEED") ? strtoull(getenv("XV_LEARN_SEED"), NULL, 10) : 1;
+        o.seed = (uint64_t)env_num("XV_LEARN_SEED", 1);
+        o.eval_before = false;
         o.progress = false;
         CHECK_OK(xv_finetune_run(t == 0 ? XV_FINETUNE_RETRIEVAL : XV_FINETUNE_GROUNDING, &o, &r[t]));
-        fprintf(stderr, "%s: %lld steps %.1f s, loss %.4f -> %.4f, metric %.2f -> %.2f (aux %.3f -> %.3f)\n",
-                tasks[t], (long long)r[t].steps, r[t].seconds_train, r[t].first_loss, r[t].last_loss,
-                r[t].metric_before, r[t].metric_after,
-                t == 0 ? r[t].itc_r_mean_before : r[t].mean_iou_before,
-                t == 0 ? r[t].itc_r_mean_after : r[t].mean_iou_after);
+        fprintf(stderr, "%s: %lld steps %.1f s, loss %.4f -> %.4f (%.2f)\n", tasks[t], (long long)r[t].steps,
+                r[t].seconds_train, r[t].first_loss, r[t].last_loss, r[t].last_loss / r[t].first_loss);
     }
-    /* measured (seed 1, 2 threads): retrieval loss 4.76 -> 3.44; the test
-     * metrics do not improve yet at this size (see the report) */
-    if (xv_test_failures == 0) CHECK(r[0].last_loss < 0.85 * r[0].first_loss, "retrieval loss falls");
+    /* measured (one thread, seeds 1-4): retrieval 4.10..4.23 -> 3.41..3.42
+     * (ratio 0.81..0.83); grounding 1.44..1.45 -> 1.22..1.27 (0.84..0.88),
+     * where the best constant box scores ~1.44 (L1 0.59 + GIoU 0.86): the
+     * model has learned where the described shape is, not only the mean box. */
+    if (xv_test_failures == 0) {
+        CHECK(r[0].last_loss < 0.90 * r[0].first_loss, "retrieval loss (ITC + ITM) falls by 10 %%");
+        CHECK(r[1].last_loss < 0.93 * r[1].first_loss && r[1].last_loss < 1.36,
+              "grounding loss (L1 + GIoU) falls by 7 %% and below the best constant box's 1.44");
+    }
+
+    /* At 64 px a model made for 32: window 4 -> 8, tables 7x7 -> 15x15. */
+    snprintf(cfg, sizeof cfg, "%s/retrieval64.yaml", root);
+    snprintf(out, sizeof out, "%s/out64", root);
+    write_yaml(cfg, world, "retrieval", 64, 1e-3, 1);
+    xv_finetune_opts o = xv_finetune_opts_default();
+    o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.max_steps = 2, o.progress = false;
+    xv_finetune_result r64;
+    CHECK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64) == XV_ERR_INVALID_ARG &&
+              strstr(xvlm_last_error(), "absolute position embedding"),
+          "a model with ape is refused at another resolution: %s", xvlm_last_error());
+    snprintf(model, sizeof model, "%s/tiny_no_ape", root);
+    CHECK(tiny_model(model, vocab, false), "tiny model in %s: %s", model, xvlm_last_error());
+    CHECK_OK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64));
+    CHECK(r64.steps == 2 && isfinite(r64.metric_before) && isfinite(r64.metric_after), "zero-shot and after at 64 px");
+    xv_model *m64 = NULL;
+    snprintf(cmd, sizeof cmd, "%s/model", out);
+    CHECK_OK(xv_model_load_dir(cmd, false, &m64));
+    const char *t0 = "vision_encoder.layers.0.blocks.0.attn.relative_position_bias_table";
+    const xv_tensor *table = m64 ? xv_params_find(&m64->params, t0) : NULL;
+    CHECK(m64 && m64->cfg.vision.image_res == 64 && m64->cfg.vision.window == 8 && table && table->shape[0] == 225,
+          "the fine-tuned model is a 64-px, window-8 model");
+    xv_model_free(m64);
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    CHECK(system(cmd) == 0, "%s", cmd);
     return xv_test_finish("test_finetune_learns");
 }

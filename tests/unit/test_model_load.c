@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/relpos_interp.h"
 #include "model/model.h"
 #include "testutil.h"
 
@@ -254,9 +255,30 @@ int main(void) {
     expect_refused(&deep, good, XV_ERR_MISSING, "text_encoder.bert.encoder.layer.2.", "missing", "more layers");
     expect_refused(&shallow, good, XV_ERR_FORMAT, "unexpected tensor text_encoder.bert.encoder.layer.1.", NULL,
                    "fewer layers");
+    /* Another window: every table resampled as the official loader does, the
+     * rest loaded as stored. */
     xv_model_config win = c;
     win.vision.window = 2; /* tables of (2·2-1)² rows: the stored ones have 49 */
-    expect_refused(&win, good, XV_ERR_SHAPE, "relative_position_bias_table", "interpolate", "window change");
+    CHECK_OK(xv_model_load(&win, good, false, &b));
+    int resized = 0;
+    for (int i = 0; b && i < b->params.n; i++) {
+        const xv_tensor *x = b->params.items[i], *y = xv_params_find(&m->params, x->name);
+        if (!strstr(x->name, "relative_position_bias_table")) {
+            CHECK(y && !memcmp(x->data, y->data, sizeof(float) * (size_t)x->numel), "%s loaded as stored", x->name);
+            continue;
+        }
+        float want[9 * 2];
+        CHECK(x->shape[0] == 9 && x->shape[1] <= 2, "%s resized to 3x3", x->name);
+        CHECK_OK(xv_relpos_interp(y->data, 49, (int)x->shape[1], want, 9));
+        CHECK(!memcmp(want, x->data, sizeof(float) * (size_t)x->numel), "%s equals the interpolation", x->name);
+        resized++;
+    }
+    CHECK(resized == 3, "3 tables resized (got %d)", resized);
+    /* ... and back: a 3x3 table is too small for the cubic spline. */
+    if (b) CHECK_OK(xv_model_save(b, path("win2.safetensors")));
+    xv_model_free(b);
+    expect_refused(&c, path("win2.safetensors"), XV_ERR_SHAPE, "relative_position_bias_table", "too small",
+                   "window grown from 2");
 
     /* A damaged file: truncated in the middle of the data. */
     {
