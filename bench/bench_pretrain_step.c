@@ -8,7 +8,7 @@
  *
  * Reports wall seconds per update of each kind and the process CPU seconds per
  * step (medians over the timed steps), samples/s, the peak resident memory,
- * the activation arena's peak and the machine's sgemm rate for scale.
+ * the activation arena's and the activation gradients' peaks and the machine's sgemm rate for scale.
  *
  * Usage: bench_pretrain_step [config.json (configs/xvlm_base_224.json)] [B (8)] [timed steps (2)] */
 #include <stdio.h>
@@ -171,8 +171,9 @@ int main(int argc, char **argv) {
            tc_cpu[steps / 2]);
     const double state_mib = (double)n_params * 4 * 4 / (1 << 20);
     printf("memory: peak RSS %.0f MiB; parameters + gradients + AdamW moments %.0f MiB; activation arena peak %.0f "
-           "MiB\n",
-           xv_bench_peak_rss_mib(), state_mib, (double)xv_trainer_arena_peak(t) / (1 << 20));
+           "MiB; activation gradients peak %.0f MiB\n",
+           xv_bench_peak_rss_mib(), state_mib, (double)xv_trainer_arena_peak(t) / (1 << 20),
+           (double)xv_trainer_grads_peak(t) / (1 << 20));
     printf("sgemm reference: %.1f GFLOP/s (M=N=K=1024)\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 0.5));
     free(tr), free(ti), free(tc_cpu);
     xv_trainer_free(t);

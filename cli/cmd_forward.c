@@ -129,6 +129,7 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     if (!g) return XV_ERR_NOMEM;
     xv_graph_set_grad(g, grads);
     xv_graph_set_training(g, false);
+    xv_graph_set_free_used_grads(g, true); /* the outputs written are values and parameter gradients */
     step_inputs s = {in, prefix, g};
     xv_pretrain_batch b = {0};
     xv_rng rng;

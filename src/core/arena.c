@@ -29,6 +29,18 @@ static xv_arena_chunk *chunk_new(size_t size) {
     return c;
 }
 
+/* First spare chunk with room for `need` bytes, unlinked and emptied. */
+static xv_arena_chunk *take_spare(xv_arena *a, size_t need) {
+    for (xv_arena_chunk **p = &a->spare; *p; p = &(*p)->next)
+        if ((*p)->size >= need) {
+            xv_arena_chunk *c = *p;
+            *p = c->next;
+            c->off = 0;
+            return c;
+        }
+    return NULL;
+}
+
 void xv_arena_init(xv_arena *a, size_t chunk_bytes) {
     memset(a, 0, sizeof *a);
     a->chunk_bytes = chunk_bytes ? chunk_bytes : ((size_t)64 << 20);
@@ -41,8 +53,8 @@ void *xv_arena_alloc(xv_arena *a, size_t bytes) {
     if (a->limit && a->used + need > a->limit) return NULL;
     xv_arena_chunk *c = a->head;
     if (!c || c->size - c->off < need) {
-        size_t sz = need > a->chunk_bytes ? need : a->chunk_bytes;
-        xv_arena_chunk *n = chunk_new(sz);
+        xv_arena_chunk *n = take_spare(a, need);
+        if (!n) n = chunk_new(need > a->chunk_bytes ? need : a->chunk_bytes);
         if (!n) return NULL;
         n->next = c;
         a->head = c = n;
@@ -63,13 +75,29 @@ void *xv_arena_calloc(xv_arena *a, size_t bytes) {
 size_t xv_arena_reserved(const xv_arena *a) {
     size_t s = 0;
     for (const xv_arena_chunk *c = a->head; c; c = c->next) s += c->size;
+    for (const xv_arena_chunk *c = a->spare; c; c = c->next) s += c->size;
     return s;
+}
+
+xv_arena_mark_t xv_arena_mark(const xv_arena *a) {
+    return (xv_arena_mark_t){.chunk = a->head, .off = a->head ? a->head->off : 0, .used = a->used};
+}
+
+void xv_arena_release(xv_arena *a, xv_arena_mark_t m) {
+    while (a->head && a->head != m.chunk) { /* chunks started after the mark become spares */
+        xv_arena_chunk *c = a->head;
+        a->head = c->next;
+        c->next = a->spare;
+        a->spare = c;
+    }
+    if (a->head) a->head->off = m.off;
+    a->used = m.used;
 }
 
 void xv_arena_reset(xv_arena *a) {
     /* Coalesce: if the last step needed several chunks, replace them by one
      * chunk large enough for all of it, so steady-state steps never malloc. */
-    if (a->head && a->head->next) {
+    if ((a->head && a->head->next) || a->spare) {
         size_t total = xv_arena_reserved(a);
         xv_arena_free(a);
         size_t keep_chunk = a->chunk_bytes;
@@ -82,14 +110,18 @@ void xv_arena_reset(xv_arena *a) {
     a->used = 0;
 }
 
-void xv_arena_free(xv_arena *a) {
-    xv_arena_chunk *c = a->head;
+static void free_chunks(xv_arena_chunk *c) {
     while (c) {
         xv_arena_chunk *n = c->next;
         free(c->data);
         free(c);
         c = n;
     }
-    a->head = NULL;
+}
+
+void xv_arena_free(xv_arena *a) {
+    free_chunks(a->head);
+    free_chunks(a->spare);
+    a->head = a->spare = NULL;
     a->used = 0;
 }

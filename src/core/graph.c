@@ -3,10 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grad_store.h"
 #include "core/tensor.h"
 
 struct xv_graph {
     xv_arena arena;
+    xv_grad_store grads; /* gradients of activations (grad_store.h) */
+    bool free_used_grads;
     xv_node *tape; /* last recorded node */
     bool grad_enabled;
     bool training;
@@ -31,11 +34,13 @@ xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
 void xv_graph_free(xv_graph *g) {
     if (!g) return;
     for (int i = 0; i < XV_GRAPH_CHILDREN; i++) xv_graph_free(g->child[i]);
+    xv_grad_store_clear(&g->grads);
     xv_arena_free(&g->arena);
     free(g);
 }
 
 void xv_graph_reset(xv_graph *g) {
+    xv_grad_store_clear(&g->grads);
     xv_arena_reset(&g->arena);
     g->tape = NULL;
     g->status = XV_OK;
@@ -59,6 +64,8 @@ void xv_graph_set_grad(xv_graph *g, bool enabled) { g->grad_enabled = enabled; }
 bool xv_graph_grad_enabled(const xv_graph *g) { return g->grad_enabled; }
 void xv_graph_set_training(xv_graph *g, bool training) { g->training = training; }
 bool xv_graph_training(const xv_graph *g) { return g->training; }
+void xv_graph_set_free_used_grads(xv_graph *g, bool enabled) { g->free_used_grads = enabled; }
+size_t xv_graph_grads_peak(const xv_graph *g) { return g->grads.peak; }
 xv_rng *xv_graph_rng(xv_graph *g) { return &g->rng; }
 xv_arena *xv_graph_arena(xv_graph *g) { return &g->arena; }
 
@@ -195,15 +202,24 @@ float *xv_grad(xv_graph *g, xv_tensor *t) {
                                     t->name ? t->name : "a parameter");
         return t->grad;
     }
-    t->grad = xv_graph_calloc(g, (size_t)t->numel * sizeof(float));
+    t->grad = xv_grad_store_alloc(&g->grads, (size_t)t->numel);
+    if (!t->grad) xv_graph_fail(g, XV_ERR_NOMEM, "out of memory for a gradient of %lld floats", (long long)t->numel);
     return t->grad;
 }
 
+/* Gradients live outside the arena, so whatever a node's backward allocates
+ * in the arena is its scratch: the space goes back once the node is done. */
 static xv_status run_tape(xv_graph *g) {
     for (xv_node *n = g->tape; n; n = n->prev) {
         if (!n->out->grad) continue; /* nothing downstream of this node reached the loss */
+        const xv_arena_mark_t mark = xv_arena_mark(&g->arena);
         n->backward(g, n);
+        xv_arena_release(&g->arena, mark);
         if (g->status != XV_OK) return xv_graph_status(g);
+        if (g->free_used_grads && !n->out->persistent) { /* every consumer has added into it; it is passed on */
+            xv_grad_store_free(&g->grads, n->out->grad);
+            n->out->grad = NULL;
+        }
     }
     return XV_OK;
 }

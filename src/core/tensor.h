@@ -84,6 +84,13 @@ bool xv_graph_grad_enabled(const xv_graph *g);
 /* Training mode: dropout and drop-path active (default off = eval). */
 void xv_graph_set_training(xv_graph *g, bool training);
 bool xv_graph_training(const xv_graph *g);
+/* Free each activation gradient once the op that produced the activation has
+ * passed it on in backward (default off). Training turns it on: a step's peak
+ * memory then holds only the gradients in flight. Off, every gradient stays
+ * readable until the next reset (tests of intermediate gradients). */
+void xv_graph_set_free_used_grads(xv_graph *g, bool enabled);
+/* High-water mark of the activation gradients' bytes over the graph's life. */
+size_t xv_graph_grads_peak(const xv_graph *g);
 /* The RNG used by stochastic ops (dropout, drop-path). */
 xv_rng *xv_graph_rng(xv_graph *g);
 xv_arena *xv_graph_arena(xv_graph *g);

@@ -140,7 +140,7 @@ typedef struct {
     /* where it came from */
     int64_t index; /* 0-based number of this batch in the loader's stream */
     int worker;
-} xv_pretrain_batch;
+} xv_pretrain_sample_batch;
 
 /* Counts over the batches consumed so far (a batch's records, including the
  * skipped ones read while making it, count once it is handed out). */
@@ -173,7 +173,7 @@ xv_status xv_pretrain_open(const xv_pretrain_config *cfg, int rank, int world, u
  * short: fewer samples, or for regions fewer images, still batch_size texts).
  * A worker's fatal error (out of memory, a shard without any usable record) is
  * returned here with its message. */
-xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch);
+xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_sample_batch *batch);
 
 xv_pretrain_counters xv_pretrain_get_counters(const xv_pretrain_loader *l);
 /* Name of each counter field, in struct order ("lines", "samples", ...). */

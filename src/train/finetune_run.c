@@ -197,6 +197,7 @@ static xv_status setup(ft *f, xv_finetune_task task) {
     f->neg = xv_rng_split(&root, 3);
     *xv_graph_rng(f->g) = xv_rng_split(&root, 4);
     xv_graph_set_training(f->g, true);
+    xv_graph_set_free_used_grads(f->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(f->g, true);
     /* optim.py with an empty init_params list: lr_mult has nothing to apply to */
     xv_adamw_config ac = xv_adamw_default();

@@ -11,7 +11,7 @@ typedef struct {
 
 static xv_status next(void *ctx, xv_train_batch *out) {
     source *s = ctx;
-    xv_pretrain_batch b;
+    xv_pretrain_sample_batch b;
     XV_TRY(xv_pretrain_next(s->l, &b));
     if (b.n_images == 0) return xv_error(XV_ERR_MISSING, "the pretraining data ended (no repeat)");
     *out = (xv_train_batch){

@@ -148,6 +148,7 @@ xv_status xv_trainer_new(xv_model *model, const xv_trainer_config *cfg, const xv
     t->rngs[1] = (xv_ckpt_rng){"negatives", &t->neg};
     t->rngs[2] = (xv_ckpt_rng){"dropout", xv_graph_rng(t->g)};
     xv_graph_set_training(t->g, true);
+    xv_graph_set_free_used_grads(t->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(t->g, true);
     *out = t;
     return XV_OK;
@@ -299,6 +300,7 @@ xv_status xv_trainer_step(xv_trainer *t, xv_update_record rec[2], int *n) {
 int64_t xv_trainer_steps_done(const xv_trainer *t) { return t->step; }
 int64_t xv_trainer_skipped(const xv_trainer *t) { return t->fixed[CNT_SKIPPED]; }
 size_t xv_trainer_arena_peak(const xv_trainer *t) { return xv_graph_arena(t->g)->peak; }
+size_t xv_trainer_grads_peak(const xv_trainer *t) { return xv_graph_grads_peak(t->g); }
 
 /* ---- checkpoints ---- */
 

@@ -123,6 +123,8 @@ int64_t xv_trainer_steps_done(const xv_trainer *t);
 int64_t xv_trainer_skipped(const xv_trainer *t);
 /* Bytes of activation memory the arena has held at most. */
 size_t xv_trainer_arena_peak(const xv_trainer *t);
+/* Bytes of activation gradients held at most (they live outside the arena). */
+size_t xv_trainer_grads_peak(const xv_trainer *t);
 
 /* Checkpoints: everything above plus the sources' positions. save writes
  * <dir>/checkpoint_<step>.safetensors keeping the newest keep_last. */
