@@ -105,6 +105,14 @@ static xv_status parse_swin(const cJSON *o, const char *where, xv_swin_config *v
     const cJSON *ape = cJSON_GetObjectItemCaseSensitive(o, "ape");
     if (ape && !cJSON_IsBool(ape)) return xv_error(XV_ERR_FORMAT, "%s: \"ape\" must be true or false", where);
     v->ape = cJSON_IsTrue(ape);
+    const cJSON *ape_init = cJSON_GetObjectItemCaseSensitive(o, "ape_init");
+    if (ape_init) {
+        bool sincos = cJSON_IsString(ape_init) && !strcmp(ape_init->valuestring, "sincos");
+        if (!sincos && !(cJSON_IsString(ape_init) && !strcmp(ape_init->valuestring, "normal")))
+            return xv_error(XV_ERR_FORMAT, "%s: \"ape_init\" must be \"normal\" or \"sincos\"", where);
+        if (sincos && !v->ape) return xv_error(XV_ERR_FORMAT, "%s: \"ape_init\" \"sincos\" needs \"ape\": true", where);
+        v->ape_sincos = sincos;
+    }
     XV_TRY(refuse_bool(o, "patch_norm", where, false, "X-VLM always normalises patches"));
     XV_TRY(refuse_bool(o, "qkv_bias", where, false, "X-VLM always has q/k/v biases"));
     int nd = 0, nh = 0;
@@ -430,6 +438,7 @@ char *xv_config_to_json(const xv_model_config *c) {
     cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
     cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
     if (s->ape) cJSON_AddBoolToObject(v, "ape", true); /* absent = false, as X-VLM builds it */
+    if (s->ape_sincos) cJSON_AddStringToObject(v, "ape_init", "sincos");
     const xv_bert_config *b = &c->text;
     cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
     cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);

@@ -40,6 +40,9 @@ typedef struct {
     bool ape;           /* absolute position embedding after the patch embedding (the official
                            Swin's `ape`; X-VLM builds it off, small demo models trained from
                            scratch on flat backgrounds use it to localise) */
+    bool ape_sincos;    /* "ape_init": "sincos": a fresh model starts its ape from the fixed 2-D
+                           sine-cosine table (MAE's) instead of N(0, 0.02), so that tokens carry
+                           where they are from the first step (not official; init only) */
 } xv_swin_config;
 
 typedef struct {

@@ -19,6 +19,27 @@ static void torch_default(xv_rng *r, xv_tensor *w, xv_tensor *b) {
     uniform_fill(r, b, bound);
 }
 
+/* MAE's fixed 2-D sine-cosine table over the side x side patch grid: the
+ * first half of the channels encodes the row, the second the column, each as
+ * sin then cos of the position at C/4 frequencies 1/10000^(k/(C/4)). */
+static void sincos_fill(xv_tensor *ape, int side) {
+    const int64_t C = ape->shape[2];
+    const int64_t quarter = C / 4;
+    for (int y = 0; y < side; y++)
+        for (int x = 0; x < side; x++) {
+            float *row = ape->data + ((int64_t)y * side + x) * C;
+            memset(row, 0, sizeof(float) * (size_t)C); /* C not a multiple of 4: the rest stays 0 */
+            for (int half = 0; half < 2; half++) {
+                const double pos = half == 0 ? y : x;
+                for (int64_t k = 0; k < quarter; k++) {
+                    const double w = pow(10000.0, -(double)k / (double)quarter);
+                    row[half * 2 * quarter + k] = (float)sin(pos * w);
+                    row[half * 2 * quarter + quarter + k] = (float)cos(pos * w);
+                }
+            }
+        }
+}
+
 xv_status xv_pretrain_init_weights(xv_model *m, uint64_t seed) {
     XV_TRY(xv_model_init_random(m, seed)); /* every matrix N(0, 0.02) */
     /* BERT's std is its config's initializer_range: rescale the text matrices
@@ -33,6 +54,8 @@ xv_status xv_pretrain_init_weights(xv_model *m, uint64_t seed) {
     xv_rng_seed(&root, seed);
     r = xv_rng_split(&root, 0x746f726368); /* "torch": a stream apart from init_random's */
     torch_default(&r, m->vision.patch_w, m->vision.patch_b);
+    if (m->vision.ape && m->cfg.vision.ape_sincos)
+        sincos_fill(m->vision.ape, m->cfg.vision.image_res / m->cfg.vision.patch);
     if (m->parts.itc) {
         torch_default(&r, m->vision_proj.w, m->vision_proj.b);
         torch_default(&r, m->text_proj.w, m->text_proj.b);

@@ -2,11 +2,13 @@
  * config key, the parameter under its official name, a zero embedding
  * changing nothing, the gradient reaching it (central differences), and the
  * save/load round trip. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "model/model.h"
+#include "train/pretrain_init.h"
 #include "testutil.h"
 
 static const char *CFG =
@@ -148,8 +150,42 @@ static void test_model(void) {
     xv_model_free(b);
 }
 
+/* "ape_init": "sincos": parsed, written back, refused without ape or with
+ * another value, and a fresh model's table is the 2-D sine-cosine one. */
+static void test_sincos_init(void) {
+    xv_model_config c, d;
+    CHECK_OK(parse(", \"ape\": true, \"ape_init\": \"sincos\"", &c));
+    CHECK(c.vision.ape_sincos, "ape_init sincos");
+    char *js = xv_config_to_json(&c);
+    CHECK(js && xv_config_parse_json(js, "roundtrip", &d) == XV_OK && d.vision.ape_sincos, "round trip");
+    free(js);
+    CHECK(parse(", \"ape_init\": \"sincos\"", &d) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "needs"),
+          "sincos without ape refused: %s", xvlm_last_error());
+    CHECK(parse(", \"ape\": true, \"ape_init\": \"learned\"", &d) == XV_ERR_FORMAT, "unknown ape_init refused");
+    xv_model_parts parts = xv_model_parts_pretrain();
+    xv_model *m = NULL;
+    CHECK_OK(xv_model_create(&c, &parts, &m));
+    if (!m) return;
+    CHECK_OK(xv_pretrain_init_weights(m, 5));
+    /* 32 px / patch 4 = an 8 x 8 grid, C = 8: two frequencies (1, 1/100) per axis, sin then cos. */
+    const xv_tensor *t = m->vision.ape;
+    double worst = 0;
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++)
+            for (int half = 0; half < 2; half++)
+                for (int k = 0; k < 2; k++) {
+                    const double pos = half ? x : y, w = k ? 0.01 : 1.0;
+                    const float *row = t->data + (y * 8 + x) * 8 + half * 4;
+                    double e1 = fabs(row[k] - sin(pos * w)), e2 = fabs(row[2 + k] - cos(pos * w));
+                    worst = fmax(worst, fmax(e1, e2));
+                }
+    CHECK(worst < 1e-6, "sine-cosine table off by %g", worst); /* float rounding of values <= 1 */
+    xv_model_free(m);
+}
+
 int main(void) {
     test_config();
     test_model();
+    test_sincos_init();
     return xv_test_finish("test_swin_ape");
 }
