@@ -212,3 +212,34 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
     xv_st_close(out);
     return compared;
 }
+
+#include <cjson/cJSON.h>
+
+void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, double mean[XV_N_LOSSES]) {
+    static const char *const keys[XV_N_LOSSES] = {"loss_itc", "loss_itm", "loss_mlm", "loss_bbox", "loss_giou"};
+    double sum[XV_N_LOSSES] = {0};
+    int n[XV_N_LOSSES] = {0};
+    FILE *f = fopen(log_path, "rb");
+    CHECK(f != NULL, "cannot open %s", log_path);
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+        CHECK(cJSON_IsNumber(step) && cJSON_IsString(kind), "%s: record without step or kind: %s", log_path, line);
+        if (cJSON_IsNumber(step) && cJSON_IsString(kind) && step->valuedouble >= from && step->valuedouble < to) {
+            const bool region = !strcmp(kind->valuestring, "region");
+            for (int k = 0; k < XV_N_LOSSES; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+                if (region != (k >= XV_LOSS_BBOX) || !cJSON_IsNumber(v)) continue;
+                sum[k] += v->valuedouble;
+                n[k]++;
+            }
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    for (int k = 0; k < XV_N_LOSSES; k++) mean[k] = n[k] ? sum[k] / n[k] : NAN;
+}

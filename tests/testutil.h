@@ -69,6 +69,13 @@ xv_fd_opts xv_fd_defaults(void);
 int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inputs, int n,
                 const xv_fd_opts *opts);
 
+/* Means over the pretraining log (log.jsonl of xvlm pretrain) of the records
+ * with step in [from, to): loss_itc, loss_itm, loss_mlm over image-text
+ * updates, loss_bbox, loss_giou over region updates (XV_LOSS_* order); NAN
+ * where no record has the loss. A record without step or kind fails a CHECK. */
+enum { XV_LOSS_ITC, XV_LOSS_ITM, XV_LOSS_MLM, XV_LOSS_BBOX, XV_LOSS_GIOU, XV_N_LOSSES };
+void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, double mean[XV_N_LOSSES]);
+
 #endif
 
 /* ---- golden comparisons ----
