@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "testutil.h"
 #include "train/finetune.h"
+#include "tiny_model_dir.h"
 
 /* A 32-px tiny X-VLM (every part, pretraining layout) for the synth vocab.
  * With an absolute position embedding (vision ape): without it the patch
@@ -32,22 +33,9 @@ static int tiny_model(const char *dir, const char *vocab_src, bool ape) {
         " \"intermediate_size\": 64, \"vocab_size\": 192, \"max_position_embeddings\": 40, \"fusion_layer\": 1},"
         " \"embed_dim\": 16}", ape ? "[1, 1, 1]" : "[1, 1]", ape ? "[1, 2, 4]" : "[1, 2]", ape ? 64 : 32, ape ? 16 : 8,
         ape ? "true" : "false");
-    xv_model_config c;
-    xv_model *m = NULL;
-    xv_model_parts parts = xv_model_parts_pretrain();
-    char path[600], cmd[1400];
+    char cmd[1400];
     mkdir(dir, 0777);
-    int ok = xv_config_parse_json(js, "tiny", &c) == XV_OK && xv_model_create(&c, &parts, &m) == XV_OK &&
-             xv_model_init_random(m, 7) == XV_OK;
-    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-    ok = ok && xv_model_save(m, path) == XV_OK;
-    xv_model_free(m);
-    char *cj = ok ? xv_config_to_json(&c) : NULL;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = cj ? fopen(path, "w") : NULL;
-    ok = ok && f && fputs(cj, f) >= 0;
-    if (f) fclose(f);
-    free(cj);
+    int ok = model_dir_from_json(dir, js, 7);
     snprintf(cmd, sizeof cmd, "cp '%s' '%s/vocab.txt'", vocab_src, dir);
     return ok && system(cmd) == 0;
 }

@@ -29,19 +29,13 @@ static inline int tiny_vocab(const char *path) {
     return fclose(f) == 0;
 }
 
-/* 64 px, window 8, a 4-stage Swin of width 64, a 3-layer BERT (fusion from
- * layer 1): every part of X-VLM, a few milliseconds per image. */
-static inline int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab) {
-    const char *js =
-        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
-        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
-        " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
-        " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
-        " \"embed_dim\": 8}";
+/* A model folder (weights.safetensors + config.json) of the pretraining model
+ * that the config JSON `js` describes, with random weights from `seed`. */
+static inline int model_dir_from_json(const char *dir, const char *js, uint64_t seed) {
     xv_model_config c;
     xv_model *m = NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
-    int ok = xv_config_parse_json(js, "tiny", &c) == XV_OK && xv_model_create(&c, &parts, &m) == XV_OK &&
+    int ok = xv_config_parse_json(js, dir, &c) == XV_OK && xv_model_create(&c, &parts, &m) == XV_OK &&
              xv_model_init_random(m, seed) == XV_OK;
     char path[512];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
@@ -53,6 +47,20 @@ static inline int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab)
     ok = ok && f && fputs(cj, f) >= 0;
     if (f) fclose(f);
     free(cj);
+    return ok;
+}
+
+/* 64 px, window 8, a 4-stage Swin of width 64, a 3-layer BERT (fusion from
+ * layer 1): every part of X-VLM, a few milliseconds per image. */
+static inline int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab) {
+    const char *js =
+        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
+        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
+        " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
+        " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
+        " \"embed_dim\": 8}";
+    int ok = model_dir_from_json(dir, js, seed);
+    char path[512];
     if (ok && with_vocab) {
         snprintf(path, sizeof path, "%s/vocab.txt", dir);
         ok = tiny_vocab(path);
