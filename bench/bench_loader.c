@@ -142,7 +142,7 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     }
     int64_t images = 0, texts = 0;
     for (int i = 0; i < n_batches; i++) {
-        xv_pretrain_sample_batch b;
+        xv_pretrain_batch b;
         if (xv_pretrain_next(l, &b) != XV_OK) {
             fprintf(stderr, "next: %s\n", xvlm_last_error());
             exit(1);

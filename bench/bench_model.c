@@ -44,30 +44,31 @@ static void run_vision(void *p) {
     xv_graph_free(g);
 }
 
+/* A batch whose arrays live in the graph's arena. */
 static void make_batch(xv_graph *g, int B, xv_rng *r, xv_pretrain_batch *b) {
     enum { L = 40, M = 8 };
-    memset(b, 0, sizeof *b);
-    b->image = xv_tensor_new(g, XV_F32, XV_SHAPE(B, 3, 224, 224));
-    for (int64_t i = 0; i < b->image->numel; i++) b->image->data[i] = 2 * xv_rng_uniform(r) - 1;
-    b->text_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b->text_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b->text_ids_masked = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b->masked_pos = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M));
-    b->masked_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M));
+    *b = (xv_pretrain_batch){.n_images = B, .res = 224, .n_texts = B, .text_len = L, .max_masks = M};
+    const int64_t n_pixels = (int64_t)B * 3 * 224 * 224;
+    b->image = xv_tensor_new(g, XV_F32, XV_SHAPE(n_pixels))->data;
+    for (int64_t i = 0; i < n_pixels; i++) b->image[i] = 2 * xv_rng_uniform(r) - 1;
+    b->text_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b->text_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b->text_ids_masked = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b->masked_pos = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M))->idata;
+    b->masked_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M))->idata;
     for (int i = 0; i < B; i++) {
         int len = 20 + (i * 7) % 20;
         for (int t = 0; t < L; t++) {
             int id = t == 0 ? 101 : t < len ? 1000 + (int)xv_rng_below(r, 29000) : 0;
-            b->text_ids->idata[i * L + t] = b->text_ids_masked->idata[i * L + t] = id;
-            b->text_atts->idata[i * L + t] = t < len;
+            b->text_ids[i * L + t] = b->text_ids_masked[i * L + t] = id;
+            b->text_atts[i * L + t] = t < len;
         }
         for (int k = 0; k < M; k++) {
-            b->masked_pos->idata[i * M + k] = 1 + 2 * k;
-            b->masked_ids->idata[i * M + k] = b->text_ids->idata[i * L + 1 + 2 * k];
-            b->text_ids_masked->idata[i * L + 1 + 2 * k] = 103;
+            b->masked_pos[i * M + k] = 1 + 2 * k;
+            b->masked_ids[i * M + k] = b->text_ids[i * L + 1 + 2 * k];
+            b->text_ids_masked[i * L + 1 + 2 * k] = 103;
         }
     }
-    b->rng = r;
 }
 
 static double step(xv_model *m, int B, bool train) {
@@ -77,9 +78,10 @@ static double step(xv_model *m, int B, bool train) {
     xv_rng_seed(&r, 1);
     xv_pretrain_batch b;
     make_batch(g, B, &r, &b);
+    const xv_itm_negatives neg = {.rng = &r};
     xv_pretrain_out o;
     double t0 = xv_bench_now();
-    xv_status st = xv_pretrain_forward(g, m, &b, &o);
+    xv_status st = xv_pretrain_forward(g, m, &b, &neg, &o);
     if (st == XV_OK && train) st = xv_backward(g, o.loss_total);
     double t = xv_bench_now() - t0;
     if (st != XV_OK) fprintf(stderr, "step failed: %s\n", xvlm_last_error());

@@ -31,7 +31,7 @@ typedef struct {
     int32_t *ids, *atts, *ids_masked, *mpos, *mids, *idx, *image_atts, *is_image;
 } source;
 
-static xv_status next(void *ctx, xv_train_batch *out) {
+static xv_status next(void *ctx, xv_pretrain_batch *out) {
     source *s = ctx;
     const int B = s->B, R = s->res;
     for (int64_t i = 0; i < (int64_t)B * 3 * R * R; i++) s->image[i] = 2.0f * xv_rng_uniform(&s->rng) - 1.0f;
@@ -56,7 +56,7 @@ static xv_status next(void *ctx, xv_train_batch *out) {
         const float box[4] = {0.3f, 0.3f, 0.5f, 0.5f}, whole[4] = {0.5f, 0.5f, 1, 1};
         memcpy(s->bbox + 4 * b, b == 0 ? whole : box, sizeof box);
     }
-    *out = (xv_train_batch){.n_images = B, .res = R, .image = s->image, .n_texts = B, .text_len = L, .max_masks = M,
+    *out = (xv_pretrain_batch){.n_images = B, .res = R, .image = s->image, .n_texts = B, .text_len = L, .max_masks = M,
                             .text_ids = s->ids, .text_atts = s->atts, .text_ids_masked = s->ids_masked,
                             .masked_pos = s->mpos, .masked_ids = s->mids};
     if (s->region) {

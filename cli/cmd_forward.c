@@ -2,6 +2,7 @@
  * model on the steps stored in an inputs file and write every intermediate
  * output, in the layout of the official golden data. This is the contract
  * for parity checks: keep names and behaviour stable. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,33 +47,101 @@ static void help(FILE *f) {
             "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n");
 }
 
+/* The inputs of one step, read into the arrays of a pretraining batch. Each
+ * input's shape is spelled with size letters (N images, R resolution, B texts,
+ * L text length, M masked slots, A image tokens) or fixed digits; a letter is
+ * learnt from the first input that has it and every later one must agree, so
+ * the arrays match the sizes the batch declares (the model validates the rest). */
 typedef struct {
     const xv_st_file *in;
     const char *prefix;
-    xv_graph *g;
+    int64_t size[26]; /* by letter; 0 = not known yet */
+    void *owned[16];
+    int n_owned;
 } step_inputs;
 
-static const xv_st_tensor *find(const step_inputs *s, const char *name) {
-    char full[512];
-    snprintf(full, sizeof full, "%s%s", s->prefix, name);
-    return xv_st_find(s->in, full);
+static void step_inputs_free(step_inputs *s) {
+    for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
 }
 
-/* A graph tensor holding input `name` (NULL if absent and optional). */
-static xv_status load(const step_inputs *s, const char *name, bool f32, bool required, xv_tensor **out) {
+static xv_status check_shape(step_inputs *s, const char *name, const xv_st_tensor *t, const char *dims) {
+    const int rank = (int)strlen(dims);
+    int64_t want[XV_MAX_DIMS];
+    bool ok = t->ndim == rank;
+    for (int d = 0; d < rank; d++) {
+        int64_t *known = dims[d] >= 'A' && dims[d] <= 'Z' ? &s->size[dims[d] - 'A'] : NULL;
+        if (known && *known == 0 && ok && t->shape[d] > 0 && t->shape[d] <= INT32_MAX) *known = t->shape[d];
+        want[d] = known ? *known : dims[d] - '0';
+        ok = ok && t->shape[d] == want[d];
+    }
+    if (ok) return XV_OK;
+    char got[160] = "", expected[160] = "", letters[64] = "";
+    for (int d = 0; d < t->ndim; d++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    for (int d = 0; d < rank; d++) {
+        snprintf(letters + strlen(letters), sizeof letters - strlen(letters), "%s%c", d ? ", " : "", dims[d]);
+        if (want[d] > 0) snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%lld",
+                                  d ? ", " : "", (long long)want[d]);
+        else snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%c", d ? ", " : "", dims[d]);
+    }
+    return xv_error(XV_ERR_SHAPE, "%s: input %s%s has shape [%s], expected [%s] = [%s] (sizes from the inputs before it)",
+                    xv_st_path(s->in), s->prefix, name, got, letters, expected);
+}
+
+/* Input `name` of shape `dims` into a new array (*out NULL if absent and optional). */
+static xv_status load(step_inputs *s, const char *name, const char *dims, bool f32, bool required, void **out) {
     *out = NULL;
-    const xv_st_tensor *t = find(s, name);
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", s->prefix, name);
+    const xv_st_tensor *t = xv_st_find(s->in, full);
     if (!t) {
-        if (required) return xv_error(XV_ERR_MISSING, "%s: input %s%s is missing", xv_st_path(s->in), s->prefix, name);
+        if (required) return xv_error(XV_ERR_MISSING, "%s: input %s is missing", xv_st_path(s->in), full);
         return XV_OK;
     }
-    if (t->ndim > XV_MAX_DIMS)
-        return xv_error(XV_ERR_SHAPE, "%s: input %s%s has rank %d", xv_st_path(s->in), s->prefix, name, t->ndim);
-    xv_tensor *x = xv_tensor_new(s->g, f32 ? XV_F32 : XV_I32, t->shape, t->ndim);
-    if (!x) return xv_graph_status(s->g);
-    xv_status st = f32 ? xv_st_read_f32(s->in, t, x->data) : xv_st_read_i32(s->in, t, x->idata);
-    if (st != XV_OK) return xv_error_wrap(st, "%s: input %s%s", xv_st_path(s->in), s->prefix, name);
-    *out = x;
+    XV_TRY(check_shape(s, name, t, dims));
+    void *v = malloc(4 * (size_t)(t->numel ? t->numel : 1)); /* float or int32 */
+    if (!v || s->n_owned == (int)(sizeof s->owned / sizeof *s->owned)) {
+        free(v);
+        return xv_error(XV_ERR_NOMEM, "out of memory reading %s", full);
+    }
+    s->owned[s->n_owned++] = v;
+    xv_status st = f32 ? xv_st_read_f32(s->in, t, v) : xv_st_read_i32(s->in, t, v);
+    if (st != XV_OK) return xv_error_wrap(st, "%s: input %s", xv_st_path(s->in), full);
+    *out = v;
+    return XV_OK;
+}
+
+/* The step's inputs, in reading order: text_ids first, as it fixes B and L. */
+enum { IN_TEXT_IDS, IN_IMAGE, IN_TEXT_ATTS, IN_TEXT_IDS_MASKED, IN_MASKED_POS, IN_MASKED_IDS, IN_IDX_TO_GROUP_IMG,
+       IN_IMAGE_ATTS, IN_TARGET_BBOX, IN_IS_IMAGE, IN_NEG_IMAGE_IDX, IN_NEG_TEXT_IDX, N_INPUTS };
+static const struct {
+    const char *name, *dims;
+    bool f32, required;
+} k_inputs[N_INPUTS] = {
+    {"text_ids", "BL", false, true},          {"image", "N3RR", true, true},
+    {"text_atts", "BL", false, true},         {"text_ids_masked", "BL", false, true},
+    {"masked_pos", "BM", false, true},        {"masked_ids", "BM", false, true},
+    {"idx_to_group_img", "B", false, false},  {"image_atts", "BA", false, false},
+    {"target_bbox", "B4", true, false},       {"is_image", "B", false, false},
+    {"itm_neg_image_idx", "B", false, false}, {"itm_neg_text_idx", "B", false, false},
+};
+
+/* The step's batch and the negatives it gives (NULL where absent). */
+static xv_status read_step(step_inputs *s, xv_pretrain_batch *b, xv_itm_negatives *neg) {
+    void *a[N_INPUTS];
+    for (int i = 0; i < N_INPUTS; i++)
+        XV_TRY(load(s, k_inputs[i].name, k_inputs[i].dims, k_inputs[i].f32, k_inputs[i].required, &a[i]));
+    const int64_t *z = s->size;
+    *b = (xv_pretrain_batch){
+        .n_images = (int)z['N' - 'A'], .res = (int)z['R' - 'A'], .image = a[IN_IMAGE],
+        .n_texts = (int)z['B' - 'A'], .text_len = (int)z['L' - 'A'], .max_masks = (int)z['M' - 'A'],
+        .text_ids = a[IN_TEXT_IDS], .text_atts = a[IN_TEXT_ATTS], .text_ids_masked = a[IN_TEXT_IDS_MASKED],
+        .masked_pos = a[IN_MASKED_POS], .masked_ids = a[IN_MASKED_IDS],
+        .idx_to_group_img = a[IN_IDX_TO_GROUP_IMG], .n_atts = (int)z['A' - 'A'], .image_atts = a[IN_IMAGE_ATTS],
+        .target_bbox = a[IN_TARGET_BBOX], .is_image = a[IN_IS_IMAGE],
+    };
+    neg->image_idx = a[IN_NEG_IMAGE_IDX];
+    neg->text_idx = a[IN_NEG_TEXT_IDX];
     return XV_OK;
 }
 
@@ -130,29 +199,14 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     xv_graph_set_grad(g, grads);
     xv_graph_set_training(g, false);
     xv_graph_set_free_used_grads(g, true); /* the outputs written are values and parameter gradients */
-    step_inputs s = {in, prefix, g};
+    step_inputs s = {.in = in, .prefix = prefix};
     xv_pretrain_batch b = {0};
     xv_rng rng;
     xv_rng_seed(&rng, seed);
-    b.rng = &rng;
+    xv_itm_negatives neg = {.rng = &rng};
     xv_pretrain_out o;
-    xv_status st = XV_OK;
-#define LOAD(field, name, f32, req) \
-    if (st == XV_OK) st = load(&s, name, f32, req, &b.field)
-    LOAD(image, "image", true, true);
-    LOAD(text_ids, "text_ids", false, true);
-    LOAD(text_atts, "text_atts", false, true);
-    LOAD(text_ids_masked, "text_ids_masked", false, true);
-    LOAD(masked_pos, "masked_pos", false, true);
-    LOAD(masked_ids, "masked_ids", false, true);
-    LOAD(image_atts, "image_atts", false, false);
-    LOAD(idx_to_group_img, "idx_to_group_img", false, false);
-    LOAD(target_bbox, "target_bbox", true, false);
-    LOAD(is_image, "is_image", false, false);
-    LOAD(neg_image_idx, "itm_neg_image_idx", false, false);
-    LOAD(neg_text_idx, "itm_neg_text_idx", false, false);
-#undef LOAD
-    if (st == XV_OK) st = xv_pretrain_forward(g, m, &b, &o);
+    xv_status st = read_step(&s, &b, &neg);
+    if (st == XV_OK) st = xv_pretrain_forward(g, m, &b, &neg, &o);
     if (st == XV_OK && grads) {
         xv_params_zero_grad(&m->params);
         st = xv_backward(g, o.loss_total);
@@ -181,8 +235,8 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
             {"loss_bbox", o.loss_bbox},
             {"loss_giou", o.loss_giou},
             {"loss_total", o.loss_total},
-            {"itm_neg_image_idx", b.neg_image_idx ? NULL : o.neg_image_idx}, /* only when drawn here */
-            {"itm_neg_text_idx", b.neg_text_idx ? NULL : o.neg_text_idx},
+            {"itm_neg_image_idx", neg.image_idx ? NULL : o.neg_image_idx}, /* only when drawn here */
+            {"itm_neg_text_idx", neg.text_idx ? NULL : o.neg_text_idx},
         };
         for (size_t i = 0; st == XV_OK && i < sizeof outs / sizeof *outs; i++)
             st = put(w, prefix, outs[i].name, outs[i].t);
@@ -200,6 +254,7 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
         }
     }
     xv_graph_free(g);
+    step_inputs_free(&s);
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "step %s", prefix);
 }
 

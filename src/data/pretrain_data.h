@@ -70,6 +70,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "data/pretrain_batch.h"
 
 typedef enum { XV_PRETRAIN_IMAGES = 0, XV_PRETRAIN_REGIONS = 1 } xv_pretrain_kind;
 
@@ -118,29 +119,6 @@ typedef struct {
  * with base64 images, 4 workers; files, vocab_path and image_root unset. */
 xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind);
 
-/* One batch, plain arrays, row-major. Image-text batches: n_texts = n_images
- * and the region fields are NULL. Memory belongs to the loader and stays
- * valid until the next xv_pretrain_next or xv_pretrain_close. */
-typedef struct {
-    xv_pretrain_kind kind;
-    int n_images, res;
-    float *image;               /* [n_images, 3, res, res], normalised */
-    int n_texts, text_len, max_masks;
-    int32_t *text_ids;          /* [n_texts, text_len] */
-    int32_t *text_atts;         /* [n_texts, text_len] 1 = token, 0 = padding */
-    int32_t *text_ids_masked;   /* [n_texts, text_len] */
-    int32_t *masked_pos;        /* [n_texts, max_masks] padded with 0 */
-    int32_t *masked_ids;        /* [n_texts, max_masks] padded with -100 */
-    /* regions only */
-    int n_atts;                 /* 1 + (res / patch_size)^2 */
-    int32_t *idx_to_group_img;  /* [n_texts] image of each text */
-    int32_t *image_atts;        /* [n_texts, n_atts] 0/1, position 0 always 1 */
-    float *target_bbox;         /* [n_texts, 4] (cx, cy, w, h) / res */
-    int32_t *is_image;          /* [n_texts] 1 = whole-image caption */
-    /* where it came from */
-    int64_t index; /* 0-based number of this batch in the loader's stream */
-    int worker;
-} xv_pretrain_sample_batch;
 
 /* Counts over the batches consumed so far (a batch's records, including the
  * skipped ones read while making it, count once it is handed out). */
@@ -168,12 +146,20 @@ typedef struct xv_pretrain_loader xv_pretrain_loader;
 xv_status xv_pretrain_open(const xv_pretrain_config *cfg, int rank, int world, uint64_t seed,
                            xv_pretrain_loader **out);
 
-/* The next batch, in the fixed order. Without `repeat`, a batch with
- * n_images == 0 means the data is exhausted (the last real batch may be
- * short: fewer samples, or for regions fewer images, still batch_size texts).
- * A worker's fatal error (out of memory, a shard without any usable record) is
- * returned here with its message. */
-xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_sample_batch *batch);
+/* The next batch, in the fixed order (data/pretrain_batch.h; region fields
+ * NULL for image-text batches). Its memory belongs to the loader and stays
+ * valid until the next xv_pretrain_next or xv_pretrain_close. Without
+ * `repeat`, a batch with n_images == 0 means the data is exhausted (the last
+ * real batch may be short: fewer samples, or for regions fewer images, still
+ * batch_size texts). A worker's fatal error (out of memory, a shard without
+ * any usable record) is returned here with its message. */
+xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch);
+
+/* Batches handed out so far (the last one returned is number this - 1 of the
+ * stream, 0-based; it continues across a restored state), and the worker that
+ * made the last one (-1 before the first or once the data is exhausted). */
+int64_t xv_pretrain_batches_consumed(const xv_pretrain_loader *l);
+int xv_pretrain_last_worker(const xv_pretrain_loader *l);
 
 xv_pretrain_counters xv_pretrain_get_counters(const xv_pretrain_loader *l);
 /* Name of each counter field, in struct order ("lines", "samples", ...). */

@@ -26,7 +26,7 @@ typedef struct {
 } worker_state;
 
 typedef struct {
-    xv_pretrain_sample_batch batch; /* arrays at full capacity */
+    xv_pretrain_batch batch; /* arrays at full capacity */
     worker_state after;
     int state;
 } slot_t;
@@ -80,6 +80,7 @@ struct xv_pretrain_loader {
     int n_workers;
     int next_worker;
     int64_t n_consumed;
+    int last_worker; /* of the batch last handed out, -1 = none */
     slot_t *lent;
     worker *lent_by;
     char **state_names;
@@ -88,7 +89,7 @@ struct xv_pretrain_loader {
 
 /* ------------------------------------------------------------------ batches */
 
-static void batch_free(xv_pretrain_sample_batch *b) {
+static void batch_free(xv_pretrain_batch *b) {
     free(b->image);
     free(b->text_ids);
     free(b->text_atts);
@@ -99,18 +100,17 @@ static void batch_free(xv_pretrain_sample_batch *b) {
     free(b->image_atts);
     free(b->target_bbox);
     free(b->is_image);
-    *b = (xv_pretrain_sample_batch){0};
+    *b = (xv_pretrain_batch){0};
 }
 
 static size_t image_floats(const xv_pretrain_config *c) { return (size_t)3 * c->image_res * c->image_res; }
 
-static bool batch_alloc(const xv_pretrain_loader *l, xv_pretrain_sample_batch *b) {
+static bool batch_alloc(const xv_pretrain_loader *l, xv_pretrain_batch *b) {
     const xv_pretrain_config *c = &l->cfg;
     bool regions = c->kind == XV_PRETRAIN_REGIONS;
     size_t ni = (size_t)(regions ? c->max_images : c->batch_size), nt = (size_t)c->batch_size;
     size_t L = (size_t)c->max_tokens, M = (size_t)c->max_masks, A = (size_t)(1 + l->shared.n_patch * l->shared.n_patch);
-    *b = (xv_pretrain_sample_batch){.kind = c->kind, .res = c->image_res, .text_len = c->max_tokens,
-                             .max_masks = c->max_masks};
+    *b = (xv_pretrain_batch){.res = c->image_res, .text_len = c->max_tokens, .max_masks = c->max_masks};
     b->image = malloc(ni * image_floats(c) * sizeof(float));
     b->text_ids = malloc(nt * L * sizeof(int32_t));
     b->text_atts = malloc(nt * L * sizeof(int32_t));
@@ -129,7 +129,7 @@ static bool batch_alloc(const xv_pretrain_loader *l, xv_pretrain_sample_batch *b
     return ok;
 }
 
-static xv_text_row batch_row(const xv_pretrain_sample_batch *b, int i) {
+static xv_text_row batch_row(const xv_pretrain_batch *b, int i) {
     size_t L = (size_t)b->text_len, M = (size_t)b->max_masks;
     return (xv_text_row){b->text_ids + i * L, b->text_atts + i * L, b->text_ids_masked + i * L,
                          b->masked_pos + i * M, b->masked_ids + i * M};
@@ -184,7 +184,7 @@ static make_result next_record(worker *w, cJSON **rec, xv_jsonl_where *where) {
     return MADE;
 }
 
-static make_result make_image_batch(worker *w, xv_pretrain_sample_batch *b) {
+static make_result make_image_batch(worker *w, xv_pretrain_batch *b) {
     const xv_pretrain_config *c = &w->l->cfg;
     int n = 0;
     while (n < c->batch_size) {
@@ -217,7 +217,7 @@ static void copy_row(xv_text_row dst, xv_text_row src, size_t L, size_t M) {
     memcpy(dst.masked_ids, src.masked_ids, M * sizeof *dst.masked_ids);
 }
 
-static make_result make_region_batch(worker *w, xv_pretrain_sample_batch *b) {
+static make_result make_region_batch(worker *w, xv_pretrain_batch *b) {
     const xv_pretrain_config *c = &w->l->cfg;
     size_t A = (size_t)b->n_atts;
     int n_img = 0, n_txt = 0;
@@ -450,6 +450,7 @@ xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *v, int
     if (s == XV_OK) {
         l->next_worker = (int)v[7];
         l->n_consumed = v[8];
+        l->last_worker = -1;
     } else { /* go on from where the caller was: the previous consumed states */
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", xvlm_last_error());
@@ -463,7 +464,7 @@ xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *v, int
 
 /* ------------------------------------------------------------ the consumer */
 
-xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_sample_batch *batch) {
+xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch) {
     release_lent(l);
     for (int tries = 0; tries < l->n_workers; tries++) {
         worker *w = &l->workers[l->next_worker];
@@ -479,8 +480,8 @@ xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_sample_batch *batc
             pthread_mutex_unlock(&w->mu);
             w->consumed = slot->after;
             *batch = slot->batch;
-            batch->index = l->n_consumed++;
-            batch->worker = w->id;
+            l->n_consumed++;
+            l->last_worker = w->id;
             l->lent = slot;
             l->lent_by = w;
             l->next_worker = (l->next_worker + 1) % l->n_workers;
@@ -494,10 +495,14 @@ xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_sample_batch *batc
         w->exhausted = true;
         l->next_worker = (l->next_worker + 1) % l->n_workers;
     }
-    *batch = (xv_pretrain_sample_batch){.kind = l->cfg.kind, .res = l->cfg.image_res, .text_len = l->cfg.max_tokens,
-                                 .max_masks = l->cfg.max_masks, .index = l->n_consumed, .worker = -1};
+    *batch = (xv_pretrain_batch){.res = l->cfg.image_res, .text_len = l->cfg.max_tokens,
+                                 .max_masks = l->cfg.max_masks};
+    l->last_worker = -1;
     return XV_OK;
 }
+
+int64_t xv_pretrain_batches_consumed(const xv_pretrain_loader *l) { return l->n_consumed; }
+int xv_pretrain_last_worker(const xv_pretrain_loader *l) { return l->last_worker; }
 
 xv_pretrain_counters xv_pretrain_get_counters(const xv_pretrain_loader *l) {
     int64_t sum[XV_PRETRAIN_N_COUNTERS] = {0};
@@ -589,6 +594,7 @@ xv_status xv_pretrain_open(const xv_pretrain_config *cfg, int rank, int world, u
     xv_pretrain_loader *l = calloc(1, sizeof *l);
     if (!l) return xv_error(XV_ERR_NOMEM, "pretrain data: no memory");
     l->cfg = *cfg;
+    l->last_worker = -1;
     l->vocab_path = dup_or_null(cfg->vocab_path);
     l->image_root = dup_or_null(cfg->image_root);
     l->image_key = dup_or_null(cfg->image_key);

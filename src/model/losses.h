@@ -22,14 +22,17 @@ xv_status xv_itm_sample_negatives(const float *sim_i2t, int B, const int32_t *id
 /* ITM: positives (text b, image b), then (text b, image neg_img[b]), then
  * (text neg_txt[b], image b); fusion passes with each side's masks; itm_head
  * on token 0; CE with labels [1]·B + [0]·2B. Optional outputs: the fusion CLS
- * rows [3B, H] and the logits [3B, 2]. image_atts NULL = all visible. */
+ * rows [3B, H] and the logits [3B, 2]. image_atts NULL = all visible. The
+ * negative indices must lie in [0, B) (the pretraining batch check validates
+ * given ones; drawn ones do; gather_rows refuses others). */
 xv_tensor *xv_itm_loss(xv_graph *g, const xv_model *m, xv_tensor *image_embeds, xv_tensor *image_atts,
                        xv_tensor *text_embeds, xv_tensor *text_atts, xv_tensor *neg_img, xv_tensor *neg_txt,
                        xv_tensor **cross_cls_out, xv_tensor **logits_out);
 
 /* MLM: masked ids through every layer (cross-attending to the image), hidden
  * states gathered at masked_pos I32 [B, M], MLM head, CE against masked_ids
- * I32 [B, M] ignoring -100. *logits_out (optional): [B, M, vocab]. */
+ * I32 [B, M] ignoring -100. *logits_out (optional): [B, M, vocab]. Positions
+ * must lie inside the text (validated with the batch: xv_pretrain_batch_check). */
 xv_tensor *xv_mlm_loss(xv_graph *g, const xv_model *m, xv_tensor *ids_masked, xv_tensor *text_atts,
                        xv_tensor *image_embeds, xv_tensor *image_atts, xv_tensor *masked_pos, xv_tensor *masked_ids,
                        xv_tensor **logits_out);
@@ -42,8 +45,9 @@ xv_tensor *xv_bbox_predict(xv_graph *g, const xv_model *m, xv_tensor *image_embe
 
 /* Box losses: returns ΣL1 / n and sets *giou_out = Σ(1 - GIoU) / n, where with
  * is_image (I32 [B], 1 = whole-image text) those rows are excluded and
- * n = Σ(1 - is_image); without it n = B. An all-whole-image batch (n = 0) is
- * refused (the official code would return 0/0). */
+ * n = Σ(1 - is_image); without it n = B. is_image must be 0/1 with a 0
+ * somewhere: xv_pretrain_batch_check refuses an all-whole-image batch, where
+ * the official code would return 0/0. */
 xv_tensor *xv_bbox_loss(xv_graph *g, xv_tensor *pred, xv_tensor *target, xv_tensor *is_image, xv_tensor **giou_out);
 
 #endif

@@ -83,7 +83,8 @@ xv_status xv_model_save(const xv_model *m, const char *path);
 xv_tensor *xv_model_vision(xv_graph *g, const xv_model *m, xv_tensor *images, xv_tensor **stage_out);
 
 /* Region features (§2.10) from vision_embeds [Ni, 1+P, Cv], image_atts I32
- * [B, 1+P] (0/1, at least one patch set per row) and idx_to_group_img I32 [B]:
+ * [B, 1+P] (0/1, at least one patch set per row: validated with the batch,
+ * xv_pretrain_batch_check) and idx_to_group_img I32 [B] inside [0, Ni):
  * returns [r; T[idx]] [B, 1+P, Cv] with r the mask-weighted patch mean;
  * *full (optional) gets vision_embeds[idx]. */
 xv_tensor *xv_model_region(xv_graph *g, const xv_model *m, xv_tensor *vision_embeds, xv_tensor *image_atts,

@@ -4,27 +4,18 @@
 #ifndef XV_MODEL_PRETRAIN_H
 #define XV_MODEL_PRETRAIN_H
 
+#include "data/pretrain_batch.h"
 #include "model/losses.h"
 
 #define XV_MAX_STAGE_OUT XV_SWIN_MAX_STAGES
 
+/* ITM hard negatives: given (tests, the golden data), or drawn from the ITC
+ * similarities with `rng` as the official torch.multinomial draw does. */
 typedef struct {
-    xv_tensor *image;        /* F32 [N, 3, R, R]: one per text, or (region batch) one per distinct image */
-    xv_tensor *text_ids;     /* I32 [B, L] */
-    xv_tensor *text_atts;    /* I32 [B, L] 0/1 */
-    xv_tensor *text_ids_masked; /* I32 [B, L] */
-    xv_tensor *masked_pos;   /* I32 [B, M] */
-    xv_tensor *masked_ids;   /* I32 [B, M], -100 = padding slot */
-    /* region batch (all NULL for an image-text batch): */
-    xv_tensor *image_atts;   /* I32 [B, 1+P] region masks */
-    xv_tensor *idx_to_group_img; /* I32 [B] image of each text */
-    xv_tensor *target_bbox;  /* F32 [B, 4] (cx, cy, w, h); NULL = no box loss */
-    xv_tensor *is_image;     /* I32 [B] 1 = whole-image text (excluded from the box loss); may be NULL */
-    /* ITM negatives; NULL = drawn from the ITC similarities with `rng` */
-    xv_tensor *neg_image_idx; /* I32 [B] */
-    xv_tensor *neg_text_idx;  /* I32 [B] */
+    const int32_t *image_idx; /* [n_texts] negative image of each text; NULL = draw both */
+    const int32_t *text_idx;  /* [n_texts] negative text of each image */
     xv_rng *rng;
-} xv_pretrain_batch;
+} xv_itm_negatives;
 
 typedef struct {
     xv_tensor *vision_embeds;          /* [N, 1+P, Cv] */
@@ -41,8 +32,22 @@ typedef struct {
     xv_tensor *loss_itc, *loss_itm, *loss_mlm, *loss_bbox, *loss_giou, *loss_total; /* [1] */
 } xv_pretrain_out;
 
-/* Clamps temp (pretraining rule), then runs the whole step on g. Training mode
- * and gradient recording are the graph's settings. */
-xv_status xv_pretrain_forward(xv_graph *g, xv_model *m, const xv_pretrain_batch *b, xv_pretrain_out *out);
+/* The one validation of a pretraining batch and its negatives against the
+ * model's config: sizes (res = image_res, text_len <= max_position_embeddings,
+ * n_atts = 1 + patches, one image per text without idx_to_group_img), every
+ * required array present, ids inside the vocabulary, masked_pos inside the
+ * text, masked_ids a vocabulary id or -100, 0/1 masks, idx_to_group_img
+ * inside the images, region masks selecting a patch, finite target boxes, a
+ * box to average over, negatives inside the batch (or an RNG to draw them).
+ * The message names the field, the entry and the problem. Images are not
+ * scanned: a non-finite pixel gives a non-finite loss, which training skips. */
+xv_status xv_pretrain_batch_check(const xv_model_config *cfg, const xv_pretrain_batch *b,
+                                  const xv_itm_negatives *neg);
+
+/* Checks the batch, clamps temp (pretraining rule), then runs the whole step
+ * on g over tensors that borrow the batch's arrays (they must outlive g's use
+ * of them). Training mode and gradient recording are the graph's settings. */
+xv_status xv_pretrain_forward(xv_graph *g, xv_model *m, const xv_pretrain_batch *b, const xv_itm_negatives *neg,
+                              xv_pretrain_out *out);
 
 #endif

@@ -9,18 +9,10 @@ typedef struct {
     xv_pretrain_loader *l;
 } source;
 
-static xv_status next(void *ctx, xv_train_batch *out) {
+static xv_status next(void *ctx, xv_pretrain_batch *out) {
     source *s = ctx;
-    xv_pretrain_sample_batch b;
-    XV_TRY(xv_pretrain_next(s->l, &b));
-    if (b.n_images == 0) return xv_error(XV_ERR_MISSING, "the pretraining data ended (no repeat)");
-    *out = (xv_train_batch){
-        .n_images = b.n_images, .res = b.res, .image = b.image, .n_texts = b.n_texts, .text_len = b.text_len,
-        .max_masks = b.max_masks, .text_ids = b.text_ids, .text_atts = b.text_atts,
-        .text_ids_masked = b.text_ids_masked, .masked_pos = b.masked_pos, .masked_ids = b.masked_ids,
-        .n_atts = b.n_atts, .idx_to_group_img = b.idx_to_group_img, .image_atts = b.image_atts,
-        .target_bbox = b.target_bbox, .is_image = b.is_image,
-    };
+    XV_TRY(xv_pretrain_next(s->l, out));
+    if (out->n_images == 0) return xv_error(XV_ERR_MISSING, "the pretraining data ended (no repeat)");
     return XV_OK;
 }
 

@@ -170,44 +170,13 @@ void xv_trainer_free(xv_trainer *t) {
 
 /* ---- one update ---- */
 
-static xv_status check_batch(const xv_train_batch *b, bool region, const char *what) {
-    if (b->n_images < 1 || b->res < 1 || b->n_texts < 1 || b->text_len < 1 || b->max_masks < 1 || !b->image ||
-        !b->text_ids || !b->text_atts || !b->text_ids_masked || !b->masked_pos || !b->masked_ids)
-        return xv_error(XV_ERR_INVALID_ARG, "trainer: the %s source returned an empty or incomplete batch", what);
-    if (region && (b->n_atts < 2 || !b->idx_to_group_img || !b->image_atts || !b->target_bbox || !b->is_image))
-        return xv_error(XV_ERR_INVALID_ARG, "trainer: the region source returned a batch without region fields");
-    if (!region && b->n_images != b->n_texts)
-        return xv_error(XV_ERR_INVALID_ARG, "trainer: image-text batch with %d images for %d texts", b->n_images,
-                        b->n_texts);
-    return XV_OK;
-}
-
-/* Graph tensors over the batch's arrays (not copied; inputs are only read). */
-static xv_status wrap_batch(xv_graph *g, const xv_train_batch *b, bool region, xv_pretrain_batch *pb) {
-    memset(pb, 0, sizeof *pb);
-    const int64_t B = b->n_texts, L = b->text_len, M = b->max_masks;
-    pb->image = xv_tensor_wrap_f32(g, (float *)b->image, XV_SHAPE(b->n_images, 3, b->res, b->res));
-    pb->text_ids = xv_tensor_wrap_i32(g, (int32_t *)b->text_ids, XV_SHAPE(B, L));
-    pb->text_atts = xv_tensor_wrap_i32(g, (int32_t *)b->text_atts, XV_SHAPE(B, L));
-    pb->text_ids_masked = xv_tensor_wrap_i32(g, (int32_t *)b->text_ids_masked, XV_SHAPE(B, L));
-    pb->masked_pos = xv_tensor_wrap_i32(g, (int32_t *)b->masked_pos, XV_SHAPE(B, M));
-    pb->masked_ids = xv_tensor_wrap_i32(g, (int32_t *)b->masked_ids, XV_SHAPE(B, M));
-    if (region) {
-        pb->idx_to_group_img = xv_tensor_wrap_i32(g, (int32_t *)b->idx_to_group_img, XV_SHAPE(B));
-        pb->image_atts = xv_tensor_wrap_i32(g, (int32_t *)b->image_atts, XV_SHAPE(B, b->n_atts));
-        pb->target_bbox = xv_tensor_wrap_f32(g, (float *)b->target_bbox, XV_SHAPE(B, 4));
-        pb->is_image = xv_tensor_wrap_i32(g, (int32_t *)b->is_image, XV_SHAPE(B));
-    }
-    return xv_graph_status(g);
-}
-
 static double value_of(const xv_tensor *t) { return t ? (double)t->data[0] : 0.0; }
 
 /* A region batch whose texts are all whole-image captions has no box to
  * regress: the official loss is 0/0 (NaN), which apex skips. */
-static bool has_box_text(const xv_train_batch *b) {
+static bool has_box_text(const xv_pretrain_batch *b) {
     for (int i = 0; i < b->n_texts; i++)
-        if (!b->is_image[i]) return true;
+        if (!b->is_image || !b->is_image[i]) return true;
     return false;
 }
 
@@ -223,11 +192,10 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     rec->lr_large = xv_adamw_group_lr(&t->opt, 2, factor);
 
     xv_batch_source *src = &t->src[region ? SRC_REGIONS : SRC_IMAGES];
-    xv_train_batch b;
+    xv_pretrain_batch b;
     memset(&b, 0, sizeof b);
     xv_status st = src->next(src->ctx, &b);
     if (st != XV_OK) return xv_error_wrap(st, "trainer: next %s batch", region ? "region" : "image-text");
-    XV_TRY(check_batch(&b, region, region ? "region" : "image-text"));
     rec->n_texts = b.n_texts;
     rec->n_images = b.n_images;
     if (region && t->cfg.bbox_loss && !t->cfg.calc_image_bbox_loss && !has_box_text(&b)) {
@@ -241,13 +209,14 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     xv_graph *g = t->g;
     xv_graph_reset(g);
     xv_params_zero_grad(&t->m->params);
-    xv_pretrain_batch pb;
-    XV_TRY(wrap_batch(g, &b, region, &pb));
-    if (t->cfg.calc_image_bbox_loss) pb.is_image = NULL; /* as Pretrain.py passes is_image = None */
-    if (!t->cfg.bbox_loss) pb.target_bbox = pb.is_image = NULL; /* no box targets: no box losses */
-    pb.rng = &t->neg;
+    if (t->cfg.calc_image_bbox_loss) b.is_image = NULL; /* as Pretrain.py passes is_image = None */
+    if (!t->cfg.bbox_loss) { /* no box targets: no box losses */
+        b.target_bbox = NULL;
+        b.is_image = NULL;
+    }
+    const xv_itm_negatives neg = {.rng = &t->neg};
     xv_pretrain_out out;
-    st = xv_pretrain_forward(g, t->m, &pb, &out);
+    st = xv_pretrain_forward(g, t->m, &b, &neg, &out);
     if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld forward", (long long)t->step);
     rec->loss_itc = value_of(out.loss_itc);
     rec->loss_itm = value_of(out.loss_itm);

@@ -31,37 +31,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "data/pretrain_batch.h"
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/param_groups.h"
 #include "train/schedule.h"
 
-/* A batch as the data loader hands it out: plain row-major arrays, owned by
- * the source and valid until its next `next` call. */
-typedef struct {
-    int n_images, res;
-    const float *image;         /* [n_images, 3, res, res] normalised */
-    int n_texts, text_len, max_masks;
-    const int32_t *text_ids;    /* [n_texts, text_len] */
-    const int32_t *text_atts;   /* [n_texts, text_len] */
-    const int32_t *text_ids_masked; /* [n_texts, text_len] */
-    const int32_t *masked_pos;  /* [n_texts, max_masks] */
-    const int32_t *masked_ids;  /* [n_texts, max_masks], -100 = padding */
-    /* region batches (NULL for image-text batches) */
-    int n_atts;                 /* 1 + patches */
-    const int32_t *idx_to_group_img; /* [n_texts] */
-    const int32_t *image_atts;  /* [n_texts, n_atts] */
-    const float *target_bbox;   /* [n_texts, 4] */
-    const int32_t *is_image;    /* [n_texts] */
-} xv_train_batch;
-
 /* Where batches come from (the pretraining loader, or a test's generator).
- * Only `next` is required. The position is a vector of named int64 values
- * saved in checkpoints; counters (bad data skipped, ...) go to the log. */
+ * Only `next` is required: it hands out a batch whose arrays the source owns
+ * until its next call (the model's forward validates it). The position is a
+ * vector of named int64 values saved in checkpoints; counters (bad data
+ * skipped, ...) go to the log. */
 typedef struct {
     void *ctx;
-    xv_status (*next)(void *ctx, xv_train_batch *out);
+    xv_status (*next)(void *ctx, xv_pretrain_batch *out);
     int (*state_len)(void *ctx);
     const char *(*state_name)(void *ctx, int i);
     xv_status (*state_save)(void *ctx, int64_t *values, int n);

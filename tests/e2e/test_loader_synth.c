@@ -64,7 +64,7 @@ static int64_t one_pass(xv_pretrain_kind kind, const char *file, const char *voc
     if (!l) return -1;
     const int32_t unk = xv_tokenizer_special_ids(tok).unk, cls = xv_tokenizer_special_ids(tok).cls;
     int64_t images = 0, texts = 0, unknown = 0, bad = 0, with_attribute = 0, bare_nouns = 0;
-    xv_pretrain_sample_batch b;
+    xv_pretrain_batch b;
     while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) {
         images += b.n_images;
         for (int r = 0; r < b.n_texts; r++, texts++) {

@@ -49,50 +49,54 @@ static xv_model *make_model(const shape_case *sc, uint64_t seed) {
     return m;
 }
 
-static xv_tensor *i32(xv_graph *g, const int64_t *shape, int ndim) { return xv_tensor_new(g, XV_I32, shape, ndim); }
+/* Batch arrays live in the graph's arena, as long as the tensors that borrow them. */
+static int32_t *i32(xv_graph *g, int64_t n) { return xv_tensor_new(g, XV_I32, XV_SHAPE(n))->idata; }
+static float *f32(xv_graph *g, int64_t n) { return xv_tensor_new(g, XV_F32, XV_SHAPE(n))->data; }
 
 /* A random batch: B texts, N images; region batches carry masks, groups and boxes. */
-static void make_batch(xv_graph *g, const xv_model *m, bool region, xv_rng *r, xv_pretrain_batch *b) {
+static void make_batch(xv_graph *g, const xv_model *m, bool region, xv_rng *r, xv_pretrain_batch *b,
+                       xv_itm_negatives *neg) {
     const int B = region ? 3 : 2, N = 2, R = m->cfg.vision.image_res, P = xv_config_num_patches(&m->cfg);
-    memset(b, 0, sizeof *b);
-    b->image = xv_tensor_new(g, XV_F32, XV_SHAPE(N, 3, R, R));
-    xv_test_fill_uniform(b->image->data, b->image->numel, -2, 2, xv_rng_u64(r));
-    b->text_ids = i32(g, XV_SHAPE(B, LEN));
-    b->text_atts = i32(g, XV_SHAPE(B, LEN));
-    b->text_ids_masked = i32(g, XV_SHAPE(B, LEN));
+    *b = (xv_pretrain_batch){.n_images = N, .res = R, .n_texts = B, .text_len = LEN, .max_masks = MASKS};
+    b->image = f32(g, (int64_t)N * 3 * R * R);
+    xv_test_fill_uniform(b->image, (int64_t)N * 3 * R * R, -2, 2, xv_rng_u64(r));
+    b->text_ids = i32(g, B * LEN);
+    b->text_atts = i32(g, B * LEN);
+    b->text_ids_masked = i32(g, B * LEN);
     for (int i = 0; i < B; i++) {
         int len = LEN - 2 * i; /* padded rows */
         for (int t = 0; t < LEN; t++) {
             int id = t == 0 ? 101 : t < len ? 1 + (int)xv_rng_below(r, VOCAB - 1) : 0;
-            b->text_ids->idata[i * LEN + t] = id;
-            b->text_ids_masked->idata[i * LEN + t] = (t == 2 || t == 4) && t < len ? 103 : id;
-            b->text_atts->idata[i * LEN + t] = t < len;
+            b->text_ids[i * LEN + t] = id;
+            b->text_ids_masked[i * LEN + t] = (t == 2 || t == 4) && t < len ? 103 : id;
+            b->text_atts[i * LEN + t] = t < len;
         }
     }
-    b->masked_pos = i32(g, XV_SHAPE(B, MASKS));
-    b->masked_ids = i32(g, XV_SHAPE(B, MASKS));
+    b->masked_pos = i32(g, B * MASKS);
+    b->masked_ids = i32(g, B * MASKS);
     for (int i = 0; i < B; i++) {
         int pos[MASKS] = {2, 4, 0};
         for (int k = 0; k < MASKS; k++) {
-            b->masked_pos->idata[i * MASKS + k] = pos[k];
-            b->masked_ids->idata[i * MASKS + k] = k < 2 ? b->text_ids->idata[i * LEN + pos[k]] : -100;
+            b->masked_pos[i * MASKS + k] = pos[k];
+            b->masked_ids[i * MASKS + k] = k < 2 ? b->text_ids[i * LEN + pos[k]] : -100;
         }
     }
-    b->neg_image_idx = i32(g, XV_SHAPE(B));
-    b->neg_text_idx = i32(g, XV_SHAPE(B));
+    int32_t *neg_image = i32(g, B), *neg_text = i32(g, B);
     for (int i = 0; i < B; i++) {
-        b->neg_image_idx->idata[i] = (i + 1) % B;
-        b->neg_text_idx->idata[i] = (i + B - 1) % B;
+        neg_image[i] = (i + 1) % B;
+        neg_text[i] = (i + B - 1) % B;
     }
-    if (!region) return;
-    b->idx_to_group_img = i32(g, XV_SHAPE(B));
-    b->image_atts = i32(g, XV_SHAPE(B, 1 + P));
-    b->target_bbox = xv_tensor_new(g, XV_F32, XV_SHAPE(B, 4));
-    b->is_image = i32(g, XV_SHAPE(B));
+    *neg = (xv_itm_negatives){.image_idx = neg_image, .text_idx = neg_text};
+    if (!region) return; /* N = B: one image per text */
+    b->idx_to_group_img = i32(g, B);
+    b->n_atts = 1 + P;
+    b->image_atts = i32(g, B * (1 + P));
+    b->target_bbox = f32(g, B * 4);
+    b->is_image = i32(g, B);
     for (int i = 0; i < B; i++) {
-        b->idx_to_group_img->idata[i] = i % N;
-        b->is_image->idata[i] = i == 0;
-        for (int p = 0; p <= P; p++) b->image_atts->idata[i * (1 + P) + p] = i == 0 || p == 0 || p % (i + 1) == 0;
+        b->idx_to_group_img[i] = i % N;
+        b->is_image[i] = i == 0;
+        for (int p = 0; p <= P; p++) b->image_atts[i * (1 + P) + p] = i == 0 || p == 0 || p % (i + 1) == 0;
         float box[4] = {0.5f, 0.5f, 1.0f, 1.0f};
         if (i) {
             box[0] = 0.3f + 0.1f * i;
@@ -100,7 +104,7 @@ static void make_batch(xv_graph *g, const xv_model *m, bool region, xv_rng *r, x
             box[2] = 0.2f + 0.05f * i;
             box[3] = 0.3f;
         }
-        memcpy(b->target_bbox->data + 4 * i, box, sizeof box);
+        memcpy(b->target_bbox + 4 * i, box, sizeof box);
     }
 }
 
@@ -118,9 +122,10 @@ static double step_loss(xv_model *m, bool region, bool grads, bool training, xv_
     xv_rng r;
     xv_rng_seed(&r, 99); /* same batch every call */
     xv_pretrain_batch b;
-    make_batch(g, m, region, &r, &b);
+    xv_itm_negatives neg;
+    make_batch(g, m, region, &r, &b, &neg);
     xv_pretrain_out o;
-    xv_status st = xv_pretrain_forward(g, m, &b, &o);
+    xv_status st = xv_pretrain_forward(g, m, &b, &neg, &o);
     CHECK(st == XV_OK, "forward: %s", xvlm_last_error());
     double L = st == XV_OK ? o.loss_total->data[0] : NAN;
     if (st == XV_OK && grads) {

@@ -47,36 +47,36 @@ int main(void) {
     enum { B = 8, L = 40, M = 8 };
     xv_graph *g = xv_graph_new(0);
     xv_graph_set_grad(g, false);
-    xv_pretrain_batch b = {0};
-    b.image = xv_tensor_new(g, XV_F32, XV_SHAPE(B, 3, 224, 224));
-    b.text_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b.text_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b.text_ids_masked = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L));
-    b.masked_pos = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M));
-    b.masked_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M));
-    xv_test_fill_uniform(b.image->data, b.image->numel, -1.8f, 2.1f, 3);
+    xv_pretrain_batch b = {.n_images = B, .res = 224, .n_texts = B, .text_len = L, .max_masks = M};
+    b.image = xv_tensor_new(g, XV_F32, XV_SHAPE(B, 3, 224, 224))->data; /* arrays in the graph's arena */
+    b.text_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b.text_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b.text_ids_masked = xv_tensor_new(g, XV_I32, XV_SHAPE(B, L))->idata;
+    b.masked_pos = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M))->idata;
+    b.masked_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(B, M))->idata;
+    xv_test_fill_uniform(b.image, (int64_t)B * 3 * 224 * 224, -1.8f, 2.1f, 3);
     xv_rng r;
     xv_rng_seed(&r, 4);
     for (int i = 0; i < B; i++) {
         int len = 12 + 3 * i;
         for (int t = 0; t < L; t++) {
             int id = t == 0 ? 101 : t < len ? 1000 + (int)xv_rng_below(&r, 29000) : 0;
-            b.text_ids->idata[i * L + t] = id;
-            b.text_atts->idata[i * L + t] = t < len;
-            b.text_ids_masked->idata[i * L + t] = id;
+            b.text_ids[i * L + t] = id;
+            b.text_atts[i * L + t] = t < len;
+            b.text_ids_masked[i * L + t] = id;
         }
         for (int k = 0; k < M; k++) {
             int p = 1 + k;
             bool real = k < 3 + i % 4;
-            b.masked_pos->idata[i * M + k] = real ? p : 0;
-            b.masked_ids->idata[i * M + k] = real ? b.text_ids->idata[i * L + p] : -100;
-            if (real) b.text_ids_masked->idata[i * L + p] = 103;
+            b.masked_pos[i * M + k] = real ? p : 0;
+            b.masked_ids[i * M + k] = real ? b.text_ids[i * L + p] : -100;
+            if (real) b.text_ids_masked[i * L + p] = 103;
         }
     }
-    b.rng = &r; /* ITM negatives drawn from the ITC similarities */
+    const xv_itm_negatives neg = {.rng = &r}; /* drawn from the ITC similarities */
     xv_pretrain_out o;
     double t2 = now();
-    CHECK_OK(xv_pretrain_forward(g, m, &b, &o));
+    CHECK_OK(xv_pretrain_forward(g, m, &b, &neg, &o));
     double t3 = now();
     if (o.loss_total) {
         CHECK(isfinite(o.loss_itc->data[0]) && isfinite(o.loss_itm->data[0]) && isfinite(o.loss_mlm->data[0]),

@@ -1,6 +1,7 @@
 /* Pretraining inputs: ITM hard-negative sampling (never a positive, follows
- * the weights, deterministic by seed) and every malformed batch refused with
- * a message naming the input, without a crash. */
+ * the weights, deterministic by seed) and every malformed batch field refused
+ * by the one validator (xv_pretrain_batch_check, which the forward runs first)
+ * with a message naming the field and the entry, without a crash. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,109 +58,127 @@ static xv_model *small_model(void) {
     return m;
 }
 
-/* A valid region batch of 2 texts over 2 images (4x4 = 16 patches each). */
-static void good_batch(xv_graph *g, xv_pretrain_batch *b) {
-    memset(b, 0, sizeof *b);
-    b->image = xv_tensor_zeros(g, XV_F32, XV_SHAPE(2, 3, 32, 32));
-    b->text_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 5));
-    b->text_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 5));
-    b->text_ids_masked = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 5));
+/* A valid region batch of 2 texts over 2 images (4x4 = 16 patches each),
+ * its arrays in `f` (text arrays sized for up to 9 tokens). */
+typedef struct {
+    float image[2 * 3 * 32 * 32], target_bbox[2 * 4];
+    int32_t text_ids[2 * 9], text_atts[2 * 9], text_ids_masked[2 * 9], masked_pos[2 * 2], masked_ids[2 * 2];
+    int32_t idx_to_group_img[2], image_atts[2 * 17], is_image[2], neg_image[2], neg_text[2];
+    xv_pretrain_batch b;
+    xv_itm_negatives neg;
+} batch_fixture;
+
+static void good_batch(batch_fixture *f) {
+    memset(f, 0, sizeof *f);
     for (int i = 0; i < 10; i++) {
-        b->text_ids->idata[i] = b->text_ids_masked->idata[i] = 1 + i;
-        b->text_atts->idata[i] = i % 5 < 4;
+        f->text_ids[i] = f->text_ids_masked[i] = 1 + i;
+        f->text_atts[i] = i % 5 < 4;
     }
-    b->masked_pos = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 2));
-    b->masked_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 2));
-    int32_t pos[4] = {1, 0, 2, 3}, ids[4] = {2, -100, 8, 9};
-    memcpy(b->masked_pos->idata, pos, sizeof pos);
-    memcpy(b->masked_ids->idata, ids, sizeof ids);
-    b->idx_to_group_img = xv_tensor_new(g, XV_I32, XV_SHAPE(2));
-    b->idx_to_group_img->idata[0] = 1;
-    b->idx_to_group_img->idata[1] = 0;
-    b->image_atts = xv_tensor_new(g, XV_I32, XV_SHAPE(2, 17));
-    for (int i = 0; i < 34; i++) b->image_atts->idata[i] = i % 17 != 2;
-    b->target_bbox = xv_tensor_new(g, XV_F32, XV_SHAPE(2, 4));
-    float box[8] = {0.5f, 0.5f, 1, 1, 0.3f, 0.4f, 0.2f, 0.2f};
-    memcpy(b->target_bbox->data, box, sizeof box);
-    b->is_image = xv_tensor_new(g, XV_I32, XV_SHAPE(2));
-    b->is_image->idata[0] = 1;
-    b->is_image->idata[1] = 0;
-    b->neg_image_idx = xv_tensor_new(g, XV_I32, XV_SHAPE(2));
-    b->neg_text_idx = xv_tensor_new(g, XV_I32, XV_SHAPE(2));
-    b->neg_image_idx->idata[0] = b->neg_text_idx->idata[0] = 1;
-    b->neg_image_idx->idata[1] = b->neg_text_idx->idata[1] = 0;
+    const int32_t pos[4] = {1, 0, 2, 3}, ids[4] = {2, -100, 8, 9};
+    memcpy(f->masked_pos, pos, sizeof pos);
+    memcpy(f->masked_ids, ids, sizeof ids);
+    f->idx_to_group_img[0] = 1;
+    for (int i = 0; i < 34; i++) f->image_atts[i] = i % 17 != 2;
+    const float box[8] = {0.5f, 0.5f, 1, 1, 0.3f, 0.4f, 0.2f, 0.2f};
+    memcpy(f->target_bbox, box, sizeof box);
+    f->is_image[0] = 1;
+    f->neg_image[0] = f->neg_text[0] = 1;
+    f->b = (xv_pretrain_batch){
+        .n_images = 2, .res = 32, .image = f->image, .n_texts = 2, .text_len = 5, .max_masks = 2,
+        .text_ids = f->text_ids, .text_atts = f->text_atts, .text_ids_masked = f->text_ids_masked,
+        .masked_pos = f->masked_pos, .masked_ids = f->masked_ids, .idx_to_group_img = f->idx_to_group_img,
+        .n_atts = 17, .image_atts = f->image_atts, .target_bbox = f->target_bbox, .is_image = f->is_image,
+    };
+    f->neg = (xv_itm_negatives){.image_idx = f->neg_image, .text_idx = f->neg_text};
 }
 
-typedef void (*breaker)(xv_graph *g, xv_pretrain_batch *b);
-static void b_atts(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->text_atts->idata[3] = 2; }
-static void b_id(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->text_ids->idata[1] = 50; }
-static void b_pos(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->masked_pos->idata[2] = 5; }
-static void b_label(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->masked_ids->idata[3] = -7; }
-static void b_group(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->idx_to_group_img->idata[1] = 2; }
-static void b_region(xv_graph *g, xv_pretrain_batch *b) {
-    (void)g;
-    for (int p = 1; p < 17; p++) b->image_atts->idata[17 + p] = 0;
+/* One bad field each (applied to the valid batch), and what its message must name. */
+typedef void (*breaker)(batch_fixture *f);
+static void b_n_texts(batch_fixture *f) { f->b.n_texts = 0; }
+static void b_max_masks(batch_fixture *f) { f->b.max_masks = 0; }
+static void b_res(batch_fixture *f) { f->b.res = 64; }
+static void b_len(batch_fixture *f) { f->b.text_len = 9; }
+static void b_missing(batch_fixture *f) { f->b.masked_ids = NULL; }
+static void b_id(batch_fixture *f) { f->text_ids[1] = 50; }
+static void b_atts(batch_fixture *f) { f->text_atts[3] = 2; }
+static void b_id_masked(batch_fixture *f) { f->text_ids_masked[7] = -1; }
+static void b_pos(batch_fixture *f) { f->masked_pos[2] = 5; }
+static void b_label(batch_fixture *f) { f->masked_ids[3] = -7; }
+static void b_group(batch_fixture *f) { f->idx_to_group_img[1] = 2; }
+static void b_n_atts(batch_fixture *f) { f->b.n_atts = 4; }
+static void b_mask_value(batch_fixture *f) { f->image_atts[5] = 3; }
+static void b_region(batch_fixture *f) {
+    for (int p = 1; p < 17; p++) f->image_atts[17 + p] = 0;
 }
-static void b_neg(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->neg_text_idx->idata[0] = 2; }
-static void b_whole(xv_graph *g, xv_pretrain_batch *b) { (void)g; b->is_image->idata[1] = 1; }
-static void b_len(xv_graph *g, xv_pretrain_batch *b) {
-    b->text_ids = xv_tensor_zeros(g, XV_I32, XV_SHAPE(2, 9));
-    b->text_atts = xv_tensor_zeros(g, XV_I32, XV_SHAPE(2, 9));
-    b->text_ids_masked = xv_tensor_zeros(g, XV_I32, XV_SHAPE(2, 9));
+static void b_box(batch_fixture *f) { f->target_bbox[6] = NAN; }
+static void b_is_image(batch_fixture *f) { f->is_image[0] = 2; }
+static void b_whole(batch_fixture *f) { f->is_image[1] = 1; }
+static void b_images(batch_fixture *f) {
+    f->b.idx_to_group_img = f->b.image_atts = f->b.is_image = NULL;
+    f->b.target_bbox = NULL;
+    f->b.n_images = 3;
 }
-static void b_res(xv_graph *g, xv_pretrain_batch *b) { b->image = xv_tensor_zeros(g, XV_F32, XV_SHAPE(2, 3, 64, 64)); }
-static void b_mask_shape(xv_graph *g, xv_pretrain_batch *b) { b->image_atts = xv_tensor_zeros(g, XV_I32, XV_SHAPE(2, 4)); }
-static void b_no_rng(xv_graph *g, xv_pretrain_batch *b) {
-    (void)g;
-    b->neg_image_idx = b->neg_text_idx = NULL;
-}
-static void b_images(xv_graph *g, xv_pretrain_batch *b) {
-    (void)g;
-    b->idx_to_group_img = b->image_atts = NULL;
-    b->target_bbox = NULL;
-    b->is_image = NULL;
-    b->image = xv_tensor_zeros(g, XV_F32, XV_SHAPE(3, 3, 32, 32));
-}
+static void b_no_group(batch_fixture *f) { f->b.idx_to_group_img = NULL; }
+static void b_neg_text(batch_fixture *f) { f->neg_text[0] = 2; }
+static void b_neg_image(batch_fixture *f) { f->neg_image[1] = -1; }
+static void b_one_neg(batch_fixture *f) { f->neg.text_idx = NULL; }
+static void b_no_rng(batch_fixture *f) { f->neg = (xv_itm_negatives){0}; }
 
 static void test_bad_batches(void) {
     xv_model *m = small_model();
     if (!m) return;
-    struct {
+    const struct {
         breaker f;
         const char *needle;
     } cases[] = {
         {NULL, NULL},
-        {b_atts, "text_atts[0][3] = 2"},
-        {b_id, "50"},
-        {b_pos, "masked_pos[1][0] = 5"},
+        {b_n_texts, "n_texts = 0"},
+        {b_max_masks, "max_masks = 0"},
+        {b_res, "image res 64, but the model takes 32 x 32"},
+        {b_len, "text_len 9 exceeds the model's max_position_embeddings 8"},
+        {b_missing, "masked_ids is missing"},
+        {b_id, "text_ids[0][1] = 50 outside [0, 50) (the vocabulary)"},
+        {b_atts, "text_atts[0][3] = 2 outside [0, 2) (a 0/1 mask)"},
+        {b_id_masked, "text_ids_masked[1][2] = -1"},
+        {b_pos, "masked_pos[1][0] = 5 outside [0, 5)"},
         {b_label, "masked_ids[1][1] = -7"},
-        {b_group, "idx_to_group_img 2"},
-        {b_region, "selects no patch"},
-        {b_neg, "negative text index[0] = 2"},
-        {b_whole, "whole image"},
-        {b_len, "max_position_embeddings 8"},
-        {b_res, "[N, 3, 32, 32]"},
-        {b_mask_shape, "image_atts must be I32 [2, 17]"},
-        {b_no_rng, "no RNG"},
+        {b_group, "idx_to_group_img[1] = 2 outside [0, 2)"},
+        {b_n_atts, "n_atts = 4 entries, the model has 17"},
+        {b_mask_value, "image_atts[0][5] = 3"},
+        {b_region, "image_atts[1] selects no patch"},
+        {b_box, "target_bbox[1][2] = nan is not finite"},
+        {b_is_image, "is_image[0] = 2"},
+        {b_whole, "is_image is 1 for every text"},
         {b_images, "3 images for 2 texts"},
+        {b_no_group, "need idx_to_group_img"},
+        {b_neg_text, "itm_neg_text_idx[0] = 2 outside [0, 2)"},
+        {b_neg_image, "itm_neg_image_idx[1] = -1"},
+        {b_one_neg, "give both ITM negative index vectors"},
+        {b_no_rng, "no RNG"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    batch_fixture *f = malloc(sizeof *f);
+    for (size_t i = 0; f && i < sizeof cases / sizeof *cases; i++) {
+        good_batch(f);
+        if (cases[i].f) cases[i].f(f);
+        xv_status checked = xv_pretrain_batch_check(&m->cfg, &f->b, &f->neg);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", xvlm_last_error());
+        /* The forward validates with the same check before any work. */
         xv_graph *g = xv_graph_new(0);
-        xv_pretrain_batch b;
-        good_batch(g, &b);
-        if (cases[i].f) cases[i].f(g, &b);
         xv_pretrain_out o;
-        xv_status st = xv_pretrain_forward(g, m, &b, &o);
+        xv_status st = xv_pretrain_forward(g, m, &f->b, &f->neg, &o);
         if (!cases[i].needle) {
+            CHECK(checked == XV_OK, "the valid batch passes: %s", msg);
             CHECK(st == XV_OK && o.loss_total && isfinite(o.loss_total->data[0]) && o.loss_bbox,
                   "the valid batch runs: %s", xvlm_last_error());
             /* Official semantics: only the region text (is_image 0) counts for the boxes. */
             CHECK(o.bbox_pred && o.bbox_pred->shape[0] == 2, "box predictions");
         } else {
-            CHECK(st != XV_OK, "case %zu (%s) accepted", i, cases[i].needle);
-            CHECK(strstr(xvlm_last_error(), cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
-                  xvlm_last_error(), cases[i].needle);
-            printf("  refused: %s\n", xvlm_last_error());
+            CHECK(checked != XV_OK, "case %zu (%s) accepted", i, cases[i].needle);
+            CHECK(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, msg, cases[i].needle);
+            CHECK(st == checked && !strcmp(xvlm_last_error(), msg), "case %zu: the forward refuses it the same way",
+                  i);
+            printf("  refused: %s\n", msg);
         }
         xv_graph_free(g);
     }
@@ -167,16 +186,17 @@ static void test_bad_batches(void) {
     xv_model_parts bare = {.layout = XV_LAYOUT_FINETUNE};
     xv_model *nm = NULL;
     CHECK_OK(xv_model_create(&m->cfg, &bare, &nm));
-    if (nm) {
+    if (nm && f) {
         xv_graph *g = xv_graph_new(0);
-        xv_pretrain_batch b;
-        good_batch(g, &b);
+        good_batch(f);
         xv_pretrain_out o;
-        CHECK(xv_pretrain_forward(g, nm, &b, &o) == XV_ERR_UNSUPPORTED && strstr(xvlm_last_error(), "vision_proj"),
+        CHECK(xv_pretrain_forward(g, nm, &f->b, &f->neg, &o) == XV_ERR_UNSUPPORTED &&
+                  strstr(xvlm_last_error(), "vision_proj"),
               "no projections: %s", xvlm_last_error());
         xv_graph_free(g);
         xv_model_free(nm);
     }
+    free(f);
     xv_model_free(m);
 }
 

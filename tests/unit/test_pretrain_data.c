@@ -198,7 +198,7 @@ static int expected_ids(const char *caption, int max_words, int max_tokens, int3
 }
 
 /* Invariants of one text row; returns its length. */
-static int check_row(const xv_pretrain_sample_batch *b, int r, const char *what) {
+static int check_row(const xv_pretrain_batch *b, int r, const char *what) {
     const int32_t *ids = b->text_ids + r * b->text_len, *atts = b->text_atts + r * b->text_len;
     const int32_t *masked = b->text_ids_masked + r * b->text_len;
     const int32_t *pos = b->masked_pos + r * b->max_masks, *mids = b->masked_ids + r * b->max_masks;
@@ -224,7 +224,7 @@ static int check_row(const xv_pretrain_sample_batch *b, int r, const char *what)
     return n;
 }
 
-static void check_image_values(const xv_pretrain_sample_batch *b, const char *what) {
+static void check_image_values(const xv_pretrain_batch *b, const char *what) {
     /* Normalised u8: (0 - mean)/std .. (1 - mean)/std, min -1.792 (R), max 2.146 (B). */
     size_t n = (size_t)b->n_images * 3 * b->res * b->res;
     int bad = 0;
@@ -254,11 +254,12 @@ static void test_image_text(void) {
         }
     int truncated = 0;
     for (int bi = 0; bi < 8; bi++) {
-        xv_pretrain_sample_batch b;
+        xv_pretrain_batch b;
         CHECK_OK(xv_pretrain_next(l, &b));
         CHECK(b.n_images == 6 && b.n_texts == 6 && b.res == 224 && b.text_len == 8 && b.max_masks == 3,
               "image-text batch shape: %d images", b.n_images);
-        CHECK(b.worker == bi % 2 && b.index == bi, "round robin over the 2 workers");
+        CHECK(xv_pretrain_last_worker(l) == bi % 2 && xv_pretrain_batches_consumed(l) == bi + 1,
+              "round robin over the 2 workers");
         CHECK(!b.image_atts && !b.idx_to_group_img && !b.target_bbox && !b.is_image, "no region arrays");
         check_image_values(&b, "image-text");
         for (int r = 0; r < b.n_texts; r++) {
@@ -285,7 +286,7 @@ static void test_image_text(void) {
     c.num_workers = 1;
     CHECK_OK(xv_pretrain_open(&c, 0, 1, 42, &l));
     if (!l) return;
-    xv_pretrain_sample_batch b;
+    xv_pretrain_batch b;
     for (int bi = 0; bi < 3; bi++) { /* 12 samples out of 6 records: the stream repeats */
         CHECK_OK(xv_pretrain_next(l, &b));
         CHECK(b.n_images == 4, "base64 batch of 4");
@@ -307,7 +308,7 @@ static void test_tokenized(void) {
     xv_pretrain_loader *l;
     CHECK_OK(xv_pretrain_open(&c, 0, 1, 1, &l));
     if (!l) return;
-    xv_pretrain_sample_batch b;
+    xv_pretrain_batch b;
     CHECK_OK(xv_pretrain_next(l, &b));
     const int32_t want[] = {id_of("[CLS]"), id_of("red"), id_of("car"), id_of("##s"), id_of("[UNK]"), id_of("the"), 0};
     CHECK(!memcmp(b.text_ids, want, sizeof want), "pre-tokenized: split on spaces, unknown -> [UNK], no cleaning");
@@ -332,7 +333,7 @@ static void test_region_by_hand(void) {
     const int32_t whole[] = {id_of("[CLS]"), id_of("the"), id_of("whole"), id_of("street"), 0};
     const int32_t scene[] = {id_of("[CLS]"), id_of("a"), id_of("street"), id_of("scene"), 0};
     for (int bi = 0; bi < 16; bi++) {
-        xv_pretrain_sample_batch b;
+        xv_pretrain_batch b;
         CHECK_OK(xv_pretrain_next(l, &b));
         CHECK(b.n_images == 1 && b.n_texts == 3 && b.n_atts == 50, "one image, 3 texts, 1 + 7x7 atts");
         int seen = 0;
@@ -425,7 +426,7 @@ static void test_region_batches(void) {
     int judged = 0, captions = 0;
     int64_t padded = 0;
     for (int bi = 0; bi < 6; bi++) {
-        xv_pretrain_sample_batch b;
+        xv_pretrain_batch b;
         CHECK_OK(xv_pretrain_next(l, &b));
         CHECK(b.n_images == 4 && b.n_texts == 48 && b.n_atts == 50, "region batch: 4 images, 48 texts");
         check_image_values(&b, "regions");
@@ -472,7 +473,7 @@ static void test_region_batches(void) {
     c.batch_size = 5;
     CHECK_OK(xv_pretrain_open(&c, 0, 1, 9, &l));
     if (!l) return;
-    xv_pretrain_sample_batch b;
+    xv_pretrain_batch b;
     for (int bi = 0; bi < 4; bi++) {
         CHECK_OK(xv_pretrain_next(l, &b));
         CHECK(b.n_texts == 5, "subset of 5 texts");
@@ -503,7 +504,7 @@ static void test_choose_texts(void) {
 }
 
 /* A batch's bytes as one hash (every array, images included). */
-static uint64_t batch_hash(const xv_pretrain_sample_batch *b) {
+static uint64_t batch_hash(const xv_pretrain_batch *b) {
     uint64_t h = 0xcbf29ce484222325ull;
 #define MIX(p, n)                                                                                                    \
     for (size_t i_ = 0; p && i_ < (size_t)(n); i_++) h = (h ^ ((const unsigned char *)(p))[i_]) * 0x100000001b3ull
@@ -524,7 +525,7 @@ static uint64_t batch_hash(const xv_pretrain_sample_batch *b) {
 
 static void hashes(xv_pretrain_loader *l, int n, uint64_t *out) {
     for (int i = 0; i < n; i++) {
-        xv_pretrain_sample_batch b;
+        xv_pretrain_batch b;
         out[i] = xv_pretrain_next(l, &b) == XV_OK ? batch_hash(&b) : (uint64_t)i;
     }
 }
@@ -570,9 +571,10 @@ static void test_determinism_and_resume(xv_pretrain_kind kind) {
     CHECK(!memcmp(&k_saved, &k_restored, sizeof k_saved), "%s: counters restored", what);
     hashes(l3, N - CUT, d);
     CHECK(!memcmp(d, a + CUT, (N - CUT) * sizeof *a), "%s: resumed stream = the rest of the original", what);
-    xv_pretrain_sample_batch bb;
+    xv_pretrain_batch bb;
     xv_pretrain_next(l3, &bb);
-    CHECK(bb.index == N, "batch numbering continues (%lld)", (long long)bb.index);
+    CHECK(xv_pretrain_batches_consumed(l3) == N + 1, "batch numbering continues (%lld)",
+          (long long)xv_pretrain_batches_consumed(l3));
     /* Rewinding the first loader itself works too. */
     CHECK_OK(xv_pretrain_state_restore(l2, state, n));
     hashes(l2, N - CUT, d);
@@ -618,7 +620,7 @@ static void test_sharding(void) {
             xv_pretrain_loader *l;
             CHECK_OK(xv_pretrain_open(&c, rank, world, 3, &l));
             if (!l) return;
-            xv_pretrain_sample_batch b;
+            xv_pretrain_batch b;
             int64_t got = 0;
             while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) got += b.n_images;
             xv_pretrain_counters k = xv_pretrain_get_counters(l);
@@ -684,12 +686,12 @@ static void test_bad_data(void) {
     c.batch_size = 4;
     c.num_workers = 1;
     xv_pretrain_loader *l;
-    xv_pretrain_sample_batch b;
+    xv_pretrain_batch b;
     int n_full = 0, n_end = 0;
     xv_pretrain_counters k = {0}, kr = {0};
     if (xv_pretrain_open(&c, 0, 1, 2, &l) == XV_OK) {
         while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) n_full += b.n_images == 4;
-        n_end = b.n_images == 0;
+        n_end = b.n_images == 0 && xv_pretrain_last_worker(l) == -1;
         k = xv_pretrain_get_counters(l);
         xv_pretrain_close(l);
     }

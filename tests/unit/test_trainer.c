@@ -47,7 +47,7 @@ typedef struct {
     float bbox[B * 4];
 } gen;
 
-static xv_status gen_next(void *ctx, xv_train_batch *out) {
+static xv_status gen_next(void *ctx, xv_pretrain_batch *out) {
     gen *s = ctx;
     const int ni = s->region ? NI_REGION : B;
     for (int i = 0; i < ni * 3 * RES * RES; i++) s->image[i] = 2.0f * xv_rng_uniform(&s->rng) - 1.0f;
@@ -83,7 +83,7 @@ static xv_status gen_next(void *ctx, xv_train_batch *out) {
                 t[0] = (x0 + x1) / 8.0f, t[1] = (y0 + y1) / 8.0f, t[2] = (x1 - x0) / 4.0f, t[3] = (y1 - y0) / 4.0f;
         }
     }
-    *out = (xv_train_batch){.n_images = ni, .res = RES, .image = s->image, .n_texts = B, .text_len = L,
+    *out = (xv_pretrain_batch){.n_images = ni, .res = RES, .image = s->image, .n_texts = B, .text_len = L,
                             .max_masks = M, .text_ids = s->ids, .text_atts = s->atts,
                             .text_ids_masked = s->ids_masked, .masked_pos = s->mpos, .masked_ids = s->mids};
     if (s->region) {
