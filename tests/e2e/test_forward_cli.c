@@ -58,8 +58,10 @@ static void write_model(xv_model **out) {
     *out = m;
 }
 
-/* An image-text step of 3 pairs, integers as I64 like the golden inputs. */
-static void write_inputs(const char *path) {
+/* An image-text step of 3 pairs, integers as I64 like the golden inputs,
+ * valid or with one flaw. */
+typedef enum { INPUTS_GOOD, INPUTS_BAD_SHAPE, INPUTS_BAD_VALUE } inputs_kind;
+static void write_inputs(const char *path, inputs_kind kind) {
     enum { B = 3, L = 7, M = 2, R = 64 };
     xv_st_writer *w = NULL;
     CHECK_OK(xv_st_writer_new(&w));
@@ -79,11 +81,15 @@ static void write_inputs(const char *path) {
         pos[b * M + 1] = 0;
         lab[b * M + 1] = -100;
     }
+    if (kind == INPUTS_BAD_VALUE) pos[1] = L; /* past the text */
     CHECK_OK(xv_st_writer_add(w, "image.text_ids", XV_ST_I64, XV_SHAPE(B, L), ids, false));
     CHECK_OK(xv_st_writer_add(w, "image.text_atts", XV_ST_I64, XV_SHAPE(B, L), atts, false));
     CHECK_OK(xv_st_writer_add(w, "image.text_ids_masked", XV_ST_I64, XV_SHAPE(B, L), masked, false));
     CHECK_OK(xv_st_writer_add(w, "image.masked_pos", XV_ST_I64, XV_SHAPE(B, M), pos, false));
-    CHECK_OK(xv_st_writer_add(w, "image.masked_ids", XV_ST_I64, XV_SHAPE(B, M), lab, false));
+    if (kind == INPUTS_BAD_SHAPE) /* the same values, transposed shape */
+        CHECK_OK(xv_st_writer_add(w, "image.masked_ids", XV_ST_I64, XV_SHAPE(M, B), lab, false));
+    else
+        CHECK_OK(xv_st_writer_add(w, "image.masked_ids", XV_ST_I64, XV_SHAPE(B, M), lab, false));
     CHECK_OK(xv_st_writer_write(w, path));
     xv_st_writer_free(w);
     free(img);
@@ -127,7 +133,7 @@ int main(void) {
     snprintf(o2, sizeof o2, "%s/o2.safetensors", g_dir);
     snprintf(o3, sizeof o3, "%s/o3.safetensors", g_dir);
     snprintf(og, sizeof og, "%s/og.safetensors", g_dir);
-    write_inputs(in);
+    write_inputs(in, INPUTS_GOOD);
 
     const char *fmt = "'%s' forward --model '%s' --inputs '%s' --out '%s' --threads %d --seed 5%s";
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o1, 1, "");
@@ -189,6 +195,27 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/nothing' --inputs '%s' --out '%s' 2>/dev/null", bin, g_dir,
              in, o2);
     CHECK(run(cmd) == 1, "missing model folder is a runtime error");
+    /* A flawed inputs file is a runtime error naming the input and the problem:
+     * its shape against the sizes read before it, its values by the model's
+     * batch check. */
+    const struct {
+        inputs_kind kind;
+        const char *needle;
+    } flawed[] = {
+        {INPUTS_BAD_SHAPE, "input image.masked_ids has shape [2, 3], expected [B, M] = [3, 2]"},
+        {INPUTS_BAD_VALUE, "step image.: pretrain batch: masked_pos[0][1] = 7 outside [0, 7)"},
+    };
+    for (size_t i = 0; i < sizeof flawed / sizeof *flawed; i++) {
+        char bad[160], err[160];
+        snprintf(bad, sizeof bad, "%s/bad%zu.safetensors", g_dir, i);
+        snprintf(err, sizeof err, "%s/bad%zu.err", g_dir, i);
+        write_inputs(bad, flawed[i].kind);
+        snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' --out '%s' 2>'%s'", bin, g_dir, bad, o2,
+                 err);
+        CHECK(run(cmd) == 1, "flawed inputs %zu are a runtime error", i);
+        snprintf(cmd, sizeof cmd, "grep -qF '%s' '%s'", flawed[i].needle, err);
+        CHECK(run(cmd) == 0, "flawed inputs %zu: the message names \"%s\"", i, flawed[i].needle);
+    }
     snprintf(cmd, sizeof cmd, "'%s' forward --help | grep -q 'grad.<name>'", bin);
     CHECK(run(cmd) == 0, "--help documents the outputs");
 
