@@ -41,6 +41,7 @@ typedef struct {
     bool region;
     int64_t batches;
     int nan_at; /* batch index whose image holds a NaN (-1: none) */
+    int bad_id_at; /* batch index whose text_ids[0][1] lies outside the vocabulary (-1: none) */
     float image[B * 3 * RES * RES];
     int32_t ids[B * L], atts[B * L], ids_masked[B * L], mpos[B * M], mids[B * M];
     int32_t idx[B], image_atts[B * 17], is_image[B];
@@ -93,6 +94,7 @@ static xv_status gen_next(void *ctx, xv_pretrain_batch *out) {
         out->target_bbox = s->bbox;
         out->is_image = s->is_image;
     }
+    if (s->batches == s->bad_id_at) s->ids[1] = VOCAB;
     s->batches++;
     return XV_OK;
 }
@@ -136,6 +138,7 @@ static void run_open_cfg(run *r, uint64_t seed, int nan_at, bool bbox_loss) {
     r->reg.region = true;
     r->img.nan_at = nan_at;
     r->reg.nan_at = -1;
+    r->img.bad_id_at = r->reg.bad_id_at = -1;
     xv_trainer_config tc = xv_trainer_config_default();
     tc.seed = seed;
     tc.optim.lr = 1e-3;
@@ -331,6 +334,23 @@ static void test_nonfinite_skipped(void) {
     run_close(&r);
 }
 
+/* A malformed batch from a source stops the step with the model's batch
+ * check naming the field (the trainer passes batches on unchecked). */
+static void test_bad_batch_refused(void) {
+    run r;
+    run_open(&r, 5, -1);
+    r.img.bad_id_at = 2; /* the 3rd image-text batch */
+    xv_update_record rec[2];
+    int n = 0;
+    for (int s = 0; s < 2; s++) CHECK_OK(xv_trainer_step(r.t, rec, &n));
+    char want[96];
+    snprintf(want, sizeof want, "pretrain batch: text_ids[0][1] = %d outside [0, %d)", VOCAB, VOCAB);
+    CHECK(xv_trainer_step(r.t, rec, &n) == XV_ERR_INVALID_ARG && strstr(xvlm_last_error(), "step 2 forward") &&
+              strstr(xvlm_last_error(), want),
+          "bad batch: %s", xvlm_last_error());
+    run_close(&r);
+}
+
 static void test_seed_determinism(void) {
     run a, b, c;
     run_open(&a, 3, -1);
@@ -350,6 +370,7 @@ int main(void) {
     test_no_bbox_loss();
     test_resume_bitwise();
     test_nonfinite_skipped();
+    test_bad_batch_refused();
     test_seed_determinism();
     return xv_test_finish("test_trainer");
 }
