@@ -119,7 +119,6 @@ typedef struct {
  * with base64 images, 4 workers; files, vocab_path and image_root unset. */
 xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind);
 
-
 /* Counts over the batches consumed so far (a batch's records, including the
  * skipped ones read while making it, count once it is handed out). */
 typedef struct {
