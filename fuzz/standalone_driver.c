@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/rng.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -75,12 +76,6 @@ static double env_num(const char *name, double dflt) {
     char *end;
     double v = s ? strtod(s, &end) : dflt;
     return s && (end == s || *end) ? dflt : v;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void corpus_add(corpus *c, const uint8_t *d, size_t n) {
@@ -328,7 +323,7 @@ int main(int argc, char **argv) {
     buf b = {malloc(biggest), 0, biggest};
     if (!b.d) abort();
 
-    double t0 = now_s();
+    double t0 = xv_monotonic_seconds();
     unsigned long long runs = 0;
     for (size_t i = 0; i < c.n; i++, runs++) {
         alarm(timeout);
@@ -336,7 +331,7 @@ int main(int argc, char **argv) {
     }
     /* Random walk: keep mutating the last mutant (deeper edits), restart from a corpus entry at times. */
     b.n = 0;
-    while (now_s() - t0 < seconds) {
+    while (xv_monotonic_seconds() - t0 < seconds) {
         for (int k = 0; k < 64; k++, runs++) {
             if (!b.n || below(&r, 4) == 0) {
                 /* seed files when there are some: random bytes rarely get past a parser's first check */
@@ -352,7 +347,7 @@ int main(int argc, char **argv) {
         }
     }
     alarm(0);
-    double dt = now_s() - t0;
+    double dt = xv_monotonic_seconds() - t0;
     printf("%s: %llu runs in %.1f s (%.0f/s), %zu seed files, seed %llu, no crash\n", target, runs, dt,
            runs / (dt > 0 ? dt : 1), n_seeds, (unsigned long long)seed);
     for (size_t i = 0; i < c.n; i++) free(c.v[i].data);

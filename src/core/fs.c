@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 static const char *kind_of(mode_t m) {
-    if (S_ISDIR(m)) return "a folder";
+    if (S_ISDIR(m)) return "a directory";
     if (S_ISFIFO(m)) return "a FIFO";
     if (S_ISCHR(m) || S_ISBLK(m)) return "a device node";
     if (S_ISSOCK(m)) return "a socket";
-    return "not a regular file";
+    return "something else";
 }
 
 /* An existing target must be a regular file: renaming over anything else
@@ -49,8 +49,9 @@ static int open_tmp(const char *tmp) {
     return fd;
 }
 
-xv_status xv_fs_atomic_open(const char *path, xv_fs_atomic *w) {
+xv_status xv_fs_atomic_open(const char *path, xv_fs_sync sync, xv_fs_atomic *w) {
     w->f = NULL;
+    w->sync = sync;
     w->path = w->tmp = NULL;
     if (!path || !*path) return xv_error(XV_ERR_INVALID_ARG, "atomic write: empty output path");
     XV_TRY(check_target(path));
@@ -104,7 +105,7 @@ xv_status xv_fs_atomic_commit(xv_fs_atomic *w) {
     if (!w || !w->f) return xv_error(XV_ERR_INVALID_ARG, "atomic write: commit without an open file");
     bool ok = !ferror(w->f);
     int err = errno;
-    if (ok && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)) ok = false, err = errno;
+    if (ok && (fflush(w->f) != 0 || (w->sync == XV_FS_DURABLE && fsync(fileno(w->f)) != 0))) ok = false, err = errno;
     if (fclose(w->f) != 0 && ok) ok = false, err = errno;
     w->f = NULL;
     xv_status st = ok ? XV_OK : xv_error(XV_ERR_IO, "%s: write failed: %s", w->tmp, strerror(err ? err : EIO));
@@ -112,14 +113,14 @@ xv_status xv_fs_atomic_commit(xv_fs_atomic *w) {
     if (st == XV_OK && rename(w->tmp, w->path) != 0)
         st = xv_error(XV_ERR_IO, "%s: cannot rename %s over it: %s", w->path, w->tmp, strerror(errno));
     if (st != XV_OK) unlink(w->tmp);
-    else st = sync_folder(w->path);
+    else if (w->sync == XV_FS_DURABLE) st = sync_folder(w->path);
     release(w);
     return st;
 }
 
-xv_status xv_fs_write_file(const char *path, const void *data, size_t len) {
+xv_status xv_fs_write_file(const char *path, const void *data, size_t len, xv_fs_sync sync) {
     xv_fs_atomic w;
-    XV_TRY(xv_fs_atomic_open(path, &w));
+    XV_TRY(xv_fs_atomic_open(path, sync, &w));
     if (len && fwrite(data, 1, len, w.f) != len) {
         xv_status st = xv_error(XV_ERR_IO, "%s: write failed: %s", w.tmp, strerror(errno));
         xv_fs_atomic_abort(&w);
@@ -159,9 +160,14 @@ xv_status xv_fs_read_file(const char *path, int64_t max_bytes, uint8_t **data, s
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        xv_status e = xv_error(XV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
-        return xv_error(XV_ERR_IO, "%s: not a regular file", path);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return xv_error(XV_ERR_IO, "%s: is %s, not a regular file", path, kind_of(st.st_mode));
     }
     if (st.st_size > max_bytes) {
         close(fd);

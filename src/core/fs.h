@@ -13,18 +13,29 @@
 
 #include "core/error.h"
 
+/* Whether a commit waits for the disk. fsync costs 5-15 ms a file on this
+ * machine's ext4, 20-40x the write itself: fine for a checkpoint, a config or
+ * a log, too much for the thousands of images a synthetic world holds. */
+typedef enum {
+    XV_FS_DURABLE, /* fsync the file and its folder: a crash keeps the old or the new file */
+    XV_FS_NO_FSYNC /* rename only, for bulk outputs that can be made again: a crash may
+                      lose them but never leaves a torn file under the target's name */
+} xv_fs_sync;
+
 /* An atomic write in progress: write to `f`, then commit or abort. */
 typedef struct {
     FILE *f;    /* the temporary file, open for writing */
     char *path; /* the target */
     char *tmp;  /* path + ".tmp", in the same folder, so rename stays atomic */
+    xv_fs_sync sync;
 } xv_fs_atomic;
 
 /* Open `path.tmp` for writing. Refuses a target that exists and is not a
  * regular file (a folder, FIFO, device node or socket): nothing is created
  * and the error names the path. On failure `w` holds nothing to release. */
-xv_status xv_fs_atomic_open(const char *path, xv_fs_atomic *w);
-/* Flush, fsync, rename over the target, fsync the folder. Any earlier write
+xv_status xv_fs_atomic_open(const char *path, xv_fs_sync sync, xv_fs_atomic *w);
+/* Flush, fsync, rename over the target, fsync the folder (no fsync with
+ * XV_FS_NO_FSYNC). Any earlier write
  * error on w->f fails the commit. Always releases `w`; on failure the temp
  * file is removed and the target is left as it was. */
 xv_status xv_fs_atomic_commit(xv_fs_atomic *w);
@@ -32,7 +43,7 @@ xv_status xv_fs_atomic_commit(xv_fs_atomic *w);
  * zeroed or already released `w`. */
 void xv_fs_atomic_abort(xv_fs_atomic *w);
 /* open + write `len` bytes + commit. */
-xv_status xv_fs_write_file(const char *path, const void *data, size_t len);
+xv_status xv_fs_write_file(const char *path, const void *data, size_t len, xv_fs_sync sync);
 
 /* mkdir -p (mode 0755): every missing parent, then the folder itself. An
  * existing folder is fine; an existing non-folder is an error naming it. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "data/image.h"
+#include "core/fs.h"
 #include "io/strindex.h"
 
 static char *join_path(const char *root, const char *rel) {
@@ -26,7 +26,7 @@ static xv_status read_array(const char *path, cJSON **out) {
     *out = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    XV_TRY(xv_read_file(path, XV_EVAL_MAX_FILE_BYTES, &buf, &len));
+    XV_TRY(xv_fs_read_file(path, XV_EVAL_MAX_FILE_BYTES, &buf, &len));
     cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     free(buf);
     if (!root) return xv_error(XV_ERR_FORMAT, "%s: not valid JSON", path);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/synth.h"
 #include "testutil.h"
@@ -33,7 +34,7 @@ static int run(const char *args, char *err, size_t errlen) {
 static bool same_file(const char *a, const char *b) {
     uint8_t *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    bool ok = xv_read_file(a, 1 << 26, &x, &nx) == XV_OK && xv_read_file(b, 1 << 26, &y, &ny) == XV_OK && nx == ny &&
+    bool ok = xv_fs_read_file(a, 1 << 26, &x, &nx) == XV_OK && xv_fs_read_file(b, 1 << 26, &y, &ny) == XV_OK && nx == ny &&
               !memcmp(x, y, nx);
     free(x);
     free(y);

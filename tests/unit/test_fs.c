@@ -49,13 +49,13 @@ static int temp_files(void) {
 
 static void test_atomic_write(void) {
     const char *path = at("out.txt");
-    CHECK_OK(xv_fs_write_file(path, "old", 3));
+    CHECK_OK(xv_fs_write_file(path, "old", 3, XV_FS_DURABLE));
     char *s = text_of(path);
     CHECK(!strcmp(s, "old"), "written: '%s'", s);
     free(s);
 
     xv_fs_atomic w;
-    CHECK_OK(xv_fs_atomic_open(path, &w));
+    CHECK_OK(xv_fs_atomic_open(path, XV_FS_DURABLE, &w));
     CHECK(w.f && exists(w.tmp), "temp file open while writing");
     fputs("new but abandoned", w.f);
     xv_fs_atomic_abort(&w);
@@ -65,7 +65,7 @@ static void test_atomic_write(void) {
     CHECK(temp_files() == 0, "abort removes the temp file");
     xv_fs_atomic_abort(&w); /* released already: a no-op */
 
-    CHECK_OK(xv_fs_atomic_open(path, &w));
+    CHECK_OK(xv_fs_atomic_open(path, XV_FS_DURABLE, &w));
     fputs("new", w.f);
     s = text_of(path);
     CHECK(!strcmp(s, "old"), "target unchanged until commit: '%s'", s);
@@ -77,7 +77,7 @@ static void test_atomic_write(void) {
     CHECK(temp_files() == 0 && w.f == NULL && w.tmp == NULL, "commit leaves no temp file and releases the writer");
 
     /* A write error on the stream fails the commit and keeps the old file. */
-    CHECK_OK(xv_fs_atomic_open(path, &w));
+    CHECK_OK(xv_fs_atomic_open(path, XV_FS_DURABLE, &w));
     fputs("half", w.f);
     char c;
     (void)!fread(&c, 1, 1, w.f); /* reading a write-only stream sets its error flag */
@@ -89,22 +89,25 @@ static void test_atomic_write(void) {
     CHECK(temp_files() == 0, "failed commit removes the temp file");
 
     /* A stale temp file from a killed run is simply overwritten. */
-    CHECK_OK(xv_fs_write_file(at("stale.txt.tmp"), "junk", 4));
-    CHECK_OK(xv_fs_write_file(at("stale.txt"), "fresh", 5));
+    CHECK_OK(xv_fs_write_file(at("stale.txt.tmp"), "junk", 4, XV_FS_DURABLE));
+    CHECK_OK(xv_fs_write_file(at("stale.txt"), "fresh", 5, XV_FS_NO_FSYNC));
     CHECK(!exists(at("stale.txt.tmp")), "stale temp file replaced and renamed");
-    CHECK_OK(xv_fs_write_file(at("empty.txt"), NULL, 0));
+    char *fresh = text_of(at("stale.txt"));
+    CHECK(!strcmp(fresh, "fresh"), "written without fsync: %s", fresh);
+    free(fresh);
+    CHECK_OK(xv_fs_write_file(at("empty.txt"), NULL, 0, XV_FS_DURABLE));
     CHECK(exists(at("empty.txt")), "empty file written");
 
-    CHECK(xv_fs_write_file(at("no/such/dir/x"), "x", 1) == XV_ERR_IO && strstr(xvlm_last_error(), "no/such/dir"),
+    CHECK(xv_fs_write_file(at("no/such/dir/x"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), "no/such/dir"),
           "missing folder named: %s", xvlm_last_error());
-    CHECK(xv_fs_atomic_open("", &w) == XV_ERR_INVALID_ARG && w.f == NULL, "empty path refused");
+    CHECK(xv_fs_atomic_open("", XV_FS_DURABLE, &w) == XV_ERR_INVALID_ARG && w.f == NULL, "empty path refused");
 }
 
 static void test_refuses_special_targets(void) {
     const char *fifo = at("pipe");
     CHECK(mkfifo(fifo, 0600) == 0, "mkfifo %s: %s", fifo, strerror(errno));
     xv_fs_atomic w;
-    CHECK(xv_fs_atomic_open(fifo, &w) == XV_ERR_IO && strstr(xvlm_last_error(), fifo) &&
+    CHECK(xv_fs_atomic_open(fifo, XV_FS_DURABLE, &w) == XV_ERR_IO && strstr(xvlm_last_error(), fifo) &&
               strstr(xvlm_last_error(), "FIFO"),
           "FIFO target refused, named: %s", xvlm_last_error());
     CHECK(w.f == NULL && !exists(at("pipe.tmp")), "nothing created for a refused FIFO");
@@ -113,14 +116,14 @@ static void test_refuses_special_targets(void) {
 
     const char *dir = at("folder");
     CHECK(mkdir(dir, 0755) == 0, "mkdir");
-    CHECK(xv_fs_write_file(dir, "x", 1) == XV_ERR_IO && strstr(xvlm_last_error(), dir) &&
-              strstr(xvlm_last_error(), "folder"),
+    CHECK(xv_fs_write_file(dir, "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), dir) &&
+              strstr(xvlm_last_error(), "directory"),
           "folder target refused, named: %s", xvlm_last_error());
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && !exists(at("folder.tmp")), "folder untouched");
 
     /* A FIFO sitting at the temp name must not block the writer. */
     CHECK(mkfifo(at("t.txt.tmp"), 0600) == 0, "mkfifo");
-    CHECK(xv_fs_write_file(at("t.txt"), "x", 1) == XV_ERR_IO && strstr(xvlm_last_error(), "t.txt.tmp"),
+    CHECK(xv_fs_write_file(at("t.txt"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), "t.txt.tmp"),
           "FIFO at the temp name refused: %s", xvlm_last_error());
     CHECK(!exists(at("t.txt")), "no target written");
     unlink(at("t.txt.tmp"));
@@ -134,7 +137,7 @@ static void test_mkdir_p(void) {
     CHECK(stat(at("a/b/c/d"), &st) == 0 && S_ISDIR(st.st_mode), "nested folders created");
     CHECK_OK(xv_fs_mkdir_p(deep)); /* existing: fine */
     CHECK_OK(xv_fs_mkdir_p(g_dir));
-    CHECK_OK(xv_fs_write_file(at("a/file"), "x", 1));
+    CHECK_OK(xv_fs_write_file(at("a/file"), "x", 1, XV_FS_DURABLE));
     CHECK(xv_fs_mkdir_p(at("a/file")) == XV_ERR_IO && strstr(xvlm_last_error(), "a/file") &&
               strstr(xvlm_last_error(), "not a folder"),
           "existing file in the way named: %s", xvlm_last_error());
@@ -146,7 +149,7 @@ static void test_mkdir_p(void) {
 static void test_read_file(void) {
     uint8_t *d = NULL;
     size_t n = 99;
-    CHECK_OK(xv_fs_write_file(at("r.bin"), "ab\0cd", 5));
+    CHECK_OK(xv_fs_write_file(at("r.bin"), "ab\0cd", 5, XV_FS_DURABLE));
     CHECK_OK(xv_fs_read_file(at("r.bin"), 5, &d, &n));
     CHECK(d && n == 5 && !memcmp(d, "ab\0cd", 5) && d[5] == '\0', "bytes read, NUL after them");
     free(d);
