@@ -91,21 +91,9 @@ static void corpus_add(corpus *c, const uint8_t *d, size_t n) {
 }
 
 static bool read_file(const char *path, corpus *c) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return false;
     uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
-        }
-        size_t k = fread(buf + n, 1, cap - n, fp);
-        if (!k) break;
-        n += k;
-    }
-    fclose(fp);
+    size_t n = 0;
+    if (xv_fs_read_file(path, INT64_C(1) << 30, &buf, &n) != XV_OK) return false;
     corpus_add(c, buf, n);
     free(buf);
     return true;

@@ -14,7 +14,7 @@
 xv_status xv_jpeg_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *len);
 
 /* Encode and write to `path` (through a temporary file renamed into place,
- * without fsync: images are bulk outputs, see xv_fs_sync in core/fs.h). */
+ * without fsync: images are bulk outputs, see XV_FS_NO_FSYNC in core/fs.h). */
 xv_status xv_jpeg_write(const char *path, const uint8_t *rgb, int width, int height, int quality);
 
 #endif

@@ -263,12 +263,12 @@ static void test_kill_resume(const char *bin, const char *yaml, const char *stra
     CHECK(da && db && !strcmp(da, db), "the killed run's log differs from the straight run's");
     free(da), free(db);
     /* the bad lines were warned about on stderr */
-    FILE *f = fopen(err, "rb");
-    char buf[1 << 14] = {0};
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = '\0';
-    CHECK(strstr(buf, "no_such_file.jpg") != NULL, "stderr warns about the missing image:\n%s", buf);
+    uint8_t *text = NULL;
+    size_t n;
+    CHECK_OK(xv_fs_read_file(err, INT64_C(1) << 30, &text, &n));
+    CHECK(text && strstr((const char *)text, "no_such_file.jpg") != NULL, "stderr warns about the missing image:\n%s",
+          text ? (const char *)text : "");
+    free(text);
 }
 
 int main(void) {
