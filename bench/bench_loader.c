@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "core/fs.h"
 #include "core/rng.h"
 #include "data/image.h"
 #include "data/image_write.h"
@@ -114,14 +115,6 @@ static void make_dataset(void) {
     fclose(v);
 }
 
-/* CPU seconds of the whole process (all threads): on a shared, loaded machine
- * images per CPU-second is the stable figure, wall-clock rates are not. */
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     char files[512], vocab[512];
     snprintf(files, sizeof files, "%s/%s", g_dir, kind == XV_PRETRAIN_IMAGES ? "it" : "rg");
@@ -134,7 +127,7 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     c.num_workers = workers;
     c.batch_size = kind == XV_PRETRAIN_IMAGES ? 32 : 48;
     c.max_images = 16;
-    double t0 = xv_bench_now(), c0 = cpu_now();
+    double t0 = xv_bench_now(), c0 = xv_cpu_seconds();
     xv_pretrain_loader *l;
     if (xv_pretrain_open(&c, 0, 1, 7, &l) != XV_OK) {
         fprintf(stderr, "open: %s\n", xvlm_last_error());
@@ -153,11 +146,11 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     double dt = xv_bench_now() - t0;
     /* The workers go on until their queues are full: N + workers·prefetch
      * batches in all. Wait for them to idle, then count CPU time per image made. */
-    double cpu = cpu_now(), prev;
+    double cpu = xv_cpu_seconds(), prev;
     do {
         prev = cpu;
         usleep(100 * 1000);
-        cpu = cpu_now();
+        cpu = xv_cpu_seconds();
     } while (cpu - prev > 0.002);
     cpu -= c0;
     int per_batch = kind == XV_PRETRAIN_IMAGES ? c.batch_size : c.max_images;

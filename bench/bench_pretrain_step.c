@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "benchutil.h"
+#include "core/fs.h"
 #include "train/pretrain_init.h"
 #include "train/trainer.h"
 #include "xvlm.h"
@@ -89,14 +90,6 @@ static void source_free(source *s) {
     free(s->idx), free(s->is_image), free(s->image_atts);
 }
 
-/* CPU seconds of the whole process (every thread): on a loaded machine the
- * wall time also counts the waits for a core. */
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -142,12 +135,12 @@ int main(int argc, char **argv) {
     for (int s = -1; s < steps; s++) { /* step -1: warm-up (sizes the arena, allocates gradients and moments) */
         xv_update_record rec[2];
         int n = 0;
-        const double c0 = cpu_seconds();
+        const double c0 = xv_cpu_seconds();
         if (xv_trainer_step(t, rec, &n) != XV_OK || n != 2) {
             fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
             return 1;
         }
-        const double cpu = cpu_seconds() - c0;
+        const double cpu = xv_cpu_seconds() - c0;
         if (s >= 0) tr[s] = rec[0].seconds, ti[s] = rec[1].seconds, tc_cpu[s] = cpu;
         for (int k = 0; k < 2; k++) {
             double v[6] = {rec[k].loss_itc, rec[k].loss_itm, rec[k].loss_mlm, rec[k].loss_bbox, rec[k].loss_giou,

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "benchutil.h"
+#include "core/fs.h"
 #include "model/losses.h"
 #include "model/model.h"
 #include "ops/gemm.h"
@@ -140,10 +141,10 @@ static void time_piece(ctx *c, const piece *p, int reps, double *med, double *be
     if (reps > 64) reps = 64;
     p->run(c);
     for (int r = 0; r < reps; r++) {
-        double t0 = xv_bench_now(), c0 = xv_bench_cpu_now();
+        double t0 = xv_bench_now(), c0 = xv_cpu_seconds();
         p->run(c);
         wall[r] = xv_bench_now() - t0;
-        cput[r] = xv_bench_cpu_now() - c0;
+        cput[r] = xv_cpu_seconds() - c0;
     }
     qsort(wall, (size_t)reps, sizeof(double), cmp_double);
     qsort(cput, (size_t)reps, sizeof(double), cmp_double);

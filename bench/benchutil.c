@@ -4,17 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
-static clockid_t bench_clock = CLOCK_MONOTONIC;
+#include "core/fs.h"
 
-void xv_bench_use_cpu_clock(int on) { bench_clock = on ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC; }
+static int bench_cpu_clock;
 
-double xv_bench_now(void) {
-    struct timespec ts;
-    clock_gettime(bench_clock, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+void xv_bench_use_cpu_clock(int on) { bench_cpu_clock = on; }
+
+double xv_bench_now(void) { return bench_cpu_clock ? xv_cpu_seconds() : xv_monotonic_seconds(); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -58,12 +55,6 @@ double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds) {
     return 2.0 * M * N * K / t * 1e-9;
 }
 
-double xv_bench_cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double xv_bench_sgemm_gflops_cpu(int M, int N, int K, double min_seconds) {
     sgemm_ctx c = {M, N, K, malloc(sizeof(float) * (size_t)M * K), malloc(sizeof(float) * (size_t)N * K),
                    malloc(sizeof(float) * (size_t)M * N)};
@@ -74,9 +65,9 @@ double xv_bench_sgemm_gflops_cpu(int M, int N, int K, double min_seconds) {
     run_sgemm(&c); /* warm-up */
     double start = xv_bench_now();
     while (n < 1000 && (n < 3 || xv_bench_now() - start < min_seconds)) {
-        double t0 = xv_bench_cpu_now();
+        double t0 = xv_cpu_seconds();
         run_sgemm(&c);
-        times[n++] = xv_bench_cpu_now() - t0;
+        times[n++] = xv_cpu_seconds() - t0;
     }
     qsort(times, (size_t)n, sizeof(double), cmp_double);
     free(c.A);

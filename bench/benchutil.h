@@ -15,8 +15,6 @@ void xv_bench_use_cpu_clock(int on);
 double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds);
 /* GFLOP/s of raw cblas_sgemm on C[M,N] = A[M,K]·B[N,K]ᵀ, measured now. */
 double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds);
-/* Seconds of CPU time used by this process so far (all threads). */
-double xv_bench_cpu_now(void);
 /* The same sgemm per second of process CPU time (GFLOP per CPU-second, all
  * threads together): on a machine shared with other jobs this stays close to
  * the unloaded rate per core, where wall-clock rates drop with the load. */

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "image_list.h"
 #include "model_opts.h"
 
@@ -49,22 +50,16 @@ typedef struct {
     int started;
 } progress_state;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(void *user, int64_t done, int64_t total) {
     progress_state *p = user;
     if (!p->started) {
         p->started = 1;
-        p->t0 = now();
+        p->t0 = xv_monotonic_seconds();
         p->start_done = done;
         if (done > 0) fprintf(stderr, "xvlm index: resuming: %lld of %lld images already done\n", (long long)done,
                               (long long)total);
     }
-    double dt = now() - p->t0, rate = dt > 0 ? (double)(done - p->start_done) / dt : 0;
+    double dt = xv_monotonic_seconds() - p->t0, rate = dt > 0 ? (double)(done - p->start_done) / dt : 0;
     int pct = total ? (int)(100 * done / total) : 100;
     if (p->tty) {
         int fill = pct * 30 / 100;
@@ -75,9 +70,9 @@ static void progress(void *user, int64_t done, int64_t total) {
         fprintf(stderr, "\r[%s] %lld/%lld images %5.1f img/s  eta %3d:%02d", bar, (long long)done, (long long)total,
                 rate, (int)(eta / 60), (int)eta % 60);
         if (done == total) fputc('\n', stderr);
-    } else if (pct / 5 != p->last_pct / 5 || done == total || now() - p->last_line >= 10) {
+    } else if (pct / 5 != p->last_pct / 5 || done == total || xv_monotonic_seconds() - p->last_line >= 10) {
         /* Not a terminal (a log): a line every 5%, and at least every 10 s. */
-        p->last_line = now();
+        p->last_line = xv_monotonic_seconds();
         fprintf(stderr, "xvlm index: %lld/%lld images (%d%%) %.1f img/s\n", (long long)done, (long long)total, pct,
                 rate);
     }
@@ -152,7 +147,7 @@ int xv_cmd_index(int argc, char **argv) {
     ip.warn = warn;
     ip.user = &ps;
     xvlm_index_stats stats;
-    double t0 = now();
+    double t0 = xv_monotonic_seconds();
     xv_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
     if (st == XV_OK && stats.indexed == 0)
         st = xv_error(XV_ERR_MISSING, "none of the %lld images could be read", (long long)stats.total);
@@ -162,7 +157,7 @@ int xv_cmd_index(int argc, char **argv) {
         printf("indexed %lld images into %s (%.1f MiB): encoded %lld, reused %lld from an interrupted run, "
                "skipped %lld unreadable, %.1f s\n",
                (long long)stats.indexed, out, mib, (long long)stats.encoded, (long long)stats.reused,
-               (long long)stats.skipped, now() - t0);
+               (long long)stats.skipped, xv_monotonic_seconds() - t0);
     } else {
         fprintf(stderr, "%sxvlm index: %s\n", ps.tty ? "\n" : "", xvlm_last_error());
     }

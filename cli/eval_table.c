@@ -6,9 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
-#include "data/image.h"
+#include "core/fs.h"
 #include "eval_print.h"
 
 /* Parsed DIR/name, or NULL when the file does not exist; *bad set when it
@@ -16,13 +17,11 @@
 static cJSON *read_json(const char *dir, const char *name, int *bad) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fclose(f);
+    if (access(path, F_OK) != 0) return NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
     cJSON *j = NULL;
-    if (xv_read_file(path, 1 << 26, &buf, &len) == XV_OK) j = cJSON_ParseWithLength((const char *)buf, len);
+    if (xv_fs_read_file(path, 1 << 26, &buf, &len) == XV_OK) j = cJSON_ParseWithLength((const char *)buf, len);
     free(buf);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);

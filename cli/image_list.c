@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 void xv_cli_image_list_free(xv_cli_image_list *l) {
     for (int64_t i = 0; i < l->n; i++) free(l->paths[i]);
@@ -32,16 +33,6 @@ static xv_status push(xv_cli_image_list *l, char *owned) {
     return XV_OK;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
-}
-
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
@@ -55,7 +46,7 @@ static xv_status walk(const char *dir, xv_cli_image_list *l, int depth) {
     struct dirent *e;
     while (st == XV_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue; /* ., .., hidden files */
-        char *p = join(dir, e->d_name);
+        char *p = xv_fs_join(dir, e->d_name);
         if (!p) {
             st = xv_error(XV_ERR_NOMEM, "out of memory");
             break;
@@ -111,7 +102,7 @@ xv_status xv_cli_image_list_read(const char *src, xv_cli_image_list *out) {
         for (int64_t i = 0; st == XV_OK && i < lines.n; i++) {
             const char *p = lines.paths[i];
             if (p[0] == '#') continue;
-            st = push(out, p[0] == '/' ? strdup(p) : join(base, p));
+            st = push(out, p[0] == '/' ? strdup(p) : xv_fs_join(base, p));
         }
         free(copy);
         xv_cli_image_list_free(&lines);

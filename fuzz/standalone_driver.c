@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/rng.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -77,12 +78,6 @@ static double env_num(const char *name, double dflt) {
     return s && (end == s || *end) ? dflt : v;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void corpus_add(corpus *c, const uint8_t *d, size_t n) {
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
@@ -96,21 +91,9 @@ static void corpus_add(corpus *c, const uint8_t *d, size_t n) {
 }
 
 static bool read_file(const char *path, corpus *c) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return false;
     uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
-        }
-        size_t k = fread(buf + n, 1, cap - n, fp);
-        if (!k) break;
-        n += k;
-    }
-    fclose(fp);
+    size_t n = 0;
+    if (xv_fs_read_file(path, INT64_C(1) << 30, &buf, &n) != XV_OK) return false;
     corpus_add(c, buf, n);
     free(buf);
     return true;
@@ -328,7 +311,7 @@ int main(int argc, char **argv) {
     buf b = {malloc(biggest), 0, biggest};
     if (!b.d) abort();
 
-    double t0 = now_s();
+    double t0 = xv_monotonic_seconds();
     unsigned long long runs = 0;
     for (size_t i = 0; i < c.n; i++, runs++) {
         alarm(timeout);
@@ -336,7 +319,7 @@ int main(int argc, char **argv) {
     }
     /* Random walk: keep mutating the last mutant (deeper edits), restart from a corpus entry at times. */
     b.n = 0;
-    while (now_s() - t0 < seconds) {
+    while (xv_monotonic_seconds() - t0 < seconds) {
         for (int k = 0; k < 64; k++, runs++) {
             if (!b.n || below(&r, 4) == 0) {
                 /* seed files when there are some: random bytes rarely get past a parser's first check */
@@ -352,7 +335,7 @@ int main(int argc, char **argv) {
         }
     }
     alarm(0);
-    double dt = now_s() - t0;
+    double dt = xv_monotonic_seconds() - t0;
     printf("%s: %llu runs in %.1f s (%.0f/s), %zu seed files, seed %llu, no crash\n", target, runs, dt,
            runs / (dt > 0 ? dt : 1), n_seeds, (unsigned long long)seed);
     for (size_t i = 0; i < c.n; i++) free(c.v[i].data);

@@ -26,6 +26,7 @@
 
 #include "api/api_internal.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/checksum.h"
 
 #define ERRLEN 512
@@ -59,30 +60,15 @@ static char *run_json(const xvlm_model *mm, xvlm_tokens tokens, int64_t n, uint6
     return strdup(buf);
 }
 
-static xv_status write_durable(const char *path, const char *text) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp) return xv_error(XV_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = false;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    int err = errno;
-    if (!ok) remove(tmp);
-    free(tmp);
-    return ok ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(4096);
-    size_t n = buf ? fread(buf, 1, 4095, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
+/* The parts folder's run.json; NULL when there is none (a fresh start). */
+static xv_status read_run(const char *path, char **out) {
+    *out = NULL;
+    if (access(path, F_OK) != 0) return XV_OK;
+    uint8_t *text = NULL;
+    size_t len;
+    XV_TRY(xv_fs_read_file(path, 1 << 16, &text, &len));
+    *out = (char *)text;
+    return XV_OK;
 }
 
 static xv_status add_chunk(build_state *s, const char *path) {
@@ -168,7 +154,8 @@ static xv_status start(const xvlm_model *mm, const char *index_path, const char 
     if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
         st = xv_error(XV_ERR_IO, "%s: cannot create: %s", s->dir, strerror(errno));
     if (st == XV_OK) st = lock_dir(s);
-    char *have = st == XV_OK ? read_text(run_path) : NULL;
+    char *have = NULL;
+    if (st == XV_OK) st = read_run(run_path, &have);
     if (st == XV_OK && have && strcmp(have, want)) {
         st = xv_error(XV_ERR_INVALID_ARG,
                       "%s holds an interrupted index of other images, another model or another --tokens setting "
@@ -178,7 +165,7 @@ static xv_status start(const xvlm_model *mm, const char *index_path, const char 
         st = resume(mm, s, n);
     } else if (st == XV_OK) {
         clear_chunks(s->dir); /* leftovers of a run whose run.json is gone */
-        st = write_durable(run_path, want);
+        st = xv_fs_write_file(run_path, want, strlen(want), XV_FS_DURABLE);
     }
     free(have);
     free(want);

@@ -1,11 +1,11 @@
-/* Image buffers, file reading and the format dispatch of the decoders. */
+/* Image buffers, loading files and the format dispatch of the decoders. */
 #include "data/image.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "core/fs.h"
 
 int xv_image_size_ok(int64_t width, int64_t height, int64_t max_pixels) {
     if (max_pixels > XV_IMAGE_MAX_PIXELS) max_pixels = XV_IMAGE_MAX_PIXELS;
@@ -32,41 +32,6 @@ void xv_image_free(xv_image *im) {
     im->width = im->height = 0;
 }
 
-xv_status xv_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len) {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return xv_error(XV_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        fclose(f);
-        return xv_error(XV_ERR_FORMAT, "%s: empty file (0 bytes)", path);
-    }
-    if (st.st_size > max_bytes) {
-        fclose(f);
-        return xv_error(XV_ERR_NOMEM, "%s: file of %lld bytes refused (limit %lld)", path, (long long)st.st_size,
-                        (long long)max_bytes);
-    }
-    uint8_t *buf = malloc((size_t)st.st_size);
-    if (!buf) {
-        fclose(f);
-        return xv_error(XV_ERR_NOMEM, "%s: out of memory reading %lld bytes", path, (long long)st.st_size);
-    }
-    size_t got = fread(buf, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if (got != (size_t)st.st_size) {
-        free(buf);
-        return xv_error(XV_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
-    }
-    *data = buf;
-    *len = got;
-    return XV_OK;
-}
-
 xv_status xv_image_decode(const void *buf, size_t len, const char *label, xv_image *out) {
     return xv_image_decode_capped(buf, len, label, XV_IMAGE_MAX_PIXELS, out);
 }
@@ -85,7 +50,7 @@ xv_status xv_image_decode_capped(const void *buf, size_t len, const char *label,
 xv_status xv_image_load(const char *path, xv_image *out) {
     uint8_t *data;
     size_t len;
-    XV_TRY(xv_read_file(path, XV_IMAGE_MAX_FILE_BYTES, &data, &len));
+    XV_TRY(xv_fs_read_file(path, XV_IMAGE_MAX_FILE_BYTES, &data, &len));
     xv_status s = xv_image_decode(data, len, path, out);
     free(data);
     return s;

@@ -52,10 +52,6 @@ xv_status xv_image_decode_capped(const void *buf, size_t len, const char *label,
 /* Read and decode a file. */
 xv_status xv_image_load(const char *path, xv_image *out);
 
-/* Read a whole file into a malloc'd buffer (refuses empty files and files over
- * max_bytes). */
-xv_status xv_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len);
-
 /* Format-specific decoders used by xv_image_decode_capped. */
 xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels, xv_image *out);
 xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels, xv_image *out);

@@ -2,13 +2,13 @@
  * longjmps back to xv_jpeg_encode, which reports the message. */
 #include <setjmp.h>
 #include <stddef.h>
-#include <stdbool.h>
 #include <stdio.h> /* jpeglib.h needs size_t and FILE first */
 #include <stdlib.h>
 #include <string.h>
 
 #include <jpeglib.h>
 
+#include "core/fs.h"
 #include "data/image_write.h"
 
 /* On the heap, reached through a pointer set before setjmp (see image_jpeg.c). */
@@ -68,34 +68,12 @@ xv_status xv_jpeg_encode(const uint8_t *rgb, int width, int height, int quality,
     return XV_OK;
 }
 
-xv_status xv_write_file(const char *path, const void *data, size_t len) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        return xv_error(XV_ERR_IO, "%s: cannot create", path);
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        return xv_error(XV_ERR_IO, "%s: write failed", path);
-    }
-    free(tmp);
-    return XV_OK;
-}
-
 xv_status xv_jpeg_write(const char *path, const uint8_t *rgb, int width, int height, int quality) {
     uint8_t *buf = NULL;
     size_t len = 0;
     xv_status st = xv_jpeg_encode(rgb, width, height, quality, &buf, &len);
     if (st != XV_OK) return xv_error_wrap(st, "%s", path);
-    st = xv_write_file(path, buf, len);
+    st = xv_fs_write_file(path, buf, len, XV_FS_NO_FSYNC);
     free(buf);
     return st;
 }

@@ -13,10 +13,8 @@
  * libjpeg. quality 1..100. *out is malloc'd; free it. */
 xv_status xv_jpeg_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *len);
 
-/* Encode and write to `path` (through a temporary file renamed into place). */
+/* Encode and write to `path` (through a temporary file renamed into place,
+ * without fsync: images are bulk outputs, see XV_FS_NO_FSYNC in core/fs.h). */
 xv_status xv_jpeg_write(const char *path, const uint8_t *rgb, int width, int height, int quality);
-
-/* Write `len` bytes to `path` atomically (path.tmp, then rename). */
-xv_status xv_write_file(const char *path, const void *data, size_t len);
 
 #endif

@@ -1,16 +1,14 @@
 /* Generating the whole world: scenes and texts per image (each image from its
  * own RNG stream, so the work can be shared among threads without changing a
  * byte), test captions chosen to single out their image, then rendering. */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <omp.h>
 
+#include "core/fs.h"
 #include "data/image_write.h"
 #include "data/synth_dataset.h"
 #include "data/synth_text.h"
@@ -183,23 +181,6 @@ static xv_status render_image(const xv_synth_dataset *d, int i, const char *dir,
     return xv_jpeg_write(path, rgb, d->p.size, d->p.size, d->p.jpeg_quality);
 }
 
-static xv_status make_dir(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return xv_error(XV_ERR_INVALID_ARG, "synth: bad output folder '%s'", path);
-    memcpy(buf, path, n + 1);
-    for (size_t k = 1; k <= n; k++) {
-        if (buf[k] != '/' && buf[k] != '\0') continue;
-        char c = buf[k];
-        buf[k] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return xv_error(XV_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-        buf[k] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return xv_error(XV_ERR_IO, "%s: not a folder", path);
-    return XV_OK;
-}
-
 static xv_status check_params(const xv_synth_params *p) {
     if (p->train_images < 1 || p->train_images > 10000000)
         return xv_error(XV_ERR_INVALID_ARG, "synth: --images %d, expected 1..10000000", p->train_images);
@@ -251,19 +232,13 @@ static void count(const xv_synth_dataset *d, xv_synth_stats *st) {
     }
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 xv_status xv_synth_generate(const xv_synth_params *p, const char *out_dir, xv_synth_stats *stats) {
-    double t0 = now_seconds();
+    double t0 = xv_monotonic_seconds();
     XV_TRY(check_params(p));
     char images_dir[4200];
     snprintf(images_dir, sizeof images_dir, "%s/images", out_dir);
-    XV_TRY(make_dir(out_dir));
-    XV_TRY(make_dir(images_dir));
+    XV_TRY(xv_fs_mkdir_p(out_dir));
+    XV_TRY(xv_fs_mkdir_p(images_dir));
 
     xv_synth_dataset d = {.p = *p, .n_train = p->train_images, .n_test = p->test_images};
     int total = d.n_train + d.n_test, threads = p->threads > 0 ? p->threads : xvlm_get_threads();
@@ -292,7 +267,7 @@ xv_status xv_synth_generate(const xv_synth_params *p, const char *out_dir, xv_sy
         }
     }
     if (p->progress && fail.index == INT_MAX)
-        fprintf(stderr, "synth: sampled %d scenes and their texts in %.1f s\n", total, now_seconds() - t0);
+        fprintf(stderr, "synth: sampled %d scenes and their texts in %.1f s\n", total, xv_monotonic_seconds() - t0);
 
     int done = 0, step = total / 10 > 0 ? total / 10 : 1;
     if (fail.index == INT_MAX) {
@@ -321,9 +296,9 @@ xv_status xv_synth_generate(const xv_synth_params *p, const char *out_dir, xv_sy
     } else {
         count(&d, &st);
         for (int i = 0; i < d.n_test; i++) st.test_captions_unique += unique[i];
-        st.seconds = now_seconds() - t0;
+        st.seconds = xv_monotonic_seconds() - t0;
         status = xv_synth_write_outputs(&d, out_dir, &st);
-        st.seconds = now_seconds() - t0;
+        st.seconds = xv_monotonic_seconds() - t0;
     }
     if (status == XV_OK && stats) *stats = st;
     free(unique);

@@ -9,28 +9,28 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/fs.h"
 #include "data/synth_dataset.h"
 #include "data/synth_text.h"
 
 typedef struct {
-    FILE *f;
-    char path[4200], tmp[4210];
-    bool ok;
+    xv_fs_atomic w;
+    bool ok;   /* false once a record could not be printed (out of memory) */
     int items; /* elements written to a JSON array */
 } out_file;
 
 static xv_status out_open(out_file *o, const char *dir, const char *name) {
-    snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp", o->path);
     o->items = 0;
     o->ok = true;
-    o->f = fopen(o->tmp, "wb");
-    if (!o->f) return xv_error(XV_ERR_IO, "%s: cannot create", o->tmp);
-    return XV_OK;
+    char *path = xv_fs_join(dir, name);
+    if (!path) return xv_error(XV_ERR_NOMEM, "%s/%s: out of memory", dir, name);
+    xv_status st = xv_fs_atomic_open(path, XV_FS_DURABLE, &o->w);
+    free(path);
+    return st;
 }
 
 static void out_text(out_file *o, const char *s) {
-    if (o->ok && fputs(s, o->f) < 0) o->ok = false;
+    if (o->ok && fputs(s, o->w.f) < 0) o->ok = false;
 }
 
 /* Print `j` on one line (and free it); as a JSON-lines record or an array item. */
@@ -46,12 +46,10 @@ static void out_json(out_file *o, cJSON *j, bool array_item) {
 
 static xv_status out_close(out_file *o, bool array) {
     if (array) out_text(o, o->items ? "\n]\n" : "[]\n");
-    bool ok = o->ok && fclose(o->f) == 0;
-    if (!ok || rename(o->tmp, o->path) != 0) {
-        remove(o->tmp);
-        return xv_error(XV_ERR_IO, "%s: write failed", o->path);
-    }
-    return XV_OK;
+    if (o->ok) return xv_fs_atomic_commit(&o->w);
+    xv_status st = xv_error(XV_ERR_IO, "%s: write failed", o->w.path);
+    xv_fs_atomic_abort(&o->w);
+    return st;
 }
 
 /* ---- JSON helpers (a NULL from an allocation failure makes printing fail) ---- */
@@ -133,10 +131,7 @@ static xv_status write_pretrain(const xv_synth_dataset *d, const char *dir) {
     int opened = 0;
     while (opened < 4 && (st = out_open(&f[opened], dir, names[opened])) == XV_OK) opened++;
     if (st != XV_OK) {
-        for (int k = 0; k < opened; k++) {
-            fclose(f[k].f);
-            remove(f[k].tmp);
-        }
+        for (int k = 0; k < opened; k++) xv_fs_atomic_abort(&f[k].w);
         return st;
     }
     for (int i = 0; i < d->n_train; i++) {
@@ -269,22 +264,11 @@ xv_status xv_synth_write_vocab(const char *path) {
     char(*tokens)[16] = malloc(sizeof *tokens * (size_t)n);
     if (!tokens) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
     vocab_tokens(tokens);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(tokens);
-        return xv_error(XV_ERR_IO, "%s: cannot create", tmp);
-    }
-    bool ok = true;
-    for (int k = 0; k < n; k++) ok = ok && fprintf(f, "%s\n", tokens[k]) > 0;
+    xv_fs_atomic w;
+    xv_status st = xv_fs_atomic_open(path, XV_FS_DURABLE, &w);
+    for (int k = 0; st == XV_OK && k < n; k++) fprintf(w.f, "%s\n", tokens[k]); /* an error fails the commit */
     free(tokens);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return xv_error(XV_ERR_IO, "%s: write failed", path);
-    }
-    return XV_OK;
+    return st == XV_OK ? xv_fs_atomic_commit(&w) : st;
 }
 
 /* ---- world.json ---- */

@@ -1,11 +1,12 @@
 #include "data/vocab.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
+
+#include "core/fs.h"
 
 struct xv_vocab {
     char *text;        /* the file's bytes, each line terminator replaced by NUL */
@@ -181,48 +182,14 @@ xv_status xv_vocab_parse(const char *data, size_t len, const char *name, xv_voca
 
 xv_status xv_vocab_load(const char *path, xv_vocab **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return xv_error(XV_ERR_IO, "%s: cannot open vocab: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return xv_error(XV_ERR_IO, "%s: is a directory, expected a vocab.txt file", path);
-    }
-    /* Read at most one byte past the limit, so pipes and special files are capped too. */
-    size_t cap = XV_VOCAB_MAX_BYTES + 1, len = 0;
-    size_t want = (st.st_size > 0 && (size_t)st.st_size < cap) ? (size_t)st.st_size + 1 : 1 << 16;
-    char *buf = malloc(want);
-    if (!buf) {
-        fclose(f);
-        return xv_error(XV_ERR_NOMEM, "%s: no memory", path);
-    }
-    for (;;) {
-        if (len == want) {
-            size_t grown = want * 2 < cap ? want * 2 : cap;
-            if (grown == want) break;
-            char *nb = realloc(buf, grown);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return xv_error(XV_ERR_NOMEM, "%s: no memory", path);
-            }
-            buf = nb;
-            want = grown;
-        }
-        size_t got = fread(buf + len, 1, want - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    bool read_error = ferror(f);
-    fclose(f);
-    xv_status s;
-    if (read_error)
-        s = xv_error(XV_ERR_IO, "%s: read error", path);
-    else if (len > XV_VOCAB_MAX_BYTES)
-        s = xv_error(XV_ERR_FORMAT, "%s: larger than %zu bytes, too large for a vocab file", path,
-                     XV_VOCAB_MAX_BYTES);
-    else
-        s = xv_vocab_parse(buf, len, path, out);
+    struct stat st; /* the size check first: a huge file is a wrong file, not a memory problem */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > XV_VOCAB_MAX_BYTES)
+        return xv_error(XV_ERR_FORMAT, "%s: larger than %zu bytes, too large for a vocab file", path,
+                        (size_t)XV_VOCAB_MAX_BYTES);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    XV_TRY(xv_fs_read_file(path, XV_VOCAB_MAX_BYTES, &buf, &len));
+    xv_status s = xv_vocab_parse((const char *)buf, len, path, out);
     free(buf);
     return s;
 }

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/relpos_interp.h"
 #include "io/safetensors.h"
 #include "io/torch_ckpt.h"
@@ -53,21 +53,6 @@ static int table_stage(const char *name) {
     if (n < sizeof tail || strcmp(name + n - (sizeof tail - 1), tail)) return -1;
     if (sscanf(name, "vision_encoder.layers.%d.%n", &s, &consumed) != 1 || consumed == 0) return -1;
     return s;
-}
-
-static xv_status write_text_atomic(const char *path, const char *text) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp) return xv_error(XV_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = false;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) remove(tmp);
-    free(tmp);
-    return ok ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot write", path);
 }
 
 typedef struct {
@@ -156,7 +141,7 @@ static xv_status run(job *j, const char *in, const char *weights_path, const cha
     if (config_path) {
         char *pretty = cJSON_Print(j->config);
         if (!pretty) return xv_error(XV_ERR_NOMEM, "out of memory");
-        s = write_text_atomic(config_path, pretty);
+        s = xv_fs_write_file(config_path, pretty, strlen(pretty), XV_FS_DURABLE);
         cJSON_free(pretty);
         XV_TRY(s);
     }

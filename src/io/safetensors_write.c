@@ -4,18 +4,15 @@
  * gaps are refused by the reference (Rust) loader. The header is padded with
  * spaces to a multiple of 8 bytes, so the data section starts 8-aligned.
  *
- * The file is replaced atomically: path.tmp is written, flushed and fsynced,
- * then renamed over path and the directory fsynced. On any failure the temp
- * file is removed and an existing file at path is left as it was. */
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
+ * The file is replaced through the atomic writer of core/fs.h: path.tmp is
+ * written, fsynced and renamed over path, the folder fsynced. On any failure
+ * the temp file is removed and an existing file at path is left as it was. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/safetensors.h"
 
 typedef struct {
@@ -285,27 +282,9 @@ static xv_status build_header(xv_st_writer *w, st_wentry **order, sbuf *h) {
     return h->oom ? xv_error(XV_ERR_NOMEM, "safetensors writer: out of memory for the header") : XV_OK;
 }
 
-/* fsync the directory holding `path`, so the rename itself is durable. */
-static xv_status sync_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    xv_status st = XV_OK;
-    if (fd < 0 || fsync(fd) != 0)
-        st = xv_error(XV_ERR_IO, "%s: written, but syncing its directory failed: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(copy);
-    return st;
-}
-
-static xv_status write_tmp(xv_st_writer *w, st_wentry **order, const sbuf *h, const char *tmp) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return xv_error(XV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    FILE *fp = fdopen(fd, "wb");
-    if (!fp) {
-        close(fd);
-        return xv_error(XV_ERR_IO, "%s: fdopen failed: %s", tmp, strerror(errno));
-    }
+/* The header and the data, in layout order, to the atomic writer's file
+ * (stream errors are caught by its commit). */
+static void write_body(xv_st_writer *w, st_wentry **order, const sbuf *h, FILE *fp) {
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h->len >> (8 * i));
     bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h->s, 1, h->len, fp) == h->len;
@@ -320,37 +299,20 @@ static xv_status write_tmp(xv_st_writer *w, st_wentry **order, const sbuf *h, co
             ok = !e->nbytes || fwrite(e->data, 1, e->nbytes, fp) == e->nbytes;
         }
     }
-    ok = ok && fflush(fp) == 0 && fsync(fd) == 0;
-    int err = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    return ok ? XV_OK : xv_error(XV_ERR_IO, "%s: write failed: %s", tmp, strerror(err));
 }
 
 xv_status xv_st_writer_write(xv_st_writer *w, const char *path) {
     if (!w || !path) return xv_error(XV_ERR_INVALID_ARG, "xv_st_writer_write: writer or path is NULL");
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
     st_wentry **order = malloc(((size_t)w->n + 1) * sizeof *order);
     sbuf h = {0};
-    xv_status st = XV_OK;
-    if (!tmp || !order) st = xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+    xv_status st = order ? build_header(w, order, &h) : xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+    xv_fs_atomic out;
+    if (st == XV_OK) st = xv_fs_atomic_open(path, XV_FS_DURABLE, &out);
     if (st == XV_OK) {
-        memcpy(tmp, path, plen);
-        memcpy(tmp + plen, ".tmp", 5);
-        st = build_header(w, order, &h);
-    }
-    if (st == XV_OK) {
-        st = write_tmp(w, order, &h, tmp);
-        if (st == XV_OK && rename(tmp, path) != 0)
-            st = xv_error(XV_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-        if (st != XV_OK) unlink(tmp);
-        else st = sync_dir(path);
+        write_body(w, order, &h, out.f);
+        st = xv_fs_atomic_commit(&out);
     }
     free(h.s);
     free(order);
-    free(tmp);
     return st;
 }

@@ -4,13 +4,13 @@
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 void xv_config_defaults(xv_model_config *c) {
     memset(c, 0, sizeof *c);
@@ -159,46 +159,12 @@ static xv_status parse_bert(const cJSON *o, const char *where, xv_bert_config *t
     return XV_OK;
 }
 
+/* Configs are tiny; anything over 16 MiB is refused. */
 static char *read_text_file(const char *path, xv_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 4096) {
-            if (cap > (16u << 20)) { /* configs are tiny; refuse anything huge */
-                free(buf);
-                fclose(f);
-                *st = xv_error(XV_ERR_FORMAT, "%s: larger than 16 MiB, not a config", path);
-                return NULL;
-            }
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                *st = xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        *st = xv_error(XV_ERR_IO, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *st = XV_OK;
-    return buf;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    *st = xv_fs_read_file(path, INT64_C(16) << 20, &text, &len);
+    return (char *)text;
 }
 
 static cJSON *parse_json_file(const char *path, xv_status *st) {

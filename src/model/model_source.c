@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/convert_torch.h"
 
 static xv_status cache_root(char *out, size_t n) {
@@ -17,23 +18,6 @@ static xv_status cache_root(char *out, size_t n) {
     else if (h && *h) w = snprintf(out, n, "%s/.cache/xvlm", h);
     else w = snprintf(out, n, "/tmp/xvlm-cache");
     if (w < 0 || (size_t)w >= n) return xv_error(XV_ERR_INVALID_ARG, "cache folder path too long");
-    return XV_OK;
-}
-
-/* mkdir -p */
-static xv_status make_dirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return xv_error(XV_ERR_INVALID_ARG, "path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return xv_error(XV_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return xv_error(XV_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
     return XV_OK;
 }
 
@@ -67,7 +51,7 @@ xv_status xv_model_resolve(const char *arg, char *dir, size_t n) {
     snprintf(weights, sizeof weights, "%s/weights.safetensors", dir);
     struct stat cs;
     if (stat(cfg, &cs) == 0 && stat(weights, &cs) == 0) return XV_OK; /* converted before */
-    XV_TRY(make_dirs(dir));
+    XV_TRY(xv_fs_mkdir_p(dir));
     fprintf(stderr, "xvlm: converting %s once into %s (run `xvlm convert` yourself to choose the folder)\n", arg,
             dir);
     xv_infer_opts opts;

@@ -3,6 +3,8 @@
 #include <cairo.h>
 #include <math.h>
 
+#include "data/png_write.h"
+
 /* Distinct, saturated colours that read on photos. */
 static const double PALETTE[][3] = {
     {0.95, 0.20, 0.15}, {0.10, 0.55, 0.95}, {0.15, 0.75, 0.25}, {0.95, 0.65, 0.05}, {0.70, 0.25, 0.85},
@@ -54,9 +56,9 @@ xv_status xv_draw_boxes_png(const xv_image *im, const xv_drawn_box *boxes, int n
     for (int i = 0; i < n; i++) draw_box(cr, &boxes[i], PALETTE[i % 5], line, font, im->width);
     cairo_status_t cs = cairo_status(cr);
     cairo_destroy(cr);
-    if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_write_to_png(s, path);
+    xv_status st = cs == CAIRO_STATUS_SUCCESS
+                       ? xv_png_write_surface(s, path)
+                       : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
     cairo_surface_destroy(s);
-    if (cs != CAIRO_STATUS_SUCCESS)
-        return xv_error(XV_ERR_IO, "%s: cannot draw or write the PNG: %s", path, cairo_status_to_string(cs));
-    return XV_OK;
+    return st;
 }

@@ -6,27 +6,15 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "data/image.h"
+#include "core/fs.h"
 #include "io/strindex.h"
-
-static char *join_path(const char *root, const char *rel) {
-    size_t nr = root ? strlen(root) : 0, nl = strlen(rel);
-    if (nr == 0 || rel[0] == '/') return strdup(rel);
-    char *p = malloc(nr + nl + 2);
-    if (!p) return NULL;
-    memcpy(p, root, nr);
-    size_t k = nr;
-    if (root[nr - 1] != '/') p[k++] = '/';
-    memcpy(p + k, rel, nl + 1);
-    return p;
-}
 
 /* The whole file parsed as a JSON array. */
 static xv_status read_array(const char *path, cJSON **out) {
     *out = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    XV_TRY(xv_read_file(path, XV_EVAL_MAX_FILE_BYTES, &buf, &len));
+    XV_TRY(xv_fs_read_file(path, XV_EVAL_MAX_FILE_BYTES, &buf, &len));
     cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     free(buf);
     if (!root) return xv_error(XV_ERR_FORMAT, "%s: not valid JSON", path);
@@ -97,7 +85,7 @@ xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, x
     }
     i = 0;
     for (const cJSON *e = root->child; e && st == XV_OK; e = e->next, i++) {
-        out->image_paths[i] = join_path(image_root, get_string(e, "image"));
+        out->image_paths[i] = xv_fs_join(image_root, get_string(e, "image"));
         out->n_images = i + 1;
         if (!out->image_paths[i]) st = xv_error(XV_ERR_NOMEM, "out of memory");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
@@ -186,7 +174,7 @@ xv_status xv_grounding_set_read(const char *json_path, const char *image_root, x
         int64_t k = xv_strindex_get(&seen, image);
         if (k < 0) {
             k = out->n_images;
-            out->image_paths[k] = join_path(image_root, image);
+            out->image_paths[k] = xv_fs_join(image_root, image);
             if (!out->image_paths[k] || !xv_strindex_put(&seen, image, (int32_t)k)) {
                 free(out->image_paths[k]);
                 st = xv_error(XV_ERR_NOMEM, "out of memory");

@@ -5,16 +5,11 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "tasks/metrics.h"
 
 xv_eval_grounding_opts xv_eval_grounding_opts_default(void) {
     return (xv_eval_grounding_opts){.max_words = 30, .image_batch = 16, .pair_chunk = 256};
-}
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void report(const xv_eval_grounding_opts *o, const char *stage, int64_t done, int64_t total) {
@@ -70,16 +65,16 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     /* Grounding_bbox.py cuts texts to words, not tokens. */
     xvlm_text_params tp = {.max_words = o.max_words, .max_tokens = 0};
 
-    double t0 = seconds_now();
+    double t0 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "images", 0, set->n_images);
     if (st == XV_OK)
         st = xvlm_encode_image_files(ctx, (const char *const *)set->image_paths, (int)set->n_images, &ip, &im);
     if (st == XV_OK) report(&o, "images", set->n_images, set->n_images);
-    double t1 = seconds_now();
+    double t1 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "texts", 0, n);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)set->texts, (int)n, &tp, &tx);
     if (st == XV_OK) report(&o, "texts", n, n);
-    double t2 = seconds_now();
+    double t2 = xv_monotonic_seconds();
     for (int64_t first = 0; st == XV_OK && first < n; first += chunk) {
         int b = (int)(n - first < chunk ? n - first : chunk);
         report(&o, "boxes", first, n);
@@ -88,7 +83,7 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     if (st == XV_OK) report(&o, "boxes", n, n);
     out->seconds_images = t1 - t0;
     out->seconds_texts = t2 - t1;
-    out->seconds_boxes = seconds_now() - t2;
+    out->seconds_boxes = xv_monotonic_seconds() - t2;
 
     if (st == XV_OK) {
         int64_t hits = 0, base_hits = 0;

@@ -5,17 +5,12 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "tasks/itc_topk.h"
 
 xv_eval_retrieval_opts xv_eval_retrieval_opts_default(void) {
     return (xv_eval_retrieval_opts){
         .k_test = 128, .max_words = 30, .max_tokens = 40, .image_batch = 16, .pair_chunk = 1024};
-}
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void report(const xv_eval_retrieval_opts *o, const char *stage, int64_t done, int64_t total) {
@@ -150,15 +145,15 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
     ip.batch = o.image_batch > 0 ? o.image_batch : 16;
     xvlm_text_params tp = {.max_words = o.max_words, .max_tokens = o.max_tokens};
 
-    double t0 = seconds_now();
+    double t0 = xv_monotonic_seconds();
     report(&o, "images", 0, n_img);
     xv_status st = xvlm_encode_image_files(ctx, (const char *const *)set->image_paths, (int)n_img, &ip, &im);
     if (st == XV_OK) report(&o, "images", n_img, n_img);
-    double t1 = seconds_now();
+    double t1 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "texts", 0, n_txt);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)set->texts, (int)n_txt, &tp, &tx);
     if (st == XV_OK) report(&o, "texts", n_txt, n_txt);
-    double t2 = seconds_now();
+    double t2 = xv_monotonic_seconds();
     out->seconds_images = t1 - t0;
     out->seconds_texts = t2 - t1;
 
@@ -184,7 +179,7 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
     if (st == XV_OK) st = mark_topk(out->sims, n_img, n_txt, o.k_test, 0, n_txt, needed);
     if (st == XV_OK) st = mark_topk(sims_t, n_txt, n_img, o.k_test, 1, n_txt, needed);
     if (st == XV_OK) st = score_needed(ctx, im, tx, needed, logit, &o, &out->itm_pairs);
-    out->seconds_itm = seconds_now() - t2;
+    out->seconds_itm = xv_monotonic_seconds() - t2;
     lookup li = {n_txt, logit, needed, 0}, lt = {n_txt, logit, needed, 1};
     if (st == XV_OK)
         st = xv_retrieval_score_matrix(out->sims, n_img, n_txt, o.k_test, lookup_scores, &li, out->score_i2t);

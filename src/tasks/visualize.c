@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "data/image.h"
+#include "data/png_write.h"
 
 #define FONT "sans-serif"
 #define MARGIN 12.0
@@ -131,11 +132,11 @@ static void draw_title(cairo_t *cr, const char *title, double width) {
 static xv_status finish(cairo_surface_t *s, cairo_t *cr, const char *path) {
     cairo_status_t cs = cairo_status(cr);
     cairo_destroy(cr);
-    if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_write_to_png(s, path);
+    xv_status st = cs == CAIRO_STATUS_SUCCESS
+                       ? xv_png_write_surface(s, path)
+                       : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
     cairo_surface_destroy(s);
-    if (cs != CAIRO_STATUS_SUCCESS)
-        return xv_error(XV_ERR_IO, "%s: cannot draw or write the PNG: %s", path, cairo_status_to_string(cs));
-    return XV_OK;
+    return st;
 }
 
 static xv_status new_canvas(const char *path, double w, double h, cairo_surface_t **s, cairo_t **cr) {

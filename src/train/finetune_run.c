@@ -1,15 +1,12 @@
 /* The retrieval and grounding fine-tuning loops (finetune.h). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/caption.h"
 #include "data/image.h"
-#include "data/image_write.h"
 #include "data/tokenizer.h"
 #include "data/transforms.h"
 #include "io/strindex.h"
@@ -54,18 +51,6 @@ typedef struct {
     int32_t *idx, *neg_img, *neg_txt;
     char **clean;
 } ft;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *join(const char *a, const char *b) {
-    char *s = malloc(strlen(a) + strlen(b) + 2);
-    if (s) sprintf(s, "%s/%s", a, b);
-    return s;
-}
 
 /* The directory of a file ("." when none), malloc'd. */
 static char *dir_of(const char *path) {
@@ -155,7 +140,7 @@ static xv_status rewindow(const ft *f, xv_model_config *mc) {
 
 /* The initial model at the config's image_res (the model's own when unset). */
 static xv_status load_init(ft *f) {
-    char *cpath = join(f->o->init_dir, "config.json"), *wpath = join(f->o->init_dir, "weights.safetensors");
+    char *cpath = xv_fs_join(f->o->init_dir, "config.json"), *wpath = xv_fs_join(f->o->init_dir, "weights.safetensors");
     xv_model_config mc;
     xv_status st = cpath && wpath ? xv_config_load(cpath, &mc) : xv_error(XV_ERR_NOMEM, "out of memory");
     f->rewindowed = st == XV_OK && f->cfg.image_res && f->cfg.image_res != mc.vision.image_res;
@@ -168,7 +153,7 @@ static xv_status load_init(ft *f) {
 static xv_status setup(ft *f, xv_finetune_task task) {
     const xv_finetune_opts *o = f->o;
     XV_TRY(xv_finetune_config_load(o->config_path, task, &f->cfg, o->notes));
-    char *w = join(o->init_dir, "vocab.txt");
+    char *w = xv_fs_join(o->init_dir, "vocab.txt");
     if (!w) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = xv_tokenizer_load(w, &f->tok);
     free(w);
@@ -299,26 +284,21 @@ static xv_status train_step(ft *f, int64_t b, double *loss_out) {
     return st;
 }
 
-static xv_status make_dir(const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return xv_error(XV_ERR_IO, "%s: cannot create the folder", dir);
-    return XV_OK;
-}
-
 /* DIR/{config.json, weights.safetensors, vocab.txt}: the input's layout and
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
 static xv_status write_model(ft *f, const char *dir) {
-    XV_TRY(make_dir(dir));
-    char *cfg = xv_config_to_json(&f->m->cfg), *cfg_path = join(dir, "config.json"),
-         *w_path = join(dir, "weights.safetensors"), *v_in = join(f->o->init_dir, "vocab.txt"),
-         *v_out = join(dir, "vocab.txt");
+    XV_TRY(xv_fs_mkdir_p(dir));
+    char *cfg = xv_config_to_json(&f->m->cfg), *cfg_path = xv_fs_join(dir, "config.json"),
+         *w_path = xv_fs_join(dir, "weights.safetensors"), *v_in = xv_fs_join(f->o->init_dir, "vocab.txt"),
+         *v_out = xv_fs_join(dir, "vocab.txt");
     xv_status st = cfg && cfg_path && w_path && v_in && v_out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) st = xv_model_save(f->m, w_path);
-    if (st == XV_OK) st = xv_write_file(cfg_path, cfg, strlen(cfg));
+    if (st == XV_OK) st = xv_fs_write_file(cfg_path, cfg, strlen(cfg), XV_FS_DURABLE);
     uint8_t *voc = NULL;
     size_t len = 0;
-    if (st == XV_OK) st = xv_read_file(v_in, INT64_C(1) << 30, &voc, &len);
-    if (st == XV_OK) st = xv_write_file(v_out, voc, len);
+    if (st == XV_OK) st = xv_fs_read_file(v_in, INT64_C(1) << 30, &voc, &len);
+    if (st == XV_OK) st = xv_fs_write_file(v_out, voc, len, XV_FS_DURABLE);
     free(voc), free(cfg), free(cfg_path), free(w_path), free(v_in), free(v_out);
     return st;
 }
@@ -401,7 +381,7 @@ static xv_status write_result(const ft *f, const char *path, const xv_finetune_r
     put_num(buf, sizeof buf, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? r->itc_r_mean_after : r->mean_iou_after);
     size_t n = strlen(buf);
     snprintf(buf + n, sizeof buf - n, "}\n");
-    return xv_write_file(path, buf, strlen(buf));
+    return xv_fs_write_file(path, buf, strlen(buf), XV_FS_DURABLE);
 }
 
 static xv_status train(ft *f, xv_finetune_result *res) {
@@ -411,7 +391,7 @@ static xv_status train(ft *f, xv_finetune_result *res) {
     if (f->o->max_steps > 0 && f->o->max_steps < total) total = f->o->max_steps;
     const int64_t window = total / 10 > 0 ? total / 10 : 1;
     double first = 0, last = 0;
-    const double t0 = now_s();
+    const double t0 = xv_monotonic_seconds();
     for (int64_t s = 0; s < total; s++) {
         if (s % per_epoch == 0) xv_rng_shuffle_i32(&f->data, f->order, f->n);
         double loss;
@@ -426,7 +406,7 @@ static xv_status train(ft *f, xv_finetune_result *res) {
     res->steps = total;
     res->first_loss = first;
     res->last_loss = last;
-    res->seconds_train = now_s() - t0;
+    res->seconds_train = xv_monotonic_seconds() - t0;
     return XV_OK;
 }
 
@@ -439,10 +419,10 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
     ft f;
     memset(&f, 0, sizeof f);
     f.o = o;
-    char *model_dir = join(o->output_dir, "model"), *result_path = join(o->output_dir, "result.json");
+    char *model_dir = xv_fs_join(o->output_dir, "model"), *result_path = xv_fs_join(o->output_dir, "result.json");
     xv_status st = model_dir && result_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) st = setup(&f, task);
-    if (st == XV_OK) st = make_dir(o->output_dir);
+    if (st == XV_OK) st = xv_fs_mkdir_p(o->output_dir);
     double *aux_before = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_before : &res->mean_iou_before;
     double *aux_after = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_after : &res->mean_iou_after;
     /* zero-shot at the fine-tuning resolution: the initial model as loaded */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/png_write.h"
 
 xv_plot_opts xv_plot_opts_default(void) {
     xv_plot_opts o = {.panel_width = 420, .panel_height = 300, .columns = 0, .smooth = 25, .title = NULL,
@@ -201,19 +202,7 @@ xv_status xv_plot_png(const char *path, const xv_plot_panel *panels, int n, cons
     for (int i = 0; i < n && st == XV_OK; i++)
         st = draw_panel(cr, &panels[i], &o, (i % cols) * o.panel_width, top + (i / cols) * o.panel_height);
     cairo_destroy(cr);
-    if (st == XV_OK) {
-        size_t len = strlen(path) + 8;
-        char *tmp = malloc(len);
-        if (!tmp) st = xv_error(XV_ERR_NOMEM, "plot: out of memory");
-        else {
-            snprintf(tmp, len, "%s.tmp", path);
-            cairo_status_t cs = cairo_surface_write_to_png(s, tmp);
-            if (cs != CAIRO_STATUS_SUCCESS) st = xv_error(XV_ERR_IO, "%s: %s", tmp, cairo_status_to_string(cs));
-            else if (rename(tmp, path) != 0) st = xv_error(XV_ERR_IO, "%s: cannot rename to %s", tmp, path);
-            if (st != XV_OK) remove(tmp);
-            free(tmp);
-        }
-    }
+    if (st == XV_OK) st = xv_png_write_surface(s, path);
     cairo_surface_destroy(s);
     return st;
 }

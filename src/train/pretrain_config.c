@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/yaml_tree.h"
 
 /* Reading context: the file (for messages) and where notes go. */
@@ -389,24 +390,13 @@ static xv_status read_all(const ctx *c, const xv_yaml_node *root, xv_pretrain_ru
     return XV_OK;
 }
 
+/* Run configs are small; anything over 16 MiB is refused. */
 static xv_status read_text(const char *path, char **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return xv_error(XV_ERR_IO, "%s: cannot open", path);
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    for (size_t k; s && (k = fread(s + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *t = cap < (1u << 24) ? realloc(s, cap *= 2) : NULL;
-            if (!t) free(s);
-            s = t;
-        }
-    }
-    fclose(f);
-    if (!s) return xv_error(XV_ERR_NOMEM, "%s: out of memory or larger than 16 MiB", path);
-    s[n] = '\0';
-    *out = s;
-    return XV_OK;
+    uint8_t *text = NULL;
+    size_t len;
+    xv_status st = xv_fs_read_file(path, INT64_C(16) << 20, &text, &len);
+    *out = (char *)text;
+    return st;
 }
 
 xv_status xv_pretrain_run_config_load(const char *path, xv_pretrain_run_config *out, FILE *notes) {

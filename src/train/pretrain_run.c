@@ -1,16 +1,13 @@
+#include "core/fs.h"
 #include "train/pretrain_run.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
-#include "data/image_write.h"
 #include "train/loader_source.h"
 #include "train/pretrain_init.h"
 #include "train/train_log.h"
@@ -26,28 +23,6 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", a, b);
-    return s;
-}
-
-static xv_status make_dir(const char *path) {
-    char *p = strdup(path);
-    if (!p) return xv_error(XV_ERR_NOMEM, "out of memory");
-    for (char *s = p + 1; *s; s++) /* every parent, then the folder itself */
-        if (*s == '/') {
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) break;
-            *s = '/';
-        }
-    int rc = mkdir(p, 0755);
-    xv_status st = rc == 0 || errno == EEXIST ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
-    free(p);
-    return st;
-}
-
 /* A run killed while writing a checkpoint leaves its temporary file behind. */
 static void remove_stale_temps(const char *dir, FILE *notes) {
     DIR *d = opendir(dir);
@@ -56,7 +31,7 @@ static void remove_stale_temps(const char *dir, FILE *notes) {
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && !strncmp(e->d_name, "checkpoint_", 11)) {
-            char *p = join(dir, e->d_name);
+            char *p = xv_fs_join(dir, e->d_name);
             if (p && unlink(p) == 0 && notes) fprintf(notes, "note: removed the unfinished %s\n", p);
             free(p);
         }
@@ -103,7 +78,7 @@ static xv_status build_model(run *r) {
         XV_TRY(xv_model_create(&r->rc.model, &parts, &r->m));
         return xv_pretrain_init_weights(r->m, o->seed);
     }
-    char *w = join(o->init_dir, "weights.safetensors");
+    char *w = xv_fs_join(o->init_dir, "weights.safetensors");
     if (!w) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = xv_model_load(&r->rc.model, w, true, &r->m);
     free(w);
@@ -196,12 +171,12 @@ static xv_status resume_point(run *r, int64_t *keep_before) {
 static xv_status setup(run *r, int64_t *start_step) {
     const xv_pretrain_run_opts *o = r->o;
     XV_TRY(xv_pretrain_run_config_load(o->config_path, &r->rc, o->notes));
-    r->ckpt_dir = join(o->output_dir, "checkpoints");
-    r->log_path = join(o->output_dir, "log.jsonl");
-    r->model_dir = join(o->output_dir, "model");
-    r->plot_path = join(o->output_dir, "loss_curves.png");
+    r->ckpt_dir = xv_fs_join(o->output_dir, "checkpoints");
+    r->log_path = xv_fs_join(o->output_dir, "log.jsonl");
+    r->model_dir = xv_fs_join(o->output_dir, "model");
+    r->plot_path = xv_fs_join(o->output_dir, "loss_curves.png");
     if (!r->ckpt_dir || !r->log_path || !r->model_dir || !r->plot_path) return xv_error(XV_ERR_NOMEM, "out of memory");
-    XV_TRY(make_dir(r->ckpt_dir));
+    XV_TRY(xv_fs_mkdir_p(r->ckpt_dir));
     remove_stale_temps(r->ckpt_dir, o->notes);
 
     XV_TRY(build_model(r));
@@ -243,20 +218,14 @@ static xv_status save_checkpoint(run *r, bool after_progress_line) {
 }
 
 static xv_status write_model(run *r) {
-    XV_TRY(make_dir(r->model_dir));
-    char *cfg = xv_config_to_json(&r->m->cfg), *cfg_path = join(r->model_dir, "config.json"),
-         *w_path = join(r->model_dir, "weights.safetensors");
+    XV_TRY(xv_fs_mkdir_p(r->model_dir));
+    char *cfg = xv_config_to_json(&r->m->cfg), *cfg_path = xv_fs_join(r->model_dir, "config.json"),
+         *w_path = xv_fs_join(r->model_dir, "weights.safetensors");
     xv_status st = cfg && cfg_path && w_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) st = xv_model_save(r->m, w_path);
-    if (st == XV_OK) st = xv_write_file(cfg_path, cfg, strlen(cfg));
+    if (st == XV_OK) st = xv_fs_write_file(cfg_path, cfg, strlen(cfg), XV_FS_DURABLE);
     free(cfg), free(cfg_path), free(w_path);
     return st;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
@@ -285,9 +254,9 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
             XV_TRY(save_checkpoint(r, tty && r->prog));
             last_saved = done;
         }
-        if (r->prog && (tty || now_s() - last_print >= 10 || done == max_steps)) {
+        if (r->prog && (tty || xv_monotonic_seconds() - last_print >= 10 || done == max_steps)) {
             xv_progress_print(r->prog, stderr, done, tty);
-            last_print = now_s();
+            last_print = xv_monotonic_seconds();
         }
     }
     if (tty && r->prog) fputc('\n', stderr);
@@ -300,7 +269,7 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result 
     memset(res, 0, sizeof *res);
     if (!o->config_path || !o->output_dir)
         return xv_error(XV_ERR_INVALID_ARG, "pretrain: a config and an output folder are required");
-    const double t0 = now_s();
+    const double t0 = xv_monotonic_seconds();
     run r;
     memset(&r, 0, sizeof r);
     r.o = o;
@@ -333,7 +302,7 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result 
         res->steps_done = xv_trainer_steps_done(r.t);
         res->skipped_updates = xv_trainer_skipped(r.t);
     }
-    res->seconds = now_s() - t0;
+    res->seconds = xv_monotonic_seconds() - t0;
     run_free(&r);
     return st;
 }

@@ -5,10 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "train/plot.h"
 
 struct xv_train_log {
@@ -20,15 +20,8 @@ struct xv_train_log {
 static xv_status rewrite_before(const char *path, int64_t keep_before) {
     FILE *in = fopen(path, "rb");
     if (!in) return errno == ENOENT ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t n = strlen(path) + 8;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        fclose(in);
-        return xv_error(XV_ERR_NOMEM, "out of memory");
-    }
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *out = fopen(tmp, "wb");
-    xv_status st = out ? XV_OK : xv_error(XV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    xv_fs_atomic out;
+    xv_status st = xv_fs_atomic_open(path, XV_FS_DURABLE, &out);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -38,20 +31,11 @@ static xv_status rewrite_before(const char *path, int64_t keep_before) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
         bool keep = cJSON_IsNumber(s) && s->valuedouble < (double)keep_before;
         cJSON_Delete(j);
-        if (keep && fwrite(line, 1, (size_t)len, out) != (size_t)len)
-            st = xv_error(XV_ERR_IO, "%s: write failed", tmp);
+        if (keep) fwrite(line, 1, (size_t)len, out.f); /* an error fails the commit */
     }
     free(line);
     fclose(in);
-    if (out) {
-        if (st == XV_OK && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-            st = xv_error(XV_ERR_IO, "%s: write failed", tmp);
-        fclose(out);
-        if (st == XV_OK && rename(tmp, path) != 0) st = xv_error(XV_ERR_IO, "%s: cannot rename", tmp);
-        if (st != XV_OK) remove(tmp);
-    }
-    free(tmp);
-    return st;
+    return st == XV_OK ? xv_fs_atomic_commit(&out) : st;
 }
 
 xv_status xv_train_log_open(const char *path, int64_t keep_before, xv_train_log **out) {
@@ -190,19 +174,13 @@ struct xv_progress {
     double last_lr;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 xv_progress *xv_progress_new(int window, int64_t total_steps, int64_t start_step) {
     xv_progress *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->window = window < 1 ? 1 : window;
     p->total = total_steps;
     p->start_step = start_step;
-    p->t0 = now_s();
+    p->t0 = xv_monotonic_seconds();
     bool ok = true;
     for (int i = 0; i < N_RING; i++) ok &= (p->ring[i] = calloc((size_t)p->window, sizeof(double))) != NULL;
     ok &= (p->rate_texts = calloc((size_t)p->window, sizeof(double))) != NULL;
@@ -265,7 +243,7 @@ static void clock_str(double s, char *buf, size_t n) {
 void xv_progress_print(xv_progress *p, FILE *f, int64_t steps_done, bool tty) {
     double texts = 0, secs = 0;
     for (int i = 0; i < p->rate_count; i++) texts += p->rate_texts[i], secs += p->rate_secs[i];
-    const double elapsed = now_s() - p->t0;
+    const double elapsed = xv_monotonic_seconds() - p->t0;
     const int64_t run = steps_done - p->start_step;
     double eta = run > 0 ? elapsed / (double)run * (double)(p->total - steps_done) : NAN;
     char el[32], et[32];

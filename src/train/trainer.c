@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fs.h"
 #include "model/pretrain.h"
 #include "train/clip.h"
 
@@ -52,12 +53,6 @@ xv_trainer_config xv_trainer_config_default(void) {
         .bbox_loss = true,
     };
     return c;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Name every checkpoint counter: the fixed ones and "data.<kind>.<name>" for
@@ -181,7 +176,7 @@ static bool has_box_text(const xv_pretrain_batch *b) {
 }
 
 static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
-    const double t0 = now_seconds();
+    const double t0 = xv_monotonic_seconds();
     memset(rec, 0, sizeof *rec);
     rec->region = region;
     rec->step = t->step;
@@ -202,7 +197,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         rec->loss_bbox = rec->loss_giou = rec->loss_total = NAN;
         rec->skipped = true;
         t->fixed[CNT_SKIPPED]++;
-        rec->seconds = now_seconds() - t0;
+        rec->seconds = xv_monotonic_seconds() - t0;
         return XV_OK;
     }
 
@@ -245,7 +240,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         t->fixed[CNT_SKIPPED]++;
         xv_error_clear();
     }
-    rec->seconds = now_seconds() - t0;
+    rec->seconds = xv_monotonic_seconds() - t0;
     return XV_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/transforms.h"
 #include "io/safetensors.h"
@@ -19,13 +20,11 @@ static int run(const char *args, char *err, size_t errlen) {
     snprintf(errfile, sizeof errfile, "%s/stderr.txt", g_tmp);
     snprintf(cmd, sizeof cmd, "'%s' preprocess %s > /dev/null 2> '%s'", g_bin, args, errfile);
     int rc = system(cmd);
-    err[0] = '\0';
-    FILE *f = fopen(errfile, "r");
-    if (f) {
-        size_t n = fread(err, 1, errlen - 1, f);
-        err[n] = '\0';
-        fclose(f);
-    }
+    uint8_t *text = NULL;
+    size_t n = 0;
+    (void)xv_fs_read_file(errfile, INT64_C(1) << 30, &text, &n);
+    snprintf(err, errlen, "%s", text ? (const char *)text : "");
+    free(text);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 

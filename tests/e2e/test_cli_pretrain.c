@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "data/synth.h"
 #include "testutil.h"
 
@@ -26,14 +27,15 @@ static int run(const char *args) {
 }
 
 static bool output_has(const char *file, const char *needle) {
-    char p[1100], buf[1 << 15] = {0};
+    char p[1100];
     snprintf(p, sizeof p, "%s/%s", root, file);
-    FILE *f = fopen(p, "rb");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = '\0';
-    if (!strstr(buf, needle)) printf("--- %s:\n%s\n", file, buf);
-    return strstr(buf, needle) != NULL;
+    uint8_t *text = NULL;
+    size_t n;
+    const char *buf = xv_fs_read_file(p, INT64_C(1) << 30, &text, &n) == XV_OK ? (const char *)text : "";
+    bool found = strstr(buf, needle) != NULL;
+    if (!found) printf("--- %s:\n%s\n", file, buf);
+    free(text);
+    return found;
 }
 
 static void write_yaml(const char *name, const char *data, const char *extra) {

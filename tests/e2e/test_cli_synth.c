@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/synth.h"
 #include "testutil.h"
@@ -20,20 +21,18 @@ static int run(const char *args, char *err, size_t errlen) {
     snprintf(errfile, sizeof errfile, "%s/stderr.txt", g_tmp);
     snprintf(cmd, sizeof cmd, "'%s' synth %s > /dev/null 2> '%s'", g_bin, args, errfile);
     int rc = system(cmd);
-    err[0] = '\0';
-    FILE *f = fopen(errfile, "r");
-    if (f) {
-        size_t n = fread(err, 1, errlen - 1, f);
-        err[n] = '\0';
-        fclose(f);
-    }
+    uint8_t *text = NULL;
+    size_t n = 0;
+    (void)xv_fs_read_file(errfile, INT64_C(1) << 30, &text, &n);
+    snprintf(err, errlen, "%s", text ? (const char *)text : "");
+    free(text);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 static bool same_file(const char *a, const char *b) {
     uint8_t *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    bool ok = xv_read_file(a, 1 << 26, &x, &nx) == XV_OK && xv_read_file(b, 1 << 26, &y, &ny) == XV_OK && nx == ny &&
+    bool ok = xv_fs_read_file(a, 1 << 26, &x, &nx) == XV_OK && xv_fs_read_file(b, 1 << 26, &y, &ny) == XV_OK && nx == ny &&
               !memcmp(x, y, nx);
     free(x);
     free(y);

@@ -7,21 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "testutil.h"
 
 static char g_tmp[64];
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
+    uint8_t *d = NULL;
+    size_t n;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
 }
 
 static void spit(const char *path, const char *text) {

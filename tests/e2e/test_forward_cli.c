@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "model/model.h"
 #include "testutil.h"
 
@@ -21,15 +22,10 @@ static int run(const char *cmd) {
 }
 
 static char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)*n + 1);
-    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) *n = -1;
-    fclose(f);
-    return b;
+    uint8_t *d = NULL;
+    size_t len = 0;
+    *n = xv_fs_read_file(path, INT64_C(1) << 30, &d, &len) == XV_OK ? (long)len : -1;
+    return (char *)d;
 }
 
 static void write_model(xv_model **out) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "io/convert_torch.h"
 #include "io/safetensors.h"
 #include "testutil.h"
@@ -35,15 +36,9 @@ static uint32_t crc32_bytes(const void *data, size_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Run `xvlm convert args...`; returns the exit code, peak RSS (MiB) and seconds. */
 static int run_convert(char *const args[], double *rss_mb, double *secs) {
-    double t0 = now();
+    double t0 = xv_monotonic_seconds();
     pid_t pid = fork();
     if (pid == 0) {
         execv(bin, args);
@@ -52,7 +47,7 @@ static int run_convert(char *const args[], double *rss_mb, double *secs) {
     int status = 0;
     struct rusage ru;
     if (pid < 0 || wait4(pid, &status, 0, &ru) != pid) return -1;
-    *secs = now() - t0;
+    *secs = xv_monotonic_seconds() - t0;
     *rss_mb = ru.ru_maxrss / 1024.0; /* KiB on Linux */
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -65,9 +60,9 @@ static double file_mb(const char *path) {
 static int generate(const char *set) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/make_torch_checkpoints.py %s %s", src_dir, set, tmp_dir);
-    double t0 = now();
+    double t0 = xv_monotonic_seconds();
     int rc = system(cmd);
-    printf("generated %s with torch in %.1f s\n", set, now() - t0);
+    printf("generated %s with torch in %.1f s\n", set, xv_monotonic_seconds() - t0);
     return rc;
 }
 
@@ -172,12 +167,12 @@ int main(void) {
 
     /* base: compared by CRC-32 per tensor (no second 870 MB copy on disk) */
     CHECK(generate("base") == 0, "generator (base)");
-    FILE *f = fopen(in_tmp("base_pretrain_fp32.expected.json"), "rb");
-    static char json[1 << 20];
-    size_t n = f ? fread(json, 1, sizeof json - 1, f) : 0;
-    if (f) fclose(f);
-    json[n] = '\0';
-    e.crc = cJSON_Parse(json);
+    uint8_t *json = NULL;
+    size_t n;
+    e.crc = xv_fs_read_file(in_tmp("base_pretrain_fp32.expected.json"), 1 << 20, &json, &n) == XV_OK
+                ? cJSON_Parse((const char *)json)
+                : NULL;
+    free(json);
     CHECK(e.crc != NULL, "expected CRC list");
     if (e.crc) {
         convert_and_check(in_tmp("base_pretrain_fp32.th"), in_tmp("base224.safetensors"), &e, NULL, false,

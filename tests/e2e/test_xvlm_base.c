@@ -8,14 +8,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/fs.h"
 #include "model/pretrain.h"
 #include "testutil.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static double peak_rss_mib(void) {
     struct rusage u;
@@ -32,7 +27,7 @@ int main(void) {
     CHECK_OK(xv_config_load(path, &c));
     xv_model_parts parts = xv_model_parts_pretrain();
     xv_model *m = NULL;
-    double t0 = now();
+    double t0 = xv_monotonic_seconds();
     CHECK_OK(xv_model_create(&c, &parts, &m));
     if (!m) return xv_test_finish("test_xvlm_base");
     int64_t n = xv_params_count(&m->params);
@@ -42,7 +37,7 @@ int main(void) {
         if (!strncmp(m->params.items[i]->name, "vision_encoder.", 15)) swin += m->params.items[i]->numel;
     CHECK(swin == 86743224, "Swin-B parameters %lld, fact sheet 86,743,224", (long long)swin);
     CHECK_OK(xv_model_init_random(m, 1));
-    double t1 = now();
+    double t1 = xv_monotonic_seconds();
 
     enum { B = 8, L = 40, M = 8 };
     xv_graph *g = xv_graph_new(0);
@@ -75,9 +70,9 @@ int main(void) {
     }
     const xv_itm_negatives neg = {.rng = &r}; /* drawn from the ITC similarities */
     xv_pretrain_out o;
-    double t2 = now();
+    double t2 = xv_monotonic_seconds();
     CHECK_OK(xv_pretrain_forward(g, m, &b, &neg, &o));
-    double t3 = now();
+    double t3 = xv_monotonic_seconds();
     if (o.loss_total) {
         CHECK(isfinite(o.loss_itc->data[0]) && isfinite(o.loss_itm->data[0]) && isfinite(o.loss_mlm->data[0]),
               "finite losses");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "core/fs.h"
 #include "data/image_write.h"
 #include "model/model.h"
 #include "testutil.h"
@@ -95,16 +96,9 @@ static inline int run_cmd(const char *cmd) {
 
 /* The whole file as a NUL-terminated string (NULL if unreadable). */
 static inline char *slurp_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = '\0';
-    fclose(f);
-    return b;
+    uint8_t *d = NULL;
+    size_t n;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
 }
 
 #endif

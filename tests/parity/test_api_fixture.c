@@ -9,21 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 #include "xvlm.h"
 
 static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = '\0';
-    fclose(f);
-    return b;
+    uint8_t *d = NULL;
+    size_t n;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
 }
 
 static float *tensor(const xv_st_file *f, const char *name, int64_t *numel) {

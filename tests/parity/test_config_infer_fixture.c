@@ -5,18 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "io/safetensors.h"
 #include "io/xvlm_config_infer.h"
 #include "testutil.h"
 
 static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return cJSON_Parse(buf);
+    uint8_t *text = NULL;
+    size_t n;
+    if (xv_fs_read_file(path, 1 << 16, &text, &n) != XV_OK) return NULL;
+    cJSON *j = cJSON_Parse((const char *)text);
+    free(text);
+    return j;
 }
 
 int main(void) {

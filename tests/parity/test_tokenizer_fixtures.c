@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "data/caption.h"
 #include "data/tokenizer.h"
 #include "testutil.h"
@@ -18,20 +19,8 @@
 #define FIXTURE_MAX_TOKENS 40
 
 static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
+    uint8_t *d = NULL;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, len) == XV_OK ? (char *)d : NULL;
 }
 
 /* The case's text as bytes, from text_utf8_hex (exact even with NUL). */

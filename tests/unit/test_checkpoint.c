@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 #include "train/checkpoint.h"
@@ -245,18 +246,8 @@ static void test_interrupted_save(void) {
 }
 
 static void *read_all(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc(*n);
-    if (buf && fread(buf, 1, *n, fp) != *n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    return buf;
+    uint8_t *d = NULL;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, n) == XV_OK ? d : NULL;
 }
 
 static void write_all(const char *path, const void *buf, size_t n) {

@@ -8,6 +8,7 @@
 
 #include <jpeglib.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/resize.h"
 #include "io/safetensors.h"
@@ -90,7 +91,7 @@ static uint8_t *slurp(const char *name, size_t *len) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", g_data, name);
     uint8_t *d = NULL;
-    CHECK_OK(xv_read_file(path, 1 << 20, &d, len));
+    CHECK_OK(xv_fs_read_file(path, 1 << 20, &d, len));
     return d;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "data/caption.h"
 #include "data/image.h"
 #include "data/image_write.h"
@@ -722,17 +723,10 @@ static void test_bad_data(void) {
           "region counters: samples %lld bad_box %lld bad_caption %lld no_region %lld", (long long)kr.samples,
           (long long)kr.bad_box, (long long)kr.bad_caption, (long long)kr.no_region);
     /* Every warning names the file and line. */
-    char *text = NULL;
+    uint8_t *log_bytes = NULL;
     size_t len = 0;
-    FILE *lf = fopen(log, "rb");
-    if (lf) {
-        fseek(lf, 0, SEEK_END);
-        len = (size_t)ftell(lf);
-        rewind(lf);
-        text = calloc(len + 1, 1);
-        if (fread(text, 1, len, lf) != len) len = 0;
-        fclose(lf);
-    }
+    (void)xv_fs_read_file(log, INT64_C(1) << 30, &log_bytes, &len);
+    char *text = (char *)log_bytes;
     fprintf(stderr, "---- captured warnings ----\n%s---- end ----\n", text ? text : "");
     const char *want[] = {"bad.jsonl:2: skipped: image", "missing.jpg", "bad.jsonl:3: skipped: image",
                           "bad.jsonl:4: skipped: malformed JSON", "bad.jsonl:5: skipped: \"caption\": empty",

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -24,15 +25,8 @@ static bool file_exists(const char *p) {
 }
 
 static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, fp);
-    fclose(fp);
-    return b;
+    uint8_t *d = NULL;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, len) == XV_OK ? d : NULL;
 }
 
 static void spit(const char *path, const void *b, size_t n) {

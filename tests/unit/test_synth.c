@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/image_write.h"
 #include "data/synth.h"
@@ -24,17 +25,11 @@ static const char *const g_json_files[] = {
 #define N_JSON_FILES ((int)(sizeof g_json_files / sizeof g_json_files[0]))
 
 static char *slurp(const char *path, size_t *len) {
-    uint8_t *data = NULL;
+    uint8_t *d = NULL;
     size_t n = 0;
-    if (xv_read_file(path, INT64_C(1) << 30, &data, &n) != XV_OK) return NULL;
-    char *s = realloc(data, n + 1);
-    if (!s) {
-        free(data);
-        return NULL;
-    }
-    s[n] = '\0';
+    if (xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) != XV_OK) return NULL;
     if (len) *len = n;
-    return s;
+    return (char *)d;
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/synth.h"
 #include "testutil.h"
@@ -287,12 +288,9 @@ static int expr_referents(const char *text, const t_scene *s, int *target, expr_
 static char *slurp(const char *dir, const char *name) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    uint8_t *data = NULL;
-    size_t n = 0;
-    if (xv_read_file(path, INT64_C(1) << 30, &data, &n) != XV_OK) return NULL;
-    char *s = realloc(data, n + 1);
-    if (s) s[n] = '\0';
-    return s;
+    uint8_t *d = NULL;
+    size_t n;
+    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
 }
 
 /* Calls fn on each line of a JSON-lines file, parsed. */

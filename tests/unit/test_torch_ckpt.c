@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "io/convert_torch.h"
 #include "io/relpos_interp.h"
 #include "io/safetensors.h"
@@ -188,11 +189,10 @@ static void test_convert(void) {
         CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(cfg, "text_prefix")->valuestring, "text_encoder.bert."), "prefix");
     }
     /* config.json holds the same object */
-    FILE *fc = fopen(dir_c, "rb");
-    char buf[8192] = {0};
-    size_t n = fc ? fread(buf, 1, sizeof buf - 1, fc) : 0;
-    if (fc) fclose(fc);
-    cJSON *file_cfg = n ? cJSON_Parse(buf) : NULL;
+    uint8_t *text = NULL;
+    size_t n = 0;
+    cJSON *file_cfg = xv_fs_read_file(dir_c, 8191, &text, &n) == XV_OK ? cJSON_Parse((const char *)text) : NULL;
+    free(text);
     CHECK(file_cfg && cfg && cJSON_Compare(cfg, file_cfg, true), "config.json equals the metadata");
     cJSON_Delete(file_cfg);
     cJSON_Delete(cfg);
@@ -270,10 +270,9 @@ static void test_refused(void) {
 /* Every prefix of a valid file is refused cleanly (no crash, no leak), and the
  * absolute caps apply to what the directory declares. */
 static void test_truncations(void) {
-    FILE *fp = fopen(path_in(data_dir, "special.th"), "rb");
-    static uint8_t buf[1 << 16];
-    size_t n = fp ? fread(buf, 1, sizeof buf, fp) : 0;
-    if (fp) fclose(fp);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    CHECK_OK(xv_fs_read_file(path_in(data_dir, "special.th"), 1 << 16, &buf, &n));
     CHECK(n > 1000, "special.th read");
     xv_tc_file *f = NULL;
     CHECK_OK(xv_tc_open_memory(buf, n, "special", &f));
@@ -285,6 +284,7 @@ static void test_truncations(void) {
         xv_tc_close(f);
     }
     CHECK(accepted == 0, "%d truncated copies accepted", accepted);
+    free(buf);
 }
 
 /* Fuzz seeds for fuzz_torch_zip open and read completely (also the deflated one). */

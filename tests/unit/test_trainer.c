@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "testutil.h"
 #include "train/trainer.h"
 
@@ -297,16 +298,8 @@ static void test_resume_bitwise(void) {
     CHECK_OK(xv_trainer_write(resumed.t, pb));
     uint8_t *da = NULL, *db = NULL;
     size_t la = 0, lb = 0;
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    if (fa && fb) {
-        fseek(fa, 0, SEEK_END), fseek(fb, 0, SEEK_END);
-        la = (size_t)ftell(fa), lb = (size_t)ftell(fb);
-        rewind(fa), rewind(fb);
-        da = malloc(la), db = malloc(lb);
-        CHECK(fread(da, 1, la, fa) == la && fread(db, 1, lb, fb) == lb, "read checkpoints");
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
+    CHECK_OK(xv_fs_read_file(pa, INT64_C(1) << 30, &da, &la));
+    CHECK_OK(xv_fs_read_file(pb, INT64_C(1) << 30, &db, &lb));
     CHECK(la == lb && la > 0 && !memcmp(da, db, la),
           "checkpoints after N straight and N/2 + resume + N/2 differ (params, AdamW m/v/step, schedule, streams)");
     free(da), free(db);

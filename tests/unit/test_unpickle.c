@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "io/unpickle.h"
 #include "testutil.h"
 
@@ -395,14 +396,14 @@ static void test_fuzz_seeds(void) {
     for (size_t i = 0; src && i < sizeof seeds / sizeof *seeds; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/fuzz/seeds/unpickler/%s", src, seeds[i]);
-        FILE *f = fopen(path, "rb");
-        static uint8_t buf[1 << 16];
-        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
-        if (f) fclose(f);
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        CHECK_OK(xv_fs_read_file(path, 1 << 16, &buf, &n));
         xv_unpickled *u = NULL;
         CHECK(n > 0, "%s readable", path);
         CHECK_OK(xv_unpickle(buf, n, seeds[i], NULL, seed_resolver, NULL, &u));
         xv_unpickled_free(u);
+        free(buf);
     }
 }
 

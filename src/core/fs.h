@@ -1,0 +1,68 @@
+/* Files and time: the one place that writes files atomically, creates folders,
+ * reads whole files, joins paths and reads the clocks. Every writer in the
+ * project goes through xv_fs_atomic_* so one durability rule holds everywhere:
+ * write `path.tmp` in the target's folder, fsync it, rename it over `path`,
+ * fsync the folder. A reader never sees a half-written file; a crash leaves
+ * either the old file or the new one (and at worst a stale `path.tmp`). */
+#ifndef XV_CORE_FS_H
+#define XV_CORE_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+/* Whether a commit waits for the disk. fsync costs 5-15 ms a file on this
+ * machine's ext4, 20-40x the write itself: fine for a checkpoint, a config or
+ * a log, too much for the thousands of images a synthetic world holds. */
+typedef enum {
+    XV_FS_DURABLE, /* fsync the file and its folder: a crash keeps the old or the new file */
+    XV_FS_NO_FSYNC /* rename only, for bulk outputs that can be made again: a crash may
+                      lose them but never leaves a torn file under the target's name */
+} xv_fs_sync;
+
+/* An atomic write in progress: write to `f`, then commit or abort. */
+typedef struct {
+    FILE *f;    /* the temporary file, open for writing */
+    char *path; /* the target */
+    char *tmp;  /* path + ".tmp", in the same folder, so rename stays atomic */
+    xv_fs_sync sync;
+} xv_fs_atomic;
+
+/* Open `path.tmp` for writing. Refuses a target that exists and is not a
+ * regular file (a folder, FIFO, device node or socket): nothing is created
+ * and the error names the path. On failure `w` holds nothing to release. */
+xv_status xv_fs_atomic_open(const char *path, xv_fs_sync sync, xv_fs_atomic *w);
+/* Flush, fsync, rename over the target, fsync the folder (no fsync with
+ * XV_FS_NO_FSYNC). Any earlier write
+ * error on w->f fails the commit. Always releases `w`; on failure the temp
+ * file is removed and the target is left as it was. */
+xv_status xv_fs_atomic_commit(xv_fs_atomic *w);
+/* Drop the temp file and release `w`; the target is left as it was. Safe on a
+ * zeroed or already released `w`. */
+void xv_fs_atomic_abort(xv_fs_atomic *w);
+/* open + write `len` bytes + commit. */
+xv_status xv_fs_write_file(const char *path, const void *data, size_t len, xv_fs_sync sync);
+
+/* mkdir -p (mode 0755): every missing parent, then the folder itself. An
+ * existing folder is fine; an existing non-folder is an error naming it. */
+xv_status xv_fs_mkdir_p(const char *path);
+
+/* Read a whole regular file into a malloc'd buffer, with one extra '\0' after
+ * the last byte (so text can be used as a C string; `*len` excludes it).
+ * Files over `max_bytes` are refused with an error naming the file. Empty
+ * files are read (len 0); callers that need content check `*len`. */
+xv_status xv_fs_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len);
+
+/* `dir/name`, malloc'd (NULL when out of memory). One slash between the two
+ * however `dir` ends; `name` alone when `dir` is NULL or empty or `name` is
+ * absolute. */
+char *xv_fs_join(const char *dir, const char *name);
+
+/* Seconds on the monotonic clock (for durations; never goes back). */
+double xv_monotonic_seconds(void);
+/* CPU seconds used by this process, all threads together. */
+double xv_cpu_seconds(void);
+
+#endif
