@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 
 static const char *g_src;
 

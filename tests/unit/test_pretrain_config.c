@@ -7,7 +7,7 @@
 
 #include "io/yaml_tree.h"
 #include "testutil.h"
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 
 static char dir[] = "/tmp/xv_test_ptcfg_XXXXXX";
 

@@ -1,4 +1,4 @@
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 
 #include <math.h>
 #include <stdlib.h>

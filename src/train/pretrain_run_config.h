@@ -23,8 +23,8 @@
  * Keys that do not apply (apex settings, use_* flags already satisfied, ...)
  * and unknown keys are reported as notes and otherwise ignored; a key of the
  * wrong type is refused with its name and line. */
-#ifndef XV_TRAIN_PRETRAIN_CONFIG_H
-#define XV_TRAIN_PRETRAIN_CONFIG_H
+#ifndef XV_TRAIN_PRETRAIN_RUN_CONFIG_H
+#define XV_TRAIN_PRETRAIN_RUN_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
