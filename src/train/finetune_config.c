@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/yaml_tree.h"
 #include "train/finetune.h"
+#include "train/schedule.h"
 
 xv_finetune_config xv_finetune_config_default(xv_finetune_task task) {
     xv_finetune_config c = {
@@ -66,14 +67,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(xv_yaml_get_double(opt, "lr", 0, 1, &out->optim.lr));
     XV_TRY(xv_yaml_get_double(opt, "weight_decay", 0, 1, &out->optim.weight_decay));
     XV_TRY(xv_yaml_get_int(sch, "epochs", 1, 1000000000, &out->epochs));
-    const xv_yaml_node *w = xv_yaml_get(sch, "num_warmup_steps");
-    if (w) {
-        XV_TRY(xv_yaml_get_double(sch, "num_warmup_steps", 0, 1e12, &out->warmup));
-        out->warmup_is_fraction = w->kind != XV_YAML_INT;
-        if (out->warmup_is_fraction && out->warmup >= 1)
-            return xv_error(XV_ERR_INVALID_ARG, "%s:%d: \"%s\" as a float is a fraction in [0, 1)", w->file, w->line,
-                            w->name);
-    }
+    XV_TRY(xv_schedule_read_warmup(sch, &out->warmup, &out->warmup_is_fraction));
     return xv_yaml_get_bool(root, "careful_hflip", &out->careful_hflip);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "train/schedule.h"
 
 #define BIG 1000000000 /* upper bound of counts and sizes */
 
@@ -150,16 +151,7 @@ static xv_status read_optim(const xv_yaml_node *root, xv_pretrain_run_config *rc
         fprintf(notes, "note: %s: schedular.lr %g ignored: the schedule scales optimizer.lr (%g), as officially\n",
                 rc->path, sched_lr, t->optim.lr);
     XV_TRY(xv_yaml_get_int(s, "epochs", 1, BIG, &rc->epochs));
-    const xv_yaml_node *w = xv_yaml_get(s, "num_warmup_steps");
-    if (w) {
-        if (w->kind == XV_YAML_INT && w->i >= 0) {
-            t->warmup = (double)w->i, t->warmup_is_fraction = false;
-        } else if (w->kind == XV_YAML_FLOAT && w->f >= 0 && w->f < 1) {
-            t->warmup = w->f, t->warmup_is_fraction = true;
-        } else {
-            return xv_yaml_type_error(w, "an integer step count >= 0 or a fraction in [0, 1)");
-        }
-    }
+    XV_TRY(xv_schedule_read_warmup(s, &t->warmup, &t->warmup_is_fraction));
     xv_yaml_note_unknown(s, known_sched, notes);
 
     if (a) {
