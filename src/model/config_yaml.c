@@ -1,6 +1,7 @@
-/* The official task YAML (e.g. Pretrain_XVLM_base_4m.yaml, Retrieval_coco.yaml):
- * only the top-level scalars that shape the model are read; everything else
- * (data paths, optimiser settings) belongs to other modules. */
+/* The official task YAML (e.g. Pretrain_XVLM_base_4m.yaml, Retrieval_coco.yaml),
+ * read with the project's one YAML reader (io/yaml_tree.h): only the top-level
+ * keys that shape the model; everything else (data paths, optimiser settings)
+ * belongs to other modules. */
 #include <stdlib.h>
 
 #include "core/error.h"
