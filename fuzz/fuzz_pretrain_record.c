@@ -53,13 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sh.cfg.image_res = RES;
     sh.cfg.patch_size = PS;
     sh.cfg.max_tokens = L;
-    sh.cfg.max_masks = M;
+    sh.cfg.masking.max_masks = M;
     sh.cfg.tokenized = flags & 1;
     sh.cfg.careful_hflip = flags & 2;
     sh.cfg.max_regions = 1 + ((flags >> 2) & 3);
     sh.special = xv_tokenizer_special_ids(g_tok);
-    sh.mask = xv_masking_default();
-    sh.mask.max_masks = M;
+    sh.mask = sh.cfg.masking;
     sh.mask.mask_id = sh.special.mask;
     sh.mask.vocab_size = xv_tokenizer_vocab_size(g_tok);
     sh.mask.is_continuation = g_cont;

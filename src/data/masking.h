@@ -41,8 +41,10 @@ typedef struct {
     const bool *is_continuation;
 } xv_masking_config;
 
-/* The pretraining values with max_masks 8; the caller sets mask_id,
- * vocab_size and is_continuation. */
+/* The pretraining values (configs/Pretrain_XVLM_base_4m.yaml: mask_prob 0.25,
+ * max_masks 8, skipgram_prb 0.2, skipgram_size 3, mask_whole_word true); the
+ * one place they are written. The caller sets mask_id, vocab_size and
+ * is_continuation. */
 xv_masking_config xv_masking_default(void);
 
 /* Fill is_continuation[vocab_size] from the vocabulary's token strings. */

@@ -70,6 +70,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "data/masking.h"
 #include "data/pretrain_batch.h"
 
 typedef enum { XV_PRETRAIN_IMAGES = 0, XV_PRETRAIN_REGIONS = 1 } xv_pretrain_kind;
@@ -92,11 +93,8 @@ typedef struct {
     int patch_size; /* final stride for image_atts: 32 for Swin-B */
     /* text */
     int max_words, max_tokens; /* 40, 40 */
-    double mask_prob;          /* 0.25 */
-    int max_masks;             /* 8 */
-    double skipgram_prb;       /* 0.2 */
-    int skipgram_size;         /* 3 */
-    bool mask_whole_word;      /* true */
+    xv_masking_config masking; /* mask_prob, max_masks, skipgram_*, whole_word (masking.h's defaults);
+                                  the loader sets mask_id, vocab_size and is_continuation from vocab_path */
     /* batching */
     int batch_size;           /* images: samples per batch; regions: texts per batch (128) */
     int max_images;           /* regions: records per batch (48) */
@@ -116,7 +114,8 @@ typedef struct {
 } xv_pretrain_config;
 
 /* The official 4M values (configs/Pretrain_XVLM_base_4m.yaml) for `kind`,
- * with base64 images, 4 workers; files, vocab_path and image_root unset. */
+ * with base64 images, 4 workers, xv_masking_default(); files, vocab_path and
+ * image_root unset. */
 xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind);
 
 /* Counts over the batches consumed so far (a batch's records, including the

@@ -109,8 +109,8 @@ static bool batch_alloc(const xv_pretrain_loader *l, xv_pretrain_batch *b) {
     const xv_pretrain_config *c = &l->cfg;
     bool regions = c->kind == XV_PRETRAIN_REGIONS;
     size_t ni = (size_t)(regions ? c->max_images : c->batch_size), nt = (size_t)c->batch_size;
-    size_t L = (size_t)c->max_tokens, M = (size_t)c->max_masks, A = (size_t)(1 + l->shared.n_patch * l->shared.n_patch);
-    *b = (xv_pretrain_batch){.res = c->image_res, .text_len = c->max_tokens, .max_masks = c->max_masks};
+    size_t L = (size_t)c->max_tokens, M = (size_t)c->masking.max_masks, A = (size_t)(1 + l->shared.n_patch * l->shared.n_patch);
+    *b = (xv_pretrain_batch){.res = c->image_res, .text_len = c->max_tokens, .max_masks = c->masking.max_masks};
     b->image = malloc(ni * image_floats(c) * sizeof(float));
     b->text_ids = malloc(nt * L * sizeof(int32_t));
     b->text_atts = malloc(nt * L * sizeof(int32_t));
@@ -146,7 +146,7 @@ static void staging_free(worker *w) {
 static bool staging_alloc(worker *w) {
     const xv_pretrain_config *c = &w->l->cfg;
     if (c->kind != XV_PRETRAIN_REGIONS) return true;
-    size_t S = (size_t)c->max_images * (size_t)c->max_regions, L = (size_t)c->max_tokens, M = (size_t)c->max_masks;
+    size_t S = (size_t)c->max_images * (size_t)c->max_regions, L = (size_t)c->max_tokens, M = (size_t)c->masking.max_masks;
     size_t A = (size_t)(1 + w->l->shared.n_patch * w->l->shared.n_patch);
     size_t K = S > (size_t)c->batch_size ? S : (size_t)c->batch_size;
     w->st_ids = malloc(S * L * sizeof(int32_t));
@@ -204,7 +204,7 @@ static make_result make_image_batch(worker *w, xv_pretrain_batch *b) {
 }
 
 static xv_text_row staging_row(const worker *w, int i) {
-    size_t L = (size_t)w->l->cfg.max_tokens, M = (size_t)w->l->cfg.max_masks;
+    size_t L = (size_t)w->l->cfg.max_tokens, M = (size_t)w->l->cfg.masking.max_masks;
     return (xv_text_row){w->st_ids + i * L, w->st_atts + i * L, w->st_masked + i * L, w->st_pos + i * M,
                          w->st_mids + i * M};
 }
@@ -251,7 +251,7 @@ static make_result make_region_batch(worker *w, xv_pretrain_batch *b) {
     }
     w->count.padded_texts += padded;
     if (n_txt > c->batch_size) w->count.dropped_texts += n_txt - c->batch_size;
-    size_t L = (size_t)c->max_tokens, M = (size_t)c->max_masks;
+    size_t L = (size_t)c->max_tokens, M = (size_t)c->masking.max_masks;
     for (int i = 0; i < c->batch_size; i++) {
         int k = w->st_keep[i];
         copy_row(batch_row(b, i), staging_row(w, k), L, M);
@@ -496,7 +496,7 @@ xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch) {
         l->next_worker = (l->next_worker + 1) % l->n_workers;
     }
     *batch = (xv_pretrain_batch){.res = l->cfg.image_res, .text_len = l->cfg.max_tokens,
-                                 .max_masks = l->cfg.max_masks};
+                                 .max_masks = l->cfg.masking.max_masks};
     l->last_worker = -1;
     return XV_OK;
 }
@@ -536,12 +536,7 @@ static xv_status load_text_side(xv_pretrain_loader *l) {
     xv_sample_shared *sh = &l->shared;
     sh->tok = l->tok;
     sh->special = xv_tokenizer_special_ids(l->tok);
-    sh->mask = xv_masking_default();
-    sh->mask.mask_prob = l->cfg.mask_prob;
-    sh->mask.max_masks = l->cfg.max_masks;
-    sh->mask.skipgram_prb = l->cfg.skipgram_prb;
-    sh->mask.skipgram_size = l->cfg.skipgram_size;
-    sh->mask.whole_word = l->cfg.mask_whole_word;
+    sh->mask = l->cfg.masking;
     sh->mask.mask_id = sh->special.mask;
     sh->mask.vocab_size = V;
     sh->mask.is_continuation = l->is_continuation;

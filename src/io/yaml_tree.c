@@ -22,6 +22,8 @@ void xv_yaml_free(xv_yaml_node *n) {
     free(n->keys);
     free(n->items);
     free(n->text);
+    free(n->name);
+    free(n->owned_file);
     free(n);
 }
 
@@ -108,6 +110,7 @@ static void resolve_plain(xv_yaml_node *n) {
 typedef struct {
     yaml_parser_t p;
     const char *label;
+    char *file; /* copy of label shared by the nodes; the root takes it */
     xv_status st;
 } parser;
 
@@ -122,11 +125,22 @@ static bool next_event(parser *ps, yaml_event_t *ev) {
     return false;
 }
 
-static xv_yaml_node *new_node(parser *ps, xv_yaml_kind kind, int line) {
+static xv_yaml_node *new_node(parser *ps, xv_yaml_kind kind, int line, const char *name) {
     xv_yaml_node *n = calloc(1, sizeof *n);
+    if (n && !(n->name = strdup(name))) free(n), n = NULL;
     if (!n) ps->st = xv_error(XV_ERR_NOMEM, "%s: out of memory", ps->label);
-    else n->kind = kind, n->line = line;
+    else n->kind = kind, n->line = line, n->file = ps->file;
     return n;
+}
+
+/* "parent.key" (or "key" at the top level), or "parent[i]" for a list item. */
+static char *child_name(const xv_yaml_node *parent, const char *key) {
+    size_t n = strlen(parent->name) + (key ? strlen(key) : 12) + 4;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    if (!key) snprintf(s, n, "%s[%d]", parent->name, parent->n);
+    else snprintf(s, n, "%s%s%s", parent->name, parent->name[0] ? "." : "", key);
+    return s;
 }
 
 static bool add_child(parser *ps, xv_yaml_node *parent, char *key, xv_yaml_node *child) {
@@ -148,7 +162,7 @@ static bool add_child(parser *ps, xv_yaml_node *parent, char *key, xv_yaml_node 
 }
 
 /* Build the node that starts with `ev` (consumed), reading its children. */
-static xv_yaml_node *build(parser *ps, yaml_event_t *ev, int depth) {
+static xv_yaml_node *build(parser *ps, yaml_event_t *ev, int depth, const char *name) {
     const int line = (int)ev->start_mark.line + 1;
     if (depth > MAX_DEPTH) {
         fail_at(ps, line, "nesting deeper than 64");
@@ -163,12 +177,12 @@ static xv_yaml_node *build(parser *ps, yaml_event_t *ev, int depth) {
             fail_at(ps, line, "anchors (&name) are not supported in configs");
             return NULL;
         }
-        xv_yaml_node *n = new_node(ps, XV_YAML_STRING, line);
+        xv_yaml_node *n = new_node(ps, XV_YAML_STRING, line, name);
         if (!n) return NULL;
         n->text = strdup((const char *)ev->data.scalar.value);
         if (!n->text) {
             ps->st = xv_error(XV_ERR_NOMEM, "%s: out of memory", ps->label);
-            free(n);
+            xv_yaml_free(n);
             return NULL;
         }
         if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag) resolve_plain(n);
@@ -181,7 +195,7 @@ static xv_yaml_node *build(parser *ps, yaml_event_t *ev, int depth) {
             fail_at(ps, line, "anchors (&name) are not supported in configs");
             return NULL;
         }
-        xv_yaml_node *n = new_node(ps, map ? XV_YAML_MAP : XV_YAML_SEQ, line);
+        xv_yaml_node *n = new_node(ps, map ? XV_YAML_MAP : XV_YAML_SEQ, line, name);
         if (!n) return NULL;
         for (;;) {
             yaml_event_t e;
@@ -208,7 +222,10 @@ static xv_yaml_node *build(parser *ps, yaml_event_t *ev, int depth) {
                     break;
                 }
             }
-            xv_yaml_node *child = build(ps, &e, depth + 1);
+            char *cname = child_name(n, key);
+            xv_yaml_node *child = cname ? build(ps, &e, depth + 1, cname) : NULL;
+            if (!cname) ps->st = xv_error(XV_ERR_NOMEM, "%s: out of memory", ps->label);
+            free(cname);
             yaml_event_delete(&e);
             if (!child || !add_child(ps, n, key, child)) {
                 free(key);
@@ -249,7 +266,7 @@ static xv_status parse_with(parser *ps, xv_yaml_node **out) {
                 fail_at(ps, (int)ev.start_mark.line + 1, "unexpected content");
                 break;
             }
-            root = build(ps, &ev, 0);
+            root = build(ps, &ev, 0, "");
             if (root && root->kind != XV_YAML_MAP) fail_at(ps, root->line, "the top level must be a mapping");
             break;
         }
@@ -260,16 +277,24 @@ static xv_status parse_with(parser *ps, xv_yaml_node **out) {
         xv_yaml_free(root);
         return ps->st;
     }
+    root->owned_file = ps->file;
+    ps->file = NULL;
     *out = root;
     return XV_OK;
 }
 
 xv_status xv_yaml_parse(const char *text, size_t len, const char *label, xv_yaml_node **out) {
-    parser ps = {.label = label, .st = XV_OK};
-    if (!yaml_parser_initialize(&ps.p)) return xv_error(XV_ERR_NOMEM, "%s: cannot initialise the YAML parser", label);
+    *out = NULL;
+    parser ps = {.label = label, .file = strdup(label), .st = XV_OK};
+    if (!ps.file) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
+    if (!yaml_parser_initialize(&ps.p)) {
+        free(ps.file);
+        return xv_error(XV_ERR_NOMEM, "%s: cannot initialise the YAML parser", label);
+    }
     yaml_parser_set_input_string(&ps.p, (const unsigned char *)text, len);
     xv_status st = parse_with(&ps, out);
     yaml_parser_delete(&ps.p);
+    free(ps.file);
     return st;
 }
 
@@ -277,14 +302,16 @@ xv_status xv_yaml_load(const char *path, xv_yaml_node **out) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    parser ps = {.label = path, .st = XV_OK};
-    if (!yaml_parser_initialize(&ps.p)) {
+    parser ps = {.label = path, .file = strdup(path), .st = XV_OK};
+    if (!ps.file || !yaml_parser_initialize(&ps.p)) {
         fclose(f);
+        free(ps.file);
         return xv_error(XV_ERR_NOMEM, "%s: cannot initialise the YAML parser", path);
     }
     yaml_parser_set_input_file(&ps.p, f);
     xv_status st = parse_with(&ps, out);
     yaml_parser_delete(&ps.p);
+    free(ps.file);
     fclose(f);
     return st;
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "train/adamw.h"
 #include "xvlm.h"
 
 typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
@@ -42,14 +43,19 @@ typedef struct {
     int k_test;           /* 256 */
     int max_words;        /* pre_caption cap: 30 */
     int max_tokens;       /* 40 */
-    double lr, weight_decay; /* optimizer{lr: 3e-5, weight_decay: 0.01} */
+    xv_adamw_config optim; /* optimizer{lr: 3e-5, weight_decay: 0.01}; lr_mult 1 (no init_params) */
     int epochs;           /* schedular{epochs} */
     double warmup;        /* schedular{num_warmup_steps}: 0.1 */
     bool warmup_is_fraction;
     bool careful_hflip;   /* grounding: true */
 } xv_finetune_config;
 
-/* Read `path` for `task`; keys that do not apply are noted to `notes` (may be NULL). */
+/* The official values for `task` (configs/Retrieval_coco.yaml,
+ * Grounding_bbox.yaml); no files set. */
+xv_finetune_config xv_finetune_config_default(xv_finetune_task task);
+
+/* Read `path` for `task` over the defaults; keys that do not apply are noted
+ * to `notes` (may be NULL). */
 xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_finetune_config *out, FILE *notes);
 void xv_finetune_config_free(xv_finetune_config *c);
 

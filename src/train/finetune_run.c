@@ -184,12 +184,7 @@ static xv_status setup(ft *f, xv_finetune_task task) {
     xv_graph_set_training(f->g, true);
     xv_graph_set_free_used_grads(f->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(f->g, true);
-    /* optim.py with an empty init_params list: lr_mult has nothing to apply to */
-    xv_adamw_config ac = xv_adamw_default();
-    ac.lr = f->cfg.lr;
-    ac.weight_decay = f->cfg.weight_decay;
-    ac.lr_mult = 1;
-    XV_TRY(xv_adamw_init(&f->opt, &f->m->params, &ac, NULL));
+    XV_TRY(xv_adamw_init(&f->opt, &f->m->params, &f->cfg.optim, NULL));
     f->opt_ready = true;
     /* the official train loaders drop the last partial batch */
     const int64_t per_epoch = f->n / B, total = per_epoch * f->cfg.epochs;

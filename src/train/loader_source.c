@@ -35,39 +35,10 @@ static int64_t counter_value(void *ctx, int i) {
 xv_status xv_loader_source_open(const xv_pretrain_run_config *rc, bool regions, uint64_t seed,
                                 xv_batch_source *out) {
     memset(out, 0, sizeof *out);
-    const xv_pretrain_source_config *sc = regions ? &rc->regions : &rc->images;
-    xv_pretrain_config c = xv_pretrain_config_default(regions ? XV_PRETRAIN_REGIONS : XV_PRETRAIN_IMAGES);
-    c.files = (const char *const *)(regions ? rc->train_file_regions : rc->train_file);
-    c.n_files = regions ? rc->n_train_file_regions : rc->n_train_file;
-    c.image_root = sc->image_root;
-    c.image_key = sc->image_key;
-    c.caption_key = sc->caption_key;
-    c.is_image_rpath = sc->is_image_rpath;
-    c.tokenized = sc->tokenized;
-    c.vocab_path = rc->vocab;
-    c.image_res = rc->model.vision.image_res;
-    c.patch_size = rc->model.vision.region_stride;
-    c.max_words = rc->max_words;
-    c.max_tokens = rc->max_tokens;
-    c.mask_prob = rc->mask_prob;
-    c.max_masks = rc->max_masks;
-    c.skipgram_prb = rc->skipgram_prb;
-    c.skipgram_size = rc->skipgram_size;
-    c.mask_whole_word = rc->mask_whole_word;
-    c.batch_size = sc->batch_size;
-    c.max_images = rc->max_images;
-    c.max_regions = rc->max_regions;
-    c.min_perc_in_image = rc->min_perc_in_image;
-    c.careful_hflip = rc->careful_hflip;
-    if (!regions) {
-        c.crop_scale_min = rc->crop_scale[0];
-        c.crop_scale_max = rc->crop_scale[1];
-    }
-    c.num_workers = sc->num_workers > 0 ? sc->num_workers : 1; /* the official 0 = loading in the main process */
-    c.repeat = true; /* the official loaders stream endlessly; the step count ends the run */
+    const xv_pretrain_config *c = regions ? &rc->regions : &rc->images;
     source *s = calloc(1, sizeof *s);
     if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = xv_pretrain_open(&c, 0, 1, seed, &s->l);
+    xv_status st = xv_pretrain_open(c, 0, 1, seed, &s->l);
     if (st != XV_OK) {
         free(s);
         return xv_error_wrap(st, "%s loader", regions ? "region" : "image-text");

@@ -4,7 +4,7 @@
 #ifndef XV_TRAIN_LOADER_SOURCE_H
 #define XV_TRAIN_LOADER_SOURCE_H
 
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 #include "train/trainer.h"
 
 /* Open the image-text (regions = false) or region loader of a run; workers

@@ -182,25 +182,16 @@ static xv_status setup(run *r, int64_t *start_step) {
     XV_TRY(build_model(r));
     XV_TRY(xv_loader_source_open(&r->rc, false, o->seed, &r->src[0]));
     r->has_src[0] = true;
-    if (r->rc.iter_perc > 0) {
+    if (r->rc.trainer.iter_perc > 0) {
         XV_TRY(xv_loader_source_open(&r->rc, true, o->seed, &r->src[1]));
         r->has_src[1] = true;
     }
     XV_TRY(collect_counter_names(r));
 
-    xv_trainer_config tc = xv_trainer_config_default();
+    xv_trainer_config tc = r->rc.trainer;
     tc.seed = o->seed;
-    tc.iter_perc = r->rc.iter_perc;
-    tc.clip_norm = r->rc.clip_grad_norm;
-    tc.calc_image_bbox_loss = r->rc.calc_image_bbox_loss;
-    tc.bbox_loss = r->rc.bbox_loss;
-    tc.optim.lr = r->rc.lr;
-    tc.optim.weight_decay = r->rc.weight_decay;
-    tc.optim.lr_mult = r->rc.lr_mult;
     tc.steps_per_epoch = xv_pretrain_steps_per_epoch(&r->rc);
     tc.total_steps = tc.steps_per_epoch * r->rc.epochs;
-    tc.warmup = r->rc.warmup;
-    tc.warmup_is_fraction = r->rc.warmup_is_fraction;
     XV_TRY(xv_trainer_new(r->m, &tc, &r->src[0], r->has_src[1] ? &r->src[1] : NULL, r->rc.text, &r->t));
 
     int64_t keep_before = -1;

@@ -46,3 +46,16 @@ double xv_schedule_lambda(const xv_lr_schedule *s, int64_t t) {
 double xv_schedule_factor(const xv_lr_schedule *s) { return xv_schedule_lambda(s, s->pos); }
 
 void xv_schedule_step(xv_lr_schedule *s) { s->pos++; }
+
+xv_status xv_schedule_read_warmup(const xv_yaml_node *schedular, double *warmup, bool *is_fraction) {
+    const xv_yaml_node *w = xv_yaml_get(schedular, "num_warmup_steps");
+    if (!w) return XV_OK;
+    if (w->kind == XV_YAML_INT && w->i >= 0) {
+        *warmup = (double)w->i, *is_fraction = false;
+    } else if (w->kind == XV_YAML_FLOAT && w->f >= 0 && w->f < 1) {
+        *warmup = w->f, *is_fraction = true;
+    } else {
+        return xv_yaml_type_error(w, "an integer step count >= 0 or a fraction in [0, 1)");
+    }
+    return XV_OK;
+}

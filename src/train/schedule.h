@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/yaml_tree.h"
 #include "xvlm.h"
 
 typedef struct {
@@ -27,6 +28,11 @@ xv_status xv_schedule_total_steps(int64_t epochs, int64_t dataset_size, int64_t 
 /* warmup: the config's num_warmup_steps. A YAML float (warmup_is_fraction) is a
  * fraction in [0, 1) of N, truncated like Python's int(); an integer is a step count. */
 xv_status xv_schedule_init(xv_lr_schedule *s, int64_t total_steps, double warmup, bool warmup_is_fraction);
+
+/* The `num_warmup_steps` key of a config's `schedular` mapping (may be NULL;
+ * absent: *warmup and *is_fraction unchanged): an integer >= 0 is a step
+ * count, a float in [0, 1) a fraction of N (scheduler.py asserts the same). */
+xv_status xv_schedule_read_warmup(const xv_yaml_node *schedular, double *warmup, bool *is_fraction);
 
 /* λ at position t (pure). */
 double xv_schedule_lambda(const xv_lr_schedule *s, int64_t t);

@@ -154,6 +154,11 @@ static void test_yaml(void) {
     expect_error(xv_config_load(yml, &c), XV_ERR_UNSUPPORTED, "use_clip_vit", "clip");
     write_file(yml, "use_swin: True\nvision_config: 'configs/none.json'\ntext_config: 'configs/bert.json'\n");
     expect_error(xv_config_load(yml, &c), XV_ERR_IO, "configs/none.json", "missing vision json");
+    /* YAML 1.2 (ruamel's default): "yes" is a string, which the official `if config['use_swin']` would take
+     * as true even for "no"; refused rather than guessed. */
+    write_file(yml, "use_swin: yes\nvision_config: 'configs/swin_b_224.json'\n");
+    expect_error(xv_config_load(yml, &c), XV_ERR_FORMAT, "Pretrain.yaml:1: \"use_swin\" must be true or false",
+                 "yes is not a YAML 1.2 boolean");
     write_file(yml, "use_swin: True\nimage_res: [1\n");
     expect_error(xv_config_load(yml, &c), XV_ERR_FORMAT, "Pretrain.yaml:", "broken yaml");
 

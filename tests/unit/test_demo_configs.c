@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 
 static const char *g_src;
 
@@ -27,12 +27,12 @@ static int load(const char *name, xv_pretrain_run_config *c) {
 static void same_but(const xv_pretrain_run_config *full, const xv_pretrain_run_config *c, const char *name) {
     CHECK(!memcmp(&full->model, &c->model, sizeof full->model), "%s: same model", name);
     CHECK(c->images.batch_size == full->images.batch_size && c->regions.batch_size == full->regions.batch_size &&
-              c->lr == full->lr && c->warmup == full->warmup && c->max_images == full->max_images &&
-              c->max_regions == full->max_regions && c->train_dataset_size == full->train_dataset_size &&
-              c->clip_grad_norm == full->clip_grad_norm && c->mask_prob == full->mask_prob &&
-              c->crop_scale[0] == full->crop_scale[0] && c->crop_scale[1] == full->crop_scale[1],
+              c->trainer.optim.lr == full->trainer.optim.lr && c->trainer.warmup == full->trainer.warmup && c->regions.max_images == full->regions.max_images &&
+              c->regions.max_regions == full->regions.max_regions && c->train_dataset_size == full->train_dataset_size &&
+              c->trainer.clip_norm == full->trainer.clip_norm && c->images.masking.mask_prob == full->images.masking.mask_prob &&
+              c->images.crop_scale_min == full->images.crop_scale_min && c->images.crop_scale_max == full->images.crop_scale_max,
           "%s: same data and optimisation settings", name);
-    CHECK(!strcmp(c->train_file[0], full->train_file[0]), "%s: same image-text data", name);
+    CHECK(!strcmp(c->images.files[0], full->images.files[0]), "%s: same image-text data", name);
 }
 
 int main(void) {
@@ -40,38 +40,38 @@ int main(void) {
     if (!g_src) return xv_test_skip("XV_SOURCE_DIR not set");
     xv_pretrain_run_config full, c;
     if (!load("full", &full)) return xv_test_finish("test_demo_configs");
-    CHECK(full.iter_perc > 0 && full.bbox_loss && full.n_train_file_regions == 1 &&
-              strstr(full.train_file_regions[0], "/pretrain_regions.jsonl"),
+    CHECK(full.trainer.iter_perc > 0 && full.trainer.bbox_loss && full.regions.n_files == 1 &&
+              strstr(full.regions.files[0], "/pretrain_regions.jsonl"),
           "the full run has region updates with box losses on the whole region file");
     CHECK(full.model.vision.ape, "the demo model uses Swin's absolute position embedding (docs/demo.md)");
     CHECK(full.model.text.vocab == 163, "vocab_size = the synthetic world's vocab.txt (163 tokens)");
 
     if (load("no_objects", &c)) {
         same_but(&full, &c, "no_objects");
-        CHECK(strstr(c.train_file_regions[0], "/pretrain_regions_relations.jsonl") && c.bbox_loss &&
-                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+        CHECK(strstr(c.regions.files[0], "/pretrain_regions_relations.jsonl") && c.trainer.bbox_loss &&
+                  c.trainer.iter_perc == full.trainer.iter_perc && c.epochs == full.epochs,
               "no_objects: relation regions only");
         xv_pretrain_run_config_free(&c);
     }
     if (load("no_regions", &c)) {
         same_but(&full, &c, "no_regions");
-        CHECK(strstr(c.train_file_regions[0], "/pretrain_regions_objects.jsonl") && c.bbox_loss &&
-                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+        CHECK(strstr(c.regions.files[0], "/pretrain_regions_objects.jsonl") && c.trainer.bbox_loss &&
+                  c.trainer.iter_perc == full.trainer.iter_perc && c.epochs == full.epochs,
               "no_regions: objects only");
         xv_pretrain_run_config_free(&c);
     }
     if (load("no_bbox_loss", &c)) {
         same_but(&full, &c, "no_bbox_loss");
-        CHECK(!c.bbox_loss && !strcmp(c.train_file_regions[0], full.train_file_regions[0]) &&
-                  c.iter_perc == full.iter_perc && c.epochs == full.epochs,
+        CHECK(!c.trainer.bbox_loss && !strcmp(c.regions.files[0], full.regions.files[0]) &&
+                  c.trainer.iter_perc == full.trainer.iter_perc && c.epochs == full.epochs,
               "no_bbox_loss: the same region data without box losses");
         xv_pretrain_run_config_free(&c);
     }
     if (load("image_text_only", &c)) {
         same_but(&full, &c, "image_text_only");
         /* One update per step instead of two: twice the steps for the same number of updates. */
-        CHECK(c.iter_perc == 0 && full.iter_perc == 1.0 && c.epochs == 2 * full.epochs,
-              "image_text_only: no region updates, twice the epochs (iter_perc %g, epochs %d vs %d)", c.iter_perc,
+        CHECK(c.trainer.iter_perc == 0 && full.trainer.iter_perc == 1.0 && c.epochs == 2 * full.epochs,
+              "image_text_only: no region updates, twice the epochs (iter_perc %g, epochs %d vs %d)", c.trainer.iter_perc,
               c.epochs, full.epochs);
         xv_pretrain_run_config_free(&c);
     }

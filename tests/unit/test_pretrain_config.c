@@ -7,7 +7,7 @@
 
 #include "io/yaml_tree.h"
 #include "testutil.h"
-#include "train/pretrain_config.h"
+#include "train/pretrain_run_config.h"
 
 static char dir[] = "/tmp/xv_test_ptcfg_XXXXXX";
 
@@ -109,8 +109,8 @@ static void test_official_keys(void) {
     FILE *nf = open_memstream(&notes, &notes_len);
     CHECK_OK(xv_pretrain_run_config_load(p, &c, nf));
     fclose(nf);
-    CHECK(c.n_train_file == 2 && !strcmp(c.train_file[1], "dir") && c.n_train_file_regions == 1 &&
-              !strcmp(c.train_file_regions[0], "r.jsonl"),
+    CHECK(c.images.n_files == 2 && !strcmp(c.images.files[1], "dir") && c.regions.n_files == 1 &&
+              !strcmp(c.regions.files[0], "r.jsonl"),
           "train files");
     CHECK(c.train_dataset_size == 1000 && c.images.batch_size == 16 && c.images.num_workers == 2 &&
               c.images.is_image_rpath && !strcmp(c.images.image_key, "image") && c.regions.batch_size == 12,
@@ -118,19 +118,23 @@ static void test_official_keys(void) {
     CHECK(c.images.image_root && !strcmp(c.images.image_root, "/data") && c.regions.image_root &&
               !strcmp(c.regions.image_root, "/data"),
           "top-level image_root applies to both sources");
-    CHECK(c.crop_scale[0] == 0.8 && c.crop_scale[1] == 1.0, "images.crop_scale [%g, %g]", c.crop_scale[0],
-          c.crop_scale[1]);
-    CHECK(c.iter_perc == 0.25 && c.max_images == 4 && c.max_regions == 3 && c.min_perc_in_image == 0.6, "regions");
+    CHECK(c.images.crop_scale_min == 0.8 && c.images.crop_scale_max == 1.0, "images.crop_scale [%g, %g]", c.images.crop_scale_min,
+          c.images.crop_scale_max);
+    CHECK(c.trainer.iter_perc == 0.25 && c.regions.max_images == 4 && c.regions.max_regions == 3 && c.regions.min_perc_in_image == 0.6, "regions");
     CHECK(c.vocab && !strcmp(c.vocab, "data/bert-base-uncased/vocab.txt"), "vocab from text_encoder: %s",
           c.vocab ? c.vocab : "(null)");
     CHECK(c.model.vision.image_res == 64 && c.model.vision.region_stride == 8 && c.model.embed_dim == 24 &&
               fabsf(c.model.temp - 0.05f) < 1e-9f && c.model.text.hidden == 32,
           "model from the inline model_config, embed_dim/temp from the YAML");
-    CHECK(c.max_words == 30 && c.max_tokens == 20 && c.mask_prob == 0.15 && c.max_masks == 4 && !c.mask_whole_word &&
-              c.skipgram_prb == 0.1 && c.skipgram_size == 2 && c.calc_image_bbox_loss && !c.bbox_loss,
+    CHECK(c.images.max_words == 30 && c.images.max_tokens == 20 && c.images.masking.mask_prob == 0.15 && c.images.masking.max_masks == 4 && !c.images.masking.whole_word &&
+              c.images.masking.skipgram_prb == 0.1 && c.images.masking.skipgram_size == 2 && c.trainer.calc_image_bbox_loss && !c.trainer.bbox_loss,
           "text settings");
-    CHECK(c.lr == 3e-4 && c.weight_decay == 0.02 && c.lr_mult == 3 && c.epochs == 5 && c.warmup == 0.1 &&
-              c.warmup_is_fraction && c.clip_grad_norm == 2.0 && c.ckpt_frequent_step == 7 && c.ckpt_frequent == 2,
+    CHECK(c.regions.max_tokens == 20 && c.regions.masking.max_masks == 4 && !c.regions.masking.whole_word &&
+              c.regions.vocab_path == c.vocab && c.images.vocab_path == c.vocab && c.regions.image_res == 64 &&
+              c.regions.patch_size == 8 && c.regions.num_workers == 1 && c.regions.repeat,
+          "both loaders get the top-level text keys, the vocabulary and the model's image size");
+    CHECK(c.trainer.optim.lr == 3e-4 && c.trainer.optim.weight_decay == 0.02 && c.trainer.optim.lr_mult == 3 && c.epochs == 5 && c.trainer.warmup == 0.1 &&
+              c.trainer.warmup_is_fraction && c.trainer.clip_norm == 2.0 && c.ckpt_frequent_step == 7 && c.ckpt_frequent == 2,
           "optimisation");
     CHECK(xv_pretrain_steps_per_epoch(&c) == 63, "ceil(1000/16) = 63, got %lld",
           (long long)xv_pretrain_steps_per_epoch(&c));
@@ -153,8 +157,8 @@ static void test_official_keys(void) {
     p = write_file("path.yaml", "train_file: [a]\ntrain_file_regions: [b]\ntrain_dataset_size: 10\nvocab: v.txt\n"
                                 "model_config: model.json\nschedular: {num_warmup_steps: 25}\nmax_tokens: 30\n");
     CHECK_OK(xv_pretrain_run_config_load(p, &c, NULL));
-    CHECK(c.model.embed_dim == 16 && c.warmup == 25 && !c.warmup_is_fraction && c.images.batch_size == 128 &&
-              c.iter_perc == 0.5 && c.lr == 1e-4 && c.max_masks == 8 && c.bbox_loss,
+    CHECK(c.model.embed_dim == 16 && c.trainer.warmup == 25 && !c.trainer.warmup_is_fraction && c.images.batch_size == 128 &&
+              c.trainer.iter_perc == 0.5 && c.trainer.optim.lr == 1e-4 && c.images.masking.max_masks == 8 && c.trainer.bbox_loss,
           "config.json path; defaults of the 4M config for the rest");
     xv_pretrain_run_config_free(&c);
 }
@@ -169,7 +173,7 @@ static void refused(const char *body, const char *expect) {
     xv_status st = xv_pretrain_run_config_load(p, &c, NULL);
     CHECK(st != XV_OK && strstr(xvlm_last_error(), expect), "config with %s: status %d, message: %s", body, (int)st,
           xvlm_last_error());
-    CHECK(c.path == NULL && c.train_file == NULL, "a refused config leaves the output zeroed");
+    CHECK(c.path == NULL && c.images.files == NULL, "a refused config leaves the output zeroed");
 }
 
 static void test_refusals(void) {
@@ -181,11 +185,12 @@ static void test_refusals(void) {
     refused("images: {crop_scale: [0.5, 0.4]}\n", "\"images.crop_scale\" = [0.5, 0.4] must satisfy");
     refused("images: {crop_scale: 0.5}\n", "\"images.crop_scale\" must be a list of two numbers");
     refused("mask_whole_word: 1\n", "\"mask_whole_word\" must be true or false");
+    refused("regions: {careful_hflip: yes}\n", "bad.yaml:10: \"regions.careful_hflip\" must be true or false");
     refused("schedular: {num_warmup_steps: 1.5}\n", "schedular.num_warmup_steps");
     refused("optimizer: {opt: sgd}\n", "only adamW");
     refused("image_res: 224\n", "image_res 224 / patch_size 8 differ");
     refused("max_tokens: 40\n", "max_tokens 40 exceeds the text encoder's 32 positions");
-    refused("train_file: 3\n", "\"train_file\" must be a list of paths");
+    refused("train_file: 3\n", "\"train_file\" must be a list of strings");
     refused("model_config: 5\n", "\"model_config\" must be a config.json path or a mapping");
     refused("use_clip_vit: True\n", "use_clip_vit");
     refused("model_config: {vision: {image_res: 64}, text: {}}\n", "model_config");

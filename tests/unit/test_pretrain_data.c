@@ -176,7 +176,7 @@ static xv_pretrain_config config(xv_pretrain_kind kind, const char *const *files
     c.max_images = 4;
     c.max_words = 30;
     c.max_tokens = 8;
-    c.max_masks = 3;
+    c.masking.max_masks = 3;
     return c;
 }
 

@@ -23,54 +23,41 @@
  * Keys that do not apply (apex settings, use_* flags already satisfied, ...)
  * and unknown keys are reported as notes and otherwise ignored; a key of the
  * wrong type is refused with its name and line. */
-#ifndef XV_TRAIN_PRETRAIN_CONFIG_H
-#define XV_TRAIN_PRETRAIN_CONFIG_H
+#ifndef XV_TRAIN_PRETRAIN_RUN_CONFIG_H
+#define XV_TRAIN_PRETRAIN_RUN_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "data/pretrain_data.h"
+#include "io/yaml_tree.h"
 #include "model/config.h"
+#include "train/trainer.h"
 
+/* The run's settings are the configs of the parts that use them, filled over
+ * their own defaults (xv_pretrain_config_default, xv_trainer_config_default),
+ * so each official default is written once, next to its struct. */
 typedef struct {
-    char *image_key, *caption_key; /* "binary", "caption" */
-    bool is_image_rpath, tokenized;
-    int batch_size;  /* images: pairs per batch; regions: texts per batch */
-    int num_workers;
-    char *image_root; /* NULL = paths as written */
-} xv_pretrain_source_config;
-
-typedef struct {
-    char *path;      /* the YAML file */
-    char *text;      /* its content (stored in checkpoints) */
+    char *path;         /* the YAML file */
+    char *text;         /* its content (stored in checkpoints) */
+    xv_yaml_node *yaml; /* the parsed file: the loaders' strings point into it */
     xv_model_config model;
-    /* data */
-    char **train_file, **train_file_regions;
-    int n_train_file, n_train_file_regions;
+    /* The two data loaders: train_file / images{...} and train_file_regions /
+     * regions{...}, with the text and masking keys of the top level in both.
+     * images.num_workers / regions.num_workers: the official 0 (loading in
+     * the main process) is read as 1 worker thread. */
+    xv_pretrain_config images, regions;
+    /* regions.iter_perc, accelerator.CLIP_GRAD_NORM, optimizer{lr,
+     * weight_decay, lr_mult}, schedular.num_warmup_steps,
+     * calc_image_bbox_loss, bbox_loss; seed, total_steps and steps_per_epoch
+     * are the run's to set. */
+    xv_trainer_config trainer;
     int64_t train_dataset_size;
-    xv_pretrain_source_config images, regions;
-    double iter_perc;          /* 0.5 */
-    int max_images, max_regions; /* 48, 5 */
-    double min_perc_in_image;  /* 0.5 */
-    bool careful_hflip;        /* false */
-    double crop_scale[2];      /* images.crop_scale: (0.2, 1), the official RandomResizedCrop area range */
-    bool calc_image_bbox_loss; /* false: whole-image texts excluded from the box loss */
-    bool bbox_loss;            /* true; false = no box losses (ablation key, not official) */
-    char *vocab;               /* vocab.txt */
-    int max_words, max_tokens; /* 40, 40 */
-    double mask_prob;          /* 0.25 */
-    int max_masks;             /* 8 */
-    bool mask_whole_word;      /* true */
-    double skipgram_prb;       /* 0.2 */
-    int skipgram_size;         /* 3 */
-    /* optimisation */
-    double lr, weight_decay, lr_mult; /* 1e-4, 0.01, 2 */
-    int epochs;                       /* 41 */
-    double warmup;                    /* 2500 */
-    bool warmup_is_fraction;          /* a float num_warmup_steps is a fraction of the steps */
-    double clip_grad_norm;            /* 1.0 */
-    int64_t ckpt_frequent_step;       /* 50000 */
-    int ckpt_frequent;                /* 5 (epochs) */
+    int epochs;                 /* schedular.epochs: 41 */
+    int64_t ckpt_frequent_step; /* 50000 */
+    int ckpt_frequent;          /* 5 (epochs) */
+    char *vocab;                /* vocab.txt (both loaders' vocab_path) */
 } xv_pretrain_run_config;
 
 /* Read and check `path`. Notes about ignored keys go to `notes` (may be NULL)

@@ -15,11 +15,7 @@ xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind) {
         .patch_size = 32,
         .max_words = 40,
         .max_tokens = 40,
-        .mask_prob = 0.25,
-        .max_masks = 8,
-        .skipgram_prb = 0.2,
-        .skipgram_size = 3,
-        .mask_whole_word = true,
+        .masking = xv_masking_default(),
         .batch_size = 128,
         .max_images = 48,
         .max_regions = 5,
@@ -65,10 +61,11 @@ xv_status xv_pretrain_config_check(const xv_pretrain_config *c, int rank, int wo
     REQUIRE(c->max_words > 0, "max_words %d", c->max_words);
     REQUIRE(c->max_tokens >= 2 && c->max_tokens <= 4096, "max_tokens %d (needs [CLS] and one token)",
             c->max_tokens);
-    REQUIRE(c->max_masks >= 1 && c->max_masks <= c->max_tokens, "max_masks %d", c->max_masks);
-    REQUIRE(c->mask_prob > 0 && c->mask_prob <= 1, "mask_prob %g", c->mask_prob);
-    REQUIRE(c->skipgram_prb >= 0 && c->skipgram_prb <= 1 && c->skipgram_size >= 1, "skipgram %g / %d",
-            c->skipgram_prb, c->skipgram_size);
+    const xv_masking_config *m = &c->masking;
+    REQUIRE(m->max_masks >= 1 && m->max_masks <= c->max_tokens, "max_masks %d", m->max_masks);
+    REQUIRE(m->mask_prob > 0 && m->mask_prob <= 1, "mask_prob %g", m->mask_prob);
+    REQUIRE(m->skipgram_prb >= 0 && m->skipgram_prb <= 1 && m->skipgram_size >= 1, "skipgram %g / %d",
+            m->skipgram_prb, m->skipgram_size);
     REQUIRE(c->batch_size >= 1 && c->batch_size <= 65536, "batch_size %d", c->batch_size);
     if (c->kind == XV_PRETRAIN_REGIONS) {
         REQUIRE(c->max_images >= 1 && c->max_images <= 65536, "max_images %d", c->max_images);
@@ -107,12 +104,13 @@ uint64_t xv_pretrain_config_hash(const xv_pretrain_config *c, const xv_file_list
     h = fnv_i64(h, c->kind);
     h = fnv_str(h, c->image_key);
     h = fnv_str(h, c->caption_key);
-    const int64_t ints[] = {c->is_image_rpath, c->tokenized,     c->image_res,      c->patch_size,   c->max_words,
-                            c->max_tokens,     c->max_masks,     c->skipgram_size,  c->mask_whole_word, c->batch_size,
-                            c->max_images,     c->max_regions,   c->careful_hflip,  c->shuffle_files, c->repeat};
+    const xv_masking_config *m = &c->masking;
+    const int64_t ints[] = {c->is_image_rpath, c->tokenized,   c->image_res,     c->patch_size,    c->max_words,
+                            c->max_tokens,     m->max_masks,   m->skipgram_size, m->whole_word,    c->batch_size,
+                            c->max_images,     c->max_regions, c->careful_hflip, c->shuffle_files, c->repeat};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) h = fnv_i64(h, ints[i]);
-    h = fnv_f64(h, c->mask_prob);
-    h = fnv_f64(h, c->skipgram_prb);
+    h = fnv_f64(h, m->mask_prob);
+    h = fnv_f64(h, m->skipgram_prb);
     h = fnv_f64(h, c->min_perc_in_image);
     h = fnv_f64(h, c->crop_scale_min);
     h = fnv_f64(h, c->crop_scale_max);

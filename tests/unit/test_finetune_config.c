@@ -1,0 +1,82 @@
+/* Reading Retrieval.yaml / Grounding_bbox.yaml keys: the official defaults
+ * for what is absent, paths relative to the YAML, and refusals that name the
+ * file, line and key. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "train/finetune.h"
+
+static char dir[] = "/tmp/xv_test_ftcfg_XXXXXX";
+
+static const char *write_yaml(const char *text) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/task.yaml", dir);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static void test_defaults_and_keys(void) {
+    xv_finetune_config d = xv_finetune_config_default(XV_FINETUNE_RETRIEVAL);
+    CHECK(d.optim.lr == 3e-5 && d.optim.weight_decay == 0.01 && d.optim.lr_mult == 1 && d.epochs == 10 &&
+              d.warmup == 0.1 && d.warmup_is_fraction && d.k_test == 256 && d.max_words == 30 && d.max_tokens == 40,
+          "the official fine-tuning defaults");
+
+    xv_finetune_config c;
+    const char *p = write_yaml("train_file: ['train.json', 'more.json']\ntest_file: /abs/test.json\n"
+                               "batch_size_train: 8\nbatch_size: 99\noptimizer: {opt: adamW, lr: 1e-4}\n"
+                               "schedular: {epochs: 3, num_warmup_steps: 12}\nhere_only: 1\n");
+    char *notes = NULL;
+    size_t len = 0;
+    FILE *nf = open_memstream(&notes, &len);
+    CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_RETRIEVAL, &c, nf));
+    fclose(nf);
+    char want[700];
+    snprintf(want, sizeof want, "%s/train.json", dir);
+    CHECK(c.train_file && !strcmp(c.train_file, want) && c.test_file && !strcmp(c.test_file, "/abs/test.json"),
+          "paths: the first train file, relative to the YAML (%s)", c.train_file ? c.train_file : "(null)");
+    CHECK(c.batch_size == 8 && c.optim.lr == 1e-4 && c.optim.weight_decay == 0.01 && c.epochs == 3 &&
+              c.warmup == 12 && !c.warmup_is_fraction,
+          "retrieval reads batch_size_train; an integer warmup is a step count");
+    CHECK(notes && strstr(notes, "\"here_only\"") && !strstr(notes, "batch_size"), "notes: %s", notes ? notes : "");
+    free(notes);
+    xv_finetune_config_free(&c);
+
+    CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_GROUNDING, &c, NULL));
+    CHECK(c.batch_size == 99 && c.careful_hflip, "grounding reads batch_size");
+    xv_finetune_config_free(&c);
+}
+
+static void refused(const char *text, const char *expect) {
+    xv_finetune_config c;
+    xv_status st = xv_finetune_config_load(write_yaml(text), XV_FINETUNE_GROUNDING, &c, NULL);
+    CHECK(st != XV_OK && strstr(xvlm_last_error(), expect), "%s: status %d, message: %s", text, (int)st,
+          xvlm_last_error());
+    CHECK(c.train_file == NULL && c.test_file == NULL, "a refused config leaves the output zeroed");
+}
+
+static void test_refusals(void) {
+    refused("test_file: t.json\n", "\"train_file\" is missing");
+    refused("train_file: a\ntest_file: t\ncareful_hflip: yes\n", "task.yaml:3: \"careful_hflip\" must be true or false");
+    refused("train_file: a\ntest_file: t\nschedular: {num_warmup_steps: 1.5}\n",
+            "task.yaml:3: \"schedular.num_warmup_steps\" must be an integer step count");
+    refused("train_file: a\ntest_file: t\noptimizer: {lr: 2}\n", "\"optimizer.lr\" = 2 outside [0, 1]");
+    refused("train_file: [a, 3]\ntest_file: t\n", "task.yaml:1: \"train_file[1]\" must be a string");
+    refused("train_file: a\ntest_file: t\nbatch_size: 1\n", "\"batch_size\" = 1 outside [2,");
+}
+
+int main(void) {
+    if (!mkdtemp(dir)) return 1;
+    test_defaults_and_keys();
+    test_refusals();
+    char path[600];
+    snprintf(path, sizeof path, "%s/task.yaml", dir);
+    unlink(path);
+    rmdir(dir);
+    return xv_test_finish("test_finetune_config");
+}
