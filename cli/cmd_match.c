@@ -3,61 +3,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
 #include "core/error.h"
 #include "model_opts.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm match --model M --image I --text T [--text T2 ...] [--json]\n"
-            "\n"
-            "Scores how well each text matches the image with X-VLM's image-text matching\n"
-            "head (fusion encoder over all vision tokens, itm_head on [CLS]):\n"
-            "  itm_prob   softmax of the two ITM logits, class 1 (\"match\")\n"
-            "  itm_logit  the raw class-1 logit (the score Retrieval.py re-ranks with)\n"
-            "  itc        cosine similarity of the ITC features (when the model has them)\n"
-            "Images get the official test transform; texts pre_caption (30 words) and\n"
-            "[CLS] + WordPiece tokens (at most 40).\n"
-            "\n" XV_CLI_MODEL_HELP
-            "  --json          one JSON object on stdout\n"
-            "\n"
-            "Exit status: 0 ok, 1 runtime error (unreadable image, empty text, ...), 2 usage.\n");
-}
-
 int xv_cmd_match(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    xv_cli_model_opts mo;
-    xv_cli_model_opts_init(&mo);
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
     const char *image = NULL;
-    const char **texts = calloc((size_t)argc, sizeof *texts);
-    int nt = 0, json = 0;
-    if (!texts) return 1;
-    for (int i = 1; i < argc; i++) {
-        int r = xv_cli_model_option("match", argc, argv, &i, &mo);
-        if (r < 0) {
-            free(texts);
-            return 2;
-        }
-        if (r) continue;
-        if (!strcmp(argv[i], "--image") && i + 1 < argc) image = argv[++i];
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc) texts[nt++] = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "xvlm match: unknown or incomplete option '%s'\n\n", argv[i]);
-            help(stderr);
-            free(texts);
-            return 2;
-        }
-    }
-    if (!mo.model || !image || nt == 0) {
-        fprintf(stderr, "xvlm match: --model, --image and at least one --text are required\n\n");
-        help(stderr);
-        free(texts);
-        return 2;
-    }
+    xv_opt_list text_list = {0};
+    bool json = false;
+    const xv_opt opts[] = {
+        XV_CLI_MODEL_OPTIONS(&mo),
+        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
+         .required = true},
+        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
+         .help = "a text to score (at least one)"},
+        XV_OPT_JSON(&json),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "match",
+        .usage = "xvlm match --model M --image I --text T [--text T2 ...] [--json]",
+        .about = "Scores how well each text matches the image with X-VLM's image-text matching\n"
+                 "head (fusion encoder over all vision tokens, itm_head on [CLS]):\n"
+                 "  itm_prob   softmax of the two ITM logits, class 1 (\"match\")\n"
+                 "  itm_logit  the raw class-1 logit (the score Retrieval.py re-ranks with)\n"
+                 "  itc        cosine similarity of the ITC features (when the model has them)\n"
+                 "Images get the official test transform; texts pre_caption (30 words) and\n"
+                 "[CLS] + WordPiece tokens (at most 40).\n",
+        .opts = opts,
+        .footer = "Exit status: 0 ok, 1 runtime error (unreadable image, empty text, ...), 2 usage.\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char **texts = text_list.items;
+    const int nt = text_list.n;
+    if (nt == 0) return xv_cli_usage_error("match", "give at least one --text");
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("match", &mo, &m, &ctx)) {
