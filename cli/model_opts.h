@@ -24,11 +24,7 @@ xv_cli_model_opts xv_cli_model_opts_default(void);
      .help = "model folder (config.json, weights.safetensors, vocab.txt) or an official\n"                        \
              "PyTorch checkpoint (.th/.pth, converted once into a cache)",                                          \
      .required = true},                                                                                             \
-    {.name = "--image-res", .kind = XV_OPT_INT, .dest = &(mo)->params.image_res, .value = "R",                     \
-     .help = "checkpoint only: input resolution if it cannot be inferred", .lo = 32, .hi = 8192,                   \
-     .unset = "inferred"},                                                                                          \
-    {.name = "--text-heads", .kind = XV_OPT_INT, .dest = &(mo)->params.text_heads, .value = "N",                   \
-     .help = "checkpoint only: BERT attention heads", .lo = 1, .hi = 1024, .unset = "hidden/64"},                  \
+    XV_OPT_IMAGE_RES(&(mo)->params.image_res), XV_OPT_TEXT_HEADS(&(mo)->params.text_heads),                   \
     XV_OPT_THREADS(&(mo)->threads)
 
 /* XV_OPT_MODEL and --vocab: the options of the commands that use the public API. */

@@ -87,6 +87,13 @@ int xv_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
      .help = (what), .required = (is_required)}
 #define XV_OPT_VOCAB(target, what, is_required) \
     {.name = "--vocab", .kind = XV_OPT_STRING, .dest = (target), .value = "FILE", .help = (what), .required = (is_required)}
+/* Conversion of an official checkpoint: what cannot always be inferred. */
+#define XV_OPT_IMAGE_RES(target)                                                                          \
+    {.name = "--image-res", .kind = XV_OPT_INT, .dest = (target), .value = "R", .lo = 32, .hi = 8192,     \
+     .help = "checkpoint: input resolution in pixels", .unset = "the checkpoint's own, or inferred"}
+#define XV_OPT_TEXT_HEADS(target)                                                                         \
+    {.name = "--text-heads", .kind = XV_OPT_INT, .dest = (target), .value = "N", .lo = 1, .hi = 1024,     \
+     .help = "checkpoint: BERT attention heads", .unset = "hidden size / 64"}
 #define XV_OPT_END {.name = NULL}
 
 #endif
