@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/convert_torch.h"
@@ -77,6 +78,12 @@ xv_status xv_model_resolve(const char *arg, const xv_infer_opts *opts, char *dir
             dir);
     /* weights first, config last: the config's presence marks a finished conversion */
     xv_status s = xv_convert_torch(arg, weights, cfg, opts, NULL);
+    if (s != XV_OK) {
+        /* Leave no half-made entry behind. */
+        unlink(weights);
+        unlink(cfg);
+        rmdir(dir);
+    }
     if (s != XV_OK)
         return xv_error_wrap(s,
                              "%s: cannot convert the checkpoint (if its configuration cannot be inferred, give the "
