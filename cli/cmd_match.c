@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
 #include "model_opts.h"
 
 int xv_cmd_match(int argc, char **argv) {
@@ -51,7 +50,8 @@ int xv_cmd_match(int argc, char **argv) {
     xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
-    xv_status st = pairs && logit && prob && sim ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    const bool out_of_memory = !(pairs && logit && prob && sim);
+    xv_status st = out_of_memory ? XV_ERR_NOMEM : XV_OK;
     if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
     for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
@@ -85,7 +85,7 @@ int xv_cmd_match(int argc, char **argv) {
             }
         }
     } else {
-        fprintf(stderr, "xvlm match: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm match: %s\n", out_of_memory ? "out of memory" : xvlm_last_error());
     }
     xvlm_images_free(im);
     xvlm_texts_free(tx);

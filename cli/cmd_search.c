@@ -1,10 +1,10 @@
 /* `xvlm search`: text -> images over an index, or image -> texts, ranked as
  * Retrieval.py ranks (ITC top candidates re-scored by the ITM logit). */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
 #include "image_list.h"
 #include "model_opts.h"
 
@@ -12,7 +12,17 @@ typedef struct {
     const char *index, *text, *image, *texts;
     int k, rerank;
     bool json;
+    char problem[512]; /* this command's own error, when not the library's */
 } search_opts;
+
+/* Record this command's error (printed instead of xvlm_last_error()). */
+__attribute__((format(printf, 3, 4))) static xv_status problem(search_opts *o, xv_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->problem, sizeof o->problem, fmt, ap);
+    va_end(ap);
+    return code;
+}
 
 static void print_results(const search_opts *o, const xvlm_hit *hits, int n, const xvlm_images *gallery_im,
                           const xvlm_texts *gallery_tx, const char *query) {
@@ -63,7 +73,7 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
     xvlm_hit *hits = NULL;
     int n = 0;
     xv_status st = xvlm_index_open(m, o->index, &gallery);
-    if (st == XV_OK && xvlm_images_count(gallery) == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
+    if (st == XV_OK && xvlm_images_count(gallery) == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
     if (st == XV_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
         fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
@@ -73,7 +83,7 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
         clamp_k(o, xvlm_images_count(gallery), "index");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, gallery, NULL, o->text);
     free(hits);
@@ -89,15 +99,15 @@ static xv_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
     xvlm_hit *hits = NULL;
     int n = 0;
     xv_status st = xv_cli_read_lines(o->texts, &lines);
-    if (st == XV_OK && lines.n == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
-    if (st == XV_OK && lines.n > INT32_MAX) st = xv_error(XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
+    if (st == XV_OK && lines.n == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
+    if (st == XV_OK && lines.n > INT32_MAX) st = problem(o, XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
     if (st == XV_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
     if (st == XV_OK) {
         clamp_k(o, lines.n, "text list");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, NULL, gallery, o->image);
     free(hits);
@@ -150,7 +160,7 @@ int xv_cmd_search(int argc, char **argv) {
     xvlm_ctx *ctx;
     if (xv_cli_open_model("search", &mo, &m, &ctx)) return 1;
     xv_status st = t2i ? text_to_images(ctx, m, &o) : image_to_texts(ctx, &o);
-    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", o.problem[0] ? o.problem : xvlm_last_error());
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XV_OK ? 0 : 1;
