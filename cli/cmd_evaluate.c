@@ -107,7 +107,7 @@ int xv_cmd_evaluate(int argc, char **argv) {
          .help = "draw examples: retrieval rows (query, top 5 images) or a grid of\n"
                  "predicted and true boxes"},
         {.name = "--n-examples", .kind = XV_OPT_INT, .dest = &a.n_examples, .value = "N", .lo = 1, .hi = 256,
-         .help = "how many examples", .unset = "6 queries; grounding: 16 expressions"},
+         .help = "how many examples", .unset = "retrieval 6 queries, grounding 16 expressions"},
         XV_OPT_END,
     };
     const xv_cli_spec spec = {
