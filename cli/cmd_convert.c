@@ -6,41 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "commands.h"
+#include "options.h"
 #include "core/error.h"
 #include "io/convert_torch.h"
 #include "io/torch_ckpt.h"
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: xvlm convert IN.th OUT [--image-res N] [--window W] [--text-heads H]\n"
-            "       xvlm convert --list IN.th\n\n"
-            "Converts an official X-VLM PyTorch checkpoint (torch.save of {'model': state_dict,\n"
-            "'config': ...} or a bare state_dict, torch >= 1.6) without Python. Nothing in the\n"
-            "file is executed: only tensors and plain values are read.\n\n"
-            "  OUT            a directory (created if needed) that receives weights.safetensors\n"
-            "                 and config.json, or a file name ending in .safetensors (the config\n"
-            "                 then lives in its metadata only)\n"
-            "  --image-res N  target image resolution (default: the checkpoint's own)\n"
-            "  --window W     target Swin window (default: 7/12/15 for 224/384/480); relative-\n"
-            "                 position tables are interpolated as the official loader does\n"
-            "  --text-heads H BERT attention heads (default: hidden size / 64)\n"
-            "  --list         print every tensor: name, dtype, shape\n\n"
-            "Official key names and both text layouts are kept; the buffers\n"
-            "relative_position_index, attn_mask and position_ids are dropped.\n");
-}
-
-static int parse_int(const char *opt, const char *s, int *out) {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || *end || end == s || v < 1 || v > 100000) {
-        fprintf(stderr, "xvlm convert: %s needs a positive integer\n", opt);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
-}
 
 static int list(const char *path) {
     xv_tc_file *f;
@@ -71,44 +40,43 @@ static int ends_with(const char *s, const char *tail) {
 }
 
 int xv_cmd_convert(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     xv_infer_opts o = {0};
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, listing = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--list")) listing = 1;
-        else if (!strcmp(a, "--image-res")) {
-            if (!parse_int(a, i + 1 < argc ? argv[++i] : NULL, &o.image_res)) return 2;
-        } else if (!strcmp(a, "--window")) {
-            if (!parse_int(a, i + 1 < argc ? argv[++i] : NULL, &o.window)) return 2;
-        } else if (!strcmp(a, "--text-heads")) {
-            if (!parse_int(a, i + 1 < argc ? argv[++i] : NULL, &o.text_heads)) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "xvlm convert: unknown option %s\n\n", a);
-            usage(stderr);
-            return 2;
-        } else if (npos < 2) pos[npos++] = a;
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
+    bool listing = false;
+    xv_opt_list pos = {0};
+    const xv_opt opts[] = {
+        XV_OPT_IMAGE_RES(&o.image_res),
+        {.name = "--window", .kind = XV_OPT_INT, .dest = &o.window, .value = "W", .lo = 1, .hi = 1024,
+         .unset = "7/12/15 for 224/384/480",
+         .help = "target Swin window; relative-position tables are interpolated as\nthe official loader does"},
+        XV_OPT_TEXT_HEADS(&o.text_heads),
+        {.name = "--list", .kind = XV_OPT_FLAG, .dest = &listing, .help = "print every tensor: name, dtype, shape"},
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "convert",
+        .usage = "xvlm convert IN.th OUT [--image-res N] [--window W] [--text-heads H]\n"
+                 "       xvlm convert --list IN.th",
+        .about = "Converts an official X-VLM PyTorch checkpoint (torch.save of {'model': state_dict,\n"
+                 "'config': ...} or a bare state_dict, torch >= 1.6) without Python. Nothing in the\n"
+                 "file is executed: only tensors and plain values are read. OUT is a directory\n"
+                 "(created if needed) that receives weights.safetensors and config.json, or a file\n"
+                 "name ending in .safetensors (the config then lives in its metadata only).\n",
+        .opts = opts,
+        .footer = "Official key names and both text layouts are kept; the buffers\n"
+                  "relative_position_index, attn_mask and position_ids are dropped.\n",
+        .positional = &pos,
+        .max_positional = 2,
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char *in = pos.n > 0 ? pos.items[0] : NULL, *out = pos.n > 1 ? pos.items[1] : NULL;
+    const int npos = pos.n;
+    xv_opt_list_free(&pos);
     if (listing) {
-        if (npos != 1) {
-            usage(stderr);
-            return 2;
-        }
-        return list(pos[0]);
+        if (npos != 1) return xv_cli_usage_error("convert", "--list takes one checkpoint (and no OUT)");
+        return list(in);
     }
-    if (npos != 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *out = pos[1];
+    if (npos != 2) return xv_cli_usage_error("convert", "give the checkpoint IN.th and the output OUT");
     char weights[PATH_MAX], config[PATH_MAX];
     const char *config_path = NULL;
     if (ends_with(out, ".safetensors")) {
@@ -126,7 +94,7 @@ int xv_cmd_convert(int argc, char **argv) {
         config_path = config;
     }
     xv_convert_stats st;
-    if (xv_convert_torch(pos[0], weights, config_path, &o, &st) != XV_OK) {
+    if (xv_convert_torch(in, weights, config_path, &o, &st) != XV_OK) {
         fprintf(stderr, "xvlm convert: %s\n", xvlm_last_error());
         return 1;
     }

@@ -1,109 +1,75 @@
 /* `xvlm finetune retrieval|grounding`: the official Retrieval.py and
  * Grounding_bbox.py fine-tuning (train/finetune.h does the work). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "options.h"
 #include "train/finetune.h"
 #include "xvlm.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: xvlm finetune retrieval|grounding --config FILE.yaml --init MODEL_DIR\n"
-            "                     [--output-dir DIR] [--seed S] [--max-steps N] [--threads N]\n"
-            "                     [--no-eval-before] [--quiet]\n"
-            "\n"
-            "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
-            "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words; then the\n"
-            "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of test_file.\n"
-            "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
-            "  then accuracy at IoU >= 0.5 on test_file.\n"
-            "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
-            "\n"
-            "  --config FILE     Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file,\n"
-            "                    image_root (default: each JSON file's folder), image_res,\n"
-            "                    batch_size_train | batch_size, k_test, max_words, max_tokens,\n"
-            "                    optimizer{lr, weight_decay}, schedular{epochs, num_warmup_steps},\n"
-            "                    careful_hflip; relative paths are from the YAML's folder. An\n"
-            "                    image_res other than the model's scales the Swin window with it\n"
-            "                    (224/7 -> 384/12) and interpolates the relative-position tables\n"
-            "  --init DIR        the model folder to start from (config.json, weights.safetensors,\n"
-            "                    vocab.txt)\n"
-            "  --output-dir DIR  DIR/model/ (the fine-tuned model, same layout as the input) and\n"
-            "                    DIR/result.json (default output/finetune)\n"
-            "  --seed S          data order, augmentation, dropout, negatives (default 42)\n"
-            "  --max-steps N     stop after N steps (the schedule keeps the config's length)\n"
-            "  --no-eval-before  skip the evaluation of the initial model\n"
-            "  --quiet           no progress lines\n");
-}
-
 int xv_cmd_finetune(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv) || argc < 2) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    xv_finetune_task task;
-    if (!strcmp(argv[1], "retrieval")) task = XV_FINETUNE_RETRIEVAL;
-    else if (!strcmp(argv[1], "grounding")) task = XV_FINETUNE_GROUNDING;
-    else {
-        fprintf(stderr, "xvlm finetune: unknown task '%s' (retrieval or grounding)\n\n", argv[1]);
-        usage(stderr);
-        return 2;
-    }
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.notes = stderr;
     int threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1;
-        if (!strcmp(a, "--quiet")) {
-            o.progress = false;
-            continue;
-        }
-        if (!strcmp(a, "--no-eval-before")) {
-            o.eval_before = false;
-            continue;
-        }
-        char *end = NULL;
-        errno = 0;
-        if (!strcmp(a, "--config")) ok = v != NULL, o.config_path = v;
-        else if (!strcmp(a, "--init")) ok = v != NULL, o.init_dir = v;
-        else if (!strcmp(a, "--output-dir")) ok = v != NULL, o.output_dir = v;
-        else if (!strcmp(a, "--seed")) {
-            o.seed = v ? strtoull(v, &end, 10) : 0;
-            ok = v && !errno && end != v && !*end && v[0] != '-';
-        } else if (!strcmp(a, "--max-steps") || !strcmp(a, "--threads")) {
-            long long x = v ? strtoll(v, &end, 10) : 0;
-            ok = v && !errno && end != v && !*end && x >= 1 && x <= (1LL << 40);
-            if (a[2] == 'm') o.max_steps = x;
-            else threads = x > 4096 ? 4096 : (int)x;
-        } else {
-            fprintf(stderr, "xvlm finetune: unknown option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "xvlm finetune: bad or missing value for %s\n", a);
-            return 2;
-        }
-        i++;
-    }
-    if (!o.config_path || !o.init_dir) {
-        fprintf(stderr, "xvlm finetune: --config and --init are required\n\n");
-        usage(stderr);
-        return 2;
-    }
-    if (threads > 0) xvlm_set_threads(threads);
-    if (!o.progress) o.notes = NULL;
+    bool quiet = false, no_eval_before = false;
+    xv_opt_list task = {0};
+    const xv_opt opts[] = {
+        {.name = "--config", .kind = XV_OPT_STRING, .dest = &o.config_path, .value = "FILE", .required = true,
+         .help = "Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file,\n"
+                 "image_root (default: each JSON file's folder), image_res,\n"
+                 "batch_size_train | batch_size, k_test, max_words, max_tokens,\n"
+                 "optimizer{lr, weight_decay}, schedular{epochs, num_warmup_steps},\n"
+                 "careful_hflip; relative paths are from the YAML's folder. An\n"
+                 "image_res other than the model's scales the Swin window with it\n"
+                 "(224/7 -> 384/12) and interpolates the relative-position tables"},
+        {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR", .required = true,
+         .help = "the model folder to start from (config.json, weights.safetensors,\nvocab.txt)"},
+        {.name = "--output-dir", .short_name = 'o', .kind = XV_OPT_STRING, .dest = &o.output_dir, .value = "DIR",
+         .help = "DIR/model/ (the fine-tuned model, same layout as the input) and\nDIR/result.json"},
+        XV_OPT_SEED(&o.seed, "data order, augmentation, dropout, negatives"),
+        {.name = "--max-steps", .kind = XV_OPT_I64, .dest = &o.max_steps, .value = "N", .lo = 1, .hi = 1099511627776.0,
+         .help = "stop after N steps (the schedule keeps the config's length)", .unset = "the config's epochs"},
+        XV_OPT_THREADS(&threads),
+        {.name = "--no-eval-before", .kind = XV_OPT_FLAG, .dest = &no_eval_before,
+         .help = "skip the evaluation of the initial model"},
+        {.name = "--quiet", .short_name = 'q', .kind = XV_OPT_FLAG, .dest = &quiet, .help = "no progress lines"},
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "finetune",
+        .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init MODEL_DIR\n"
+                 "                     [--output-dir DIR] [--seed S] [--max-steps N] [--threads N]\n"
+                 "                     [--no-eval-before] [--quiet]",
+        .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
+                 "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words; then the\n"
+                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of test_file.\n"
+                 "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
+                 "  then accuracy at IoU >= 0.5 on test_file.\n"
+                 "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
+        .opts = opts,
+        .positional = &task,
+        .max_positional = 1,
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char *name = task.n ? task.items[0] : "";
+    xv_opt_list_free(&task);
+    xv_finetune_task t;
+    if (!strcmp(name, "retrieval")) t = XV_FINETUNE_RETRIEVAL;
+    else if (!strcmp(name, "grounding")) t = XV_FINETUNE_GROUNDING;
+    else if (!*name) return xv_cli_usage_error("finetune", "first name the task: retrieval or grounding");
+    else return xv_cli_usage_error("finetune", "unknown task '%s' (retrieval or grounding)", name);
+    o.progress = !quiet;
+    o.eval_before = !no_eval_before;
+    o.notes = quiet ? NULL : stderr;
+    xvlm_set_threads(threads);
     xv_finetune_result r;
-    if (xv_finetune_run(task, &o, &r) != XV_OK) {
+    if (xv_finetune_run(t, &o, &r) != XV_OK) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
         return 1;
     }
-    const char *metric = task == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";
-    printf("%s: %lld steps in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f; results in %s/result.json\n", argv[1],
+    const char *metric = t == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";
+    printf("%s: %lld steps in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f; results in %s/result.json\n", name,
            (long long)r.steps, r.seconds_train, r.first_loss, r.last_loss, metric, r.metric_before, r.metric_after,
            o.output_dir);
     return 0;

@@ -7,45 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
 #include "core/error.h"
+#include "model_opts.h"
 #include "model/model_source.h"
 #include "model/pretrain.h"
 #include "xvlm.h"
-
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm forward --model DIR --inputs IN.safetensors --out OUT.safetensors\n"
-            "                    [--grads] [--threads N] [--seed S]\n"
-            "\n"
-            "Runs the X-VLM pretraining forward pass, in eval mode (dropout and drop-path off),\n"
-            "for every step stored in IN and writes its outputs to OUT (float32).\n"
-            "\n"
-            "  --model DIR   folder with config.json (project layout or see `xvlm convert`) and\n"
-            "                weights.safetensors (official state_dict names; both text layouts),\n"
-            "                or an official PyTorch checkpoint (.th/.pth), converted once into a cache\n"
-            "  --inputs IN   steps, one per prefix P such that P + \"image\" exists (e.g. \"image.\"\n"
-            "                and \"region.\"); integer tensors may be I64 or I32:\n"
-            "                  P.image F32 [N,3,R,R]   P.text_ids, P.text_atts, P.text_ids_masked [B,L]\n"
-            "                  P.masked_pos, P.masked_ids [B,M] (-100 = padding slot)\n"
-            "                  P.itm_neg_image_idx, P.itm_neg_text_idx [B] (ITM negatives; drawn with\n"
-            "                  --seed when absent, and then written to OUT under the same names)\n"
-            "                region steps add P.idx_to_group_img [B], P.image_atts [B,1+P],\n"
-            "                  and for the box losses P.target_bbox F32 [B,4], P.is_image [B]\n"
-            "  --out OUT     P.vision_embeds, P.swin_stage<s> (first image), P.text_embedding_output,\n"
-            "                P.text_embeds, P.image_feat, P.text_feat, P.sim_i2t, P.itm_cross_cls,\n"
-            "                P.itm_logits, P.mlm_logits, P.loss_itc, P.loss_itm, P.loss_mlm, P.loss_total;\n"
-            "                region steps also P.region_vision_embeds, P.vision_embeds_fullatts and,\n"
-            "                with targets, P.bbox_cross_cls, P.bbox_pred, P.loss_bbox, P.loss_giou\n"
-            "  --grads       also backpropagate loss_total and write P.grad.<name> for every\n"
-            "                parameter under its state_dict name (tied names repeated; zeros where\n"
-            "                the step does not reach a parameter)\n"
-            "  --threads N   threads (default: all cores); results are deterministic for a given N\n"
-            "  --seed S      seed for ITM negatives when IN does not give them (default 0)\n"
-            "\n"
-            "The temperature is clamped to the pretraining range before each step, as the\n"
-            "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n");
-}
 
 /* The inputs of one step, read into the arrays of a pretraining batch. Each
  * input's shape is spelled with size letters (N images, R resolution, B texts,
@@ -259,54 +225,58 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
 }
 
 int xv_cmd_forward(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    const char *model_dir = NULL, *in_path = NULL, *out_path = NULL;
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
+    const char *in_path = NULL, *out_path = NULL;
     bool grads = false;
-    int threads = 0;
-    unsigned long long seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--model") && has) model_dir = argv[++i];
-        else if (!strcmp(a, "--inputs") && has) in_path = argv[++i];
-        else if (!strcmp(a, "--out") && has) out_path = argv[++i];
-        else if (!strcmp(a, "--threads") && has) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 4096) {
-                fprintf(stderr, "xvlm forward: --threads expects a count >= 0, got '%s'\n", argv[i]);
-                return 2;
-            }
-            threads = (int)v;
-        } else if (!strcmp(a, "--seed") && has) {
-            char *end;
-            seed = strtoull(argv[++i], &end, 10);
-            if (*end || argv[i][0] == '-') {
-                fprintf(stderr, "xvlm forward: --seed expects a non-negative integer, got '%s'\n", argv[i]);
-                return 2;
-            }
-        }
-        else if (!strcmp(a, "--grads")) grads = true;
-        else {
-            fprintf(stderr, "xvlm forward: unknown or incomplete option '%s'\n\n", a);
-            help(stderr);
-            return 2;
-        }
-    }
-    if (!model_dir || !in_path || !out_path) {
-        fprintf(stderr, "xvlm forward: --model, --inputs and --out are required\n\n");
-        help(stderr);
-        return 2;
-    }
-    xvlm_set_threads(threads);
+    uint64_t seed = 0;
+    const xv_opt opts[] = {
+        XV_OPT_MODEL(&mo),
+        {.name = "--inputs", .kind = XV_OPT_STRING, .dest = &in_path, .value = "IN", .required = true,
+         .help = "steps, one per prefix P such that P + \"image\" exists (e.g. \"image.\"\n"
+                 "and \"region.\"); integer tensors may be I64 or I32:\n"
+                 "  P.image F32 [N,3,R,R]   P.text_ids, P.text_atts, P.text_ids_masked [B,L]\n"
+                 "  P.masked_pos, P.masked_ids [B,M] (-100 = padding slot)\n"
+                 "  P.itm_neg_image_idx, P.itm_neg_text_idx [B] (ITM negatives; drawn with\n"
+                 "  --seed when absent, and then written to OUT under the same names)\n"
+                 "region steps add P.idx_to_group_img [B], P.image_atts [B,1+P],\n"
+                 "  and for the box losses P.target_bbox F32 [B,4], P.is_image [B]"},
+        XV_OPT_OUT(&out_path, "OUT",
+                   "P.vision_embeds, P.swin_stage<s> (first image), P.text_embedding_output,\n"
+                   "P.text_embeds, P.image_feat, P.text_feat, P.sim_i2t, P.itm_cross_cls,\n"
+                   "P.itm_logits, P.mlm_logits, P.loss_itc, P.loss_itm, P.loss_mlm, P.loss_total;\n"
+                   "region steps also P.region_vision_embeds, P.vision_embeds_fullatts and,\n"
+                   "with targets, P.bbox_cross_cls, P.bbox_pred, P.loss_bbox, P.loss_giou",
+                   true),
+        {.name = "--grads", .kind = XV_OPT_FLAG, .dest = &grads,
+         .help = "also backpropagate loss_total and write P.grad.<name> for every\n"
+                 "parameter under its state_dict name (tied names repeated; zeros where\n"
+                 "the step does not reach a parameter)"},
+        XV_OPT_SEED(&seed, "the ITM negatives when IN does not give them"),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "forward",
+        .usage = "xvlm forward --model M --inputs IN.safetensors --out OUT.safetensors [--grads]\n"
+                 "                    [--threads N] [--seed S]",
+        .about = "Runs the X-VLM pretraining forward pass, in eval mode (dropout and drop-path off),\n"
+                 "for every step stored in IN and writes its outputs to OUT (float32). M is a folder\n"
+                 "with config.json (project layout or see `xvlm convert`) and weights.safetensors\n"
+                 "(official state_dict names; both text layouts), or an official checkpoint.\n",
+        .opts = opts,
+        .footer = "The temperature is clamped to the pretraining range before each step, as the\n"
+                  "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    xvlm_set_threads(mo.threads);
+    /* The same opening policy as xvlm_model_load (model/model_source.h), without
+     * the vocabulary: this command reads token ids, not text. */
+    const xv_infer_opts infer = {.image_res = mo.params.image_res, .text_heads = mo.params.text_heads};
 
     xv_model *m = NULL;
     xv_st_file *in = NULL;
     xv_st_writer *w = NULL;
-    xv_status st = xv_model_open(model_dir, false, &m);
+    xv_status st = xv_model_open(mo.model, &infer, false, &m);
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0;

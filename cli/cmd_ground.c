@@ -4,28 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
 #include "core/error.h"
 #include "data/image.h"
 #include "model_opts.h"
 #include "tasks/draw.h"
-
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm ground --model M --image I --text T [--text T2 ...] [--draw OUT.png] [--json]\n"
-            "\n"
-            "Locates what each text describes (Grounding_bbox.py inference): the fusion\n"
-            "encoder over the text and the whole image, bbox_head on [CLS], sigmoid ->\n"
-            "(cx, cy, w, h) relative to the image; in pixels of the original image\n"
-            "x = cx*W - w*W/2, y = cy*H - h*H/2, width w*W, height h*H.\n"
-            "Texts get pre_caption (30 words); needs a model with bbox_head (pretraining or\n"
-            "grounding checkpoints).\n"
-            "\n" XV_CLI_MODEL_HELP
-            "  --draw OUT.png  write the image with each box and its text drawn on it\n"
-            "  --json          one JSON object on stdout\n"
-            "\n"
-            "Exit status: 0 ok, 1 runtime error, 2 usage.\n");
-}
 
 static int draw(const char *image, const char *const *texts, const xvlm_box *boxes, int n, const char *out) {
     xv_image img;
@@ -43,40 +25,38 @@ static int draw(const char *image, const char *const *texts, const xvlm_box *box
 }
 
 int xv_cmd_ground(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    xv_cli_model_opts mo;
-    xv_cli_model_opts_init(&mo);
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
     const char *image = NULL, *draw_out = NULL;
-    const char **texts = calloc((size_t)argc, sizeof *texts);
-    int nt = 0, json = 0;
-    if (!texts) return 1;
-    for (int i = 1; i < argc; i++) {
-        int r = xv_cli_model_option("ground", argc, argv, &i, &mo);
-        if (r < 0) {
-            free(texts);
-            return 2;
-        }
-        if (r) continue;
-        if (!strcmp(argv[i], "--image") && i + 1 < argc) image = argv[++i];
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc) texts[nt++] = argv[++i];
-        else if (!strcmp(argv[i], "--draw") && i + 1 < argc) draw_out = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "xvlm ground: unknown or incomplete option '%s'\n\n", argv[i]);
-            help(stderr);
-            free(texts);
-            return 2;
-        }
-    }
-    if (!mo.model || !image || nt == 0) {
-        fprintf(stderr, "xvlm ground: --model, --image and at least one --text are required\n\n");
-        help(stderr);
-        free(texts);
-        return 2;
-    }
+    xv_opt_list text_list = {0};
+    bool json = false;
+    const xv_opt opts[] = {
+        XV_CLI_MODEL_OPTIONS(&mo),
+        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
+         .required = true},
+        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
+         .help = "an expression to locate (at least one)"},
+        {.name = "--draw", .kind = XV_OPT_STRING, .dest = &draw_out, .value = "OUT.png",
+         .help = "write the image with each box and its text drawn on it"},
+        XV_OPT_JSON(&json),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "ground",
+        .usage = "xvlm ground --model M --image I --text T [--text T2 ...] [--draw OUT.png] [--json]",
+        .about = "Locates what each text describes (Grounding_bbox.py inference): the fusion\n"
+                 "encoder over the text and the whole image, bbox_head on [CLS], sigmoid ->\n"
+                 "(cx, cy, w, h) relative to the image; in pixels of the original image\n"
+                 "x = cx*W - w*W/2, y = cy*H - h*H/2, width w*W, height h*H.\n"
+                 "Texts get pre_caption (30 words); needs a model with bbox_head (pretraining or\n"
+                 "grounding checkpoints).\n",
+        .opts = opts,
+        .footer = "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
+    };
+    int parse_rc;
+    if (!xv_cli_parse(&spec, argc, argv, &parse_rc)) return parse_rc;
+    const char **texts = text_list.items;
+    const int nt = text_list.n;
+    if (nt == 0) return xv_cli_usage_error("ground", "give at least one --text");
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("ground", &mo, &m, &ctx)) {

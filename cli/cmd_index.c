@@ -5,41 +5,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commands.h"
-#include "core/error.h"
-#include "core/fs.h"
+#include "core/fs.h" /* the monotonic clock */
 #include "image_list.h"
 #include "model_opts.h"
-
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm index --model M --images LIST_OR_DIR --out INDEX [--batch 16]\n"
-            "                  [--tokens none|f16|f32]\n"
-            "\n"
-            "Encodes every image (official test transform, vision encoder) and stores its\n"
-            "normalised ITC feature, size and absolute path in INDEX (safetensors, stamped\n"
-            "with the model's id: `xvlm search` refuses an index of another model).\n"
-            "\n"
-            "  --images        a folder (searched recursively for .jpg/.jpeg/.png) or a file\n"
-            "                  with one path per line (relative to the file's folder)\n"
-            "  --out INDEX     the index file\n"
-            "  --batch N       images per encoder pass and per resume chunk (default 16)\n"
-            "  --tokens T      what re-ranking will use (default f16):\n"
-            "                    f16   the vision tokens as binary16 (X-VLM base at 384 px:\n"
-            "                          291 KiB per image); re-ranking reads them (re-ranking\n"
-            "                          16 candidates: ~3 s on 2 cores)\n"
-            "                    f32   the same as float32 (582 KiB per image), exact\n"
-            "                    none  features only (1.1 KiB per image, for very large\n"
-            "                          collections); `search --rerank K` re-encodes its K\n"
-            "                          candidates from their files (~30x slower)\n"
-            XV_CLI_MODEL_HELP
-            "\n"
-            "Unreadable images (missing, corrupt) are reported and left out. Interrupted\n"
-            "runs resume: run the same command again and finished batches (kept in\n"
-            "INDEX.parts/) are not encoded again.\n"
-            "\n"
-            "Exit status: 0 ok, 1 runtime error, 2 usage.\n");
-}
 
 typedef struct {
     double t0;
@@ -85,47 +53,47 @@ static void warn(void *user, const char *msg) {
     fprintf(stderr, "%sxvlm index: warning: %s\n", p->tty ? "\n" : "", msg);
 }
 
-static int parse_tokens(const char *v, xvlm_tokens *out) {
-    if (!strcmp(v, "none")) *out = XVLM_TOKENS_NONE;
-    else if (!strcmp(v, "f16")) *out = XVLM_TOKENS_F16;
-    else if (!strcmp(v, "f32")) *out = XVLM_TOKENS_F32;
-    else return 0;
-    return 1;
-}
+static const char *const token_kinds[] = {"none", "f16", "f32", NULL};
 
 int xv_cmd_index(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    xv_cli_model_opts mo;
-    xv_cli_model_opts_init(&mo);
-    const char *images = NULL, *out = NULL;
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
+    const char *images = NULL, *out = NULL, *tokens = "f16";
     xvlm_index_params ip = xvlm_index_params_default();
-    for (int i = 1; i < argc; i++) {
-        int r = xv_cli_model_option("index", argc, argv, &i, &mo);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--images") && i + 1 < argc) images = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            if (!xv_cli_int("index", "--batch", argv[++i], 1, 4096, &ip.batch)) return 2;
-        } else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
-            if (!parse_tokens(argv[++i], &ip.tokens)) {
-                fprintf(stderr, "xvlm index: --tokens expects none, f16 or f32, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "xvlm index: unknown or incomplete option '%s'\n\n", argv[i]);
-            help(stderr);
-            return 2;
-        }
-    }
-    if (!mo.model || !images || !out) {
-        fprintf(stderr, "xvlm index: --model, --images and --out are required\n\n");
-        help(stderr);
-        return 2;
-    }
+    const xv_opt opts[] = {
+        XV_CLI_MODEL_OPTIONS(&mo),
+        {.name = "--images", .kind = XV_OPT_STRING, .dest = &images, .value = "LIST_OR_DIR", .required = true,
+         .help = "a folder (searched recursively for .jpg/.jpeg/.png) or a text file\n"
+                 "with one path per line (relative to the file's folder)"},
+        XV_OPT_OUT(&out, "INDEX", "the index file", true),
+        {.name = "--batch", .kind = XV_OPT_INT, .dest = &ip.batch, .value = "N", .lo = 1, .hi = 4096,
+         .help = "images per encoder pass and per resume chunk"},
+        {.name = "--tokens", .kind = XV_OPT_CHOICE, .dest = &tokens, .value = "T", .choices = token_kinds,
+         .help = "what re-ranking will use:\n"
+                 "  f16   the vision tokens as binary16 (X-VLM base at 384 px:\n"
+                 "        291 KiB per image); re-ranking reads them (re-ranking\n"
+                 "        16 candidates: ~3 s on 2 cores)\n"
+                 "  f32   the same as float32 (582 KiB per image), exact\n"
+                 "  none  features only (1.1 KiB per image, for very large\n"
+                 "        collections); `search --rerank K` re-encodes its K\n"
+                 "        candidates from their files (~30x slower)"},
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "index",
+        .usage = "xvlm index --model M --images LIST_OR_DIR --out INDEX [--batch 16] [--tokens none|f16|f32]",
+        .about = "Encodes every image (official test transform, vision encoder) and stores its\n"
+                 "normalised ITC feature, size and absolute path in INDEX (safetensors, stamped\n"
+                 "with the model's id: `xvlm search` refuses an index of another model).\n",
+        .opts = opts,
+        .footer = "Unreadable images (missing, corrupt) are reported and left out. Interrupted\n"
+                  "runs resume: run the same command again and finished batches (kept in\n"
+                  "INDEX.parts/) are not encoded again.\n"
+                  "\n"
+                  "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    ip.tokens = !strcmp(tokens, "none") ? XVLM_TOKENS_NONE : !strcmp(tokens, "f32") ? XVLM_TOKENS_F32 : XVLM_TOKENS_F16;
     xv_cli_image_list list;
     if (xv_cli_image_list_read(images, &list) != XV_OK) {
         fprintf(stderr, "xvlm index: %s\n", xvlm_last_error());
@@ -149,9 +117,9 @@ int xv_cmd_index(int argc, char **argv) {
     xvlm_index_stats stats;
     double t0 = xv_monotonic_seconds();
     xv_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
-    if (st == XV_OK && stats.indexed == 0)
-        st = xv_error(XV_ERR_MISSING, "none of the %lld images could be read", (long long)stats.total);
-    if (st == XV_OK) {
+    if (st == XV_OK && stats.indexed == 0) {
+        fprintf(stderr, "xvlm index: none of the %lld images could be read\n", (long long)stats.total);
+    } else if (st == XV_OK) {
         struct stat sb;
         double mib = stat(out, &sb) == 0 ? (double)sb.st_size / (1 << 20) : 0;
         printf("indexed %lld images into %s (%.1f MiB): encoded %lld, reused %lld from an interrupted run, "
@@ -164,5 +132,5 @@ int xv_cmd_index(int argc, char **argv) {
     xv_cli_image_list_free(&list);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
-    return st == XV_OK ? 0 : 1;
+    return st == XV_OK && stats.indexed > 0 ? 0 : 1;
 }

@@ -3,61 +3,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
-#include "core/error.h"
 #include "model_opts.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm match --model M --image I --text T [--text T2 ...] [--json]\n"
-            "\n"
-            "Scores how well each text matches the image with X-VLM's image-text matching\n"
-            "head (fusion encoder over all vision tokens, itm_head on [CLS]):\n"
-            "  itm_prob   softmax of the two ITM logits, class 1 (\"match\")\n"
-            "  itm_logit  the raw class-1 logit (the score Retrieval.py re-ranks with)\n"
-            "  itc        cosine similarity of the ITC features (when the model has them)\n"
-            "Images get the official test transform; texts pre_caption (30 words) and\n"
-            "[CLS] + WordPiece tokens (at most 40).\n"
-            "\n" XV_CLI_MODEL_HELP
-            "  --json          one JSON object on stdout\n"
-            "\n"
-            "Exit status: 0 ok, 1 runtime error (unreadable image, empty text, ...), 2 usage.\n");
-}
-
 int xv_cmd_match(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    xv_cli_model_opts mo;
-    xv_cli_model_opts_init(&mo);
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
     const char *image = NULL;
-    const char **texts = calloc((size_t)argc, sizeof *texts);
-    int nt = 0, json = 0;
-    if (!texts) return 1;
-    for (int i = 1; i < argc; i++) {
-        int r = xv_cli_model_option("match", argc, argv, &i, &mo);
-        if (r < 0) {
-            free(texts);
-            return 2;
-        }
-        if (r) continue;
-        if (!strcmp(argv[i], "--image") && i + 1 < argc) image = argv[++i];
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc) texts[nt++] = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "xvlm match: unknown or incomplete option '%s'\n\n", argv[i]);
-            help(stderr);
-            free(texts);
-            return 2;
-        }
-    }
-    if (!mo.model || !image || nt == 0) {
-        fprintf(stderr, "xvlm match: --model, --image and at least one --text are required\n\n");
-        help(stderr);
-        free(texts);
-        return 2;
-    }
+    xv_opt_list text_list = {0};
+    bool json = false;
+    const xv_opt opts[] = {
+        XV_CLI_MODEL_OPTIONS(&mo),
+        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
+         .required = true},
+        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
+         .help = "a text to score (at least one)"},
+        XV_OPT_JSON(&json),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "match",
+        .usage = "xvlm match --model M --image I --text T [--text T2 ...] [--json]",
+        .about = "Scores how well each text matches the image with X-VLM's image-text matching\n"
+                 "head (fusion encoder over all vision tokens, itm_head on [CLS]):\n"
+                 "  itm_prob   softmax of the two ITM logits, class 1 (\"match\")\n"
+                 "  itm_logit  the raw class-1 logit (the score Retrieval.py re-ranks with)\n"
+                 "  itc        cosine similarity of the ITC features (when the model has them)\n"
+                 "Images get the official test transform; texts pre_caption (30 words) and\n"
+                 "[CLS] + WordPiece tokens (at most 40).\n",
+        .opts = opts,
+        .footer = "Exit status: 0 ok, 1 runtime error (unreadable image, empty text, ...), 2 usage.\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char **texts = text_list.items;
+    const int nt = text_list.n;
+    if (nt == 0) return xv_cli_usage_error("match", "give at least one --text");
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("match", &mo, &m, &ctx)) {
@@ -71,7 +50,8 @@ int xv_cmd_match(int argc, char **argv) {
     xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
-    xv_status st = pairs && logit && prob && sim ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    const bool out_of_memory = !(pairs && logit && prob && sim);
+    xv_status st = out_of_memory ? XV_ERR_NOMEM : XV_OK;
     if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
     for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
@@ -105,7 +85,7 @@ int xv_cmd_match(int argc, char **argv) {
             }
         }
     } else {
-        fprintf(stderr, "xvlm match: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm match: %s\n", out_of_memory ? "out of memory" : xvlm_last_error());
     }
     xvlm_images_free(im);
     xvlm_texts_free(tx);

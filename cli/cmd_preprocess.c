@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "options.h"
 #include "data/image.h"
 #include "data/transforms.h"
 #include "io/safetensors.h"
@@ -12,61 +12,41 @@
 
 #define MAX_RES 4096
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: xvlm preprocess --image-res R IMAGE... --out FILE.safetensors\n\n"
-            "Decodes each JPEG/PNG like PIL's convert('RGB'), resizes it to R x R with PIL's\n"
-            "bicubic filter and normalises it with CLIP's mean/std (the official test\n"
-            "transform). Writes one float32 tensor [3,R,R] per image, named by the image's\n"
-            "file name without its directories (names must be unique).\n");
-}
-
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
 
 int xv_cmd_preprocess(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     const char *out = NULL;
-    long res = 0;
-    const char **images = calloc((size_t)argc, sizeof(char *));
-    int n = 0;
-    if (!images) return 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--image-res") && i + 1 < argc) {
-            char *end;
-            res = strtol(argv[++i], &end, 10);
-            if (*end || res <= 0 || res > MAX_RES) {
-                fprintf(stderr, "xvlm preprocess: --image-res must be an integer in 1..%d, got '%s'\n", MAX_RES, argv[i]);
-                free(images);
-                return 2;
-            }
-        } else if (!strncmp(argv[i], "--", 2)) {
-            fprintf(stderr, "xvlm preprocess: unknown or incomplete option '%s'\n\n", argv[i]);
-            usage(stderr);
-            free(images);
-            return 2;
-        } else {
-            images[n++] = argv[i];
-        }
-    }
-    if (!out || !res || n == 0) {
-        fprintf(stderr, "xvlm preprocess: needs --image-res, --out and at least one image\n\n");
-        usage(stderr);
-        free(images);
-        return 2;
-    }
+    int res = 0;
+    xv_opt_list image_list = {0};
+    const xv_opt opts[] = {
+        {.name = "--image-res", .kind = XV_OPT_INT, .dest = &res, .value = "R", .lo = 1, .hi = MAX_RES,
+         .help = "the side R of the resized images", .required = true},
+        XV_OPT_OUT(&out, "FILE.safetensors", "the tensors", true),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "preprocess",
+        .usage = "xvlm preprocess --image-res R IMAGE... --out FILE.safetensors",
+        .about = "Decodes each JPEG/PNG like PIL's convert('RGB'), resizes it to R x R with PIL's\n"
+                 "bicubic filter and normalises it with CLIP's mean/std (the official test\n"
+                 "transform). Writes one float32 tensor [3,R,R] per image, named by the image's\n"
+                 "file name without its directories (names must be unique).\n",
+        .opts = opts,
+        .positional = &image_list,
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char **images = image_list.items;
+    const int n = image_list.n;
+    if (n == 0) return xv_cli_usage_error("preprocess", "give at least one image");
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(base_name(images[i]), base_name(images[j]))) {
-                fprintf(stderr, "xvlm preprocess: '%s' and '%s' would both be stored as '%s'\n", images[j], images[i],
-                        base_name(images[i]));
+                xv_cli_usage_error("preprocess", "'%s' and '%s' would both be stored as '%s'", images[j], images[i],
+                                   base_name(images[i]));
                 free(images);
                 return 2;
             }
@@ -75,7 +55,7 @@ int xv_cmd_preprocess(int argc, char **argv) {
     float *tensor = malloc(sizeof(float) * 3 * (size_t)res * (size_t)res);
     xv_status s = tensor ? xv_st_writer_new(&w) : xv_error(XV_ERR_NOMEM, "out of memory");
     char res_text[32];
-    snprintf(res_text, sizeof res_text, "%ld", res);
+    snprintf(res_text, sizeof res_text, "%d", res);
     if (s == XV_OK) s = xv_st_writer_meta(w, "image_res", res_text);
     if (s == XV_OK)
         s = xv_st_writer_meta(w, "transform",
@@ -98,6 +78,6 @@ int xv_cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "xvlm preprocess: %s\n", xvlm_last_error());
         return 1;
     }
-    printf("wrote %d image%s at %ldx%ld to %s\n", n, n == 1 ? "" : "s", res, res, out);
+    printf("wrote %d image%s at %dx%d to %s\n", n, n == 1 ? "" : "s", res, res, out);
     return 0;
 }

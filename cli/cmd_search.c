@@ -1,43 +1,28 @@
 /* `xvlm search`: text -> images over an index, or image -> texts, ranked as
  * Retrieval.py ranks (ITC top candidates re-scored by the ITM logit). */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
-#include "core/error.h"
 #include "image_list.h"
 #include "model_opts.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: xvlm search --model M --index INDEX --text \"...\" [--k 10] [--rerank 16] [--json]\n"
-            "       xvlm search --model M --image Q.jpg --texts FILE [--k 10] [--rerank 16] [--json]\n"
-            "\n"
-            "Text -> images over an index made by `xvlm index`, or image -> texts over the\n"
-            "lines of FILE. First the ITC stage: cosine similarity with every entry (one\n"
-            "matrix-vector product over the index, mapped from disk) and the best\n"
-            "max(k, rerank); then the best `rerank` of those are re-scored by the image-text\n"
-            "matching head and ordered by its raw class-1 logit, as Retrieval.py does (its\n"
-            "score matrix holds -100 for entries not re-ranked; they follow, in ITC order).\n"
-            "\n"
-            "  --index INDEX   an index of this model (text queries)\n"
-            "  --text T        the query text (pre_caption, at most 40 tokens)\n"
-            "  --image Q       a query image, with --texts FILE (one text per line)\n"
-            "  --k N           results to show (default 10; clamped to the gallery size)\n"
-            "  --rerank K      ITC candidates re-scored by ITM (default 16; 0 = ITC only).\n"
-            "                  With an index built with --tokens none the K candidates are\n"
-            "                  re-encoded from their image files\n"
-            "  --json          one JSON object on stdout\n"
-            XV_CLI_MODEL_HELP
-            "\n"
-            "Exit status: 0 ok, 1 runtime error, 2 usage.\n");
-}
-
 typedef struct {
     const char *index, *text, *image, *texts;
-    int k, rerank, json;
+    int k, rerank;
+    bool json;
+    char problem[512]; /* this command's own error, when not the library's */
 } search_opts;
+
+/* Record this command's error (printed instead of xvlm_last_error()). */
+__attribute__((format(printf, 3, 4))) static xv_status problem(search_opts *o, xv_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->problem, sizeof o->problem, fmt, ap);
+    va_end(ap);
+    return code;
+}
 
 static void print_results(const search_opts *o, const xvlm_hit *hits, int n, const xvlm_images *gallery_im,
                           const xvlm_texts *gallery_tx, const char *query) {
@@ -88,7 +73,7 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
     xvlm_hit *hits = NULL;
     int n = 0;
     xv_status st = xvlm_index_open(m, o->index, &gallery);
-    if (st == XV_OK && xvlm_images_count(gallery) == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
+    if (st == XV_OK && xvlm_images_count(gallery) == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
     if (st == XV_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
         fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
@@ -98,7 +83,7 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
         clamp_k(o, xvlm_images_count(gallery), "index");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, gallery, NULL, o->text);
     free(hits);
@@ -114,15 +99,15 @@ static xv_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
     xvlm_hit *hits = NULL;
     int n = 0;
     xv_status st = xv_cli_read_lines(o->texts, &lines);
-    if (st == XV_OK && lines.n == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
-    if (st == XV_OK && lines.n > INT32_MAX) st = xv_error(XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
+    if (st == XV_OK && lines.n == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
+    if (st == XV_OK && lines.n > INT32_MAX) st = problem(o, XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
     if (st == XV_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
     if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
     if (st == XV_OK) {
         clamp_k(o, lines.n, "text list");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, NULL, gallery, o->image);
     free(hits);
@@ -133,45 +118,49 @@ static xv_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
 }
 
 int xv_cmd_search(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        help(stdout);
-        return 0;
-    }
-    xv_cli_model_opts mo;
-    xv_cli_model_opts_init(&mo);
+    xv_cli_model_opts mo = xv_cli_model_opts_default();
     search_opts o = {.k = 10, .rerank = 16};
-    for (int i = 1; i < argc; i++) {
-        int r = xv_cli_model_option("search", argc, argv, &i, &mo);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--index") && has) o.index = argv[++i];
-        else if (!strcmp(a, "--text") && has) o.text = argv[++i];
-        else if (!strcmp(a, "--image") && has) o.image = argv[++i];
-        else if (!strcmp(a, "--texts") && has) o.texts = argv[++i];
-        else if (!strcmp(a, "--k") && has) {
-            if (!xv_cli_int("search", "--k", argv[++i], 1, 1000000, &o.k)) return 2;
-        } else if (!strcmp(a, "--rerank") && has) {
-            if (!xv_cli_int("search", "--rerank", argv[++i], 0, 100000, &o.rerank)) return 2;
-        } else if (!strcmp(a, "--json")) o.json = 1;
-        else {
-            fprintf(stderr, "xvlm search: unknown or incomplete option '%s'\n\n", a);
-            help(stderr);
-            return 2;
-        }
-    }
+    const xv_opt opts[] = {
+        XV_CLI_MODEL_OPTIONS(&mo),
+        {.name = "--index", .kind = XV_OPT_STRING, .dest = &o.index, .value = "INDEX",
+         .help = "an index of this model (text queries)"},
+        {.name = "--text", .kind = XV_OPT_STRING, .dest = &o.text, .value = "T",
+         .help = "the query text (pre_caption, at most 40 tokens)"},
+        {.name = "--image", .kind = XV_OPT_STRING, .dest = &o.image, .value = "Q",
+         .help = "a query image, with --texts FILE"},
+        {.name = "--texts", .kind = XV_OPT_STRING, .dest = &o.texts, .value = "FILE",
+         .help = "the texts to rank for --image, one per line"},
+        {.name = "--k", .short_name = 'k', .kind = XV_OPT_INT, .dest = &o.k, .value = "N", .lo = 1, .hi = 1000000,
+         .help = "results to show (clamped to the gallery size)"},
+        {.name = "--rerank", .kind = XV_OPT_INT, .dest = &o.rerank, .value = "K", .lo = 0, .hi = 100000,
+         .help = "ITC candidates re-scored by ITM (0 = ITC only). With an index\n"
+                 "built with --tokens none the K candidates are re-encoded from\n"
+                 "their image files"},
+        XV_OPT_JSON(&o.json),
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "search",
+        .usage = "xvlm search --model M --index INDEX --text \"...\" [--k 10] [--rerank 16] [--json]\n"
+                 "       xvlm search --model M --image Q.jpg --texts FILE [--k 10] [--rerank 16] [--json]",
+        .about = "Text -> images over an index made by `xvlm index`, or image -> texts over the\n"
+                 "lines of FILE. First the ITC stage: cosine similarity with every entry (one\n"
+                 "matrix-vector product over the index, mapped from disk) and the best\n"
+                 "max(k, rerank); then the best `rerank` of those are re-scored by the image-text\n"
+                 "matching head and ordered by its raw class-1 logit, as Retrieval.py does (its\n"
+                 "score matrix holds -100 for entries not re-ranked; they follow, in ITC order).\n",
+        .opts = opts,
+        .footer = "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     bool t2i = o.index && o.text && !o.image && !o.texts, i2t = o.image && o.texts && !o.index && !o.text;
-    if (!mo.model || !(t2i || i2t)) {
-        fprintf(stderr, "xvlm search: give --model and either --index with --text, or --image with --texts\n\n");
-        help(stderr);
-        return 2;
-    }
+    if (!(t2i || i2t)) return xv_cli_usage_error("search", "give either --index with --text, or --image with --texts");
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("search", &mo, &m, &ctx)) return 1;
     xv_status st = t2i ? text_to_images(ctx, m, &o) : image_to_texts(ctx, &o);
-    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", o.problem[0] ? o.problem : xvlm_last_error());
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XV_OK ? 0 : 1;

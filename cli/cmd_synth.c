@@ -4,104 +4,71 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "options.h"
 #include "data/synth.h"
 #include "xvlm.h"
 
-static void usage(FILE *f) {
-    xv_synth_params d = xv_synth_default_params();
-    fprintf(f,
-            "usage: xvlm synth --out DIR [--seed S] [--images N] [--test-images M] [--size PX]\n"
-            "                  [--captions K] [--objects MIN:MAX] [--quality Q] [--threads T]\n"
-            "                  [--no-left-right] [--vocab-out FILE]\n\n"
-            "Generates a world of coloured shapes (2-4 per image) with whole-image captions,\n"
-            "object and relation-region annotations and referring expressions, in the official\n"
-            "X-VLM data formats. The same seed gives the same bytes, whatever the thread count.\n\n"
-            "  --out DIR          output folder (created; image paths in the JSON are relative to it)\n"
-            "  --seed S           random seed (default %llu)\n"
-            "  --images N         training images (default %d)\n"
-            "  --test-images M    test images for retrieval and grounding (default %d)\n"
-            "  --size PX          image side in pixels, %d..%d (default %d)\n"
-            "  --captions K       captions per image (default %d)\n"
-            "  --objects MIN:MAX  objects per image, 2..%d (default %d:%d)\n"
-            "  --quality Q        JPEG quality (default %d)\n"
-            "  --threads T        threads (default: all cores)\n"
-            "  --no-left-right    no text says left/right (left of, rightmost...): every text stays\n"
-            "                     true under the horizontal flip of the official pretraining transform\n"
-            "  --vocab-out FILE   only write the world's vocab.txt to FILE (no --out needed)\n\n"
-            "Writes: images/{train,test}_NNNNNN.jpg, pretrain_captions.jsonl, pretrain_regions.jsonl,\n"
-            "retrieval_{train,test}.json, grounding_{train,test}.json, scenes.jsonl, world.json,\n"
-            "vocab.txt ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4).\n",
-            (unsigned long long)d.seed, d.train_images, d.test_images, XV_SYNTH_MIN_SIZE, XV_SYNTH_MAX_SIZE, d.size,
-            d.captions_per_image, XV_SYNTH_MAX_OBJECTS, d.min_objects, d.max_objects, d.jpeg_quality);
-}
-
-/* Whole-string integer in [lo, hi]. */
-static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+/* --objects MIN:MAX, each in 2..XV_SYNTH_MAX_OBJECTS, MIN <= MAX. */
+static bool parse_objects(const char *v, int *lo, int *hi) {
     char *end;
     errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
+    long a = strtol(v, &end, 10);
+    if (end == v || *end != ':' || errno) return false;
+    const char *second = end + 1;
+    long b = strtol(second, &end, 10);
+    if (end == second || *end || errno || a < 2 || b < a || b > XV_SYNTH_MAX_OBJECTS) return false;
+    *lo = (int)a, *hi = (int)b;
+    return true;
 }
 
 int xv_cmd_synth(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     xv_synth_params p = xv_synth_default_params();
     p.progress = true;
-    const char *out = NULL, *vocab_out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long x = 0, y = 0;
-        int ok = v != NULL;
-        if (!strcmp(a, "--out")) {
-            out = v;
-        } else if (!strcmp(a, "--no-left-right")) {
-            p.flip_invariant = true;
-            continue; /* takes no value */
-        } else if (!strcmp(a, "--vocab-out")) {
-            vocab_out = v;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = v ? strtoull(v, &end, 10) : 0;
-            ok = ok && !errno && end != v && !*end && v[0] != '-';
-            p.seed = s;
-        } else if (!strcmp(a, "--images")) {
-            ok = ok && parse_int(v, 1, 10000000, &x), p.train_images = (int)x;
-        } else if (!strcmp(a, "--test-images")) {
-            ok = ok && parse_int(v, 1, 1000000, &x), p.test_images = (int)x;
-        } else if (!strcmp(a, "--size")) {
-            ok = ok && parse_int(v, XV_SYNTH_MIN_SIZE, XV_SYNTH_MAX_SIZE, &x), p.size = (int)x;
-        } else if (!strcmp(a, "--captions")) {
-            ok = ok && parse_int(v, 1, 20, &x), p.captions_per_image = (int)x;
-        } else if (!strcmp(a, "--quality")) {
-            ok = ok && parse_int(v, 1, 100, &x), p.jpeg_quality = (int)x;
-        } else if (!strcmp(a, "--threads")) {
-            ok = ok && parse_int(v, 1, 1024, &x), p.threads = (int)x;
-        } else if (!strcmp(a, "--objects")) {
-            char lo[16] = "", *colon = v ? strchr(v, ':') : NULL;
-            ok = ok && colon && (size_t)(colon - v) < sizeof lo;
-            if (ok) {
-                memcpy(lo, v, (size_t)(colon - v));
-                ok = parse_int(lo, 2, XV_SYNTH_MAX_OBJECTS, &x) && parse_int(colon + 1, x, XV_SYNTH_MAX_OBJECTS, &y);
-                p.min_objects = (int)x, p.max_objects = (int)y;
-            }
-        } else {
-            fprintf(stderr, "xvlm synth: unknown option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "xvlm synth: bad or missing value for %s%s%s\n", a, v ? ": " : "", v ? v : "");
-            return 2;
-        }
-        i++;
-    }
+    const char *out = NULL, *vocab_out = NULL, *objects = NULL;
+    char objects_default[32], objects_help[64];
+    snprintf(objects_default, sizeof objects_default, "%d:%d", p.min_objects, p.max_objects);
+    snprintf(objects_help, sizeof objects_help, "objects per image, 2..%d", XV_SYNTH_MAX_OBJECTS);
+    const xv_opt opts[] = {
+        XV_OPT_OUT(&out, "DIR", "output folder (created; image paths in the JSON are relative to it)", false),
+        XV_OPT_SEED(&p.seed, "the world"),
+        {.name = "--images", .kind = XV_OPT_INT, .dest = &p.train_images, .value = "N", .lo = 1, .hi = 10000000,
+         .help = "training images"},
+        {.name = "--test-images", .kind = XV_OPT_INT, .dest = &p.test_images, .value = "M", .lo = 1, .hi = 1000000,
+         .help = "test images for retrieval and grounding"},
+        {.name = "--size", .kind = XV_OPT_INT, .dest = &p.size, .value = "PX", .lo = XV_SYNTH_MIN_SIZE,
+         .hi = XV_SYNTH_MAX_SIZE, .help = "image side in pixels"},
+        {.name = "--captions", .kind = XV_OPT_INT, .dest = &p.captions_per_image, .value = "K", .lo = 1, .hi = 20,
+         .help = "captions per image"},
+        {.name = "--objects", .kind = XV_OPT_STRING, .dest = &objects, .value = "MIN:MAX", .unset = objects_default,
+         .help = objects_help},
+        {.name = "--quality", .kind = XV_OPT_INT, .dest = &p.jpeg_quality, .value = "Q", .lo = 1, .hi = 100,
+         .help = "JPEG quality"},
+        XV_OPT_THREADS(&p.threads),
+        {.name = "--no-left-right", .kind = XV_OPT_FLAG, .dest = &p.flip_invariant,
+         .help = "no text says left/right (left of, rightmost...): every text stays\n"
+                 "true under the horizontal flip of the official pretraining transform"},
+        {.name = "--vocab-out", .kind = XV_OPT_STRING, .dest = &vocab_out, .value = "FILE",
+         .help = "only write the world's vocab.txt to FILE (no --out needed)"},
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "synth",
+        .usage = "xvlm synth --out DIR [--seed S] [--images N] [--test-images M] [--size PX]\n"
+                 "                  [--captions K] [--objects MIN:MAX] [--quality Q] [--threads T]\n"
+                 "                  [--no-left-right] [--vocab-out FILE]",
+        .about = "Generates a world of coloured shapes (2-4 per image) with whole-image captions,\n"
+                 "object and relation-region annotations and referring expressions, in the official\n"
+                 "X-VLM data formats. The same seed gives the same bytes, whatever the thread count.\n",
+        .opts = opts,
+        .footer = "Writes: images/{train,test}_NNNNNN.jpg, pretrain_captions.jsonl, pretrain_regions.jsonl,\n"
+                  "retrieval_{train,test}.json, grounding_{train,test}.json, scenes.jsonl, world.json,\n"
+                  "vocab.txt ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4).\n",
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    if (objects && !parse_objects(objects, &p.min_objects, &p.max_objects))
+        return xv_cli_usage_error("synth", "--objects expects MIN:MAX with 2 <= MIN <= MAX <= %d, got '%s'",
+                                  XV_SYNTH_MAX_OBJECTS, objects);
     if (vocab_out) {
         if (xv_synth_write_vocab(vocab_out) != XV_OK) {
             fprintf(stderr, "xvlm synth: %s\n", xvlm_last_error());
@@ -109,11 +76,7 @@ int xv_cmd_synth(int argc, char **argv) {
         }
         if (!out) return 0;
     }
-    if (!out) {
-        fprintf(stderr, "xvlm synth: --out DIR is required\n\n");
-        usage(stderr);
-        return 2;
-    }
+    if (!out) return xv_cli_usage_error("synth", "--out DIR is required");
     if (p.threads > 0) xvlm_set_threads(p.threads);
     xv_synth_stats st;
     if (xv_synth_generate(&p, out, &st) != XV_OK) {

@@ -1,42 +1,16 @@
 /* `xvlm tokenize`: JSON lines {"text": ...} on stdin -> one JSON object per line
  * with the fields of the official tokenizer fixture (shared/fixtures/tokenizer). */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "options.h"
 #include "data/caption.h"
 #include "data/tokenizer.h"
 
 /* Longest input line accepted (a caption is a few hundred bytes). */
 #define MAX_LINE_BYTES ((size_t)16 << 20)
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: xvlm tokenize --vocab VOCAB [--max-words 30] [--max-tokens 40]\n\n"
-            "Reads JSON lines with a \"text\" field on stdin and writes one JSON object per line:\n"
-            "  tokens, ids           the BERT WordPiece tokenizer (uncased) on the raw text\n"
-            "  pre_caption           the official caption cleaning with max-words, or null with\n"
-            "  pre_caption_error     when the official code raises\n"
-            "  caption_tokens, caption_ids   the tokenizer on the cleaned caption\n"
-            "  pretrain_input_ids    [CLS] + caption tokens, cut to max-tokens (no [SEP], no padding)\n"
-            "An input \"id\" is copied. A line that cannot be read gives {\"error\": ...} (and a message\n"
-            "on stderr naming the line) and the exit status 1.\n");
-}
-
-static int parse_int(const char *s, const char *flag, int min, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > 1000000) {
-        fprintf(stderr, "xvlm tokenize: %s expects an integer >= %d, got '%s'\n", flag, min, s);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
-}
 
 static cJSON *token_array(const xv_tokenizer *t, const xv_ids *ids, size_t n) {
     cJSON *a = cJSON_CreateArray();
@@ -142,36 +116,31 @@ static int only_whitespace(const char *s, size_t n) {
 }
 
 int xv_cmd_tokenize(int argc, char **argv) {
-    if (xv_cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     const char *vocab = NULL;
     int max_words = 30, max_tokens = 40;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) {
-            fprintf(stderr, "xvlm tokenize: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!strcmp(a, "--vocab")) {
-            vocab = argv[++i];
-        } else if (!strcmp(a, "--max-words")) {
-            if (!parse_int(argv[++i], a, 0, &max_words)) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (!parse_int(argv[++i], a, 1, &max_tokens)) return 2;
-        } else {
-            fprintf(stderr, "xvlm tokenize: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!vocab) {
-        fprintf(stderr, "xvlm tokenize: --vocab is required\n");
-        usage(stderr);
-        return 2;
-    }
+    const xv_opt opts[] = {
+        XV_OPT_VOCAB(&vocab, "the WordPiece vocabulary (vocab.txt)", true),
+        {.name = "--max-words", .kind = XV_OPT_INT, .dest = &max_words, .value = "N", .lo = 0, .hi = 1000000,
+         .help = "pre_caption's word limit"},
+        {.name = "--max-tokens", .kind = XV_OPT_INT, .dest = &max_tokens, .value = "N", .lo = 1, .hi = 1000000,
+         .help = "pretrain_input_ids' length limit"},
+        XV_OPT_END,
+    };
+    const xv_cli_spec spec = {
+        .cmd = "tokenize",
+        .usage = "xvlm tokenize --vocab VOCAB [--max-words 30] [--max-tokens 40]",
+        .about = "Reads JSON lines with a \"text\" field on stdin and writes one JSON object per line:\n"
+                 "  tokens, ids           the BERT WordPiece tokenizer (uncased) on the raw text\n"
+                 "  pre_caption           the official caption cleaning with max-words, or null with\n"
+                 "  pre_caption_error     when the official code raises\n"
+                 "  caption_tokens, caption_ids   the tokenizer on the cleaned caption\n"
+                 "  pretrain_input_ids    [CLS] + caption tokens, cut to max-tokens (no [SEP], no padding)\n"
+                 "An input \"id\" is copied. A line that cannot be read gives {\"error\": ...} (and a message\n"
+                 "on stderr naming the line) and the exit status 1.\n",
+        .opts = opts,
+    };
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     xv_tokenizer *t;
     if (xv_tokenizer_load(vocab, &t) != XV_OK) {
         fprintf(stderr, "xvlm tokenize: %s\n", xvlm_last_error());

@@ -1,5 +1,6 @@
 /* Sub-commands of the `xvlm` program. Each returns the process exit code
- * (0 ok, 1 runtime error, 2 usage error) and handles its own --help. */
+ * (0 ok, 1 runtime error, 2 usage error) and reads its options with the one
+ * parser (options.h), which handles --help. */
 #ifndef XV_CLI_COMMANDS_H
 #define XV_CLI_COMMANDS_H
 
@@ -11,8 +12,5 @@ typedef struct {
 
 /* The table lives in main.c; add a line there for each new command. */
 extern const xv_command xv_commands[];
-
-/* True if argv holds -h or --help. */
-int xv_cli_wants_help(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,29 @@ xv_status xv_cli_read_lines(const char *path, xv_cli_image_list *out) {
     return st;
 }
 
+/* A list file is text: an image (or any file with NUL bytes in its first
+ * 4 KiB) given where a list is expected is refused before anything is done. */
+static xv_status check_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return xv_error(XV_ERR_MISSING, "%s: cannot open", path);
+    unsigned char head[4096];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    bool jpeg = n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
+    bool png = n >= 8 && !memcmp(head, "\x89PNG\r\n\x1a\n", 8);
+    if (jpeg || png)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s is a %s image, not a folder or a list of images; give its folder, or a text file with "
+                        "one image path per line",
+                        path, jpeg ? "JPEG" : "PNG");
+    if (memchr(head, 0, n))
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s is a binary file, not a folder or a list of images (a text file with one image path "
+                        "per line)",
+                        path);
+    return XV_OK;
+}
+
 xv_status xv_cli_image_list_read(const char *src, xv_cli_image_list *out) {
     *out = (xv_cli_image_list){0};
     struct stat s;
@@ -95,8 +119,9 @@ xv_status xv_cli_image_list_read(const char *src, xv_cli_image_list *out) {
         st = walk(src, out, 0);
         if (st == XV_OK) qsort(out->paths, (size_t)out->n, sizeof *out->paths, cmp_str);
     } else {
-        xv_cli_image_list lines;
-        st = xv_cli_read_lines(src, &lines);
+        xv_cli_image_list lines = {0};
+        st = check_text(src);
+        if (st == XV_OK) st = xv_cli_read_lines(src, &lines);
         char *copy = strdup(src);
         const char *base = copy ? dirname(copy) : ".";
         for (int64_t i = 0; st == XV_OK && i < lines.n; i++) {

@@ -36,12 +36,6 @@ const xv_command xv_commands[] = {
     {NULL, NULL, NULL},
 };
 
-int xv_cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
 static void usage(FILE *f) {
     fprintf(f, "xvlm %s — X-VLM (multi-grained vision-language model) in C\n\n", xvlm_version());
     fprintf(f, "usage: xvlm <command> [options]   (xvlm <command> --help for details)\n\ncommands:\n");
@@ -73,7 +67,6 @@ int main(int argc, char **argv) {
     }
     for (const xv_command *c = xv_commands; c->name; c++)
         if (!strcmp(c->name, cmd)) return c->run(argc - 1, argv + 1);
-    fprintf(stderr, "xvlm: unknown command '%s'\n\n", cmd);
-    usage(stderr);
+    fprintf(stderr, "xvlm: unknown command '%s'\nTry 'xvlm --help'.\n", cmd);
     return 2;
 }

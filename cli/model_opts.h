@@ -1,10 +1,13 @@
-/* Options and output helpers shared by the commands that use a model through
- * the public API (index, search, match, ground). */
+/* The one way a command opens the model named by --model: the options that
+ * describe it (defined once, as option-table entries) and the helpers that
+ * load it. A folder or an official checkpoint both go through
+ * model/model_source.h (one conversion policy, one cache). */
 #ifndef XV_CLI_MODEL_OPTS_H
 #define XV_CLI_MODEL_OPTS_H
 
 #include <stdio.h>
 
+#include "options.h"
 #include "xvlm.h"
 
 typedef struct {
@@ -13,24 +16,22 @@ typedef struct {
     int threads;
 } xv_cli_model_opts;
 
-void xv_cli_model_opts_init(xv_cli_model_opts *o);
+xv_cli_model_opts xv_cli_model_opts_default(void);
 
-/* The help text of the options below. */
-#define XV_CLI_MODEL_HELP                                                                         \
-    "  --model M       model folder (config.json, weights.safetensors, vocab.txt) or an official\n" \
-    "                  PyTorch checkpoint (.th/.pth, converted on the fly)\n"                        \
-    "  --vocab FILE    vocabulary (default: vocab.txt in the model folder / beside the checkpoint)\n" \
-    "  --image-res R   checkpoint only: input resolution if it cannot be inferred\n"                 \
-    "  --text-heads N  checkpoint only: BERT attention heads (default hidden/64)\n"                  \
-    "  --threads N     threads (default: all cores)\n"
+/* --model, --image-res, --text-heads, --threads: option-table entries. */
+#define XV_OPT_MODEL(mo)                                                                                            \
+    {.name = "--model", .short_name = 'm', .kind = XV_OPT_STRING, .dest = &(mo)->model, .value = "M",              \
+     .help = "model folder (config.json, weights.safetensors, vocab.txt) or an official\n"                        \
+             "PyTorch checkpoint (.th/.pth, converted once into a cache)",                                          \
+     .required = true},                                                                                             \
+    XV_OPT_IMAGE_RES(&(mo)->params.image_res), XV_OPT_TEXT_HEADS(&(mo)->params.text_heads),                   \
+    XV_OPT_THREADS(&(mo)->threads)
 
-/* If argv[*i] is one of the options above, consume it (and its value) and
- * return 1; 0 if it is not; -1 after printing a usage error. */
-int xv_cli_model_option(const char *cmd, int argc, char **argv, int *i, xv_cli_model_opts *o);
-
-/* Parse an integer option value in [lo, hi]; prints a usage error and
- * returns 0 when it is not one. */
-int xv_cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out);
+/* XV_OPT_MODEL and --vocab: the options of the commands that use the public API. */
+#define XV_CLI_MODEL_OPTIONS(mo)                                                                              \
+    XV_OPT_MODEL(mo), XV_OPT_VOCAB(&(mo)->params.vocab_path,                                                  \
+                                   "vocabulary (default vocab.txt in the model folder or beside the checkpoint)", \
+                                   false)
 
 /* Set the threads, load the model and open a context; prints the error and
  * returns 1 on failure, 0 on success. */

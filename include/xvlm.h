@@ -76,8 +76,9 @@ xvlm_model_params xvlm_model_params_default(void);
 
 /* `path` is a folder with config.json + weights.safetensors + vocab.txt (what
  * `xvlm convert` writes, plus the vocabulary), or an official PyTorch
- * checkpoint (.th / .pth) converted on the fly (through a temporary folder in
- * $TMPDIR, removed once the weights are loaded). Refuses a model without
+ * checkpoint (.th / .pth) converted once into a cache folder ($XV_CACHE_DIR,
+ * else $XDG_CACHE_HOME/xvlm, else ~/.cache/xvlm; keyed by the file's path, size,
+ * modification time and image_res / text_heads) and loaded from there. Refuses a model without
  * vocab.txt, and a vocabulary larger than the model's embeddings. */
 xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out);
 void xvlm_model_free(xvlm_model *m);

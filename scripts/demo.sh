@@ -74,9 +74,9 @@ for run in "${runs[@]}"; do
   # only look at the top 10, so a larger k_test changes them only when ITM lifts a pair
   # from below rank 16.
   "$XVLM" evaluate retrieval "${model[@]}" --data "$WORLD/retrieval_test.json" --k-test 16 \
-    --json "$dir/retrieval.json" --examples "$dir/retrieval_examples.png"
+    --out "$dir/retrieval.json" --examples "$dir/retrieval_examples.png"
   "$XVLM" evaluate grounding "${model[@]}" --data "$WORLD/grounding_test.json" \
-    --train "$WORLD/grounding_train.json" --json "$dir/grounding.json" --examples "$dir/grounding_examples.png"
+    --train "$WORLD/grounding_train.json" --out "$dir/grounding.json" --examples "$dir/grounding_examples.png"
 done
 
 stamp "results"

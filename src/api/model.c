@@ -1,6 +1,5 @@
-/* xvlm_model_load (a model folder, or an official checkpoint converted on the
- * fly), the model id, and contexts. */
-#include <dirent.h>
+/* xvlm_model_load (a model folder, or an official checkpoint converted once
+ * into the cache: model/model_source.h), the model id, and contexts. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -8,12 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "api/api_internal.h"
 #include "core/error.h"
 #include "io/checksum.h"
-#include "io/convert_torch.h"
+#include "model/model_source.h"
 
 xvlm_model_params xvlm_model_params_default(void) {
     return (xvlm_model_params){.vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = 0};
@@ -44,47 +42,6 @@ static bool is_dir(const char *p) {
 static bool is_file(const char *p) {
     struct stat s;
     return stat(p, &s) == 0 && S_ISREG(s.st_mode);
-}
-
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[PATH_MAX + 256];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* Convert a .th/.pth into a temporary folder, load it (weights copied, as
- * the files go away), remove the folder. */
-static xv_status load_checkpoint(const char *path, const xvlm_model_params *p, xv_model **out) {
-    const char *tmp_root = getenv("TMPDIR");
-    char dir[4096], weights[4200], config[4200];
-    snprintf(dir, sizeof dir, "%s/xvlm-convert-XXXXXX", tmp_root && *tmp_root ? tmp_root : "/tmp");
-    if (!mkdtemp(dir)) return xv_error(XV_ERR_IO, "%s: cannot create a temporary folder: %s", dir, strerror(errno));
-    snprintf(weights, sizeof weights, "%s/weights.safetensors", dir);
-    snprintf(config, sizeof config, "%s/config.json", dir);
-    xv_infer_opts o = {.image_res = p->image_res, .window = 0, .text_heads = p->text_heads};
-    xv_status st = xv_convert_torch(path, weights, config, &o, NULL);
-    if (st != XV_OK) {
-        xv_error_wrap(st,
-                      "%s: cannot convert the checkpoint (if its configuration cannot be inferred, give the image "
-                      "resolution and BERT heads: --image-res / --text-heads, xvlm_model_params.image_res / "
-                      ".text_heads; or run `xvlm convert` and edit the config.json it writes)",
-                      path);
-    } else {
-        st = xv_model_load_dir(dir, true, out);
-        if (st != XV_OK)
-            xv_error_wrap(st, "%s: converted, but the inferred configuration does not load (give --image-res / "
-                              "--text-heads, or run `xvlm convert` and edit config.json)", path);
-    }
-    remove_tree(dir);
-    return st;
 }
 
 /* The vocabulary's path: the given one, or vocab.txt in the model folder /
@@ -130,7 +87,8 @@ xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvl
     XV_TRY(vocab_path(path, &p, folder, vocab, sizeof vocab));
     xvlm_model *mm = calloc(1, sizeof *mm);
     if (!mm) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = folder ? xv_model_load_dir(path, p.copy_weights != 0, &mm->m) : load_checkpoint(path, &p, &mm->m);
+    const xv_infer_opts infer = {.image_res = p.image_res, .window = 0, .text_heads = p.text_heads};
+    xv_status st = xv_model_open(path, &infer, p.copy_weights != 0, &mm->m);
     if (st == XV_OK) st = load_vocab(vocab, mm);
     if (st != XV_OK) {
         xvlm_model_free(mm);

@@ -89,10 +89,13 @@ static xv_status vision(const shapes *s, const cJSON *ckpt, const xv_infer_opts 
     if (!res && w == w0 && cJSON_IsNumber(ck_res)) res = ck_res->valueint; /* the checkpoint's own */
     if (!res) res = official_res_for_window(w);
     if (!res)
-        return xv_error(XV_ERR_INVALID_ARG, "convert: cannot tell the image resolution for window %d: give it", w);
+        return xv_error(XV_ERR_INVALID_ARG, "convert: cannot infer image_res (window %d is not 7/12/15 and the checkpoint "
+                                                 "does not say); give --image-res (xv_infer_opts.image_res)",
+                        w);
     int final_stride = patch << (ns - 1);
     if (w < 1 || res <= 0 || res % final_stride)
-        return xv_error(XV_ERR_INVALID_ARG, "convert: image resolution %d is not a multiple of %d (patch %d, %d stages)",
+        return xv_error(XV_ERR_INVALID_ARG, "convert: image resolution %d is not a multiple of %d (patch %d, %d stages); "
+                                            "give another --image-res",
                         res, final_stride, patch, ns);
 
     const xv_named_shape *fc1 = find(s, "vision_encoder.layers.0.blocks.0.mlp.fc1.weight");
@@ -153,8 +156,8 @@ static xv_status text(const shapes *s, const xv_infer_opts *o, cJSON *cfg) {
     if (fusion < 0) fusion = layers; /* no cross-attention: a text-only stack */
     int heads = o->text_heads ? o->text_heads : hidden / 64;
     if (heads < 1 || hidden % heads)
-        return xv_error(XV_ERR_INVALID_ARG, "convert: hidden size %d: give the number of text attention heads "
-                                            "(it must divide the hidden size)",
+        return xv_error(XV_ERR_INVALID_ARG, "convert: cannot infer the text attention heads of hidden size %d; give "
+                                            "--text-heads (it must divide the hidden size)",
                         hidden);
 
     cJSON *t = cJSON_AddObjectToObject(cfg, "text");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -21,20 +22,25 @@ static xv_status cache_root(char *out, size_t n) {
     return XV_OK;
 }
 
-/* FNV-1a over the absolute path, size and mtime: a changed file gets a new entry. */
-static uint64_t source_key(const char *abs, const struct stat *st) {
+/* FNV-1a over the absolute path, size, mtime and conversion options: a
+ * changed file, or the same file converted differently, gets a new entry. */
+static uint64_t source_key(const char *abs, const struct stat *st, const xv_infer_opts *o) {
     uint64_t h = 1469598103934665603ull;
     for (const char *p = abs; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    uint64_t v[2] = {(uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec};
-    for (int i = 0; i < 2; i++)
+    uint64_t v[5] = {(uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec,
+                     (uint64_t)o->image_res, (uint64_t)o->window, (uint64_t)o->text_heads};
+    for (int i = 0; i < 5; i++)
         for (int b = 0; b < 8; b++) h = (h ^ ((v[i] >> (8 * b)) & 0xff)) * 1099511628211ull;
     return h;
 }
 
-xv_status xv_model_resolve(const char *arg, char *dir, size_t n) {
+xv_status xv_model_resolve(const char *arg, const xv_infer_opts *opts, char *dir, size_t n) {
+    const xv_infer_opts none = {0};
+    if (!opts) opts = &none;
     struct stat st;
     if (!arg || !*arg) return xv_error(XV_ERR_INVALID_ARG, "no model given");
-    if (stat(arg, &st) != 0) return xv_error(XV_ERR_IO, "%s: cannot open model: %s", arg, strerror(errno));
+    if (stat(arg, &st) != 0)
+        return xv_error(XV_ERR_MISSING, "%s: no such model folder or checkpoint file (%s)", arg, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         if (snprintf(dir, n, "%s", arg) >= (int)n) return xv_error(XV_ERR_INVALID_ARG, "model path too long");
         return XV_OK;
@@ -44,7 +50,7 @@ xv_status xv_model_resolve(const char *arg, char *dir, size_t n) {
     char abs[4096], root[3072];
     if (!realpath(arg, abs)) return xv_error(XV_ERR_IO, "%s: %s", arg, strerror(errno));
     XV_TRY(cache_root(root, sizeof root));
-    int w = snprintf(dir, n, "%s/%016llx", root, (unsigned long long)source_key(abs, &st));
+    int w = snprintf(dir, n, "%s/%016llx", root, (unsigned long long)source_key(abs, &st, opts));
     if (w < 0 || (size_t)w >= n) return xv_error(XV_ERR_INVALID_ARG, "cache folder path too long");
     char cfg[4200], weights[4200];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
@@ -54,16 +60,35 @@ xv_status xv_model_resolve(const char *arg, char *dir, size_t n) {
     XV_TRY(xv_fs_mkdir_p(dir));
     fprintf(stderr, "xvlm: converting %s once into %s (run `xvlm convert` yourself to choose the folder)\n", arg,
             dir);
-    xv_infer_opts opts;
-    memset(&opts, 0, sizeof opts);
     /* weights first, config last: the config's presence marks a finished conversion */
-    xv_status s = xv_convert_torch(arg, weights, cfg, &opts, NULL);
-    if (s != XV_OK) return xv_error_wrap(s, "converting %s", arg);
+    xv_status s = xv_convert_torch(arg, weights, cfg, opts, NULL);
+    if (s != XV_OK) {
+        /* Leave no half-made entry behind. */
+        unlink(weights);
+        unlink(cfg);
+        rmdir(dir);
+    }
+    if (s != XV_OK)
+        return xv_error_wrap(s,
+                             "%s: cannot convert the checkpoint (if its configuration cannot be inferred, give the "
+                             "image resolution and BERT heads: --image-res / --text-heads, xvlm_model_params.image_res "
+                             "/ .text_heads; or run `xvlm convert` and edit the config.json it writes)",
+                             arg);
     return XV_OK;
 }
 
-xv_status xv_model_open(const char *arg, bool copy, xv_model **out) {
+static bool is_folder(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+xv_status xv_model_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_model **out) {
     char dir[4096];
-    XV_TRY(xv_model_resolve(arg, dir, sizeof dir));
-    return xv_model_load_dir(dir, copy, out);
+    *out = NULL;
+    XV_TRY(xv_model_resolve(arg, opts, dir, sizeof dir));
+    xv_status st = xv_model_load_dir(dir, copy, out);
+    if (st != XV_OK && !is_folder(arg))
+        xv_error_wrap(st, "%s: converted, but the inferred configuration does not load (give --image-res / "
+                          "--text-heads, or run `xvlm convert` and edit config.json)", arg);
+    return st;
 }

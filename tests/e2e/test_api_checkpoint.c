@@ -44,6 +44,10 @@ int main(void) {
     if (!src || !bin) return xv_test_skip("XV_SOURCE_DIR / XV_BIN not set");
     snprintf(g_dir, sizeof g_dir, "/tmp/xv_api_ckpt_XXXXXX");
     CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    /* Checkpoints are converted once into the model cache: keep it in g_dir. */
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/cache", g_dir);
+    setenv("XV_CACHE_DIR", cache, 1);
     char th[128], vocab[128], conv[128], image[128], cmd[1024];
     snprintf(th, sizeof th, "%s/micro.th", g_dir);
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", g_dir);
@@ -111,6 +115,10 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' match --model '%s' --text-heads 2 --image '%s' --text 'a red car' > /dev/null", bin,
              th, image);
     CHECK(run_cmd(cmd) == 0, "xvlm match --model CHECKPOINT.th");
+    /* One cache entry per checkpoint and conversion options: the command
+     * reused the library's entry, and failed conversions left none. */
+    snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) -eq 2", cache);
+    CHECK(run_cmd(cmd) == 0, "two cache entries (micro.th with 2 heads, retrieval.th at 96 px)");
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (!xv_test_failures) run_cmd(cmd);
     return xv_test_finish("test_api_checkpoint");

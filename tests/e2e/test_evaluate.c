@@ -271,7 +271,7 @@ static void check_cli(void) {
     snprintf(json, sizeof json, "%s/run1/retrieval.json", g_dir);
     snprintf(png, sizeof png, "%s/ret.png", g_dir);
     snprintf(args, sizeof args,
-             "retrieval --model '%s' --data '%s/ret.json' --image-root '%s' --k-test 2 --json '%s' --examples '%s' "
+             "retrieval --model '%s' --data '%s/ret.json' --image-root '%s' --k-test 2 --out '%s' --examples '%s' "
              "--n-examples 3 --threads 1",
              g_model, g_dir, g_dir, json, png);
     CHECK(evaluate(args, out) == 0, "evaluate retrieval runs");
@@ -287,7 +287,7 @@ static void check_cli(void) {
     snprintf(json, sizeof json, "%s/run1/grounding.json", g_dir);
     snprintf(png, sizeof png, "%s/g.png", g_dir);
     snprintf(args, sizeof args,
-             "grounding --model '%s' --data '%s/ground.json' --image-root '%s' --train '%s/ground.json' --json '%s' "
+             "grounding --model '%s' --data '%s/ground.json' --image-root '%s' --train '%s/ground.json' --out '%s' "
              "--examples '%s'",
              g_model, g_dir, g_dir, g_dir, json, png);
     CHECK(evaluate(args, out) == 0, "evaluate grounding runs");
@@ -322,7 +322,7 @@ static void check_cli(void) {
     } bad[] = {
         {"captioning --model x --data y", 2, "retrieval, grounding or table"},
         {"table", 2, "at least one run folder"},
-        {"retrieval --data y", 2, "--model and --data are required"},
+        {"retrieval --data y", 2, "--model M is required"},
         {"retrieval --model x --data y --train z", 2, "--train applies to grounding only"},
         {"grounding --model M --data D --k-test 0", 2, "--k-test expects"},
         {"retrieval --model M --data /nonexistent.json", 1, "nonexistent.json"},

@@ -596,6 +596,29 @@ static void check_errors(void) {
     snprintf(args, sizeof args, "index --model '%s' --images '%s' --out x --batch 0", g_model, g_dir);
     expect_fail(args, 2, "--batch");
 
+    /* A single image where the list or folder goes: refused by name before
+     * anything is written (no index, no INDEX.parts/). */
+    char photo_index[200], parts[220];
+    snprintf(photo_index, sizeof photo_index, "%s/photo.index", g_dir);
+    snprintf(parts, sizeof parts, "%s.parts", photo_index);
+    snprintf(args, sizeof args, "index -m '%s' --images '%s' -o '%s'", g_model, g_img[0], photo_index);
+    expect_fail(args, 1, "is a JPEG image, not a folder or a list of images");
+    struct stat sb;
+    CHECK(stat(photo_index, &sb) != 0 && stat(parts, &sb) != 0, "index --images photo.jpg left nothing behind");
+
+    /* The CLI conventions: --opt=value, short forms, one-line usage errors. */
+    snprintf(args, sizeof args, "match -m '%s' --image='%s' --text='a dog' --json -t 1", g_model, g_img[0]);
+    CHECK(xvlm(args, &out, &err) == 0 && out && out[0] == '{', "match with =values and short forms: %s",
+          err ? err : "");
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "ground -m '%s' -m '%s' --image '%s' --text x", g_model, g_model, g_img[0]);
+    CHECK(xvlm(args, &out, &err) == 2 && err && !strcmp(err, "xvlm ground: --model given more than once\n"
+                                                               "Try 'xvlm ground --help'.\n"),
+          "a repeated option: one line and the hint, got '%s'", err ? err : "");
+    free(out);
+    free(err);
+
     /* Missing and corrupt images in a list are skipped with a warning. */
     snprintf(list, sizeof list, "%s/bad_list.txt", g_dir);
     FILE *f = fopen(list, "w");
