@@ -94,7 +94,7 @@ static int parse(int argc, char **argv, eval_args *a) {
 
 /* Prints the error of a failed step; returns the exit code. */
 static int failed(const char *what) {
-    fprintf(stderr, "xvlm evaluate: %s: %s\n", what, xvlm_last_error());
+    fprintf(stderr, "xvlm evaluate: %s: %s\n", what, xv_error_message());
     return 1;
 }
 

@@ -99,7 +99,7 @@ int xv_cmd_finetune(int argc, char **argv) {
     if (!o.progress) o.notes = NULL;
     xv_finetune_result r;
     if (xv_finetune_run(task, &o, &r) != XV_OK) {
-        fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm finetune: %s\n", xv_error_message());
         return 1;
     }
     const char *metric = task == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";

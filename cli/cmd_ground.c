@@ -38,7 +38,7 @@ static int draw(const char *image, const char *const *texts, const xvlm_box *box
     if (st == XV_OK) st = xv_draw_boxes_png(&img, db, n, out);
     if (loaded) xv_image_free(&img);
     free(db);
-    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
     return st == XV_OK ? 0 : 1;
 }
 
@@ -91,12 +91,12 @@ int xv_cmd_ground(int argc, char **argv) {
     xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
     xvlm_box *boxes = calloc((size_t)nt, sizeof *boxes);
     xv_status st = pairs && boxes ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, &tp, &tx);
+    if (st == XV_OK) st = xv_api_encode_image_files(ctx, &image, 1, NULL, &im);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, texts, nt, &tp, &tx);
     for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XV_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
+    if (st == XV_OK) st = xv_api_ground(ctx, im, tx, pairs, nt, boxes);
     int rc = st == XV_OK ? 0 : 1;
-    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
     if (rc == 0) {
         int w, h;
         xvlm_images_size(im, 0, &w, &h);

@@ -133,7 +133,7 @@ int xv_cmd_index(int argc, char **argv) {
     }
     xv_cli_image_list list;
     if (xv_cli_image_list_read(images, &list) != XV_OK) {
-        fprintf(stderr, "xvlm index: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm index: %s\n", xv_error_message());
         return 1;
     }
     if (list.n == 0) {
@@ -153,7 +153,7 @@ int xv_cmd_index(int argc, char **argv) {
     ip.user = &ps;
     xvlm_index_stats stats;
     double t0 = now();
-    xv_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
+    xv_status st = xv_api_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
     if (st == XV_OK && stats.indexed == 0)
         st = xv_error(XV_ERR_MISSING, "none of the %lld images could be read", (long long)stats.total);
     if (st == XV_OK) {
@@ -164,7 +164,7 @@ int xv_cmd_index(int argc, char **argv) {
                (long long)stats.indexed, out, mib, (long long)stats.encoded, (long long)stats.reused,
                (long long)stats.skipped, now() - t0);
     } else {
-        fprintf(stderr, "%sxvlm index: %s\n", ps.tty ? "\n" : "", xvlm_last_error());
+        fprintf(stderr, "%sxvlm index: %s\n", ps.tty ? "\n" : "", xv_error_message());
     }
     xv_cli_image_list_free(&list);
     xvlm_ctx_free(ctx);

@@ -72,11 +72,11 @@ int xv_cmd_match(int argc, char **argv) {
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
     xv_status st = pairs && logit && prob && sim ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
+    if (st == XV_OK) st = xv_api_encode_image_files(ctx, &image, 1, NULL, &im);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, texts, nt, NULL, &tx);
     for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XV_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
-    if (st == XV_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
+    if (st == XV_OK) st = xv_api_itm(ctx, im, tx, pairs, nt, logit, prob);
+    if (st == XV_OK && info.has_itc) st = xv_api_similarity(im, tx, sim);
     if (st == XV_OK) {
         int w, h;
         xvlm_images_size(im, 0, &w, &h);
@@ -105,7 +105,7 @@ int xv_cmd_match(int argc, char **argv) {
             }
         }
     } else {
-        fprintf(stderr, "xvlm match: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm match: %s\n", xv_error_message());
     }
     xvlm_images_free(im);
     xvlm_texts_free(tx);

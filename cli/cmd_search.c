@@ -87,9 +87,9 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
     xvlm_texts *q = NULL;
     xvlm_hit *hits = NULL;
     int n = 0;
-    xv_status st = xvlm_index_open(m, o->index, &gallery);
+    xv_status st = xv_api_index_open(m, o->index, &gallery);
     if (st == XV_OK && xvlm_images_count(gallery) == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, &o->text, 1, NULL, &q);
     if (st == XV_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
         fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
                         "candidates are re-encoded from their files (use --rerank 0 for ITC only)\n",
@@ -98,7 +98,7 @@ static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts 
         clamp_k(o, xvlm_images_count(gallery), "index");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xv_api_search_images(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, gallery, NULL, o->text);
     free(hits);
@@ -116,13 +116,13 @@ static xv_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
     xv_status st = xv_cli_read_lines(o->texts, &lines);
     if (st == XV_OK && lines.n == 0) st = xv_error(XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
     if (st == XV_OK && lines.n > INT32_MAX) st = xv_error(XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
+    if (st == XV_OK) st = xv_api_encode_image_files(ctx, &o->image, 1, NULL, &q);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
     if (st == XV_OK) {
         clamp_k(o, lines.n, "text list");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
+        st = hits ? xv_api_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : xv_error(XV_ERR_NOMEM, "out of memory");
     }
     if (st == XV_OK) print_results(o, hits, n, NULL, gallery, o->image);
     free(hits);
@@ -171,7 +171,7 @@ int xv_cmd_search(int argc, char **argv) {
     xvlm_ctx *ctx;
     if (xv_cli_open_model("search", &mo, &m, &ctx)) return 1;
     xv_status st = t2i ? text_to_images(ctx, m, &o) : image_to_texts(ctx, &o);
-    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", xv_error_message());
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XV_OK ? 0 : 1;

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "xvlm.h"
+#include "api/api_internal.h"
 
 typedef struct {
     const char *model;

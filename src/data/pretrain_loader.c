@@ -292,7 +292,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&w->mu);
         if (m == FAILED) {
             w->err = w->fail != XV_OK ? w->fail : XV_ERR_INTERNAL;
-            snprintf(w->errmsg, sizeof w->errmsg, "%s", xvlm_last_error());
+            snprintf(w->errmsg, sizeof w->errmsg, "%s", xv_error_message());
             w->finished = true;
         } else if (slot->batch.n_images == 0) {
             w->finished = true;
@@ -452,7 +452,7 @@ xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *v, int
         l->n_consumed = v[8];
     } else { /* go on from where the caller was: the previous consumed states */
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s", xvlm_last_error());
+        snprintf(msg, sizeof msg, "%s", xv_error_message());
         for (int k = 0; k < l->n_workers; k++) worker_reset(&l->workers[k], &l->workers[k].consumed);
         s = xv_error(s, "pretrain data: restore refused: %s", msg);
     }

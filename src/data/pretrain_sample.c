@@ -134,7 +134,7 @@ static xv_sample_result load_path(xv_sample_ctx *c, const char *rpath, const xv_
         snprintf(why, sizeof why, "image %s: %s", path, strerror(errno));
         r = skip_image(c, w, &c->count->missing_image, why);
     } else if (xv_image_load(path, out) != XV_OK) {
-        snprintf(why, sizeof why, "image: %s", xvlm_last_error());
+        snprintf(why, sizeof why, "image: %s", xv_error_message());
         r = skip_image(c, w, &c->count->corrupt_image, why);
     }
     free(path);
@@ -161,7 +161,7 @@ xv_sample_result xv_sample_load_image(xv_sample_ctx *c, const cJSON *rec, const 
         free(bytes);
     }
     if (s != XV_OK) {
-        snprintf(why, sizeof why, "image: %s", xvlm_last_error());
+        snprintf(why, sizeof why, "image: %s", xv_error_message());
         return skip_image(c, w, &c->count->corrupt_image, why);
     }
     return XV_SAMPLE_OK;
@@ -194,7 +194,7 @@ xv_sample_result xv_sample_image_text(xv_sample_ctx *c, const cJSON *rec, const 
     if (s == XV_ERR_NOMEM) return XV_SAMPLE_FATAL;
     if (s != XV_OK) {
         char why2[1024];
-        snprintf(why2, sizeof why2, "image transform: %s", xvlm_last_error());
+        snprintf(why2, sizeof why2, "image transform: %s", xv_error_message());
         return skip_image(c, w, &c->count->corrupt_image, why2);
     }
     c->count->samples++;

@@ -19,7 +19,7 @@
 
 #include <stdbool.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 #define XV_SWIN_MAX_STAGES 8
 

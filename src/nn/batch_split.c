@@ -3,7 +3,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 /* Rows [b0, b1) of x's dim 0, sharing x's memory, as a tensor of g. */
 static xv_tensor *share_of(xv_graph *g, xv_tensor *x, int64_t b0, int64_t b1) {
@@ -26,7 +26,7 @@ static xv_tensor *gather_results(xv_graph *g, xv_graph *const *w, xv_tensor *con
         if (xv_graph_status(w[t]) != XV_OK || !out[t]) {
             xv_status st = xv_graph_status(w[t]);
             return xv_graph_fail(g, st != XV_OK ? st : XV_ERR_INTERNAL, "%s",
-                                 st != XV_OK ? xvlm_last_error() : "batch split: a worker returned no result");
+                                 st != XV_OK ? xv_error_message() : "batch split: a worker returned no result");
         }
     const xv_tensor *o0 = out[0];
     for (int t = 0; t < nt; t++) {

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     int64_t total_steps;  /* N */

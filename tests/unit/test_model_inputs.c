@@ -152,14 +152,14 @@ static void test_bad_batches(void) {
         xv_status st = xv_pretrain_forward(g, m, &b, &o);
         if (!cases[i].needle) {
             CHECK(st == XV_OK && o.loss_total && isfinite(o.loss_total->data[0]) && o.loss_bbox,
-                  "the valid batch runs: %s", xvlm_last_error());
+                  "the valid batch runs: %s", xv_error_message());
             /* Official semantics: only the region text (is_image 0) counts for the boxes. */
             CHECK(o.bbox_pred && o.bbox_pred->shape[0] == 2, "box predictions");
         } else {
             CHECK(st != XV_OK, "case %zu (%s) accepted", i, cases[i].needle);
-            CHECK(strstr(xvlm_last_error(), cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
-                  xvlm_last_error(), cases[i].needle);
-            printf("  refused: %s\n", xvlm_last_error());
+            CHECK(strstr(xv_error_message(), cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
+                  xv_error_message(), cases[i].needle);
+            printf("  refused: %s\n", xv_error_message());
         }
         xv_graph_free(g);
     }
@@ -172,8 +172,8 @@ static void test_bad_batches(void) {
         xv_pretrain_batch b;
         good_batch(g, &b);
         xv_pretrain_out o;
-        CHECK(xv_pretrain_forward(g, nm, &b, &o) == XV_ERR_UNSUPPORTED && strstr(xvlm_last_error(), "vision_proj"),
-              "no projections: %s", xvlm_last_error());
+        CHECK(xv_pretrain_forward(g, nm, &b, &o) == XV_ERR_UNSUPPORTED && strstr(xv_error_message(), "vision_proj"),
+              "no projections: %s", xv_error_message());
         xv_graph_free(g);
         xv_model_free(nm);
     }
@@ -201,7 +201,7 @@ static void test_itc_idx(void) {
     xv_tensor *plain = xv_itc_loss(g, m, fi, ft, NULL, &sim);
     xv_tensor *same = xv_itc_loss(g, m, fi, ft, distinct, NULL);
     xv_tensor *grouped = xv_itc_loss(g, m, fi, ft, shared, NULL);
-    CHECK(plain && same && grouped && sim, "ITC: %s", xvlm_last_error());
+    CHECK(plain && same && grouped && sim, "ITC: %s", xv_error_message());
     if (plain && same && grouped && sim) {
         /* fp32 log-softmax of logits ~1/0.07: differences from summation order only. */
         CHECK(fabs(plain->data[0] - same->data[0]) <= 1e-5 * fabs(plain->data[0]), "distinct idx = plain: %g vs %g",
