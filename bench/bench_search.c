@@ -21,11 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/itc_topk.h"
 #include "benchutil.h"
 #include "data/image_write.h"
 #include "io/safetensors.h"
 #include "model/model.h"
-#include "tasks/itc_topk.h"
 #include "xvlm.h"
 
 #define EMBED 256

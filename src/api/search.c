@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "api/itc_topk.h"
 #include "core/error.h"
-#include "tasks/itc_topk.h"
 
 xvlm_search_params xvlm_search_params_default(void) { return (xvlm_search_params){.k = 10, .rerank = 16}; }
 

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/itc_topk.h"
 #include "core/error.h"
-#include "tasks/itc_topk.h"
 
 xv_eval_retrieval_opts xv_eval_retrieval_opts_default(void) {
     return (xv_eval_retrieval_opts){
