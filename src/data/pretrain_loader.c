@@ -44,7 +44,7 @@ typedef struct {
     xv_pretrain_counters count;
     int warn_budget;
     char label[48];
-    xv_sample_ctx ctx;
+    xv_sampler sampler;
     int64_t pass_epoch, pass_samples; /* guard against a shard without usable records */
     bool pass_fresh;
     xv_status fail; /* the status behind a FAILED batch */
@@ -193,7 +193,7 @@ static make_result make_image_batch(worker *w, xv_pretrain_sample_batch *b) {
         make_result m = next_record(w, &rec, &where);
         if (m != MADE) return m;
         if (!rec) break; /* end of data */
-        xv_sample_result r = xv_sample_image_text(&w->ctx, rec, &where, b->image + (size_t)n * image_floats(c),
+        xv_sample_result r = xv_sample_image_text(&w->sampler, rec, &where, b->image + (size_t)n * image_floats(c),
                                                   batch_row(b, n));
         cJSON_Delete(rec);
         if (r == XV_SAMPLE_FATAL) return w->fail = XV_ERR_NOMEM, FAILED; /* only memory fails on any input */
@@ -231,7 +231,7 @@ static make_result make_region_batch(worker *w, xv_pretrain_sample_batch *b) {
         xv_region_texts t = {.rows = w->st_rows, .image_atts = w->st_image_atts + (size_t)n_txt * A,
                              .target = w->st_target + (size_t)n_txt * 4, .is_image = w->st_is_image + n_txt};
         xv_sample_result r =
-            xv_sample_region(&w->ctx, rec, &where, b->image + (size_t)n_img * image_floats(c), &t);
+            xv_sample_region(&w->sampler, rec, &where, b->image + (size_t)n_img * image_floats(c), &t);
         cJSON_Delete(rec);
         if (r == XV_SAMPLE_FATAL) return w->fail = XV_ERR_NOMEM, FAILED;
         if (r != XV_SAMPLE_OK) continue;
@@ -570,7 +570,7 @@ static xv_status worker_init(xv_pretrain_loader *l, int k) {
     xv_status s = xv_jsonl_open(&l->files, &shard, &o, &w->reader);
     xv_jsonl_shard_free(&shard);
     XV_TRY(s);
-    w->ctx = (xv_sample_ctx){.sh = &l->shared, .rng = &w->rng, .count = &w->count, .warn_budget = &w->warn_budget,
+    w->sampler = (xv_sampler){.sh = &l->shared, .rng = &w->rng, .count = &w->count, .warn_budget = &w->warn_budget,
                              .label = w->label};
     w->n_slots = l->cfg.prefetch + 1;
     w->slots = calloc((size_t)w->n_slots, sizeof *w->slots);
@@ -635,7 +635,7 @@ void xv_pretrain_close(xv_pretrain_loader *l) {
             for (int i = 0; w->slots && i < w->n_slots; i++) batch_free(&w->slots[i].batch);
             free(w->slots);
             staging_free(w);
-            xv_ids_free(&w->ctx.scratch);
+            xv_ids_free(&w->sampler.scratch);
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cv);
         }

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "nn/child_graphs.h"
+
 bool xv_relay_begin(xv_relay *r, xv_graph *g) {
     memset(r, 0, sizeof *r);
     r->main = g;
