@@ -236,19 +236,19 @@ static xv_status encode(xvlm_ctx *ctx, const image_source *s, int n, const xvlm_
 }
 
 xv_status xv_api_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
-                                  xvlm_images **out) {
+                                    xvlm_images **out) {
     image_source s = {.kind = SRC_FILES, .paths = paths};
     return encode(ctx, &s, n, p, out);
 }
 
 xv_status xv_api_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
-                                 xvlm_images **out) {
+                                   xvlm_images **out) {
     image_source s = {.kind = SRC_RGB, .rgb = images};
     return encode(ctx, &s, n, p, out);
 }
 
 xv_status xv_api_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
-                                    xvlm_images **out) {
+                                      xvlm_images **out) {
     image_source s = {.kind = SRC_TENSOR, .pixels = pixels};
     return encode(ctx, &s, n, p, out);
 }

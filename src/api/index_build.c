@@ -292,7 +292,7 @@ static void remove_parts(build_state *s) {
 }
 
 xv_status xv_api_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
-                           const xvlm_index_params *params, xvlm_index_stats *stats) {
+                             const xvlm_index_params *params, xvlm_index_stats *stats) {
     if (!ctx || !path || n < 0 || (n > 0 && !paths))
         return xv_error(XV_ERR_INVALID_ARG, "xvlm_index_build: bad arguments");
     for (int64_t i = 0; i < n; i++)

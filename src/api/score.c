@@ -98,7 +98,7 @@ static xv_status itm_scores(xvlm_ctx *ctx, xv_tensor *cls, int first, void *user
 }
 
 xv_status xv_api_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
-                   float *logit, float *prob) {
+                     float *logit, float *prob) {
     XV_TRY(xv_api_check_pairs(ctx, im, tx, pairs, n, "xvlm_itm"));
     if (!ctx->model->m->parts.itm)
         return xv_error(XV_ERR_UNSUPPORTED, "xvlm_itm: the model has no itm_head (a grounding checkpoint?); use a "

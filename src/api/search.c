@@ -105,7 +105,7 @@ static xv_status candidate_images(xvlm_ctx *ctx, const xvlm_images *gallery, con
 }
 
 xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
-                             const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
     XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
     *n_hits = 0;
     if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)
@@ -136,7 +136,7 @@ xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const 
 }
 
 xv_status xv_api_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
-                            const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+                              const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
     XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
     *n_hits = 0;
     if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)

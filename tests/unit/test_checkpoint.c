@@ -315,7 +315,8 @@ static void test_corrupt(void) {
     CHECK_OK(xv_st_writer_add(w, "temp", XV_ST_F32, NULL, 0, &x, false));
     CHECK_OK(xv_st_writer_write(w, bad));
     xv_st_writer_free(w);
-    CHECK(xv_ckpt_load(bad, &b.st, NULL) == XV_ERR_FORMAT && strstr(xv_error_message(), "not an xvlm training checkpoint"),
+    CHECK(xv_ckpt_load(bad, &b.st, NULL) == XV_ERR_FORMAT &&
+              strstr(xv_error_message(), "not an xvlm training checkpoint"),
           "plain safetensors: %s", xv_error_message());
 
     /* A checkpoint of another model: shape, missing and unknown tensors named. */

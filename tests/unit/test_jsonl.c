@@ -44,8 +44,8 @@ static void test_base64(void) {
     CHECK(n == 6 && memcmp(out, "foobar", 6) == 0, "whitespace is skipped");
     free(out);
     CHECK(xv_base64_decode("Zm9v!mFy", 8, 100, "img", &out, &n) == XV_ERR_FORMAT && !out, "bad character");
-    CHECK(strstr(xv_error_message(), "img") && strstr(xv_error_message(), "offset 4"), "message names label and offset: %s",
-          xv_error_message());
+    CHECK(strstr(xv_error_message(), "img") && strstr(xv_error_message(), "offset 4"),
+          "message names label and offset: %s", xv_error_message());
     CHECK(xv_base64_decode("Zm9vYg", 6, 100, "t", &out, &n) == XV_ERR_FORMAT, "missing padding refused (as Python)");
     CHECK(xv_base64_decode("Zg==Zg==", 8, 100, "t", &out, &n) == XV_ERR_FORMAT, "data after padding");
     CHECK(xv_base64_decode("Z===", 4, 100, "t", &out, &n) == XV_ERR_FORMAT, "three '=' refused");

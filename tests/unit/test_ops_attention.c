@@ -440,7 +440,8 @@ static void test_errors(void) {
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.key_mask = NULL;
     a.bias = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(3, 3, 4));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "bias"), "bias shape: %s", xv_error_message());
+    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "bias"), "bias shape: %s",
+          xv_error_message());
     xv_graph_reset(g);
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.bias = NULL;
