@@ -130,14 +130,14 @@ static void run(xv_pretrain_kind kind, int workers, int n_batches) {
     double t0 = xv_bench_now(), c0 = xv_cpu_seconds();
     xv_pretrain_loader *l;
     if (xv_pretrain_open(&c, 0, 1, 7, &l) != XV_OK) {
-        fprintf(stderr, "open: %s\n", xvlm_last_error());
+        fprintf(stderr, "open: %s\n", xv_error_message());
         exit(1);
     }
     int64_t images = 0, texts = 0;
     for (int i = 0; i < n_batches; i++) {
         xv_pretrain_batch b;
         if (xv_pretrain_next(l, &b) != XV_OK) {
-            fprintf(stderr, "next: %s\n", xvlm_last_error());
+            fprintf(stderr, "next: %s\n", xv_error_message());
             exit(1);
         }
         images += b.n_images;

@@ -21,11 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/itc_topk.h"
 #include "benchutil.h"
 #include "data/image_write.h"
 #include "io/safetensors.h"
 #include "model/model.h"
-#include "tasks/itc_topk.h"
 #include "xvlm.h"
 
 #define EMBED 256
@@ -113,7 +113,7 @@ typedef struct {
 static void run_search(void *u) {
     search_job *j = u;
     int n;
-    if (xvlm_search_images(j->ctx, j->gallery, j->query, 0, &j->p, j->hits, &n) != XV_OK || n != j->p.k)
+    if (xvlm_search_images(j->ctx, j->gallery, j->query, 0, &j->p, j->hits, &n) != XVLM_OK || n != j->p.k)
         fprintf(stderr, "search failed: %s\n", xvlm_last_error());
 }
 
@@ -144,7 +144,7 @@ static void bench_itc(const char *dir, int64_t n) {
     xvlm_ctx *ctx = NULL;
     xvlm_texts *q = NULL;
     xvlm_images *gallery = NULL;
-    if (xvlm_model_load(mdir, NULL, &m) != XV_OK || xvlm_ctx_new(m, &ctx) != XV_OK) {
+    if (xvlm_model_load(mdir, NULL, &m) != XVLM_OK || xvlm_ctx_new(m, &ctx) != XVLM_OK) {
         fprintf(stderr, "bench_search: %s\n", xvlm_last_error());
         return;
     }
@@ -161,7 +161,7 @@ static void bench_itc(const char *dir, int64_t n) {
            xv_bench_now() - t0);
     const char *text = "a red car on the road";
     t0 = xv_bench_now();
-    if (xvlm_index_open(m, index, &gallery) != XV_OK || xvlm_encode_texts(ctx, &text, 1, NULL, &q) != XV_OK) {
+    if (xvlm_index_open(m, index, &gallery) != XVLM_OK || xvlm_encode_texts(ctx, &text, 1, NULL, &q) != XVLM_OK) {
         fprintf(stderr, "bench_search: %s\n", xvlm_last_error());
         return;
     }
@@ -225,8 +225,8 @@ static void bench_rerank(const char *dir, const char *base_config) {
     xvlm_ctx *ctx = NULL;
     xvlm_texts *q = NULL;
     const char *text = "a red car on the road";
-    if (xvlm_model_load(mdir, NULL, &m) != XV_OK || xvlm_ctx_new(m, &ctx) != XV_OK ||
-        xvlm_encode_texts(ctx, &text, 1, NULL, &q) != XV_OK) {
+    if (xvlm_model_load(mdir, NULL, &m) != XVLM_OK || xvlm_ctx_new(m, &ctx) != XVLM_OK ||
+        xvlm_encode_texts(ctx, &text, 1, NULL, &q) != XVLM_OK) {
         fprintf(stderr, "bench_search: %s\n", xvlm_last_error());
         return;
     }
@@ -240,7 +240,7 @@ static void bench_rerank(const char *dir, const char *base_config) {
         ip.tokens = kinds[k];
         xvlm_index_stats st;
         t0 = xv_bench_now();
-        if (xvlm_index_build(ctx, (const char *const *)paths, K, index, &ip, &st) != XV_OK) {
+        if (xvlm_index_build(ctx, (const char *const *)paths, K, index, &ip, &st) != XVLM_OK) {
             fprintf(stderr, "bench_search: %s\n", xvlm_last_error());
             break;
         }

@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
         xv_synth_stats st;
         double t0 = xv_bench_now(), c0 = cpu_seconds();
         if (xv_synth_generate(&p, dir, &st) != XV_OK) {
-            fprintf(stderr, "bench_synth: %s\n", xvlm_last_error());
+            fprintf(stderr, "bench_synth: %s\n", xv_error_message());
             return 1;
         }
         double secs = xv_bench_now() - t0, cpu = cpu_seconds() - c0;

@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
     xv_adamw_config cfg = xv_adamw_default();
     xv_adamw opt;
     if (xv_adamw_init(&opt, &ps, &cfg, NULL) != XV_OK) {
-        fprintf(stderr, "%s\n", xvlm_last_error());
+        fprintf(stderr, "%s\n", xv_error_message());
         return 1;
     }
     ctx_t c = {&ps, &opt};
@@ -82,13 +82,13 @@ int main(int argc, char **argv) {
     char path[4096];
     double t0 = xv_bench_now();
     if (xv_ckpt_save(dir, 1, &st, path, sizeof path) != XV_OK) {
-        fprintf(stderr, "%s\n", xvlm_last_error());
+        fprintf(stderr, "%s\n", xv_error_message());
         return 1;
     }
     double t_save = xv_bench_now() - t0;
     t0 = xv_bench_now();
     if (xv_ckpt_load(path, &st, NULL) != XV_OK) {
-        fprintf(stderr, "%s\n", xvlm_last_error());
+        fprintf(stderr, "%s\n", xv_error_message());
         return 1;
     }
     double t_load = xv_bench_now() - t0;

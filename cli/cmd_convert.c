@@ -14,7 +14,7 @@
 static int list(const char *path) {
     xv_tc_file *f;
     if (xv_tc_open(path, &f) != XV_OK) {
-        fprintf(stderr, "xvlm convert: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
         return 1;
     }
     size_t bytes = 0;
@@ -95,7 +95,7 @@ int xv_cmd_convert(int argc, char **argv) {
     }
     xv_convert_stats st;
     if (xv_convert_torch(in, weights, config_path, &o, &st) != XV_OK) {
-        fprintf(stderr, "xvlm convert: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
         return 1;
     }
     printf("%s: %d tensors (%zu bytes), %d buffers dropped, %d relative-position tables interpolated\n", weights,

@@ -14,7 +14,7 @@ typedef struct {
 
 /* Prints the error of a failed step; returns the exit code. */
 static int failed(const char *what) {
-    fprintf(stderr, "xvlm evaluate: %s: %s\n", what, xvlm_last_error());
+    fprintf(stderr, "xvlm evaluate: %s: %s\n", what, xv_error_message());
     return 1;
 }
 

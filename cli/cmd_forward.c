@@ -297,7 +297,7 @@ int xv_cmd_forward(int argc, char **argv) {
     xv_st_close(in);
     xv_model_free(m);
     if (st != XV_OK) {
-        fprintf(stderr, "xvlm forward: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm forward: %s\n", xv_error_message());
         return 1;
     }
     return 0;

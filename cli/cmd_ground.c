@@ -20,7 +20,7 @@ static int draw(const char *image, const char *const *texts, const xvlm_box *box
     if (st == XV_OK) st = xv_draw_boxes_png(&img, db, n, out);
     if (loaded) xv_image_free(&img);
     free(db);
-    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
     return st == XV_OK ? 0 : 1;
 }
 
@@ -76,7 +76,7 @@ int xv_cmd_ground(int argc, char **argv) {
     for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
     if (st == XV_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
     int rc = st == XV_OK ? 0 : 1;
-    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
     if (rc == 0) {
         int w, h;
         xvlm_images_size(im, 0, &w, &h);

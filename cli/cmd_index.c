@@ -96,7 +96,7 @@ int xv_cmd_index(int argc, char **argv) {
     ip.tokens = !strcmp(tokens, "none") ? XVLM_TOKENS_NONE : !strcmp(tokens, "f32") ? XVLM_TOKENS_F32 : XVLM_TOKENS_F16;
     xv_cli_image_list list;
     if (xv_cli_image_list_read(images, &list) != XV_OK) {
-        fprintf(stderr, "xvlm index: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm index: %s\n", xv_error_message());
         return 1;
     }
     if (list.n == 0) {
@@ -116,10 +116,10 @@ int xv_cmd_index(int argc, char **argv) {
     ip.user = &ps;
     xvlm_index_stats stats;
     double t0 = xv_monotonic_seconds();
-    xv_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
-    if (st == XV_OK && stats.indexed == 0) {
+    xvlm_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
+    if (st == XVLM_OK && stats.indexed == 0) {
         fprintf(stderr, "xvlm index: none of the %lld images could be read\n", (long long)stats.total);
-    } else if (st == XV_OK) {
+    } else if (st == XVLM_OK) {
         struct stat sb;
         double mib = stat(out, &sb) == 0 ? (double)sb.st_size / (1 << 20) : 0;
         printf("indexed %lld images into %s (%.1f MiB): encoded %lld, reused %lld from an interrupted run, "
@@ -127,10 +127,10 @@ int xv_cmd_index(int argc, char **argv) {
                (long long)stats.indexed, out, mib, (long long)stats.encoded, (long long)stats.reused,
                (long long)stats.skipped, xv_monotonic_seconds() - t0);
     } else {
-        fprintf(stderr, "%sxvlm index: %s\n", ps.tty ? "\n" : "", xvlm_last_error());
+        fprintf(stderr, "%sxvlm index: %s\n", ps.tty ? "\n" : "", xv_error_message());
     }
     xv_cli_image_list_free(&list);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
-    return st == XV_OK && stats.indexed > 0 ? 0 : 1;
+    return st == XVLM_OK && stats.indexed > 0 ? 0 : 1;
 }

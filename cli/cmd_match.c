@@ -51,13 +51,13 @@ int xv_cmd_match(int argc, char **argv) {
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
     const bool out_of_memory = !(pairs && logit && prob && sim);
-    xv_status st = out_of_memory ? XV_ERR_NOMEM : XV_OK;
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
-    for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XV_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
-    if (st == XV_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
-    if (st == XV_OK) {
+    xvlm_status st = out_of_memory ? XVLM_ERR_NOMEM : XVLM_OK;
+    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
+    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
+    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
+    if (st == XVLM_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
+    if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
+    if (st == XVLM_OK) {
         int w, h;
         xvlm_images_size(im, 0, &w, &h);
         if (json) {
@@ -96,5 +96,5 @@ int xv_cmd_match(int argc, char **argv) {
     free(texts);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
-    return st == XV_OK ? 0 : 1;
+    return st == XVLM_OK ? 0 : 1;
 }

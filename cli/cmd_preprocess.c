@@ -75,7 +75,7 @@ int xv_cmd_preprocess(int argc, char **argv) {
     free(tensor);
     free(images);
     if (s != XV_OK) {
-        fprintf(stderr, "xvlm preprocess: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm preprocess: %s\n", xv_error_message());
         return 1;
     }
     printf("wrote %d image%s at %dx%d to %s\n", n, n == 1 ? "" : "s", res, res, out);

@@ -67,7 +67,7 @@ int xv_cmd_pretrain(int argc, char **argv) {
     cairo_debug_reset_static_data();
     FcFini();
     if (st != XV_OK) {
-        fprintf(stderr, "xvlm pretrain: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm pretrain: %s\n", xv_error_message());
         return 1;
     }
     fprintf(stderr, "%s at step %lld of %lld (%lld updates, %lld skipped) in %.1f s; outputs in %s\n",

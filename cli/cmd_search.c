@@ -16,7 +16,7 @@ typedef struct {
 } search_opts;
 
 /* Record this command's error (printed instead of xvlm_last_error()). */
-__attribute__((format(printf, 3, 4))) static xv_status problem(search_opts *o, xv_status code, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static xvlm_status problem(search_opts *o, xvlm_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(o->problem, sizeof o->problem, fmt, ap);
@@ -67,49 +67,49 @@ static void clamp_k(search_opts *o, int64_t n, const char *what) {
     }
 }
 
-static xv_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts *o) {
+static xvlm_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts *o) {
     xvlm_images *gallery = NULL;
     xvlm_texts *q = NULL;
     xvlm_hit *hits = NULL;
     int n = 0;
-    xv_status st = xvlm_index_open(m, o->index, &gallery);
-    if (st == XV_OK && xvlm_images_count(gallery) == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: the index is empty", o->index);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
-    if (st == XV_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
+    xvlm_status st = xvlm_index_open(m, o->index, &gallery);
+    if (st == XVLM_OK && xvlm_images_count(gallery) == 0) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: the index is empty", o->index);
+    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
+    if (st == XVLM_OK && o->rerank > 0 && !xvlm_images_has_tokens(gallery))
         fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
                         "candidates are re-encoded from their files (use --rerank 0 for ITC only)\n",
                 o->rerank);
-    if (st == XV_OK) {
+    if (st == XVLM_OK) {
         clamp_k(o, xvlm_images_count(gallery), "index");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XVLM_ERR_NOMEM, "out of memory");
     }
-    if (st == XV_OK) print_results(o, hits, n, gallery, NULL, o->text);
+    if (st == XVLM_OK) print_results(o, hits, n, gallery, NULL, o->text);
     free(hits);
     xvlm_texts_free(q);
     xvlm_images_free(gallery);
     return st;
 }
 
-static xv_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
+static xvlm_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
     xv_cli_image_list lines = {0};
     xvlm_images *q = NULL;
     xvlm_texts *gallery = NULL;
     xvlm_hit *hits = NULL;
     int n = 0;
-    xv_status st = xv_cli_read_lines(o->texts, &lines);
-    if (st == XV_OK && lines.n == 0) st = problem(o, XV_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
-    if (st == XV_OK && lines.n > INT32_MAX) st = problem(o, XV_ERR_INVALID_ARG, "%s: too many texts", o->texts);
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
-    if (st == XV_OK) {
+    xvlm_status st = (xvlm_status)xv_cli_read_lines(o->texts, &lines); /* same codes, static-asserted in api/public.c */
+    if (st == XVLM_OK && lines.n == 0) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
+    if (st == XVLM_OK && lines.n > INT32_MAX) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: too many texts", o->texts);
+    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
+    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
+    if (st == XVLM_OK) {
         clamp_k(o, lines.n, "text list");
         hits = calloc((size_t)o->k, sizeof *hits);
         xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XV_ERR_NOMEM, "out of memory");
+        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XVLM_ERR_NOMEM, "out of memory");
     }
-    if (st == XV_OK) print_results(o, hits, n, NULL, gallery, o->image);
+    if (st == XVLM_OK) print_results(o, hits, n, NULL, gallery, o->image);
     free(hits);
     xvlm_images_free(q);
     xvlm_texts_free(gallery);
@@ -159,9 +159,9 @@ int xv_cmd_search(int argc, char **argv) {
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("search", &mo, &m, &ctx)) return 1;
-    xv_status st = t2i ? text_to_images(ctx, m, &o) : image_to_texts(ctx, &o);
-    if (st != XV_OK) fprintf(stderr, "xvlm search: %s\n", o.problem[0] ? o.problem : xvlm_last_error());
+    xvlm_status st = t2i ? text_to_images(ctx, m, &o) : image_to_texts(ctx, &o);
+    if (st != XVLM_OK) fprintf(stderr, "xvlm search: %s\n", o.problem[0] ? o.problem : xvlm_last_error());
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
-    return st == XV_OK ? 0 : 1;
+    return st == XVLM_OK ? 0 : 1;
 }

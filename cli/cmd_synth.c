@@ -71,7 +71,7 @@ int xv_cmd_synth(int argc, char **argv) {
                                   XV_SYNTH_MAX_OBJECTS, objects);
     if (vocab_out) {
         if (xv_synth_write_vocab(vocab_out) != XV_OK) {
-            fprintf(stderr, "xvlm synth: %s\n", xvlm_last_error());
+            fprintf(stderr, "xvlm synth: %s\n", xv_error_message());
             return 1;
         }
         if (!out) return 0;
@@ -80,7 +80,7 @@ int xv_cmd_synth(int argc, char **argv) {
     if (p.threads > 0) xvlm_set_threads(p.threads);
     xv_synth_stats st;
     if (xv_synth_generate(&p, out, &st) != XV_OK) {
-        fprintf(stderr, "xvlm synth: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm synth: %s\n", xv_error_message());
         return 1;
     }
     fprintf(stderr,

@@ -32,7 +32,7 @@ static char *hex_of(const char *s, size_t n) {
     return h;
 }
 
-/* Builds the output object for one input text; NULL with xvlm_last_error() set
+/* Builds the output object for one input text; NULL with xv_error_message() set
  * when the text cannot be processed (invalid UTF-8). */
 static cJSON *process_text(const xv_tokenizer *t, const char *text, int max_words, int max_tokens) {
     size_t len = strlen(text);
@@ -143,7 +143,7 @@ int xv_cmd_tokenize(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     xv_tokenizer *t;
     if (xv_tokenizer_load(vocab, &t) != XV_OK) {
-        fprintf(stderr, "xvlm tokenize: %s\n", xvlm_last_error());
+        fprintf(stderr, "xvlm tokenize: %s\n", xv_error_message());
         return 1;
     }
     int failed = 0;
@@ -173,7 +173,7 @@ int xv_cmd_tokenize(int argc, char **argv) {
         }
         cJSON *o = process_text(t, text->valuestring, max_words, max_tokens);
         if (!o) {
-            line_error(line_no, xvlm_last_error());
+            line_error(line_no, xv_error_message());
             failed = 1;
         } else {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(in, "id");

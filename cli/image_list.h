@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     char **paths;

@@ -9,8 +9,8 @@ int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **
     xvlm_set_threads(o->threads);
     *m = NULL;
     *ctx = NULL;
-    if (xvlm_model_load(o->model, &o->params, m) != XV_OK || xvlm_ctx_new(*m, ctx) != XV_OK) {
-        fprintf(stderr, "xvlm %s: %s\n", cmd, xvlm_last_error());
+    if (xvlm_model_load(o->model, &o->params, m) != XVLM_OK || xvlm_ctx_new(*m, ctx) != XVLM_OK) {
+        fprintf(stderr, "xvlm %s: %s\n", cmd, xv_error_message());
         xvlm_model_free(*m);
         *m = NULL;
         return 1;

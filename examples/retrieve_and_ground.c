@@ -26,23 +26,23 @@ int main(int argc, char **argv) {
     /* 1. Load the model once; one context per thread that runs it. */
     xvlm_model *model = NULL;
     xvlm_ctx *ctx = NULL;
-    if (xvlm_model_load(argv[1], NULL, &model) != XV_OK) return fail("loading the model");
-    if (xvlm_ctx_new(model, &ctx) != XV_OK) return fail("creating a context");
+    if (xvlm_model_load(argv[1], NULL, &model) != XVLM_OK) return fail("loading the model");
+    if (xvlm_ctx_new(model, &ctx) != XVLM_OK) return fail("creating a context");
 
     /* 2. Encode the images (keeping their vision tokens for re-ranking and
      *    grounding) and the query. */
     xvlm_images *gallery = NULL;
     xvlm_texts *text = NULL;
     xvlm_image_params ip = xvlm_image_params_default();
-    if (xvlm_encode_image_files(ctx, images, n_images, &ip, &gallery) != XV_OK) return fail("encoding the images");
-    if (xvlm_encode_texts(ctx, &query, 1, NULL, &text) != XV_OK) return fail("encoding the query");
+    if (xvlm_encode_image_files(ctx, images, n_images, &ip, &gallery) != XVLM_OK) return fail("encoding the images");
+    if (xvlm_encode_texts(ctx, &query, 1, NULL, &text) != XVLM_OK) return fail("encoding the query");
 
     /* 3. Search: ITC similarity for all, ITM re-rank of the best ones. */
     xvlm_search_params sp = xvlm_search_params_default();
     sp.k = n_images < 5 ? n_images : 5;
     xvlm_hit hits[5];
     int n_hits = 0;
-    if (xvlm_search_images(ctx, gallery, text, 0, &sp, hits, &n_hits) != XV_OK) return fail("searching");
+    if (xvlm_search_images(ctx, gallery, text, 0, &sp, hits, &n_hits) != XVLM_OK) return fail("searching");
     printf("query: %s\n", query);
     for (int i = 0; i < n_hits; i++)
         printf("%d. %s  itm %.4f (logit %.4f)  itc %.4f\n", i + 1, xvlm_images_path(gallery, hits[i].index),
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     /* 4. Ground the query in the best image. */
     xvlm_pair pair = {.image = hits[0].index, .text = 0};
     xvlm_box box;
-    if (xvlm_ground(ctx, gallery, text, &pair, 1, &box) != XV_OK) return fail("grounding");
+    if (xvlm_ground(ctx, gallery, text, &pair, 1, &box) != XVLM_OK) return fail("grounding");
     int w, h;
     xvlm_images_size(gallery, pair.image, &w, &h);
     printf("box in %s (%dx%d): x %.1f y %.1f width %.1f height %.1f\n", xvlm_images_path(gallery, pair.image), w, h,

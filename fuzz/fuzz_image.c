@@ -21,7 +21,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     xv_image im;
     if (xv_image_decode_capped(data, size, "fuzz-input", FUZZ_MAX_PIXELS, &im) != XV_OK) {
-        if (!strstr(xvlm_last_error(), "fuzz-input")) abort(); /* errors must name the input */
+        if (!strstr(xv_error_message(), "fuzz-input")) abort(); /* errors must name the input */
         return 0;
     }
     xv_image small, tall;

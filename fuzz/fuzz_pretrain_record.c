@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     xv_rng_seed(&rng, size);
     xv_pretrain_counters count = {0};
     int budget = 0; /* silent */
-    xv_sample_ctx c = {.sh = &sh, .rng = &rng, .count = &count, .warn_budget = &budget, .label = "fuzz"};
+    xv_sampler c = {.sh = &sh, .rng = &rng, .count = &count, .warn_budget = &budget, .label = "fuzz"};
     xv_jsonl_where w = {.path = "fuzz", .line = 1};
 
     static float image[3 * RES * RES];

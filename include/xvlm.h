@@ -1,11 +1,35 @@
 /* xvlm — X-VLM (multi-grained vision-language model) in C. Public API.
  *
- * Conventions: every fallible call returns an xv_status; on failure
- * xvlm_last_error() describes what went wrong (file, key, expected/actual).
- * The library never exits on bad input. */
+ * Conventions: every public name starts with xvlm_ / XVLM_. Every fallible
+ * call returns an xvlm_status; on failure xvlm_last_error() describes what
+ * went wrong (file, key, expected/actual). The library never exits on bad
+ * input.
+ *
+ * Basic use (compiles pasted into a main(); examples/retrieve_and_ground.c
+ * does more):
+ *
+ *     xvlm_model *model = NULL;
+ *     xvlm_ctx *ctx = NULL;
+ *     xvlm_images *im = NULL;
+ *     xvlm_texts *tx = NULL;
+ *     const char *image = "dog.jpg", *text = "a dog on a sofa";
+ *     xvlm_status st = xvlm_model_load("model/", NULL, &model);
+ *     if (st == XVLM_OK) st = xvlm_ctx_new(model, &ctx);
+ *     if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
+ *     if (st == XVLM_OK) st = xvlm_encode_texts(ctx, &text, 1, NULL, &tx);
+ *     float sim = 0;
+ *     if (st == XVLM_OK) st = xvlm_similarity(im, tx, &sim);
+ *     if (st == XVLM_OK) printf("ITC similarity %.4f\n", sim);
+ *     else fprintf(stderr, "%s: %s\n", xvlm_status_name(st), xvlm_last_error());
+ *     xvlm_texts_free(tx);
+ *     xvlm_images_free(im);
+ *     xvlm_ctx_free(ctx);
+ *     xvlm_model_free(model);
+ */
 #ifndef XVLM_H
 #define XVLM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,21 +43,21 @@ extern "C" {
 #define XVLM_VERSION_STRING "0.1.0"
 
 typedef enum {
-    XV_OK = 0,
-    XV_ERR_INVALID_ARG = 1, /* a caller passed something out of contract */
-    XV_ERR_IO = 2,          /* open/read/write/mmap failed */
-    XV_ERR_FORMAT = 3,      /* a file's content is malformed or hostile */
-    XV_ERR_SHAPE = 4,       /* tensor shapes do not fit together */
-    XV_ERR_NOMEM = 5,       /* an allocation failed or a limit was hit */
-    XV_ERR_MISSING = 6,     /* a required key/tensor/file is absent */
-    XV_ERR_UNSUPPORTED = 7, /* valid input that this build cannot handle */
-    XV_ERR_NUMERIC = 8,     /* NaN/Inf where a finite value is required */
-    XV_ERR_INTERNAL = 9
-} xv_status;
+    XVLM_OK = 0,
+    XVLM_ERR_INVALID_ARG = 1, /* a caller passed something out of contract */
+    XVLM_ERR_IO = 2,          /* open/read/write/mmap failed */
+    XVLM_ERR_FORMAT = 3,      /* a file's content is malformed or hostile */
+    XVLM_ERR_SHAPE = 4,       /* tensor shapes do not fit together */
+    XVLM_ERR_NOMEM = 5,       /* an allocation failed or a limit was hit */
+    XVLM_ERR_MISSING = 6,     /* a required key/tensor/file is absent */
+    XVLM_ERR_UNSUPPORTED = 7, /* valid input that this build cannot handle */
+    XVLM_ERR_NUMERIC = 8,     /* NaN/Inf where a finite value is required */
+    XVLM_ERR_INTERNAL = 9
+} xvlm_status;
 
 /* The message of the last failing call on this thread ("" if none). */
 const char *xvlm_last_error(void);
-const char *xvlm_status_name(xv_status s);
+const char *xvlm_status_name(xvlm_status s);
 const char *xvlm_version(void);
 
 /* Threads used by xvlm (OpenMP and BLAS together, no oversubscription).
@@ -70,7 +94,7 @@ typedef struct {
     const char *vocab_path; /* NULL: vocab.txt in the model folder, or beside the .th file */
     int image_res;          /* .th only: input pixels when the checkpoint does not say (0: inferred) */
     int text_heads;         /* .th only: BERT attention heads (0: hidden size / 64) */
-    int copy_weights;       /* 0: weights stay in the read-only file mapping (less memory) */
+    bool copy_weights;      /* false: weights stay in the read-only file mapping (less memory) */
 } xvlm_model_params;
 xvlm_model_params xvlm_model_params_default(void);
 
@@ -80,7 +104,7 @@ xvlm_model_params xvlm_model_params_default(void);
  * else $XDG_CACHE_HOME/xvlm, else ~/.cache/xvlm; keyed by the file's path, size,
  * modification time and image_res / text_heads) and loaded from there. Refuses a model without
  * vocab.txt, and a vocabulary larger than the model's embeddings. */
-xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out);
+xvlm_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out);
 void xvlm_model_free(xvlm_model *m);
 
 typedef struct {
@@ -89,18 +113,18 @@ typedef struct {
     int image_tokens; /* 1 + patches: the vision tokens kept per image */
     int vision_width; /* channels of a vision token */
     int max_positions;/* longest text the text encoder accepts, in tokens */
-    int has_itc, has_itm, has_bbox;
+    bool has_itc, has_itm, has_bbox;
     char id[17];      /* 16 hex digits hashing config + weights: names the model in indexes */
 } xvlm_model_info;
 void xvlm_model_get_info(const xvlm_model *m, xvlm_model_info *out);
 
-xv_status xvlm_ctx_new(const xvlm_model *m, xvlm_ctx **out);
+xvlm_status xvlm_ctx_new(const xvlm_model *m, xvlm_ctx **out);
 void xvlm_ctx_free(xvlm_ctx *ctx);
 
 /* ---- images ---- */
 typedef struct {
-    int keep_tokens; /* keep the vision tokens [image_tokens, vision_width] of every image:
-                        needed by xvlm_itm, xvlm_ground and ITM re-ranking (default 1) */
+    bool keep_tokens; /* keep the vision tokens [image_tokens, vision_width] of every image:
+                         needed by xvlm_itm, xvlm_ground and ITM re-ranking (default true) */
     int batch;       /* images per encoder pass (default 8) */
 } xvlm_image_params;
 xvlm_image_params xvlm_image_params_default(void);
@@ -115,19 +139,19 @@ typedef struct {
 
 /* Decode (JPEG/PNG) and encode n files; fails on the first unreadable one,
  * naming it. The set remembers each path and original size. */
-xv_status xvlm_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
+xvlm_status xvlm_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
                                   xvlm_images **out);
-xv_status xvlm_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
+xvlm_status xvlm_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
                                  xvlm_images **out);
 /* Already preprocessed input: n normalised float images [n, 3, R, R] with R the
  * model's image_res (original sizes are taken as R x R). */
-xv_status xvlm_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
+xvlm_status xvlm_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
                                     xvlm_images **out);
 void xvlm_images_free(xvlm_images *im);
 int64_t xvlm_images_count(const xvlm_images *im);
 /* Normalised ITC features [count, embed_dim], row i = image i. */
 const float *xvlm_images_features(const xvlm_images *im);
-int xvlm_images_has_tokens(const xvlm_images *im);
+bool xvlm_images_has_tokens(const xvlm_images *im);
 /* The file image i came from (NULL if it came from memory) and its size. */
 const char *xvlm_images_path(const xvlm_images *im, int64_t i);
 void xvlm_images_size(const xvlm_images *im, int64_t i, int *width, int *height);
@@ -141,7 +165,7 @@ typedef struct {
 xvlm_text_params xvlm_text_params_default(void);
 
 /* A text that is empty after cleaning (pre_caption) is refused, naming it. */
-xv_status xvlm_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *p,
+xvlm_status xvlm_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *p,
                             xvlm_texts **out);
 void xvlm_texts_free(xvlm_texts *tx);
 int64_t xvlm_texts_count(const xvlm_texts *tx);
@@ -151,7 +175,7 @@ const char *xvlm_texts_text(const xvlm_texts *tx, int64_t i);
 
 /* ---- scores ---- */
 /* ITC cosine similarities sim[i·n_texts + t] = image i · text t (no temperature). */
-xv_status xvlm_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim);
+xvlm_status xvlm_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim);
 
 typedef struct {
     int64_t image, text;
@@ -161,7 +185,7 @@ typedef struct {
  * all vision tokens visible, itm_head on [CLS]. logit = the raw class-1 logit
  * (Retrieval.py's re-rank score), prob = softmax(logits)[1]. Either output may
  * be NULL. Needs images encoded with keep_tokens. */
-xv_status xvlm_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+xvlm_status xvlm_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
                    float *logit, float *prob);
 
 typedef struct {
@@ -172,7 +196,7 @@ typedef struct {
 
 /* The box each text describes in its image (bbox_head on the fusion [CLS]
  * with the full image). Needs a model with bbox_head and keep_tokens. */
-xv_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+xvlm_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
                       xvlm_box *out);
 
 /* ---- search ---- */
@@ -189,7 +213,7 @@ typedef struct {
     float itc;       /* ITC cosine similarity */
     float itm_logit; /* NAN when not re-ranked */
     float itm_prob;  /* NAN when not re-ranked */
-    int reranked;
+    bool reranked;
 } xvlm_hit;
 
 /* Text query -> images: the ITC top max(k, rerank) of the gallery by one
@@ -198,10 +222,10 @@ typedef struct {
  * written (fewer when the gallery is smaller). A gallery without vision
  * tokens (an index built without them) re-encodes its re-ranked images from
  * their files. */
-xv_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
+xvlm_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
                              const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
 /* Image query -> texts, the same way (the query image needs its tokens). */
-xv_status xvlm_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
+xvlm_status xvlm_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
                             const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
 
 /* ---- image indexes on disk (safetensors) ---- */
@@ -213,10 +237,10 @@ typedef enum {
 
 /* Write a set (features, sizes, paths, optionally tokens) to `path`
  * atomically, stamped with the model id. */
-xv_status xvlm_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens);
+xvlm_status xvlm_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens);
 /* Map an index read-only (features are used in place). Refuses an index made
  * by another model (different id), naming both. */
-xv_status xvlm_index_open(const xvlm_model *m, const char *path, xvlm_images **out);
+xvlm_status xvlm_index_open(const xvlm_model *m, const char *path, xvlm_images **out);
 
 typedef struct {
     int batch;          /* images per encoder pass and per chunk file (default 16) */
@@ -245,7 +269,7 @@ typedef struct {
  * re-encoding them (same paths, model and tokens setting required). When all
  * are done the chunks are joined into `path` (atomically) and the parts
  * folder removed. */
-xv_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
+xvlm_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
                            const xvlm_index_params *p, xvlm_index_stats *stats);
 
 #ifdef __cplusplus

@@ -50,7 +50,7 @@ static int evaluate(xv_fd_fn f, void *ctx, const xv_fd_input *in, int n, float *
     }
     xv_tensor *y = f(g, leaves, ctx);
     if (!y) {
-        fprintf(stderr, "fd: forward failed: %s\n", xvlm_last_error());
+        fprintf(stderr, "fd: forward failed: %s\n", xv_error_message());
         xv_graph_free(g);
         return -1;
     }
@@ -64,7 +64,7 @@ static int evaluate(xv_fd_fn f, void *ctx, const xv_fd_input *in, int n, float *
     *L = s;
     if (grads) {
         if (xv_backward_with(g, y, r) != XV_OK) {
-            fprintf(stderr, "fd: backward failed: %s\n", xvlm_last_error());
+            fprintf(stderr, "fd: backward failed: %s\n", xv_error_message());
             xv_graph_free(g);
             return -1;
         }
@@ -105,7 +105,7 @@ int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *in, 
         for (int i = 0; i < n; i++) leaves[i] = xv_tensor_wrap_f32(g, vals[i], in[i].shape, in[i].ndim);
         xv_tensor *y = f(g, leaves, ctx);
         if (!y) {
-            fprintf(stderr, "FAIL %s: forward failed: %s\n", name, xvlm_last_error());
+            fprintf(stderr, "FAIL %s: forward failed: %s\n", name, xv_error_message());
             xv_graph_free(g);
             bad = 1;
             goto done;
@@ -175,7 +175,7 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
                        double tol) {
     xv_st_file *ref = NULL, *out = NULL;
     if (xv_st_open(ref_path, &ref) != XV_OK || xv_st_open(out_path, &out) != XV_OK) {
-        CHECK(0, "cannot open %s / %s: %s", ref_path, out_path, xvlm_last_error());
+        CHECK(0, "cannot open %s / %s: %s", ref_path, out_path, xv_error_message());
         xv_st_close(ref);
         return -1;
     }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "core/error.h"
 #include "data/tokenizer.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -48,6 +49,33 @@ struct xvlm_texts {
     int64_t *off;   /* [n + 1]: text i = rows off[i] .. off[i+1] */
     char **clean;   /* pre_caption output per text */
 };
+
+/* The public calls of include/xvlm.h (documented there) with the library's
+ * status: what src/api's own files, tasks/ and train/ call. The xvlm_
+ * functions (src/api/public.c) only convert the status. */
+xv_status xv_api_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out);
+xv_status xv_api_ctx_new(const xvlm_model *m, xvlm_ctx **out);
+xv_status xv_api_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
+                                    xvlm_images **out);
+xv_status xv_api_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
+                                   xvlm_images **out);
+xv_status xv_api_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
+                                      xvlm_images **out);
+xv_status xv_api_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *p,
+                              xvlm_texts **out);
+xv_status xv_api_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim);
+xv_status xv_api_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                     float *logit, float *prob);
+xv_status xv_api_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                        xvlm_box *out);
+xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
+                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
+xv_status xv_api_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
+                              const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
+xv_status xv_api_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens);
+xv_status xv_api_index_open(const xvlm_model *m, const char *path, xvlm_images **out);
+xv_status xv_api_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
+                             const xvlm_index_params *p, xvlm_index_stats *stats);
 
 /* A new empty set for n images of model mm; the tokens array only when keep. */
 xv_status xv_api_images_new(const xvlm_model *mm, int64_t n, bool keep_tokens, bool with_paths_room,

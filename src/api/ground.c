@@ -40,8 +40,8 @@ static xv_status box_head(xvlm_ctx *ctx, xv_tensor *cls, int first, void *user) 
     return XV_OK;
 }
 
-xv_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
-                      xvlm_box *out) {
+xv_status xv_api_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                        xvlm_box *out) {
     XV_TRY(xv_api_check_pairs(ctx, im, tx, pairs, n, "xvlm_ground"));
     if (!out && n > 0) return xv_error(XV_ERR_INVALID_ARG, "xvlm_ground: out is NULL");
     if (!ctx->model->m->parts.bbox)

@@ -12,7 +12,7 @@
 
 #define ERRLEN 512
 
-xvlm_image_params xvlm_image_params_default(void) { return (xvlm_image_params){.keep_tokens = 1, .batch = 8}; }
+xvlm_image_params xvlm_image_params_default(void) { return (xvlm_image_params){.keep_tokens = true, .batch = 8}; }
 
 xv_status xv_api_images_own(xvlm_images *im, void *p) {
     if (!p) return xv_error(XV_ERR_NOMEM, "out of memory for encoded images");
@@ -76,7 +76,7 @@ void xvlm_images_free(xvlm_images *im) {
 
 int64_t xvlm_images_count(const xvlm_images *im) { return im ? im->n : 0; }
 const float *xvlm_images_features(const xvlm_images *im) { return im ? im->feat : NULL; }
-int xvlm_images_has_tokens(const xvlm_images *im) { return im && im->tok_kind != XVLM_TOKENS_NONE; }
+bool xvlm_images_has_tokens(const xvlm_images *im) { return im && im->tok_kind != XVLM_TOKENS_NONE; }
 
 const char *xvlm_images_path(const xvlm_images *im, int64_t i) {
     if (!im || i < 0 || i >= im->n || !im->path_blob || !im->path_off || im->path_off[i] < 0) return NULL;
@@ -235,20 +235,20 @@ static xv_status encode(xvlm_ctx *ctx, const image_source *s, int n, const xvlm_
     return XV_OK;
 }
 
-xv_status xvlm_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
-                                  xvlm_images **out) {
+xv_status xv_api_encode_image_files(xvlm_ctx *ctx, const char *const *paths, int n, const xvlm_image_params *p,
+                                    xvlm_images **out) {
     image_source s = {.kind = SRC_FILES, .paths = paths};
     return encode(ctx, &s, n, p, out);
 }
 
-xv_status xvlm_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
-                                 xvlm_images **out) {
+xv_status xv_api_encode_images_rgb(xvlm_ctx *ctx, const xvlm_rgb *images, int n, const xvlm_image_params *p,
+                                   xvlm_images **out) {
     image_source s = {.kind = SRC_RGB, .rgb = images};
     return encode(ctx, &s, n, p, out);
 }
 
-xv_status xvlm_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
-                                    xvlm_images **out) {
+xv_status xv_api_encode_images_tensor(xvlm_ctx *ctx, const float *pixels, int n, const xvlm_image_params *p,
+                                      xvlm_images **out) {
     image_source s = {.kind = SRC_TENSOR, .pixels = pixels};
     return encode(ctx, &s, n, p, out);
 }

@@ -104,7 +104,7 @@ static xv_status resume(const xvlm_model *mm, build_state *s, int64_t n) {
         chunk_path(s, k, path, sizeof path);
         if (access(path, F_OK) != 0) break;
         xvlm_images *c = NULL;
-        if (xvlm_index_open(mm, path, &c) != XV_OK) break; /* unreadable: redone from here */
+        if (xv_api_index_open(mm, path, &c) != XV_OK) break; /* unreadable: redone from here */
         int64_t first = meta_int(c->mapped, "xvlm.chunk_first"), count = meta_int(c->mapped, "xvlm.chunk_inputs");
         int64_t skipped = meta_int(c->mapped, "xvlm.chunk_skipped");
         int64_t got = c->n;
@@ -278,8 +278,8 @@ static void remove_parts(build_state *s) {
     rmdir(s->dir);
 }
 
-xv_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
-                           const xvlm_index_params *params, xvlm_index_stats *stats) {
+xv_status xv_api_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
+                             const xvlm_index_params *params, xvlm_index_stats *stats) {
     if (!ctx || !path || n < 0 || (n > 0 && !paths))
         return xv_error(XV_ERR_INVALID_ARG, "xvlm_index_build: bad arguments");
     for (int64_t i = 0; i < n; i++)

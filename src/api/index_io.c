@@ -77,7 +77,7 @@ xv_status xv_api_index_write(const xvlm_images *im, const char *path, xvlm_token
     return st;
 }
 
-xv_status xvlm_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens) {
+xv_status xv_api_index_save(const xvlm_images *im, const char *path, xvlm_tokens tokens) {
     return xv_api_index_write(im, path, tokens, NULL);
 }
 
@@ -170,7 +170,7 @@ static xv_status fill_from_file(const xvlm_model *mm, xv_st_file *f, xvlm_images
     return XV_OK;
 }
 
-xv_status xvlm_index_open(const xvlm_model *mm, const char *path, xvlm_images **out) {
+xv_status xv_api_index_open(const xvlm_model *mm, const char *path, xvlm_images **out) {
     if (!out) return xv_error(XV_ERR_INVALID_ARG, "xvlm_index_open: out is NULL");
     *out = NULL;
     if (!mm || !path) return xv_error(XV_ERR_INVALID_ARG, "xvlm_index_open: NULL argument");
@@ -210,7 +210,7 @@ xv_status xv_api_index_join(const xvlm_model *mm, const char *const *chunks, int
     xv_status st = parts && ptr && bytes ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     const size_t tsz = tokens == XVLM_TOKENS_F16 ? 2 : tokens == XVLM_TOKENS_F32 ? 4 : 0;
     for (int i = 0; st == XV_OK && i < n; i++) {
-        st = xvlm_index_open(mm, chunks[i], &parts[i]);
+        st = xv_api_index_open(mm, chunks[i], &parts[i]);
         if (st == XV_OK && parts[i]->tok_kind != tokens)
             st = xv_error(XV_ERR_FORMAT, "%s: chunk stores tokens as %s, the index as %s", chunks[i],
                           tokens_name(parts[i]->tok_kind), tokens_name(tokens));

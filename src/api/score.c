@@ -12,7 +12,7 @@
  * keeps the activations of X-VLM base at 384 px around 100 MB). */
 #define PAIR_BATCH 16
 
-xv_status xvlm_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim) {
+xv_status xv_api_similarity(const xvlm_images *im, const xvlm_texts *tx, float *sim) {
     if (!im || !tx || !sim) return xv_error(XV_ERR_INVALID_ARG, "xvlm_similarity: NULL argument");
     if (im->model_id != tx->model_id)
         return xv_error(XV_ERR_INVALID_ARG, "xvlm_similarity: the images and texts were encoded by different models");
@@ -97,8 +97,8 @@ static xv_status itm_scores(xvlm_ctx *ctx, xv_tensor *cls, int first, void *user
     return XV_OK;
 }
 
-xv_status xvlm_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
-                   float *logit, float *prob) {
+xv_status xv_api_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
+                     float *logit, float *prob) {
     XV_TRY(xv_api_check_pairs(ctx, im, tx, pairs, n, "xvlm_itm"));
     if (!ctx->model->m->parts.itm)
         return xv_error(XV_ERR_UNSUPPORTED, "xvlm_itm: the model has no itm_head (a grounding checkpoint?); use a "

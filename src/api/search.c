@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "api/itc_topk.h"
 #include "core/error.h"
-#include "tasks/itc_topk.h"
 
 xvlm_search_params xvlm_search_params_default(void) { return (xvlm_search_params){.k = 10, .rerank = 16}; }
 
@@ -99,13 +99,13 @@ static xv_status candidate_images(xvlm_ctx *ctx, const xvlm_images *gallery, con
     }
     xvlm_image_params ip = xvlm_image_params_default();
     ip.batch = 16;
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, paths, (int)s->rerank, &ip, fresh);
+    if (st == XV_OK) st = xv_api_encode_image_files(ctx, paths, (int)s->rerank, &ip, fresh);
     free(paths);
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "search: re-encoding a candidate for re-ranking");
 }
 
-xv_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
-                             const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
+                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
     XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
     *n_hits = 0;
     if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)
@@ -124,7 +124,7 @@ xv_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xv
         if (!pairs || !logit || !prob) st = xv_error(XV_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; st == XV_OK && i < s.rerank; i++)
             pairs[i] = (xvlm_pair){.image = fresh ? i : s.idx[i], .text = query};
-        if (st == XV_OK) st = xvlm_itm(ctx, fresh ? fresh : gallery, queries, pairs, (int)s.rerank, logit, prob);
+        if (st == XV_OK) st = xv_api_itm(ctx, fresh ? fresh : gallery, queries, pairs, (int)s.rerank, logit, prob);
     }
     if (st == XV_OK) st = finish(&s, logit, prob, p, hits, n_hits);
     xvlm_images_free(fresh);
@@ -135,8 +135,8 @@ xv_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xv
     return st;
 }
 
-xv_status xvlm_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
-                            const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+xv_status xv_api_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
+                              const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
     XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
     *n_hits = 0;
     if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)
@@ -152,7 +152,7 @@ xv_status xvlm_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm
         prob = malloc(sizeof *prob * (size_t)s.rerank);
         if (!pairs || !logit || !prob) st = xv_error(XV_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; st == XV_OK && i < s.rerank; i++) pairs[i] = (xvlm_pair){.image = query, .text = s.idx[i]};
-        if (st == XV_OK) st = xvlm_itm(ctx, queries, gallery, pairs, (int)s.rerank, logit, prob);
+        if (st == XV_OK) st = xv_api_itm(ctx, queries, gallery, pairs, (int)s.rerank, logit, prob);
     }
     if (st == XV_OK) st = finish(&s, logit, prob, p, hits, n_hits);
     free(pairs);

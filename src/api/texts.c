@@ -76,8 +76,8 @@ static xv_status encode_batch(xvlm_ctx *ctx, xvlm_texts *tx, int first, int b, c
     return st;
 }
 
-xv_status xvlm_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *params,
-                            xvlm_texts **out) {
+xv_status xv_api_encode_texts(xvlm_ctx *ctx, const char *const *texts, int n, const xvlm_text_params *params,
+                              xvlm_texts **out) {
     if (!out) return xv_error(XV_ERR_INVALID_ARG, "encode texts: out is NULL");
     *out = NULL;
     if (!ctx || n < 0 || (n > 0 && !texts)) return xv_error(XV_ERR_INVALID_ARG, "encode texts: bad arguments");

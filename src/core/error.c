@@ -37,9 +37,9 @@ xv_status xv_error_wrap(xv_status code, const char *fmt, ...) {
 
 void xv_error_clear(void) { g_msg[0] = '\0'; }
 
-const char *xvlm_last_error(void) { return g_msg; }
+const char *xv_error_message(void) { return g_msg; }
 
-const char *xvlm_status_name(xv_status s) {
+const char *xv_status_name(xv_status s) {
     switch (s) {
     case XV_OK: return "ok";
     case XV_ERR_INVALID_ARG: return "invalid argument";
@@ -54,5 +54,3 @@ const char *xvlm_status_name(xv_status s) {
     }
     return "unknown status";
 }
-
-const char *xvlm_version(void) { return XVLM_VERSION_STRING; }

@@ -69,13 +69,10 @@ void xv_graph_reset(xv_graph *g);
 /* Child graph i of g: created on first use (recording off, eval mode), kept
  * with its memory across resets of either graph, freed with g, so repeated
  * inference forwards on one graph reuse memory that is already mapped instead
- * of faulting in fresh pages. Children XV_CHILD_RELAY0/1 are the inference
- * relay's scratch graphs (nn/relay.h); XV_CHILD_WORKER0 + t is worker t of an
- * inference batch split (nn/batch_split.h). Not thread-safe: create children
- * before handing them to threads. NULL (error set) when out of memory. */
-#define XV_MAX_WORKERS 64
-enum { XV_CHILD_RELAY0 = 0, XV_CHILD_RELAY1 = 1, XV_CHILD_WORKER0 = 2 };
-#define XV_GRAPH_CHILDREN (XV_CHILD_WORKER0 + XV_MAX_WORKERS)
+ * of faulting in fresh pages. What each slot is for is decided above core
+ * (nn/child_graphs.h). Not thread-safe: create children before handing them
+ * to threads. NULL (error set) when out of memory. */
+#define XV_GRAPH_CHILDREN 66
 xv_graph *xv_graph_child(xv_graph *g, int i);
 
 /* Recording for backward (default on). Off = inference: no tape, no saved state. */

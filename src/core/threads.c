@@ -3,17 +3,17 @@
  * single-threaded instead of oversubscribing the cores. */
 #include <omp.h>
 
-#include "xvlm.h"
+#include "core/threads.h"
 
 void openblas_set_num_threads(int num_threads);
 
 static int g_threads = 0;
 
-void xvlm_set_threads(int n) {
+void xv_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     g_threads = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
 
-int xvlm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+int xv_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }

@@ -32,16 +32,16 @@ typedef struct {
     char message[JMSG_LENGTH_MAX + 64];
     uint8_t *row; /* scratch row (gray/CMYK) */
     xv_image image;
-} jpeg_ctx;
+} jpeg_decoder;
 
 static void on_error_exit(j_common_ptr cinfo) {
-    jpeg_ctx *c = (jpeg_ctx *)cinfo->err;
+    jpeg_decoder *c = (jpeg_decoder *)cinfo->err;
     (*cinfo->err->format_message)(cinfo, c->message);
     longjmp(c->jump, 1);
 }
 
 static void on_emit_message(j_common_ptr cinfo, int level) {
-    jpeg_ctx *c = (jpeg_ctx *)cinfo->err;
+    jpeg_decoder *c = (jpeg_decoder *)cinfo->err;
     if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
         snprintf(c->message, sizeof c->message, "truncated file (premature end of JPEG data)");
         longjmp(c->jump, 1);
@@ -51,7 +51,7 @@ static void on_emit_message(j_common_ptr cinfo, int level) {
 static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
 static void on_progress(j_common_ptr cinfo) {
-    jpeg_ctx *c = (jpeg_ctx *)cinfo->err;
+    jpeg_decoder *c = (jpeg_decoder *)cinfo->err;
     if (cinfo->is_decompressor && ((j_decompress_ptr)cinfo)->input_scan_number > JPEG_MAX_SCANS) {
         snprintf(c->message, sizeof c->message, "more than %d scans (refused as hostile)", JPEG_MAX_SCANS);
         longjmp(c->jump, 1);
@@ -74,7 +74,7 @@ static void cmyk_row_to_rgb(const uint8_t *in, uint8_t *out, int width) {
     }
 }
 
-static void ctx_free(jpeg_ctx *c) {
+static void decoder_free(jpeg_decoder *c) {
     jpeg_destroy_decompress(&c->cinfo);
     free(c->row);
     xv_image_free(&c->image);
@@ -83,7 +83,7 @@ static void ctx_free(jpeg_ctx *c) {
 
 xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels,
                                xv_image *out) {
-    jpeg_ctx *c = calloc(1, sizeof *c);
+    jpeg_decoder *c = calloc(1, sizeof *c);
     if (!c) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     struct jpeg_decompress_struct *cinfo = &c->cinfo;
     cinfo->err = jpeg_std_error(&c->mgr);
@@ -92,7 +92,7 @@ xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label
     c->mgr.output_message = on_output_message;
     if (setjmp(c->jump)) {
         xv_status s = xv_error(XV_ERR_FORMAT, "%s: JPEG: %s", label, c->message);
-        ctx_free(c);
+        decoder_free(c);
         return s;
     }
     jpeg_create_decompress(cinfo);
@@ -115,7 +115,7 @@ xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label
         st = xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     }
     if (st != XV_OK) {
-        ctx_free(c);
+        decoder_free(c);
         return st;
     }
     /* CMYK and YCCK files both come out as CMYK. */
@@ -135,6 +135,6 @@ xv_status xv_image_decode_jpeg(const uint8_t *buf, size_t len, const char *label
      * (a missing EOI, trailing junk) does not change the image. */
     *out = c->image;
     c->image.rgb = NULL;
-    ctx_free(c);
+    decoder_free(c);
     return XV_OK;
 }

@@ -24,10 +24,10 @@ typedef struct {
     uint8_t *raw; /* one stored row, or the whole stored image when interlaced */
     xv_image image;
     uint8_t palette[256][3];
-} png_ctx;
+} png_decoder;
 
 static void on_error(png_structp png, png_const_charp msg) {
-    png_ctx *c = png_get_error_ptr(png);
+    png_decoder *c = png_get_error_ptr(png);
     snprintf(c->message, sizeof c->message, "%s", msg);
     png_longjmp(png, 1);
 }
@@ -38,14 +38,14 @@ static void on_warning(png_structp png, png_const_charp msg) {
 }
 
 static void on_read(png_structp png, png_bytep out, size_t n) {
-    png_ctx *c = png_get_io_ptr(png);
+    png_decoder *c = png_get_io_ptr(png);
     if (n > c->len - c->pos) png_error(png, "truncated file (unexpected end of PNG data)");
     memcpy(out, c->data + c->pos, n);
     c->pos += n;
 }
 
 /* One stored row (big-endian samples, sub-byte samples packed MSB first) to RGB. */
-static void row_to_rgb(const png_ctx *c, int color_type, int depth, const uint8_t *in, uint8_t *out, int width) {
+static void row_to_rgb(const png_decoder *c, int color_type, int depth, const uint8_t *in, uint8_t *out, int width) {
     for (int x = 0; x < width; x++, out += 3) {
         switch (color_type) {
         case PNG_COLOR_TYPE_GRAY:
@@ -86,7 +86,7 @@ static void row_to_rgb(const png_ctx *c, int color_type, int depth, const uint8_
     }
 }
 
-static void ctx_free(png_ctx *c) {
+static void decoder_free(png_decoder *c) {
     png_destroy_read_struct(&c->png, &c->info, NULL);
     free(c->raw);
     xv_image_free(&c->image);
@@ -95,19 +95,19 @@ static void ctx_free(png_ctx *c) {
 
 xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label, int64_t max_pixels,
                                xv_image *out) {
-    png_ctx *c = calloc(1, sizeof *c);
+    png_decoder *c = calloc(1, sizeof *c);
     if (!c) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     c->data = buf;
     c->len = len;
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     if (c->png) c->info = png_create_info_struct(c->png);
     if (!c->png || !c->info) {
-        ctx_free(c);
+        decoder_free(c);
         return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
     }
     if (setjmp(png_jmpbuf(c->png))) {
         xv_status s = xv_error(XV_ERR_FORMAT, "%s: PNG: %s", label, c->message);
-        ctx_free(c);
+        decoder_free(c);
         return s;
     }
     png_set_read_fn(c->png, c, on_read);
@@ -119,7 +119,7 @@ xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label,
     if (!xv_image_size_ok(w32, h32, max_pixels)) {
         xv_status s = xv_error(XV_ERR_NOMEM, "%s: PNG declares %ux%u pixels, above the limit of %lld pixels", label,
                                (unsigned)w32, (unsigned)h32, (long long)max_pixels);
-        ctx_free(c);
+        decoder_free(c);
         return s;
     }
     int w = (int)w32, h = (int)h32;
@@ -145,7 +145,7 @@ xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label,
     if (st == XV_OK && !(c->raw = calloc(raw_rows, rowbytes)))
         st = xv_error(XV_ERR_NOMEM, "%s: out of memory for %zu bytes of PNG rows", label, rowbytes * raw_rows);
     if (st != XV_OK) {
-        ctx_free(c);
+        decoder_free(c);
         return st;
     }
     if (passes > 1) {
@@ -162,6 +162,6 @@ xv_status xv_image_decode_png(const uint8_t *buf, size_t len, const char *label,
     /* No png_read_end: chunks after the image data do not change the pixels. */
     *out = c->image;
     c->image.rgb = NULL;
-    ctx_free(c);
+    decoder_free(c);
     return XV_OK;
 }

@@ -19,10 +19,10 @@ typedef struct {
     char message[JMSG_LENGTH_MAX];
     unsigned char *buf;
     unsigned long len;
-} encode_ctx;
+} jpeg_encoder;
 
 static void on_error_exit(j_common_ptr cinfo) {
-    encode_ctx *c = (encode_ctx *)cinfo->err;
+    jpeg_encoder *c = (jpeg_encoder *)cinfo->err;
     (*cinfo->err->format_message)(cinfo, c->message);
     longjmp(c->jump, 1);
 }
@@ -33,7 +33,7 @@ xv_status xv_jpeg_encode(const uint8_t *rgb, int width, int height, int quality,
     if (width <= 0 || height <= 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION)
         return xv_error(XV_ERR_INVALID_ARG, "jpeg encode: size %dx%d outside 1..%d", width, height, (int)JPEG_MAX_DIMENSION);
     if (quality < 1 || quality > 100) return xv_error(XV_ERR_INVALID_ARG, "jpeg encode: quality %d outside 1..100", quality);
-    encode_ctx *c = calloc(1, sizeof *c);
+    jpeg_encoder *c = calloc(1, sizeof *c);
     if (!c) return xv_error(XV_ERR_NOMEM, "jpeg encode: out of memory");
     c->cinfo.err = jpeg_std_error(&c->mgr);
     c->mgr.error_exit = on_error_exit;

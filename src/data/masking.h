@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     double mask_prob;      /* 0.25 */

@@ -44,7 +44,7 @@ typedef struct {
     xv_pretrain_counters count;
     int warn_budget;
     char label[48];
-    xv_sample_ctx ctx;
+    xv_sampler sampler;
     int64_t pass_epoch, pass_samples; /* guard against a shard without usable records */
     bool pass_fresh;
     xv_status fail; /* the status behind a FAILED batch */
@@ -193,7 +193,7 @@ static make_result make_image_batch(worker *w, xv_pretrain_batch *b) {
         make_result m = next_record(w, &rec, &where);
         if (m != MADE) return m;
         if (!rec) break; /* end of data */
-        xv_sample_result r = xv_sample_image_text(&w->ctx, rec, &where, b->image + (size_t)n * image_floats(c),
+        xv_sample_result r = xv_sample_image_text(&w->sampler, rec, &where, b->image + (size_t)n * image_floats(c),
                                                   batch_row(b, n));
         cJSON_Delete(rec);
         if (r == XV_SAMPLE_FATAL) return w->fail = XV_ERR_NOMEM, FAILED; /* only memory fails on any input */
@@ -231,7 +231,7 @@ static make_result make_region_batch(worker *w, xv_pretrain_batch *b) {
         xv_region_texts t = {.rows = w->st_rows, .image_atts = w->st_image_atts + (size_t)n_txt * A,
                              .target = w->st_target + (size_t)n_txt * 4, .is_image = w->st_is_image + n_txt};
         xv_sample_result r =
-            xv_sample_region(&w->ctx, rec, &where, b->image + (size_t)n_img * image_floats(c), &t);
+            xv_sample_region(&w->sampler, rec, &where, b->image + (size_t)n_img * image_floats(c), &t);
         cJSON_Delete(rec);
         if (r == XV_SAMPLE_FATAL) return w->fail = XV_ERR_NOMEM, FAILED;
         if (r != XV_SAMPLE_OK) continue;
@@ -292,7 +292,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&w->mu);
         if (m == FAILED) {
             w->err = w->fail != XV_OK ? w->fail : XV_ERR_INTERNAL;
-            snprintf(w->errmsg, sizeof w->errmsg, "%s", xvlm_last_error());
+            snprintf(w->errmsg, sizeof w->errmsg, "%s", xv_error_message());
             w->finished = true;
         } else if (slot->batch.n_images == 0) {
             w->finished = true;
@@ -453,7 +453,7 @@ xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *v, int
         l->last_worker = -1;
     } else { /* go on from where the caller was: the previous consumed states */
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s", xvlm_last_error());
+        snprintf(msg, sizeof msg, "%s", xv_error_message());
         for (int k = 0; k < l->n_workers; k++) worker_reset(&l->workers[k], &l->workers[k].consumed);
         s = xv_error(s, "pretrain data: restore refused: %s", msg);
     }
@@ -570,7 +570,7 @@ static xv_status worker_init(xv_pretrain_loader *l, int k) {
     xv_status s = xv_jsonl_open(&l->files, &shard, &o, &w->reader);
     xv_jsonl_shard_free(&shard);
     XV_TRY(s);
-    w->ctx = (xv_sample_ctx){.sh = &l->shared, .rng = &w->rng, .count = &w->count, .warn_budget = &w->warn_budget,
+    w->sampler = (xv_sampler){.sh = &l->shared, .rng = &w->rng, .count = &w->count, .warn_budget = &w->warn_budget,
                              .label = w->label};
     w->n_slots = l->cfg.prefetch + 1;
     w->slots = calloc((size_t)w->n_slots, sizeof *w->slots);
@@ -636,7 +636,7 @@ void xv_pretrain_close(xv_pretrain_loader *l) {
             for (int i = 0; w->slots && i < w->n_slots; i++) batch_free(&w->slots[i].batch);
             free(w->slots);
             staging_free(w);
-            xv_ids_free(&w->ctx.scratch);
+            xv_ids_free(&w->sampler.scratch);
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cv);
         }

@@ -69,7 +69,7 @@ static bool string_or_list(const cJSON *v) {
     return true;
 }
 
-static void warn_rec(xv_sample_ctx *c, const xv_jsonl_where *w, const char *what, int elem, const char *why) {
+static void warn_rec(xv_sampler *c, const xv_jsonl_where *w, const char *what, int elem, const char *why) {
     if (elem >= 0)
         xv_data_warn(c->warn_budget, "%s: %s:%lld: %s elem %d: %s", c->label, w->path, (long long)w->line, what, elem,
                      why);
@@ -78,7 +78,7 @@ static void warn_rec(xv_sample_ctx *c, const xv_jsonl_where *w, const char *what
 }
 
 /* Parse and check elem i; false (warned, counted) drops it. */
-static bool parse_elem(xv_sample_ctx *c, const xv_jsonl_where *w, const cJSON *it, int i, int W, int H, elem_t *e) {
+static bool parse_elem(xv_sampler *c, const xv_jsonl_where *w, const cJSON *it, int i, int W, int H, elem_t *e) {
     const cJSON *bb = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "bb") : NULL;
     double v[4];
     bool ok = cJSON_IsArray(bb) && cJSON_GetArraySize(bb) == 4;
@@ -122,7 +122,7 @@ static bool mentions_left_right(const cJSON *v) {
 }
 
 /* The official left_or_right_in_caption: the image caption and every elem caption. */
-static bool flip_allowed(const xv_sample_ctx *c, const cJSON *rec, const elem_t *es, int n) {
+static bool flip_allowed(const xv_sampler *c, const cJSON *rec, const elem_t *es, int n) {
     if (!c->sh->cfg.careful_hflip) return true;
     if (mentions_left_right(cJSON_GetObjectItemCaseSensitive(rec, c->sh->cfg.caption_key))) return false;
     for (int i = 0; i < n; i++)
@@ -131,7 +131,7 @@ static bool flip_allowed(const xv_sample_ctx *c, const cJSON *rec, const elem_t 
 }
 
 /* Encode one text into slot out->n; false (warned, counted) when it is empty. */
-static xv_sample_result add_text(xv_sample_ctx *c, const xv_jsonl_where *w, const char *text, int elem,
+static xv_sample_result add_text(xv_sampler *c, const xv_jsonl_where *w, const char *text, int elem,
                                  xv_region_texts *out) {
     const char *why = NULL;
     xv_sample_result r = xv_sample_encode_text(c, text, out->rows[out->n], &why);
@@ -142,7 +142,7 @@ static xv_sample_result add_text(xv_sample_ctx *c, const xv_jsonl_where *w, cons
     return r;
 }
 
-static xv_sample_result region_texts(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, elem_t *es, int n,
+static xv_sample_result region_texts(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, elem_t *es, int n,
                                      const xv_region_crop *crop, xv_region_texts *out) {
     const xv_sample_shared *sh = c->sh;
     int res = sh->cfg.image_res, n_atts = 1 + sh->n_patch * sh->n_patch;
@@ -208,7 +208,7 @@ static xv_sample_result region_texts(xv_sample_ctx *c, const cJSON *rec, const x
     return r;
 }
 
-xv_sample_result xv_sample_region(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
+xv_sample_result xv_sample_region(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
                                   xv_region_texts *out) {
     out->n = 0;
     xv_image im = {0};

@@ -32,7 +32,7 @@ static bool is_ascii_space(char ch) {
 /* The official `text.strip().split(' ')` then convert_tokens_to_ids, up to
  * `limit` tokens (later ones would be cut anyway). Python's strip() also
  * removes non-ASCII whitespace; pre-tokenized data has none. */
-static xv_sample_result split_pretokenized(xv_sample_ctx *c, const char *text, size_t limit, const char **why) {
+static xv_sample_result split_pretokenized(xv_sampler *c, const char *text, size_t limit, const char **why) {
     const char *b = text, *e = text + strlen(text);
     while (b < e && is_ascii_space(*b)) b++;
     while (e > b && is_ascii_space(e[-1])) e--;
@@ -58,7 +58,7 @@ static xv_sample_result split_pretokenized(xv_sample_ctx *c, const char *text, s
     return XV_SAMPLE_OK;
 }
 
-xv_sample_result xv_sample_encode_text(xv_sample_ctx *c, const char *text, xv_text_row row, const char **why) {
+xv_sample_result xv_sample_encode_text(xv_sampler *c, const char *text, xv_text_row row, const char **why) {
     const xv_pretrain_config *cfg = &c->sh->cfg;
     c->scratch.n = 0;
     if (cfg->tokenized) {
@@ -101,7 +101,7 @@ xv_sample_result xv_sample_encode_text(xv_sample_ctx *c, const char *text, xv_te
     return XV_SAMPLE_OK;
 }
 
-const char *xv_sample_pick_string(xv_sample_ctx *c, const cJSON *v) {
+const char *xv_sample_pick_string(xv_sampler *c, const cJSON *v) {
     if (cJSON_IsString(v)) return v->valuestring;
     if (!cJSON_IsArray(v)) return NULL;
     int n = cJSON_GetArraySize(v);
@@ -111,13 +111,13 @@ const char *xv_sample_pick_string(xv_sample_ctx *c, const cJSON *v) {
     return cJSON_GetArrayItem(v, (int)xv_rng_below(c->rng, (uint64_t)n))->valuestring;
 }
 
-static xv_sample_result skip_image(xv_sample_ctx *c, const xv_jsonl_where *w, int64_t *counter, const char *why) {
+static xv_sample_result skip_image(xv_sampler *c, const xv_jsonl_where *w, int64_t *counter, const char *why) {
     xv_data_warn(c->warn_budget, "%s: %s:%lld: skipped: %s", c->label, w->path, (long long)w->line, why);
     (*counter)++;
     return XV_SAMPLE_SKIP;
 }
 
-static xv_sample_result load_path(xv_sample_ctx *c, const char *rpath, const xv_jsonl_where *w, xv_image *out) {
+static xv_sample_result load_path(xv_sampler *c, const char *rpath, const xv_jsonl_where *w, xv_image *out) {
     const char *root = c->sh->cfg.image_root;
     char *path = NULL;
     if (root && root[0] && rpath[0] != '/') {
@@ -134,14 +134,14 @@ static xv_sample_result load_path(xv_sample_ctx *c, const char *rpath, const xv_
         snprintf(why, sizeof why, "image %s: %s", path, strerror(errno));
         r = skip_image(c, w, &c->count->missing_image, why);
     } else if (xv_image_load(path, out) != XV_OK) {
-        snprintf(why, sizeof why, "image: %s", xvlm_last_error());
+        snprintf(why, sizeof why, "image: %s", xv_error_message());
         r = skip_image(c, w, &c->count->corrupt_image, why);
     }
     free(path);
     return r;
 }
 
-xv_sample_result xv_sample_load_image(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, xv_image *out) {
+xv_sample_result xv_sample_load_image(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, xv_image *out) {
     const char *key = c->sh->cfg.image_key;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
     char why[1024];
@@ -161,13 +161,13 @@ xv_sample_result xv_sample_load_image(xv_sample_ctx *c, const cJSON *rec, const 
         free(bytes);
     }
     if (s != XV_OK) {
-        snprintf(why, sizeof why, "image: %s", xvlm_last_error());
+        snprintf(why, sizeof why, "image: %s", xv_error_message());
         return skip_image(c, w, &c->count->corrupt_image, why);
     }
     return XV_SAMPLE_OK;
 }
 
-xv_sample_result xv_sample_image_text(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
+xv_sample_result xv_sample_image_text(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
                                       xv_text_row row) {
     const char *key = c->sh->cfg.caption_key;
     const char *caption = xv_sample_pick_string(c, cJSON_GetObjectItemCaseSensitive(rec, key));
@@ -194,7 +194,7 @@ xv_sample_result xv_sample_image_text(xv_sample_ctx *c, const cJSON *rec, const 
     if (s == XV_ERR_NOMEM) return XV_SAMPLE_FATAL;
     if (s != XV_OK) {
         char why2[1024];
-        snprintf(why2, sizeof why2, "image transform: %s", xvlm_last_error());
+        snprintf(why2, sizeof why2, "image transform: %s", xv_error_message());
         return skip_image(c, w, &c->count->corrupt_image, why2);
     }
     c->count->samples++;

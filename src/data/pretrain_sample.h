@@ -30,7 +30,7 @@ typedef struct {
     int *warn_budget;
     const char *label; /* "images worker 0" */
     xv_ids scratch;    /* token ids of one text */
-} xv_sample_ctx;
+} xv_sampler;
 
 typedef enum { XV_SAMPLE_OK, XV_SAMPLE_SKIP, XV_SAMPLE_FATAL } xv_sample_result;
 
@@ -42,18 +42,18 @@ typedef struct {
 /* preprocess() of the official dataset: clean (or split when tokenized),
  * tokenize, [CLS] + tokens[:max_tokens-1], mask, pad. SKIP (reason in *why)
  * when nothing is left of the text. */
-xv_sample_result xv_sample_encode_text(xv_sample_ctx *c, const char *text, xv_text_row row, const char **why);
+xv_sample_result xv_sample_encode_text(xv_sampler *c, const char *text, xv_text_row row, const char **why);
 
 /* A caption value: a string, or a uniform choice from a non-empty list of
  * strings. NULL (and no draw) for anything else. */
-const char *xv_sample_pick_string(xv_sample_ctx *c, const cJSON *v);
+const char *xv_sample_pick_string(xv_sampler *c, const cJSON *v);
 
 /* Decode the record's image (path under image_root, or base64). SKIP is
  * warned about and counted (missing_image / corrupt_image). */
-xv_sample_result xv_sample_load_image(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, xv_image *out);
+xv_sample_result xv_sample_load_image(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, xv_image *out);
 
 /* An image-text record -> image [3,R,R] and one text row. */
-xv_sample_result xv_sample_image_text(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
+xv_sample_result xv_sample_image_text(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
                                       xv_text_row row);
 
 /* Texts of one region record, at most max_regions. */
@@ -66,7 +66,7 @@ typedef struct {
 } xv_region_texts;
 
 /* A region record -> image [3,R,R] and its texts (out->n >= 1 on OK). */
-xv_sample_result xv_sample_region(xv_sample_ctx *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
+xv_sample_result xv_sample_region(xv_sampler *c, const cJSON *rec, const xv_jsonl_where *w, float *image,
                                   xv_region_texts *out);
 
 /* image_atts of a box (x, y, w, h in pixels of the R x R image), §2.11. */

@@ -130,7 +130,7 @@ typedef struct {
     int min_objects, max_objects;
     int jpeg_quality;
     bool flip_invariant; /* no left/right in any text (see synth_text.h) */
-    int threads; /* <= 0: xvlm_get_threads() */
+    int threads; /* <= 0: xv_get_threads() */
     bool progress; /* report on stderr */
 } xv_synth_params;
 xv_synth_params xv_synth_default_params(void);

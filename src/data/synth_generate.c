@@ -12,7 +12,8 @@
 #include "data/image_write.h"
 #include "data/synth_dataset.h"
 #include "data/synth_text.h"
-#include "xvlm.h"
+#include "core/error.h"
+#include "core/threads.h"
 
 /* Stream ids under the seed: one family per split. */
 #define STREAM_TRAIN 1
@@ -55,7 +56,7 @@ static void note_failure(failure *f, int i, xv_status st) {
     if (i < f->index) {
         f->index = i;
         f->status = st;
-        snprintf(f->message, sizeof f->message, "%s", xvlm_last_error());
+        snprintf(f->message, sizeof f->message, "%s", xv_error_message());
     }
 }
 
@@ -241,7 +242,7 @@ xv_status xv_synth_generate(const xv_synth_params *p, const char *out_dir, xv_sy
     XV_TRY(xv_fs_mkdir_p(images_dir));
 
     xv_synth_dataset d = {.p = *p, .n_train = p->train_images, .n_test = p->test_images};
-    int total = d.n_train + d.n_test, threads = p->threads > 0 ? p->threads : xvlm_get_threads();
+    int total = d.n_train + d.n_test, threads = p->threads > 0 ? p->threads : xv_get_threads();
     d.img = calloc((size_t)total, sizeof *d.img);
     int *unique = calloc((size_t)d.n_test, sizeof *unique);
     if (!d.img || !unique) {

@@ -4,6 +4,7 @@
  * vertices plus half the line width). */
 #include <cairo.h>
 #include <math.h>
+#include <stddef.h>
 
 #include "data/synth.h"
 

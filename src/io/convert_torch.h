@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #include "io/xvlm_config_infer.h"
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     int written, dropped, interpolated;

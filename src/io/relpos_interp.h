@@ -16,7 +16,7 @@
 #ifndef XV_IO_RELPOS_INTERP_H
 #define XV_IO_RELPOS_INTERP_H
 
-#include "xvlm.h"
+#include "core/error.h"
 
 /* The official ratio q for a table side `src_size` -> `dst_size` (both odd). */
 double xv_relpos_ratio(int src_size, int dst_size);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 #define XV_ST_MAX_DIMS 8
 

@@ -37,8 +37,8 @@ struct xv_tc_file {
     cJSON *config;
 };
 
-static xv_status resolve_storage(void *ctx, const char *key, uint64_t *nbytes) {
-    return xv_tzip_storage_size(ctx, key, nbytes);
+static xv_status resolve_storage(void *user, const char *key, uint64_t *nbytes) {
+    return xv_tzip_storage_size(user, key, nbytes);
 }
 
 /* ---- config: plain values to JSON (depth is bounded by the unpickler) ---- */

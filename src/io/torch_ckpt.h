@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "io/safetensors.h" /* xv_st_dtype, XV_ST_MAX_DIMS */
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     const char *name;

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     uint64_t max_entry;   /* one entry's uncompressed size */

@@ -47,7 +47,7 @@ struct xv_unpickled {
     const char *label;
     xv_unpickle_limits lim;
     xv_storage_resolver resolve;
-    void *resolve_ctx;
+    void *resolve_user;
 
     xv_pvalue **all; /* every value created, for freeing */
     size_t n_all, cap_all;
@@ -363,7 +363,7 @@ static xv_status op_binpersid(xv_unpickled *u) {
     xv_pstorage *s = found >= 0 ? u->storages[found] : NULL;
     if (!s) {
         uint64_t nbytes = 0;
-        xv_status st = u->resolve ? u->resolve(u->resolve_ctx, key, &nbytes)
+        xv_status st = u->resolve ? u->resolve(u->resolve_user, key, &nbytes)
                                   : xv_error(XV_ERR_MISSING, "no storage resolver");
         if (st != XV_OK) return xv_error_wrap(st, "%s: pickle offset %zu", u->label, u->op_pos);
         s = calloc(1, sizeof *s);
@@ -676,7 +676,7 @@ static xv_status run(xv_unpickled *u) {
 }
 
 xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
-                      xv_storage_resolver resolve, void *resolve_ctx, xv_unpickled **out) {
+                      xv_storage_resolver resolve, void *resolve_user, xv_unpickled **out) {
     *out = NULL;
     xv_unpickled *u = calloc(1, sizeof *u);
     if (!u) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
@@ -686,7 +686,7 @@ xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const 
     u->lim = limits ? *limits : xv_unpickle_default_limits();
     if (u->lim.max_depth > 60000) u->lim.max_depth = 60000; /* depth is a uint16_t */
     u->resolve = resolve;
-    u->resolve_ctx = resolve_ctx;
+    u->resolve_user = resolve_user;
     xv_status st = run(u);
     /* The parse state is not needed after STOP. */
     free(u->stack), u->stack = NULL;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "io/safetensors.h" /* xv_st_dtype, XV_ST_MAX_DIMS */
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef enum {
     XV_PV_NONE,
@@ -103,7 +103,7 @@ xv_unpickle_limits xv_unpickle_default_limits(void);
 
 /* Reports the byte size of storage `key` (the archive entry <prefix>/data/<key>),
  * or fails (XV_ERR_MISSING with a message) when there is none. */
-typedef xv_status (*xv_storage_resolver)(void *ctx, const char *key, uint64_t *nbytes);
+typedef xv_status (*xv_storage_resolver)(void *user, const char *key, uint64_t *nbytes);
 
 typedef struct xv_unpickled xv_unpickled;
 
@@ -111,7 +111,7 @@ typedef struct xv_unpickled xv_unpickled;
  * ("model.th/data.pkl"). `limits` may be NULL for the defaults. */
 xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label,
                       const xv_unpickle_limits *limits, xv_storage_resolver resolve,
-                      void *resolve_ctx, xv_unpickled **out);
+                      void *resolve_user, xv_unpickled **out);
 void xv_unpickled_free(xv_unpickled *u);
 
 const xv_pvalue *xv_unpickled_root(const xv_unpickled *u);

@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     const char *name;

@@ -13,10 +13,11 @@
 #define XV_IO_YAML_TREE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef enum {
     XV_YAML_NULL,

@@ -14,28 +14,8 @@
 
 void xv_config_defaults(xv_model_config *c) {
     memset(c, 0, sizeof *c);
-    xv_swin_config *v = &c->vision;
-    v->patch = 4;
-    v->in_chans = 3;
-    v->mlp_ratio = 4.0f;
-    v->drop_path_rate = 0.1f;
-    v->ln_eps = 1e-5f;
-    v->region_stride = 32;
-    /* transformers' BertConfig defaults, for keys a BERT JSON leaves out. */
-    xv_bert_config *t = &c->text;
-    t->hidden = 768;
-    t->layers = 12;
-    t->heads = 12;
-    t->intermediate = 3072;
-    t->vocab = 30522;
-    t->max_positions = 512;
-    t->type_vocab = 2;
-    t->fusion_layer = -1; /* required: X-VLM specific, no transformers default */
-    t->pad_id = 0;
-    t->ln_eps = 1e-12f;
-    t->hidden_dropout = 0.1f;
-    t->attn_dropout = 0.1f;
-    t->init_range = 0.02f;
+    xv_swin_config_defaults(&c->vision);
+    xv_bert_config_defaults(&c->text);
     c->embed_dim = 0; /* 0 = no ITC projections (models built without them) */
     c->temp = 0.07f;
     c->temp_min = 0.001f;
@@ -263,104 +243,14 @@ xv_status xv_config_load(const char *path, xv_model_config *out) {
 
 /* ---- validation ---- */
 
-xv_swin_stage_geom xv_swin_stage(const xv_swin_config *v, int s) {
-    xv_swin_stage_geom g;
-    g.res = (v->image_res / v->patch) >> s;
-    g.dim = v->embed_dim << s;
-    g.heads = v->heads[s];
-    /* Official rule: a stage no larger than the window is one window, unshifted. */
-    if (g.res <= v->window) {
-        g.window = g.res;
-        g.shift = 0;
-    } else {
-        g.window = v->window;
-        g.shift = v->window / 2;
-    }
-    g.n_windows = (g.res / g.window) * (g.res / g.window);
-    return g;
-}
-
 int xv_config_num_patches(const xv_model_config *c) {
     int r = (c->vision.image_res / c->vision.patch) >> (c->vision.n_stages - 1);
     return r * r;
 }
 
-static xv_status validate_swin(const xv_swin_config *v) {
-    if (v->n_stages < 1 || v->n_stages > XV_SWIN_MAX_STAGES)
-        return xv_error(XV_ERR_INVALID_ARG, "vision: %d stages (expected 1..%d)", v->n_stages, XV_SWIN_MAX_STAGES);
-    if (v->patch < 1 || v->in_chans < 1 || v->embed_dim < 1 || v->window < 1)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "vision: patch size %d, in_chans %d, embed_dim %d and window_size %d must be >= 1",
-                        v->patch, v->in_chans, v->embed_dim, v->window);
-    if (v->image_res < 1 || v->image_res % v->patch)
-        return xv_error(XV_ERR_INVALID_ARG, "vision: image_res %d is not a multiple of the patch size %d",
-                        v->image_res, v->patch);
-    if (v->embed_dim > (1 << 20) >> (v->n_stages - 1))
-        return xv_error(XV_ERR_INVALID_ARG, "vision: embed_dim %d too large", v->embed_dim);
-    for (int s = 0; s < v->n_stages; s++) {
-        int res = (v->image_res / v->patch) >> s, dim = v->embed_dim << s;
-        if (v->depths[s] < 1 || v->heads[s] < 1)
-            return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d has depth %d and %d heads (both must be >= 1)",
-                            s, v->depths[s], v->heads[s]);
-        if (dim % v->heads[s])
-            return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d: %d heads do not divide its %d channels", s,
-                            v->heads[s], dim);
-        if (s + 1 < v->n_stages && (res % 2 || res < 2))
-            return xv_error(XV_ERR_INVALID_ARG,
-                            "vision: stage %d has %dx%d tokens; patch merging needs an even size "
-                            "(image_res %d / patch %d / 2^%d)",
-                            s, res, res, v->image_res, v->patch, s);
-        if (res > v->window && res % v->window)
-            return xv_error(XV_ERR_INVALID_ARG,
-                            "vision: stage %d has %dx%d tokens, not a multiple of window_size %d "
-                            "(every stage must be divisible by the window or no larger than it)",
-                            s, res, res, v->window);
-    }
-    if (v->vision_width != v->embed_dim << (v->n_stages - 1))
-        return xv_error(XV_ERR_INVALID_ARG, "vision: vision_width %d but embed_dim %d over %d stages gives %d",
-                        v->vision_width, v->embed_dim, v->n_stages, v->embed_dim << (v->n_stages - 1));
-    if (v->region_stride != v->patch << (v->n_stages - 1))
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "vision: patch_size %d (final stride for region masks) must be the Swin patch %d "
-                        "times 2^%d = %d",
-                        v->region_stride, v->patch, v->n_stages - 1, v->patch << (v->n_stages - 1));
-    if (!(v->mlp_ratio > 0) || (int)(v->embed_dim * v->mlp_ratio) < 1)
-        return xv_error(XV_ERR_INVALID_ARG, "vision: mlp_ratio %g gives an empty MLP", v->mlp_ratio);
-    if (!(v->drop_path_rate >= 0 && v->drop_path_rate < 1))
-        return xv_error(XV_ERR_INVALID_ARG, "vision: drop_path_rate %g outside [0, 1)", v->drop_path_rate);
-    if (!(v->ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "vision: layer_norm_eps must be > 0");
-    return XV_OK;
-}
-
-static xv_status validate_bert(const xv_bert_config *t) {
-    if (t->hidden < 1 || t->layers < 1 || t->heads < 1 || t->intermediate < 1 || t->vocab < 1 ||
-        t->max_positions < 1 || t->type_vocab < 1 || t->encoder_width < 1)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "text: hidden_size %d, num_hidden_layers %d, num_attention_heads %d, intermediate_size %d, "
-                        "vocab_size %d, max_position_embeddings %d, type_vocab_size %d and encoder_width %d "
-                        "must all be >= 1",
-                        t->hidden, t->layers, t->heads, t->intermediate, t->vocab, t->max_positions, t->type_vocab,
-                        t->encoder_width);
-    if (t->hidden % t->heads)
-        return xv_error(XV_ERR_INVALID_ARG, "text: %d attention heads do not divide hidden_size %d", t->heads,
-                        t->hidden);
-    if (t->fusion_layer < 0 || t->fusion_layer > t->layers)
-        return xv_error(XV_ERR_INVALID_ARG, "text: fusion_layer %d outside [0, num_hidden_layers %d]",
-                        t->fusion_layer, t->layers);
-    if (t->pad_id < 0 || t->pad_id >= t->vocab)
-        return xv_error(XV_ERR_INVALID_ARG, "text: pad_token_id %d outside the vocabulary of %d", t->pad_id,
-                        t->vocab);
-    if (!(t->ln_eps > 0)) return xv_error(XV_ERR_INVALID_ARG, "text: layer_norm_eps must be > 0");
-    if (!(t->hidden_dropout >= 0 && t->hidden_dropout < 1) || !(t->attn_dropout >= 0 && t->attn_dropout < 1))
-        return xv_error(XV_ERR_INVALID_ARG, "text: dropout probabilities must be in [0, 1)");
-    if (!(t->init_range > 0 && t->init_range < 10))
-        return xv_error(XV_ERR_INVALID_ARG, "text: initializer_range must be in (0, 10)");
-    return XV_OK;
-}
-
 xv_status xv_config_validate(const xv_model_config *c) {
-    XV_TRY(validate_swin(&c->vision));
-    XV_TRY(validate_bert(&c->text));
+    XV_TRY(xv_swin_config_validate(&c->vision));
+    XV_TRY(xv_bert_config_validate(&c->text));
     if (c->text.encoder_width != c->vision.vision_width)
         return xv_error(XV_ERR_INVALID_ARG, "text: encoder_width %d differs from vision_width %d",
                         c->text.encoder_width, c->vision.vision_width);

@@ -1,5 +1,5 @@
-/* The X-VLM model configuration: Swin vision settings, BERT text settings and
- * the model-level sizes (projection width, temperature, head LayerNorm eps).
+/* The X-VLM model configuration: Swin vision settings (nn/swin_config.h), BERT
+ * text settings (nn/bert_config.h) and the model-level sizes (projection width, temperature, head LayerNorm eps).
  *
  * Sources accepted by xv_config_load():
  * - the project's config.json layout (as /work/shared/fixtures/tiny/config.json
@@ -19,48 +19,9 @@
 
 #include <stdbool.h>
 
-#include "xvlm.h"
-
-#define XV_SWIN_MAX_STAGES 8
-
-typedef struct {
-    int image_res;      /* input pixels per side */
-    int patch;          /* Swin patch embedding stride (4) */
-    int in_chans;       /* 3 */
-    int embed_dim;      /* channels of stage 0; stage s has embed_dim·2^s */
-    int n_stages;       /* len(depths) */
-    int depths[XV_SWIN_MAX_STAGES];
-    int heads[XV_SWIN_MAX_STAGES];
-    int window;         /* configured window; a stage no larger than it uses its own size */
-    float mlp_ratio;    /* 4 */
-    float drop_path_rate; /* stochastic depth, max rate (0.1 in the official build) */
-    float ln_eps;       /* 1e-5 */
-    int vision_width;   /* embed_dim·2^(n_stages-1) */
-    int region_stride;  /* the yaml's patch_size (32): final stride, used for region masks */
-    bool ape;           /* absolute position embedding after the patch embedding (the official
-                           Swin's `ape`; X-VLM builds it off, small demo models trained from
-                           scratch on flat backgrounds use it to localise) */
-    bool ape_sincos;    /* "ape_init": "sincos": a fresh model starts its ape from the fixed 2-D
-                           sine-cosine table (MAE's) instead of N(0, 0.02), so that tokens carry
-                           where they are from the first step (not official; init only) */
-} xv_swin_config;
-
-typedef struct {
-    int hidden;           /* hidden_size */
-    int layers;           /* num_hidden_layers */
-    int heads;            /* num_attention_heads */
-    int intermediate;     /* intermediate_size */
-    int vocab;            /* vocab_size */
-    int max_positions;    /* max_position_embeddings */
-    int type_vocab;       /* type_vocab_size */
-    int fusion_layer;     /* first layer with cross-attention */
-    int encoder_width;    /* width of the image tokens = vision_width (the official code overwrites it) */
-    int pad_id;           /* pad_token_id: padding_idx of the word embeddings */
-    float ln_eps;         /* layer_norm_eps (1e-12) */
-    float hidden_dropout; /* hidden_dropout_prob */
-    float attn_dropout;   /* attention_probs_dropout_prob */
-    float init_range;     /* initializer_range: std of the N(0, σ) init of new weights (0.02) */
-} xv_bert_config;
+#include "core/error.h"
+#include "nn/bert_config.h"
+#include "nn/swin_config.h"
 
 typedef struct {
     xv_swin_config vision;
@@ -70,16 +31,6 @@ typedef struct {
     float temp_min, temp_max; /* pretraining clamp [0.001, 0.5] */
     float head_ln_eps;   /* LayerNorm eps inside build_mlp heads (PyTorch default 1e-5) */
 } xv_model_config;
-
-/* Per-stage geometry derived from a Swin config. */
-typedef struct {
-    int res;      /* tokens per side at this stage */
-    int dim;      /* channels */
-    int heads;
-    int window;   /* effective window (the stage size when it is <= the configured window) */
-    int shift;    /* shift of odd blocks (0 when the window covers the stage) */
-    int n_windows;/* windows per image */
-} xv_swin_stage_geom;
 
 /* Defaults of the official code for every key a file may leave out. */
 void xv_config_defaults(xv_model_config *c);
@@ -98,8 +49,6 @@ xv_status xv_config_load_bert_json(const char *path, xv_bert_config *out);
 /* Consistency checks; errors say which setting is wrong and what was expected. */
 xv_status xv_config_validate(const xv_model_config *c);
 
-/* Geometry of stage s (valid only for a validated config). */
-xv_swin_stage_geom xv_swin_stage(const xv_swin_config *v, int s);
 /* Patch tokens at the output of the vision encoder (7·7 = 49 at 224). */
 int xv_config_num_patches(const xv_model_config *c);
 

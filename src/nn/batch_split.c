@@ -3,7 +3,8 @@
 #include <omp.h>
 #include <string.h>
 
-#include "xvlm.h"
+#include "core/error.h"
+#include "nn/child_graphs.h"
 
 /* Rows [b0, b1) of x's dim 0, sharing x's memory, as a tensor of g. */
 static xv_tensor *share_of(xv_graph *g, xv_tensor *x, int64_t b0, int64_t b1) {
@@ -26,7 +27,7 @@ static xv_tensor *gather_results(xv_graph *g, xv_graph *const *w, xv_tensor *con
         if (xv_graph_status(w[t]) != XV_OK || !out[t]) {
             xv_status st = xv_graph_status(w[t]);
             return xv_graph_fail(g, st != XV_OK ? st : XV_ERR_INTERNAL, "%s",
-                                 st != XV_OK ? xvlm_last_error() : "batch split: a worker returned no result");
+                                 st != XV_OK ? xv_error_message() : "batch split: a worker returned no result");
         }
     const xv_tensor *o0 = out[0];
     for (int t = 0; t < nt; t++) {
@@ -49,7 +50,7 @@ static xv_tensor *gather_results(xv_graph *g, xv_graph *const *w, xv_tensor *con
     return y;
 }
 
-xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *ctx, xv_tensor *const *in, int n_in) {
+xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *user, xv_tensor *const *in, int n_in) {
     if (!g) return NULL;
     if (n_in < 1 || n_in > XV_BATCH_MAX_INPUTS || !in[0])
         return xv_graph_fail(g, XV_ERR_INVALID_ARG, "batch split: %d inputs (1..%d, the first non-NULL)", n_in,
@@ -61,7 +62,7 @@ xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *ctx, xv_tensor *con
                                  (long long)batch);
     int nt = omp_get_max_threads();
     if (nt > XV_MAX_WORKERS) nt = XV_MAX_WORKERS;
-    if (!applies(g, batch, nt)) return fn(g, ctx, in);
+    if (!applies(g, batch, nt)) return fn(g, user, in);
 
     xv_graph *w[XV_MAX_WORKERS];
     xv_tensor *out[XV_MAX_WORKERS];
@@ -82,7 +83,7 @@ xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *ctx, xv_tensor *con
             int64_t b0 = batch * s / nt, b1 = batch * (s + 1) / nt;
             xv_tensor *part[XV_BATCH_MAX_INPUTS];
             for (int i = 0; i < n_in; i++) part[i] = share_of(w[s], in[i], b0, b1);
-            out[s] = fn(w[s], ctx, part);
+            out[s] = fn(w[s], user, part);
         }
     }
     return gather_results(g, w, out, nt, batch);

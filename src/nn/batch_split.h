@@ -20,12 +20,12 @@
 
 /* Runs the forward on the batch `in` (entries may be NULL) and returns an F32
  * tensor whose dim 0 is the batch. Must not touch graphs other than g. */
-typedef xv_tensor *(*xv_batch_fn)(xv_graph *g, void *ctx, xv_tensor *const *in);
+typedef xv_tensor *(*xv_batch_fn)(xv_graph *g, void *user, xv_tensor *const *in);
 
 /* fn over the batch: in[0] (required) and every non-NULL in[i] share dim 0
  * (the batch) and are cut along it without copies. Returns fn's result, as a
  * tensor of g; NULL with g's error set on failure (a worker's error is moved
  * to g). */
-xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *ctx, xv_tensor *const *in, int n_in);
+xv_tensor *xv_batch_split(xv_graph *g, xv_batch_fn fn, void *user, xv_tensor *const *in, int n_in);
 
 #endif

@@ -103,9 +103,9 @@ static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear
     a.scale = (float)(1.0 / sqrt((double)(b->cfg.hidden / b->cfg.heads)));
     a.key_mask = key_mask;
     a.dropout = b->cfg.attn_dropout;
-    xv_tensor *ctx = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
+    xv_tensor *attended = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
                                   &a);
-    return xv_nn_ln(g, ln, dense_residual(g, o, ctx, x, b->cfg.hidden_dropout));
+    return xv_nn_ln(g, ln, dense_residual(g, o, attended, x, b->cfg.hidden_dropout));
 }
 
 /* Layers [from, to) on x with the additive masks already built. */
@@ -129,13 +129,13 @@ static xv_tensor *layers_run(xv_graph *g, const xv_bert *b, int from, int to, xv
     return out;
 }
 
-struct layers_ctx {
+struct layers_args {
     const xv_bert *b;
     int from, to;
 };
 
-static xv_tensor *layers_share(xv_graph *g, void *ctx, xv_tensor *const *in) {
-    const struct layers_ctx *c = ctx;
+static xv_tensor *layers_share(xv_graph *g, void *user, xv_tensor *const *in) {
+    const struct layers_args *c = user;
     return layers_run(g, c->b, c->from, c->to, in[0], in[1], in[2], in[3]);
 }
 
@@ -167,7 +167,7 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
         }
     }
     if (xv_graph_status(g) != XV_OK) return NULL;
-    struct layers_ctx lc = {b, from, to};
+    struct layers_args lc = {b, from, to};
     xv_tensor *in[4] = {x, text_mask, image, image_mask};
     /* Sequences are independent: in inference, one stream of them per thread. */
     return xv_batch_split(g, layers_share, &lc, in, 4);

@@ -6,7 +6,7 @@
 #ifndef XV_NN_BERT_H
 #define XV_NN_BERT_H
 
-#include "model/config.h"
+#include "nn/bert_config.h"
 #include "nn/layers.h"
 
 typedef struct {

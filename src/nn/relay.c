@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "nn/child_graphs.h"
+
 bool xv_relay_begin(xv_relay *r, xv_graph *g) {
     memset(r, 0, sizeof *r);
     r->main = g;
@@ -27,8 +29,8 @@ xv_graph *xv_relay_next(xv_relay *r, xv_tensor **x) {
 
 bool xv_relay_ok(xv_relay *r, xv_graph *cg, const xv_tensor *x) {
     if (cg != r->main && xv_graph_status(cg) != XV_OK) {
-        xv_status st = xv_graph_status(cg); /* also sets xvlm_last_error() to its message */
-        xv_graph_fail(r->main, st, "%s", xvlm_last_error());
+        xv_status st = xv_graph_status(cg); /* also sets xv_error_message() to its message */
+        xv_graph_fail(r->main, st, "%s", xv_error_message());
         return false;
     }
     return x != NULL && xv_graph_status(r->main) == XV_OK;

@@ -203,8 +203,8 @@ static xv_tensor *swin_run(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_
     return out;
 }
 
-static xv_tensor *swin_share(xv_graph *g, void *ctx, xv_tensor *const *in) {
-    return swin_run(g, ctx, in[0], NULL);
+static xv_tensor *swin_share(xv_graph *g, void *user, xv_tensor *const *in) {
+    return swin_run(g, user, in[0], NULL);
 }
 
 xv_tensor *xv_swin_forward(xv_graph *g, const xv_swin *s, xv_tensor *images, xv_tensor **stage_out) {

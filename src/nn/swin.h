@@ -9,7 +9,7 @@
 #ifndef XV_NN_SWIN_H
 #define XV_NN_SWIN_H
 
-#include "model/config.h"
+#include "nn/swin_config.h"
 #include "nn/layers.h"
 
 typedef struct {

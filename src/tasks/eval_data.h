@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 /* Evaluation files larger than this are refused before reading (the COCO
  * Karpathy test file is 1.5 MB, RefCOCO+ 2 MB). */

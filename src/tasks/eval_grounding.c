@@ -28,7 +28,7 @@ void xv_eval_grounding_result_free(xv_eval_grounding_result *r) {
 static xv_status ground_chunk(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xv_grounding_set *s,
                               int64_t first, int b, xvlm_pair *pairs, xvlm_box *boxes, xv_eval_grounding_result *r) {
     for (int j = 0; j < b; j++) pairs[j] = (xvlm_pair){.image = s->image[first + j], .text = first + j};
-    XV_TRY(xvlm_ground(ctx, im, tx, pairs, b, boxes));
+    XV_TRY(xv_api_ground(ctx, im, tx, pairs, b, boxes));
     for (int j = 0; j < b; j++) {
         int64_t i = first + j;
         double *p = r->pred[i];
@@ -68,11 +68,11 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     double t0 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "images", 0, set->n_images);
     if (st == XV_OK)
-        st = xvlm_encode_image_files(ctx, (const char *const *)set->image_paths, (int)set->n_images, &ip, &im);
+        st = xv_api_encode_image_files(ctx, (const char *const *)set->image_paths, (int)set->n_images, &ip, &im);
     if (st == XV_OK) report(&o, "images", set->n_images, set->n_images);
     double t1 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "texts", 0, n);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)set->texts, (int)n, &tp, &tx);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, (const char *const *)set->texts, (int)n, &tp, &tx);
     if (st == XV_OK) report(&o, "texts", n, n);
     double t2 = xv_monotonic_seconds();
     for (int64_t first = 0; st == XV_OK && first < n; first += chunk) {

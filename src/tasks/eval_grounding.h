@@ -16,7 +16,7 @@
 
 #include "tasks/eval_data.h"
 #include "tasks/eval_retrieval.h"
-#include "xvlm.h"
+#include "api/api_internal.h"
 
 typedef struct {
     int max_words;   /* pre_caption cap: 30; no token cap beyond the model's positions (as Grounding_bbox.py) */

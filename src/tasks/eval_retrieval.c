@@ -4,9 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/itc_topk.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "tasks/itc_topk.h"
 
 xv_eval_retrieval_opts xv_eval_retrieval_opts_default(void) {
     return (xv_eval_retrieval_opts){
@@ -104,7 +104,7 @@ static xv_status score_needed(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_t
         int b = 0;
         for (; a < total && b < chunk; a++)
             if (needed[a]) pairs[b++] = (xvlm_pair){.image = a / n_txt, .text = a % n_txt};
-        st = xvlm_itm(ctx, im, tx, pairs, b, out, NULL);
+        st = xv_api_itm(ctx, im, tx, pairs, b, out, NULL);
         for (int j = 0; st == XV_OK && j < b; j++)
             logit[(size_t)pairs[j].image * (size_t)n_txt + (size_t)pairs[j].text] = out[j];
         done += b;
@@ -147,11 +147,11 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
 
     double t0 = xv_monotonic_seconds();
     report(&o, "images", 0, n_img);
-    xv_status st = xvlm_encode_image_files(ctx, (const char *const *)set->image_paths, (int)n_img, &ip, &im);
+    xv_status st = xv_api_encode_image_files(ctx, (const char *const *)set->image_paths, (int)n_img, &ip, &im);
     if (st == XV_OK) report(&o, "images", n_img, n_img);
     double t1 = xv_monotonic_seconds();
     if (st == XV_OK) report(&o, "texts", 0, n_txt);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, (const char *const *)set->texts, (int)n_txt, &tp, &tx);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, (const char *const *)set->texts, (int)n_txt, &tp, &tx);
     if (st == XV_OK) report(&o, "texts", n_txt, n_txt);
     double t2 = xv_monotonic_seconds();
     out->seconds_images = t1 - t0;
@@ -171,7 +171,7 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
             st = xv_error(XV_ERR_NOMEM, "retrieval evaluation: out of memory for %lld x %lld scores",
                           (long long)n_img, (long long)n_txt);
     }
-    if (st == XV_OK) st = xvlm_similarity(im, tx, out->sims);
+    if (st == XV_OK) st = xv_api_similarity(im, tx, out->sims);
     if (st == XV_OK && !(sims_t = transpose(out->sims, n_img, n_txt))) st = xv_error(XV_ERR_NOMEM, "out of memory");
     /* ITC alone: the similarity matrices ranked as they are. */
     if (st == XV_OK) st = xv_retrieval_eval(out->sims, sims_t, n_img, n_txt, set->txt2img, NULL, NULL, &out->itc);

@@ -22,7 +22,7 @@
 
 #include "tasks/eval_data.h"
 #include "tasks/metrics.h"
-#include "xvlm.h"
+#include "api/api_internal.h"
 
 /* Called as work advances: stage is "images", "texts" or "itm". */
 typedef void (*xv_eval_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "api/itc_topk.h"
 #include "core/error.h"
-#include "tasks/itc_topk.h"
 
 double xv_iou_inclusive(const double a[4], const double b[4]) {
     double ix1 = fmax(a[0], b[0]), iy1 = fmax(a[1], b[1]);

@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 /* computeIoU of two (x, y, w, h) boxes. 0 when the union is not positive. */
 double xv_iou_inclusive(const double a[4], const double b[4]);

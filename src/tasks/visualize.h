@@ -10,7 +10,7 @@
 #ifndef XV_TASKS_VISUALIZE_H
 #define XV_TASKS_VISUALIZE_H
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     const char *image_path;

@@ -26,8 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/error.h"
 #include "train/adamw.h"
-#include "xvlm.h"
 
 typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_internal.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "data/caption.h"
@@ -304,8 +305,8 @@ static xv_status evaluate(ft *f, const char *dir, double *metric, double *aux) {
     xvlm_model *mm = NULL;
     xvlm_ctx *ctx = NULL;
     char *root = root_for(f, f->cfg.test_file);
-    xv_status st = root ? xvlm_model_load(dir, &mp, &mm) : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xvlm_ctx_new(mm, &ctx);
+    xv_status st = root ? xv_api_model_load(dir, &mp, &mm) : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xv_api_ctx_new(mm, &ctx);
     if (st == XV_OK && f->cfg.task == XV_FINETUNE_RETRIEVAL) {
         xv_retrieval_set set;
         xv_eval_retrieval_result r;

@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 bool xv_param_no_decay(const char *name);
 

@@ -4,7 +4,7 @@
 #ifndef XV_TRAIN_PLOT_H
 #define XV_TRAIN_PLOT_H
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     const char *title;   /* panel title and y label, e.g. "loss_itc" */

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "xvlm.h"
+#include "core/error.h"
 
 typedef struct {
     const char *config_path; /* the pretraining YAML */

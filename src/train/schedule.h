@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/error.h"
 #include "io/yaml_tree.h"
-#include "xvlm.h"
 
 typedef struct {
     int64_t total_steps;  /* N */

@@ -59,11 +59,11 @@ int main(void) {
 
     xvlm_model *m = NULL;
     xvlm_model_params p = xvlm_model_params_default();
-    CHECK(xvlm_model_load(th, &p, &m) == XV_ERR_MISSING && strstr(xvlm_last_error(), "vocab.txt"),
+    CHECK(xvlm_model_load(th, &p, &m) == XVLM_ERR_MISSING && strstr(xvlm_last_error(), "vocab.txt"),
           "no vocab.txt beside the checkpoint: %s", xvlm_last_error());
     CHECK(tiny_vocab(vocab), "vocab");
     /* Hidden size 8: BERT's hidden/64 rule gives no head count. */
-    CHECK(xvlm_model_load(th, &p, &m) != XV_OK && strstr(xvlm_last_error(), "--text-heads"),
+    CHECK(xvlm_model_load(th, &p, &m) != XVLM_OK && strstr(xvlm_last_error(), "--text-heads"),
           "un-inferable config: hint given: %s", xvlm_last_error());
     CHECK(m == NULL, "nothing returned on failure");
 
@@ -95,7 +95,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "cp '%s/tests/data/torch/micro_retrieval_fp16.th' '%s'", src, th16);
     CHECK(run_cmd(cmd) == 0, "copy");
     p.vocab_path = vocab;
-    CHECK(xvlm_model_load(th16, &p, &m) != XV_OK && strstr(xvlm_last_error(), "--image-res"),
+    CHECK(xvlm_model_load(th16, &p, &m) != XVLM_OK && strstr(xvlm_last_error(), "--image-res"),
           "no config in the checkpoint, window 3: resolution asked for: %s", xvlm_last_error());
     p.image_res = 96;
     load_and_run(th16, &p, image, &a);
@@ -105,7 +105,7 @@ int main(void) {
         CHECK(info.has_itm && !info.has_bbox, "retrieval parts");
         xvlm_pair pair = {0, 0};
         xvlm_box box;
-        CHECK(xvlm_ground(a.ctx, a.im, a.tx, &pair, 1, &box) == XV_ERR_UNSUPPORTED &&
+        CHECK(xvlm_ground(a.ctx, a.im, a.tx, &pair, 1, &box) == XVLM_ERR_UNSUPPORTED &&
                   strstr(xvlm_last_error(), "bbox_head"),
               "grounding refused by name: %s", xvlm_last_error());
         CHECK(isfinite(a.logit[0]) && isfinite(a.logit[1]), "ITM works");

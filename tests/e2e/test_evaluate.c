@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/threads.h"
 #include "tasks/eval_grounding.h"
 #include "tasks/eval_retrieval.h"
 #include "tiny_model_dir.h"
@@ -349,7 +350,7 @@ static void check_cli(void) {
 int main(void) {
     g_bin = getenv("XV_BIN");
     if (!g_bin) return xv_test_skip("XV_BIN not set");
-    xvlm_set_threads(2);
+    xv_set_threads(2);
     snprintf(g_dir, sizeof g_dir, "/tmp/xv_evaluate_XXXXXX");
     CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
     snprintf(g_model, sizeof g_model, "%s/model", g_dir);

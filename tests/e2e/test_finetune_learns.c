@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/threads.h"
 #include "model/model.h"
 #include "testutil.h"
 #include "train/finetune.h"
@@ -65,7 +66,7 @@ int main(void) {
     if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
     /* a tiny model gains nothing from a second thread, and a spinning OpenMP
      * team on a shared machine is several times slower */
-    xvlm_set_threads(1);
+    xv_set_threads(1);
     char root[] = "/tmp/xv_finetune_XXXXXX";
     if (!mkdtemp(root)) return xv_test_skip("cannot create a temporary folder");
     char world[256], model[256], cfg[256], out[256], vocab[300], cmd[1200];
@@ -75,7 +76,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images %d --test-images 8 --size 64 2>/dev/null",
              bin, world, 200);
     CHECK(system(cmd) == 0, "%s", cmd);
-    CHECK(tiny_model(model, vocab, true), "tiny model in %s: %s", model, xvlm_last_error());
+    CHECK(tiny_model(model, vocab, true), "tiny model in %s: %s", model, xv_error_message());
 
     const char *tasks[2] = {"retrieval", "grounding"};
     const int epochs[2] = {3, 40}; /* 186 and 1480 steps of batch 16 */
@@ -113,10 +114,10 @@ int main(void) {
     o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.max_steps = 2, o.progress = false;
     xv_finetune_result r64;
     CHECK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64) == XV_ERR_INVALID_ARG &&
-              strstr(xvlm_last_error(), "absolute position embedding"),
-          "a model with ape is refused at another resolution: %s", xvlm_last_error());
+              strstr(xv_error_message(), "absolute position embedding"),
+          "a model with ape is refused at another resolution: %s", xv_error_message());
     snprintf(model, sizeof model, "%s/tiny_no_ape", root);
-    CHECK(tiny_model(model, vocab, false), "tiny model in %s: %s", model, xvlm_last_error());
+    CHECK(tiny_model(model, vocab, false), "tiny model in %s: %s", model, xv_error_message());
     CHECK_OK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64));
     CHECK(r64.steps == 2 && isfinite(r64.metric_before) && isfinite(r64.metric_after), "zero-shot and after at 64 px");
     xv_model *m64 = NULL;

@@ -37,7 +37,7 @@ static float *vision_out(const xv_model *m, const float *images, int n, int64_t 
         if (copy) memcpy(copy, out->data, sizeof(float) * (size_t)out->numel);
         CHECK(out->ndim == 3 && out->shape[1] == 1 + 12 * 12, "384 px gives 1 + 12x12 tokens");
     }
-    CHECK(copy, "forward: %s", xvlm_last_error());
+    CHECK(copy, "forward: %s", xv_error_message());
     xv_graph_free(g);
     return copy;
 }

@@ -40,7 +40,7 @@ static xv_model *make_model(const shape_case *sc, uint64_t seed) {
              sc->res, sc->window, sc->embed, sc->depths, sc->heads, sc->width, sc->region_stride, VOCAB);
     xv_model_config c;
     xv_status st = xv_config_parse_json(buf, sc->name, &c);
-    CHECK(st == XV_OK, "%s: config: %s", sc->name, xvlm_last_error());
+    CHECK(st == XV_OK, "%s: config: %s", sc->name, xv_error_message());
     if (st != XV_OK) return NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
     xv_model *m = NULL;
@@ -126,7 +126,7 @@ static double step_loss(xv_model *m, bool region, bool grads, bool training, xv_
     make_batch(g, m, region, &r, &b, &neg);
     xv_pretrain_out o;
     xv_status st = xv_pretrain_forward(g, m, &b, &neg, &o);
-    CHECK(st == XV_OK, "forward: %s", xvlm_last_error());
+    CHECK(st == XV_OK, "forward: %s", xv_error_message());
     double L = st == XV_OK ? o.loss_total->data[0] : NAN;
     if (st == XV_OK && grads) {
         xv_params_zero_grad(&m->params);

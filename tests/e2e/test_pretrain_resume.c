@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/threads.h"
 #include "data/synth.h"
 #include "testutil.h"
 #include "model/model.h"
@@ -215,7 +216,7 @@ static void verify_checkpoints(const char *out, int min_kept, int max_kept) {
         const size_t len = strlen(e->d_name);
         if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) continue; /* an unfinished write, never read */
         n++;
-        CHECK(xv_ckpt_verify(p) == XV_OK, "checkpoint %s does not verify: %s", p, xvlm_last_error());
+        CHECK(xv_ckpt_verify(p) == XV_OK, "checkpoint %s does not verify: %s", p, xv_error_message());
     }
     if (d) closedir(d);
     CHECK(n >= min_kept && n <= max_kept, "%d checkpoints kept in %s (%d..%d)", n, dir, min_kept, max_kept);
@@ -274,7 +275,7 @@ static void test_kill_resume(const char *bin, const char *yaml, const char *stra
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!mkdtemp(root)) return 1;
-    xvlm_set_threads(THREADS);
+    xv_set_threads(THREADS);
     char yaml[512], straight[512], halves[512];
     make_data(yaml, sizeof yaml);
     path_of(straight, sizeof straight, root, "straight");

@@ -162,7 +162,7 @@ typedef struct {
     const xvlm_model *m;
     const char *const *paths;
     float feat[NI * 8], logit[NI * NT];
-    xv_status st;
+    xvlm_status st;
 } thread_job;
 
 static void *thread_main(void *u) {
@@ -173,10 +173,10 @@ static void *thread_main(void *u) {
     xvlm_pair pairs[NI * NT];
     for (int p = 0; p < NI * NT; p++) pairs[p] = (xvlm_pair){p / NT, p % NT};
     j->st = xvlm_ctx_new(j->m, &ctx);
-    if (j->st == XV_OK) j->st = xvlm_encode_image_files(ctx, j->paths, NI, NULL, &im);
-    if (j->st == XV_OK) j->st = xvlm_encode_texts(ctx, TEXTS, NT, NULL, &tx);
-    if (j->st == XV_OK) j->st = xvlm_itm(ctx, im, tx, pairs, NI * NT, j->logit, NULL);
-    if (j->st == XV_OK) memcpy(j->feat, xvlm_images_features(im), sizeof j->feat);
+    if (j->st == XVLM_OK) j->st = xvlm_encode_image_files(ctx, j->paths, NI, NULL, &im);
+    if (j->st == XVLM_OK) j->st = xvlm_encode_texts(ctx, TEXTS, NT, NULL, &tx);
+    if (j->st == XVLM_OK) j->st = xvlm_itm(ctx, im, tx, pairs, NI * NT, j->logit, NULL);
+    if (j->st == XVLM_OK) memcpy(j->feat, xvlm_images_features(im), sizeof j->feat);
     xvlm_images_free(im);
     xvlm_texts_free(tx);
     xvlm_ctx_free(ctx);
@@ -194,7 +194,7 @@ static void check_threads(const xvlm_model *m, const char *const *paths, const f
     for (int k = 0; k < 3; k++) pthread_join(th[k], NULL);
     int bad = 0;
     for (int k = 0; k < 3; k++) {
-        CHECK(jobs[k].st == XV_OK, "thread %d ran", k);
+        CHECK(jobs[k].st == XVLM_OK, "thread %d ran", k);
         for (int i = 0; i < NI * 8; i++) bad += !close_to(jobs[k].feat[i], feat[i]);
         for (int i = 0; i < NI * NT; i++) bad += !close_to(jobs[k].logit[i], logit[i]);
     }

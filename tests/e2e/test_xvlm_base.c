@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/fs.h"
+#include "core/threads.h"
 #include "model/pretrain.h"
 #include "testutil.h"
 
@@ -83,7 +84,7 @@ int main(void) {
     }
     printf("base: %lld parameters; create+init %.1f s; forward of %d images + %d texts (ITC, ITM, MLM) %.1f s "
            "with %d threads; main-graph arena %.0f MiB; peak RSS %.0f MiB\n",
-           (long long)n, t1 - t0, B, B, t3 - t2, xvlm_get_threads(),
+           (long long)n, t1 - t0, B, B, t3 - t2, xv_get_threads(),
            xv_graph_arena(g)->peak / 1048576.0, peak_rss_mib());
     xv_graph_free(g);
     xv_model_free(m);

@@ -66,7 +66,7 @@ static inline int tiny_model_dir(const char *dir, uint64_t seed, int with_vocab)
         snprintf(path, sizeof path, "%s/vocab.txt", dir);
         ok = tiny_vocab(path);
     }
-    CHECK(ok, "tiny model folder %s: %s", dir, xvlm_last_error());
+    CHECK(ok, "tiny model folder %s: %s", dir, xv_error_message());
     return ok;
 }
 

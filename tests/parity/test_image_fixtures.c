@@ -106,7 +106,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/manifest.json", g_dir);
     uint8_t *text;
     size_t len;
-    if (xv_fs_read_file(path, 1 << 20, &text, &len) != XV_OK) return xv_test_skip(xvlm_last_error());
+    if (xv_fs_read_file(path, 1 << 20, &text, &len) != XV_OK) return xv_test_skip(xv_error_message());
     cJSON *manifest = cJSON_ParseWithLength((const char *)text, len);
     free(text);
     cJSON *images = cJSON_GetObjectItemCaseSensitive(manifest, "images");

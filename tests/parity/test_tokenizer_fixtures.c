@@ -72,12 +72,12 @@ static void check_case(const xv_tokenizer *t, const cJSON *c, int *max_tokens_se
     const cJSON *want_cap = cJSON_GetObjectItem(c, "pre_caption");
     if (cJSON_IsNull(want_cap)) {
         const char *err = cJSON_GetObjectItem(c, "pre_caption_error")->valuestring;
-        CHECK(s == XV_ERR_INVALID_ARG && strstr(err, xvlm_last_error()) && strstr(err, "ValueError"),
+        CHECK(s == XV_ERR_INVALID_ARG && strstr(err, xv_error_message()) && strstr(err, "ValueError"),
               "case %d: pre_caption should reject (%s), got status %d", id, err, (int)s);
     } else {
         CHECK(s == XV_OK && cap_len == strlen(want_cap->valuestring) &&
                   memcmp(caption, want_cap->valuestring, cap_len) == 0,
-              "case %d: pre_caption \"%s\", expected \"%s\"", id, s == XV_OK ? caption : xvlm_last_error(),
+              "case %d: pre_caption \"%s\", expected \"%s\"", id, s == XV_OK ? caption : xv_error_message(),
               want_cap->valuestring);
     }
     if (s == XV_OK && !cJSON_IsNull(want_cap)) {
@@ -123,7 +123,7 @@ int main(void) {
     snprintf(cases, sizeof cases, "%s/tokenizer/cases.jsonl", dir);
     xv_tokenizer *t;
     if (xv_tokenizer_load(vocab, &t) != XV_OK) {
-        fprintf(stderr, "%s\n", xvlm_last_error());
+        fprintf(stderr, "%s\n", xv_error_message());
         return 1;
     }
     size_t len;

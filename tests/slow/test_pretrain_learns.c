@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/threads.h"
 #include "data/image_write.h"
 #include "data/synth.h"
 #include "testutil.h"
@@ -119,7 +120,7 @@ int main(void) {
     /* One thread: a model this small gains nothing from a second one, and an
      * OpenMP team spinning on a machine shared with other tests (ctest -j)
      * can make it many times slower. */
-    xvlm_set_threads(1);
+    xv_set_threads(1);
     char world[256], yaml[256], out[256], log[512];
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(yaml, sizeof yaml, "%s/blocks.yaml", root);

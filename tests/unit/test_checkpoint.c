@@ -145,8 +145,8 @@ static void test_round_trip(void) {
     /* Saving without an optimiser and loading into one: the optimiser state is missing. */
     a.st.opt = NULL;
     CHECK_OK(xv_ckpt_write(path, &a.st));
-    CHECK(xv_ckpt_load(path, &b.st, NULL) == XV_ERR_MISSING && strstr(xvlm_last_error(), "optim.m."),
-          "missing optimiser state named: %s", xvlm_last_error());
+    CHECK(xv_ckpt_load(path, &b.st, NULL) == XV_ERR_MISSING && strstr(xv_error_message(), "optim.m."),
+          "missing optimiser state named: %s", xv_error_message());
     a.st.opt = &a.opt;
     unlink(path);
     world_free(&a);
@@ -225,7 +225,7 @@ static void test_interrupted_save(void) {
         signal(SIGXFSZ, SIG_IGN);
         world_advance(&a, 11, 1);
         xv_status s = xv_ckpt_save(g_dir, 1, &a.st, NULL, 0);
-        _exit(s == XV_ERR_IO && strstr(xvlm_last_error(), "saving checkpoint") ? 0 : 1);
+        _exit(s == XV_ERR_IO && strstr(xv_error_message(), "saving checkpoint") ? 0 : 1);
     }
     waitpid(pid, &wst, 0);
     CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "failed write reported as an I/O error");
@@ -291,10 +291,10 @@ static void test_corrupt(void) {
         if (cases[c].flip >= 0) buf[cases[c].flip] ^= 0x5A;
         write_all(bad, buf, cases[c].len);
         xv_status s = xv_ckpt_load(bad, &b.st, NULL);
-        printf("refused (%s): %s\n", cases[c].what, xvlm_last_error());
-        CHECK(s == cases[c].code && strstr(xvlm_last_error(), cases[c].needle) &&
-                  strstr(xvlm_last_error(), "loading checkpoint"),
-              "%s: status %d, message: %s", cases[c].what, (int)s, xvlm_last_error());
+        printf("refused (%s): %s\n", cases[c].what, xv_error_message());
+        CHECK(s == cases[c].code && strstr(xv_error_message(), cases[c].needle) &&
+                  strstr(xv_error_message(), "loading checkpoint"),
+              "%s: status %d, message: %s", cases[c].what, (int)s, xv_error_message());
         CHECK(world_equal(&b, &keep), "%s: state changed by a refused load", cases[c].what);
     }
     CHECK(xv_ckpt_load("/nonexistent-xvlm-dir/x.safetensors", &b.st, NULL) == XV_ERR_MISSING, "absent file");
@@ -306,20 +306,21 @@ static void test_corrupt(void) {
     CHECK_OK(xv_st_writer_add(w, "temp", XV_ST_F32, NULL, 0, &x, false));
     CHECK_OK(xv_st_writer_write(w, bad));
     xv_st_writer_free(w);
-    CHECK(xv_ckpt_load(bad, &b.st, NULL) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "not an xvlm training checkpoint"),
-          "plain safetensors: %s", xvlm_last_error());
+    CHECK(xv_ckpt_load(bad, &b.st, NULL) == XV_ERR_FORMAT &&
+              strstr(xv_error_message(), "not an xvlm training checkpoint"),
+          "plain safetensors: %s", xv_error_message());
 
     /* A checkpoint of another model: shape, missing and unknown tensors named. */
     world other;
     world_init(&other, 12);
     CHECK(xv_ckpt_load(path, &other.st, NULL) == XV_ERR_SHAPE &&
-              strstr(xvlm_last_error(), "word_embeddings.weight") && strstr(xvlm_last_error(), "[12,7]"),
-          "shape mismatch: %s", xvlm_last_error());
+              strstr(xv_error_message(), "word_embeddings.weight") && strstr(xv_error_message(), "[12,7]"),
+          "shape mismatch: %s", xv_error_message());
     world_free(&other);
     world_init(&other, 11);
     xv_params_add(&other.ps, "itm_head.0.weight", (const int64_t[]){2}, 1);
-    CHECK(xv_ckpt_load(path, &other.st, NULL) == XV_ERR_MISSING && strstr(xvlm_last_error(), "itm_head.0.weight"),
-          "missing parameter: %s", xvlm_last_error());
+    CHECK(xv_ckpt_load(path, &other.st, NULL) == XV_ERR_MISSING && strstr(xv_error_message(), "itm_head.0.weight"),
+          "missing parameter: %s", xv_error_message());
     world_free(&other);
     CHECK_OK(xv_ckpt_write(bad, &a.st));
     world_init(&other, 11);
@@ -329,8 +330,8 @@ static void test_corrupt(void) {
     /* Drop "temp" from this model: the file's temp is then unknown. */
     other.ps.n--;
     CHECK(other.ps.items[other.ps.n] == temp, "temp is last");
-    CHECK(xv_ckpt_load(bad, &other.st, NULL) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "temp is not a parameter"),
-          "unknown tensor: %s", xvlm_last_error());
+    CHECK(xv_ckpt_load(bad, &other.st, NULL) == XV_ERR_FORMAT && strstr(xv_error_message(), "temp is not a parameter"),
+          "unknown tensor: %s", xv_error_message());
     other.ps.n++;
     world_free(&other);
     CHECK(world_equal(&b, &keep), "b untouched");

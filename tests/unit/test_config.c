@@ -77,8 +77,8 @@ static void test_geometry(void) {
 }
 
 static void expect_error(xv_status st, xv_status code, const char *needle, const char *what) {
-    CHECK(st == code, "%s: status %d (expected %d): %s", what, (int)st, (int)code, xvlm_last_error());
-    CHECK(strstr(xvlm_last_error(), needle) != NULL, "%s: message \"%s\" lacks \"%s\"", what, xvlm_last_error(),
+    CHECK(st == code, "%s: status %d (expected %d): %s", what, (int)st, (int)code, xv_error_message());
+    CHECK(strstr(xv_error_message(), needle) != NULL, "%s: message \"%s\" lacks \"%s\"", what, xv_error_message(),
           needle);
 }
 

@@ -68,7 +68,7 @@ static void test_graph_errors(void) {
     xv_tensor *bad = xv_tensor_new(g, XV_F32, XV_SHAPE(-1));
     CHECK(bad == NULL, "negative dim refused");
     CHECK(xv_graph_status(g) == XV_ERR_SHAPE, "sticky error");
-    CHECK(strstr(xvlm_last_error(), "invalid size") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "invalid size") != NULL, "message: %s", xv_error_message());
     CHECK(xv_tensor_new(g, XV_F32, XV_SHAPE(2)) == NULL, "ops after an error return NULL");
     xv_graph_reset(g);
     CHECK(xv_graph_status(g) == XV_OK, "reset clears the error");

@@ -16,7 +16,7 @@ static int load(const char *name, xv_pretrain_run_config *c) {
     FILE *nf = open_memstream(&notes, &len);
     xv_status st = xv_pretrain_run_config_load(path, c, nf);
     fclose(nf);
-    CHECK(st == XV_OK, "%s: %s", path, xvlm_last_error());
+    CHECK(st == XV_OK, "%s: %s", path, xv_error_message());
     /* Every key of the demo configs is one the run reads. */
     CHECK(!notes || !*notes, "%s: unexpected notes: %s", name, notes ? notes : "");
     free(notes);

@@ -50,12 +50,12 @@ static void test_retrieval_set(void) {
     for (int i = 0; i < 6; i++) {
         p = write_file("bad.json", bad[i][0]);
         xv_status st = xv_retrieval_set_read(p, NULL, &s);
-        CHECK(st == XV_ERR_FORMAT && strstr(xvlm_last_error(), bad[i][1]) && strstr(xvlm_last_error(), "bad.json"),
-              "bad retrieval file %d refused: %s", i, xvlm_last_error());
+        CHECK(st == XV_ERR_FORMAT && strstr(xv_error_message(), bad[i][1]) && strstr(xv_error_message(), "bad.json"),
+              "bad retrieval file %d refused: %s", i, xv_error_message());
         CHECK(s.n_texts == 0 && s.texts == NULL, "a refused file leaves the set empty");
     }
     CHECK(xv_retrieval_set_read("/nonexistent/x.json", NULL, &s) == XV_ERR_IO, "missing file: %s",
-          xvlm_last_error());
+          xv_error_message());
 }
 
 static void test_grounding_set(void) {
@@ -88,8 +88,8 @@ static void test_grounding_set(void) {
     CHECK_OK(xv_grounding_set_read(p, NULL, &s));
     double mb[4];
     CHECK(xv_grounding_mean_box(&s, "nosize.json", mb) == XV_ERR_MISSING &&
-              strstr(xvlm_last_error(), "entry 0 has no \"width\""),
-          "mean box without sizes refused: %s", xvlm_last_error());
+              strstr(xv_error_message(), "entry 0 has no \"width\""),
+          "mean box without sizes refused: %s", xv_error_message());
     xv_grounding_set_free(&s);
 
     const char *bad[][2] = {
@@ -103,8 +103,8 @@ static void test_grounding_set(void) {
     for (int i = 0; i < 5; i++) {
         p = write_file("badg.json", bad[i][0]);
         xv_status st = xv_grounding_set_read(p, NULL, &s);
-        CHECK(st == XV_ERR_FORMAT && strstr(xvlm_last_error(), bad[i][1]), "bad grounding file %d refused: %s", i,
-              xvlm_last_error());
+        CHECK(st == XV_ERR_FORMAT && strstr(xv_error_message(), bad[i][1]), "bad grounding file %d refused: %s", i,
+              xv_error_message());
         CHECK(s.n == 0 && s.texts == NULL, "a refused file leaves the set empty");
     }
 }

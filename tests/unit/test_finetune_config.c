@@ -55,8 +55,8 @@ static void test_defaults_and_keys(void) {
 static void refused(const char *text, const char *expect) {
     xv_finetune_config c;
     xv_status st = xv_finetune_config_load(write_yaml(text), XV_FINETUNE_GROUNDING, &c, NULL);
-    CHECK(st != XV_OK && strstr(xvlm_last_error(), expect), "%s: status %d, message: %s", text, (int)st,
-          xvlm_last_error());
+    CHECK(st != XV_OK && strstr(xv_error_message(), expect), "%s: status %d, message: %s", text, (int)st,
+          xv_error_message());
     CHECK(c.train_file == NULL && c.test_file == NULL, "a refused config leaves the output zeroed");
 }
 

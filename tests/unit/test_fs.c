@@ -81,8 +81,8 @@ static void test_atomic_write(void) {
     fputs("half", w.f);
     char c;
     (void)!fread(&c, 1, 1, w.f); /* reading a write-only stream sets its error flag */
-    CHECK(xv_fs_atomic_commit(&w) == XV_ERR_IO && strstr(xvlm_last_error(), "out.txt.tmp"),
-          "stream error fails the commit, naming the temp file: %s", xvlm_last_error());
+    CHECK(xv_fs_atomic_commit(&w) == XV_ERR_IO && strstr(xv_error_message(), "out.txt.tmp"),
+          "stream error fails the commit, naming the temp file: %s", xv_error_message());
     s = text_of(path);
     CHECK(!strcmp(s, "new"), "failed commit leaves the old file: '%s'", s);
     free(s);
@@ -98,8 +98,8 @@ static void test_atomic_write(void) {
     CHECK_OK(xv_fs_write_file(at("empty.txt"), NULL, 0, XV_FS_DURABLE));
     CHECK(exists(at("empty.txt")), "empty file written");
 
-    CHECK(xv_fs_write_file(at("no/such/dir/x"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), "no/such/dir"),
-          "missing folder named: %s", xvlm_last_error());
+    CHECK(xv_fs_write_file(at("no/such/dir/x"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xv_error_message(), "no/such/dir"),
+          "missing folder named: %s", xv_error_message());
     CHECK(xv_fs_atomic_open("", XV_FS_DURABLE, &w) == XV_ERR_INVALID_ARG && w.f == NULL, "empty path refused");
 }
 
@@ -107,24 +107,24 @@ static void test_refuses_special_targets(void) {
     const char *fifo = at("pipe");
     CHECK(mkfifo(fifo, 0600) == 0, "mkfifo %s: %s", fifo, strerror(errno));
     xv_fs_atomic w;
-    CHECK(xv_fs_atomic_open(fifo, XV_FS_DURABLE, &w) == XV_ERR_IO && strstr(xvlm_last_error(), fifo) &&
-              strstr(xvlm_last_error(), "FIFO"),
-          "FIFO target refused, named: %s", xvlm_last_error());
+    CHECK(xv_fs_atomic_open(fifo, XV_FS_DURABLE, &w) == XV_ERR_IO && strstr(xv_error_message(), fifo) &&
+              strstr(xv_error_message(), "FIFO"),
+          "FIFO target refused, named: %s", xv_error_message());
     CHECK(w.f == NULL && !exists(at("pipe.tmp")), "nothing created for a refused FIFO");
     struct stat st;
     CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO is still there");
 
     const char *dir = at("folder");
     CHECK(mkdir(dir, 0755) == 0, "mkdir");
-    CHECK(xv_fs_write_file(dir, "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), dir) &&
-              strstr(xvlm_last_error(), "directory"),
-          "folder target refused, named: %s", xvlm_last_error());
+    CHECK(xv_fs_write_file(dir, "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xv_error_message(), dir) &&
+              strstr(xv_error_message(), "directory"),
+          "folder target refused, named: %s", xv_error_message());
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && !exists(at("folder.tmp")), "folder untouched");
 
     /* A FIFO sitting at the temp name must not block the writer. */
     CHECK(mkfifo(at("t.txt.tmp"), 0600) == 0, "mkfifo");
-    CHECK(xv_fs_write_file(at("t.txt"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xvlm_last_error(), "t.txt.tmp"),
-          "FIFO at the temp name refused: %s", xvlm_last_error());
+    CHECK(xv_fs_write_file(at("t.txt"), "x", 1, XV_FS_DURABLE) == XV_ERR_IO && strstr(xv_error_message(), "t.txt.tmp"),
+          "FIFO at the temp name refused: %s", xv_error_message());
     CHECK(!exists(at("t.txt")), "no target written");
     unlink(at("t.txt.tmp"));
     unlink(fifo);
@@ -138,11 +138,11 @@ static void test_mkdir_p(void) {
     CHECK_OK(xv_fs_mkdir_p(deep)); /* existing: fine */
     CHECK_OK(xv_fs_mkdir_p(g_dir));
     CHECK_OK(xv_fs_write_file(at("a/file"), "x", 1, XV_FS_DURABLE));
-    CHECK(xv_fs_mkdir_p(at("a/file")) == XV_ERR_IO && strstr(xvlm_last_error(), "a/file") &&
-              strstr(xvlm_last_error(), "not a folder"),
-          "existing file in the way named: %s", xvlm_last_error());
-    CHECK(xv_fs_mkdir_p(at("a/file/sub")) == XV_ERR_IO && strstr(xvlm_last_error(), "a/file/sub"),
-          "a file as a parent named: %s", xvlm_last_error());
+    CHECK(xv_fs_mkdir_p(at("a/file")) == XV_ERR_IO && strstr(xv_error_message(), "a/file") &&
+              strstr(xv_error_message(), "not a folder"),
+          "existing file in the way named: %s", xv_error_message());
+    CHECK(xv_fs_mkdir_p(at("a/file/sub")) == XV_ERR_IO && strstr(xv_error_message(), "a/file/sub"),
+          "a file as a parent named: %s", xv_error_message());
     CHECK(xv_fs_mkdir_p("") == XV_ERR_INVALID_ARG, "empty path refused");
 }
 
@@ -154,15 +154,15 @@ static void test_read_file(void) {
     CHECK(d && n == 5 && !memcmp(d, "ab\0cd", 5) && d[5] == '\0', "bytes read, NUL after them");
     free(d);
     CHECK(xv_fs_read_file(at("r.bin"), 4, &d, &n) == XV_ERR_NOMEM && !d && n == 0 &&
-              strstr(xvlm_last_error(), "r.bin") && strstr(xvlm_last_error(), "limit 4"),
-          "over the cap refused, naming file and limit: %s", xvlm_last_error());
-    CHECK(xv_fs_read_file(at("missing"), 100, &d, &n) == XV_ERR_IO && !d && strstr(xvlm_last_error(), "missing"),
-          "missing file named: %s", xvlm_last_error());
-    CHECK(xv_fs_read_file(g_dir, 100, &d, &n) == XV_ERR_IO && strstr(xvlm_last_error(), "not a regular file"),
-          "a folder refused: %s", xvlm_last_error());
+              strstr(xv_error_message(), "r.bin") && strstr(xv_error_message(), "limit 4"),
+          "over the cap refused, naming file and limit: %s", xv_error_message());
+    CHECK(xv_fs_read_file(at("missing"), 100, &d, &n) == XV_ERR_IO && !d && strstr(xv_error_message(), "missing"),
+          "missing file named: %s", xv_error_message());
+    CHECK(xv_fs_read_file(g_dir, 100, &d, &n) == XV_ERR_IO && strstr(xv_error_message(), "not a regular file"),
+          "a folder refused: %s", xv_error_message());
     CHECK(mkfifo(at("rp"), 0600) == 0, "mkfifo");
-    CHECK(xv_fs_read_file(at("rp"), 100, &d, &n) == XV_ERR_IO && strstr(xvlm_last_error(), "rp"),
-          "a FIFO refused without blocking: %s", xvlm_last_error());
+    CHECK(xv_fs_read_file(at("rp"), 100, &d, &n) == XV_ERR_IO && strstr(xv_error_message(), "rp"),
+          "a FIFO refused without blocking: %s", xv_error_message());
     unlink(at("rp"));
     CHECK_OK(xv_fs_read_file(at("empty.txt"), 100, &d, &n));
     CHECK(d && n == 0 && d[0] == '\0', "empty file reads as an empty string");

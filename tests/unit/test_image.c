@@ -39,7 +39,7 @@ static void check_against_pil(void) {
             snprintf(path, sizeof path, "%s/%.*s", g_data, (int)(n - 8), t->name);
             xv_image im;
             xv_status s = xv_image_load(path, &im);
-            CHECK(s == XV_OK, "%s: %s", path, xvlm_last_error());
+            CHECK(s == XV_OK, "%s: %s", path, xv_error_message());
             if (s != XV_OK) continue;
             CHECK(im.height == t->shape[0] && im.width == t->shape[1], "%s: size %dx%d", t->name, im.width, im.height);
             CHECK(im.height == t->shape[0] && im.width == t->shape[1] && !memcmp(im.rgb, t->data, t->nbytes),
@@ -99,7 +99,7 @@ static uint8_t *slurp(const char *name, size_t *len) {
 static void expect_refused(const void *buf, size_t len, const char *label, xv_status code, const char *needle) {
     xv_image im = {0};
     xv_status s = xv_image_decode(buf, len, label, &im);
-    const char *msg = xvlm_last_error();
+    const char *msg = xv_error_message();
     CHECK(s == code, "%s: status %d, expected %d (%s)", label, (int)s, (int)code, msg);
     CHECK(strstr(msg, label) != NULL, "%s: message does not name the input: %s", label, msg);
     if (needle) CHECK(strstr(msg, needle) != NULL, "%s: message lacks \"%s\": %s", label, needle, msg);
@@ -124,7 +124,7 @@ static void check_truncations(const char *name, size_t tail_ok) {
         total++;
         if (s != XV_OK) {
             refused++;
-            CHECK(strstr(xvlm_last_error(), name) != NULL, "cut %zu: message lacks the name", cut);
+            CHECK(strstr(xv_error_message(), name) != NULL, "cut %zu: message lacks the name", cut);
         } else {
             CHECK(cut + tail_ok >= len, "%s cut to %zu of %zu bytes was accepted", name, cut, len);
             xv_image_free(&im);
@@ -211,17 +211,17 @@ static void check_bad_input(void) {
         close(fd);
         xv_image im;
         CHECK(xv_image_load(path, &im) == XV_ERR_FORMAT, "zero-byte file accepted");
-        CHECK(strstr(xvlm_last_error(), path) != NULL, "zero-byte message lacks the path: %s", xvlm_last_error());
+        CHECK(strstr(xv_error_message(), path) != NULL, "zero-byte message lacks the path: %s", xv_error_message());
         /* a corrupt file on disk: the message names the path */
         FILE *f = fopen(path, "wb");
         fwrite("\xff\xd8\xff\xe0garbage", 1, 11, f);
         fclose(f);
         CHECK(xv_image_load(path, &im) == XV_ERR_FORMAT, "garbage JPEG file accepted");
-        CHECK(strstr(xvlm_last_error(), path) != NULL, "message lacks the path: %s", xvlm_last_error());
+        CHECK(strstr(xv_error_message(), path) != NULL, "message lacks the path: %s", xv_error_message());
         unlink(path);
     }
     CHECK(xv_image_load("/nonexistent/dir/x.png", &(xv_image){0}) == XV_ERR_IO, "missing file");
-    CHECK(strstr(xvlm_last_error(), "/nonexistent/dir/x.png") != NULL, "missing-file message");
+    CHECK(strstr(xv_error_message(), "/nonexistent/dir/x.png") != NULL, "missing-file message");
     expect_refused("GIF89a......", 12, "anim.gif", XV_ERR_FORMAT, "not a JPEG or PNG");
 
     /* declared 60000x60000: refused from the header, before any pixel memory */

@@ -44,8 +44,8 @@ static void test_base64(void) {
     CHECK(n == 6 && memcmp(out, "foobar", 6) == 0, "whitespace is skipped");
     free(out);
     CHECK(xv_base64_decode("Zm9v!mFy", 8, 100, "img", &out, &n) == XV_ERR_FORMAT && !out, "bad character");
-    CHECK(strstr(xvlm_last_error(), "img") && strstr(xvlm_last_error(), "offset 4"), "message names label and offset: %s",
-          xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "img") && strstr(xv_error_message(), "offset 4"),
+          "message names label and offset: %s", xv_error_message());
     CHECK(xv_base64_decode("Zm9vYg", 6, 100, "t", &out, &n) == XV_ERR_FORMAT, "missing padding refused (as Python)");
     CHECK(xv_base64_decode("Zg==Zg==", 8, 100, "t", &out, &n) == XV_ERR_FORMAT, "data after padding");
     CHECK(xv_base64_decode("Z===", 4, 100, "t", &out, &n) == XV_ERR_FORMAT, "three '=' refused");
@@ -71,8 +71,8 @@ static void test_file_list(void) {
     }
     xv_file_list_free(&l);
     const char *missing[] = {path_of("nope")};
-    CHECK(xv_file_list_expand(missing, 1, &l) == XV_ERR_MISSING && strstr(xvlm_last_error(), "nope"),
-          "missing entry named: %s", xvlm_last_error());
+    CHECK(xv_file_list_expand(missing, 1, &l) == XV_ERR_MISSING && strstr(xv_error_message(), "nope"),
+          "missing entry named: %s", xv_error_message());
     mkdir(path_of("empty"), 0755);
     const char *empty[] = {path_of("empty")};
     CHECK(xv_file_list_expand(empty, 1, &l) == XV_ERR_MISSING, "directory without data files");
@@ -218,7 +218,7 @@ static void test_malformed(void) {
     o = (xv_jsonl_opts){.label = "test", .repeat = true, .warn_budget = &quiet};
     CHECK_OK(xv_jsonl_open(&l2, &sh, &o, &r));
     CHECK(xv_jsonl_next(r, &obj, NULL) == XV_ERR_MISSING && !obj, "a pass without records is an error: %s",
-          xvlm_last_error());
+          xv_error_message());
     xv_jsonl_close(r);
     xv_jsonl_shard_free(&sh);
 }
@@ -259,7 +259,7 @@ static void test_resume(void) {
     CHECK(same, "the continuation after seek equals the original stream");
     xv_jsonl_pos bad = saved;
     bad.offset += 1;
-    CHECK(xv_jsonl_seek(b, &bad) == XV_ERR_FORMAT, "an offset inside a line is refused: %s", xvlm_last_error());
+    CHECK(xv_jsonl_seek(b, &bad) == XV_ERR_FORMAT, "an offset inside a line is refused: %s", xv_error_message());
     bad = saved;
     bad.file = 99;
     CHECK(xv_jsonl_seek(b, &bad) == XV_ERR_INVALID_ARG, "a file index outside the shard is refused");

@@ -247,8 +247,8 @@ static void test_edges(void) {
     /* Bad input: errors, not crashes. */
     int32_t bad[3] = {CLS, V, 7};
     CHECK(xv_mask_text(&c, &rng, bad, 3, out, pos, mids, &info) == XV_ERR_INVALID_ARG &&
-              strstr(xvlm_last_error(), "position 1"),
-          "id outside the vocabulary names its position: %s", xvlm_last_error());
+              strstr(xv_error_message(), "position 1"),
+          "id outside the vocabulary names its position: %s", xv_error_message());
     CHECK(xv_mask_text(&c, &rng, ids, 0, out, pos, mids, &info) == XV_ERR_INVALID_ARG, "len 0 refused");
     c.mask_id = V;
     CHECK(xv_mask_text(&c, &rng, ids, 3, out, pos, mids, &info) == XV_ERR_INVALID_ARG, "bad mask id refused");

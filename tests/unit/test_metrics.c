@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "tasks/itc_topk.h"
+#include "api/itc_topk.h"
 #include "tasks/metrics.h"
 #include "testutil.h"
 

@@ -162,7 +162,7 @@ static void test_bad_batches(void) {
         if (cases[i].f) cases[i].f(f);
         xv_status checked = xv_pretrain_batch_check(&m->cfg, &f->b, &f->neg);
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s", xvlm_last_error());
+        snprintf(msg, sizeof msg, "%s", xv_error_message());
         /* The forward validates with the same check before any work. */
         xv_graph *g = xv_graph_new(0);
         xv_pretrain_out o;
@@ -170,13 +170,13 @@ static void test_bad_batches(void) {
         if (!cases[i].needle) {
             CHECK(checked == XV_OK, "the valid batch passes: %s", msg);
             CHECK(st == XV_OK && o.loss_total && isfinite(o.loss_total->data[0]) && o.loss_bbox,
-                  "the valid batch runs: %s", xvlm_last_error());
+                  "the valid batch runs: %s", xv_error_message());
             /* Official semantics: only the region text (is_image 0) counts for the boxes. */
             CHECK(o.bbox_pred && o.bbox_pred->shape[0] == 2, "box predictions");
         } else {
             CHECK(checked != XV_OK, "case %zu (%s) accepted", i, cases[i].needle);
             CHECK(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, msg, cases[i].needle);
-            CHECK(st == checked && !strcmp(xvlm_last_error(), msg), "case %zu: the forward refuses it the same way",
+            CHECK(st == checked && !strcmp(xv_error_message(), msg), "case %zu: the forward refuses it the same way",
                   i);
             printf("  refused: %s\n", msg);
         }
@@ -191,8 +191,8 @@ static void test_bad_batches(void) {
         good_batch(f);
         xv_pretrain_out o;
         CHECK(xv_pretrain_forward(g, nm, &f->b, &f->neg, &o) == XV_ERR_UNSUPPORTED &&
-                  strstr(xvlm_last_error(), "vision_proj"),
-              "no projections: %s", xvlm_last_error());
+                  strstr(xv_error_message(), "vision_proj"),
+              "no projections: %s", xv_error_message());
         xv_graph_free(g);
         xv_model_free(nm);
     }
@@ -221,7 +221,7 @@ static void test_itc_idx(void) {
     xv_tensor *plain = xv_itc_loss(g, m, fi, ft, NULL, &sim);
     xv_tensor *same = xv_itc_loss(g, m, fi, ft, distinct, NULL);
     xv_tensor *grouped = xv_itc_loss(g, m, fi, ft, shared, NULL);
-    CHECK(plain && same && grouped && sim, "ITC: %s", xvlm_last_error());
+    CHECK(plain && same && grouped && sim, "ITC: %s", xv_error_message());
     if (plain && same && grouped && sim) {
         /* fp32 log-softmax of logits ~1/0.07: differences from summation order only. */
         CHECK(fabs(plain->data[0] - same->data[0]) <= 1e-5 * fabs(plain->data[0]), "distinct idx = plain: %g vs %g",

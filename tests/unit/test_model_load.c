@@ -24,7 +24,7 @@ static xv_model_config small_config(int hidden, int layers) {
     snprintf(buf, sizeof buf, SMALL, hidden, layers);
     xv_model_config c;
     xv_status st = xv_config_parse_json(buf, "small", &c);
-    CHECK(st == XV_OK, "small config: %s", xvlm_last_error());
+    CHECK(st == XV_OK, "small config: %s", xv_error_message());
     return c;
 }
 
@@ -108,10 +108,10 @@ static void expect_refused(const xv_model_config *c, const char *file, xv_status
                            const char *n2, const char *what) {
     xv_model *m = NULL;
     xv_status st = xv_model_load(c, file, false, &m);
-    CHECK(st == code && m == NULL, "%s: status %d (expected %d): %s", what, (int)st, (int)code, xvlm_last_error());
-    CHECK(strstr(xvlm_last_error(), n1) != NULL, "%s: \"%s\" lacks \"%s\"", what, xvlm_last_error(), n1);
-    if (n2) CHECK(strstr(xvlm_last_error(), n2) != NULL, "%s: \"%s\" lacks \"%s\"", what, xvlm_last_error(), n2);
-    printf("  refused (%s): %s\n", what, xvlm_last_error());
+    CHECK(st == code && m == NULL, "%s: status %d (expected %d): %s", what, (int)st, (int)code, xv_error_message());
+    CHECK(strstr(xv_error_message(), n1) != NULL, "%s: \"%s\" lacks \"%s\"", what, xv_error_message(), n1);
+    if (n2) CHECK(strstr(xv_error_message(), n2) != NULL, "%s: \"%s\" lacks \"%s\"", what, xv_error_message(), n2);
+    printf("  refused (%s): %s\n", what, xv_error_message());
     xv_model_free(m);
 }
 
@@ -290,7 +290,7 @@ int main(void) {
         free(buf);
         xv_model *t = NULL;
         CHECK(xv_model_load(&c, path("trunc.safetensors"), false, &t) != XV_OK && !t, "truncated file refused");
-        printf("  refused (truncated): %s\n", xvlm_last_error());
+        printf("  refused (truncated): %s\n", xv_error_message());
         CHECK(xv_model_load(&c, path("absent.safetensors"), false, &t) != XV_OK && !t, "absent file refused");
     }
     /* load_dir reads config.json next to the weights. */

@@ -148,7 +148,7 @@ static void check_forward(const char *name, attn_case c) {
     uint64_t key = xv_graph_rng(g)->key, base = xv_graph_rng(g)->counter;
     xv_tensor *probs = NULL;
     xv_tensor *y = run_case(g, &c, NULL, &probs);
-    CHECK(y && probs, "%s: forward ran (%s)", name, xvlm_last_error());
+    CHECK(y && probs, "%s: forward ran (%s)", name, xv_error_message());
     if (y && probs) {
         CHECK(y->ndim == 3 && y->shape[0] == c.B && y->shape[1] == c.Lq && y->shape[2] == c.H * c.Dv, "%s: shape", name);
         int64_t no = (int64_t)c.B * c.Lq * c.H * c.Dv, np = (int64_t)c.B * c.H * c.Lq * c.Lk;
@@ -268,7 +268,7 @@ static attn_result run_backward(const attn_case *c, bool with_probs, const float
     xv_tensor *y = run_case(g, c, lv, with_probs ? &probs : NULL);
     attn_result res = {0};
     if (!y || xv_backward_with(g, y, r) != XV_OK) {
-        CHECK(0, "backward failed: %s", xvlm_last_error());
+        CHECK(0, "backward failed: %s", xv_error_message());
         xv_graph_free(g);
         return res;
     }
@@ -385,7 +385,7 @@ static void test_packed(void) {
         xv_tensor *bias = xv_tensor_wrap_f32(g, c.bias, XV_SHAPE(c.H, c.Lq, c.Lk));
         qkv->requires_grad = bias->requires_grad = true;
         xv_tensor *y = run_packed(g, &c, qkv, bias);
-        CHECK(y && xv_backward_with(g, y, r) == XV_OK, "packed backward: %s", xvlm_last_error());
+        CHECK(y && xv_backward_with(g, y, r) == XV_OK, "packed backward: %s", xv_error_message());
         if (!y || !qkv->grad) {
             xv_graph_free(g);
             continue;
@@ -417,8 +417,8 @@ static void test_packed(void) {
     xv_tensor *bad = xv_tensor_wrap_f32(g, packed, XV_SHAPE(c.B, c.Lq, 3 * HD - 3));
     xv_attn_args a = {.heads = c.H, .scale = 1};
     CHECK(!xv_attention_packed(g, bad, &a) && xv_graph_status(g) == XV_ERR_SHAPE &&
-              strstr(xvlm_last_error(), "xv_attention_packed"),
-          "packed width refused: %s", xvlm_last_error());
+              strstr(xv_error_message(), "xv_attention_packed"),
+          "packed width refused: %s", xv_error_message());
     xv_graph_free(g);
 }
 
@@ -428,25 +428,26 @@ static void test_errors(void) {
     xv_tensor *q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), *k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     xv_attn_args a = {.heads = 3, .scale = 1};
     CHECK(xv_attention(g, q, k, k, &a) == NULL && xv_graph_status(g) == XV_ERR_SHAPE &&
-              strstr(xvlm_last_error(), "xv_attention"),
-          "heads must divide the width: %s", xvlm_last_error());
+              strstr(xv_error_message(), "xv_attention"),
+          "heads must divide the width: %s", xv_error_message());
     xv_graph_reset(g);
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.heads = 2;
     a.key_mask = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 3));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xvlm_last_error(), "key_mask"), "key_mask shape: %s",
-          xvlm_last_error());
+    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "key_mask"), "key_mask shape: %s",
+          xv_error_message());
     xv_graph_reset(g);
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.key_mask = NULL;
     a.bias = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(3, 3, 4));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xvlm_last_error(), "bias"), "bias shape: %s", xvlm_last_error());
+    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "bias"), "bias shape: %s",
+          xv_error_message());
     xv_graph_reset(g);
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.bias = NULL;
     a.group_mask = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 3));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xvlm_last_error(), "group_mask"), "group_mask shape: %s",
-          xvlm_last_error());
+    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "group_mask"), "group_mask shape: %s",
+          xv_error_message());
     xv_graph_reset(g);
     q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
     a.group_mask = NULL;

@@ -172,8 +172,8 @@ static void test_linear_add(void) {
     }
     xv_graph_set_grad(g, false);
     CHECK(!xv_linear_add(g, X, W, B, wrap(g, r, XV_SHAPE(rows, out - 1))) && xv_graph_status(g) == XV_ERR_SHAPE &&
-              strstr(xvlm_last_error(), "residual"),
-          "residual of another shape refused: %s", xvlm_last_error());
+              strstr(xv_error_message(), "residual"),
+          "residual of another shape refused: %s", xv_error_message());
     xv_graph_free(g);
 }
 
@@ -594,14 +594,14 @@ static void test_errors(void) {
     /* Tensor headers live in the arena: re-wrap after every reset. */
 #define X3x4 wrap(g, d, XV_SHAPE(3, 4))
     CHECK(xv_linear(g, X3x4, wrap(g, d, XV_SHAPE(2, 3)), NULL) == NULL, "linear with mismatched weight fails");
-    CHECK(xv_graph_status(g) == XV_ERR_SHAPE && strstr(xvlm_last_error(), "xv_linear"), "message names the op: %s",
-          xvlm_last_error());
+    CHECK(xv_graph_status(g) == XV_ERR_SHAPE && strstr(xv_error_message(), "xv_linear"), "message names the op: %s",
+          xv_error_message());
     CHECK(xv_gelu(g, X3x4) == NULL, "ops after an error return NULL");
     xv_graph_reset(g);
     CHECK(xv_add(g, X3x4, NULL) == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "NULL input is an error");
     xv_graph_reset(g);
-    CHECK(xv_mul(g, X3x4, wrap(g, d, XV_SHAPE(3))) == NULL && strstr(xvlm_last_error(), "suffix"),
-          "non-suffix broadcast refused: %s", xvlm_last_error());
+    CHECK(xv_mul(g, X3x4, wrap(g, d, XV_SHAPE(3))) == NULL && strstr(xv_error_message(), "suffix"),
+          "non-suffix broadcast refused: %s", xv_error_message());
     xv_graph_reset(g);
     CHECK(xv_bmm(g, X3x4, X3x4, false, false, 1) == NULL && xv_graph_status(g) == XV_ERR_SHAPE, "bmm inner dims checked");
     xv_graph_reset(g);

@@ -24,7 +24,7 @@ static float *run_training(reg_op op, const float *x, const int64_t *shape, int 
     xv_tensor *y = op(g, xv_tensor_wrap_f32(g, (float *)x, shape, ndim), p);
     float *out = malloc(sizeof(float) * (size_t)n);
     if (y) memcpy(out, y->data, sizeof(float) * (size_t)n);
-    CHECK(y != NULL, "training forward: %s", xvlm_last_error());
+    CHECK(y != NULL, "training forward: %s", xv_error_message());
     xv_graph_free(g);
     return out;
 }

@@ -77,13 +77,13 @@ static void test_embedding_errors(void) {
     int32_t bad_ids[3] = {2, 10, 1};
     xv_tensor *y = xv_embedding(g, t, xv_tensor_wrap_i32(g, bad_ids, XV_SHAPE(3)), 0);
     CHECK(y == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "id 10 of a 10-row table refused");
-    CHECK(strstr(xvlm_last_error(), "id 10") != NULL && strstr(xvlm_last_error(), "position 1") != NULL,
-          "message names the id and where: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "id 10") != NULL && strstr(xv_error_message(), "position 1") != NULL,
+          "message names the id and where: %s", xv_error_message());
     xv_graph_reset(g);
     t = xv_tensor_zeros(g, XV_F32, XV_SHAPE(10, 4));
     int32_t neg[1] = {-3};
     CHECK(xv_embedding(g, t, xv_tensor_wrap_i32(g, neg, XV_SHAPE(1)), -1) == NULL, "negative id refused");
-    CHECK(strstr(xvlm_last_error(), "id -3") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "id -3") != NULL, "message: %s", xv_error_message());
     xv_graph_reset(g);
     t = xv_tensor_zeros(g, XV_F32, XV_SHAPE(10, 4));
     xv_tensor *fids = xv_tensor_zeros(g, XV_F32, XV_SHAPE(3));
@@ -189,7 +189,7 @@ static void test_gather_rows(void) {
                   NULL &&
               xv_graph_status(g) == XV_ERR_INVALID_ARG,
           "index 5 of 5 rows refused");
-    CHECK(strstr(xvlm_last_error(), "index 5") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "index 5") != NULL, "message: %s", xv_error_message());
     xv_graph_free(g);
 }
 

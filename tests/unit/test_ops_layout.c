@@ -40,7 +40,7 @@ static void check_gather_map(const char *name, unary_op op, const void *ctx, con
     x->requires_grad = true;
     xv_tensor *y = op(g, x, ctx);
     CHECK(y && y->numel == n_out, "%s: output has %lld elements, want %lld (%s)", name,
-          y ? (long long)y->numel : -1LL, (long long)n_out, xvlm_last_error());
+          y ? (long long)y->numel : -1LL, (long long)n_out, xv_error_message());
     if (y && y->numel == n_out) {
         int64_t bad = 0, first = -1;
         for (int64_t k = 0; k < n_out; k++)
@@ -398,7 +398,7 @@ static void test_slice(void) {
     xv_graph *g = xv_graph_new(0);
     xv_tensor *x = xv_tensor_wrap_f32(g, xd, XV_SHAPE(3, 7, 5));
     CHECK(xv_slice(g, x, 1, 5, 3) == NULL && xv_graph_status(g) == XV_ERR_SHAPE, "slice past the end");
-    CHECK(strstr(xvlm_last_error(), "slice") != NULL, "message names the op: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "slice") != NULL, "message names the op: %s", xv_error_message());
     xv_graph_reset(g);
     CHECK(xv_slice(g, x, 3, 0, 1) == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "dim out of range");
     xv_graph_free(g);
@@ -510,7 +510,7 @@ static void test_concat(void) {
     xv_tensor *p = xv_tensor_wrap_f32(g, a, XV_SHAPE(3, 5, 2)), *q = xv_tensor_wrap_f32(g, c, XV_SHAPE(4, 4, 2));
     CHECK(xv_concat(g, (xv_tensor *[]){p, q}, 2, 0) == NULL && xv_graph_status(g) == XV_ERR_SHAPE,
           "mismatched dims refused");
-    CHECK(strstr(xvlm_last_error(), "[4,4,2]") != NULL, "message names the shape: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "[4,4,2]") != NULL, "message names the shape: %s", xv_error_message());
     xv_graph_reset(g);
     /* I32 (attention masks) concatenate too. */
     int32_t m1[2] = {1, 0}, m2[3] = {7, 8, 9};
@@ -560,7 +560,7 @@ static void test_layout_errors(void) {
     xv_tensor *x = xv_tensor_zeros(g, XV_F32, XV_SHAPE(1, 100, 2));
     CHECK(xv_window_partition(g, x, 10, 10, 7, 3) == NULL && xv_graph_status(g) == XV_ERR_SHAPE,
           "10x10 does not split into 7x7 windows");
-    CHECK(strstr(xvlm_last_error(), "window_partition") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "window_partition") != NULL, "message: %s", xv_error_message());
     xv_graph_reset(g);
     x = xv_tensor_zeros(g, XV_F32, XV_SHAPE(1, 100, 2));
     CHECK(xv_window_partition(g, x, 5, 10, 5, 0) == NULL, "H·W mismatch refused");

@@ -110,7 +110,7 @@ static void test_cross_entropy_edges(void) {
     CHECK(xv_cross_entropy(g, xt, xv_tensor_wrap_i32(g, bad, XV_SHAPE(2)), IGNORE) == NULL &&
               xv_graph_status(g) == XV_ERR_INVALID_ARG,
           "target 3 of 3 classes refused");
-    CHECK(strstr(xvlm_last_error(), "target 3 of row 1") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "target 3 of row 1") != NULL, "message: %s", xv_error_message());
     xv_graph_reset(g);
     xt = xv_tensor_wrap_f32(g, x, XV_SHAPE(2, 3));
     CHECK(xv_cross_entropy(g, xt, xv_tensor_wrap_i32(g, bad, XV_SHAPE(1)), IGNORE) == NULL &&

@@ -87,7 +87,7 @@ static void test_masked_mean_errors(void) {
     CHECK(xv_masked_mean(g, xt, xv_tensor_wrap_f32(g, w, XV_SHAPE(2, 3))) == NULL &&
               xv_graph_status(g) == XV_ERR_INVALID_ARG,
           "an empty region is refused, not NaN");
-    CHECK(strstr(xvlm_last_error(), "row 1") != NULL, "message names the row: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "row 1") != NULL, "message names the row: %s", xv_error_message());
     xv_graph_reset(g);
     xt = xv_tensor_wrap_f32(g, x, XV_SHAPE(2, 3, 4));
     CHECK(xv_masked_mean(g, xt, xv_tensor_wrap_f32(g, w, XV_SHAPE(3, 2))) == NULL &&

@@ -66,8 +66,8 @@ static void test_yaml_types(void) {
     for (int i = 0; i < 4; i++) {
         root = NULL;
         xv_status st = xv_yaml_parse(bad[i], strlen(bad[i]), "bad.yaml", &root);
-        CHECK(st == XV_ERR_FORMAT && !root && strstr(xvlm_last_error(), "bad.yaml:"), "bad YAML %d refused: %s", i,
-              xvlm_last_error());
+        CHECK(st == XV_ERR_FORMAT && !root && strstr(xv_error_message(), "bad.yaml:"), "bad YAML %d refused: %s", i,
+              xv_error_message());
     }
 }
 
@@ -171,8 +171,8 @@ static void refused(const char *body, const char *expect) {
     const char *p = write_file("bad.yaml", text);
     xv_pretrain_run_config c;
     xv_status st = xv_pretrain_run_config_load(p, &c, NULL);
-    CHECK(st != XV_OK && strstr(xvlm_last_error(), expect), "config with %s: status %d, message: %s", body, (int)st,
-          xvlm_last_error());
+    CHECK(st != XV_OK && strstr(xv_error_message(), expect), "config with %s: status %d, message: %s", body, (int)st,
+          xv_error_message());
     CHECK(c.path == NULL && c.images.files == NULL, "a refused config leaves the output zeroed");
 }
 

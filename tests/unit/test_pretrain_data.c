@@ -587,16 +587,16 @@ static void test_determinism_and_resume(xv_pretrain_kind kind) {
     CHECK_OK(xv_pretrain_open(&c, 0, 1, 11, &l4));
     if (l4) {
         CHECK(xv_pretrain_state_restore(l4, state, n) == XV_ERR_INVALID_ARG, "another worker count refused: %s",
-              xvlm_last_error());
+              xv_error_message());
         xv_pretrain_close(l4);
     }
     state[6] ^= 1; /* the configuration hash */
-    CHECK(xv_pretrain_state_restore(l3, state, n) == XV_ERR_INVALID_ARG && strstr(xvlm_last_error(), "config_hash"),
-          "another configuration refused: %s", xvlm_last_error());
+    CHECK(xv_pretrain_state_restore(l3, state, n) == XV_ERR_INVALID_ARG && strstr(xv_error_message(), "config_hash"),
+          "another configuration refused: %s", xv_error_message());
     state[6] ^= 1;
     state[9 + 2] += 3; /* worker 0's offset, now inside a line */
     CHECK(xv_pretrain_state_restore(l3, state, n) != XV_OK, "an offset inside a line is refused: %s",
-          xvlm_last_error());
+          xv_error_message());
     /* l3 has handed out batches up to index N; l1 gives the reference N..N+3. */
     uint64_t ref[4], after[3];
     hashes(l1, 4, ref);
@@ -745,13 +745,13 @@ static void test_config_errors(void) {
     xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
     xv_pretrain_loader *l;
     c.patch_size = 30;
-    CHECK(xv_pretrain_open(&c, 0, 1, 1, &l) == XV_ERR_INVALID_ARG && !l && strstr(xvlm_last_error(), "patch_size"),
-          "image_res not a multiple of patch_size: %s", xvlm_last_error());
+    CHECK(xv_pretrain_open(&c, 0, 1, 1, &l) == XV_ERR_INVALID_ARG && !l && strstr(xv_error_message(), "patch_size"),
+          "image_res not a multiple of patch_size: %s", xv_error_message());
     c = config(XV_PRETRAIN_IMAGES, files, 1);
     const char *nofiles[] = {path_of("%s", "nowhere")};
     c.files = nofiles;
-    CHECK(xv_pretrain_open(&c, 0, 1, 1, &l) == XV_ERR_MISSING && strstr(xvlm_last_error(), "nowhere"),
-          "missing data named: %s", xvlm_last_error());
+    CHECK(xv_pretrain_open(&c, 0, 1, 1, &l) == XV_ERR_MISSING && strstr(xv_error_message(), "nowhere"),
+          "missing data named: %s", xv_error_message());
     c = config(XV_PRETRAIN_IMAGES, files, 1);
     CHECK(xv_pretrain_open(&c, 2, 2, 1, &l) == XV_ERR_INVALID_ARG, "rank outside world");
 }
@@ -761,7 +761,7 @@ int main(void) {
     if (!mkdtemp(g_dir)) return 1;
     make_dataset();
     if (xv_tokenizer_load(path_of("%s", "vocab.txt"), &g_tok) != XV_OK) {
-        fprintf(stderr, "vocab: %s\n", xvlm_last_error());
+        fprintf(stderr, "vocab: %s\n", xv_error_message());
         return 1;
     }
     test_image_atts_rule();

@@ -110,9 +110,9 @@ static void test_edges(void) {
     CHECK_OK(xv_relpos_interp(src, 169, 1, dst, 169));
     CHECK(!memcmp(src, dst, sizeof src), "same size copies");
     CHECK(xv_relpos_interp(src, 168, 1, dst, 169) == XV_ERR_SHAPE, "168 rows is not a square");
-    CHECK(strstr(xvlm_last_error(), "168") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "168") != NULL, "message: %s", xv_error_message());
     CHECK(xv_relpos_interp(src, 9, 1, dst, 25) == XV_ERR_SHAPE, "3x3 is too small for a cubic spline");
-    CHECK(strstr(xvlm_last_error(), "too small") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "too small") != NULL, "message: %s", xv_error_message());
 }
 
 int main(void) {

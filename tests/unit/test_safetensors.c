@@ -112,8 +112,8 @@ static void test_round_trip_every_dtype(void) {
         CHECK_OK(xv_st_read_f32(f, t, fo));
         CHECK(!memcmp(fo, f32, sizeof f32), "f32 bits");
         int32_t io[6];
-        CHECK(xv_st_read_i32(f, t, io) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "'f32'"),
-              "float tensor refused as int: %s", xvlm_last_error());
+        CHECK(xv_st_read_i32(f, t, io) == XV_ERR_FORMAT && strstr(xv_error_message(), "'f32'"),
+              "float tensor refused as int: %s", xv_error_message());
     }
     t = xv_st_find(f, "f16");
     if (t) {
@@ -338,8 +338,8 @@ static void test_atomic_write(void) {
     xv_status st = xv_st_writer_write(w, path);
     setrlimit(RLIMIT_FSIZE, &saved);
     signal(SIGXFSZ, prev);
-    CHECK(st == XV_ERR_IO && strstr(xvlm_last_error(), tmp), "failed write reported with the temp path: %s",
-          xvlm_last_error());
+    CHECK(st == XV_ERR_IO && strstr(xv_error_message(), tmp), "failed write reported with the temp path: %s",
+          xv_error_message());
     CHECK(!file_exists(tmp), "temp file removed after a failed write");
     size_t now_len;
     uint8_t *now = slurp(path, &now_len);
@@ -348,8 +348,8 @@ static void test_atomic_write(void) {
 
     char nodir[512];
     path_in_dir(nodir, sizeof nodir, "no/such/dir/x.safetensors");
-    CHECK(xv_st_writer_write(w, nodir) == XV_ERR_IO && strstr(xvlm_last_error(), "no/such/dir"),
-          "missing directory reported: %s", xvlm_last_error());
+    CHECK(xv_st_writer_write(w, nodir) == XV_ERR_IO && strstr(xv_error_message(), "no/such/dir"),
+          "missing directory reported: %s", xv_error_message());
     xv_st_writer_free(w);
     free(big);
     free(old);
@@ -401,12 +401,12 @@ static void test_conversion_refusals(void) {
     int32_t io[2];
     float fo[2];
     CHECK(xv_st_read_i32(f, xv_st_find(f, "big_ids"), io) == XV_ERR_FORMAT &&
-              strstr(xvlm_last_error(), "'big_ids'") && strstr(xvlm_last_error(), "2147483648"),
-          "int64 out of int32 range: %s", xvlm_last_error());
-    CHECK(xv_st_read_f32(f, xv_st_find(f, "huge"), fo) == XV_ERR_NUMERIC && strstr(xvlm_last_error(), "'huge'"),
-          "f64 beyond float range: %s", xvlm_last_error());
-    CHECK(xv_st_read_i32(f, xv_st_find(f, "flag"), io) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "'flag'"),
-          "bool byte 2: %s", xvlm_last_error());
+              strstr(xv_error_message(), "'big_ids'") && strstr(xv_error_message(), "2147483648"),
+          "int64 out of int32 range: %s", xv_error_message());
+    CHECK(xv_st_read_f32(f, xv_st_find(f, "huge"), fo) == XV_ERR_NUMERIC && strstr(xv_error_message(), "'huge'"),
+          "f64 beyond float range: %s", xv_error_message());
+    CHECK(xv_st_read_i32(f, xv_st_find(f, "flag"), io) == XV_ERR_FORMAT && strstr(xv_error_message(), "'flag'"),
+          "bool byte 2: %s", xv_error_message());
     /* a tensor of another file is not accepted */
     CHECK_OK(xv_st_open(path, &g));
     if (g) {
@@ -514,7 +514,7 @@ static void expect_refused(const char *what, const uint8_t *b, size_t len, xv_st
                            const char *frag2) {
     xv_st_file *f = (xv_st_file *)1;
     xv_status st = xv_st_open_memory(b, len, what, &f);
-    const char *m = xvlm_last_error();
+    const char *m = xv_error_message();
     CHECK(st == code, "%s: status %d, expected %d (%s)", what, (int)st, (int)code, m);
     CHECK(f == NULL, "%s: no handle on failure", what);
     CHECK(strstr(m, what) != NULL, "%s: message names the file: %s", what, m);
@@ -678,13 +678,13 @@ static void test_truncated(void) {
             accepted++;
             xv_st_close(f);
         } else {
-            CHECK(strstr(xvlm_last_error(), "cut") != NULL, "message names the label");
+            CHECK(strstr(xv_error_message(), "cut") != NULL, "message names the label");
         }
         /* the same through the file path (mmap) for a sample of cuts */
         if (n % 7 == 0) {
             spit(cut, full, n);
-            CHECK(xv_st_open(cut, &f) == XV_ERR_FORMAT && strstr(xvlm_last_error(), cut), "cut file %zu: %s", n,
-                  xvlm_last_error());
+            CHECK(xv_st_open(cut, &f) == XV_ERR_FORMAT && strstr(xv_error_message(), cut), "cut file %zu: %s", n,
+                  xv_error_message());
         }
         free(copy);
     }
@@ -695,9 +695,9 @@ static void test_truncated(void) {
     free(full);
 
     CHECK(xv_st_open("/nonexistent/x.safetensors", &f) == XV_ERR_MISSING && f == NULL &&
-              strstr(xvlm_last_error(), "/nonexistent/x.safetensors"),
-          "missing file: %s", xvlm_last_error());
-    CHECK(xv_st_open(g_dir, &f) == XV_ERR_IO && f == NULL, "directory refused: %s", xvlm_last_error());
+              strstr(xv_error_message(), "/nonexistent/x.safetensors"),
+          "missing file: %s", xv_error_message());
+    CHECK(xv_st_open(g_dir, &f) == XV_ERR_IO && f == NULL, "directory refused: %s", xv_error_message());
 }
 
 static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -37,8 +37,8 @@ static void test_config(void) {
     CHECK(js && strstr(js, "\"ape\":"), "the writer keeps ape: true");
     CHECK(js && xv_config_parse_json(js, "roundtrip", &d) == XV_OK && d.vision.ape, "round trip");
     free(js);
-    CHECK(parse(", \"ape\": 1", &c) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "\"ape\" must be true or false"),
-          "non-boolean refused: %s", xvlm_last_error());
+    CHECK(parse(", \"ape\": 1", &c) == XV_ERR_FORMAT && strstr(xv_error_message(), "\"ape\" must be true or false"),
+          "non-boolean refused: %s", xv_error_message());
 }
 
 /* Vision tokens of `m` for images (eval mode, no recording). */
@@ -138,8 +138,8 @@ static void test_model(void) {
     xv_tensor *le = l ? xv_params_find(&l->params, "vision_encoder.absolute_pos_embed") : NULL;
     CHECK(le && !memcmp(le->data, e->data, sizeof(float) * (size_t)e->numel), "loaded embedding");
     xv_model *l0 = NULL;
-    CHECK(xv_model_load(&c0, path, true, &l0) != XV_OK && strstr(xvlm_last_error(), "absolute_pos_embed"),
-          "a model without ape refuses the file, naming the tensor: %s", xvlm_last_error());
+    CHECK(xv_model_load(&c0, path, true, &l0) != XV_OK && strstr(xv_error_message(), "absolute_pos_embed"),
+          "a model without ape refuses the file, naming the tensor: %s", xv_error_message());
     xv_model_free(l0);
     xv_model_free(l);
     unlink(path);
@@ -159,8 +159,8 @@ static void test_sincos_init(void) {
     char *js = xv_config_to_json(&c);
     CHECK(js && xv_config_parse_json(js, "roundtrip", &d) == XV_OK && d.vision.ape_sincos, "round trip");
     free(js);
-    CHECK(parse(", \"ape_init\": \"sincos\"", &d) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "needs"),
-          "sincos without ape refused: %s", xvlm_last_error());
+    CHECK(parse(", \"ape_init\": \"sincos\"", &d) == XV_ERR_FORMAT && strstr(xv_error_message(), "needs"),
+          "sincos without ape refused: %s", xv_error_message());
     CHECK(parse(", \"ape\": true, \"ape_init\": \"learned\"", &d) == XV_ERR_FORMAT, "unknown ape_init refused");
     xv_model_parts parts = xv_model_parts_pretrain();
     xv_model *m = NULL;

@@ -515,14 +515,14 @@ static void check_bad_params(const char *root) {
     snprintf(dir, sizeof dir, "%s/bad", root);
     xv_synth_params p = small_params(1, 1);
     p.size = 20;
-    CHECK(xv_synth_generate(&p, dir, NULL) == XV_ERR_INVALID_ARG && strstr(xvlm_last_error(), "--size"),
-          "size 20: %s", xvlm_last_error());
+    CHECK(xv_synth_generate(&p, dir, NULL) == XV_ERR_INVALID_ARG && strstr(xv_error_message(), "--size"),
+          "size 20: %s", xv_error_message());
     p = small_params(1, 1);
     p.min_objects = 3, p.max_objects = 2;
     CHECK(xv_synth_generate(&p, dir, NULL) == XV_ERR_INVALID_ARG, "objects 3..2 accepted");
     p = small_params(1, 1);
     CHECK(xv_synth_generate(&p, "/proc/xv_synth_no_such_dir", NULL) == XV_ERR_IO, "unwritable folder: %s",
-          xvlm_last_error());
+          xv_error_message());
     xv_rng r;
     xv_rng_seed(&r, 1);
     xv_synth_scene s;

@@ -183,8 +183,8 @@ static void test_invalid_utf8(void) {
         xv_status s = xv_tokenize(g_tok, bad[i], strlen(bad[i]), &ids);
         char want[64];
         snprintf(want, sizeof want, "byte offset %zu", offset[i]);
-        CHECK(s == XV_ERR_FORMAT && strstr(xvlm_last_error(), want), "invalid UTF-8 case %zu: %s", i,
-              xvlm_last_error());
+        CHECK(s == XV_ERR_FORMAT && strstr(xv_error_message(), want), "invalid UTF-8 case %zu: %s", i,
+              xv_error_message());
         CHECK(ids.n == 0, "nothing appended on error");
         CHECK_OK(xv_tokenize(g_tok, "a man", 5, &ids));
         s = xv_tokenize(g_tok, bad[i], strlen(bad[i]), &ids);
@@ -193,8 +193,8 @@ static void test_invalid_utf8(void) {
         xv_ids_free(&ids);
         char *out = NULL;
         s = xv_pre_caption(bad[i], strlen(bad[i]), 30, &out, NULL);
-        CHECK(s == XV_ERR_FORMAT && out == NULL && strstr(xvlm_last_error(), want), "pre_caption rejects: %s",
-              xvlm_last_error());
+        CHECK(s == XV_ERR_FORMAT && out == NULL && strstr(xv_error_message(), want), "pre_caption rejects: %s",
+              xv_error_message());
     }
 }
 
@@ -204,7 +204,7 @@ static const char *cap(const char *text, int max_words) {
     char *out = NULL;
     xv_status s = xv_pre_caption(text, strlen(text), max_words, &out, NULL);
     if (s != XV_OK)
-        snprintf(buf, sizeof buf, "ERROR:%s", xvlm_last_error());
+        snprintf(buf, sizeof buf, "ERROR:%s", xv_error_message());
     else
         snprintf(buf, sizeof buf, "%s", out);
     free(out);
@@ -318,8 +318,8 @@ static void test_encode(void) {
     CHECK(xv_encode_batch(g_tok, texts, 3, &o, &b) == XV_ERR_INVALID_ARG, "no room for specials");
     const char *bad[] = {"ok", "bad\xff"};
     o = xv_encode_finetune(0);
-    CHECK(xv_encode_batch(g_tok, bad, 2, &o, &b) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "text 1"),
-          "names the bad text: %s", xvlm_last_error());
+    CHECK(xv_encode_batch(g_tok, bad, 2, &o, &b) == XV_ERR_FORMAT && strstr(xv_error_message(), "text 1"),
+          "names the bad text: %s", xv_error_message());
 }
 
 static xv_status parse(const char *data, size_t n, xv_tokenizer **t) {
@@ -348,33 +348,33 @@ static void test_vocab_reading(void) {
     }
     const char missing[] = "[PAD]\n[UNK]\n[CLS]\ndog\n";
     CHECK(parse(missing, sizeof missing - 1, &t) == XV_ERR_MISSING && t == NULL, "missing specials");
-    CHECK(strstr(xvlm_last_error(), "test-vocab.txt") && strstr(xvlm_last_error(), "[SEP] [MASK]"),
-          "names file and tokens: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "test-vocab.txt") && strstr(xv_error_message(), "[SEP] [MASK]"),
+          "names file and tokens: %s", xv_error_message());
     const char bom[] = "\xef\xbb\xbf[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
-    CHECK(parse(bom, sizeof bom - 1, &t) == XV_ERR_MISSING && strstr(xvlm_last_error(), "byte-order mark"),
-          "BOM hint: %s", xvlm_last_error());
+    CHECK(parse(bom, sizeof bom - 1, &t) == XV_ERR_MISSING && strstr(xv_error_message(), "byte-order mark"),
+          "BOM hint: %s", xv_error_message());
     const char spaced[] = "[PAD] \n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
     CHECK(parse(spaced, sizeof spaced - 1, &t) == XV_ERR_MISSING, "'[PAD] ' is not [PAD]");
     const char binary[] = "[PAD]\n\0\x01\x02";
-    CHECK(parse(binary, sizeof binary - 1, &t) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "offset 6"),
-          "binary: %s", xvlm_last_error());
+    CHECK(parse(binary, sizeof binary - 1, &t) == XV_ERR_FORMAT && strstr(xv_error_message(), "offset 6"),
+          "binary: %s", xv_error_message());
     const char badutf[] = "[PAD]\n[UNK]\nab\xfe\n";
-    CHECK(parse(badutf, sizeof badutf - 1, &t) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "line 3") &&
-              strstr(xvlm_last_error(), "offset 14"),
-          "invalid UTF-8: %s", xvlm_last_error());
-    CHECK(parse("", 0, &t) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "empty"), "empty vocab");
-    CHECK(xv_tokenizer_load("/nonexistent/vocab.txt", &t) == XV_ERR_IO && strstr(xvlm_last_error(), "/nonexistent"),
-          "missing file: %s", xvlm_last_error());
-    CHECK(xv_tokenizer_load("/tmp", &t) == XV_ERR_IO && strstr(xvlm_last_error(), "directory"), "directory: %s",
-          xvlm_last_error());
+    CHECK(parse(badutf, sizeof badutf - 1, &t) == XV_ERR_FORMAT && strstr(xv_error_message(), "line 3") &&
+              strstr(xv_error_message(), "offset 14"),
+          "invalid UTF-8: %s", xv_error_message());
+    CHECK(parse("", 0, &t) == XV_ERR_FORMAT && strstr(xv_error_message(), "empty"), "empty vocab");
+    CHECK(xv_tokenizer_load("/nonexistent/vocab.txt", &t) == XV_ERR_IO && strstr(xv_error_message(), "/nonexistent"),
+          "missing file: %s", xv_error_message());
+    CHECK(xv_tokenizer_load("/tmp", &t) == XV_ERR_IO && strstr(xv_error_message(), "directory"), "directory: %s",
+          xv_error_message());
     /* a huge file is refused after reading at most the limit + 1 byte */
     char path[] = "/tmp/xv_vocab_huge_XXXXXX";
     int fd = mkstemp(path);
     if (fd >= 0) {
         CHECK(ftruncate(fd, (off_t)XV_VOCAB_MAX_BYTES + 10) == 0, "sparse file");
         close(fd);
-        CHECK(xv_tokenizer_load(path, &t) == XV_ERR_FORMAT && strstr(xvlm_last_error(), "too large"), "huge: %s",
-              xvlm_last_error());
+        CHECK(xv_tokenizer_load(path, &t) == XV_ERR_FORMAT && strstr(xv_error_message(), "too large"), "huge: %s",
+              xv_error_message());
         unlink(path);
     }
 }
@@ -403,7 +403,7 @@ static void test_threads(void) {
 
 int main(void) {
     if (xv_tokenizer_from_memory(k_vocab, sizeof k_vocab - 1, "builtin", &g_tok) != XV_OK) {
-        fprintf(stderr, "built-in vocab: %s\n", xvlm_last_error());
+        fprintf(stderr, "built-in vocab: %s\n", xv_error_message());
         return 1;
     }
     test_basic_rules();

@@ -201,7 +201,7 @@ static void test_convert(void) {
     /* A bare fp16 state_dict has no config: the resolution must be given. */
     CHECK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL) == XV_ERR_INVALID_ARG,
           "no image_res known");
-    CHECK(strstr(xvlm_last_error(), "cannot infer image_res") && strstr(xvlm_last_error(), "give --image-res"), "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "cannot infer image_res") && strstr(xv_error_message(), "give --image-res"), "message: %s", xv_error_message());
     o.image_res = 96;
     CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL));
     check_converted(f16, "micro_retrieval_fp16.expected.safetensors", false);
@@ -218,7 +218,7 @@ static void test_convert(void) {
 
     /* Not an X-VLM state dict. */
     CHECK(xv_convert_torch(path_in(data_dir, "special.th"), big, NULL, &o, NULL) == XV_ERR_MISSING, "special");
-    CHECK(strstr(xvlm_last_error(), "no BERT text encoder") != NULL, "message: %s", xvlm_last_error());
+    CHECK(strstr(xv_error_message(), "no BERT text encoder") != NULL, "message: %s", xv_error_message());
     o.text_heads = 3; /* 8 is not divisible by 3 */
     CHECK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), big, NULL, &o, NULL) == XV_ERR_INVALID_ARG,
           "3 heads");
@@ -256,9 +256,9 @@ static void test_refused(void) {
         xv_tc_file *f = NULL;
         xv_status st = xv_tc_open(path_in(bad, cases[i].file), &f);
         CHECK(st == cases[i].code && !f, "%s: status %d, want %d", cases[i].file, (int)st, (int)cases[i].code);
-        CHECK(strstr(xvlm_last_error(), cases[i].needle) != NULL, "%s: message '%s' lacks '%s'", cases[i].file,
-              xvlm_last_error(), cases[i].needle);
-        CHECK(strstr(xvlm_last_error(), cases[i].file) != NULL, "%s: message names the file", cases[i].file);
+        CHECK(strstr(xv_error_message(), cases[i].needle) != NULL, "%s: message '%s' lacks '%s'", cases[i].file,
+              xv_error_message(), cases[i].needle);
+        CHECK(strstr(xv_error_message(), cases[i].file) != NULL, "%s: message names the file", cases[i].file);
         xv_tc_close(f);
     }
     xv_tc_file *f = NULL;

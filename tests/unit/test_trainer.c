@@ -338,9 +338,9 @@ static void test_bad_batch_refused(void) {
     for (int s = 0; s < 2; s++) CHECK_OK(xv_trainer_step(r.t, rec, &n));
     char want[96];
     snprintf(want, sizeof want, "pretrain batch: text_ids[0][1] = %d outside [0, %d)", VOCAB, VOCAB);
-    CHECK(xv_trainer_step(r.t, rec, &n) == XV_ERR_INVALID_ARG && strstr(xvlm_last_error(), "step 2 forward") &&
-              strstr(xvlm_last_error(), want),
-          "bad batch: %s", xvlm_last_error());
+    CHECK(xv_trainer_step(r.t, rec, &n) == XV_ERR_INVALID_ARG && strstr(xv_error_message(), "step 2 forward") &&
+              strstr(xv_error_message(), want),
+          "bad batch: %s", xv_error_message());
     run_close(&r);
 }
 

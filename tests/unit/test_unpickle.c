@@ -103,7 +103,7 @@ static void expect_fail(const char *what, pk *p, const xv_unpickle_limits *lim, 
     xv_status st;
     xv_unpickled *u = parse(p, lim, &st);
     CHECK(st == code && !u, "%s: status %d (want %d)", what, (int)st, (int)code);
-    CHECK(strstr(xvlm_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, xvlm_last_error(), needle);
+    CHECK(strstr(xv_error_message(), needle) != NULL, "%s: message '%s' lacks '%s'", what, xv_error_message(), needle);
     xv_unpickled_free(u);
     free(p->b);
 }

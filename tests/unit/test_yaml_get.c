@@ -25,7 +25,7 @@ static const char *text = "n: 7\n"                      /* 1 */
 static void refused(xv_status st, const char *what, const char *const *parts) {
     CHECK(st != XV_OK, "%s: refused", what);
     for (; *parts; parts++)
-        CHECK(strstr(xvlm_last_error(), *parts), "%s: message has \"%s\": %s", what, *parts, xvlm_last_error());
+        CHECK(strstr(xv_error_message(), *parts), "%s: message has \"%s\": %s", what, *parts, xv_error_message());
 }
 
 #define REFUSED(expr, ...) refused((expr), #expr, (const char *const[]){__VA_ARGS__, NULL})

@@ -1,7 +1,7 @@
 /* The ITC stage of retrieval: cosine similarities of one query feature with a
  * gallery of normalised features (one sgemv), and the k best of them. */
-#ifndef XV_TASKS_ITC_TOPK_H
-#define XV_TASKS_ITC_TOPK_H
+#ifndef XV_API_ITC_TOPK_H
+#define XV_API_ITC_TOPK_H
 
 #include <stdint.h>
 

@@ -14,7 +14,7 @@
 #include "model/model_source.h"
 
 xvlm_model_params xvlm_model_params_default(void) {
-    return (xvlm_model_params){.vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = 0};
+    return (xvlm_model_params){.vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = false};
 }
 
 /* The id covers what changes the numbers: the config and each parameter's
@@ -75,7 +75,7 @@ static xv_status load_vocab(const char *vocab, xvlm_model *mm) {
     return XV_OK;
 }
 
-xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out) {
+xv_status xv_api_model_load(const char *path, const xvlm_model_params *params, xvlm_model **out) {
     if (!out) return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_load: out is NULL");
     *out = NULL;
     if (!path || !*path) return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_load: no model path given");
@@ -120,7 +120,7 @@ void xvlm_model_get_info(const xvlm_model *mm, xvlm_model_info *o) {
     memcpy(o->id, mm->id_hex, sizeof o->id);
 }
 
-xv_status xvlm_ctx_new(const xvlm_model *m, xvlm_ctx **out) {
+xv_status xv_api_ctx_new(const xvlm_model *m, xvlm_ctx **out) {
     if (!out || !m) return xv_error(XV_ERR_INVALID_ARG, "xvlm_ctx_new: NULL argument");
     *out = NULL;
     xvlm_ctx *c = calloc(1, sizeof *c);

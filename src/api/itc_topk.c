@@ -1,4 +1,4 @@
-#include "tasks/itc_topk.h"
+#include "api/itc_topk.h"
 
 #include <cblas.h>
 #include <math.h>
