@@ -22,10 +22,11 @@ xvlm_model_params xvlm_model_params_default(void) {
 /* The id covers what changes the numbers: the config and each parameter's
  * shape and float32 values, in creation order (so both text layouts, and a
  * checkpoint converted on the fly, give the id of the same weights). */
-static void model_id(xvlm_model *mm) {
+static xv_status model_id(xvlm_model *mm) {
     const xv_model *m = mm->m;
     char *cfg = xv_config_to_json(&m->cfg);
-    uint64_t h = xv_hash64(cfg ? cfg : "", cfg ? strlen(cfg) : 0, 0x78766c6dull);
+    if (!cfg) return xv_error(XV_ERR_NOMEM, "model id: out of memory");
+    uint64_t h = xv_hash64(cfg, strlen(cfg), 0x78766c6dull);
     free(cfg);
     for (int i = 0; i < m->params.n; i++) {
         const xv_tensor *t = m->params.items[i];
@@ -34,6 +35,7 @@ static void model_id(xvlm_model *mm) {
     }
     mm->id = h;
     snprintf(mm->id_hex, sizeof mm->id_hex, "%016llx", (unsigned long long)h);
+    return XV_OK;
 }
 
 static bool is_dir(const char *p) {
@@ -132,11 +134,11 @@ xv_status xvlm_model_load(const char *path, const xvlm_model_params *params, xvl
     if (!mm) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = folder ? xv_model_load_dir(path, p.copy_weights != 0, &mm->m) : load_checkpoint(path, &p, &mm->m);
     if (st == XV_OK) st = load_vocab(vocab, mm);
+    if (st == XV_OK) st = model_id(mm);
     if (st != XV_OK) {
         xvlm_model_free(mm);
         return st;
     }
-    model_id(mm);
     *out = mm;
     return XV_OK;
 }
