@@ -13,25 +13,6 @@
 
 static char g_dir[64];
 
-static int run(const char *cmd) {
-    printf("$ %s\n", cmd);
-    fflush(stdout);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)*n + 1);
-    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) *n = -1;
-    fclose(f);
-    return b;
-}
-
 static void write_model(xv_model **out) {
     const char *js =
         "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
@@ -116,8 +97,7 @@ static double max_rel_diff(const xv_st_file *a, const xv_st_file *b, int *n) {
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN not set");
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_forward_cli_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_forward_cli", g_dir, sizeof g_dir), "mkdtemp");
     xv_model *m = NULL;
     write_model(&m);
     if (!m) return xv_test_finish("test_forward_cli");
@@ -131,17 +111,17 @@ int main(void) {
 
     const char *fmt = "'%s' forward --model '%s' --inputs '%s' --out '%s' --threads %d --seed 5%s";
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o1, 1, "");
-    CHECK(run(cmd) == 0, "forward, 1 thread");
+    CHECK(xv_test_run(cmd) == 0, "forward, 1 thread");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o2, 1, "");
-    CHECK(run(cmd) == 0, "forward again");
+    CHECK(xv_test_run(cmd) == 0, "forward again");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o3, 2, "");
-    CHECK(run(cmd) == 0, "forward, 2 threads");
+    CHECK(xv_test_run(cmd) == 0, "forward, 2 threads");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, og, 2, " --grads");
-    CHECK(run(cmd) == 0, "forward --grads");
+    CHECK(xv_test_run(cmd) == 0, "forward --grads");
 
-    long n1 = 0, n2 = 0;
-    char *b1 = slurp(o1, &n1), *b2 = slurp(o2, &n2);
-    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && !memcmp(b1, b2, (size_t)n1), "same thread count: byte-identical output");
+    size_t n1 = 0, n2 = 0;
+    char *b1 = xv_test_read_file(o1, &n1), *b2 = xv_test_read_file(o2, &n2);
+    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && !memcmp(b1, b2, n1), "same thread count: byte-identical output");
     free(b1);
     free(b2);
 
@@ -182,15 +162,15 @@ int main(void) {
 
     /* Exit codes: usage errors 2, runtime errors 1. */
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' 2>/dev/null", bin, g_dir, in);
-    CHECK(run(cmd) == 2, "missing --out is a usage error");
+    CHECK(xv_test_run(cmd) == 2, "missing --out is a usage error");
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' --out '%s' --threads x 2>/dev/null", bin,
              g_dir, in, o2);
-    CHECK(run(cmd) == 2, "bad --threads is a usage error");
+    CHECK(xv_test_run(cmd) == 2, "bad --threads is a usage error");
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/nothing' --inputs '%s' --out '%s' 2>/dev/null", bin, g_dir,
              in, o2);
-    CHECK(run(cmd) == 1, "missing model folder is a runtime error");
+    CHECK(xv_test_run(cmd) == 1, "missing model folder is a runtime error");
     snprintf(cmd, sizeof cmd, "'%s' forward --help | grep -q 'grad.<name>'", bin);
-    CHECK(run(cmd) == 0, "--help documents the outputs");
+    CHECK(xv_test_run(cmd) == 0, "--help documents the outputs");
 
     xv_model_free(m);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

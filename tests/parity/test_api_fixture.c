@@ -13,19 +13,6 @@
 #include "testutil.h"
 #include "xvlm.h"
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = '\0';
-    fclose(f);
-    return b;
-}
-
 static float *tensor(const xv_st_file *f, const char *name, int64_t *numel) {
     const xv_st_tensor *t = xv_st_find(f, name);
     CHECK(t != NULL, "%s present", name);
@@ -62,7 +49,7 @@ int main(void) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/tiny", fx);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *cfg_text = read_all(path);
+    char *cfg_text = xv_test_read_file(path, NULL);
     cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
     CHECK(cfg != NULL, "config.json");
     xvlm_set_threads(2);

@@ -17,23 +17,6 @@
 #define FIXTURE_MAX_WORDS 30
 #define FIXTURE_MAX_TOKENS 40
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 /* The case's text as bytes, from text_utf8_hex (exact even with NUL). */
 static char *hex_decode(const char *hex, size_t *len) {
     size_t n = strlen(hex) / 2;
@@ -138,7 +121,7 @@ int main(void) {
         return 1;
     }
     size_t len;
-    char *data = read_file(cases, &len);
+    char *data = xv_test_read_file(cases, &len);
     CHECK(data != NULL, "read %s", cases);
     int n_cases = 0, max_tokens_seen = 0;
     for (char *line = data ? strtok(data, "\n") : NULL; line; line = strtok(NULL, "\n")) {

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 
 #include "alloc_fail.h"
+#include "testutil.h"
 #include "data/pretrain_data.h"
-#include "e2e/tiny_model_dir.h"
 #include "io/safetensors.h"
 #include "io/torch_ckpt.h"
 #include "xvlm.h"
@@ -183,25 +183,19 @@ static xv_status run_loader(const void *arg_, uint64_t *digest) {
     return st;
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f && fputs(text, f) >= 0, "cannot write %s", path);
-    if (f) fclose(f);
-}
-
 static void make_loader_data(char *it, char *rg, size_t cap) {
     char path[600];
     for (int k = 0; k < 4; k++) {
         snprintf(path, sizeof path, "%s/img%d.jpg", g_dir, k);
-        CHECK(tiny_image(path, 48 + 8 * k, 40, k), "image %s", path);
+        CHECK(xv_test_tiny_image(path, 48 + 8 * k, 40, k), "image %s", path);
     }
     snprintf(it, cap, "%s/it.jsonl", g_dir);
-    write_file(it, "{\"image\": \"img0.jpg\", \"caption\": \"a red square on the left\"}\n"
+    xv_test_write_file(it, "{\"image\": \"img0.jpg\", \"caption\": \"a red square on the left\"}\n"
                    "{\"image\": \"img1.jpg\", \"caption\": [\"a blue circle\", \"two green shapes\"]}\n"
                    "{\"image\": \"img2.jpg\", \"caption\": \"the big car next to a dog\"}\n"
                    "{\"image\": \"img3.jpg\", \"caption\": \"a small white cat\"}\n");
     snprintf(rg, cap, "%s/rg.jsonl", g_dir);
-    write_file(rg, "{\"image\": \"img0.jpg\", \"caption\": \"a picture\", \"elems\": ["
+    xv_test_write_file(rg, "{\"image\": \"img0.jpg\", \"caption\": \"a picture\", \"elems\": ["
                    "{\"caption\": \"red square\", \"bb\": [4, 4, 20, 20]},"
                    "{\"caption\": \"the left shape\", \"bb\": [10, 8, 24, 24]}]}\n"
                    "{\"image\": \"img2.jpg\", \"caption\": \"two shapes\", \"elems\": ["
@@ -213,15 +207,23 @@ static void make_loader_data(char *it, char *rg, size_t cap) {
 int main(void) {
     xv_alloc_fail_install();
     xvlm_set_threads(1);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/xv_alloc_failures_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) return 1;
+    if (!xv_test_scratch_dir("xv_alloc_failures", g_dir, sizeof g_dir)) return xv_test_finish("test_alloc_failures");
     char model[600], weights[700], vocab[700], it[600], rg[600], th[600];
     snprintf(model, sizeof model, "%s/model", g_dir);
     mkdir(model, 0755);
-    if (!tiny_model_dir(model, 3, 1)) return xv_test_finish("test_alloc_failures");
-    snprintf(weights, sizeof weights, "%s/weights.safetensors", model);
+    /* The smallest X-VLM with every part: one Swin block per stage, two BERT
+     * layers (text, fusion); the walk's time grows as its allocations squared. */
+    const char *js =
+        "{\"vision\": {\"image_res\": 64, \"window_size\": 2, \"embed_dim\": 4, \"depths\": [1, 1, 1, 1],"
+        " \"num_heads\": [1, 1, 1, 1], \"vision_width\": 32, \"patch_size\": 32},"
+        " \"text\": {\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 1,"
+        " \"intermediate_size\": 16, \"vocab_size\": 48, \"max_position_embeddings\": 16, \"fusion_layer\": 1},"
+        " \"embed_dim\": 4}";
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", model);
+    bool made = xv_test_model_dir_from_json(model, js, 3) && xv_test_tiny_vocab(vocab);
+    CHECK(made, "model folder %s: %s", model, xvlm_last_error());
+    if (!made) return xv_test_finish("test_alloc_failures");
+    snprintf(weights, sizeof weights, "%s/weights.safetensors", model);
     make_loader_data(it, rg, sizeof it);
 
     walk("model folder", load_model, model);
@@ -237,8 +239,6 @@ int main(void) {
     walk("loader (images)", run_loader, &images);
     walk("loader (regions)", run_loader, &regions);
 
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    xv_test_remove_dir(g_dir);
     return xv_test_finish("test_alloc_failures");
 }
