@@ -246,10 +246,18 @@ void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, d
     for (int k = 0; k < XV_N_LOSSES; k++) mean[k] = n[k] ? sum[k] / n[k] : NAN;
 }
 
-bool xv_test_scratch_dir(const char *stem, char *out, size_t cap) {
+bool xv_test_tmp_path(const char *name, char *out, size_t cap) {
     const char *tmp = getenv("TMPDIR");
-    int n = snprintf(out, cap, "%s/%s_XXXXXX", tmp && *tmp ? tmp : "/tmp", stem);
-    bool ok = n > 0 && (size_t)n < cap && mkdtemp(out) != NULL;
+    int n = snprintf(out, cap, "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
+    bool ok = n > 0 && (size_t)n < cap;
+    CHECK(ok, "$TMPDIR/%s does not fit in %zu bytes", name, cap);
+    return ok;
+}
+
+bool xv_test_scratch_dir(const char *stem, char *out, size_t cap) {
+    char name[256];
+    snprintf(name, sizeof name, "%s_XXXXXX", stem);
+    bool ok = xv_test_tmp_path(name, out, cap) && mkdtemp(out) != NULL;
     CHECK(ok, "cannot make a scratch folder %s", out);
     return ok;
 }

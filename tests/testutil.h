@@ -92,6 +92,9 @@ int xv_test_run(const char *cmd);
 /* A fresh folder $TMPDIR/<stem>_XXXXXX (/tmp without $TMPDIR) written into
  * `out`; false (with a failed CHECK) when it cannot be made. */
 bool xv_test_scratch_dir(const char *stem, char *out, size_t cap);
+/* $TMPDIR/<name> (/tmp without $TMPDIR) in `out`, e.g. a mkstemp template;
+ * false (with a failed CHECK) when it does not fit. */
+bool xv_test_tmp_path(const char *name, char *out, size_t cap);
 /* Removes a scratch folder and everything in it. */
 void xv_test_remove_dir(const char *dir);
 /* The whole file, NUL-terminated, its length in *len when len is not NULL;
