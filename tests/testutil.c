@@ -1,8 +1,16 @@
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/image_write.h"
+#include "io/safetensors.h"
+#include "model/model.h"
 
 int xv_test_failures = 0;
 int xv_test_checks = 0;
@@ -160,10 +168,6 @@ done:
     return bad;
 }
 
-#include <sys/wait.h>
-
-#include "io/safetensors.h"
-
 int xv_test_run(const char *cmd) {
     printf("$ %s\n", cmd);
     fflush(stdout);
@@ -213,8 +217,6 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
     return compared;
 }
 
-#include <cjson/cJSON.h>
-
 void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, double mean[XV_N_LOSSES]) {
     static const char *const keys[XV_N_LOSSES] = {"loss_itc", "loss_itm", "loss_mlm", "loss_bbox", "loss_giou"};
     double sum[XV_N_LOSSES] = {0};
@@ -242,4 +244,151 @@ void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, d
     free(line);
     if (f) fclose(f);
     for (int k = 0; k < XV_N_LOSSES; k++) mean[k] = n[k] ? sum[k] / n[k] : NAN;
+}
+
+bool xv_test_tmp_path(const char *name, char *out, size_t cap) {
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
+    bool ok = n > 0 && (size_t)n < cap;
+    CHECK(ok, "$TMPDIR/%s does not fit in %zu bytes", name, cap);
+    return ok;
+}
+
+bool xv_test_scratch_dir(const char *stem, char *out, size_t cap) {
+    char name[256];
+    snprintf(name, sizeof name, "%s_XXXXXX", stem);
+    bool ok = xv_test_tmp_path(name, out, cap) && mkdtemp(out) != NULL;
+    CHECK(ok, "cannot make a scratch folder %s", out);
+    return ok;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void xv_test_remove_dir(const char *dir) {
+    if (dir && *dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+char *xv_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
+        fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+bool xv_test_write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0) ok = false;
+    CHECK(ok, "cannot write %s", path);
+    return ok;
+}
+
+xv_test_cli_result xv_test_cli(const char *scratch, const char *args, const char *input) {
+    char in[1024] = "/dev/null", out[1024], err[1024];
+    if (input) {
+        snprintf(in, sizeof in, "%s/cli_stdin", scratch);
+        xv_test_write_file(in, input);
+    }
+    snprintf(out, sizeof out, "%s/cli_stdout", scratch);
+    snprintf(err, sizeof err, "%s/cli_stderr", scratch);
+    size_t cap = strlen(args) + 4 * 1024 + 64;
+    char *cmd = malloc(cap);
+    snprintf(cmd, cap, "'%s' %s < '%s' > '%s' 2> '%s'", getenv("XV_BIN"), args, in, out, err);
+    fflush(stdout);
+    int rc = system(cmd);
+    free(cmd);
+    xv_test_cli_result r = {.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1};
+    r.out = xv_test_read_file(out, NULL);
+    r.err = xv_test_read_file(err, NULL);
+    if (!r.out) r.out = calloc(1, 1);
+    if (!r.err) r.err = calloc(1, 1);
+    return r;
+}
+
+void xv_test_cli_free(xv_test_cli_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* The words the test texts use; every other word becomes [UNK] pieces. */
+static const char *const TINY_WORDS[] = {
+    "a", "an", "the", "red", "green", "blue", "yellow", "white", "black", "square", "circle", "triangle",
+    "on", "of", "in", "left", "right", "top", "bottom", "big", "small", "and", "with", "picture",
+    "shape", "next", "to", "two", "one", "car", "bus", "dog", "cat", "##s", "##ed", "man", "horse",
+};
+
+bool xv_test_tiny_vocab(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", f);
+    for (size_t i = 0; i < sizeof TINY_WORDS / sizeof *TINY_WORDS; i++) fprintf(f, "%s\n", TINY_WORDS[i]);
+    return fclose(f) == 0;
+}
+
+bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed) {
+    xv_model_config c;
+    xv_model *m = NULL;
+    xv_model_parts parts = xv_model_parts_pretrain();
+    bool ok = xv_config_parse_json(js, dir, &c) == XV_OK && xv_model_create(&c, &parts, &m) == XV_OK &&
+              xv_model_init_random(m, seed) == XV_OK;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    ok = ok && xv_model_save(m, path) == XV_OK;
+    xv_model_free(m);
+    char *cj = ok ? xv_config_to_json(&c) : NULL;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = cj ? fopen(path, "w") : NULL;
+    ok = ok && f && fputs(cj, f) >= 0;
+    if (f) fclose(f);
+    free(cj);
+    return ok;
+}
+
+bool xv_test_tiny_model_dir(const char *dir, uint64_t seed, bool with_vocab) {
+    const char *js =
+        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
+        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
+        " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
+        " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
+        " \"embed_dim\": 8}";
+    bool ok = xv_test_model_dir_from_json(dir, js, seed);
+    char path[1024];
+    if (ok && with_vocab) {
+        snprintf(path, sizeof path, "%s/vocab.txt", dir);
+        ok = xv_test_tiny_vocab(path);
+    }
+    CHECK(ok, "tiny model folder %s: %s", dir, xv_error_message());
+    return ok;
+}
+
+bool xv_test_tiny_image(const char *path, int w, int h, int k) {
+    uint8_t *px = malloc((size_t)w * (size_t)h * 3);
+    if (!px) return false;
+    int x0 = (k * 7) % (w / 2), y0 = (k * 5) % (h / 2), x1 = x0 + w / 3, y1 = y0 + h / 3;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = px + 3 * ((size_t)y * (size_t)w + (size_t)x);
+            int in = x >= x0 && x < x1 && y >= y0 && y < y1;
+            p[0] = (uint8_t)(in ? 230 : (40 * k + 3 * x) % 256);
+            p[1] = (uint8_t)(in ? 200 - 20 * (k % 5) : (90 + 2 * y) % 256);
+            p[2] = (uint8_t)(in ? 40 * (k % 6) : (150 + x * y) % 256);
+        }
+    xv_status st = xv_jpeg_write(path, px, w, h, 90);
+    free(px);
+    return st == XV_OK;
 }

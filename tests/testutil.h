@@ -77,8 +77,6 @@ int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inpu
 enum { XV_LOSS_ITC, XV_LOSS_ITM, XV_LOSS_MLM, XV_LOSS_BBOX, XV_LOSS_GIOU, XV_N_LOSSES };
 void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, double mean[XV_N_LOSSES]);
 
-#endif
-
 /* ---- golden comparisons ----
  * For every F32 tensor of `ref_path` whose name starts with `prefix` (and does
  * not contain `skip`, if given), check the tensor of the same name in
@@ -89,3 +87,49 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
                        double tol);
 /* Run a shell command, echoing it; returns its exit status (-1 if it died). */
 int xv_test_run(const char *cmd);
+
+/* ---- files and scratch folders ---- */
+
+/* A fresh folder $TMPDIR/<stem>_XXXXXX (/tmp without $TMPDIR) written into
+ * `out`; false (with a failed CHECK) when it cannot be made. */
+bool xv_test_scratch_dir(const char *stem, char *out, size_t cap);
+/* $TMPDIR/<name> (/tmp without $TMPDIR) in `out`, e.g. a mkstemp template;
+ * false (with a failed CHECK) when it does not fit. */
+bool xv_test_tmp_path(const char *name, char *out, size_t cap);
+/* Removes a scratch folder and everything in it. */
+void xv_test_remove_dir(const char *dir);
+/* The whole file, NUL-terminated, its length in *len when len is not NULL;
+ * NULL if it cannot be read. Free with free(). */
+char *xv_test_read_file(const char *path, size_t *len);
+/* Writes `text` to `path`; false (with a failed CHECK) on error. */
+bool xv_test_write_file(const char *path, const char *text);
+
+/* ---- the xvlm program ---- */
+
+/* What one run of the program did: its exit status (-1 if it died) and its
+ * whole stdout and stderr (NUL-terminated, never NULL after xv_test_cli). */
+typedef struct {
+    int status;
+    char *out, *err;
+} xv_test_cli_result;
+/* Runs `$XV_BIN ARGS` through the shell (ARGS is quoted by the caller), with
+ * `input` as its stdin (NULL: /dev/null), capturing stdout and stderr through
+ * files in `scratch`. */
+xv_test_cli_result xv_test_cli(const char *scratch, const char *args, const char *input);
+void xv_test_cli_free(xv_test_cli_result *r);
+
+/* ---- a tiny random X-VLM, its vocabulary, and test images ---- */
+
+/* A vocab.txt with the specials and the words the test texts use (42 entries). */
+bool xv_test_tiny_vocab(const char *path);
+/* A model folder (weights.safetensors + config.json) of the pretraining model
+ * that the config JSON `js` describes, with random weights from `seed`. */
+bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed);
+/* 64 px, window 8, a 4-stage Swin of width 64, a 3-layer BERT (fusion from
+ * layer 1): every part of X-VLM, a few milliseconds per image. With vocab.txt
+ * when with_vocab. A failure is a failed CHECK. */
+bool xv_test_tiny_model_dir(const char *dir, uint64_t seed, bool with_vocab);
+/* A w x h JPEG: a coloured background with a lighter rectangle, varied by k. */
+bool xv_test_tiny_image(const char *path, int w, int h, int k);
+
+#endif

@@ -20,10 +20,11 @@ xvlm_model_params xvlm_model_params_default(void) {
 /* The id covers what changes the numbers: the config and each parameter's
  * shape and float32 values, in creation order (so both text layouts, and a
  * checkpoint converted on the fly, give the id of the same weights). */
-static void model_id(xvlm_model *mm) {
+static xv_status model_id(xvlm_model *mm) {
     const xv_model *m = mm->m;
     char *cfg = xv_config_to_json(&m->cfg);
-    uint64_t h = xv_hash64(cfg ? cfg : "", cfg ? strlen(cfg) : 0, 0x78766c6dull);
+    if (!cfg) return xv_error(XV_ERR_NOMEM, "model id: out of memory");
+    uint64_t h = xv_hash64(cfg, strlen(cfg), 0x78766c6dull);
     free(cfg);
     for (int i = 0; i < m->params.n; i++) {
         const xv_tensor *t = m->params.items[i];
@@ -32,6 +33,7 @@ static void model_id(xvlm_model *mm) {
     }
     mm->id = h;
     snprintf(mm->id_hex, sizeof mm->id_hex, "%016llx", (unsigned long long)h);
+    return XV_OK;
 }
 
 static bool is_dir(const char *p) {
@@ -90,11 +92,11 @@ xv_status xv_api_model_load(const char *path, const xvlm_model_params *params, x
     const xv_infer_opts infer = {.image_res = p.image_res, .window = 0, .text_heads = p.text_heads};
     xv_status st = xv_model_open(path, &infer, p.copy_weights != 0, &mm->m);
     if (st == XV_OK) st = load_vocab(vocab, mm);
+    if (st == XV_OK) st = model_id(mm);
     if (st != XV_OK) {
         xvlm_model_free(mm);
         return st;
     }
-    model_id(mm);
     *out = mm;
     return XV_OK;
 }

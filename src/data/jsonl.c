@@ -362,6 +362,10 @@ xv_status xv_jsonl_next(xv_jsonl_reader *r, cJSON **obj, xv_jsonl_where *where) 
             continue;
         }
         cJSON *o = cJSON_ParseWithLength(r->line, r->line_len);
+        /* cJSON answers NULL both for bad JSON and when memory ran out: a
+         * second try tells a passing shortage from a bad line, so a good
+         * record is not skipped as malformed. */
+        if (!o) o = cJSON_ParseWithLength(r->line, r->line_len);
         if (!o || !cJSON_IsObject(o)) {
             xv_data_warn(r->opts.warn_budget, "%s: %s:%lld: skipped: %s", r->label, path, (long long)line_no + 1,
                          o ? "not a JSON object" : "malformed JSON");

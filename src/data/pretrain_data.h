@@ -15,7 +15,7 @@
  *
  * REGION records: {"<image_key>": ..., "caption"?: str|[str], "elems": [{"bb":
  * [x,y,w,h] pixels, "caption": str|[str], "attributes"?: str|[str]}, ...]}.
- * Per record (docs/xvlm-architecture.md §6.5): one usable elem is chosen
+ * Per record (docs/architecture.md §6.5): one usable elem is chosen
  * uniformly and a random crop containing it is drawn, flipped with p 0.5
  * (unless careful_hflip and a caption mentions left/right), resized to R
  * (bicubic), RandAugment with the 5 colour ops, normalised. Texts, at most

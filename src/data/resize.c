@@ -43,10 +43,13 @@ typedef struct {
     int32_t *taps;
 } pass_taps;
 
+/* Leaves `p` empty, so freeing it again (a failed build, then the caller's
+ * cleanup) is harmless. */
 static void taps_free(pass_taps *p) {
     free(p->first);
     free(p->count);
     free(p->taps);
+    *p = (pass_taps){0};
 }
 
 static xv_status taps_build(int in_size, int out_size, pass_taps *p) {

@@ -62,7 +62,7 @@ xv_status xv_tokenize(const xv_tokenizer *t, const char *text, size_t len, xv_id
  * token ([UNK] when absent; a doubled space gives an empty piece, so [UNK]). */
 xv_status xv_tokenize_pretokenized(const xv_tokenizer *t, const char *text, size_t len, xv_ids *out);
 
-/* ---- model inputs (docs/xvlm-architecture.md §6.3) ----
+/* ---- model inputs (docs/architecture.md §6.3) ----
  * A row is [CLS] + tokens (+ [SEP] when add_sep), the tokens cut so the row has
  * at most max_tokens ids, then padded with [PAD] (id 0 in BERT vocabs) to the
  * batch length; the attention mask is 1 on real tokens and 0 on padding. */

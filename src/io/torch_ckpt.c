@@ -43,53 +43,66 @@ static xv_status resolve_storage(void *user, const char *key, uint64_t *nbytes) 
 
 /* ---- config: plain values to JSON (depth is bounded by the unpickler) ---- */
 
-static cJSON *to_json(const xv_pvalue *v) {
+/* *out is the value as JSON, or NULL when it is not a plain value (a global,
+ * a storage, a tensor). Returns false when out of memory, so a config is
+ * never handed out with entries silently missing. */
+static bool to_json(const xv_pvalue *v, cJSON **out) {
+    cJSON *j = NULL;
     switch (v->kind) {
-    case XV_PV_NONE: return cJSON_CreateNull();
-    case XV_PV_BOOL: return cJSON_CreateBool(v->u.b);
-    case XV_PV_INT: return cJSON_CreateNumber((double)v->u.i);
-    case XV_PV_FLOAT: return cJSON_CreateNumber(v->u.f);
-    case XV_PV_STR: return cJSON_CreateString(v->u.str.s);
+    case XV_PV_NONE: j = cJSON_CreateNull(); break;
+    case XV_PV_BOOL: j = cJSON_CreateBool(v->u.b); break;
+    case XV_PV_INT: j = cJSON_CreateNumber((double)v->u.i); break;
+    case XV_PV_FLOAT: j = cJSON_CreateNumber(v->u.f); break;
+    case XV_PV_STR: j = cJSON_CreateString(v->u.str.s); break;
     case XV_PV_TUPLE:
     case XV_PV_LIST: {
-        cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; a && i < v->u.seq.n; i++) {
-            cJSON *e = to_json(v->u.seq.items[i]);
-            if (!e) e = cJSON_CreateNull(); /* keep positions */
-            if (!e || !cJSON_AddItemToArray(a, e)) {
+        j = cJSON_CreateArray();
+        for (size_t i = 0; j && i < v->u.seq.n; i++) {
+            cJSON *e = NULL;
+            bool ok = to_json(v->u.seq.items[i], &e);
+            if (ok && !e) e = cJSON_CreateNull(); /* keep positions */
+            if (!e || !cJSON_AddItemToArray(j, e)) {
                 cJSON_Delete(e);
-                cJSON_Delete(a);
-                return NULL;
+                cJSON_Delete(j);
+                j = NULL;
             }
         }
-        return a;
+        break;
     }
     case XV_PV_DICT: {
         /* As a Python dict: a repeated key keeps its first place and its last
          * value. Indexes keep this linear. */
         xv_strindex first = {0}, last = {0};
-        cJSON *o = cJSON_CreateObject();
-        for (size_t i = 0; o && i < v->u.dict.n; i++) {
+        j = cJSON_CreateObject();
+        for (size_t i = 0; j && i < v->u.dict.n; i++) {
             const xv_pvalue *k = v->u.dict.kv[2 * i];
             if (k->kind != XV_PV_STR) continue;
             if ((xv_strindex_get(&first, k->u.str.s) < 0 && !xv_strindex_put(&first, k->u.str.s, (int32_t)i)) ||
                 !xv_strindex_put(&last, k->u.str.s, (int32_t)i)) {
-                cJSON_Delete(o);
-                o = NULL;
+                cJSON_Delete(j);
+                j = NULL;
             }
         }
-        for (size_t i = 0; o && i < v->u.dict.n; i++) {
+        for (size_t i = 0; j && i < v->u.dict.n; i++) {
             const xv_pvalue *k = v->u.dict.kv[2 * i];
             if (k->kind != XV_PV_STR || xv_strindex_get(&first, k->u.str.s) != (int32_t)i) continue;
-            cJSON *e = to_json(v->u.dict.kv[2 * (size_t)xv_strindex_get(&last, k->u.str.s) + 1]);
-            if (e) cJSON_AddItemToObject(o, k->u.str.s, e); /* else not a plain value */
+            cJSON *e = NULL;
+            bool ok = to_json(v->u.dict.kv[2 * (size_t)xv_strindex_get(&last, k->u.str.s) + 1], &e);
+            if (ok && !e) continue; /* not a plain value */
+            if (!e || !cJSON_AddItemToObject(j, k->u.str.s, e)) {
+                cJSON_Delete(e);
+                cJSON_Delete(j);
+                j = NULL;
+            }
         }
         xv_strindex_free(&first);
         xv_strindex_free(&last);
-        return o;
+        break;
     }
-    default: return NULL; /* globals, storages, tensors */
+    default: *out = NULL; return true; /* globals, storages, tensors */
     }
+    *out = j;
+    return j != NULL;
 }
 
 /* ---- the state dict ---- */
@@ -173,8 +186,7 @@ static xv_status load(xv_tc_file *f) {
     if (model) {
         const xv_pvalue *cfg = xv_pdict_get(root, "config");
         if (cfg && cfg->kind == XV_PV_DICT) {
-            f->config = to_json(cfg);
-            if (!f->config) return xv_error(XV_ERR_NOMEM, "%s: out of memory for the config", f->label);
+            if (!to_json(cfg, &f->config) || !f->config) return xv_error(XV_ERR_NOMEM, "%s: out of memory for the config", f->label);
         }
     }
     return XV_OK;

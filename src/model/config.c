@@ -265,9 +265,28 @@ xv_status xv_config_validate(const xv_model_config *c) {
 
 /* ---- serialisation ---- */
 
+/* Adds `item` under `key`; false (and `item` freed) when either is missing:
+ * every addition is checked, so a shortage of memory never writes a config
+ * with keys left out. */
+static bool add_item(cJSON *obj, const char *key, cJSON *item) {
+    if (item && cJSON_AddItemToObject(obj, key, item)) return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+static bool append(cJSON *arr, cJSON *item) {
+    if (item && cJSON_AddItemToArray(arr, item)) return true;
+    cJSON_Delete(item);
+    return false;
+}
+
 static cJSON *int_array(const int *v, int n) {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    for (int i = 0; a && i < n; i++)
+        if (!append(a, cJSON_CreateNumber(v[i]))) {
+            cJSON_Delete(a);
+            return NULL;
+        }
     return a;
 }
 
@@ -275,51 +294,49 @@ char *xv_config_to_json(const xv_model_config *c) {
     cJSON *root = cJSON_CreateObject();
     cJSON *v = cJSON_AddObjectToObject(root, "vision");
     cJSON *t = cJSON_AddObjectToObject(root, "text");
-    if (!v || !t) {
+    bool ok = v && t;
+    if (!ok) {
         cJSON_Delete(root);
         return NULL;
     }
     const xv_swin_config *s = &c->vision;
-    cJSON_AddStringToObject(v, "type", "swin");
-    cJSON_AddNumberToObject(v, "image_res", s->image_res);
-    cJSON_AddNumberToObject(v, "swin_patch_size", s->patch);
-    cJSON_AddNumberToObject(v, "patch_size", s->region_stride);
-    cJSON_AddNumberToObject(v, "in_chans", s->in_chans);
-    cJSON_AddNumberToObject(v, "embed_dim", s->embed_dim);
-    cJSON_AddItemToObject(v, "depths", int_array(s->depths, s->n_stages));
-    cJSON_AddItemToObject(v, "num_heads", int_array(s->heads, s->n_stages));
-    cJSON_AddNumberToObject(v, "window_size", s->window);
-    cJSON_AddNumberToObject(v, "mlp_ratio", s->mlp_ratio);
-    cJSON_AddNumberToObject(v, "drop_path_rate", s->drop_path_rate);
-    cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
-    cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
-    if (s->ape) cJSON_AddBoolToObject(v, "ape", true); /* absent = false, as X-VLM builds it */
-    if (s->ape_sincos) cJSON_AddStringToObject(v, "ape_init", "sincos");
+    ok = ok && cJSON_AddStringToObject(v, "type", "swin");
+    ok = ok && cJSON_AddNumberToObject(v, "image_res", s->image_res);
+    ok = ok && cJSON_AddNumberToObject(v, "swin_patch_size", s->patch);
+    ok = ok && cJSON_AddNumberToObject(v, "patch_size", s->region_stride);
+    ok = ok && cJSON_AddNumberToObject(v, "in_chans", s->in_chans);
+    ok = ok && cJSON_AddNumberToObject(v, "embed_dim", s->embed_dim);
+    ok = ok && add_item(v, "depths", int_array(s->depths, s->n_stages));
+    ok = ok && add_item(v, "num_heads", int_array(s->heads, s->n_stages));
+    ok = ok && cJSON_AddNumberToObject(v, "window_size", s->window);
+    ok = ok && cJSON_AddNumberToObject(v, "mlp_ratio", s->mlp_ratio);
+    ok = ok && cJSON_AddNumberToObject(v, "drop_path_rate", s->drop_path_rate);
+    ok = ok && cJSON_AddNumberToObject(v, "layer_norm_eps", s->ln_eps);
+    ok = ok && cJSON_AddNumberToObject(v, "vision_width", s->vision_width);
+    if (s->ape) ok = ok && cJSON_AddBoolToObject(v, "ape", true); /* absent = false, as X-VLM builds it */
+    if (s->ape_sincos) ok = ok && cJSON_AddStringToObject(v, "ape_init", "sincos");
     const xv_bert_config *b = &c->text;
-    cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
-    cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);
-    cJSON_AddNumberToObject(t, "num_attention_heads", b->heads);
-    cJSON_AddNumberToObject(t, "intermediate_size", b->intermediate);
-    cJSON_AddNumberToObject(t, "vocab_size", b->vocab);
-    cJSON_AddNumberToObject(t, "max_position_embeddings", b->max_positions);
-    cJSON_AddNumberToObject(t, "type_vocab_size", b->type_vocab);
-    cJSON_AddNumberToObject(t, "fusion_layer", b->fusion_layer);
-    cJSON_AddNumberToObject(t, "encoder_width", b->encoder_width);
-    cJSON_AddNumberToObject(t, "pad_token_id", b->pad_id);
-    cJSON_AddNumberToObject(t, "layer_norm_eps", b->ln_eps);
-    cJSON_AddNumberToObject(t, "hidden_dropout_prob", b->hidden_dropout);
-    cJSON_AddNumberToObject(t, "attention_probs_dropout_prob", b->attn_dropout);
-    cJSON_AddNumberToObject(t, "initializer_range", b->init_range);
-    cJSON_AddStringToObject(t, "hidden_act", "gelu");
-    cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
-    cJSON_AddNumberToObject(root, "temp", c->temp);
+    ok = ok && cJSON_AddNumberToObject(t, "hidden_size", b->hidden);
+    ok = ok && cJSON_AddNumberToObject(t, "num_hidden_layers", b->layers);
+    ok = ok && cJSON_AddNumberToObject(t, "num_attention_heads", b->heads);
+    ok = ok && cJSON_AddNumberToObject(t, "intermediate_size", b->intermediate);
+    ok = ok && cJSON_AddNumberToObject(t, "vocab_size", b->vocab);
+    ok = ok && cJSON_AddNumberToObject(t, "max_position_embeddings", b->max_positions);
+    ok = ok && cJSON_AddNumberToObject(t, "type_vocab_size", b->type_vocab);
+    ok = ok && cJSON_AddNumberToObject(t, "fusion_layer", b->fusion_layer);
+    ok = ok && cJSON_AddNumberToObject(t, "encoder_width", b->encoder_width);
+    ok = ok && cJSON_AddNumberToObject(t, "pad_token_id", b->pad_id);
+    ok = ok && cJSON_AddNumberToObject(t, "layer_norm_eps", b->ln_eps);
+    ok = ok && cJSON_AddNumberToObject(t, "hidden_dropout_prob", b->hidden_dropout);
+    ok = ok && cJSON_AddNumberToObject(t, "attention_probs_dropout_prob", b->attn_dropout);
+    ok = ok && cJSON_AddNumberToObject(t, "initializer_range", b->init_range);
+    ok = ok && cJSON_AddStringToObject(t, "hidden_act", "gelu");
+    ok = ok && cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
+    ok = ok && cJSON_AddNumberToObject(root, "temp", c->temp);
     cJSON *clamp = cJSON_AddArrayToObject(root, "temp_clamp");
-    if (clamp) {
-        cJSON_AddItemToArray(clamp, cJSON_CreateNumber(c->temp_min));
-        cJSON_AddItemToArray(clamp, cJSON_CreateNumber(c->temp_max));
-    }
-    cJSON_AddNumberToObject(root, "head_layer_norm_eps", c->head_ln_eps);
-    char *out = cJSON_Print(root);
+    ok = ok && clamp && append(clamp, cJSON_CreateNumber(c->temp_min)) && append(clamp, cJSON_CreateNumber(c->temp_max));
+    ok = ok && cJSON_AddNumberToObject(root, "head_layer_norm_eps", c->head_ln_eps);
+    char *out = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     return out;
 }

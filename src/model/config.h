@@ -2,7 +2,7 @@
  * text settings (nn/bert_config.h) and the model-level sizes (projection width, temperature, head LayerNorm eps).
  *
  * Sources accepted by xv_config_load():
- * - the project's config.json layout (as /work/shared/fixtures/tiny/config.json
+ * - the project's config.json layout (as ../shared/fixtures/tiny/config.json
  *   and `xvlm convert` write it): {"vision": {...}, "text": {...}, "embed_dim",
  *   "temp", "temp_clamp", "head_layer_norm_eps", ...};
  * - an official task YAML (image_res, patch_size, embed_dim, temp,

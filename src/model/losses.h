@@ -1,4 +1,4 @@
-/* The X-VLM objectives (§5 of the architecture sheet), as graph pieces. */
+/* The X-VLM objectives (§5 of docs/architecture.md), as graph pieces. */
 #ifndef XV_MODEL_LOSSES_H
 #define XV_MODEL_LOSSES_H
 

@@ -1,4 +1,4 @@
-/* The X-VLM BERT (the official models/xbert.py, §3 of the architecture sheet):
+/* The X-VLM BERT (the official models/xbert.py, §3 of docs/architecture.md):
  * embeddings, post-LN layers with self-attention and, from `fusion_layer` on,
  * cross-attention to the image tokens. Parameter names are official under
  * `prefix` ("text_encoder.bert" in the pretraining layout, "text_encoder" in

@@ -1,5 +1,5 @@
-/* Swin Transformer vision encoder as the official X-VLM builds it (§2 of the
- * architecture sheet): conv patch embedding (as patchify + Linear), stages of
+/* Swin Transformer vision encoder as the official X-VLM builds it (§2 of
+ * docs/architecture.md): conv patch embedding (as patchify + Linear), stages of
  * (shifted-)window attention blocks with relative-position bias, patch merging
  * between stages, final LayerNorm; optionally (cfg.ape, off in X-VLM) the
  * official Swin's learned absolute position embedding added after the patch

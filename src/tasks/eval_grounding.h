@@ -1,5 +1,5 @@
 /* Box grounding evaluation, as the official Grounding_bbox.py scores a test
- * split (§9.2 of the architecture sheet): each expression with its whole
+ * split (§9.2 of docs/architecture.md): each expression with its whole
  * image through the fusion encoder, bbox_head + sigmoid on [CLS], the box
  * scaled to the original image (x = cx·W − w·W/2, ...), correct when the
  * inclusive-pixel IoU with the ground truth is >= 0.5 (metrics.h).

@@ -1,6 +1,6 @@
 /* Fine-tuning X-VLM for image-text retrieval (the official Retrieval.py with
  * models/model_retrieval.py) and for box grounding (Grounding_bbox.py with
- * models/model_bbox.py), §9.1 and §9.2 of the architecture sheet.
+ * models/model_bbox.py), §9.1 and §9.2 of docs/architecture.md.
  *
  * Retrieval: training entries {image, caption, image_id}, one (image, caption)
  * pair per sample, shuffled each epoch; fine-tuning train transform

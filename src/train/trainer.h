@@ -1,5 +1,5 @@
-/* The X-VLM pretraining loop (the official Pretrain.py train(), §5.5 of the
- * architecture sheet).
+/* The X-VLM pretraining loop (the official Pretrain.py train(), §5.5 of
+ * docs/architecture.md).
  *
  * One trainer step = one image-text batch:
  *   1. with probability iter_perc (a coin from the "coin" stream) a region

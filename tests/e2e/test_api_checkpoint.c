@@ -4,10 +4,13 @@
  * bitwise the same features and ITM logits as the `xvlm convert` output
  * loaded from a folder; a retrieval checkpoint (no bbox_head) refuses
  * grounding by name; the commands accept a checkpoint for --model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <sys/stat.h>
 
-#include "tiny_model_dir.h"
+#include "testutil.h"
 #include "xvlm.h"
 
 static char g_dir[64];
@@ -42,10 +45,9 @@ static void unload(loaded *L) {
 int main(void) {
     const char *src = getenv("XV_SOURCE_DIR"), *bin = getenv("XV_BIN");
     if (!src || !bin) return xv_test_skip("XV_SOURCE_DIR / XV_BIN not set");
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_api_ckpt_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_api_ckpt", g_dir, sizeof g_dir), "mkdtemp");
     /* Checkpoints are converted once into the model cache: keep it in g_dir. */
-    char cache[128];
+    char cache[160];
     snprintf(cache, sizeof cache, "%s/cache", g_dir);
     setenv("XV_CACHE_DIR", cache, 1);
     char th[128], vocab[128], conv[128], image[128], cmd[1024];
@@ -54,14 +56,14 @@ int main(void) {
     snprintf(conv, sizeof conv, "%s/converted", g_dir);
     snprintf(image, sizeof image, "%s/photo.jpg", g_dir);
     snprintf(cmd, sizeof cmd, "cp '%s/tests/data/torch/micro_pretrain_fp32.th' '%s'", src, th);
-    CHECK(run_cmd(cmd) == 0, "copy the checkpoint");
-    CHECK(tiny_image(image, 120, 90, 4), "image");
+    CHECK(xv_test_run(cmd) == 0, "copy the checkpoint");
+    CHECK(xv_test_tiny_image(image, 120, 90, 4), "image");
 
     xvlm_model *m = NULL;
     xvlm_model_params p = xvlm_model_params_default();
     CHECK(xvlm_model_load(th, &p, &m) == XVLM_ERR_MISSING && strstr(xvlm_last_error(), "vocab.txt"),
           "no vocab.txt beside the checkpoint: %s", xvlm_last_error());
-    CHECK(tiny_vocab(vocab), "vocab");
+    CHECK(xv_test_tiny_vocab(vocab), "vocab");
     /* Hidden size 8: BERT's hidden/64 rule gives no head count. */
     CHECK(xvlm_model_load(th, &p, &m) != XVLM_OK && strstr(xvlm_last_error(), "--text-heads"),
           "un-inferable config: hint given: %s", xvlm_last_error());
@@ -72,7 +74,7 @@ int main(void) {
     load_and_run(th, &p, image, &a);
     snprintf(cmd, sizeof cmd, "'%s' convert --text-heads 2 '%s' '%s' > /dev/null && cp '%s' '%s/'", bin, th, conv, vocab,
              conv);
-    CHECK(run_cmd(cmd) == 0, "xvlm convert");
+    CHECK(xv_test_run(cmd) == 0, "xvlm convert");
     load_and_run(conv, NULL, image, &b);
     if (a.m && b.m && a.im && b.im && a.tx && b.tx) {
         xvlm_model_info ia, ib;
@@ -93,7 +95,7 @@ int main(void) {
     char th16[128];
     snprintf(th16, sizeof th16, "%s/retrieval.th", g_dir);
     snprintf(cmd, sizeof cmd, "cp '%s/tests/data/torch/micro_retrieval_fp16.th' '%s'", src, th16);
-    CHECK(run_cmd(cmd) == 0, "copy");
+    CHECK(xv_test_run(cmd) == 0, "copy");
     p.vocab_path = vocab;
     CHECK(xvlm_model_load(th16, &p, &m) != XVLM_OK && strstr(xvlm_last_error(), "--image-res"),
           "no config in the checkpoint, window 3: resolution asked for: %s", xvlm_last_error());
@@ -114,12 +116,12 @@ int main(void) {
 
     snprintf(cmd, sizeof cmd, "'%s' match --model '%s' --text-heads 2 --image '%s' --text 'a red car' > /dev/null", bin,
              th, image);
-    CHECK(run_cmd(cmd) == 0, "xvlm match --model CHECKPOINT.th");
+    CHECK(xv_test_run(cmd) == 0, "xvlm match --model CHECKPOINT.th");
     /* One cache entry per checkpoint and conversion options: the command
      * reused the library's entry, and failed conversions left none. */
     snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) -eq 2", cache);
-    CHECK(run_cmd(cmd) == 0, "two cache entries (micro.th with 2 heads, retrieval.th at 96 px)");
+    CHECK(xv_test_run(cmd) == 0, "two cache entries (micro.th with 2 heads, retrieval.th at 96 px)");
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (!xv_test_failures) run_cmd(cmd);
+    if (!xv_test_failures) xv_test_run(cmd);
     return xv_test_finish("test_api_checkpoint");
 }

@@ -16,16 +16,12 @@ static char g_bin[4096], g_data[4096], g_tmp[64];
 
 /* Run the program through the shell; returns its exit code, stderr in `err`. */
 static int run(const char *args, char *err, size_t errlen) {
-    char cmd[16384], errfile[128];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "'%s' preprocess %s > /dev/null 2> '%s'", g_bin, args, errfile);
-    int rc = system(cmd);
-    uint8_t *text = NULL;
-    size_t n = 0;
-    (void)xv_fs_read_file(errfile, INT64_C(1) << 30, &text, &n);
-    snprintf(err, errlen, "%s", text ? (const char *)text : "");
-    free(text);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char full[16384];
+    snprintf(full, sizeof full, "preprocess %s", args);
+    xv_test_cli_result r = xv_test_cli(g_tmp, full, NULL);
+    snprintf(err, errlen, "%s", r.err);
+    xv_test_cli_free(&r);
+    return r.status;
 }
 
 static void check_round_trip(void) {
@@ -86,8 +82,7 @@ int main(void) {
     if (!bin || !src) return xv_test_skip("XV_BIN / XV_SOURCE_DIR not set (run through ctest)");
     snprintf(g_bin, sizeof g_bin, "%s", bin);
     snprintf(g_data, sizeof g_data, "%s/tests/data/images", src);
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/xvlm_preprocess_XXXXXX");
-    if (!mkdtemp(g_tmp)) return xv_test_skip("mkdtemp failed");
+    if (!xv_test_scratch_dir("xvlm_preprocess", g_tmp, sizeof g_tmp)) return xv_test_skip("mkdtemp failed");
     check_round_trip();
     check_errors();
     char cmd[256];

@@ -13,7 +13,7 @@
 #include "data/synth.h"
 #include "testutil.h"
 
-static char root[] = "/tmp/xv_test_cli_pretrain_XXXXXX";
+static char root[64];
 static char bin[1024];
 
 /* Run `xvlm pretrain ARGS`, stderr into root/err.txt; returns the exit code. */
@@ -66,7 +66,7 @@ int main(void) {
     const char *b = getenv("XV_BIN");
     if (!b) return xv_test_skip("XV_BIN not set (run through ctest)");
     snprintf(bin, sizeof bin, "%s", b);
-    if (!mkdtemp(root)) return 1;
+    if (!xv_test_scratch_dir("xv_test_cli_pretrain", root, sizeof root)) return 1;
     char data[600];
     snprintf(data, sizeof data, "%s/world", root);
     xv_synth_params sp = xv_synth_default_params();

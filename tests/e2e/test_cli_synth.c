@@ -17,16 +17,12 @@ static char g_bin[4096], g_tmp[64];
 
 /* Run the program through the shell; returns its exit code, stderr in `err`. */
 static int run(const char *args, char *err, size_t errlen) {
-    char cmd[16384], errfile[128];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "'%s' synth %s > /dev/null 2> '%s'", g_bin, args, errfile);
-    int rc = system(cmd);
-    uint8_t *text = NULL;
-    size_t n = 0;
-    (void)xv_fs_read_file(errfile, INT64_C(1) << 30, &text, &n);
-    snprintf(err, errlen, "%s", text ? (const char *)text : "");
-    free(text);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char full[16384];
+    snprintf(full, sizeof full, "synth %s", args);
+    xv_test_cli_result r = xv_test_cli(g_tmp, full, NULL);
+    snprintf(err, errlen, "%s", r.err);
+    xv_test_cli_free(&r);
+    return r.status;
 }
 
 static bool same_file(const char *a, const char *b) {
@@ -119,8 +115,7 @@ int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN not set (run through ctest)");
     snprintf(g_bin, sizeof g_bin, "%s", bin);
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/xv_test_cli_synth_XXXXXX");
-    if (!mkdtemp(g_tmp)) return xv_test_skip("mkdtemp failed");
+    if (!xv_test_scratch_dir("xv_test_cli_synth", g_tmp, sizeof g_tmp)) return xv_test_skip("mkdtemp failed");
     check_matches_library();
     check_errors();
     nftw(g_tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

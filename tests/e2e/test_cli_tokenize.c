@@ -12,18 +12,6 @@
 
 static char g_tmp[64];
 
-static char *slurp(const char *path) {
-    uint8_t *d = NULL;
-    size_t n;
-    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
-}
-
-static void spit(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Runs `xvlm tokenize ARGS < in > out 2> err`; returns the exit status. */
 static int run(const char *args, const char *in) {
     char cmd[8192];
@@ -36,7 +24,7 @@ static int run(const char *args, const char *in) {
 static void test_fixture_cases(const char *dir) {
     char path[4096], args[4096];
     snprintf(path, sizeof path, "%s/tokenizer/cases.jsonl", dir);
-    char *cases = slurp(path);
+    char *cases = xv_test_read_file(path, NULL);
     CHECK(cases != NULL, "read %s", path);
     if (!cases) return;
     /* input: only id and text of each case */
@@ -60,7 +48,7 @@ static void test_fixture_cases(const char *dir) {
     CHECK(run(args, g_tmp) == 0, "exit status 0");
     char out_path[128];
     snprintf(out_path, sizeof out_path, "%s/out", g_tmp);
-    char *out = slurp(out_path);
+    char *out = xv_test_read_file(out_path, NULL);
     int n = 0, fields = 0;
     for (char *line = out ? strtok(out, "\n") : NULL; line; line = strtok(NULL, "\n"), n++) {
         cJSON *got = cJSON_Parse(line);
@@ -88,19 +76,19 @@ static void test_errors(const char *dir) {
     char args[4096], in_path[128];
     snprintf(args, sizeof args, "--vocab %s/tokenizer/vocab.txt", dir);
     snprintf(in_path, sizeof in_path, "%s/in", g_tmp);
-    spit(in_path, "{\"text\": \"A dog.\"}\n\n{\"text\": 5}\nnot json\n{\"text\": \"ok\\u0000cut\"}\n"
+    xv_test_write_file(in_path, "{\"text\": \"A dog.\"}\n\n{\"text\": 5}\nnot json\n{\"text\": \"ok\\u0000cut\"}\n"
                   "{\"text\": \"bad \xff byte\"}\n{\"text\": \"fine\"}\n");
     CHECK(run(args, g_tmp) == 1, "malformed lines -> exit 1");
     char path[128];
     snprintf(path, sizeof path, "%s/err", g_tmp);
-    char *err = slurp(path);
+    char *err = xv_test_read_file(path, NULL);
     CHECK(err && strstr(err, "line 3") && strstr(err, "line 4") && strstr(err, "line 5") && strstr(err, "line 6"),
           "stderr names lines 3-6: %s", err ? err : "");
     CHECK(err && strstr(err, "byte offset 4"), "invalid UTF-8 names the offset: %s", err ? err : "");
     CHECK(err && !strstr(err, "line 1:") && !strstr(err, "line 7"), "good lines are not errors");
     free(err);
     snprintf(path, sizeof path, "%s/out", g_tmp);
-    char *out = slurp(path);
+    char *out = xv_test_read_file(path, NULL);
     int lines = 0, errors = 0;
     for (char *l = out ? strtok(out, "\n") : NULL; l; l = strtok(NULL, "\n")) {
         lines++;
@@ -117,7 +105,7 @@ static void test_errors(const char *dir) {
     snprintf(args, sizeof args, "--vocab %s/tokenizer/cases.jsonl", dir);
     CHECK(run(args, g_tmp) == 1, "a file that is no vocab");
     snprintf(path, sizeof path, "%s/err", g_tmp);
-    err = slurp(path);
+    err = xv_test_read_file(path, NULL);
     CHECK(err && strstr(err, "cases.jsonl") && strstr(err, "[PAD]"), "names the file and the tokens: %s",
           err ? err : "");
     free(err);
@@ -127,12 +115,9 @@ int main(void) {
     const char *dir = xv_fixtures_dir();
     if (!dir) return xv_test_skip("fixtures absent (set XV_FIXTURES)");
     if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN (the xvlm program) not set");
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/xv_cli_tokenize_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
+    if (!xv_test_scratch_dir("xv_cli_tokenize", g_tmp, sizeof g_tmp)) return 1;
     test_fixture_cases(dir);
     test_errors(dir);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    xv_test_remove_dir(g_tmp);
     return xv_test_finish("test_cli_tokenize");
 }

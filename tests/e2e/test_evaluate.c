@@ -3,14 +3,17 @@
  * pairs, -100 floor, argsort ranks), grounding against per-expression
  * xvlm_ground calls and an independent IoU; then the command line: tables,
  * JSON, pictures, usage and runtime errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/threads.h"
+#include "testutil.h"
 #include "tasks/eval_grounding.h"
 #include "tasks/eval_retrieval.h"
-#include "tiny_model_dir.h"
 
 #define NI 6
 #define TPI 2 /* captions per image */
@@ -41,7 +44,7 @@ static void make_data(void) {
     n += (size_t)snprintf(buf + n, sizeof buf - n, "[");
     for (int i = 0; i < NI; i++) {
         snprintf(path, sizeof path, "%s/img%d.jpg", g_dir, i);
-        CHECK(tiny_image(path, SIZES[i][0], SIZES[i][1], i), "image %d", i);
+        CHECK(xv_test_tiny_image(path, SIZES[i][0], SIZES[i][1], i), "image %d", i);
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%s{\"image\": \"img%d.jpg\", \"caption\": [\"%s\", \"%s\"]}",
                               i ? ",\n" : "", i, CAPTIONS[TPI * i], CAPTIONS[TPI * i + 1]);
     }
@@ -261,7 +264,7 @@ static int is_png(const char *path) {
 static int evaluate(const char *args, const char *out_file) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' evaluate %s > '%s' 2>&1", g_bin, args, out_file);
-    return run_cmd(cmd);
+    return xv_test_run(cmd);
 }
 
 static void check_cli(void) {
@@ -276,7 +279,7 @@ static void check_cli(void) {
              "--n-examples 3 --threads 1",
              g_model, g_dir, g_dir, json, png);
     CHECK(evaluate(args, out) == 0, "evaluate retrieval runs");
-    char *text = slurp_text(out), *js = slurp_text(json);
+    char *text = xv_test_read_file(out, NULL), *js = xv_test_read_file(json, NULL);
     CHECK(text && strstr(text, "ITC top-k + ITM") && strstr(text, "chance") && strstr(text, "6 images, 12 texts"),
           "retrieval table:\n%s", text ? text : "");
     CHECK(js && strstr(js, "\"r_mean\"") && strstr(js, "\"k_test\":\t2") && strstr(js, "\"itm\""),
@@ -292,8 +295,8 @@ static void check_cli(void) {
              "--examples '%s'",
              g_model, g_dir, g_dir, g_dir, json, png);
     CHECK(evaluate(args, out) == 0, "evaluate grounding runs");
-    text = slurp_text(out);
-    js = slurp_text(json);
+    text = xv_test_read_file(out, NULL);
+    js = xv_test_read_file(json, NULL);
     CHECK(text && strstr(text, "box head") && strstr(text, "mean training box") && strstr(text, "8 expressions"),
           "grounding table:\n%s", text ? text : "");
     CHECK(js && strstr(js, "\"baseline_accuracy\"") && strstr(js, "\"pred\"") && strstr(js, "\"iou\""),
@@ -306,7 +309,7 @@ static void check_cli(void) {
     free(js);
     snprintf(args, sizeof args, "table '%s/run1'", g_dir);
     CHECK(evaluate(args, out) == 0, "evaluate table runs");
-    text = slurp_text(out);
+    text = xv_test_read_file(out, NULL);
     char want[32];
     snprintf(want, sizeof want, " %7.1f", accuracy);
     CHECK(text && strstr(text, "run1 ") && strstr(text, "chance") && strstr(text, want) && accuracy >= 0,
@@ -340,7 +343,7 @@ static void check_cli(void) {
         }
         *p = 0;
         int rc = evaluate(a, out);
-        text = slurp_text(out);
+        text = xv_test_read_file(out, NULL);
         CHECK(rc == bad[i].rc && text && strstr(text, bad[i].msg), "'%s': rc %d (want %d), output: %s", a, rc,
               bad[i].rc, text ? text : "");
         free(text);
@@ -351,11 +354,10 @@ int main(void) {
     g_bin = getenv("XV_BIN");
     if (!g_bin) return xv_test_skip("XV_BIN not set");
     xv_set_threads(2);
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_evaluate_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_evaluate", g_dir, sizeof g_dir), "mkdtemp");
     snprintf(g_model, sizeof g_model, "%s/model", g_dir);
     mkdir(g_model, 0755);
-    if (!tiny_model_dir(g_model, 5, 1)) return xv_test_finish("test_evaluate");
+    if (!xv_test_tiny_model_dir(g_model, 5, 1)) return xv_test_finish("test_evaluate");
     make_data();
     xvlm_model *m = NULL;
     xvlm_ctx *ctx = NULL;
@@ -370,6 +372,6 @@ int main(void) {
     check_cli();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (!xv_test_failures) run_cmd(cmd);
+    if (!xv_test_failures) xv_test_run(cmd);
     return xv_test_finish("test_evaluate");
 }

@@ -2,28 +2,31 @@
  * CMakeLists.txt) and runs: on a tiny model and three images it prints the
  * ranking and the box that the same API calls give here; a bad model path is
  * a clear error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
-#include "tiny_model_dir.h"
+#include "testutil.h"
 #include "xvlm.h"
 
 int main(void) {
     const char *ex = getenv("XV_EXAMPLE");
     if (!ex) return xv_test_skip("XV_EXAMPLE not set");
-    char dir[] = "/tmp/xv_example_XXXXXX", model[64], img[3][64], cmd[1024], out[96];
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[64], model[96], img[3][96], cmd[1024], out[128];
+    CHECK(xv_test_scratch_dir("xv_example", dir, sizeof dir), "mkdtemp");
     snprintf(model, sizeof model, "%s/model", dir);
     mkdir(model, 0755);
-    if (!tiny_model_dir(model, 5, 1)) return xv_test_finish("test_example");
+    if (!xv_test_tiny_model_dir(model, 5, 1)) return xv_test_finish("test_example");
     for (int i = 0; i < 3; i++) {
         snprintf(img[i], sizeof img[i], "%s/photo%d.jpg", dir, i);
-        CHECK(tiny_image(img[i], 40 + 10 * i, 30 + 7 * i, i + 2), "image %d", i);
+        CHECK(xv_test_tiny_image(img[i], 40 + 10 * i, 30 + 7 * i, i + 2), "image %d", i);
     }
     const char *query = "the yellow square on the left";
     snprintf(out, sizeof out, "%s/out.txt", dir);
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' '%s' '%s' > '%s'", ex, model, query, img[0], img[1], img[2], out);
-    CHECK(run_cmd(cmd) == 0, "example runs");
-    char *text = slurp_text(out);
+    CHECK(xv_test_run(cmd) == 0, "example runs");
+    char *text = xv_test_read_file(out, NULL);
     printf("%s", text ? text : "(no output)\n");
 
     /* The same calls in-process. */
@@ -61,11 +64,11 @@ int main(void) {
     xvlm_model_free(m);
 
     snprintf(cmd, sizeof cmd, "'%s' '%s/missing' 'a dog' '%s' 2> '%s'", ex, dir, img[0], out);
-    CHECK(run_cmd(cmd) == 1, "missing model: exit 1");
-    text = slurp_text(out);
+    CHECK(xv_test_run(cmd) == 1, "missing model: exit 1");
+    text = xv_test_read_file(out, NULL);
     CHECK(text && strstr(text, "no such model"), "clear message: %s", text ? text : "");
     free(text);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (!xv_test_failures) run_cmd(cmd);
+    if (!xv_test_failures) xv_test_run(cmd);
     return xv_test_finish("test_example");
 }

@@ -16,7 +16,6 @@
 #include "model/model.h"
 #include "testutil.h"
 #include "train/finetune.h"
-#include "tiny_model_dir.h"
 
 /* A 32-px tiny X-VLM (every part, pretraining layout) for the synth vocab.
  * With an absolute position embedding (vision ape): without it the patch
@@ -36,7 +35,7 @@ static int tiny_model(const char *dir, const char *vocab_src, bool ape) {
         ape ? "true" : "false");
     char cmd[1400];
     mkdir(dir, 0777);
-    int ok = model_dir_from_json(dir, js, 7);
+    int ok = xv_test_model_dir_from_json(dir, js, 7);
     snprintf(cmd, sizeof cmd, "cp '%s' '%s/vocab.txt'", vocab_src, dir);
     return ok && system(cmd) == 0;
 }
@@ -67,8 +66,8 @@ int main(void) {
     /* a tiny model gains nothing from a second thread, and a spinning OpenMP
      * team on a shared machine is several times slower */
     xv_set_threads(1);
-    char root[] = "/tmp/xv_finetune_XXXXXX";
-    if (!mkdtemp(root)) return xv_test_skip("cannot create a temporary folder");
+    char root[64];
+    if (!xv_test_scratch_dir("xv_finetune", root, sizeof root)) return xv_test_skip("cannot create a temporary folder");
     char world[256], model[256], cfg[256], out[256], vocab[300], cmd[1200];
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(model, sizeof model, "%s/tiny", root);

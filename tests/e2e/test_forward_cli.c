@@ -14,20 +14,6 @@
 
 static char g_dir[64];
 
-static int run(const char *cmd) {
-    printf("$ %s\n", cmd);
-    fflush(stdout);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static char *slurp(const char *path, long *n) {
-    uint8_t *d = NULL;
-    size_t len = 0;
-    *n = xv_fs_read_file(path, INT64_C(1) << 30, &d, &len) == XV_OK ? (long)len : -1;
-    return (char *)d;
-}
-
 static void write_model(xv_model **out) {
     const char *js =
         "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
@@ -118,8 +104,7 @@ static double max_rel_diff(const xv_st_file *a, const xv_st_file *b, int *n) {
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN not set");
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_forward_cli_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_forward_cli", g_dir, sizeof g_dir), "mkdtemp");
     xv_model *m = NULL;
     write_model(&m);
     if (!m) return xv_test_finish("test_forward_cli");
@@ -133,17 +118,17 @@ int main(void) {
 
     const char *fmt = "'%s' forward --model '%s' --inputs '%s' --out '%s' --threads %d --seed 5%s";
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o1, 1, "");
-    CHECK(run(cmd) == 0, "forward, 1 thread");
+    CHECK(xv_test_run(cmd) == 0, "forward, 1 thread");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o2, 1, "");
-    CHECK(run(cmd) == 0, "forward again");
+    CHECK(xv_test_run(cmd) == 0, "forward again");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, o3, 2, "");
-    CHECK(run(cmd) == 0, "forward, 2 threads");
+    CHECK(xv_test_run(cmd) == 0, "forward, 2 threads");
     snprintf(cmd, sizeof cmd, fmt, bin, g_dir, in, og, 2, " --grads");
-    CHECK(run(cmd) == 0, "forward --grads");
+    CHECK(xv_test_run(cmd) == 0, "forward --grads");
 
-    long n1 = 0, n2 = 0;
-    char *b1 = slurp(o1, &n1), *b2 = slurp(o2, &n2);
-    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && !memcmp(b1, b2, (size_t)n1), "same thread count: byte-identical output");
+    size_t n1 = 0, n2 = 0;
+    char *b1 = xv_test_read_file(o1, &n1), *b2 = xv_test_read_file(o2, &n2);
+    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && !memcmp(b1, b2, n1), "same thread count: byte-identical output");
     free(b1);
     free(b2);
 
@@ -184,13 +169,13 @@ int main(void) {
 
     /* Exit codes: usage errors 2, runtime errors 1. */
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' 2>/dev/null", bin, g_dir, in);
-    CHECK(run(cmd) == 2, "missing --out is a usage error");
+    CHECK(xv_test_run(cmd) == 2, "missing --out is a usage error");
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' --out '%s' --threads x 2>/dev/null", bin,
              g_dir, in, o2);
-    CHECK(run(cmd) == 2, "bad --threads is a usage error");
+    CHECK(xv_test_run(cmd) == 2, "bad --threads is a usage error");
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/nothing' --inputs '%s' --out '%s' 2>/dev/null", bin, g_dir,
              in, o2);
-    CHECK(run(cmd) == 1, "missing model folder is a runtime error");
+    CHECK(xv_test_run(cmd) == 1, "missing model folder is a runtime error");
     /* A flawed inputs file is a runtime error naming the input and the problem:
      * its shape against the sizes read before it, its values by the model's
      * batch check. */
@@ -208,12 +193,12 @@ int main(void) {
         write_inputs(bad, flawed[i].kind);
         snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s' --out '%s' 2>'%s'", bin, g_dir, bad, o2,
                  err);
-        CHECK(run(cmd) == 1, "flawed inputs %zu are a runtime error", i);
+        CHECK(xv_test_run(cmd) == 1, "flawed inputs %zu are a runtime error", i);
         snprintf(cmd, sizeof cmd, "grep -qF '%s' '%s'", flawed[i].needle, err);
-        CHECK(run(cmd) == 0, "flawed inputs %zu: the message names \"%s\"", i, flawed[i].needle);
+        CHECK(xv_test_run(cmd) == 0, "flawed inputs %zu: the message names \"%s\"", i, flawed[i].needle);
     }
     snprintf(cmd, sizeof cmd, "'%s' forward --help | grep -q 'grad.<name>'", bin);
-    CHECK(run(cmd) == 0, "--help documents the outputs");
+    CHECK(xv_test_run(cmd) == 0, "--help documents the outputs");
 
     xv_model_free(m);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

@@ -4,14 +4,18 @@
  * counts come from the command's summary), skipping a missing and a corrupt
  * image once; the resumed index is byte-identical in features, sizes and paths
  * to one built without interruption. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "io/safetensors.h"
-#include "tiny_model_dir.h"
 
 #define N_IMAGES 1000
 #define BATCH 16
@@ -70,8 +74,7 @@ static int same_tensor(const xv_st_file *a, const xv_st_file *b, const char *nam
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN not set");
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_index_resume_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_index_resume", g_dir, sizeof g_dir), "mkdtemp");
     char model[128], list[128], index[128], parts[160], clean[128], err[128], path[192];
     snprintf(model, sizeof model, "%s/model", g_dir);
     snprintf(list, sizeof list, "%s/list.txt", g_dir);
@@ -80,7 +83,7 @@ int main(void) {
     snprintf(clean, sizeof clean, "%s/straight.index", g_dir);
     snprintf(err, sizeof err, "%s/stderr1.txt", g_dir);
     mkdir(model, 0755);
-    if (!tiny_model_dir(model, 3, 1)) return xv_test_finish("test_index_resume");
+    if (!xv_test_tiny_model_dir(model, 3, 1)) return xv_test_finish("test_index_resume");
     snprintf(path, sizeof path, "%s/img", g_dir);
     mkdir(path, 0755);
     FILE *f = fopen(list, "w");
@@ -98,7 +101,7 @@ int main(void) {
             snprintf(path, sizeof path, "%s/img/%04d.jpg", g_dir, i);
             /* Large enough that decoding and resizing take a while: the kill
              * must land mid-run. */
-            made += tiny_image(path, 96 + i % 17, 72 + (i * 7) % 13, i);
+            made += xv_test_tiny_image(path, 96 + i % 17, 72 + (i * 7) % 13, i);
             fprintf(f, "img/%04d.jpg\n", i++);
         }
     }
@@ -111,7 +114,7 @@ int main(void) {
                           "--batch", batch, "--threads", "1", NULL};
     int chunks = run_and_kill(bin, argv, parts, 3, err);
     CHECK(chunks >= 3, "interrupted after %d chunks (the run must not finish before the kill)", chunks);
-    char *e1 = slurp_text(err);
+    char *e1 = xv_test_read_file(err, NULL);
     CHECK(e1 && strstr(e1, "images (") && strstr(e1, "missing.jpg"), "progress and the skip warning shown: %s",
           e1 ? e1 : "");
     free(e1);
@@ -122,8 +125,8 @@ int main(void) {
     snprintf(err2, sizeof err2, "%s/stderr_other.txt", g_dir);
     snprintf(cmd, sizeof cmd, "'%s' index --model '%s' --images '%s' --out '%s' --tokens none --threads 1 2> '%s'", bin,
              model, list, index, err2);
-    CHECK(run_cmd(cmd) == 1, "another --tokens setting refused");
-    char *eo = slurp_text(err2);
+    CHECK(xv_test_run(cmd) == 1, "another --tokens setting refused");
+    char *eo = xv_test_read_file(err2, NULL);
     CHECK(eo && strstr(eo, "delete that folder"), "says why: %s", eo ? eo : "");
     free(eo);
 
@@ -132,8 +135,8 @@ int main(void) {
     snprintf(err2, sizeof err2, "%s/stderr2.txt", g_dir);
     snprintf(cmd, sizeof cmd, "'%s' index --model '%s' --images '%s' --out '%s' --batch %d --threads 1 > '%s' 2> '%s'", bin, model,
              list, index, BATCH, out2, err2);
-    CHECK(run_cmd(cmd) == 0, "resumed run succeeds");
-    char *o2 = slurp_text(out2), *e2 = slurp_text(err2);
+    CHECK(xv_test_run(cmd) == 0, "resumed run succeeds");
+    char *o2 = xv_test_read_file(out2, NULL), *e2 = xv_test_read_file(err2, NULL);
     int done_inputs = chunks * BATCH;
     long long skipped_before = (done_inputs > MISSING_AT) + (done_inputs > CORRUPT_AT);
     long long reused = field(o2, "reused "), encoded = field(o2, "encoded "), skipped = field(o2, "skipped ");
@@ -153,7 +156,7 @@ int main(void) {
      * batch size may round differently in the last bit). */
     snprintf(cmd, sizeof cmd, "'%s' index --model '%s' --images '%s' --out '%s' --batch %d --threads 1 > /dev/null 2>&1", bin, model,
              list, clean, BATCH);
-    CHECK(run_cmd(cmd) == 0, "uninterrupted run");
+    CHECK(xv_test_run(cmd) == 0, "uninterrupted run");
     xv_st_file *a = NULL, *b = NULL;
     CHECK_OK(xv_st_open(index, &a));
     CHECK_OK(xv_st_open(clean, &b));
@@ -167,6 +170,6 @@ int main(void) {
     xv_st_close(a);
     xv_st_close(b);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (!xv_test_failures) run_cmd(cmd);
+    if (!xv_test_failures) xv_test_run(cmd);
     return xv_test_finish("test_index_resume");
 }

@@ -14,7 +14,7 @@
 #include "model/model.h"
 #include "testutil.h"
 
-static char dir[] = "/tmp/xv_rewindow_XXXXXX";
+static char dir[64];
 
 static const char *in_dir(const char *name) {
     static char buf[4][256];
@@ -45,7 +45,7 @@ static float *vision_out(const xv_model *m, const float *images, int n, int64_t 
 int main(void) {
     const char *bin = getenv("XV_BIN"), *src = getenv("XV_SOURCE_DIR");
     if (!bin || !src) return xv_test_skip("XV_BIN / XV_SOURCE_DIR not set (run through ctest)");
-    if (!mkdtemp(dir)) return 1;
+    if (!xv_test_scratch_dir("xv_rewindow", dir, sizeof dir)) return 1;
     char cmd[4096];
     /* the fixture's BERT has 2 heads of 32 (not inferable from shapes) */
     snprintf(cmd, sizeof cmd, "%s convert %s/tests/data/torch/tiny_fixture.th %s/m224 --text-heads 2", bin, src, dir);

@@ -101,8 +101,7 @@ static int64_t one_pass(xv_pretrain_kind kind, const char *file, const char *voc
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_loader_synth_XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    if (!xv_test_scratch_dir("xv_loader_synth", g_dir, sizeof g_dir)) return 1;
     xv_synth_params p = xv_synth_default_params();
     p.train_images = N_TRAIN;
     p.test_images = 2;
@@ -121,8 +120,6 @@ int main(void) {
         one_pass(XV_PRETRAIN_REGIONS, regs, vocab, tok);
         xv_tokenizer_free(tok);
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    xv_test_remove_dir(g_dir);
     return xv_test_finish("test_loader_synth");
 }

@@ -39,7 +39,7 @@ enum { IMAGES = 256, SIDE = 32, BATCH = 16, STEPS = 800, START = 20, END = 80 };
 enum { OBJ_MAX = 2 };
 static const double SIDE_RANGE[OBJ_MAX][2] = {{0.55, 0.85}, {0.30, 0.45}};
 
-static char root[] = "/tmp/xv_test_pretrain_losses_fall_XXXXXX";
+static char root[64];
 
 static const char *const colour_names[8] = {"red", "orange", "yellow", "green", "blue", "purple", "white", "black"};
 static const uint8_t colour_rgb[8][3] = {{220, 30, 30},  {245, 140, 20}, {235, 220, 30},  {30, 180, 50},
@@ -172,7 +172,7 @@ static void write_config(const char *dir, const char *yaml) {
 }
 
 int main(void) {
-    if (!mkdtemp(root)) return 1;
+    if (!xv_test_scratch_dir("xv_test_pretrain_losses_fall", root, sizeof root)) return 1;
     /* One thread: a model this small gains nothing from a second one, and an
      * OpenMP team spinning on a machine shared with other tests (ctest -j)
      * can make it many times slower. */

@@ -32,7 +32,7 @@
  * nothing from a second one, and an OpenMP team spinning on a machine shared
  * with other tests (ctest -j) can make it many times slower. */
 enum { N = 40, THREADS = 1 };
-static char root[] = "/tmp/xv_test_pretrain_resume_XXXXXX";
+static char root[64];
 
 static void path_of(char *buf, size_t n, const char *a, const char *b) { snprintf(buf, n, "%s/%s", a, b); }
 
@@ -274,7 +274,7 @@ static void test_kill_resume(const char *bin, const char *yaml, const char *stra
 
 int main(void) {
     const char *bin = getenv("XV_BIN");
-    if (!mkdtemp(root)) return 1;
+    if (!xv_test_scratch_dir("xv_test_pretrain_resume", root, sizeof root)) return 1;
     xv_set_threads(THREADS);
     char yaml[512], straight[512], halves[512];
     make_data(yaml, sizeof yaml);

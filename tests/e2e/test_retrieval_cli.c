@@ -9,18 +9,21 @@
  * differently from a batch of 1), which moves results by a few ulps (~1e-7
  * relative), far below the bound; a wrong mask, token or layer moves them by
  * 1e-2 or more. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "data/caption.h"
 #include "data/tokenizer.h"
 #include "data/transforms.h"
 #include "model/losses.h"
 #include "nn/layers.h"
-#include "tiny_model_dir.h"
 #include "xvlm.h"
 
 #define NI 4
@@ -354,15 +357,12 @@ done:
 
 /* Run `xvlm ARGS > out 2> err`; returns the exit code. */
 static int xvlm(const char *args, char **out, char **err) {
-    char cmd[4096], o[128], e[128];
-    snprintf(o, sizeof o, "%s/stdout.txt", g_dir);
-    snprintf(e, sizeof e, "%s/stderr.txt", g_dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2> '%s'", g_bin, args, o, e);
     printf("$ xvlm %s\n", args);
-    int rc = run_cmd(cmd);
-    if (out) *out = slurp_text(o);
-    if (err) *err = slurp_text(e);
-    return rc;
+    xv_test_cli_result r = xv_test_cli(g_dir, args, NULL);
+    if (out) *out = r.out, r.out = NULL;
+    if (err) *err = r.err, r.err = NULL;
+    xv_test_cli_free(&r);
+    return r.status;
 }
 
 static cJSON *xvlm_json(const char *args) {
@@ -580,13 +580,13 @@ static void check_errors(void) {
 
     snprintf(other, sizeof other, "%s/other", g_dir);
     mkdir(other, 0755);
-    tiny_model_dir(other, 99, 1);
+    xv_test_tiny_model_dir(other, 99, 1);
     snprintf(args, sizeof args, "search --model '%s' --index '%s' --text 'a red car'", other, index);
     expect_fail(args, 1, "another model");
 
     snprintf(novocab, sizeof novocab, "%s/novocab", g_dir);
     mkdir(novocab, 0755);
-    tiny_model_dir(novocab, 7, 0);
+    xv_test_tiny_model_dir(novocab, 7, 0);
     snprintf(args, sizeof args, "match --model '%s' --image '%s' --text 'a dog'", novocab, g_img[0]);
     expect_fail(args, 1, "vocab.txt");
     snprintf(args, sizeof args, "ground --model '%s/none' --image '%s' --text 'a dog'", g_dir, g_img[0]);
@@ -641,17 +641,16 @@ int main(void) {
     g_bin = getenv("XV_BIN");
     if (!g_bin) return xv_test_skip("XV_BIN not set");
     xvlm_set_threads(2);
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_retrieval_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_retrieval", g_dir, sizeof g_dir), "mkdtemp");
     snprintf(g_model, sizeof g_model, "%s/model", g_dir);
     mkdir(g_model, 0755);
-    if (!tiny_model_dir(g_model, 11, 1)) return xv_test_finish("test_retrieval_cli");
+    if (!xv_test_tiny_model_dir(g_model, 11, 1)) return xv_test_finish("test_retrieval_cli");
     char list[160];
     snprintf(list, sizeof list, "%s/list.txt", g_dir);
     FILE *f = fopen(list, "w");
     for (int i = 0; i < NI; i++) {
         snprintf(g_img[i], sizeof g_img[i], "%s/img%d.jpg", g_dir, i);
-        CHECK(tiny_image(g_img[i], SIZES[i][0], SIZES[i][1], i), "image %d", i);
+        CHECK(xv_test_tiny_image(g_img[i], SIZES[i][0], SIZES[i][1], i), "image %d", i);
         fprintf(f, "img%d.jpg\n", i); /* relative to the list's folder */
     }
     fclose(f);
@@ -676,6 +675,6 @@ int main(void) {
     xv_tokenizer_free(r.tok);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (!xv_test_failures) run_cmd(cmd);
+    if (!xv_test_failures) xv_test_run(cmd);
     return xv_test_finish("test_retrieval_cli");
 }

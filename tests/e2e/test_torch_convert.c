@@ -148,9 +148,7 @@ int main(void) {
     if (!src_dir || !bin) return xv_test_skip("XV_SOURCE_DIR / XV_BIN not set (run through ctest)");
     if (system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0)
         return xv_test_skip("/usr/bin/python3 with torch is not available");
-    const char *tmp = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/xvlm_convert_XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    if (!mkdtemp(tmp_dir)) return xv_test_skip("cannot create a temporary directory");
+    if (!xv_test_scratch_dir("xvlm_convert", tmp_dir, sizeof tmp_dir)) return xv_test_finish("test_torch_convert");
 
     /* tiny: the fixture's shapes, compared tensor by tensor */
     CHECK(generate("tiny") == 0, "generator (tiny)");

@@ -14,12 +14,6 @@
 #include "testutil.h"
 #include "xvlm.h"
 
-static char *read_all(const char *path) {
-    uint8_t *d = NULL;
-    size_t n;
-    return xv_fs_read_file(path, INT64_C(1) << 30, &d, &n) == XV_OK ? (char *)d : NULL;
-}
-
 static float *tensor(const xv_st_file *f, const char *name, int64_t *numel) {
     const xv_st_tensor *t = xv_st_find(f, name);
     CHECK(t != NULL, "%s present", name);
@@ -56,7 +50,7 @@ int main(void) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/tiny", fx);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *cfg_text = read_all(path);
+    char *cfg_text = xv_test_read_file(path, NULL);
     cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
     CHECK(cfg != NULL, "config.json");
     xvlm_set_threads(2);

@@ -14,8 +14,8 @@ int main(void) {
     if (!fx) return xv_test_skip("official fixtures not found (set XV_FIXTURES)");
     const char *bin = getenv("XV_BIN"), *src = getenv("XV_SOURCE_DIR");
     if (!bin || !src) return xv_test_skip("XV_BIN / XV_SOURCE_DIR not set (run through ctest)");
-    char dir[] = "/tmp/xv_convert_fixture_XXXXXX";
-    if (!mkdtemp(dir)) return 1;
+    char dir[64];
+    if (!xv_test_scratch_dir("xv_convert_fixture", dir, sizeof dir)) return 1;
     char cmd[4096], ref[1024], out[1200];
     /* The fixture's BERT has 2 heads of 32: not inferable from shapes. */
     snprintf(cmd, sizeof cmd, "%s convert %s/tests/data/torch/tiny_fixture.th %s/model --text-heads 2", bin, src,

@@ -19,8 +19,8 @@ int main(void) {
     snprintf(golden, sizeof golden, "%s/tests/data/golden", src);
     DIR *d = opendir(golden);
     if (!d) return xv_test_skip("tests/data/golden missing");
-    char tmp[] = "/tmp/xv_golden_XXXXXX";
-    if (!mkdtemp(tmp)) return 1;
+    char tmp[64];
+    if (!xv_test_scratch_dir("xv_golden", tmp, sizeof tmp)) return 1;
     int sets = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -39,8 +39,6 @@ int main(void) {
     }
     closedir(d);
     CHECK(sets >= 2, "expected at least two golden sets, found %d", sets);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    xv_test_run(cmd);
+    xv_test_remove_dir(tmp);
     return xv_test_finish("test_forward_golden_shapes");
 }

@@ -75,8 +75,11 @@ int main(void) {
     char dir[1024], ref_path[1200], out_path[256], grad_path[256], cmd[4096];
     snprintf(dir, sizeof dir, "%s/tiny", fx);
     snprintf(ref_path, sizeof ref_path, "%s/outputs.safetensors", dir);
-    snprintf(out_path, sizeof out_path, "/tmp/xv_forward_tiny_%d.safetensors", (int)getpid());
-    snprintf(grad_path, sizeof grad_path, "/tmp/xv_forward_tiny_grads_%d.safetensors", (int)getpid());
+    char name[64];
+    snprintf(name, sizeof name, "xv_forward_tiny_%d.safetensors", (int)getpid());
+    xv_test_tmp_path(name, out_path, sizeof out_path);
+    snprintf(name, sizeof name, "xv_forward_tiny_grads_%d.safetensors", (int)getpid());
+    xv_test_tmp_path(name, grad_path, sizeof grad_path);
 
     snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s/inputs.safetensors' --out '%s'", bin, dir, dir,
              out_path);

@@ -18,11 +18,6 @@
 #define FIXTURE_MAX_WORDS 30
 #define FIXTURE_MAX_TOKENS 40
 
-static char *read_file(const char *path, size_t *len) {
-    uint8_t *d = NULL;
-    return xv_fs_read_file(path, INT64_C(1) << 30, &d, len) == XV_OK ? (char *)d : NULL;
-}
-
 /* The case's text as bytes, from text_utf8_hex (exact even with NUL). */
 static char *hex_decode(const char *hex, size_t *len) {
     size_t n = strlen(hex) / 2;
@@ -127,7 +122,7 @@ int main(void) {
         return 1;
     }
     size_t len;
-    char *data = read_file(cases, &len);
+    char *data = xv_test_read_file(cases, &len);
     CHECK(data != NULL, "read %s", cases);
     int n_cases = 0, max_tokens_seen = 0;
     for (char *line = data ? strtok(data, "\n") : NULL; line; line = strtok(NULL, "\n")) {

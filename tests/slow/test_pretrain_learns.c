@@ -28,7 +28,7 @@
 #include "train/pretrain_run.h"
 
 enum { IMAGES = 256, SIDE = 48, BATCH = 16, STEPS = 640, WINDOW = 40 };
-static char root[] = "/tmp/xv_test_pretrain_learns_XXXXXX";
+static char root[64];
 
 static const char *const colour_names[8] = {"red", "orange", "yellow", "green", "blue", "purple", "white", "black"};
 static const uint8_t colour_rgb[8][3] = {{220, 30, 30},  {245, 140, 20}, {235, 220, 30},  {30, 180, 50},
@@ -116,7 +116,7 @@ static void write_config(const char *dir, const char *yaml) {
 }
 
 int main(void) {
-    if (!mkdtemp(root)) return 1;
+    if (!xv_test_scratch_dir("xv_test_pretrain_learns", root, sizeof root)) return 1;
     /* One thread: a model this small gains nothing from a second one, and an
      * OpenMP team spinning on a machine shared with other tests (ctest -j)
      * can make it many times slower. */

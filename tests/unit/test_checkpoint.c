@@ -344,8 +344,7 @@ static void test_corrupt(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_ckpt_test_XXXXXX");
-    if (!mkdtemp(g_dir)) {
+    if (!xv_test_scratch_dir("xv_ckpt_test", g_dir, sizeof g_dir)) {
         fprintf(stderr, "mkdtemp failed\n");
         return 1;
     }

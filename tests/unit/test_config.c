@@ -120,8 +120,8 @@ static void write_file(const char *path, const char *text) {
 
 /* Official layout: configs/Task.yaml naming 'configs/swin.json' relative to the repository root. */
 static void test_yaml(void) {
-    char root[] = "/tmp/xv_cfg_XXXXXX";
-    CHECK(mkdtemp(root) != NULL, "mkdtemp");
+    char root[64];
+    CHECK(xv_test_scratch_dir("xv_cfg", root, sizeof root), "mkdtemp");
     char dir[64], yml[96], sj[96], bj[96];
     CHECK(snprintf(dir, sizeof dir, "%s/configs", root) < (int)sizeof dir, "path");
     CHECK(mkdir(dir, 0700) == 0, "mkdir");

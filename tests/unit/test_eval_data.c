@@ -8,7 +8,7 @@
 #include "tasks/eval_retrieval.h"
 #include "testutil.h"
 
-static char dir[] = "/tmp/xv_eval_data_XXXXXX";
+static char dir[64];
 
 static const char *write_file(const char *name, const char *text) {
     static char path[256];
@@ -145,12 +145,10 @@ static void test_chance(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) return 1;
+    if (!xv_test_scratch_dir("xv_eval_data", dir, sizeof dir)) return 1;
     test_retrieval_set();
     test_grounding_set();
     test_chance();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    xv_test_remove_dir(dir);
     return xv_test_finish("test_eval_data");
 }

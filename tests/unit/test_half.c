@@ -54,7 +54,8 @@ static void test_parts(void) {
     CHECK(xv_st_writer_add_parts(w, "joined", XV_ST_F32, XV_SHAPE(5), parts, bytes, 2) == XV_ERR_INVALID_ARG,
           "names stay unique");
     CHECK_OK(xv_st_writer_add(w, "after", XV_ST_F32, XV_SHAPE(1), a, false));
-    char path[] = "/tmp/xv_parts_XXXXXX";
+    char path[256];
+    xv_test_tmp_path("xv_parts_XXXXXX", path, sizeof path);
     int fd = mkstemp(path);
     close(fd);
     CHECK_OK(xv_st_writer_write(w, path));

@@ -204,7 +204,8 @@ static size_t make_jpeg(uint8_t **out, unsigned w_patch, unsigned h_patch) {
 static void check_bad_input(void) {
     /* zero bytes, in memory and as a file */
     expect_refused("", 0, "empty.jpg", XV_ERR_FORMAT, "0 bytes");
-    char path[] = "/tmp/xvlm_test_image_XXXXXX";
+    char path[256];
+    xv_test_tmp_path("xvlm_test_image_XXXXXX", path, sizeof path);
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp");
     if (fd >= 0) {

@@ -270,15 +270,12 @@ static void test_resume(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_jsonl_test_XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    if (!xv_test_scratch_dir("xv_jsonl_test", g_dir, sizeof g_dir)) return 1;
     test_base64();
     test_file_list();
     test_sharding();
     test_malformed();
     test_resume();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    xv_test_remove_dir(g_dir);
     return xv_test_finish("test_jsonl");
 }

@@ -30,7 +30,7 @@ static xv_model_config small_config(int hidden, int layers) {
 
 static char g_dir[64];
 static char *path(const char *name) {
-    static char p[4][128];
+    static char p[4][256];
     static int k;
     k = (k + 1) % 4;
     snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
@@ -147,8 +147,7 @@ static int64_t expected_count(const xv_model_config *c) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_model_load_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(xv_test_scratch_dir("xv_model_load", g_dir, sizeof g_dir), "mkdtemp");
     xv_model_config c = small_config(16, 2);
     xv_model_parts parts = xv_model_parts_pretrain();
     xv_model *m = NULL;

@@ -4,7 +4,7 @@
  * These ops only move values, so they are checked exactly: the input holds
  * 0, 1, 2, ... and every output element must equal the input index given by a
  * formula written here independently of the library (e.g. the roll + window
- * view of the architecture sheet, §2.4). Backward must be the transpose of
+ * view of docs/architecture.md, §2.4). Backward must be the transpose of
  * that map: with output gradient k+1 at position k, every input gradient must
  * equal the sum of the k+1 that read it (integers, so exact in float).
  * Finite differences then check the same ops through the generic harness. */
@@ -85,7 +85,7 @@ static xv_tensor *op_reverse(xv_graph *g, xv_tensor *x, const void *ctx) {
     return xv_window_reverse(g, x, c->H, c->W, c->win, c->shift);
 }
 
-/* Independent construction, two steps as in the architecture sheet:
+/* Independent construction, two steps as in docs/architecture.md:
  * 1. roll: rolled[b][h][w] = index of x[b][(h+s) mod H][(w+s) mod W];
  * 2. view [B, H/win, win, W/win, win, C] and permute to (b, wr, wc, i, j, c). */
 static int64_t *partition_src(const win_case *c) {
@@ -584,7 +584,7 @@ static void test_layout_errors(void) {
 }
 
 int main(void) {
-    /* The two maps of the architecture sheet, plus odd and non-square ones.
+    /* The two maps of docs/architecture.md, plus odd and non-square ones.
      * C = 16 at 56x56 crosses the parallel threshold. */
     const win_case wins[] = {{2, 14, 14, 7, 3, 3}, {2, 56, 56, 7, 3, 3}, {2, 56, 56, 7, 3, 16},
                              {1, 12, 12, 12, 0, 2}, {3, 6, 9, 3, 2, 5},  {1, 24, 24, 12, 6, 1}};

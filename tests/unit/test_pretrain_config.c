@@ -9,7 +9,7 @@
 #include "testutil.h"
 #include "train/pretrain_run_config.h"
 
-static char dir[] = "/tmp/xv_test_ptcfg_XXXXXX";
+static char dir[64];
 
 static const char *write_file(const char *name, const char *text) {
     static char path[4][512];
@@ -198,12 +198,10 @@ static void test_refusals(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) return 1;
+    if (!xv_test_scratch_dir("xv_test_ptcfg", dir, sizeof dir)) return 1;
     test_yaml_types();
     test_official_keys();
     test_refusals();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    xv_test_remove_dir(dir);
     return xv_test_finish("test_pretrain_config");
 }

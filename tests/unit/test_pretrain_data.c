@@ -757,8 +757,7 @@ static void test_config_errors(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/xv_pretrain_data_XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    if (!xv_test_scratch_dir("xv_pretrain_data", g_dir, sizeof g_dir)) return 1;
     make_dataset();
     if (xv_tokenizer_load(path_of("%s", "vocab.txt"), &g_tok) != XV_OK) {
         fprintf(stderr, "vocab: %s\n", xv_error_message());
@@ -776,8 +775,6 @@ int main(void) {
     test_bad_data();
     test_config_errors();
     xv_tokenizer_free(g_tok);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    xv_test_remove_dir(g_dir);
     return xv_test_finish("test_pretrain_data");
 }

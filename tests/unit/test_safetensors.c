@@ -705,12 +705,7 @@ static int remove_entry(const char *p, const struct stat *sb, int flag, struct F
 }
 
 int main(void) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/xv_st_test_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!xv_test_scratch_dir("xv_st_test", g_dir, sizeof g_dir)) return xv_test_finish("test_safetensors");
     test_round_trip_every_dtype();
     test_every_f16();
     test_deterministic();

@@ -128,7 +128,8 @@ static void test_model(void) {
     CHECK(bad == 0, "%d of 12 embedding gradients differ from central differences", bad);
 
     /* Save and load: the embedding comes back under its name. */
-    char path[] = "/tmp/xv_ape_XXXXXX";
+    char path[256];
+    xv_test_tmp_path("xv_ape_XXXXXX", path, sizeof path);
     int fd = mkstemp(path);
     CHECK(fd >= 0, "temp file");
     if (fd >= 0) close(fd);

@@ -531,8 +531,8 @@ static void check_bad_params(const char *root) {
 }
 
 int main(void) {
-    char root[] = "/tmp/xv_test_synth_XXXXXX";
-    if (!mkdtemp(root)) return xv_test_skip("mkdtemp failed");
+    char root[64];
+    if (!xv_test_scratch_dir("xv_test_synth", root, sizeof root)) return xv_test_skip("mkdtemp failed");
     check_determinism(root);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/seed5_t1", root);

@@ -542,8 +542,8 @@ static void check_no_left_right(const char *dir) {
 }
 
 static void check_world(bool flip_invariant) {
-    char dir[] = "/tmp/xv_test_synth_sem_XXXXXX";
-    if (!mkdtemp(dir)) {
+    char dir[64];
+    if (!xv_test_scratch_dir("xv_test_synth_sem", dir, sizeof dir)) {
         CHECK(false, "mkdtemp failed");
         return;
     }

@@ -368,7 +368,8 @@ static void test_vocab_reading(void) {
     CHECK(xv_tokenizer_load("/tmp", &t) == XV_ERR_IO && strstr(xv_error_message(), "directory"), "directory: %s",
           xv_error_message());
     /* a huge file is refused after reading at most the limit + 1 byte */
-    char path[] = "/tmp/xv_vocab_huge_XXXXXX";
+    char path[256];
+    xv_test_tmp_path("xv_vocab_huge_XXXXXX", path, sizeof path);
     int fd = mkstemp(path);
     if (fd >= 0) {
         CHECK(ftruncate(fd, (off_t)XV_VOCAB_MAX_BYTES + 10) == 0, "sparse file");

@@ -307,8 +307,7 @@ static void test_fuzz_seeds(void) {
 int main(void) {
     const char *src = getenv("XV_SOURCE_DIR");
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/torch", src ? src : ".");
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/xvlm_torch_ckpt_XXXXXX");
-    if (!mkdtemp(tmp_dir)) return xv_test_skip("cannot create a temporary directory");
+    if (!xv_test_scratch_dir("xvlm_torch_ckpt", tmp_dir, sizeof tmp_dir)) return xv_test_skip("cannot create a temporary directory");
     test_read_exact("micro_pretrain_fp32.th", "micro_pretrain_fp32.expected.safetensors");
     test_read_exact("micro_retrieval_fp16.th", "micro_retrieval_fp16.expected.safetensors");
     test_read_exact("special.th", "special.expected.safetensors");

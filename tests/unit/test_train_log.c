@@ -11,7 +11,7 @@
 #include "train/plot.h"
 #include "train/train_log.h"
 
-static char dir[] = "/tmp/xv_test_trainlog_XXXXXX";
+static char dir[64];
 
 static void test_ticks(void) {
     double first, step;
@@ -154,7 +154,7 @@ static void test_progress(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) return 1;
+    if (!xv_test_scratch_dir("xv_test_trainlog", dir, sizeof dir)) return 1;
     test_ticks();
     test_log();
     test_progress();
@@ -164,8 +164,6 @@ int main(void) {
     cairo_debug_reset_static_data();
     void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
     if (fc_fini) fc_fini();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    xv_test_remove_dir(dir);
     return xv_test_finish("test_train_log");
 }

@@ -121,8 +121,8 @@ static bool same(const run *a, const run *b) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/xv_resume_test_XXXXXX";
-    if (!mkdtemp(dir)) return 1;
+    char dir[64];
+    if (!xv_test_scratch_dir("xv_resume_test", dir, sizeof dir)) return 1;
 
     run straight;
     run_init(&straight, 1234);

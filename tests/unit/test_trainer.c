@@ -260,8 +260,8 @@ static void test_no_bbox_loss(void) {
 
 static void test_resume_bitwise(void) {
     const int N = 8;
-    char dir[] = "/tmp/xv_test_trainer_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[64];
+    CHECK(xv_test_scratch_dir("xv_test_trainer", dir, sizeof dir), "mkdtemp");
     char path[512];
     snprintf(path, sizeof path, "%s/half.safetensors", dir);
 

@@ -4,7 +4,7 @@ compares every output and every grad.<name> with its outputs.safetensors.
 
     /usr/bin/python3 tools/torchref/check_fixture.py [DIR] [--dtype float32|float64|both] [--tol 1e-5]
 
-DIR defaults to the official fixture /work/shared/fixtures/tiny. Per tensor the
+DIR defaults to the official fixture ../shared/fixtures/tiny. Per tensor the
 error is max|ours - ref| / max(1, max|ref|) (the fixture README's measure); the
 check fails if any tensor exceeds --tol, if a name is missing on either side, or
 if the ITM negatives stored in the inputs are not the argmax of our sampling
@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
 import xvlm_ref  # noqa: E402
 
-OFFICIAL_TINY = "/work/shared/fixtures/tiny"
+OFFICIAL_TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "tiny")
 
 
 # Below this magnitude a reference tensor holds rounding noise of a gradient that

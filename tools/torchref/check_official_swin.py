@@ -6,7 +6,7 @@ window and resolution of the set).
     /usr/bin/python3 tools/torchref/check_official_swin.py DIR [--repo PATH]
 
 Imports models/swin_transformer.py from a checkout of the official repository
-(default: the mirror /work/.mirror/zengyan-97+X-VLM/repo, read with `git show`),
+(--repo, default $XVLM_OFFICIAL_REPO; a bare mirror is read with `git show`),
 with a stand-in for the three timm helpers it imports (timm is not installed;
 DropPath is the identity in eval mode). Builds SwinTransformer with the set's
 config (mlp_ratio 4, qkv_bias, patch_norm, no ape: the official build), loads the
@@ -30,7 +30,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
 
-MIRROR = "/work/.mirror/zengyan-97+X-VLM/repo"
+MIRROR = os.environ.get("XVLM_OFFICIAL_REPO")  # a checkout or bare mirror of zengyan-97/X-VLM
 
 
 def stub_timm():
@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--repo", default=MIRROR)
     ap.add_argument("--tol", type=float, default=1e-6)
     a = ap.parse_args()
+    if not a.repo:
+        ap.error("no official repository: pass --repo PATH or set XVLM_OFFICIAL_REPO")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # raised inside the official file
     with open(os.path.join(a.dir, "config.json")) as f:

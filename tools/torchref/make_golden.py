@@ -255,7 +255,7 @@ def readme(name, cfg, sizes):
 Made by `tools/torchref/make_golden.py` (command, from the repository root:
 `/usr/bin/python3 tools/torchref/make_golden.py tests/data/golden --only {name}`), which runs
 our own PyTorch X-VLM reference `tools/torchref/xvlm_ref.py`. That reference is validated against
-the official golden data `/work/shared/fixtures/tiny` (made by the unmodified official code) with
+the official golden data `../shared/fixtures/tiny` (made by the unmodified official code) with
 `tools/torchref/check_fixture.py`: outputs bit-equal in float32, every gradient within ~1e-6 of
 max(1, max|ref|). These files are **not** from the official code; they extend the check to shapes
 the official fixture does not cover. Rerunning the command writes the same bytes.
@@ -263,7 +263,7 @@ The vision outputs (`vision_embeds`, `swin_stage0..3`, `region_vision_embeds`) w
 reproduced by the official `models/swin_transformer.py` itself, run on these weights and inputs
 (`tools/torchref/check_official_swin.py tests/data/golden/{name}`): equal up to float32 rounding.
 
-Layout, names and meaning are exactly those of `/work/shared/fixtures/README.md` (`config.json`,
+Layout, names and meaning are exactly those of `../shared/fixtures/README.md` (`config.json`,
 `weights.safetensors`, `inputs.safetensors` with `image.` / `region.` steps, `outputs.safetensors`
 with the same output names and `grad.<state_dict key>`), except that there is no `vocab.txt`: the
 texts are random token ids.

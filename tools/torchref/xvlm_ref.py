@@ -1,12 +1,12 @@
 """An independent PyTorch reference of the X-VLM pretraining model.
 
-Written from /work/shared/docs/xvlm-architecture.md (sections 2-5) and checked
+Written from docs/architecture.md (sections 2-5) and checked
 against the official golden data by check_fixture.py; it does not import or copy
 the official code. Parameters live in a plain {official state_dict name: tensor}
 dict, so official checkpoints and the fixtures' weights.safetensors load by name,
 and gradients come back under the same names.
 
-Config: the fixture layout (/work/shared/fixtures/tiny/config.json): `vision`
+Config: the fixture layout (../shared/fixtures/tiny/config.json): `vision`
 (Swin), `text` (BERT incl. fusion_layer and encoder_width), `embed_dim`,
 `head_layer_norm_eps`, `temp_clamp`.
 
@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Additive mask values (architecture sheet, trap 3).
+# Additive mask values (docs/architecture.md §10).
 SWIN_SHIFT_MASK = -100.0
 TEXT_MASK = -10000.0
 CROSS_MASK = -1e9
