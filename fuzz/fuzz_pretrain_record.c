@@ -58,10 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sh.cfg.careful_hflip = flags & 2;
     sh.cfg.max_regions = 1 + ((flags >> 2) & 3);
     sh.special = xv_tokenizer_special_ids(g_tok);
-    sh.mask = sh.cfg.masking;
-    sh.mask.mask_id = sh.special.mask;
-    sh.mask.vocab_size = xv_tokenizer_vocab_size(g_tok);
-    sh.mask.is_continuation = g_cont;
+    sh.cfg.masking.mask_id = sh.special.mask;
+    sh.cfg.masking.vocab_size = xv_tokenizer_vocab_size(g_tok);
+    sh.cfg.masking.is_continuation = g_cont;
     xv_rng rng;
     xv_rng_seed(&rng, size);
     xv_pretrain_counters count = {0};

@@ -536,12 +536,11 @@ static xv_status load_text_side(xv_pretrain_loader *l) {
     xv_sample_shared *sh = &l->shared;
     sh->tok = l->tok;
     sh->special = xv_tokenizer_special_ids(l->tok);
-    sh->mask = l->cfg.masking;
-    sh->mask.mask_id = sh->special.mask;
-    sh->mask.vocab_size = V;
-    sh->mask.is_continuation = l->is_continuation;
     sh->n_patch = l->cfg.image_res / l->cfg.patch_size;
     sh->cfg = l->cfg;
+    sh->cfg.masking.mask_id = sh->special.mask;
+    sh->cfg.masking.vocab_size = V;
+    sh->cfg.masking.is_continuation = l->is_continuation;
     return XV_OK;
 }
 

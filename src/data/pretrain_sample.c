@@ -94,7 +94,7 @@ xv_sample_result xv_sample_encode_text(xv_sampler *c, const char *text, xv_text_
         if (i >= n) row.ids[i] = c->sh->special.pad;
         row.atts[i] = i < n;
     }
-    if (xv_mask_text(&c->sh->mask, c->rng, row.ids, n, row.ids_masked, row.masked_pos, row.masked_ids, NULL) !=
+    if (xv_mask_text(&c->sh->cfg.masking, c->rng, row.ids, n, row.ids_masked, row.masked_pos, row.masked_ids, NULL) !=
         XV_OK)
         return XV_SAMPLE_FATAL; /* ids come from the vocabulary: only a bad config fails here */
     for (int i = n; i < L; i++) row.ids_masked[i] = c->sh->special.pad;

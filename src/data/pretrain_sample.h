@@ -15,9 +15,8 @@
 
 /* Read-only state shared by all workers of a loader. */
 typedef struct {
-    xv_pretrain_config cfg; /* strings owned by the loader */
+    xv_pretrain_config cfg; /* strings owned by the loader; cfg.masking with the vocabulary's ids set */
     const xv_tokenizer *tok;
-    xv_masking_config mask;
     xv_special_ids special;
     int n_patch; /* image_res / patch_size */
 } xv_sample_shared;
