@@ -187,6 +187,8 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
         return -1;
     }
     int compared = 0;
+    double worst = 0;
+    const char *worst_name = "";
     for (int i = 0; i < xv_st_count(ref); i++) {
         const xv_st_tensor *r = xv_st_at(ref, i);
         if (strncmp(r->name, prefix, strlen(prefix)) || (skip && strstr(r->name, skip))) continue;
@@ -211,10 +213,16 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
         double scale = maxref > 1 ? maxref : 1;
         printf("  %-72s max|diff| %.3e  rel %.3e\n", r->name, maxdiff, maxdiff / scale);
         CHECK(maxdiff / scale <= tol, "%s: max|diff| %.3e exceeds %g · %.3g", r->name, maxdiff, tol, scale);
+        if (!(maxdiff / scale <= worst)) {
+            worst = maxdiff / scale;
+            worst_name = r->name;
+        }
         free(a);
         free(b);
         compared++;
     }
+    printf("  worst for %s*%s%s: %.3e (%s) over %d tensors\n", prefix, skip ? " without " : "", skip ? skip : "",
+           worst, worst_name, compared);
     xv_st_close(ref);
     xv_st_close(out);
     return compared;
