@@ -13,6 +13,22 @@
 #include "io/safetensors.h"
 #include "testutil.h"
 
+/* The fixture folder FIXTURES/<name> into dir, with its inputs and golden
+ * outputs opened (NULL and a failed CHECK when they cannot be). false when
+ * the fixtures are absent: the test skips. */
+static bool fx_open(const char *name, char *dir, size_t n, xv_st_file **in, xv_st_file **ref) {
+    *in = *ref = NULL;
+    const char *fx = xv_fixtures_dir();
+    if (!fx) return false;
+    char path[1400];
+    snprintf(dir, n, "%s/%s", fx, name);
+    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
+    CHECK_OK(xv_st_open(path, in));
+    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
+    CHECK_OK(xv_st_open(path, ref));
+    return true;
+}
+
 /* Input `name` of f as an F32 or I32 tensor of g (NULL + failed CHECK if absent). */
 static xv_tensor *fx_input(xv_graph *g, const xv_st_file *f, const char *name, bool f32) {
     const xv_st_tensor *t = xv_st_find(f, name);

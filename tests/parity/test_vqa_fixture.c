@@ -115,17 +115,11 @@ static void ranking(const xv_vqa_model *m, const xv_st_file *in, const xv_st_fil
 }
 
 int main(void) {
-    const char *fx = xv_fixtures_dir();
-    if (!fx) return xv_test_skip("fixtures absent");
-    char dir[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/vqa", fx);
+    char dir[1024];
+    xv_st_file *in, *ref;
+    if (!fx_open("vqa", dir, sizeof dir, &in, &ref)) return xv_test_skip("fixtures absent");
     xv_vqa_model *m = NULL;
     CHECK_OK(xv_vqa_load_dir(dir, false, &m));
-    xv_st_file *in = NULL, *ref = NULL;
-    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &in));
-    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &ref));
     if (m && in && ref) {
         train_step(m, in, ref);
         ranking(m, in, ref);
