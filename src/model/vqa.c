@@ -122,15 +122,15 @@ xv_tensor *xv_vqa_train_forward(xv_graph *g, const xv_vqa_model *m, xv_tensor *q
 }
 
 /* Indices of the k largest of v[0..n) in descending order; ties keep the
- * lower index first (torch.topk leaves their order unspecified). */
-static void top_k(const float *v, int64_t n, int k, int32_t *idx) {
+ * lower index first (torch.topk leaves their order unspecified). taken: n
+ * bytes of scratch. */
+static void top_k(const float *v, int64_t n, int k, int32_t *idx, bool *taken) {
+    memset(taken, 0, (size_t)n);
     for (int j = 0; j < k; j++) {
         int64_t best = -1;
-        for (int64_t i = 0; i < n; i++) {
-            bool taken = false;
-            for (int t = 0; t < j && !taken; t++) taken = idx[t] == i;
-            if (!taken && (best < 0 || v[i] > v[best])) best = i;
-        }
+        for (int64_t i = 0; i < n; i++)
+            if (!taken[i] && (best < 0 || v[i] > v[best])) best = i;
+        taken[best] = true;
         idx[j] = (int32_t)best;
     }
 }
@@ -173,11 +173,12 @@ xv_status xv_vqa_rank(xv_graph *g, const xv_vqa_model *m, xv_tensor *q_states, x
     out->topk_ids_first = xv_tensor_new(g, XV_I32, XV_SHAPE(Q, k));
     out->topk_probs_first = xv_tensor_new(g, XV_F32, XV_SHAPE(Q, k));
     xv_tensor *rows = xv_tensor_new(g, XV_I32, XV_SHAPE(Q * k)), *qrows = xv_tensor_new(g, XV_I32, XV_SHAPE(Q * k));
-    if (!out->topk_ids_first || !out->topk_probs_first || !rows || !qrows) return xv_graph_status(g);
+    bool *taken = xv_graph_alloc(g, (size_t)N);
+    if (!out->topk_ids_first || !out->topk_probs_first || !rows || !qrows || !taken) return xv_graph_status(g);
     for (int64_t q = 0; q < Q; q++) {
         const float *pf = out->first_token_probs->data + q * N;
         int32_t *ids = out->topk_ids_first->idata + q * k;
-        top_k(pf, N, k, ids);
+        top_k(pf, N, k, ids, taken);
         for (int j = 0; j < k; j++) {
             out->topk_probs_first->data[q * k + j] = pf[ids[j]];
             rows->idata[q * k + j] = ids[j];
@@ -201,7 +202,7 @@ xv_status xv_vqa_rank(xv_graph *g, const xv_vqa_model *m, xv_tensor *q_states, x
     int32_t *order = xv_graph_alloc(g, sizeof(int32_t) * (size_t)k);
     if (!p || !out->topk_probs || !out->topk_ids || !out->pred || !order) return xv_graph_status(g);
     for (int64_t q = 0; q < Q; q++) {
-        top_k(p->data + q * k, k, k, order);
+        top_k(p->data + q * k, k, k, order, taken);
         for (int j = 0; j < k; j++) {
             out->topk_probs->data[q * k + j] = p->data[q * k + order[j]];
             out->topk_ids->idata[q * k + j] = out->topk_ids_first->idata[q * k + order[j]];
