@@ -69,6 +69,32 @@ xv_status xv_vqa_load_dir(const char *dir, bool copy, xv_vqa_model **out) {
     return XV_OK;
 }
 
+static bool prefixed(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+bool xv_vqa_pretrain_source(const xv_vqa_model *m, const char *name, char *buf, size_t n) {
+    static const char enc[] = "text_encoder.", dec_layer[] = "text_decoder.bert.encoder.layer.",
+                      dec[] = "text_decoder.";
+    int written = -1;
+    if (prefixed(name, "vision_encoder.")) {
+        written = snprintf(buf, n, "%s", name);
+    } else if (prefixed(name, enc)) {
+        written = snprintf(buf, n, "text_encoder.bert.%s", name + strlen(enc));
+    } else if (prefixed(name, dec_layer)) {
+        char *rest;
+        long j = strtol(name + strlen(dec_layer), &rest, 10);
+        bool fresh = prefixed(rest, ".crossattention.self.key.") || prefixed(rest, ".crossattention.self.value.");
+        if (*rest == '.' && j >= 0 && j < m->dec_cfg.layers && !fresh)
+            written = snprintf(buf, n, "text_encoder.bert.encoder.layer.%ld%s", j + m->cfg.text.fusion_layer, rest);
+    } else if (prefixed(name, dec)) {
+        written = snprintf(buf, n, "text_encoder.%s", name + strlen(dec)); /* bert.embeddings.*, cls.predictions.* */
+    }
+    if (written < 0 || (size_t)written >= n) {
+        if (n) buf[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
 xv_tensor *xv_vqa_question_states(xv_graph *g, const xv_vqa_model *m, xv_tensor *image_embeds, xv_tensor *q_ids,
                                   xv_tensor *q_atts) {
     return xv_bert_forward(g, &m->encoder, XV_BERT_MULTI_MODAL, q_ids, q_atts, image_embeds, NULL);

@@ -33,6 +33,16 @@ xv_status xv_vqa_create(const xv_model_config *cfg, xv_vqa_model **out);
 xv_status xv_vqa_load_dir(const char *dir, bool copy, xv_vqa_model **out);
 void xv_vqa_free(xv_vqa_model *m);
 
+/* The tensor of a pretraining checkpoint (pretraining layout) that the
+ * official load_pretrained (is_eval=False, §2.2) copies into VQA parameter
+ * `name`, written to buf: encoder text_encoder.X <- text_encoder.bert.X;
+ * decoder layer j <- pretrained layer fusion_layer + j; decoder embeddings
+ * and LM head <- the pretrained embeddings and MLM head; vision unchanged.
+ * false (buf "") for the decoder's cross-attention key/value, which start
+ * from a fresh init (their input width changes), and for names outside
+ * the model's layout. */
+bool xv_vqa_pretrain_source(const xv_vqa_model *m, const char *name, char *buf, size_t n);
+
 /* Question states [B, Lq, H]: q_ids/q_atts I32 [B, Lq] through every encoder
  * layer, layers >= fusion_layer cross-attending to image_embeds [B, T, Cv]. */
 xv_tensor *xv_vqa_question_states(xv_graph *g, const xv_vqa_model *m, xv_tensor *image_embeds, xv_tensor *q_ids,

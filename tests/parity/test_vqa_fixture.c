@@ -8,8 +8,10 @@
  * gradients ≤ 1e-4·max(1, max|ref|), integers exact. The golden values agree
  * with a float64 recomputation to ~1e-6 relative; fp32 summation order moves
  * forward values by ~1e-6 and gradients by ~2e-5. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 
+#include "data/image.h"
 #include "fixture_compare.h"
 #include "model/model.h"
 #include "model/vqa.h"
@@ -114,6 +116,52 @@ static void ranking(const xv_vqa_model *m, const xv_st_file *in, const xv_st_fil
     xv_graph_free(g);
 }
 
+/* Tied pretraining tensors are equal: either name may be the source. */
+static const char *canonical(const char *name) {
+    if (!strcmp(name, "text_encoder.cls.predictions.decoder.weight"))
+        return "text_encoder.bert.embeddings.word_embeddings.weight";
+    if (!strcmp(name, "text_encoder.cls.predictions.decoder.bias")) return "text_encoder.cls.predictions.bias";
+    return name;
+}
+
+/* xv_vqa_pretrain_source against config.json init_from_pretrain, for every
+ * parameter name and alias of the model. */
+static void init_mapping(const xv_vqa_model *m, const char *dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    CHECK_OK(xv_read_file(path, 1 << 24, &text, &len));
+    cJSON *root = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
+    free(text);
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(root, "init_from_pretrain");
+    const cJSON *renamed = cJSON_GetObjectItemCaseSensitive(init, "renamed");
+    const cJSON *fresh = cJSON_GetObjectItemCaseSensitive(init, "new_random_init");
+    CHECK(cJSON_IsObject(renamed) && cJSON_IsArray(fresh), "%s: init_from_pretrain.renamed / new_random_init", path);
+    const xv_params *p = &m->params;
+    int checked = 0, n_fresh = 0;
+    for (int i = 0; renamed && i < p->n + p->n_alias; i++) {
+        const char *name = i < p->n ? p->items[i]->name : p->alias_names[i - p->n];
+        bool is_fresh = false;
+        for (int k = 0; k < cJSON_GetArraySize(fresh); k++)
+            is_fresh |= !strcmp(cJSON_GetArrayItem(fresh, k)->valuestring, name);
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(renamed, name);
+        char got[512];
+        bool found = xv_vqa_pretrain_source(m, name, got, sizeof got);
+        if (is_fresh) {
+            CHECK(!found, "%s: a fresh init officially, mapped to %s", name, got);
+            n_fresh++;
+        } else {
+            const char *want = cJSON_IsString(src) ? src->valuestring : name;
+            CHECK(found && !strcmp(canonical(got), canonical(want)), "%s: source %s, official %s", name, got, want);
+        }
+        checked++;
+    }
+    printf("  init_from_pretrain: %d names checked (%d fresh)\n", checked, n_fresh);
+    CHECK(n_fresh == cJSON_GetArraySize(fresh) && n_fresh == 4 * m->dec_cfg.layers, "every fresh tensor seen");
+    cJSON_Delete(root);
+}
+
 int main(void) {
     char dir[1024];
     xv_st_file *in, *ref;
@@ -123,6 +171,7 @@ int main(void) {
     if (m && in && ref) {
         train_step(m, in, ref);
         ranking(m, in, ref);
+        init_mapping(m, dir);
     }
     xv_st_close(in);
     xv_st_close(ref);
