@@ -5,11 +5,13 @@
 #ifndef XV_TESTS_FIXTURE_COMPARE_H
 #define XV_TESTS_FIXTURE_COMPARE_H
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/params.h"
+#include "data/image.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -27,6 +29,19 @@ static bool fx_open(const char *name, char *dir, size_t n, xv_st_file **in, xv_s
     snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
     CHECK_OK(xv_st_open(path, ref));
     return true;
+}
+
+/* DIR/config.json parsed (NULL and a failed CHECK when it cannot be). */
+static cJSON *fx_config(const char *dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    CHECK_OK(xv_read_file(path, 1 << 24, &text, &len));
+    cJSON *root = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
+    free(text);
+    CHECK(root != NULL, "%s: not JSON", path);
+    return root;
 }
 
 /* Input `name` of f as an F32 or I32 tensor of g (NULL + failed CHECK if absent). */

@@ -17,7 +17,6 @@
 #include <stdio.h>
 
 #include "data/detokenize.h"
-#include "data/image.h"
 #include "fixture_compare.h"
 #include "model/captioning.h"
 #include "model/model.h"
@@ -271,14 +270,9 @@ int main(void) {
     char path[1200];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     CHECK_OK(xv_tokenizer_load(path, &tok));
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    CHECK_OK(xv_read_file(path, 1 << 24, &text, &len));
-    cJSON *config = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
-    free(text);
+    cJSON *config = fx_config(dir);
     info = cJSON_GetObjectItemCaseSensitive(config, "info");
-    CHECK(info != NULL, "%s: no \"info\"", path);
+    CHECK(info != NULL, "%s/config.json: no \"info\"", dir);
     if (m && in && ref && tok && info) {
         train_step(m, in, ref);
         generation(m, in, ref);

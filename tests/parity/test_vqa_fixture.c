@@ -8,10 +8,8 @@
  * gradients ≤ 1e-4·max(1, max|ref|), integers exact. The golden values agree
  * with a float64 recomputation to ~1e-6 relative; fp32 summation order moves
  * forward values by ~1e-6 and gradients by ~2e-5. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 
-#include "data/image.h"
 #include "fixture_compare.h"
 #include "model/model.h"
 #include "model/vqa.h"
@@ -127,17 +125,11 @@ static const char *canonical(const char *name) {
 /* xv_vqa_pretrain_source against config.json init_from_pretrain, for every
  * parameter name and alias of the model. */
 static void init_mapping(const xv_vqa_model *m, const char *dir) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    CHECK_OK(xv_read_file(path, 1 << 24, &text, &len));
-    cJSON *root = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
-    free(text);
+    cJSON *root = fx_config(dir);
     const cJSON *init = cJSON_GetObjectItemCaseSensitive(root, "init_from_pretrain");
     const cJSON *renamed = cJSON_GetObjectItemCaseSensitive(init, "renamed");
     const cJSON *fresh = cJSON_GetObjectItemCaseSensitive(init, "new_random_init");
-    CHECK(cJSON_IsObject(renamed) && cJSON_IsArray(fresh), "%s: init_from_pretrain.renamed / new_random_init", path);
+    CHECK(cJSON_IsObject(renamed) && cJSON_IsArray(fresh), "%s: init_from_pretrain.renamed / new_random_init", dir);
     const xv_params *p = &m->params;
     int checked = 0, n_fresh = 0;
     for (int i = 0; renamed && i < p->n + p->n_alias; i++) {
