@@ -184,8 +184,37 @@ static xv_status first_token_pass(xv_graph *g, const xv_vqa_model *m, xv_tensor 
     return XV_OK;
 }
 
+/* The candidates' NLL one question at a time in a scratch graph, so memory
+ * holds k·La·V logits instead of Q·k·La·V. */
+static xv_status candidate_nll_by_question(xv_graph *g, const xv_vqa_model *m, xv_tensor *cand_ids,
+                                           xv_tensor *cand_atts, xv_tensor *q_states, xv_tensor *q_atts, int k,
+                                           xv_vqa_ranking *out) {
+    if (!cand_ids || !cand_atts) return xv_graph_status(g);
+    const int64_t Q = q_states->shape[0], La = cand_ids->shape[1];
+    out->candidate_nll = xv_tensor_new(g, XV_F32, XV_SHAPE(Q * k));
+    xv_graph *sg = xv_graph_new(0);
+    if (!out->candidate_nll || !sg) {
+        xv_graph_free(sg);
+        return xv_graph_status(g) != XV_OK ? xv_graph_status(g) : xv_error(XV_ERR_NOMEM, "VQA: out of memory");
+    }
+    xv_graph_set_grad(sg, false);
+    xv_status st = XV_OK;
+    for (int64_t q = 0; st == XV_OK && q < Q; q++) {
+        xv_graph_reset(sg);
+        xv_tensor *same = xv_tensor_new(sg, XV_I32, XV_SHAPE(k)), *h, *logits;
+        for (int j = 0; same && j < k; j++) same->idata[j] = (int32_t)q;
+        xv_tensor *nll = answer_nll(sg, m, xv_tensor_wrap_i32(sg, cand_ids->idata + q * k * La, XV_SHAPE(k, La)),
+                                    xv_tensor_wrap_i32(sg, cand_atts->idata + q * k * La, XV_SHAPE(k, La)),
+                                    xv_gather_rows(sg, q_states, same), xv_gather_rows(sg, q_atts, same), &h, &logits);
+        if (!nll) st = xv_graph_status(sg) != XV_OK ? xv_graph_status(sg) : XV_ERR_INTERNAL;
+        else memcpy(out->candidate_nll->data + q * k, nll->data, sizeof(float) * (size_t)k);
+    }
+    xv_graph_free(sg);
+    return st;
+}
+
 xv_status xv_vqa_rank(xv_graph *g, const xv_vqa_model *m, xv_tensor *q_states, xv_tensor *q_atts, xv_tensor *ans_ids,
-                      xv_tensor *ans_atts, int k, xv_vqa_ranking *out) {
+                      xv_tensor *ans_atts, int k, bool keep_candidate_logits, xv_vqa_ranking *out) {
     memset(out, 0, sizeof *out);
     if (!q_states || !q_atts || !ans_ids || !ans_atts) return xv_graph_status(g);
     if (ans_ids->dtype != XV_I32 || ans_ids->ndim != 2 || ans_ids->shape[1] < 2 || !xv_same_shape(ans_ids, ans_atts))
@@ -213,8 +242,11 @@ xv_status xv_vqa_rank(xv_graph *g, const xv_vqa_model *m, xv_tensor *q_states, x
     }
     out->candidate_ids = xv_gather_rows(g, ans_ids, rows);
     xv_tensor *cand_atts = xv_gather_rows(g, ans_atts, rows), *h;
-    out->candidate_nll = answer_nll(g, m, out->candidate_ids, cand_atts, xv_gather_rows(g, q_states, qrows),
-                                    xv_gather_rows(g, q_atts, qrows), &h, &out->candidate_logits);
+    if (keep_candidate_logits)
+        out->candidate_nll = answer_nll(g, m, out->candidate_ids, cand_atts, xv_gather_rows(g, q_states, qrows),
+                                        xv_gather_rows(g, q_atts, qrows), &h, &out->candidate_logits);
+    else
+        XV_TRY(candidate_nll_by_question(g, m, out->candidate_ids, cand_atts, q_states, q_atts, k, out));
     out->rerank_log_probs = xv_tensor_new(g, XV_F32, XV_SHAPE(Q, k));
     if (!out->candidate_nll || !out->rerank_log_probs) return xv_graph_status(g);
     for (int64_t i = 0; i < Q * k; i++)

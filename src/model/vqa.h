@@ -70,7 +70,7 @@ typedef struct {
     xv_tensor *topk_probs_first; /* [Q, k] descending (ties: lower answer index first) */
     xv_tensor *topk_ids_first;   /* I32 [Q, k] answer-list indices */
     xv_tensor *candidate_ids;    /* I32 [Q·k, La] question-major */
-    xv_tensor *candidate_logits; /* [Q·k, La, V] */
+    xv_tensor *candidate_logits; /* [Q·k, La, V] when kept, else NULL */
     xv_tensor *candidate_nll;    /* [Q·k] */
     xv_tensor *rerank_log_probs; /* [Q, k] log(first-token prob) - nll (first piece counted twice) */
     xv_tensor *topk_probs;       /* [Q, k] softmax of the previous, re-sorted */
@@ -78,8 +78,10 @@ typedef struct {
     xv_tensor *pred;             /* I32 [Q] best answer index */
 } xv_vqa_ranking;
 
-/* All candidates ans_ids/ans_atts I32 [N, La]; 1 <= k <= N. */
+/* All candidates ans_ids/ans_atts I32 [N, La]; 1 <= k <= N. Without
+ * keep_candidate_logits the candidates run question by question and only
+ * their NLL is kept (at base size Q·k·La·V logits are gigabytes). */
 xv_status xv_vqa_rank(xv_graph *g, const xv_vqa_model *m, xv_tensor *q_states, xv_tensor *q_atts, xv_tensor *ans_ids,
-                      xv_tensor *ans_atts, int k, xv_vqa_ranking *out);
+                      xv_tensor *ans_atts, int k, bool keep_candidate_logits, xv_vqa_ranking *out);
 
 #endif

@@ -67,7 +67,7 @@ static void ranking(const xv_vqa_model *m, const xv_st_file *in, const xv_st_fil
     const int k = 5; /* info.k_test */
     xv_vqa_ranking r;
     CHECK_OK(xv_vqa_rank(g, m, qs, q_atts, fx_input(g, in, "eval.answer_ids", false),
-                         fx_input(g, in, "eval.answer_atts", false), k, &r));
+                         fx_input(g, in, "eval.answer_atts", false), k, true, &r));
     if (xv_graph_status(g) == XV_OK && r.pred) {
         fx_tensor(ref, "eval.vision_embeds", vis, FWD_TOL);
         fx_tensor(ref, "eval.question_states", qs, FWD_TOL);

@@ -66,10 +66,17 @@ static void test_vqa(void) {
                                 xv_tensor_wrap_i32(g, q_ids, XV_SHAPE(2, 3)), qa);
     xv_vqa_ranking r;
     xv_tensor *ans = xv_tensor_wrap_i32(g, a_ids, XV_SHAPE(3, 3)), *ans_atts = xv_tensor_wrap_i32(g, a_atts, XV_SHAPE(3, 3));
-    CHECK(xv_vqa_rank(g, m, qs, qa, ans, ans_atts, 4, &r) == XV_ERR_INVALID_ARG &&
+    CHECK(xv_vqa_rank(g, m, qs, qa, ans, ans_atts, 4, false, &r) == XV_ERR_INVALID_ARG &&
               strstr(xvlm_last_error(), "k_test 4 must be in [1, 3]"),
           "k above the number of candidates is refused: %s", xvlm_last_error());
-    CHECK_OK(xv_vqa_rank(g, m, qs, qa, ans, ans_atts, 3, &r));
+    CHECK_OK(xv_vqa_rank(g, m, qs, qa, ans, ans_atts, 3, false, &r));
+    xv_vqa_ranking kept;
+    CHECK_OK(xv_vqa_rank(g, m, qs, qa, ans, ans_atts, 3, true, &kept));
+    float worst = 0; /* the same sums; only BLAS blocking over a different row count may differ */
+    for (int i = 0; r.candidate_nll && kept.candidate_nll && i < 6; i++)
+        worst = fmaxf(worst, fabsf(r.candidate_nll->data[i] - kept.candidate_nll->data[i]));
+    CHECK(r.candidate_logits == NULL && kept.candidate_logits && r.candidate_nll && kept.candidate_nll && worst < 1e-5f,
+          "question by question or all at once: the same candidate NLL (max diff %g), logits only when kept", worst);
     if (r.topk_probs) {
         float sum = r.topk_probs->data[0] + r.topk_probs->data[1] + r.topk_probs->data[2];
         CHECK(fabsf(sum - 1) < 1e-6f && r.topk_probs->data[0] >= r.topk_probs->data[1] &&
