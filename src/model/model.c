@@ -115,7 +115,11 @@ void xv_model_clamp_temp(xv_model *m) {
 /* ---- forward pieces ---- */
 
 xv_tensor *xv_model_vision(xv_graph *g, const xv_model *m, xv_tensor *images, xv_tensor **stage_out) {
-    xv_tensor *tok = xv_swin_forward(g, &m->vision, images, stage_out); /* [N, P, C] */
+    return xv_vision_embeds(g, &m->vision, images, stage_out);
+}
+
+xv_tensor *xv_vision_embeds(xv_graph *g, const xv_swin *vision, xv_tensor *images, xv_tensor **stage_out) {
+    xv_tensor *tok = xv_swin_forward(g, vision, images, stage_out); /* [N, P, C] */
     if (!tok) return NULL;
     const int64_t N = tok->shape[0], C = tok->shape[2];
     xv_tensor *cls = xv_reshape(g, xv_masked_mean(g, tok, NULL), XV_SHAPE(N, 1, C));

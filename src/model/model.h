@@ -69,6 +69,19 @@ xv_status xv_model_init_random(xv_model *m, uint64_t seed);
  * official loader does (io/relpos_interp.h), noted once on stderr.
  * copy = false keeps F32 tensors in the file mapping (read-only). */
 xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bool copy, xv_model **out);
+/* The loading rules of xv_model_load for any parameter set (the task models
+ * of vqa.h and captioning.h): every parameter of p from its name or an alias
+ * in f, strict, the same ignored buffers and Swin table interpolation to
+ * `window`. keep_owned (may be NULL) is never left in the mapping. */
+xv_status xv_params_load_st(xv_params *p, const xv_tensor *keep_owned, int window, const xv_st_file *f,
+                            const char *path, bool copy);
+/* Open weights_path and load p from it; *mapped gets the open file when some
+ * parameter borrows from it (close it after freeing p), else NULL. When this
+ * fails, p may point into the closed mapping: the caller only frees it. */
+xv_status xv_params_load_file(xv_params *p, int window, const char *weights_path, bool copy, xv_st_file **mapped);
+
+/* DIR/config.json loaded into cfg, and the path DIR/weights.safetensors. */
+xv_status xv_model_dir_config(const char *dir, xv_model_config *cfg, char *weights_path, size_t n);
 /* DIR/config.json + DIR/weights.safetensors (the fixture layout). */
 xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out);
 
@@ -81,6 +94,8 @@ xv_status xv_model_save(const xv_model *m, const char *path);
 /* images [N, 3, R, R] -> [N, 1+P, Cv]: slot 0 = mean of the P normalised patch
  * tokens. stage_out (optional, n_stages entries) gets each Swin stage's output. */
 xv_tensor *xv_model_vision(xv_graph *g, const xv_model *m, xv_tensor *images, xv_tensor **stage_out);
+/* The same for any model's Swin (the task models of vqa.h, captioning.h). */
+xv_tensor *xv_vision_embeds(xv_graph *g, const xv_swin *vision, xv_tensor *images, xv_tensor **stage_out);
 
 /* Region features (§2.10) from vision_embeds [Ni, 1+P, Cv], image_atts I32
  * [B, 1+P] (0/1, at least one patch set per row: validated with the batch,

@@ -97,20 +97,23 @@ static xv_tensor *dense_residual(xv_graph *g, const xv_linear_p *l, xv_tensor *h
 
 static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *k,
                                   const xv_linear_p *v, const xv_linear_p *o, const xv_ln_p *ln, xv_tensor *x,
-                                  xv_tensor *kv_src, xv_tensor *key_mask) {
+                                  xv_tensor *kv_src, xv_tensor *key_mask, xv_tensor *group_mask) {
     xv_attn_args a = {0};
     a.heads = b->cfg.heads;
     a.scale = (float)(1.0 / sqrt((double)(b->cfg.hidden / b->cfg.heads)));
     a.key_mask = key_mask;
+    a.group_mask = group_mask;
     a.dropout = b->cfg.attn_dropout;
     xv_tensor *attended = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
                                   &a);
     return xv_nn_ln(g, ln, dense_residual(g, o, attended, x, b->cfg.hidden_dropout));
 }
 
-/* Layers [from, to) on x with the additive masks already built. */
+/* Layers [from, to) on x with the additive masks already built: the text
+ * mask is either per key (text_mask [B, L]) or per query and key (self_mask
+ * [B, L, L], the decoder's causal form). */
 static xv_tensor *layers_run(xv_graph *g, const xv_bert *b, int from, int to, xv_tensor *x, xv_tensor *text_mask,
-                             xv_tensor *image, xv_tensor *image_mask) {
+                             xv_tensor *self_mask, xv_tensor *image, xv_tensor *image_mask) {
     const xv_bert_config *c = &b->cfg;
     xv_relay r;
     if (!xv_relay_begin(&r, g)) return NULL;
@@ -118,9 +121,10 @@ static xv_tensor *layers_run(xv_graph *g, const xv_bert *b, int from, int to, xv
     for (int i = from; i < to && xv_relay_ok(&r, cg, x); i++) {
         const xv_bert_layer *L = &b->layers[i];
         cg = xv_relay_next(&r, &x);
-        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask);
+        x = attention_block(cg, b, &L->q, &L->k, &L->v, &L->attn_out, &L->attn_ln, x, x, text_mask, self_mask);
         if (L->cross)
-            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask);
+            x = attention_block(cg, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask,
+                                NULL);
         xv_tensor *h = xv_nn_linear_gelu(cg, &L->inter, x);
         x = xv_nn_ln(cg, &L->out_ln, dense_residual(cg, &L->out, h, x, c->hidden_dropout));
     }
@@ -136,11 +140,24 @@ struct layers_args {
 
 static xv_tensor *layers_share(xv_graph *g, void *user, xv_tensor *const *in) {
     const struct layers_args *c = user;
-    return layers_run(g, c->b, c->from, c->to, in[0], in[1], in[2], in[3]);
+    return layers_run(g, c->b, c->from, c->to, in[0], in[1], in[2], in[3], in[4]);
 }
 
-xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
-                          xv_tensor *image, xv_tensor *image_atts) {
+/* Decoder self-attention mask [B, L, L]: query q sees key k iff k <= q and k
+ * is not padding; others get -10000 once (the official extended mask). */
+static xv_tensor *causal_mask(xv_graph *g, xv_tensor *atts) {
+    const int64_t B = atts->shape[0], L = atts->shape[1];
+    xv_tensor *m = xv_tensor_new(g, XV_F32, XV_SHAPE(B, L, L));
+    if (!m) return NULL;
+    for (int64_t bi = 0; bi < B; bi++)
+        for (int64_t q = 0; q < L; q++)
+            for (int64_t k = 0; k < L; k++)
+                m->data[(bi * L + q) * L + k] = k <= q && atts->idata[bi * L + k] ? 0.0f : TEXT_MASK_VALUE;
+    return m;
+}
+
+static xv_tensor *layers_masked(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
+                                bool causal, xv_tensor *image, xv_tensor *image_atts) {
     if (!x || !text_atts) return NULL;
     const xv_bert_config *c = &b->cfg;
     if (from < 0 || to > c->layers || from > to)
@@ -150,7 +167,8 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
         text_atts->shape[0] != x->shape[0] || text_atts->shape[1] != x->shape[1])
         return xv_graph_fail(g, XV_ERR_SHAPE, "text: hidden states [B, L, %d] need an I32 mask [B, L]",
                              c->hidden);
-    xv_tensor *text_mask = xv_nn_key_mask(g, text_atts, TEXT_MASK_VALUE);
+    xv_tensor *text_mask = causal ? NULL : xv_nn_key_mask(g, text_atts, TEXT_MASK_VALUE);
+    xv_tensor *self_mask = causal ? causal_mask(g, text_atts) : NULL;
     xv_tensor *image_mask = NULL;
     if (to > c->fusion_layer && to > from) {
         if (!image)
@@ -168,9 +186,19 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
     }
     if (xv_graph_status(g) != XV_OK) return NULL;
     struct layers_args lc = {b, from, to};
-    xv_tensor *in[4] = {x, text_mask, image, image_mask};
+    xv_tensor *in[5] = {x, text_mask, self_mask, image, image_mask};
     /* Sequences are independent: in inference, one stream of them per thread. */
-    return xv_batch_split(g, layers_share, &lc, in, 4);
+    return xv_batch_split(g, layers_share, &lc, in, 5);
+}
+
+xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
+                          xv_tensor *image, xv_tensor *image_atts) {
+    return layers_masked(g, b, x, from, to, text_atts, false, image, image_atts);
+}
+
+xv_tensor *xv_bert_decode(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_tensor *text_atts, xv_tensor *image,
+                          xv_tensor *image_atts) {
+    return layers_masked(g, b, xv_bert_embed(g, b, ids), 0, b->cfg.layers, text_atts, true, image, image_atts);
 }
 
 xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,

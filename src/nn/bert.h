@@ -45,6 +45,13 @@ xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids);
 xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
                           xv_tensor *image, xv_tensor *image_atts);
 
+/* The decoder form (BertLMHeadModel, is_decoder): ids -> embeddings -> every
+ * layer, with causal and padded self-attention (query t sees the unpadded
+ * tokens <= t) and, from fusion_layer on, cross-attention to `image` (any
+ * encoder states of width encoder_width: image tokens, or VQA question states). */
+xv_tensor *xv_bert_decode(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_tensor *text_atts, xv_tensor *image,
+                          xv_tensor *image_atts);
+
 /* The official modes: `in` is ids (TEXT, MULTI_MODAL) or hidden states (FUSION). */
 xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,
                            xv_tensor *image, xv_tensor *image_atts);
