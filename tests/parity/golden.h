@@ -128,6 +128,26 @@ static inline void golden_param_grads(golden_section *s, const xv_st_file *ref, 
     }
 }
 
+/* Number of tensors of f whose name starts with prefix. */
+static inline int golden_count(const xv_st_file *f, const char *prefix) {
+    int n = 0;
+    for (int i = 0; i < xv_st_count(f); i++) n += !strncmp(xv_st_at(f, i)->name, prefix, strlen(prefix));
+    return n;
+}
+
+/* <prefix>text_embedding_output and <prefix>layer_out.<i> (values), or with
+ * grads their _grad counterparts (the gradients those tensors hold). */
+static inline void golden_layers(golden_section *s, const xv_st_file *ref, const char *prefix, xv_tensor *emb,
+                                 xv_tensor *const *layer_out, int layers, bool grads) {
+    char name[128];
+    snprintf(name, sizeof name, "%stext_embedding_output%s", prefix, grads ? "_grad" : "");
+    (grads ? golden_grad : golden_tensor)(s, ref, name, emb);
+    for (int i = 0; i < layers; i++) {
+        snprintf(name, sizeof name, "%slayer_out%s.%d", prefix, grads ? "_grad" : "", i);
+        (grads ? golden_grad : golden_tensor)(s, ref, name, layer_out[i]);
+    }
+}
+
 static inline void golden_report(const golden_section *s) {
     printf("  worst for %s: %.3e (%s) over %d tensors\n", s->section, s->worst, s->worst_name, s->compared);
 }

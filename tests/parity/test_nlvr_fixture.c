@@ -14,23 +14,6 @@
 #include "golden.h"
 #include "model/nlvr.h"
 
-static int count_prefix(const xv_st_file *f, const char *prefix) {
-    int n = 0;
-    for (int i = 0; i < xv_st_count(f); i++) n += !strncmp(xv_st_at(f, i)->name, prefix, strlen(prefix));
-    return n;
-}
-
-static void layer_outputs(golden_section *s, const xv_st_file *ref, const char *prefix, const xv_model *m,
-                          xv_tensor *emb, xv_tensor **layer_out, bool grads) {
-    char name[128];
-    snprintf(name, sizeof name, "%stext_embedding_output%s", prefix, grads ? "_grad" : "");
-    (grads ? golden_grad : golden_tensor)(s, ref, name, emb);
-    for (int i = 0; i < m->cfg.text.layers; i++) {
-        snprintf(name, sizeof name, "%slayer_out%s.%d", prefix, grads ? "_grad" : "", i);
-        (grads ? golden_grad : golden_tensor)(s, ref, name, layer_out[i]);
-    }
-}
-
 static void nlvr_step(xv_model *m, const xv_st_file *in, const xv_st_file *ref) {
     xv_graph *g = xv_graph_new(0);
     xv_nlvr_batch b = {
@@ -46,7 +29,7 @@ static void nlvr_step(xv_model *m, const xv_st_file *in, const xv_st_file *ref) 
     if (xv_graph_status(g) == XV_OK && o.loss) {
         golden_section fwd = {.section = "nlvr forward"}, bwd = {.section = "nlvr gradients"};
         golden_tensor(&fwd, ref, "nlvr.vision_embeds", o.vision_embeds);
-        layer_outputs(&fwd, ref, "nlvr.", m, o.text_embedding_output, o.layer_out, false);
+        golden_layers(&fwd, ref, "nlvr.", o.text_embedding_output, o.layer_out, m->cfg.text.layers, false);
         golden_tensor(&fwd, ref, "nlvr.cross_cls", o.cross_cls);
         golden_tensor(&fwd, ref, "nlvr.logits", o.logits);
         golden_tensor(&fwd, ref, "nlvr.loss", o.loss);
@@ -55,13 +38,13 @@ static void nlvr_step(xv_model *m, const xv_st_file *in, const xv_st_file *ref) 
         float want = 0;
         if (acc) CHECK_OK(xv_st_read_f32(ref, acc, &want));
         CHECK(acc && o.accuracy->data[0] == want, "nlvr.accuracy %g, reference %g (exact)", o.accuracy->data[0], want);
-        layer_outputs(&bwd, ref, "nlvr.", m, o.text_embedding_output, o.layer_out, true);
+        golden_layers(&bwd, ref, "nlvr.", o.text_embedding_output, o.layer_out, m->cfg.text.layers, true);
         golden_param_grads(&bwd, ref, "nlvr.", &m->params);
         golden_report(&fwd);
         golden_report(&bwd);
         /* Every reference tensor of the step (accuracy checked above). */
         int n = fwd.compared + bwd.compared + 1;
-        CHECK(n == count_prefix(ref, "nlvr."), "compared %d of %d nlvr.* tensors", n, count_prefix(ref, "nlvr."));
+        CHECK(n == golden_count(ref, "nlvr."), "compared %d of %d nlvr.* tensors", n, golden_count(ref, "nlvr."));
     }
     xv_graph_free(g);
 }
@@ -85,16 +68,16 @@ static void ta_step(xv_model *m, const xv_st_file *in, const xv_st_file *ref) {
         golden_tensor(&fwd, ref, "ta.image_feat", o.image_feat);
         golden_tensor(&fwd, ref, "ta.sim", o.sim);
         golden_tensor(&fwd, ref, "ta.weights", o.weights);
-        layer_outputs(&fwd, ref, "ta.", m, o.text_embedding_output, o.layer_out, false);
+        golden_layers(&fwd, ref, "ta.", o.text_embedding_output, o.layer_out, m->cfg.text.layers, false);
         golden_tensor(&fwd, ref, "ta.cross_cls", o.cross_cls);
         golden_tensor(&fwd, ref, "ta.logits", o.logits);
         golden_tensor(&fwd, ref, "ta.loss", o.loss);
-        layer_outputs(&bwd, ref, "ta.", m, o.text_embedding_output, o.layer_out, true);
+        golden_layers(&bwd, ref, "ta.", o.text_embedding_output, o.layer_out, m->cfg.text.layers, true);
         golden_param_grads(&bwd, ref, "ta.", &m->params);
         golden_report(&fwd);
         golden_report(&bwd);
         int n = fwd.compared + bwd.compared;
-        CHECK(n == count_prefix(ref, "ta."), "compared %d of %d ta.* tensors", n, count_prefix(ref, "ta."));
+        CHECK(n == golden_count(ref, "ta."), "compared %d of %d ta.* tensors", n, golden_count(ref, "ta."));
     }
     xv_graph_free(g);
 }
