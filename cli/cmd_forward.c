@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "forward_io.h"
 #include "core/error.h"
 #include "model/model_source.h"
 #include "model/pretrain.h"
@@ -41,6 +42,17 @@ static void help(FILE *f) {
             "                the step does not reach a parameter)\n"
             "  --threads N   threads (default: all cores); results are deterministic for a given N\n"
             "  --seed S      seed for ITM negatives when IN does not give them (default 0)\n"
+            "  --block-num L Grad-CAM layer (or the input gradcam.block_num)\n"
+            "\n"
+            "Task models run their steps instead (names as shared/fixtures/README.md):\n"
+            "  NLVR2 (cls_head): nlvr.images [2B,3,R,R], nlvr.text_ids, nlvr.text_atts, nlvr.targets [B]\n"
+            "  text assignment (ta_head): ta.text_ids, ta.text_atts [N,L] on ta.images (or nlvr.images),\n"
+            "    pairs ta.left_idx, ta.right_idx, ta.labels [N] (drawn with --seed when absent)\n"
+            "  retrieval model: Grad-CAM gradcam.text_ids, gradcam.text_atts with image [B,3,R,R]\n"
+            "    (+ gradcam.image_hw [B,2], gradcam.dets [B,K,4], gradcam.gt_box [B,4], gradcam.splits [B]\n"
+            "    0 val / 1 testA / 2 testB: boxes, IoU, accuracies), weak-supervision step train.idx [B]\n"
+            "    (+ train.itm_neg_image_idx, train.itm_neg_text_idx), box domain pretraining\n"
+            "    bbox_pretrain.text_ids, text_atts, idx_to_group_img, target_bbox, is_image\n"
             "\n"
             "The temperature is clamped to the pretraining range before each step, as the\n"
             "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n");
@@ -52,43 +64,11 @@ typedef struct {
     xv_graph *g;
 } step_inputs;
 
-static const xv_st_tensor *find(const step_inputs *s, const char *name) {
+/* A graph tensor holding input prefix + `name` (NULL if absent and optional). */
+static xv_status load(const step_inputs *s, const char *name, bool f32, bool required, xv_tensor **out) {
     char full[512];
     snprintf(full, sizeof full, "%s%s", s->prefix, name);
-    return xv_st_find(s->in, full);
-}
-
-/* A graph tensor holding input `name` (NULL if absent and optional). */
-static xv_status load(const step_inputs *s, const char *name, bool f32, bool required, xv_tensor **out) {
-    *out = NULL;
-    const xv_st_tensor *t = find(s, name);
-    if (!t) {
-        if (required) return xv_error(XV_ERR_MISSING, "%s: input %s%s is missing", xv_st_path(s->in), s->prefix, name);
-        return XV_OK;
-    }
-    if (t->ndim > XV_MAX_DIMS)
-        return xv_error(XV_ERR_SHAPE, "%s: input %s%s has rank %d", xv_st_path(s->in), s->prefix, name, t->ndim);
-    xv_tensor *x = xv_tensor_new(s->g, f32 ? XV_F32 : XV_I32, t->shape, t->ndim);
-    if (!x) return xv_graph_status(s->g);
-    xv_status st = f32 ? xv_st_read_f32(s->in, t, x->data) : xv_st_read_i32(s->in, t, x->idata);
-    if (st != XV_OK) return xv_error_wrap(st, "%s: input %s%s", xv_st_path(s->in), s->prefix, name);
-    *out = x;
-    return XV_OK;
-}
-
-static xv_status put(xv_st_writer *w, const char *prefix, const char *name, const xv_tensor *t) {
-    if (!t) return XV_OK;
-    char full[512];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    if (t->dtype == XV_I32) {
-        int64_t *v = malloc(sizeof(int64_t) * (size_t)(t->numel ? t->numel : 1));
-        if (!v) return xv_error(XV_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < t->numel; i++) v[i] = t->idata[i];
-        xv_status st = xv_st_writer_add(w, full, XV_ST_I64, t->shape, t->ndim, v, false);
-        free(v);
-        return st;
-    }
-    return xv_st_writer_add(w, full, XV_ST_F32, t->shape, t->ndim, t->data, false);
+    return xv_forward_input(s->in, s->g, full, f32, required, out);
 }
 
 /* Stage outputs of the first image only, as the golden data stores them. */
@@ -100,27 +80,6 @@ static xv_status put_first(xv_st_writer *w, const char *prefix, const char *name
     char full[512];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     return xv_st_writer_add(w, full, XV_ST_F32, shape, t->ndim, t->data, false);
-}
-
-static xv_status write_grads(xv_st_writer *w, const char *prefix, const xv_params *p) {
-    char name[512];
-    for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? p->n_alias : p->n;
-        for (int i = 0; i < n; i++) {
-            const xv_tensor *t = pass ? p->alias_targets[i] : p->items[i];
-            snprintf(name, sizeof name, "%sgrad.%s", prefix, pass ? p->alias_names[i] : t->name);
-            if (t->grad) {
-                XV_TRY(xv_st_writer_add(w, name, XV_ST_F32, t->shape, t->ndim, t->grad, false));
-                continue;
-            }
-            float *zeros = calloc((size_t)(t->numel ? t->numel : 1), sizeof(float));
-            if (!zeros) return xv_error(XV_ERR_NOMEM, "out of memory");
-            xv_status st = xv_st_writer_add(w, name, XV_ST_F32, t->shape, t->ndim, zeros, false);
-            free(zeros);
-            XV_TRY(st);
-        }
-    }
-    return XV_OK;
 }
 
 static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix, bool grads, uint64_t seed,
@@ -185,13 +144,13 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
             {"itm_neg_text_idx", b.neg_text_idx ? NULL : o.neg_text_idx},
         };
         for (size_t i = 0; st == XV_OK && i < sizeof outs / sizeof *outs; i++)
-            st = put(w, prefix, outs[i].name, outs[i].t);
+            st = xv_forward_put(w, prefix, outs[i].name, outs[i].t);
         for (int k = 0; st == XV_OK && k < m->cfg.vision.n_stages; k++) {
             char name[32];
             snprintf(name, sizeof name, "swin_stage%d", k);
             st = put_first(w, prefix, name, o.swin_stage[k]);
         }
-        if (st == XV_OK && grads) st = write_grads(w, prefix, &m->params);
+        if (st == XV_OK && grads) st = xv_forward_put_grads(w, prefix, &m->params);
         if (st == XV_OK) {
             printf("%-8s loss_itc %.6f  loss_itm %.6f  loss_mlm %.6f", prefix, o.loss_itc->data[0],
                    o.loss_itm->data[0], o.loss_mlm->data[0]);
@@ -203,6 +162,18 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "step %s", prefix);
 }
 
+/* An integer in [0, 4096] for option `opt`; false (message printed) otherwise. */
+static bool small_int(const char *arg, const char *opt, int *out) {
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || end == arg || v < 0 || v > 4096) {
+        fprintf(stderr, "xvlm forward: %s expects an integer in [0, 4096], got '%s'\n", opt, arg);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
 int xv_cmd_forward(int argc, char **argv) {
     if (xv_cli_wants_help(argc, argv)) {
         help(stdout);
@@ -210,7 +181,7 @@ int xv_cmd_forward(int argc, char **argv) {
     }
     const char *model_dir = NULL, *in_path = NULL, *out_path = NULL;
     bool grads = false;
-    int threads = 0;
+    int threads = 0, block_num = -1;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -219,13 +190,7 @@ int xv_cmd_forward(int argc, char **argv) {
         else if (!strcmp(a, "--inputs") && has) in_path = argv[++i];
         else if (!strcmp(a, "--out") && has) out_path = argv[++i];
         else if (!strcmp(a, "--threads") && has) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 4096) {
-                fprintf(stderr, "xvlm forward: --threads expects a count >= 0, got '%s'\n", argv[i]);
-                return 2;
-            }
-            threads = (int)v;
+            if (!small_int(argv[++i], "--threads", &threads)) return 2;
         } else if (!strcmp(a, "--seed") && has) {
             char *end;
             seed = strtoull(argv[++i], &end, 10);
@@ -233,6 +198,9 @@ int xv_cmd_forward(int argc, char **argv) {
                 fprintf(stderr, "xvlm forward: --seed expects a non-negative integer, got '%s'\n", argv[i]);
                 return 2;
             }
+        }
+        else if (!strcmp(a, "--block-num") && has) {
+            if (!small_int(argv[++i], "--block-num", &block_num)) return 2;
         }
         else if (!strcmp(a, "--grads")) grads = true;
         else {
@@ -255,7 +223,9 @@ int xv_cmd_forward(int argc, char **argv) {
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0;
-    for (int i = 0; st == XV_OK && i < xv_st_count(in); i++) {
+    /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c) replace the pretraining steps. */
+    if (st == XV_OK) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &steps);
+    for (int i = 0; st == XV_OK && !steps && i < xv_st_count(in); i++) {
         const char *name = xv_st_at(in, i)->name;
         size_t n = strlen(name);
         /* A step is a prefix P ("" or ending in '.') with a tensor P + "image". */

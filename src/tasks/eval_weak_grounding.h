@@ -44,7 +44,8 @@ typedef struct {
     double (*box)[4];    /* [n_refs] the box used */
     double *iou;         /* [n_refs] */
     int *correct;        /* [n_refs] IoU >= 0.5 */
-    double accuracy[XV_N_SPLITS]; /* val_d, testA_d, testB_d */
+    double accuracy[XV_N_SPLITS]; /* val_d, testA_d, testB_d; NaN for a split without expressions
+                                     (the official code divides by zero there) */
 } xv_weak_grounding_result;
 
 /* Grounds refs[0 .. n_refs) in order (n: map side). upsampled (optional,
@@ -52,7 +53,7 @@ typedef struct {
  * malloc'd: the caller frees the entries, also after an error (NULL where
  * none was made).
  * Errors: the first expression with no positive score (the official code
- * raises), a split without expressions (it divides by zero), bad sizes. */
+ * raises), bad sizes. */
 xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, double alpha,
                                  xv_weak_grounding_result *out, float **upsampled);
 void xv_weak_grounding_result_free(xv_weak_grounding_result *r);
