@@ -222,10 +222,10 @@ int xv_cmd_forward(int argc, char **argv) {
     xv_status st = xv_model_open(model_dir, false, &m);
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
-    int steps = 0;
+    int steps = 0, task_steps = 0;
     /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c) replace the pretraining steps. */
-    if (st == XV_OK) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &steps);
-    for (int i = 0; st == XV_OK && !steps && i < xv_st_count(in); i++) {
+    if (st == XV_OK) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
+    for (int i = 0; st == XV_OK && !task_steps && i < xv_st_count(in); i++) {
         const char *name = xv_st_at(in, i)->name;
         size_t n = strlen(name);
         /* A step is a prefix P ("" or ending in '.') with a tensor P + "image". */
@@ -235,7 +235,7 @@ int xv_cmd_forward(int argc, char **argv) {
         st = run_step(m, in, prefix, grads, seed, w);
         steps++;
     }
-    if (st == XV_OK && steps == 0)
+    if (st == XV_OK && steps + task_steps == 0)
         st = xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"image\" or \"<prefix>.image\")", in_path);
     if (st == XV_OK) st = xv_st_writer_write(w, out_path);
     xv_st_writer_free(w);
