@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/gradcam.h"
+#include "model/model.h"
 #include "tasks/eval_weak_grounding.h"
 #include "testutil.h"
 
@@ -27,6 +28,61 @@ static void test_map(void) {
         want /= (double)(H * L);
         CHECK(fabs(map[p] - want) < 1e-7, "map[%d] = %g, expected %g", p, map[p], want);
     }
+}
+
+/* Grad-CAM on a small retrieval model of other sizes than the fixture's
+ * (16 patches: n = 4, hidden 12, 3 heads, 3 layers, fusion from 1). With
+ * block_num the last layer, only the [CLS] query row reaches the score, so
+ * only that row of G may be non-zero; with an earlier layer the other rows
+ * get gradient too (through later self-attention). */
+static void test_gradcam_small(void) {
+    const char *cfg_json =
+        "{\"vision\": {\"image_res\": 32, \"window_size\": 4, \"embed_dim\": 8, \"depths\": [2, 1],"
+        " \"num_heads\": [1, 2], \"vision_width\": 16, \"patch_size\": 8},"
+        " \"text\": {\"hidden_size\": 12, \"num_hidden_layers\": 3, \"num_attention_heads\": 3,"
+        " \"intermediate_size\": 20, \"vocab_size\": 40, \"max_position_embeddings\": 16, \"fusion_layer\": 1},"
+        " \"embed_dim\": 8}";
+    xv_model_config c;
+    CHECK_OK(xv_config_parse_json(cfg_json, "small", &c));
+    xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .itc = true, .itm = true};
+    xv_model *m = NULL;
+    CHECK_OK(xv_model_create(&c, &parts, &m));
+    if (!m) return;
+    CHECK_OK(xv_model_init_random(m, 4));
+    static float images[2 * 3 * 32 * 32];
+    xv_test_fill_uniform(images, 2 * 3 * 32 * 32, -1.5f, 1.5f, 8);
+    int32_t ids[2 * 4] = {1, 5, 9, 2, 1, 7, 0, 0}, atts[2 * 4] = {1, 1, 1, 1, 1, 1, 0, 0};
+    for (int block = 1; block <= 2; block++) {
+        xv_graph *g = xv_graph_new(0);
+        xv_gradcam_batch b = {.image = xv_tensor_wrap_f32(g, images, XV_SHAPE(2, 3, 32, 32)),
+                              .text_ids = xv_tensor_wrap_i32(g, ids, XV_SHAPE(2, 4)),
+                              .text_atts = xv_tensor_wrap_i32(g, atts, XV_SHAPE(2, 4)),
+                              .block_num = block};
+        xv_gradcam_out o;
+        CHECK_OK(xv_gradcam(g, m, &b, &o));
+        if (o.map) {
+            CHECK(o.map->ndim == 3 && o.map->shape[0] == 2 && o.map->shape[1] == 4 && o.map->shape[2] == 4,
+                  "map [2, 4, 4]");
+            float again[32];
+            CHECK_OK(xv_gradcam_map(o.attn_probs->data, o.attn_probs->grad, atts, 2, 3, 4, 4, again));
+            CHECK(!memcmp(again, o.map->data, sizeof again), "map = xv_gradcam_map(A, G)");
+            double cls = 0, rest = 0;
+            for (int64_t i = 0; i < o.attn_probs->numel; i++) {
+                int64_t t = (i / 17) % 4; /* [B, heads, L = 4, T = 17] */
+                *(t == 0 ? &cls : &rest) += fabs(o.attn_probs->grad[i]);
+            }
+            CHECK(cls > 0, "block %d: the [CLS] row has a gradient", block);
+            CHECK(block == 2 ? rest == 0 : rest > 0, "block %d: other rows' gradient %g", block, rest);
+        }
+        xv_graph_free(g);
+    }
+    xv_gradcam_batch bad = {.block_num = 0};
+    xv_gradcam_out o;
+    xv_graph *g = xv_graph_new(0);
+    CHECK(xv_gradcam(g, m, &bad, &o) != XV_OK && strstr(xvlm_last_error(), "block_num 0"),
+          "a text-only layer is refused: %s", xvlm_last_error());
+    xv_graph_free(g);
+    xv_model_free(m);
 }
 
 /* PyTorch's cubic kernel by distance |d| (a = -0.75). */
@@ -133,6 +189,7 @@ static void test_choice(void) {
 
 int main(void) {
     test_map();
+    test_gradcam_small();
     test_upsample();
     test_box_score();
     test_choice();
