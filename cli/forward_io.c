@@ -239,8 +239,10 @@ static xv_status gradcam_step(xv_model *m, const xv_st_file *in, int block_num, 
     xv_status st = xv_forward_input(in, g, "image", true, true, &b.image);
     if (st == XV_OK) st = xv_forward_input(in, g, "gradcam.text_ids", false, true, &b.text_ids);
     if (st == XV_OK) st = xv_forward_input(in, g, "gradcam.text_atts", false, true, &b.text_atts);
-    if (st == XV_OK) st = xv_forward_input(in, g, "gradcam.block_num", false, block_num < 0, &bn);
+    if (st == XV_OK) st = xv_forward_input(in, g, "gradcam.block_num", false, false, &bn);
     if (st == XV_OK && bn) b.block_num = bn->idata[0];
+    if (st == XV_OK && b.block_num < 0)
+        st = xv_error(XV_ERR_MISSING, "Grad-CAM needs its layer: --block-num L or the input gradcam.block_num");
     if (st == XV_OK) st = xv_gradcam(g, m, &b, &o);
     if (st == XV_OK) {
         xv_tensor grads = *o.attn_probs;
