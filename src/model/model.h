@@ -32,7 +32,15 @@ typedef struct {
     bool itc;  /* vision_proj, text_proj, temp (needs config embed_dim > 0) */
     bool itm;  /* itm_head */
     bool bbox; /* bbox_head */
+    /* NLVR2 (models/model_nlvr*.py); either one builds the text encoder in the
+     * paired layout (xv_bert_init_paired: config num_hidden_layers counts the
+     * doubled fusion layers). */
+    bool nlvr; /* cls_head: the two-image classifier */
+    bool ta;   /* ta_head + vision_proj: text-assignment domain pretraining */
 } xv_model_parts;
+
+/* Whether the text encoder has the NLVR2 paired fusion layers. */
+static inline bool xv_model_paired(const xv_model_parts *p) { return p->nlvr || p->ta; }
 
 /* The official pretraining model: every part, pretraining layout. */
 xv_model_parts xv_model_parts_pretrain(void);
@@ -47,6 +55,8 @@ typedef struct xv_model {
     xv_linear_p vision_proj, text_proj;
     xv_tensor *temp; /* [] scalar; always owned (pretraining clamps it in place) */
     xv_mlp_head itm_head, bbox_head;
+    xv_mlp_head cls_head; /* parts.nlvr: build_mlp(hidden -> 2) */
+    xv_linear_p ta_head;  /* parts.ta: Linear(hidden -> 3) */
     xv_st_file *mapped; /* weights borrowed from this mapping (NULL if all owned) */
 } xv_model;
 

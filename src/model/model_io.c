@@ -29,15 +29,21 @@ static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t n
 static xv_status detect_parts(const xv_st_file *f, const char *path, xv_model_parts *parts) {
     memset(parts, 0, sizeof *parts);
     const char *bert = NULL, *plain = NULL;
+    bool vision_proj = false;
     for (int i = 0; i < xv_st_count(f); i++) {
         const char *n = xv_st_at(f, i)->name;
         if (starts_with(n, "text_encoder.bert.")) bert = n;
         else if (starts_with(n, "text_encoder.cls.")) parts->mlm = true;
         else if (starts_with(n, "text_encoder.")) plain = n;
-        else if (starts_with(n, "vision_proj.") || starts_with(n, "text_proj.") || !strcmp(n, "temp")) parts->itc = true;
+        else if (starts_with(n, "vision_proj.")) vision_proj = true;
+        else if (starts_with(n, "text_proj.") || !strcmp(n, "temp")) parts->itc = true;
         else if (starts_with(n, "itm_head.")) parts->itm = true;
         else if (starts_with(n, "bbox_head.")) parts->bbox = true;
+        else if (starts_with(n, "cls_head.")) parts->nlvr = true;
+        else if (starts_with(n, "ta_head.")) parts->ta = true;
     }
+    /* vision_proj alone belongs to the text-assignment model (ta_head). */
+    parts->itc |= vision_proj && !parts->ta;
     if (bert && plain)
         return xv_error(XV_ERR_FORMAT,
                         "%s: mixes the pretraining text layout (%s) with the fine-tuning one (%s)", path, bert, plain);
