@@ -688,8 +688,8 @@ static xv_status run(xv_unpickled *u) {
             break;
         default:
         unsupported:
-            FAILF(u, XV_ERR_UNSUPPORTED, "opcode 0x%02x ('%c') is not one a tensor checkpoint uses", op,
-                  op >= 32 && op < 127 ? op : '?');
+            FAILF(u, XV_ERR_UNSUPPORTED, "opcode 0x%02x ('%c') is not one a %s uses", op,
+                  op >= 32 && op < 127 ? op : '?', u->plain ? "plain-data pickle" : "tensor checkpoint");
         }
     }
     u->op_pos = u->pos;
