@@ -34,7 +34,8 @@ static xv_status get_paths(const xv_yaml_node *root, const char *key, bool requi
     XV_TRY(xv_yaml_get_strings(root, key, &paths, &n));
     if (!paths) return XV_OK;
     xv_status st = n >= 1 ? XV_OK : xv_yaml_type_error(xv_yaml_get(root, key), "a path or a list of paths");
-    if (st == XV_OK && !(out->paths = calloc((size_t)n, sizeof *out->paths))) st = xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK && !(out->paths = calloc((size_t)n, sizeof *out->paths)))
+        st = xv_error(XV_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && st == XV_OK; i++)
         if ((out->paths[i] = strdup(paths[i]))) out->n = i + 1;
         else st = xv_error(XV_ERR_NOMEM, "out of memory");

@@ -14,68 +14,22 @@
 #include "tasks/eval_data.h"
 #include "tasks/eval_grounding.h"
 #include "tasks/refer.h"
+#include "refer_fixture.h"
 #include "testutil.h"
-
-/* ---- a protocol-2 pickle, written as the bytes Python emits ---- */
-
-typedef struct {
-    unsigned char b[4096];
-    size_t n;
-} pk;
-
-static void op(pk *p, unsigned char c) { p->b[p->n++] = c; }
-static void le(pk *p, uint32_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) op(p, (unsigned char)(v >> (8 * i)));
-}
-static void raw(pk *p, const char *s) {
-    memcpy(p->b + p->n, s, strlen(s));
-    p->n += strlen(s);
-}
-static void unicode(pk *p, const char *s) { op(p, 'X'), le(p, (uint32_t)strlen(s), 4), raw(p, s); }
-static void py2str(pk *p, const char *s) { op(p, 'U'), op(p, (unsigned char)strlen(s)), raw(p, s); }
-static void integer(pk *p, int v) {
-    if (v < 256) op(p, 'K'), op(p, (unsigned char)v);
-    else op(p, 'J'), le(p, (uint32_t)v, 4);
-}
-
-/* {ref_id, ann_id, image_id, category_id, split, sentences: [{sent: ...}]} */
-static void ref(pk *p, int ref_id, int ann_id, int image_id, const char *split) {
-    op(p, '}'), op(p, '(');
-    py2str(p, "ref_id"), integer(p, ref_id);
-    py2str(p, "ann_id"), integer(p, ann_id);
-    py2str(p, "image_id"), integer(p, image_id);
-    py2str(p, "category_id"), integer(p, 1);
-    if (split) py2str(p, "split"), py2str(p, split);
-    unicode(p, "sentences"), op(p, ']'), op(p, '('), op(p, '}'), unicode(p, "sent"), unicode(p, "the dog"), op(p, 's');
-    op(p, 'e');
-    op(p, 'u');
-}
-
-static bool write_bytes(const char *path, const pk *p) {
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(p->b, 1, p->n, f) == p->n;
-    if (f) ok = fclose(f) == 0 && ok;
-    CHECK(ok, "writing %s", path);
-    return ok;
-}
 
 /* refs of ref_id 10 (val), 11 (testA), 12 (testB), 13 (train); the split of
  * ref 12 left out when `no_split`. */
 static void write_refs(const char *path, bool no_split) {
-    pk p = {.n = 0};
-    op(&p, 0x80), op(&p, 2), op(&p, ']'), op(&p, '(');
-    ref(&p, 10, 100, 1, "val");
-    ref(&p, 11, 101, 1, "testA");
-    ref(&p, 12, 102, 2, no_split ? NULL : "testB");
-    ref(&p, 1000, 103, 2, "train");
-    op(&p, 'e'), op(&p, '.');
-    write_bytes(path, &p);
+    const xv_test_ref refs[4] = {
+        {10, 100, 1, "val"}, {11, 101, 1, "testA"}, {12, 102, 2, no_split ? NULL : "testB"}, {1000, 103, 2, "train"}};
+    xv_test_write_refs(path, refs, 4);
 }
 
 static const char *k_instances =
     "{\"images\": [{\"id\": 1, \"width\": 640, \"height\": 480}, {\"id\": 2, \"width\": 300, \"height\": 200}],"
     " \"annotations\": [{\"id\": 100, \"image_id\": 1, \"bbox\": [10, 20, 30, 40]},"
-    " {\"id\": 101, \"image_id\": 1, \"bbox\": [0.5, 0, 50, 50]}, {\"id\": 102, \"image_id\": 2, \"bbox\": [5, 5, 100, 60]},"
+    " {\"id\": 101, \"image_id\": 1, \"bbox\": [0.5, 0, 50, 50]},"
+    " {\"id\": 102, \"image_id\": 2, \"bbox\": [5, 5, 100, 60]},"
     " {\"id\": 103, \"image_id\": 2, \"bbox\": [1, 2, 3, 4]}], \"categories\": [{\"id\": 1, \"name\": \"dog\"}]}";
 
 static void expect_error(xv_status st, const char *needle, const char *what) {
@@ -155,25 +109,25 @@ static void test_refer(void) {
 static void test_forbidden_pickles(void) {
     xv_test_write_file("inst.json", k_instances);
     pk p = {.n = 0};
-    op(&p, 0x80), op(&p, 2), op(&p, 'c'), raw(&p, "os\nsystem\n"), unicode(&p, "ls"), op(&p, 0x85), op(&p, 'R'),
-        op(&p, '.');
-    write_bytes("evil.p", &p);
+    pk_op(&p, 0x80), pk_op(&p, 2), pk_op(&p, 'c'), pk_raw(&p, "os\nsystem\n");
+    pk_unicode(&p, "ls"), pk_op(&p, 0x85), pk_op(&p, 'R'), pk_op(&p, '.');
+    pk_write("evil.p", &p);
     xv_refer r;
     expect_error(xv_refer_read("evil.p", "inst.json", &r), "evil.p", "a GLOBAL names the file");
     expect_error(xv_refer_read("evil.p", "inst.json", &r), "global 'os.system' is not allowed: a plain-data pickle",
                  "a GLOBAL is refused");
     p.n = 0;
-    op(&p, 0x80), op(&p, 2), unicode(&p, "x"), op(&p, 'Q'), op(&p, '.');
-    write_bytes("persid.p", &p);
+    pk_op(&p, 0x80), pk_op(&p, 2), pk_unicode(&p, "x"), pk_op(&p, 'Q'), pk_op(&p, '.');
+    pk_write("persid.p", &p);
     expect_error(xv_refer_read("persid.p", "inst.json", &r), "persistent id", "BINPERSID is refused");
     p.n = 0;
-    op(&p, 0x80), op(&p, 2), op(&p, 'B'), le(&p, 1, 4), raw(&p, "x"), op(&p, '.');
-    write_bytes("bytes.p", &p);
+    pk_op(&p, 0x80), pk_op(&p, 2), pk_op(&p, 'B'), pk_le(&p, 1, 4), pk_raw(&p, "x"), pk_op(&p, '.');
+    pk_write("bytes.p", &p);
     expect_error(xv_refer_read("bytes.p", "inst.json", &r), "opcode 0x42 ('B') is not one a plain-data pickle uses",
                  "bytes are not plain data here");
     p.n = 0;
-    op(&p, 0x80), op(&p, 2), op(&p, '}'), op(&p, '.');
-    write_bytes("dict.p", &p);
+    pk_op(&p, 0x80), pk_op(&p, 2), pk_op(&p, '}'), pk_op(&p, '.');
+    pk_write("dict.p", &p);
     expect_error(xv_refer_read("dict.p", "inst.json", &r), "dict.p: expected a list of refs, found a dict",
                  "the root must be a list");
 }
