@@ -74,10 +74,14 @@ static void make_world(void) {
                        "schedular: {sched: linear, epochs: 1, num_warmup_steps: 0.1}\n");
 }
 
-static void test_grounding(void) {
+static xv_finetune_opts opts_for(const char *config, const char *out, int64_t steps) {
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = "grounding.yaml", o.init_dir = "tiny", o.output_dir = "out_grounding", o.max_steps = 2;
-    o.progress = false;
+    o.config_path = config, o.init_dir = "tiny", o.output_dir = out, o.max_steps = steps, o.progress = false;
+    return o;
+}
+
+static void test_grounding(void) {
+    xv_finetune_opts o = opts_for("grounding.yaml", "out_grounding", 2);
     xv_finetune_result r;
     CHECK_OK(xv_finetune_run(XV_FINETUNE_GROUNDING, &o, &r));
     const xv_grounding_splits *s = &r.splits_after;
@@ -103,9 +107,7 @@ static void test_grounding(void) {
 }
 
 static void test_retrieval(void) {
-    xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = "retrieval.yaml", o.init_dir = "tiny", o.output_dir = "out_retrieval", o.max_steps = 1;
-    o.progress = false;
+    xv_finetune_opts o = opts_for("retrieval.yaml", "out_retrieval", 1);
     xv_finetune_result r;
     CHECK_OK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r));
     CHECK(r.steps == 1 && r.has_val && r.test_after.r_mean == r.metric_after && r.val_after.img_r10 == 100,
