@@ -99,6 +99,20 @@ static void test_grounding(void) {
     free(ep);
     CHECK(access("out_grounding/result/zero_shot.json", F_OK) == 0, "the zero-shot result file");
 
+    /* `xvlm evaluate grounding --refcoco-data`: the same REFER scoring from the command line */
+    const char *bin = getenv("XV_BIN");
+    if (bin) {
+        xv_test_cli_result c = xv_test_cli(".", "evaluate grounding --model out_grounding/model --data "
+                                                "data/finetune/refcoco+_test.json --image-root images/coco "
+                                                "--refcoco-data data/finetune --out ev.json --threads 1", NULL);
+        char *ev = xv_test_read_file("ev.json", NULL);
+        CHECK(c.status == 0 && strstr(c.out, "testA_d") && strstr(c.out, "(1), testB_d") && ev &&
+                  strstr(ev, "\"ref_id\":\t7") && strstr(ev, "\"val_d\":\tnull"),
+              "evaluate with REFER: status %d, out %s, err %s, json %s", c.status, c.out, c.err, ev ? ev : "(none)");
+        free(ev);
+        xv_test_cli_free(&c);
+    }
+
     /* a train ref_id the REFER index lacks: refused, the file named */
     xv_test_write_file("data/finetune/refcoco+_train.json", "[{\"image\": \"a.jpg\", \"text\": \"a\", \"ref_id\": 9}]");
     xv_status st = xv_finetune_run(XV_FINETUNE_GROUNDING, &o, &r);
