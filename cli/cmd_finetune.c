@@ -15,17 +15,23 @@ int xv_cmd_finetune(int argc, char **argv) {
     xv_opt_list task = {0};
     const xv_opt opts[] = {
         {.name = "--config", .kind = XV_OPT_STRING, .dest = &o.config_path, .value = "FILE", .required = true,
-         .help = "Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file,\n"
-                 "image_root (default: each JSON file's folder), image_res,\n"
-                 "batch_size_train | batch_size, k_test, max_words, max_tokens,\n"
-                 "optimizer{lr, weight_decay}, schedular{epochs, num_warmup_steps},\n"
-                 "careful_hflip; relative paths are from the YAML's folder. An\n"
+         .help = "Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file\n"
+                 "(a path or a list, read in full), val_file (retrieval),\n"
+                 "refcoco_data (grounding: REFER refcoco+/refs(unc).p and\n"
+                 "instances.json give boxes and splits), det_file, coco_file,\n"
+                 "image_root, image_res, batch_size_train | batch_size, k_test,\n"
+                 "max_words, max_tokens, optimizer{lr, weight_decay},\n"
+                 "schedular{epochs, num_warmup_steps}, careful_hflip; relative\n"
+                 "paths are from the working directory, as the official scripts. An\n"
                  "image_res other than the model's scales the Swin window with it\n"
                  "(224/7 -> 384/12) and interpolates the relative-position tables"},
         {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR", .required = true,
          .help = "the model folder to start from (config.json, weights.safetensors,\nvocab.txt)"},
         {.name = "--output-dir", .short_name = 'o', .kind = XV_OPT_STRING, .dest = &o.output_dir, .value = "DIR",
-         .help = "DIR/model/ (the fine-tuned model, same layout as the input) and\nDIR/result.json"},
+         .help = "DIR/model/ (the fine-tuned model, same layout as the input),\n"
+                 "DIR/result.json (with the official dicts: itm_eval of val and test,\n"
+                 "or val_d / testA_d / testB_d) and, for grounding, DIR/result/*.json\n"
+                 "(ref_id and box of every expression)"},
         XV_OPT_SEED(&o.seed, "data order, augmentation, dropout, negatives"),
         {.name = "--max-steps", .kind = XV_OPT_I64, .dest = &o.max_steps, .value = "N", .lo = 1, .hi = 1099511627776.0,
          .help = "stop after N steps (the schedule keeps the config's length)", .unset = "the config's epochs"},
@@ -42,9 +48,9 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "                     [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
                  "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words; then the\n"
-                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of test_file.\n"
+                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of val_file and test_file.\n"
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
-                 "  then accuracy at IoU >= 0.5 on test_file.\n"
+                 "  then accuracy at IoU >= 0.5 on test_file, per REFER split (val_d, testA_d, testB_d).\n"
                  "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
         .opts = opts,
         .positional = &task,

@@ -27,16 +27,31 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "tasks/eval_grounding.h"
+#include "tasks/metrics.h"
 #include "train/adamw.h"
 
 typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
 
+/* A path or a list of paths of the YAML, as written (relative ones from the
+ * working directory, as the official scripts run). */
+typedef struct {
+    char **paths;
+    int n;
+} xv_path_list;
+
 /* The keys of an official Retrieval.yaml / Grounding_bbox.yaml used here. */
 typedef struct {
     xv_finetune_task task;
-    char *train_file;     /* train_file (the first one when a list) */
-    char *test_file;      /* test_file */
-    char *image_root;     /* image_root (NULL: the directory of each JSON file) */
+    xv_path_list train_file; /* train_file: every file, concatenated (re_train_dataset, grounding_dataset_bbox) */
+    xv_path_list val_file;   /* retrieval: val_file, evaluated next to test_file (n 0: none) */
+    xv_path_list test_file;  /* test_file; grounding: refcoco+_val.json + refcoco+_test.json, the REFER split of
+                                each ref_id decides val / testA / testB */
+    char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
+    char *refcoco_data;   /* grounding: REFER root, DATA/refcoco+/refs(unc).p + instances.json give the boxes
+                             (NULL: boxes inline, the VLUE format) */
+    char *det_file;       /* grounding: detector proposals (tasks/refer.h xv_dets_read); kept, unused by the box task */
+    char *coco_file;      /* grounding: read by the official code and unused; kept */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* batch_size_train (retrieval) / batch_size (grounding) */
@@ -62,7 +77,8 @@ void xv_finetune_config_free(xv_finetune_config *c);
 typedef struct {
     const char *config_path;
     const char *init_dir;    /* model folder: config.json, weights.safetensors, vocab.txt */
-    const char *output_dir;  /* DIR/model/ and DIR/result.json */
+    const char *output_dir;  /* DIR/model/, DIR/result.json and, for grounding, DIR/result/ (the per-expression
+                                results: zero_shot.json, epochN.json) */
     uint64_t seed;           /* data order, augmentation, dropout, negatives */
     int64_t max_steps;       /* 0: epochs × steps per epoch */
     bool eval_before;        /* also evaluate the initial model (zero-shot) */
@@ -81,6 +97,11 @@ typedef struct {
     double metric_before, metric_after;
     double itc_r_mean_before, itc_r_mean_after; /* retrieval: ITC-only ranking */
     double mean_iou_before, mean_iou_after;     /* grounding */
+    /* The official result dicts. Retrieval: itm_eval of val_file (has_val)
+     * and test_file; grounding: grounding_eval_bbox (val_d, testA_d, testB_d). */
+    bool has_val;
+    xv_retrieval_result val_before, val_after, test_before, test_after;
+    xv_grounding_splits splits_before, splits_after;
 } xv_finetune_result;
 
 xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res);

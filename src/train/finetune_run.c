@@ -1,5 +1,7 @@
 /* The retrieval and grounding fine-tuning loops (finetune.h). */
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 #include "tasks/eval_data.h"
 #include "tasks/eval_grounding.h"
 #include "tasks/eval_retrieval.h"
+#include "tasks/refer.h"
 #include "train/adamw.h"
 #include "train/finetune.h"
 #include "train/schedule.h"
@@ -41,6 +44,7 @@ typedef struct {
     xv_image *images;
     xv_retrieval_set rset;
     xv_grounding_set gset;
+    xv_refer refer; /* grounding with refcoco_data: the boxes and splits */
     int32_t *order;
     xv_rng data, aug, neg;
     xv_graph *g;
@@ -53,46 +57,29 @@ typedef struct {
     char **clean;
 } ft;
 
-/* The directory of a file ("." when none), malloc'd. */
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    char *s = malloc(n + 1);
-    if (!s) return NULL;
-    memcpy(s, slash ? path : ".", n);
-    s[n] = 0;
-    return s;
-}
-
-/* Image root of a data file: the configured one, else the file's directory
- * (where `xvlm synth` puts the relative image paths). */
-static char *root_for(const ft *f, const char *file) {
-    return f->cfg.image_root ? strdup(f->cfg.image_root) : dir_of(file);
-}
-
-/* Training entries. Retrieval: {image, caption, image_id}; entries of the
- * same image file are one image (as image_id groups them in the official
- * files), so idx = the image's index. Grounding: {image, text, bbox}. */
+/* Training entries, every train_file in order. Retrieval: {image, caption,
+ * image_id}; entries of the same image file are one image (as image_id
+ * groups them in the official files), so idx = the image's index. Grounding:
+ * {image, text, ref_id} with the box from REFER (or {image, text, bbox}). */
 static xv_status read_train(ft *f) {
-    char *root = root_for(f, f->cfg.train_file);
-    if (!root) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const char *const *files = (const char *const *)f->cfg.train_file.paths, *root = f->cfg.image_root;
+    const int n_files = f->cfg.train_file.n;
     xv_status st;
     char **paths;
     int64_t n_paths;
     const int64_t *path_of;
     if (f->cfg.task == XV_FINETUNE_RETRIEVAL) {
-        st = xv_retrieval_set_read(f->cfg.train_file, root, &f->rset);
+        st = xv_retrieval_set_read_files(files, n_files, root, &f->rset);
         f->n = f->rset.n_texts, f->texts = f->rset.texts;
         paths = f->rset.image_paths, n_paths = f->rset.n_images, path_of = f->rset.txt2img;
     } else {
-        st = xv_grounding_set_read(f->cfg.train_file, root, &f->gset);
+        st = xv_grounding_set_read_files(files, n_files, root, f->cfg.refcoco_data ? &f->refer : NULL, &f->gset);
         f->n = f->gset.n, f->texts = f->gset.texts, f->bbox = f->gset.bbox;
         paths = f->gset.image_paths, n_paths = f->gset.n_images, path_of = f->gset.image;
     }
-    free(root);
     XV_TRY(st);
     if (f->n < f->cfg.batch_size)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", f->cfg.train_file,
+        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", files[0],
                         (long long)f->n, f->cfg.batch_size);
     /* distinct image files, decoded once */
     int32_t *uniq = malloc((size_t)n_paths * sizeof *uniq);
@@ -167,6 +154,9 @@ static xv_status setup(ft *f, xv_finetune_task task) {
                         o->init_dir);
     if (task == XV_FINETUNE_GROUNDING && !p->bbox)
         return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", o->init_dir);
+    /* REFER(config['refcoco_data'], 'refcoco+', 'unc'), as grounding_dataset_bbox */
+    if (task == XV_FINETUNE_GROUNDING && f->cfg.refcoco_data)
+        XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &f->refer));
     XV_TRY(read_train(f));
     const int B = f->cfg.batch_size, R = f->res;
     f->pixels = malloc((size_t)B * 3 * R * R * sizeof *f->pixels);
@@ -214,13 +204,13 @@ static xv_status make_batch(ft *f, int64_t b, xv_text_batch *tb) {
         const bool flip_ok = xv_flip_allowed(f->cfg.careful_hflip ? XV_FLIP_CAREFUL : XV_FLIP_ALWAYS_ALLOWED, &t, 1);
         xv_region_crop c;
         xv_status st = xv_region_crop_draw(&f->aug, im->width, im->height, box, flip_ok, R, &c);
-        if (st != XV_OK) return xv_error_wrap(st, "%s: entry %d", f->cfg.train_file, s);
+        if (st != XV_OK) return xv_error_wrap(st, "train_file entry %d (ref_id %lld)", s, (long long)f->gset.ref_id[s]);
         xv_image crop = {0};
         xv_box mapped;
         XV_TRY(xv_region_crop_apply(im, &c, &crop));
         if (!xv_region_crop_box(&c, box, -1, &mapped)) {
             xv_image_free(&crop);
-            return xv_error(XV_ERR_INVALID_ARG, "%s: entry %d: box outside its crop", f->cfg.train_file, s);
+            return xv_error(XV_ERR_INVALID_ARG, "train_file entry %d: box outside its crop", s);
         }
         xv_box_target(&mapped, R, f->target + 4 * i);
         st = xv_transform_train(&f->aug, &crop, R, XV_TRAIN_BOX, px);
@@ -299,44 +289,61 @@ static xv_status write_model(ft *f, const char *dir) {
     return st;
 }
 
-/* The test-file metric of the model folder `dir` (Retrieval.py / Grounding_bbox.py). */
-static xv_status evaluate(ft *f, const char *dir, double *metric, double *aux) {
+/* Which evaluation: before training (zero-shot) or after. */
+typedef struct {
+    double *metric, *aux;
+    xv_retrieval_result *val, *test;
+    xv_grounding_splits *splits;
+    const char *results_name; /* grounding: DIR/result/<name>.json */
+} eval_into;
+
+/* The model folder `dir` on val_file and test_file (Retrieval.py) or on
+ * test_file by REFER split (Grounding_bbox.py). */
+static xv_status evaluate(ft *f, const char *dir, const eval_into *e) {
     xvlm_model_params mp = xvlm_model_params_default();
     xvlm_model *mm = NULL;
     xvlm_ctx *ctx = NULL;
-    char *root = root_for(f, f->cfg.test_file);
-    xv_status st = root ? xv_api_model_load(dir, &mp, &mm) : xv_error(XV_ERR_NOMEM, "out of memory");
+    const char *root = f->cfg.image_root;
+    const xv_path_list *test = &f->cfg.test_file, *val = &f->cfg.val_file;
+    xv_status st = xv_api_model_load(dir, &mp, &mm);
     if (st == XV_OK) st = xv_api_ctx_new(mm, &ctx);
     if (st == XV_OK && f->cfg.task == XV_FINETUNE_RETRIEVAL) {
-        xv_retrieval_set set;
         xv_eval_retrieval_result r;
         xv_eval_retrieval_opts eo = xv_eval_retrieval_opts_default();
         eo.k_test = f->cfg.k_test;
         eo.max_words = f->cfg.max_words;
         eo.max_tokens = f->cfg.max_tokens;
-        st = xv_retrieval_set_read(f->cfg.test_file, root, &set);
-        if (st == XV_OK && (st = xv_eval_retrieval(ctx, &set, &eo, &r)) == XV_OK) {
-            *metric = r.itm.r_mean;
-            *aux = r.itc.r_mean;
+        if (val->n && (st = xv_eval_retrieval_files(ctx, (const char *const *)val->paths, val->n, root, &eo, &r)) ==
+                          XV_OK) {
+            *e->val = r.itm;
             xv_eval_retrieval_result_free(&r);
         }
-        xv_retrieval_set_free(&set);
+        if (st == XV_OK &&
+            (st = xv_eval_retrieval_files(ctx, (const char *const *)test->paths, test->n, root, &eo, &r)) == XV_OK) {
+            *e->test = r.itm;
+            *e->metric = r.itm.r_mean;
+            *e->aux = r.itc.r_mean;
+            xv_eval_retrieval_result_free(&r);
+        }
     } else if (st == XV_OK) {
-        xv_grounding_set set;
         xv_eval_grounding_result r;
         xv_eval_grounding_opts eo = xv_eval_grounding_opts_default();
         eo.max_words = f->cfg.max_words;
-        st = xv_grounding_set_read(f->cfg.test_file, root, &set);
-        if (st == XV_OK && (st = xv_eval_grounding(ctx, &set, NULL, &eo, &r)) == XV_OK) {
-            *metric = r.accuracy;
-            *aux = r.mean_iou;
+        char name[64], *rdir = xv_fs_join(f->o->output_dir, "result"), *rpath = NULL;
+        snprintf(name, sizeof name, "%s.json", e->results_name);
+        st = rdir && (rpath = xv_fs_join(rdir, name)) ? xv_fs_mkdir_p(rdir) : xv_error(XV_ERR_NOMEM, "out of memory");
+        if (st == XV_OK)
+            st = xv_eval_grounding_files(ctx, (const char *const *)test->paths, test->n, root,
+                                         f->cfg.refcoco_data ? &f->refer : NULL, &eo, rpath, &r, e->splits);
+        if (st == XV_OK) {
+            *e->metric = r.accuracy;
+            *e->aux = r.mean_iou;
             xv_eval_grounding_result_free(&r);
         }
-        xv_grounding_set_free(&set);
+        free(rdir), free(rpath);
     }
     xvlm_ctx_free(ctx);
     xvlm_model_free(mm);
-    free(root);
     return st;
 }
 
@@ -348,6 +355,7 @@ static void ft_free(ft *f) {
     free(f->images);
     xv_retrieval_set_free(&f->rset);
     xv_grounding_set_free(&f->gset);
+    xv_refer_free(&f->refer);
     if (f->opt_ready) xv_adamw_free(&f->opt);
     xv_graph_free(f->g);
     xv_model_free(f->m);
@@ -356,28 +364,61 @@ static void ft_free(ft *f) {
 }
 
 /* A number, or null when not evaluated (NaN is not JSON). */
-static void put_num(char *buf, size_t cap, const char *key, double v) {
-    size_t n = strlen(buf);
-    if (isfinite(v)) snprintf(buf + n, cap - n, ", \"%s\": %.6g", key, v);
-    else snprintf(buf + n, cap - n, ", \"%s\": null", key);
+static void put_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+/* itm_eval's dict (Retrieval.py). */
+static cJSON *recall_dict(const xv_retrieval_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    const double v[9] = {r->txt_r1, r->txt_r5, r->txt_r10, r->txt_r_mean, r->img_r1,
+                         r->img_r5, r->img_r10, r->img_r_mean, r->r_mean};
+    static const char *const k[9] = {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1",
+                                     "img_r5", "img_r10", "img_r_mean", "r_mean"};
+    for (int i = 0; o && i < 9; i++) put_num(o, k[i], v[i]);
+    return o;
+}
+
+/* The official dicts of one evaluation: retrieval {"val": {...}, "test":
+ * {...}}, grounding {"val_d", "testA_d", "testB_d"} (fractions). */
+static cJSON *official_dicts(const ft *f, const xv_finetune_result *r, bool after) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    if (f->cfg.task == XV_FINETUNE_RETRIEVAL) {
+        if (r->has_val) cJSON_AddItemToObject(o, "val", recall_dict(after ? &r->val_after : &r->val_before));
+        cJSON_AddItemToObject(o, "test", recall_dict(after ? &r->test_after : &r->test_before));
+    } else {
+        const xv_grounding_splits *s = after ? &r->splits_after : &r->splits_before;
+        put_num(o, "val_d", s->val_d);
+        put_num(o, "testA_d", s->testA_d);
+        put_num(o, "testB_d", s->testB_d);
+        put_num(o, "score", s->score);
+    }
+    return o;
 }
 
 static xv_status write_result(const ft *f, const char *path, const xv_finetune_result *r) {
-    char buf[1024];
     const bool ret = f->cfg.task == XV_FINETUNE_RETRIEVAL;
-    snprintf(buf, sizeof buf, "{\"task\": \"%s\", \"steps\": %lld", ret ? "retrieval" : "grounding",
-             (long long)r->steps);
-    put_num(buf, sizeof buf, "loss_first", r->first_loss);
-    put_num(buf, sizeof buf, "loss_last", r->last_loss);
-    put_num(buf, sizeof buf, "seconds_train", r->seconds_train);
-    put_num(buf, sizeof buf, ret ? "r_mean_before" : "accuracy_before", r->metric_before);
-    put_num(buf, sizeof buf, ret ? "r_mean_after" : "accuracy_after", r->metric_after);
-    put_num(buf, sizeof buf, ret ? "itc_r_mean_before" : "mean_iou_before",
-            ret ? r->itc_r_mean_before : r->mean_iou_before);
-    put_num(buf, sizeof buf, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? r->itc_r_mean_after : r->mean_iou_after);
-    size_t n = strlen(buf);
-    snprintf(buf + n, sizeof buf - n, "}\n");
-    return xv_fs_write_file(path, buf, strlen(buf), XV_FS_DURABLE);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return xv_error(XV_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(o, "task", ret ? "retrieval" : "grounding");
+    cJSON_AddNumberToObject(o, "steps", (double)r->steps);
+    put_num(o, "loss_first", r->first_loss);
+    put_num(o, "loss_last", r->last_loss);
+    put_num(o, "seconds_train", r->seconds_train);
+    put_num(o, ret ? "r_mean_before" : "accuracy_before", r->metric_before);
+    put_num(o, ret ? "r_mean_after" : "accuracy_after", r->metric_after);
+    put_num(o, ret ? "itc_r_mean_before" : "mean_iou_before", ret ? r->itc_r_mean_before : r->mean_iou_before);
+    put_num(o, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? r->itc_r_mean_after : r->mean_iou_after);
+    if (isfinite(r->metric_before)) cJSON_AddItemToObject(o, "before", official_dicts(f, r, false));
+    cJSON_AddItemToObject(o, "after", official_dicts(f, r, true));
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE);
+    cJSON_free(text);
+    return st;
 }
 
 static xv_status train(ft *f, xv_finetune_result *res) {
@@ -414,20 +455,28 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
         return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: a config, an initial model and an output folder are needed");
     ft f;
     memset(&f, 0, sizeof f);
+    char epoch_name[32] = "epoch0";
     f.o = o;
     char *model_dir = xv_fs_join(o->output_dir, "model"), *result_path = xv_fs_join(o->output_dir, "result.json");
     xv_status st = model_dir && result_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) st = setup(&f, task);
+    res->has_val = st == XV_OK && f.cfg.val_file.n > 0;
     if (st == XV_OK) st = xv_fs_mkdir_p(o->output_dir);
-    double *aux_before = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_before : &res->mean_iou_before;
-    double *aux_after = task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_after : &res->mean_iou_after;
+    const bool ret = task == XV_FINETUNE_RETRIEVAL;
+    eval_into into_before = {&res->metric_before, ret ? &res->itc_r_mean_before : &res->mean_iou_before,
+                             &res->val_before, &res->test_before, &res->splits_before, "zero_shot"};
+    eval_into into_after = {&res->metric_after, ret ? &res->itc_r_mean_after : &res->mean_iou_after,
+                            &res->val_after, &res->test_after, &res->splits_after, epoch_name};
     /* zero-shot at the fine-tuning resolution: the initial model as loaded */
     const char *before = f.rewindowed ? model_dir : o->init_dir;
     if (st == XV_OK && o->eval_before && f.rewindowed) st = write_model(&f, model_dir);
-    if (st == XV_OK && o->eval_before) st = evaluate(&f, before, &res->metric_before, aux_before);
+    if (st == XV_OK && o->eval_before) st = evaluate(&f, before, &into_before);
     if (st == XV_OK) st = train(&f, res);
     if (st == XV_OK) st = write_model(&f, model_dir);
-    if (st == XV_OK) st = evaluate(&f, model_dir, &res->metric_after, aux_after);
+    /* collect_tensor_result's filename 'epoch%d': the last epoch trained */
+    const int64_t per_epoch = st == XV_OK ? f.n / f.cfg.batch_size : 1;
+    if (st == XV_OK) snprintf(epoch_name, sizeof epoch_name, "epoch%lld", (long long)((res->steps - 1) / per_epoch));
+    if (st == XV_OK) st = evaluate(&f, model_dir, &into_after);
     if (st == XV_OK) st = write_result(&f, result_path, res);
     ft_free(&f);
     free(model_dir), free(result_path);
