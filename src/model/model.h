@@ -98,6 +98,9 @@ xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out);
 /* Write every parameter under its official name (tied names repeated) plus
  * the position_ids buffer, as the official state_dict has them. */
 xv_status xv_model_save(const xv_model *m, const char *path);
+/* xv_model_save plus __metadata__ "config" (config.json text) and "vocab"
+ * (vocab.txt text): a model in one file (model/model_folder.h). */
+xv_status xv_model_save_single(const xv_model *m, const char *path, const char *vocab);
 
 /* ---- forward pieces (record on g when it has grad enabled) ---------------- */
 

@@ -218,7 +218,8 @@ xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out) {
     return xv_model_load(&cfg, wpath, copy, out);
 }
 
-xv_status xv_model_save(const xv_model *m, const char *path) {
+/* Metadata "config" and "vocab" when `vocab` is not NULL (a single-file model). */
+static xv_status save(const xv_model *m, const char *path, const char *vocab) {
     xv_st_writer *w;
     XV_TRY(xv_st_writer_new(&w));
     const xv_params *p = &m->params;
@@ -242,8 +243,22 @@ xv_status xv_model_save(const xv_model *m, const char *path) {
         st = xv_st_writer_add(w, name, XV_ST_I64, XV_SHAPE(1, n), pos, false);
     }
     if (st == XV_OK) st = xv_st_writer_meta(w, "format", "pt");
+    char *cfg = NULL;
+    if (st == XV_OK && vocab) {
+        cfg = xv_config_to_json(&m->cfg);
+        st = cfg ? xv_st_writer_meta(w, "config", cfg) : xv_error(XV_ERR_NOMEM, "out of memory");
+        if (st == XV_OK) st = xv_st_writer_meta(w, "vocab", vocab);
+    }
     if (st == XV_OK) st = xv_st_writer_write(w, path);
+    free(cfg);
     free(pos);
     xv_st_writer_free(w);
     return st;
+}
+
+xv_status xv_model_save(const xv_model *m, const char *path) { return save(m, path, NULL); }
+
+xv_status xv_model_save_single(const xv_model *m, const char *path, const char *vocab) {
+    if (!vocab) return xv_error(XV_ERR_INVALID_ARG, "%s: a single-file model needs its vocabulary", path);
+    return save(m, path, vocab);
 }

@@ -14,6 +14,7 @@
 #include "data/transforms.h"
 #include "io/strindex.h"
 #include "model/losses.h"
+#include "model/model_folder.h"
 #include "ops/ops.h"
 #include "tasks/eval_data.h"
 #include "tasks/eval_grounding.h"
@@ -274,18 +275,9 @@ static xv_status train_step(ft *f, int64_t b, double *loss_out) {
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
 static xv_status write_model(ft *f, const char *dir) {
-    XV_TRY(xv_fs_mkdir_p(dir));
-    char *cfg = xv_config_to_json(&f->m->cfg), *cfg_path = xv_fs_join(dir, "config.json"),
-         *w_path = xv_fs_join(dir, "weights.safetensors"), *v_in = xv_fs_join(f->o->init_dir, "vocab.txt"),
-         *v_out = xv_fs_join(dir, "vocab.txt");
-    xv_status st = cfg && cfg_path && w_path && v_in && v_out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xv_model_save(f->m, w_path);
-    if (st == XV_OK) st = xv_fs_write_file(cfg_path, cfg, strlen(cfg), XV_FS_DURABLE);
-    uint8_t *voc = NULL;
-    size_t len = 0;
-    if (st == XV_OK) st = xv_fs_read_file(v_in, INT64_C(1) << 30, &voc, &len);
-    if (st == XV_OK) st = xv_fs_write_file(v_out, voc, len, XV_FS_DURABLE);
-    free(voc), free(cfg), free(cfg_path), free(w_path), free(v_in), free(v_out);
+    char *vocab = xv_fs_join(f->o->init_dir, "vocab.txt");
+    xv_status st = vocab ? xv_model_folder_write(dir, f->m, vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
+    free(vocab);
     return st;
 }
 

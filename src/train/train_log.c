@@ -207,11 +207,14 @@ static void ring_add(xv_progress *p, int k, double v) {
     if (p->count[k] < p->window) p->count[k]++;
 }
 
-static double ring_mean(const xv_progress *p, int k) {
-    if (!p->count[k]) return NAN;
+/* The window's mean as text, "-" until a value exists (the region losses
+ * before the first region update, a loss whose every value was non-finite). */
+static const char *ring_mean(const xv_progress *p, int k, char *buf, size_t n) {
+    if (!p->count[k]) return "-";
     double s = 0;
     for (int i = 0; i < p->count[k]; i++) s += p->ring[k][i];
-    return s / p->count[k];
+    snprintf(buf, n, "%.4f", s / p->count[k]);
+    return buf;
 }
 
 void xv_progress_add(xv_progress *p, const xv_update_record *r) {
@@ -246,12 +249,12 @@ void xv_progress_print(xv_progress *p, FILE *f, int64_t steps_done, bool tty) {
     const double elapsed = xv_monotonic_seconds() - p->t0;
     const int64_t run = steps_done - p->start_step;
     double eta = run > 0 ? elapsed / (double)run * (double)(p->total - steps_done) : NAN;
-    char el[32], et[32];
+    char el[32], et[32], m[N_RING][32];
     clock_str(elapsed, el, sizeof el);
     clock_str(eta, et, sizeof et);
-    fprintf(f, "%sstep %lld/%lld  itc %.4f  itm %.4f  mlm %.4f  bbox %.4f  giou %.4f  lr %.3g  %.1f samples/s  %s<%s%s",
-            tty ? "\r" : "", (long long)steps_done, (long long)p->total, ring_mean(p, R_ITC), ring_mean(p, R_ITM),
-            ring_mean(p, R_MLM), ring_mean(p, R_BBOX), ring_mean(p, R_GIOU), p->last_lr, secs > 0 ? texts / secs : 0.0,
-            el, et, tty ? "  " : "\n");
+    fprintf(f, "%sstep %lld/%lld  itc %s  itm %s  mlm %s  bbox %s  giou %s  lr %.3g  %.1f samples/s  %s<%s%s",
+            tty ? "\r" : "", (long long)steps_done, (long long)p->total, ring_mean(p, R_ITC, m[R_ITC], 32),
+            ring_mean(p, R_ITM, m[R_ITM], 32), ring_mean(p, R_MLM, m[R_MLM], 32), ring_mean(p, R_BBOX, m[R_BBOX], 32),
+            ring_mean(p, R_GIOU, m[R_GIOU], 32), p->last_lr, secs > 0 ? texts / secs : 0.0, el, et, tty ? "  " : "\n");
     fflush(f);
 }
