@@ -1,7 +1,7 @@
 /* Position probes (docs/demo.md, "What limits grounding"): how much of where
  * things are can a linear layer read from a model's features?
  *
- *   bench_position_probe MODEL_DIR WORLD_DIR [MAX_TRAIN_IMAGES]
+ *   build/bench/probe_position MODEL_DIR WORLD_DIR [MAX_TRAIN_IMAGES]
  *
  * WORLD_DIR is an `xvlm synth` world; the probes are fitted by ridge least
  * squares on its grounding_train.json (at most MAX_TRAIN_IMAGES images,
