@@ -7,6 +7,7 @@
 
 #include "options.h"
 #include "data/caption.h"
+#include "data/jsonl.h"
 #include "data/tokenizer.h"
 
 /* Longest input line accepted (a caption is a few hundred bytes). */
@@ -97,18 +98,6 @@ static void line_error(size_t line_no, const char *msg) {
     cJSON_Delete(o);
 }
 
-/* cJSON ends its strings at a NUL, so a "\u0000" escape would silently cut the
- * text: such a line is refused instead. */
-static int has_nul_escape(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '\\') continue;
-        size_t run = 0;
-        while (i < n && s[i] == '\\') run++, i++;
-        if (run % 2 == 1 && i + 5 <= n && s[i] == 'u' && !memcmp(s + i + 1, "0000", 4)) return 1;
-    }
-    return 0;
-}
-
 static int only_whitespace(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
@@ -158,15 +147,12 @@ int xv_cmd_tokenize(int argc, char **argv) {
             failed = 1;
             continue;
         }
-        if (has_nul_escape(line, (size_t)got)) {
-            line_error(line_no, "the text holds a NUL character (\\u0000), which this reader cannot carry");
-            failed = 1;
-            continue;
-        }
-        cJSON *in = cJSON_ParseWithLength(line, (size_t)got);
+        cJSON *in;
+        int nul_escapes;
+        const char *why = xv_json_parse_record(line, (size_t)got, &in, &nul_escapes);
         const cJSON *text = in ? cJSON_GetObjectItemCaseSensitive(in, "text") : NULL;
-        if (!in || !cJSON_IsObject(in) || !cJSON_IsString(text)) {
-            line_error(line_no, !in ? "not valid JSON" : "expected a JSON object with a string field \"text\"");
+        if (why || !cJSON_IsString(text)) {
+            line_error(line_no, why ? why : "expected a JSON object with a string field \"text\"");
             failed = 1;
             cJSON_Delete(in);
             continue;

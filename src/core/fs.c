@@ -153,21 +153,90 @@ xv_status xv_fs_mkdir_p(const char *path) {
     return st;
 }
 
+xv_status xv_fs_open_regular(const char *path, int *fd_out) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    struct stat st;
+    xv_status s = XV_OK;
+    if (fstat(fd, &st) != 0)
+        s = xv_error(XV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        s = xv_error(XV_ERR_IO, "%s: is %s, not a regular file", path, kind_of(st.st_mode));
+    else if (fcntl(fd, F_SETFL, 0) != 0) /* back to blocking reads */
+        s = xv_error(XV_ERR_IO, "%s: cannot clear O_NONBLOCK: %s", path, strerror(errno));
+    if (s != XV_OK) close(fd);
+    else *fd_out = fd;
+    return s;
+}
+
+/* The resolved root, or NULL (error set) when it does not exist. */
+static char *real_root(const char *root, xv_fs_name_verdict *v) {
+    char *r = realpath(root, NULL);
+    if (!r) {
+        *v = errno == ENOENT ? XV_FS_NAME_ABSENT : errno == ENOMEM ? XV_FS_NAME_NOMEM : XV_FS_NAME_UNREADABLE;
+        xv_error(XV_ERR_IO, "image root %s: %s", root, strerror(errno));
+    }
+    return r;
+}
+
+/* Whether `path` is `dir` itself or lies below it (both resolved). */
+static bool is_inside(const char *dir, const char *path) {
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return true;
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+xv_fs_name_verdict xv_fs_resolve(const xv_fs_root *policy, const char *name, char **path) {
+    *path = NULL;
+    const char *root = policy && policy->root && policy->root[0] ? policy->root : NULL;
+    char *joined = xv_fs_join(root, name);
+    if (!joined) return xv_error(XV_ERR_NOMEM, "%s: out of memory", name), XV_FS_NAME_NOMEM;
+    if (!root || policy->allow_outside_root) {
+        struct stat st;
+        if (stat(joined, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+            xv_error(XV_ERR_MISSING, "%s: %s", joined, strerror(errno));
+            free(joined);
+            return XV_FS_NAME_ABSENT;
+        }
+        *path = joined;
+        return XV_FS_NAME_OK;
+    }
+    xv_fs_name_verdict v = XV_FS_NAME_OK;
+    char *rroot = real_root(root, &v);
+    char *real = rroot ? realpath(joined, NULL) : NULL;
+    if (rroot && !real) {
+        int e = errno;
+        v = e == ENOENT || e == ENOTDIR ? XV_FS_NAME_ABSENT : e == ENOMEM ? XV_FS_NAME_NOMEM : XV_FS_NAME_UNREADABLE;
+        xv_error(v == XV_FS_NAME_ABSENT ? XV_ERR_MISSING : XV_ERR_IO, "%s: %s", joined, strerror(e));
+    } else if (real && !is_inside(rroot, real)) {
+        v = XV_FS_NAME_OUTSIDE_ROOT;
+        xv_error(XV_ERR_INVALID_ARG,
+                 "%s: resolves to %s, outside the image root %s (allow_outside_root: true / --allow-outside-root "
+                 "permits it)",
+                 name, real, root);
+    }
+    if (v == XV_FS_NAME_OK) *path = real;
+    else free(real);
+    free(rroot);
+    free(joined);
+    return v;
+}
+
 xv_status xv_fs_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return xv_error(XV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    XV_TRY(xv_fs_open_regular(path, &fd));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         xv_status e = xv_error(XV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return xv_error(XV_ERR_IO, "%s: is %s, not a regular file", path, kind_of(st.st_mode));
     }
     if (st.st_size > max_bytes) {
         close(fd);

@@ -7,6 +7,7 @@
 #ifndef XV_CORE_FS_H
 #define XV_CORE_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,39 @@ xv_status xv_fs_mkdir_p(const char *path);
  * Files over `max_bytes` are refused with an error naming the file. Empty
  * files are read (len 0); callers that need content check `*len`. */
 xv_status xv_fs_read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len);
+
+/* Open an existing file for reading, only if it is a regular file. The open
+ * never blocks (O_NONBLOCK, then fstat): a FIFO, device, socket or folder is
+ * refused with an error naming the path and what it is. *fd is then in
+ * blocking mode, or -1 on failure (XV_ERR_IO, strerror's reason in the
+ * message). */
+xv_status xv_fs_open_regular(const char *path, int *fd);
+
+/* Where the files a dataset names may live (image paths in JSON records,
+ * lines of an image list). With `root` NULL or "" a name is taken as written
+ * (relative to the working directory). With a root, a relative name is
+ * joined to it and, unless `allow_outside_root`, the result must resolve
+ * (after "..", "." and symbolic links) to a path inside the root: an
+ * absolute name or one that climbs out is refused. */
+typedef struct {
+    const char *root;
+    bool allow_outside_root;
+} xv_fs_root;
+
+/* What xv_fs_resolve found wrong with a name (XV_FS_NAME_OK when nothing). */
+typedef enum {
+    XV_FS_NAME_OK = 0,
+    XV_FS_NAME_ABSENT,       /* no such file (or the root itself is missing) */
+    XV_FS_NAME_OUTSIDE_ROOT, /* resolves outside the root */
+    XV_FS_NAME_UNREADABLE,   /* a path component cannot be searched */
+    XV_FS_NAME_NOMEM         /* out of memory */
+} xv_fs_name_verdict;
+
+/* The path to open for `name` under `policy`, malloc'd into *path (the
+ * resolved real path when the root is enforced, so a later open sees what
+ * was checked). On refusal *path is NULL, the error message says why and
+ * names `name`, and the verdict tells the caller what to count. */
+xv_fs_name_verdict xv_fs_resolve(const xv_fs_root *policy, const char *name, char **path);
 
 /* `dir/name`, malloc'd (NULL when out of memory). One slash between the two
  * however `dir` ends; `name` alone when `dir` is NULL or empty or `name` is

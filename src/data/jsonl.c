@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/fs.h"
 #include "core/rng.h"
 
 void xv_data_warn(int *budget, const char *fmt, ...) {
@@ -26,6 +28,57 @@ void xv_data_warn(int *budget, const char *fmt, ...) {
         fprintf(stderr, "xvlm data: %s\n", msg);
     if (budget && *budget > 0) (*budget)--;
 }
+
+/* ------------------------------------------------------------------ record */
+
+/* Rewrite each "\u0000" escape (a backslash that is not itself escaped,
+ * then u0000) to "\u0001"; returns how many. Outside strings such text is
+ * not valid JSON anyway, so the rewrite cannot make a bad line good. */
+static int rewrite_nul_escapes(char *s, size_t n) {
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') continue;
+        size_t run = 0;
+        while (i < n && s[i] == '\\') run++, i++;
+        if (run % 2 == 1 && i + 5 <= n && s[i] == 'u' && !memcmp(s + i + 1, "0000", 4)) {
+            s[i + 4] = '1';
+            count++;
+        }
+    }
+    return count;
+}
+
+static bool blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n' && s[i] != '\v' && s[i] != '\f') return false;
+    return true;
+}
+
+const char *xv_json_parse_record(char *line, size_t len, cJSON **out, int *nul_escapes) {
+    *out = NULL;
+    *nul_escapes = 0;
+    if (memchr(line, '\0', len)) return "a raw NUL byte in the line";
+    *nul_escapes = rewrite_nul_escapes(line, len);
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, false);
+    /* cJSON answers NULL both for bad JSON and when memory ran out: a second
+     * try tells a passing shortage from a bad line, so a good record is not
+     * skipped as malformed. */
+    if (!o) o = cJSON_ParseWithLengthOpts(line, len, &end, false);
+    const char *why = NULL;
+    if (!o) why = "malformed JSON";
+    else if (!cJSON_IsObject(o)) why = "not a JSON object";
+    else if (!end || end < line || end > line + len || !blank(end, (size_t)(line + len - end)))
+        why = "bytes after the JSON object (one object per line)";
+    if (why) {
+        cJSON_Delete(o);
+        return why;
+    }
+    *out = o;
+    return NULL;
+}
+
+bool xv_json_has_nul(const char *s, int nul_escapes) { return nul_escapes > 0 && s && strchr(s, '\x01'); }
 
 /* ---------------------------------------------------------------- file list */
 
@@ -284,24 +337,29 @@ static int read_line(xv_jsonl_reader *r, bool store, bool *too_long) {
     }
 }
 
-static bool blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n' && s[i] != '\v' && s[i] != '\f') return false;
-    return true;
+/* A data file, opened without blocking on a FIFO (core/fs.h); NULL with the
+ * error message set and errno kept when it cannot be. */
+static FILE *open_data(const char *path) {
+    int fd;
+    if (xv_fs_open_regular(path, &fd) != XV_OK) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) close(fd);
+    return f;
 }
 
 /* Open the file at pos.file and place it at pos.offset; false (warned and
  * counted) when that fails. */
 static bool open_current(xv_jsonl_reader *r) {
     const char *path = current_path(r);
-    r->f = fopen(path, "rb");
+    r->f = open_data(path);
+    const char *why = r->f ? NULL : xv_error_message();
     if (r->f && r->pos.offset > 0 && fseeko(r->f, (off_t)r->pos.offset, SEEK_SET) != 0) {
+        why = strerror(errno);
         fclose(r->f);
         r->f = NULL;
     }
     if (!r->f) {
-        xv_data_warn(r->opts.warn_budget, "%s: %s: skipped: cannot read the file: %s", r->label, path,
-                     strerror(errno));
+        xv_data_warn(r->opts.warn_budget, "%s: %s: skipped: cannot read the file: %s", r->label, path, why);
         r->counts.unreadable_files++;
         return false;
     }
@@ -316,8 +374,9 @@ xv_status xv_jsonl_next(xv_jsonl_reader *r, cJSON **obj, xv_jsonl_where *where) 
         if (!r->f) {
             if (r->pos.file >= r->shard.n_files) { /* end of a pass */
                 if (r->fresh_pass && r->records_in_pass == 0)
-                    return xv_error(XV_ERR_MISSING, "%s: a whole pass over the shard's %d file(s) found no JSON object",
-                                    r->label, r->shard.n_files);
+                    return xv_error(XV_ERR_MISSING, "%s: a whole pass over the shard's %d file(s) (%s%s) found no JSON object",
+                                    r->label, r->shard.n_files, path_at(r, r->pos.epoch, 0),
+                                    r->shard.n_files > 1 ? ", ..." : "");
                 if (!r->opts.repeat) {
                     r->pos.done = 1;
                     return XV_OK;
@@ -361,21 +420,18 @@ xv_status xv_jsonl_next(xv_jsonl_reader *r, cJSON **obj, xv_jsonl_where *where) 
             r->counts.malformed++;
             continue;
         }
-        cJSON *o = cJSON_ParseWithLength(r->line, r->line_len);
-        /* cJSON answers NULL both for bad JSON and when memory ran out: a
-         * second try tells a passing shortage from a bad line, so a good
-         * record is not skipped as malformed. */
-        if (!o) o = cJSON_ParseWithLength(r->line, r->line_len);
-        if (!o || !cJSON_IsObject(o)) {
-            xv_data_warn(r->opts.warn_budget, "%s: %s:%lld: skipped: %s", r->label, path, (long long)line_no + 1,
-                         o ? "not a JSON object" : "malformed JSON");
-            cJSON_Delete(o);
+        cJSON *o;
+        int nul_escapes;
+        const char *why = xv_json_parse_record(r->line, r->line_len, &o, &nul_escapes);
+        if (why) {
+            xv_data_warn(r->opts.warn_budget, "%s: %s:%lld: skipped: %s", r->label, path, (long long)line_no + 1, why);
             r->counts.malformed++;
             continue;
         }
         r->counts.records++;
         r->records_in_pass++;
-        if (where) *where = (xv_jsonl_where){.path = path, .line = line_no + 1, .epoch = r->pos.epoch};
+        if (where) *where = (xv_jsonl_where){.path = path, .line = line_no + 1, .epoch = r->pos.epoch,
+                                            .nul_escapes = nul_escapes};
         *obj = o;
         return XV_OK;
     }
@@ -394,7 +450,7 @@ xv_status xv_jsonl_seek(xv_jsonl_reader *r, const xv_jsonl_pos *p) {
                         r->shard.n_files);
     if (!p->done && p->file < r->shard.n_files && p->offset > 0) {
         const char *path = path_at(r, p->epoch, p->file);
-        FILE *f = fopen(path, "rb");
+        FILE *f = open_data(path);
         if (f) {
             /* The byte before a line start is the previous line's '\n'. */
             struct stat st;

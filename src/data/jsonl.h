@@ -20,8 +20,9 @@
  *
  * Reading: lines end at '\n' (a trailing '\r' is dropped; the last line needs
  * no '\n'); whitespace-only lines are not records and are skipped silently.
- * Every other line of the shard must be one JSON object: anything else (not
- * JSON, not an object, longer than the line cap) is skipped with a warning on
+ * Every other line of the shard must be one JSON object and nothing else
+ * (xv_json_parse_record): anything else (not JSON, not an object, bytes after
+ * the object, a raw NUL, longer than the line cap) is skipped with a warning on
  * stderr naming file:line, and counted. A file that cannot be opened is
  * skipped with a warning and counted. With `repeat` the shard is read again
  * and again (epochs); with `shuffle_files` each epoch visits the worker's
@@ -43,6 +44,22 @@
 /* Print "xvlm data: <message>" on stderr while *budget > 0 (and decrement it),
  * or always when *budget < 0; when the budget runs out, say so once. */
 void xv_data_warn(int *budget, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- one record ---- */
+/* Parse one line as exactly one JSON object: only whitespace may follow it
+ * (two objects on a line, junk or a raw NUL byte after it are refused), and
+ * a raw NUL byte anywhere is refused. cJSON ends its strings at a NUL, so a
+ * "\u0000" escape is rewritten in place (`line` is modified) to "\u0001"
+ * before parsing: both are control characters that pre_caption keeps and the
+ * BERT tokenizer drops (_clean_text), so texts come out as the official
+ * pipeline makes them, and *nul_escapes counts the rewrites so that a caller
+ * refuses a path holding one (xv_json_has_nul) instead of cutting it short.
+ * Returns NULL with *out set, or the reason the line is refused (a static
+ * string) with *out NULL. */
+const char *xv_json_parse_record(char *line, size_t len, cJSON **out, int *nul_escapes);
+/* Whether `s`, a string of a record that had `nul_escapes` rewrites, held a
+ * "\u0000" (now the character U+0001). */
+bool xv_json_has_nul(const char *s, int nul_escapes);
 
 /* ---- the file list ---- */
 typedef struct {
@@ -101,6 +118,7 @@ typedef struct {
     const char *path;
     int64_t line; /* 1-based, as editors count */
     int64_t epoch;
+    int nul_escapes; /* "\u0000" escapes rewritten in the line (see xv_json_parse_record) */
 } xv_jsonl_where;
 
 typedef struct xv_jsonl_reader xv_jsonl_reader;

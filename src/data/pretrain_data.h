@@ -82,7 +82,9 @@ typedef struct {
     /* data: train_file (images) or train_file_regions (regions) */
     const char *const *files; /* files or directories (all files in them, sorted) */
     int n_files;
-    const char *image_root; /* put in front of relative image paths; NULL or "" = as written */
+    const char *image_root; /* put in front of relative image paths; NULL or "" = as written. A
+                               path must then resolve inside it (core/fs.h's xv_fs_resolve) */
+    bool allow_outside_root; /* accept image paths that resolve outside image_root */
     const char *image_key;  /* "binary" (4M config) */
     const char *caption_key; /* "caption" */
     bool is_image_rpath;    /* image_key holds a path (true) or base64 bytes (false) */
@@ -127,14 +129,17 @@ typedef struct {
     int64_t bad_json;         /* lines skipped: not JSON, not an object, too long */
     int64_t unreadable_files; /* data files that could not be read */
     int64_t missing_image;    /* records skipped: no image key, or the file does not exist */
-    int64_t corrupt_image;    /* records skipped: bad base64, unreadable or undecodable image */
+    int64_t corrupt_image;    /* records skipped: bad base64 or undecodable image */
     int64_t bad_caption;      /* captions / region texts dropped (missing, wrong type, empty) */
     int64_t bad_box;          /* region elems dropped: malformed, degenerate, outside the image */
     int64_t no_region;        /* region records skipped: no usable anchor elem, or no text left */
     int64_t padded_texts;     /* regions: texts repeated to fill a batch */
     int64_t dropped_texts;    /* regions: texts left out of a full batch */
+    int64_t unreadable_image; /* records skipped: the image cannot be opened (permission, not a
+                                 regular file such as a FIFO, ...) */
+    int64_t outside_root;     /* records skipped: the image path resolves outside image_root */
 } xv_pretrain_counters;
-#define XV_PRETRAIN_N_COUNTERS 12
+#define XV_PRETRAIN_N_COUNTERS 14
 
 typedef struct xv_pretrain_loader xv_pretrain_loader;
 

@@ -35,7 +35,8 @@ xv_pretrain_config xv_pretrain_config_default(xv_pretrain_kind kind) {
 
 static const char *const k_counter_names[XV_PRETRAIN_N_COUNTERS] = {
     "lines",       "samples", "texts",     "bad_json",     "unreadable_files", "missing_image",
-    "corrupt_image", "bad_caption", "bad_box", "no_region", "padded_texts",     "dropped_texts"};
+    "corrupt_image", "bad_caption", "bad_box", "no_region", "padded_texts",     "dropped_texts",
+    "unreadable_image", "outside_root"};
 
 const char *xv_pretrain_counter_name(int i) {
     return i >= 0 && i < XV_PRETRAIN_N_COUNTERS ? k_counter_names[i] : NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fs.h"
 #include "data/base64.h"
 #include "data/caption.h"
 #include "data/image.h"
@@ -117,25 +118,29 @@ static xv_sample_result skip_image(xv_sampler *c, const xv_jsonl_where *w, int64
     return XV_SAMPLE_SKIP;
 }
 
+/* The image a record names, under the loader's path policy (core/fs.h): a
+ * name outside image_root, a missing file, one that cannot be opened (no
+ * permission, not a regular file) and one that does not decode are each
+ * skipped with the reason and counted apart. */
 static xv_sample_result load_path(xv_sampler *c, const char *rpath, const xv_jsonl_where *w, xv_image *out) {
-    const char *root = c->sh->cfg.image_root;
+    const xv_fs_root policy = {.root = c->sh->cfg.image_root, .allow_outside_root = c->sh->cfg.allow_outside_root};
     char *path = NULL;
-    if (root && root[0] && rpath[0] != '/') {
-        size_t n = strlen(root) + strlen(rpath) + 2;
-        if (!(path = malloc(n))) return xv_error(XV_ERR_NOMEM, "%s: no memory", c->label), XV_SAMPLE_FATAL;
-        snprintf(path, n, "%s/%s", root, rpath);
-    } else if (!(path = strdup(rpath))) {
-        return xv_error(XV_ERR_NOMEM, "%s: no memory", c->label), XV_SAMPLE_FATAL;
-    }
     char why[1024];
+    xv_fs_name_verdict v = xv_fs_resolve(&policy, rpath, &path);
+    if (v == XV_FS_NAME_NOMEM) return XV_SAMPLE_FATAL;
+    if (v != XV_FS_NAME_OK) {
+        snprintf(why, sizeof why, "image %s", xv_error_message());
+        int64_t *counter = v == XV_FS_NAME_ABSENT         ? &c->count->missing_image
+                           : v == XV_FS_NAME_OUTSIDE_ROOT ? &c->count->outside_root
+                                                          : &c->count->unreadable_image;
+        return skip_image(c, w, counter, why);
+    }
     xv_sample_result r = XV_SAMPLE_OK;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(why, sizeof why, "image %s: %s", path, strerror(errno));
-        r = skip_image(c, w, &c->count->missing_image, why);
-    } else if (xv_image_load(path, out) != XV_OK) {
-        snprintf(why, sizeof why, "image: %s", xv_error_message());
-        r = skip_image(c, w, &c->count->corrupt_image, why);
+    xv_status s = xv_image_load(path, out);
+    if (s != XV_OK) { /* a file over the size cap says XV_ERR_NOMEM: counted as corrupt */
+        snprintf(why, sizeof why, "image %s", xv_error_message());
+        int64_t *counter = s == XV_ERR_IO ? &c->count->unreadable_image : &c->count->corrupt_image;
+        r = skip_image(c, w, counter, why);
     }
     free(path);
     return r;
@@ -149,7 +154,13 @@ xv_sample_result xv_sample_load_image(xv_sampler *c, const cJSON *rec, const xv_
         snprintf(why, sizeof why, "no image: key \"%s\" is %s", key, v ? "not a non-empty string" : "absent");
         return skip_image(c, w, &c->count->missing_image, why);
     }
-    if (c->sh->cfg.is_image_rpath) return load_path(c, v->valuestring, w, out);
+    if (c->sh->cfg.is_image_rpath) {
+        if (xv_json_has_nul(v->valuestring, w->nul_escapes)) {
+            snprintf(why, sizeof why, "image path \"%s\" holds a NUL character (\\u0000)", key);
+            return skip_image(c, w, &c->count->unreadable_image, why);
+        }
+        return load_path(c, v->valuestring, w, out);
+    }
     uint8_t *bytes;
     size_t n;
     char label[64];

@@ -89,13 +89,15 @@ static xv_status read_crop_scale(const xv_yaml_node *map, xv_pretrain_config *c)
 /* images{...} or regions{...} (iter_perc, a trainer setting, is read by the caller). */
 static xv_status read_source(const xv_yaml_node *root, const char *name, xv_pretrain_config *c, FILE *notes) {
     static const char *const known_images[] = {"image_key", "is_image_rpath", "caption_key", "tokenized",
-                                               "batch_size", "num_workers", "image_root", "crop_scale", NULL};
+                                               "batch_size", "num_workers", "image_root", "allow_outside_root",
+                                               "crop_scale", NULL};
     static const char *const known_regions[] = {"image_key", "is_image_rpath", "caption_key", "tokenized",
-                                                "batch_size", "num_workers", "image_root", "iter_perc",
+                                                "batch_size", "num_workers", "image_root", "allow_outside_root", "iter_perc",
                                                 "max_images", "max_regions", "min_perc_in_image", "careful_hflip",
                                                 NULL};
     const bool regions = c->kind == XV_PRETRAIN_REGIONS;
     XV_TRY(xv_yaml_get_string(root, "image_root", &c->image_root)); /* the top level's, for both */
+    XV_TRY(xv_yaml_get_bool(root, "allow_outside_root", &c->allow_outside_root));
     const xv_yaml_node *m;
     XV_TRY(xv_yaml_get_map(root, name, &m));
     XV_TRY(xv_yaml_get_string(m, "image_key", &c->image_key));
@@ -106,6 +108,7 @@ static xv_status read_source(const xv_yaml_node *root, const char *name, xv_pret
     XV_TRY(xv_yaml_get_int(m, "num_workers", 0, BIG, &c->num_workers));
     if (c->num_workers == 0) c->num_workers = 1; /* the official 0 = loading in the main process */
     XV_TRY(xv_yaml_get_string(m, "image_root", &c->image_root));
+    XV_TRY(xv_yaml_get_bool(m, "allow_outside_root", &c->allow_outside_root));
     if (regions) {
         XV_TRY(xv_yaml_get_int(m, "max_images", 1, BIG, &c->max_images));
         XV_TRY(xv_yaml_get_int(m, "max_regions", 1, BIG, &c->max_regions));
@@ -190,7 +193,7 @@ static xv_status read_all(const xv_yaml_node *root, xv_pretrain_run_config *rc, 
         "text_config", "model_config", "image_res", "patch_size", "embed_dim", "temp", "max_words", "max_tokens",
         "mask_prob", "max_masks", "mask_whole_word", "skipgram_prb", "skipgram_size", "calc_image_bbox_loss",
         "bbox_loss", "optimizer", "schedular", "accelerator", "ckpt_frequent_step", "ckpt_frequent", "text_encoder", "vocab",
-        "image_root", "use_clip_vit", "use_swin", "use_roberta", "load_bertL_by_sep", NULL};
+        "image_root", "allow_outside_root", "use_clip_vit", "use_swin", "use_roberta", "load_bertL_by_sep", NULL};
     const char *path = rc->path;
     bool flag = false;
     XV_TRY(xv_yaml_get_bool(root, "use_clip_vit", &flag));

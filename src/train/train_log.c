@@ -85,7 +85,8 @@ xv_status xv_train_log_write(xv_train_log *l, const xv_update_record *r, int64_t
     fprintf(f, ", \"skipped_updates\": %lld, \"data\": {", (long long)skipped_updates);
     for (int i = 0; i < n; i++) fprintf(f, "%s\"%s\": %lld", i ? ", " : "", counter_names[i], (long long)counter_values[i]);
     fprintf(f, "}}\n");
-    if (fflush(f) != 0 || ferror(f)) return xv_error(XV_ERR_IO, "%s: write failed", l->path);
+    if (fflush(f) != 0 || ferror(f)) /* errno holds the reason (ENOSPC for a full disk) */
+        return xv_error(XV_ERR_IO, "%s: write failed: %s", l->path, strerror(errno ? errno : EIO));
     return XV_OK;
 }
 

@@ -203,6 +203,52 @@ static void test_clocks(void) {
     CHECK(worst == 0, "never steps back over 100000 reads (%.3g s)", worst);
 }
 
+/* The dataset path policy (hostile names): "..", absolute paths and a
+ * symbolic link out of the root are refused, the root's parent holds a decoy
+ * that must never be reached, a FIFO is refused without blocking (alarm()
+ * is the watchdog), and allow_outside_root opts out. */
+static void test_root_policy(void) {
+    alarm(10);
+    char root[600], decoy[600], in[600], link[600], fifo[600], abs_decoy[700];
+    snprintf(root, sizeof root, "%s/root", g_dir);
+    snprintf(decoy, sizeof decoy, "%s/decoy.jpg", g_dir);
+    snprintf(in, sizeof in, "%s/root/a.jpg", g_dir);
+    snprintf(link, sizeof link, "%s/root/out.jpg", g_dir);
+    snprintf(fifo, sizeof fifo, "%s/root/pipe.jpg", g_dir);
+    CHECK_OK(xv_fs_mkdir_p(root));
+    xv_test_write_file(decoy, "decoy");
+    xv_test_write_file(in, "inside");
+    CHECK(symlink(decoy, link) == 0, "symlink");
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    snprintf(abs_decoy, sizeof abs_decoy, "%s", decoy);
+    const xv_fs_root strict = {.root = root}, loose = {.root = root, .allow_outside_root = true}, none = {0};
+    char *p = NULL;
+    CHECK(xv_fs_resolve(&strict, "a.jpg", &p) == XV_FS_NAME_OK && p && strstr(p, "/root/a.jpg"), "inside: %s", p);
+    free(p);
+    CHECK(xv_fs_resolve(&strict, "sub/../a.jpg", &p) == XV_FS_NAME_ABSENT && !p, "missing component");
+    CHECK(xv_fs_resolve(&strict, "../decoy.jpg", &p) == XV_FS_NAME_OUTSIDE_ROOT && !p &&
+              strstr(xv_error_message(), "outside the image root"),
+          "..: %s", xv_error_message());
+    CHECK(xv_fs_resolve(&strict, abs_decoy, &p) == XV_FS_NAME_OUTSIDE_ROOT && !p, "absolute path");
+    CHECK(xv_fs_resolve(&strict, "out.jpg", &p) == XV_FS_NAME_OUTSIDE_ROOT && !p, "symlink out of the root");
+    CHECK(xv_fs_resolve(&strict, "nope.jpg", &p) == XV_FS_NAME_ABSENT && !p, "absent");
+    CHECK(xv_fs_resolve(&loose, "../decoy.jpg", &p) == XV_FS_NAME_OK && p, "allow_outside_root");
+    free(p);
+    CHECK(xv_fs_resolve(&none, in, &p) == XV_FS_NAME_OK && p && !strcmp(p, in), "no root: as written");
+    free(p);
+    /* the FIFO resolves inside the root but is not opened: no hang */
+    CHECK(xv_fs_resolve(&strict, "pipe.jpg", &p) == XV_FS_NAME_OK && p, "fifo resolves");
+    int fd = 0;
+    CHECK(xv_fs_open_regular(p, &fd) != XV_OK && fd == -1 && strstr(xv_error_message(), "a FIFO"), "fifo refused: %s",
+          xv_error_message());
+    uint8_t *d = NULL;
+    size_t n;
+    CHECK(xv_fs_read_file(p, 100, &d, &n) != XV_OK && !d, "fifo not read");
+    free(p);
+    CHECK(xv_fs_write_file(fifo, "x", 1, XV_FS_NO_FSYNC) != XV_OK, "a FIFO is never replaced by a write");
+    alarm(0);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(g_dir, sizeof g_dir, "%s/xv_fs_XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -213,6 +259,7 @@ int main(void) {
     test_read_file();
     test_join();
     test_clocks();
+    test_root_policy();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);

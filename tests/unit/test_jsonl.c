@@ -269,12 +269,49 @@ static void test_resume(void) {
     xv_file_list_free(&l);
 }
 
+/* One object per line and nothing after it; "\u0000" is carried as U+0001. */
+static void test_record_strictness(void) {
+    static const struct {
+        const char *line;
+        size_t len;
+        const char *why; /* NULL: accepted */
+    } cases[] = {
+        {"{\"a\": 1}", 8, NULL},
+        {"  {\"a\": 1}  \t", 13, NULL},
+        {"{\"a\": 1} {\"b\": 2}", 17, "bytes after the JSON object"},
+        {"{\"a\": 1}junk", 12, "bytes after the JSON object"},
+        {"{\"a\": 1}\0", 9, "raw NUL"},
+        {"{\"a\": \"x\0y\"}", 12, "raw NUL"},
+        {"[1, 2]", 6, "not a JSON object"},
+        {"{\"a\": ", 6, "malformed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[64];
+        memcpy(buf, cases[i].line, cases[i].len);
+        cJSON *o;
+        int nul;
+        const char *why = xv_json_parse_record(buf, cases[i].len, &o, &nul);
+        CHECK(cases[i].why ? why && strstr(why, cases[i].why) && !o : !why && o, "case %zu: %s", i, why ? why : "ok");
+        cJSON_Delete(o);
+    }
+    char line[] = "{\"image\": \"a\\u0000.jpg\", \"t\": \"x\\\\u0000\"}";
+    cJSON *o;
+    int nul;
+    CHECK(!xv_json_parse_record(line, strlen(line), &o, &nul) && o && nul == 1, "one NUL escape (%d)", nul);
+    const cJSON *im = cJSON_GetObjectItem(o, "image"), *t = cJSON_GetObjectItem(o, "t");
+    CHECK(im && !strcmp(im->valuestring, "a\x01.jpg") && xv_json_has_nul(im->valuestring, nul),
+          "the path keeps its length and is known to hold a NUL");
+    CHECK(t && !strcmp(t->valuestring, "x\\u0000") && !xv_json_has_nul(t->valuestring, nul), "an escaped backslash");
+    cJSON_Delete(o);
+}
+
 int main(void) {
     if (!xv_test_scratch_dir("xv_jsonl_test", g_dir, sizeof g_dir)) return 1;
     test_base64();
     test_file_list();
     test_sharding();
     test_malformed();
+    test_record_strictness();
     test_resume();
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_jsonl");

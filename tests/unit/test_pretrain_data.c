@@ -563,7 +563,7 @@ static void test_determinism_and_resume(xv_pretrain_kind kind) {
     xv_pretrain_counters k_saved = xv_pretrain_get_counters(l2);
     usleep(200 * 1000); /* let the workers run ahead: their prefetched batches must not leak into the state */
     CHECK(!strcmp(xv_pretrain_state_name(l2, 0), "version") && !strcmp(xv_pretrain_state_name(l2, 9), "w0.epoch") &&
-              !strcmp(xv_pretrain_state_name(l2, n - 1), "w1.dropped_texts"),
+              !strcmp(xv_pretrain_state_name(l2, n - 1), "w1.outside_root"),
           "state names");
     CHECK_OK(xv_pretrain_open(&c, 0, 1, 11, &l3));
     if (!l3) return;
