@@ -89,6 +89,12 @@ xv_status xv_train_log_write(xv_train_log *l, const xv_update_record *r, int64_t
     return XV_OK;
 }
 
+xv_status xv_train_log_write_json(xv_train_log *l, const char *json) {
+    fprintf(l->f, "%s\n", json);
+    if (fflush(l->f) != 0 || ferror(l->f)) return xv_error(XV_ERR_IO, "%s: write failed", l->path);
+    return XV_OK;
+}
+
 void xv_train_log_close(xv_train_log *l) {
     if (!l) return;
     fclose(l->f);
@@ -222,8 +228,9 @@ void xv_progress_add(xv_progress *p, const xv_update_record *r) {
         ring_add(p, R_ITC, r->loss_itc);
         ring_add(p, R_ITM, r->loss_itm);
         ring_add(p, R_MLM, r->loss_mlm);
-        p->last_lr = r->lr;
     }
+    /* a region update runs at the rate of the image-text update after it */
+    p->last_lr = r->lr;
     p->rate_texts[p->rate_head] = r->n_texts;
     p->rate_secs[p->rate_head] = r->seconds;
     p->rate_head = (p->rate_head + 1) % p->window;
@@ -249,9 +256,11 @@ void xv_progress_print(xv_progress *p, FILE *f, int64_t steps_done, bool tty) {
     char el[32], et[32];
     clock_str(elapsed, el, sizeof el);
     clock_str(eta, et, sizeof et);
-    fprintf(f, "%sstep %lld/%lld  itc %.4f  itm %.4f  mlm %.4f  bbox %.4f  giou %.4f  lr %.3g  %.1f samples/s  %s<%s%s",
-            tty ? "\r" : "", (long long)steps_done, (long long)p->total, ring_mean(p, R_ITC), ring_mean(p, R_ITM),
-            ring_mean(p, R_MLM), ring_mean(p, R_BBOX), ring_mean(p, R_GIOU), p->last_lr, secs > 0 ? texts / secs : 0.0,
-            el, et, tty ? "  " : "\n");
+    static const char *const term[N_RING] = {"itc", "itm", "mlm", "bbox", "giou"};
+    fprintf(f, "%sstep %lld/%lld", tty ? "\r" : "", (long long)steps_done, (long long)p->total);
+    for (int k = 0; k < N_RING; k++) /* only the terms the run has (fine-tuning has two) */
+        if (p->count[k]) fprintf(f, "  %s %.4f", term[k], ring_mean(p, k));
+    fprintf(f, "  lr %.3g  %.1f samples/s  %s<%s%s", p->last_lr, secs > 0 ? texts / secs : 0.0, el, et,
+            tty ? "  " : "\n");
     fflush(f);
 }
