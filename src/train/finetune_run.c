@@ -177,8 +177,12 @@ static xv_status end_epoch(run *r) {
     XV_TRY(xv_train_log_write_json(r->log, l.buf));
     memset(r->sums, 0, sizeof r->sums);
     if (o->notes && o->progress) {
-        fprintf(o->notes, "epoch %lld/%d  %s %.2f%s (best %.2f at epoch %lld)\n", (long long)e, f->cfg.epochs, key,
-                score, better ? " *" : "", r->best, (long long)r->best_epoch);
+        /* epochs counted from 0, as the official log */
+        fprintf(o->notes, "epoch %lld (%lld of %d)  %s %.2f%s", (long long)e, (long long)e + 1, f->cfg.epochs, key,
+                score, better ? " (best)" : "");
+        if (!better && r->best_epoch >= 0)
+            fprintf(o->notes, "  best %.2f at epoch %lld", r->best, (long long)r->best_epoch);
+        fputc('\n', o->notes);
         xv_ft_print_scores(f, &r->last, o->notes);
     }
     return save_checkpoint(r);
@@ -279,8 +283,10 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
         add_num(&l, key, res->best_score);
         l.n += (size_t)snprintf(l.buf + l.n, sizeof l.buf - l.n, "}");
         XV_TRY(xv_train_log_write_json(r->log, l.buf));
-        if (f->o->notes && f->o->progress)
+        if (f->o->notes && f->o->progress && r->best_epoch >= 0)
             fprintf(f->o->notes, "best epoch: %lld (%s %.2f)\n", (long long)r->best_epoch, key, res->best_score);
+        else if (f->o->notes && f->o->progress)
+            fprintf(f->o->notes, "best epoch: none (no epoch's %s above 0; no model_best/)\n", key);
     }
     xv_train_log_close(r->log);
     r->log = NULL;

@@ -138,8 +138,9 @@ xv_status xv_train_log_plot(const char *log_path, const char *png_path, int smoo
         cJSON *j = cJSON_Parse(line);
         const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
-        if (cJSON_IsNumber(step) && cJSON_IsString(kind)) {
-            const bool region = !strcmp(kind->valuestring, "region");
+        const bool region = cJSON_IsString(kind) && !strcmp(kind->valuestring, "region");
+        /* updates only: other records (a fine-tuning run's "epoch", "best") carry no losses */
+        if (cJSON_IsNumber(step) && (region || (cJSON_IsString(kind) && !strcmp(kind->valuestring, "image")))) {
             for (int p = 0; p < N_PANELS && st == XV_OK; p++) {
                 if (panel_region[p] != region) continue;
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, panel_key[p]);
@@ -154,12 +155,20 @@ xv_status xv_train_log_plot(const char *log_path, const char *png_path, int smoo
     if (st == XV_OK) {
         static const char *const titles[N_PANELS] = {"ITC loss", "ITM loss", "MLM loss", "box L1 loss",
                                                      "box GIoU loss", "image-text total"};
+        /* the panels of the losses the run has (fine-tuning has two; a run
+         * without region updates has no box losses) */
         xv_plot_panel panels[N_PANELS];
-        for (int p = 0; p < N_PANELS; p++) panels[p] = (xv_plot_panel){titles[p], s[p].x, s[p].y, s[p].n};
+        int n = 0;
+        for (int p = 0; p < N_PANELS; p++) {
+            bool any = false;
+            for (int i = 0; i < s[p].n && !any; i++) any = isfinite(s[p].y[i]);
+            if (any) panels[n++] = (xv_plot_panel){titles[p], s[p].x, s[p].y, s[p].n};
+        }
+        if (n == 0) panels[n++] = (xv_plot_panel){titles[P_TOTAL], s[P_TOTAL].x, s[P_TOTAL].y, s[P_TOTAL].n};
         xv_plot_opts o = xv_plot_opts_default();
         o.smooth = smooth;
         o.title = title;
-        st = xv_plot_png(png_path, panels, N_PANELS, &o);
+        st = xv_plot_png(png_path, panels, n, &o);
     }
     for (int p = 0; p < N_PANELS; p++) free(s[p].x), free(s[p].y);
     return st;
