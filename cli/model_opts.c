@@ -10,7 +10,7 @@ int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **
     *m = NULL;
     *ctx = NULL;
     if (xvlm_model_load(o->model, &o->params, m) != XVLM_OK || xvlm_ctx_new(*m, ctx) != XVLM_OK) {
-        fprintf(stderr, "xvlm %s: %s\n", cmd, xv_error_message());
+        fprintf(stderr, "xvlm %s: %s\n", cmd, xvlm_last_error());
         xvlm_model_free(*m);
         *m = NULL;
         return 1;
