@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan bench fuzz clean
+.PHONY: all deps build test test-asan bench fuzz clean install
 
 all: build
 
@@ -14,6 +14,12 @@ $(BUILD)/CMakeCache.txt: | deps
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
+
+# include/xvlm.h, libxvlm.so, the xvlm program and xvlm.pc under $(PREFIX)
+# (staged under $(DESTDIR) when given).
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 # The test command of the README: builds, then runs every test but the slow learning runs.
 test: build

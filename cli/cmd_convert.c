@@ -1,15 +1,15 @@
 /* `xvlm convert`: official PyTorch checkpoint -> safetensors + config.json. */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "options.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/convert_torch.h"
 #include "io/torch_ckpt.h"
+#include "model/model_folder.h"
 
 static int list(const char *path) {
     xv_tc_file *f;
@@ -39,9 +39,55 @@ static int ends_with(const char *s, const char *tail) {
     return n >= m && !strcmp(s + n - m, tail);
 }
 
+/* --vocab, else vocab.txt beside the checkpoint. A folder may go without one
+ * (a note says how to add it); a single file may not. */
+static int find_vocab(const char *in, const char *vocab_path, bool single, xv_model_vocab *v) {
+    if (xv_model_vocab_find(in, vocab_path, v) == XV_OK) return 0;
+    if (vocab_path || single) {
+        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+        return 1;
+    }
+    fprintf(stderr,
+            "xvlm convert: note: no vocab.txt beside %s: the model folder gets none; copy the model's vocab.txt "
+            "(bert-base-uncased's for the official checkpoints) into it, or rerun with --vocab FILE\n",
+            in);
+    return 0;
+}
+
+static int convert(const char *in, const char *out, bool single, const xv_infer_opts *o, const xv_model_vocab *v) {
+    char weights[PATH_MAX], config[PATH_MAX], vocab_out[PATH_MAX];
+    if (single) {
+        snprintf(weights, sizeof weights, "%s", out);
+    } else {
+        if (xv_fs_mkdir_p(out) != XV_OK) {
+            fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+            return 1;
+        }
+        if ((size_t)snprintf(weights, sizeof weights, "%s/weights.safetensors", out) >= sizeof weights ||
+            (size_t)snprintf(config, sizeof config, "%s/config.json", out) >= sizeof config ||
+            (size_t)snprintf(vocab_out, sizeof vocab_out, "%s/vocab.txt", out) >= sizeof vocab_out) {
+            fprintf(stderr, "xvlm convert: output path too long\n");
+            return 2;
+        }
+    }
+    xv_convert_stats st;
+    xv_status s = xv_convert_torch(in, weights, single ? NULL : config, o, v->text, &st);
+    if (s == XV_OK && !single && v->text) s = xv_fs_write_file(vocab_out, v->text, v->len, XV_FS_DURABLE);
+    if (s != XV_OK) {
+        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+        return 1;
+    }
+    printf("%s: %d tensors (%zu bytes), %d buffers dropped, %d relative-position tables interpolated%s\n", weights,
+           st.written, st.bytes, st.dropped, st.interpolated, single ? "; config and vocabulary in its metadata" : "");
+    if (!single) printf("%s\n", config);
+    if (!single && v->text) printf("%s (from %s)\n", vocab_out, v->origin);
+    return 0;
+}
+
 int xv_cmd_convert(int argc, char **argv) {
     xv_infer_opts o = {0};
-    bool listing = false;
+    bool listing = false, single = false;
+    const char *vocab_path = NULL;
     xv_opt_list pos = {0};
     const xv_opt opts[] = {
         XV_OPT_IMAGE_RES(&o.image_res),
@@ -49,18 +95,23 @@ int xv_cmd_convert(int argc, char **argv) {
          .unset = "7/12/15 for 224/384/480",
          .help = "target Swin window; relative-position tables are interpolated as\nthe official loader does"},
         XV_OPT_TEXT_HEADS(&o.text_heads),
+        XV_OPT_VOCAB(&vocab_path, "the model's vocab.txt, copied into OUT", false),
+        {.name = "--single-file", .kind = XV_OPT_FLAG, .dest = &single,
+         .help = "write OUT as one file (weights, config and vocab; also when OUT\nends in .safetensors)"},
         {.name = "--list", .kind = XV_OPT_FLAG, .dest = &listing, .help = "print every tensor: name, dtype, shape"},
         XV_OPT_END,
     };
     const xv_cli_spec spec = {
         .cmd = "convert",
-        .usage = "xvlm convert IN.th OUT [--image-res N] [--window W] [--text-heads H]\n"
+        .usage = "xvlm convert IN.th OUT [--vocab FILE] [--single-file] [--image-res N] [--window W] [--text-heads H]\n"
                  "       xvlm convert --list IN.th",
         .about = "Converts an official X-VLM PyTorch checkpoint (torch.save of {'model': state_dict,\n"
                  "'config': ...} or a bare state_dict, torch >= 1.6) without Python. Nothing in the\n"
-                 "file is executed: only tensors and plain values are read. OUT is a directory\n"
-                 "(created if needed) that receives weights.safetensors and config.json, or a file\n"
-                 "name ending in .safetensors (the config then lives in its metadata only).\n",
+                 "file is executed: only tensors and plain values are read. OUT is a model folder\n"
+                 "(created if needed: config.json, weights.safetensors, vocab.txt) or, with\n"
+                 "--single-file or a name ending in .safetensors, one file holding all three\n"
+                 "(config and vocabulary in its metadata). The vocabulary is --vocab, else the\n"
+                 "vocab.txt beside IN.th.\n",
         .opts = opts,
         .footer = "Official key names and both text layouts are kept; the buffers\n"
                   "relative_position_index, attn_mask and position_ids are dropped.\n",
@@ -77,29 +128,10 @@ int xv_cmd_convert(int argc, char **argv) {
         return list(in);
     }
     if (npos != 2) return xv_cli_usage_error("convert", "give the checkpoint IN.th and the output OUT");
-    char weights[PATH_MAX], config[PATH_MAX];
-    const char *config_path = NULL;
-    if (ends_with(out, ".safetensors")) {
-        snprintf(weights, sizeof weights, "%s", out);
-    } else {
-        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "xvlm convert: cannot create directory %s: %s\n", out, strerror(errno));
-            return 1;
-        }
-        if ((size_t)snprintf(weights, sizeof weights, "%s/weights.safetensors", out) >= sizeof weights ||
-            (size_t)snprintf(config, sizeof config, "%s/config.json", out) >= sizeof config) {
-            fprintf(stderr, "xvlm convert: output path too long\n");
-            return 2;
-        }
-        config_path = config;
-    }
-    xv_convert_stats st;
-    if (xv_convert_torch(in, weights, config_path, &o, &st) != XV_OK) {
-        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
-        return 1;
-    }
-    printf("%s: %d tensors (%zu bytes), %d buffers dropped, %d relative-position tables interpolated\n", weights,
-           st.written, st.bytes, st.dropped, st.interpolated);
-    if (config_path) printf("%s\n", config_path);
-    return 0;
+    single |= ends_with(out, ".safetensors");
+    xv_model_vocab vocab = {0};
+    if (find_vocab(in, vocab_path, single, &vocab) != 0) return 1;
+    int rc2 = convert(in, out, single, &o, &vocab);
+    xv_model_vocab_free(&vocab);
+    return rc2;
 }

@@ -7,7 +7,7 @@
 #include "model_opts.h"
 
 typedef struct {
-    const char *task, *data, *image_root, *train, *out, *examples;
+    const char *task, *data, *image_root, *train, *out, *examples, *refcoco_data;
     int k_test, n_examples;
     xv_cli_model_opts mo;
 } eval_args;
@@ -49,7 +49,13 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
         xv_grounding_set_free(&train);
         if (st != XV_OK) return failed("the mean training box");
     }
-    if (xv_grounding_set_read(a->data, a->image_root, &set) != XV_OK) return failed("reading the test split");
+    /* REFER(refcoco_data, 'refcoco+', 'unc') as Grounding_bbox.py: boxes and splits by ref_id */
+    xv_refer refer = {0};
+    if (a->refcoco_data && xv_refer_load(a->refcoco_data, "refcoco+", "unc", &refer) != XV_OK)
+        return failed("--refcoco-data");
+    xv_status read = xv_grounding_set_read_files(&a->data, 1, a->image_root, a->refcoco_data ? &refer : NULL, &set);
+    xv_refer_free(&refer);
+    if (read != XV_OK) return failed("reading the test split");
     xv_eval_grounding_opts o = xv_eval_grounding_opts_default();
     o.progress = xv_eval_progress_stderr;
     o.user = "evaluate";
@@ -58,7 +64,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     if (xv_eval_grounding(ctx, &set, a->train ? mean_box : NULL, &o, &r) != XV_OK) {
         rc = failed("grounding");
     } else {
-        xv_print_grounding_table(stdout, &r);
+        xv_print_grounding_table(stdout, &set, &r);
         if (a->out && xv_write_grounding_json(a->out, a->mo.model, &set, &r) != XV_OK) rc = failed("--out");
         if (a->examples && xv_draw_grounding_examples(a->examples, &set, &r, a->n_examples > 0 ? a->n_examples : 16))
             rc = failed("--examples");
@@ -102,6 +108,10 @@ int xv_cmd_evaluate(int argc, char **argv) {
          .help = "retrieval: pairs re-ranked per query"},
         {.name = "--train", .kind = XV_OPT_STRING, .dest = &a.train, .value = "FILE",
          .help = "grounding: training split for the mean-box baseline"},
+        {.name = "--refcoco-data", .kind = XV_OPT_STRING, .dest = &a.refcoco_data, .value = "DIR",
+         .help = "grounding: the REFER root (the YAML's refcoco_data):\n"
+                 "DIR/refcoco+/refs(unc).p and instances.json give each {image, text,\n"
+                 "ref_id} its box and split; scores val_d, testA_d, testB_d"},
         XV_OPT_OUT(&a.out, "OUT.json", "write the results (grounding: with every prediction) as JSON", false),
         {.name = "--examples", .kind = XV_OPT_STRING, .dest = &a.examples, .value = "PNG",
          .help = "draw examples: retrieval rows (query, top 5 images) or a grid of\n"
@@ -115,6 +125,7 @@ int xv_cmd_evaluate(int argc, char **argv) {
         .usage = "xvlm evaluate retrieval --model M --data TEST.json --image-root DIR [--k-test 128]\n"
                  "                               [--out OUT.json] [--examples OUT.png] [--n-examples 6]\n"
                  "       xvlm evaluate grounding --model M --data TEST.json --image-root DIR [--train TRAIN.json]\n"
+                 "                               [--refcoco-data DIR]\n"
                  "                               [--out OUT.json] [--examples OUT.png] [--n-examples 16]\n"
                  "       xvlm evaluate table DIR [DIR ...]",
         .about = "retrieval: a re_eval_dataset file ([{image, caption: [..]}]). Every image and text is\n"
@@ -123,7 +134,8 @@ int xv_cmd_evaluate(int argc, char **argv) {
                  "-100 (Retrieval.py). Prints R@1/5/10 both ways and r_mean, by ITC alone, by ITC + ITM,\n"
                  "and by chance. Texts: pre_caption (30 words), at most 40 tokens.\n"
                  "\n"
-                 "grounding: a RefCOCO+ file with inline boxes ([{image, text, bbox: [x,y,w,h]}]). The box\n"
+                 "grounding: a RefCOCO+ file with inline boxes ([{image, text, bbox: [x,y,w,h]}]), or with\n"
+                 "ref_id and --refcoco-data (the official refcoco+_val.json / _test.json). The box\n"
                  "head on the fusion [CLS] of each expression with its whole image, scaled to the original\n"
                  "image; correct when IoU >= 0.5 (inclusive pixels, as the official computeIoU). With\n"
                  "--train (the same format with width/height) the mean training box is scored too.\n"

@@ -15,11 +15,14 @@ int xv_cmd_finetune(int argc, char **argv) {
     xv_opt_list task = {0};
     const xv_opt opts[] = {
         {.name = "--config", .kind = XV_OPT_STRING, .dest = &o.config_path, .value = "FILE", .required = true,
-         .help = "Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file,\n"
-                 "image_root (default: each JSON file's folder), image_res,\n"
-                 "batch_size_train | batch_size, k_test, max_words, max_tokens,\n"
-                 "optimizer{lr, weight_decay}, schedular{epochs, num_warmup_steps},\n"
-                 "careful_hflip; relative paths are from the YAML's folder. An\n"
+         .help = "Retrieval.yaml / Grounding_bbox.yaml keys: train_file, test_file\n"
+                 "(a path or a list, read in full), val_file (retrieval),\n"
+                 "refcoco_data (grounding: REFER refcoco+/refs(unc).p and\n"
+                 "instances.json give boxes and splits), det_file, coco_file,\n"
+                 "image_root, image_res, batch_size_train | batch_size, k_test,\n"
+                 "max_words, max_tokens, optimizer{lr, weight_decay},\n"
+                 "schedular{epochs, num_warmup_steps}, careful_hflip; relative\n"
+                 "paths are from the working directory, as the official scripts. An\n"
                  "image_res other than the model's scales the Swin window with it\n"
                  "(224/7 -> 384/12) and interpolates the relative-position tables"},
         {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR", .required = true,
@@ -27,7 +30,9 @@ int xv_cmd_finetune(int argc, char **argv) {
         {.name = "--output-dir", .short_name = 'o', .kind = XV_OPT_STRING, .dest = &o.output_dir, .value = "DIR",
          .help = "where log.jsonl, loss_curves.png, checkpoints/, model_best/ (the\n"
                  "best epoch's model), model/ (the final one, same layout as the\n"
-                 "input) and result.json go"},
+                 "input), result.json (with the official dicts: itm_eval of val and\n"
+                 "test, or val_d / testA_d / testB_d) and, for grounding, result/*.json\n"
+                 "(ref_id and box of every expression) go"},
         {.name = "--resume", .kind = XV_OPT_OPTIONAL, .dest = &o.resume, .value = "CKPT",
          .help = "continue exactly from CKPT, or from the newest checkpoint in\n"
                  "DIR/checkpoints (a fresh start if there is none)"},
@@ -50,11 +55,12 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
                  "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words;\n"
-                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of test_file after every\n"
-                 "  epoch; model_best/ is the epoch of the best test r_mean, as Retrieval.py keeps it.\n"
+                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of val_file and test_file\n"
+                 "  after every epoch; model_best/ is the epoch of the best test r_mean, as Retrieval.py\n"
+                 "  keeps it.\n"
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
-                 "  accuracy at IoU >= 0.5 on test_file after every epoch (test_d; model_best/ by\n"
-                 "  val_d when the data names a val split, else test_d).\n"
+                 "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
+                 "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
                  "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
         .opts = opts,
         .positional = &task,

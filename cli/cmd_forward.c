@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward_io.h"
 #include "core/error.h"
 #include "model_opts.h"
 #include "model/model_source.h"
@@ -111,21 +112,6 @@ static xv_status read_step(step_inputs *s, xv_pretrain_batch *b, xv_itm_negative
     return XV_OK;
 }
 
-static xv_status put(xv_st_writer *w, const char *prefix, const char *name, const xv_tensor *t) {
-    if (!t) return XV_OK;
-    char full[512];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    if (t->dtype == XV_I32) {
-        int64_t *v = malloc(sizeof(int64_t) * (size_t)(t->numel ? t->numel : 1));
-        if (!v) return xv_error(XV_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < t->numel; i++) v[i] = t->idata[i];
-        xv_status st = xv_st_writer_add(w, full, XV_ST_I64, t->shape, t->ndim, v, false);
-        free(v);
-        return st;
-    }
-    return xv_st_writer_add(w, full, XV_ST_F32, t->shape, t->ndim, t->data, false);
-}
-
 /* Stage outputs of the first image only, as the golden data stores them. */
 static xv_status put_first(xv_st_writer *w, const char *prefix, const char *name, const xv_tensor *t) {
     if (!t || t->shape[0] < 1) return XV_OK;
@@ -135,27 +121,6 @@ static xv_status put_first(xv_st_writer *w, const char *prefix, const char *name
     char full[512];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     return xv_st_writer_add(w, full, XV_ST_F32, shape, t->ndim, t->data, false);
-}
-
-static xv_status write_grads(xv_st_writer *w, const char *prefix, const xv_params *p) {
-    char name[512];
-    for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? p->n_alias : p->n;
-        for (int i = 0; i < n; i++) {
-            const xv_tensor *t = pass ? p->alias_targets[i] : p->items[i];
-            snprintf(name, sizeof name, "%sgrad.%s", prefix, pass ? p->alias_names[i] : t->name);
-            if (t->grad) {
-                XV_TRY(xv_st_writer_add(w, name, XV_ST_F32, t->shape, t->ndim, t->grad, false));
-                continue;
-            }
-            float *zeros = calloc((size_t)(t->numel ? t->numel : 1), sizeof(float));
-            if (!zeros) return xv_error(XV_ERR_NOMEM, "out of memory");
-            xv_status st = xv_st_writer_add(w, name, XV_ST_F32, t->shape, t->ndim, zeros, false);
-            free(zeros);
-            XV_TRY(st);
-        }
-    }
-    return XV_OK;
 }
 
 static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix, bool grads, uint64_t seed,
@@ -205,13 +170,13 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
             {"itm_neg_text_idx", neg.text_idx ? NULL : o.neg_text_idx},
         };
         for (size_t i = 0; st == XV_OK && i < sizeof outs / sizeof *outs; i++)
-            st = put(w, prefix, outs[i].name, outs[i].t);
+            st = xv_forward_put(w, prefix, outs[i].name, outs[i].t);
         for (int k = 0; st == XV_OK && k < m->cfg.vision.n_stages; k++) {
             char name[32];
             snprintf(name, sizeof name, "swin_stage%d", k);
             st = put_first(w, prefix, name, o.swin_stage[k]);
         }
-        if (st == XV_OK && grads) st = write_grads(w, prefix, &m->params);
+        if (st == XV_OK && grads) st = xv_forward_put_grads(w, prefix, &m->params);
         if (st == XV_OK) {
             printf("%-8s loss_itc %.6f  loss_itm %.6f  loss_mlm %.6f", prefix, o.loss_itc->data[0],
                    o.loss_itm->data[0], o.loss_mlm->data[0]);
@@ -229,6 +194,7 @@ int xv_cmd_forward(int argc, char **argv) {
     const char *in_path = NULL, *out_path = NULL;
     bool grads = false;
     uint64_t seed = 0;
+    int block_num = -1;
     const xv_opt opts[] = {
         XV_OPT_MODEL(&mo),
         {.name = "--inputs", .kind = XV_OPT_STRING, .dest = &in_path, .value = "IN", .required = true,
@@ -252,6 +218,8 @@ int xv_cmd_forward(int argc, char **argv) {
                  "parameter under its state_dict name (tied names repeated; zeros where\n"
                  "the step does not reach a parameter)"},
         XV_OPT_SEED(&seed, "the ITM negatives when IN does not give them"),
+        {.name = "--block-num", .kind = XV_OPT_INT, .dest = &block_num, .value = "L", .lo = 0, .hi = 4096,
+         .help = "Grad-CAM layer (default: the input gradcam.block_num)"},
         XV_OPT_END,
     };
     const xv_cli_spec spec = {
@@ -263,7 +231,17 @@ int xv_cmd_forward(int argc, char **argv) {
                  "with config.json (project layout or see `xvlm convert`) and weights.safetensors\n"
                  "(official state_dict names; both text layouts), or an official checkpoint.\n",
         .opts = opts,
-        .footer = "The temperature is clamped to the pretraining range before each step, as the\n"
+        .footer = "Task models run their steps instead (names as the official golden data's):\n"
+                  "  NLVR2 (cls_head): nlvr.images [2B,3,R,R], nlvr.text_ids, nlvr.text_atts, nlvr.targets [B]\n"
+                  "  text assignment (ta_head): ta.text_ids, ta.text_atts [N,L] on ta.images (or nlvr.images),\n"
+                  "    pairs ta.left_idx, ta.right_idx, ta.labels [N] (drawn with --seed when absent)\n"
+                  "  retrieval model: Grad-CAM gradcam.text_ids, gradcam.text_atts with image [B,3,R,R]\n"
+                  "    (+ gradcam.image_hw [B,2], gradcam.dets [B,K,4], gradcam.gt_box [B,4], gradcam.splits [B]\n"
+                  "    0 val / 1 testA / 2 testB: boxes, IoU, accuracies), weak-supervision step train.idx [B]\n"
+                  "    (+ train.itm_neg_image_idx, train.itm_neg_text_idx), box domain pretraining\n"
+                  "    bbox_pretrain.text_ids, text_atts, idx_to_group_img, target_bbox, is_image\n"
+                  "\n"
+                  "The temperature is clamped to the pretraining range before each step, as the\n"
                   "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n",
     };
     int rc;
@@ -279,8 +257,10 @@ int xv_cmd_forward(int argc, char **argv) {
     xv_status st = xv_model_open(mo.model, &infer, false, &m);
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
-    int steps = 0;
-    for (int i = 0; st == XV_OK && i < xv_st_count(in); i++) {
+    int steps = 0, task_steps = 0;
+    /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c) replace the pretraining steps. */
+    if (st == XV_OK) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
+    for (int i = 0; st == XV_OK && !task_steps && i < xv_st_count(in); i++) {
         const char *name = xv_st_at(in, i)->name;
         size_t n = strlen(name);
         /* A step is a prefix P ("" or ending in '.') with a tensor P + "image". */
@@ -290,7 +270,7 @@ int xv_cmd_forward(int argc, char **argv) {
         st = run_step(m, in, prefix, grads, seed, w);
         steps++;
     }
-    if (st == XV_OK && steps == 0)
+    if (st == XV_OK && steps + task_steps == 0)
         st = xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"image\" or \"<prefix>.image\")", in_path);
     if (st == XV_OK) st = xv_st_writer_write(w, out_path);
     xv_st_writer_free(w);

@@ -70,13 +70,14 @@ int xv_cmd_ground(int argc, char **argv) {
     xvlm_texts *tx = NULL;
     xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
     xvlm_box *boxes = calloc((size_t)nt, sizeof *boxes);
-    xv_status st = pairs && boxes ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XV_OK) st = xvlm_encode_texts(ctx, texts, nt, &tp, &tx);
-    for (int i = 0; i < nt && st == XV_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XV_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
-    int rc = st == XV_OK ? 0 : 1;
-    if (st != XV_OK) fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
+    xvlm_status st = pairs && boxes ? XVLM_OK : XVLM_ERR_NOMEM;
+    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
+    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, &tp, &tx);
+    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
+    if (st == XVLM_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
+    int rc = st == XVLM_OK ? 0 : 1;
+    if (st == XVLM_ERR_NOMEM && !(pairs && boxes)) fprintf(stderr, "xvlm ground: out of memory\n");
+    else if (st != XVLM_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
     if (rc == 0) {
         int w, h;
         xvlm_images_size(im, 0, &w, &h);

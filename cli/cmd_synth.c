@@ -8,7 +8,7 @@
 #include "data/synth.h"
 #include "xvlm.h"
 
-/* --objects MIN:MAX, each in 2..XV_SYNTH_MAX_OBJECTS, MIN <= MAX. */
+/* --objects MIN:MAX, each in 1..XV_SYNTH_MAX_OBJECTS, MIN <= MAX (1:1: the oracle world of docs/demo.md). */
 static bool parse_objects(const char *v, int *lo, int *hi) {
     char *end;
     errno = 0;
@@ -16,7 +16,7 @@ static bool parse_objects(const char *v, int *lo, int *hi) {
     if (end == v || *end != ':' || errno) return false;
     const char *second = end + 1;
     long b = strtol(second, &end, 10);
-    if (end == second || *end || errno || a < 2 || b < a || b > XV_SYNTH_MAX_OBJECTS) return false;
+    if (end == second || *end || errno || a < 1 || b < a || b > XV_SYNTH_MAX_OBJECTS) return false;
     *lo = (int)a, *hi = (int)b;
     return true;
 }
@@ -27,7 +27,7 @@ int xv_cmd_synth(int argc, char **argv) {
     const char *out = NULL, *vocab_out = NULL, *objects = NULL;
     char objects_default[32], objects_help[64];
     snprintf(objects_default, sizeof objects_default, "%d:%d", p.min_objects, p.max_objects);
-    snprintf(objects_help, sizeof objects_help, "objects per image, 2..%d", XV_SYNTH_MAX_OBJECTS);
+    snprintf(objects_help, sizeof objects_help, "objects per image, 1..%d", XV_SYNTH_MAX_OBJECTS);
     const xv_opt opts[] = {
         XV_OPT_OUT(&out, "DIR", "output folder (created; image paths in the JSON are relative to it)", false),
         XV_OPT_SEED(&p.seed, "the world"),
@@ -67,7 +67,7 @@ int xv_cmd_synth(int argc, char **argv) {
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     if (objects && !parse_objects(objects, &p.min_objects, &p.max_objects))
-        return xv_cli_usage_error("synth", "--objects expects MIN:MAX with 2 <= MIN <= MAX <= %d, got '%s'",
+        return xv_cli_usage_error("synth", "--objects expects MIN:MAX with 1 <= MIN <= MAX <= %d, got '%s'",
                                   XV_SYNTH_MAX_OBJECTS, objects);
     if (vocab_out) {
         if (xv_synth_write_vocab(vocab_out) != XV_OK) {

@@ -1,6 +1,7 @@
 #include "eval_print.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +29,13 @@ void xv_print_retrieval_table(FILE *f, const xv_eval_retrieval_result *r) {
             r->seconds_itm, (long long)r->itm_pairs);
 }
 
-void xv_print_grounding_table(FILE *f, const xv_eval_grounding_result *r) {
+/* grounding_eval_bbox's dict, when the set has REFER splits. */
+static bool refer_splits(const xv_grounding_set *s, const xv_eval_grounding_result *r, xv_grounding_splits *sp) {
+    xv_eval_grounding_splits(s, r, sp);
+    return sp->n_val + sp->n_testA + sp->n_testB > 0;
+}
+
+void xv_print_grounding_table(FILE *f, const xv_grounding_set *s, const xv_eval_grounding_result *r) {
     fprintf(f, "grounding: %lld expressions (correct = IoU >= 0.5, inclusive pixels)\n", (long long)r->n);
     fprintf(f, "  %-22s %9s %9s\n", "predictor", "accuracy", "mean IoU");
     fprintf(f, "  %-22s %8.1f%% %9.3f\n", "box head", r->accuracy, r->mean_iou);
@@ -36,6 +43,10 @@ void xv_print_grounding_table(FILE *f, const xv_eval_grounding_result *r) {
         fprintf(f, "  %-22s %8.1f%% %9.3f   (x %.3f, y %.3f, w %.3f, h %.3f of the image)\n", "mean training box",
                 r->baseline_accuracy, r->baseline_mean_iou, r->baseline_box[0], r->baseline_box[1],
                 r->baseline_box[2], r->baseline_box[3]);
+    xv_grounding_splits sp;
+    if (refer_splits(s, r, &sp))
+        fprintf(f, "  REFER splits (fractions): val_d %.3f (%lld), testA_d %.3f (%lld), testB_d %.3f (%lld)\n",
+                sp.val_d, (long long)sp.n_val, sp.testA_d, (long long)sp.n_testA, sp.testB_d, (long long)sp.n_testB);
     fprintf(f, "  (%.1f s images, %.1f s texts, %.1f s boxes)\n", r->seconds_images, r->seconds_texts,
             r->seconds_boxes);
 }
@@ -96,10 +107,19 @@ xv_status xv_write_grounding_json(const char *path, const char *label, const xv_
         cJSON_AddNumberToObject(o, "baseline_mean_iou", r->baseline_mean_iou);
         cJSON_AddItemToObject(o, "baseline_box", cJSON_CreateDoubleArray(r->baseline_box, 4));
     }
+    xv_grounding_splits sp;
+    if (refer_splits(s, r, &sp)) {
+        const double v[3] = {sp.val_d, sp.testA_d, sp.testB_d};
+        static const char *const k[3] = {"val_d", "testA_d", "testB_d"};
+        for (int i = 0; i < 3; i++)
+            if (isfinite(v[i])) cJSON_AddNumberToObject(o, k[i], v[i]);
+            else cJSON_AddNullToObject(o, k[i]);
+    }
     cJSON_AddNumberToObject(o, "seconds", r->seconds_images + r->seconds_texts + r->seconds_boxes);
     cJSON *items = cJSON_AddArrayToObject(o, "results");
     for (int64_t i = 0; i < r->n; i++) {
         cJSON *e = cJSON_CreateObject();
+        if (s->ref_id[i] >= 0) cJSON_AddNumberToObject(e, "ref_id", (double)s->ref_id[i]);
         cJSON_AddStringToObject(e, "image", s->image_paths[s->image[i]]);
         cJSON_AddStringToObject(e, "text", s->texts[i]);
         cJSON_AddItemToObject(e, "bbox", cJSON_CreateDoubleArray(s->bbox[i], 4));

@@ -9,7 +9,7 @@
 #include "tasks/eval_retrieval.h"
 
 void xv_print_retrieval_table(FILE *f, const xv_eval_retrieval_result *r);
-void xv_print_grounding_table(FILE *f, const xv_eval_grounding_result *r);
+void xv_print_grounding_table(FILE *f, const xv_grounding_set *s, const xv_eval_grounding_result *r);
 
 /* JSON summaries (one object; per-item details for grounding). `label`
  * names what was evaluated (the model path). */

@@ -21,8 +21,9 @@ xv_cli_model_opts xv_cli_model_opts_default(void);
 /* --model, --image-res, --text-heads, --threads: option-table entries. */
 #define XV_OPT_MODEL(mo)                                                                                            \
     {.name = "--model", .short_name = 'm', .kind = XV_OPT_STRING, .dest = &(mo)->model, .value = "M",              \
-     .help = "model folder (config.json, weights.safetensors, vocab.txt) or an official\n"                        \
-             "PyTorch checkpoint (.th/.pth, converted once into a cache)",                                          \
+     .help = "model folder (config.json, weights.safetensors, vocab.txt), a single-file\n"                      \
+             ".safetensors model, or an official PyTorch checkpoint (.th/.pth, converted\n"                        \
+             "once into a cache)",                                                                                  \
      .required = true},                                                                                             \
     XV_OPT_IMAGE_RES(&(mo)->params.image_res), XV_OPT_TEXT_HEADS(&(mo)->params.text_heads),                   \
     XV_OPT_THREADS(&(mo)->threads)

@@ -48,11 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lim.max_values = 1u << 18; /* keep each run small; the caps themselves are unit-tested */
     lim.max_stack = 1u << 16;
     lim.max_memo = 1u << 16;
-    xv_unpickled *u = NULL;
-    if (xv_unpickle(data, size, "fuzz", &lim, resolve, NULL, &u) != XV_OK) return 0;
-    long budget = 1 << 20;
-    walk(xv_unpickled_root(u), &budget);
-    (void)xv_pdict_get(xv_unpickled_root(u), "model");
-    xv_unpickled_free(u);
+    /* both modes: tensor checkpoints and plain data (REFER's refs(unc).p) */
+    for (int plain = 0; plain < 2; plain++) {
+        xv_unpickled *u = NULL;
+        xv_status st = plain ? xv_unpickle_plain(data, size, "fuzz", &lim, &u)
+                             : xv_unpickle(data, size, "fuzz", &lim, resolve, NULL, &u);
+        if (st != XV_OK) continue;
+        long budget = 1 << 20;
+        walk(xv_unpickled_root(u), &budget);
+        (void)xv_pdict_get(xv_unpickled_root(u), "model");
+        xv_unpickled_free(u);
+    }
     return 0;
 }

@@ -91,7 +91,7 @@ typedef struct xvlm_images xvlm_images;
 typedef struct xvlm_texts xvlm_texts;
 
 typedef struct {
-    const char *vocab_path; /* NULL: vocab.txt in the model folder, or beside the .th file */
+    const char *vocab_path; /* NULL: vocab.txt in the model folder, the single file's own, or beside the .th file */
     int image_res;          /* .th only: input pixels when the checkpoint does not say (0: inferred) */
     int text_heads;         /* .th only: BERT attention heads (0: hidden size / 64) */
     bool copy_weights;      /* false: weights stay in the read-only file mapping (less memory) */
@@ -99,7 +99,9 @@ typedef struct {
 xvlm_model_params xvlm_model_params_default(void);
 
 /* `path` is a folder with config.json + weights.safetensors + vocab.txt (what
- * `xvlm convert` writes, plus the vocabulary), or an official PyTorch
+ * `xvlm pretrain`, `finetune` and `convert` write), a single-file model (a
+ * .safetensors file holding config and vocabulary in its metadata: `xvlm
+ * convert --single-file`, or any model folder's weights.safetensors), or an official PyTorch
  * checkpoint (.th / .pth) converted once into a cache folder ($XV_CACHE_DIR,
  * else $XDG_CACHE_HOME/xvlm, else ~/.cache/xvlm; keyed by the file's path, size,
  * modification time and image_res / text_heads) and loaded from there. Refuses a model without

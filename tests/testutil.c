@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,7 +10,9 @@
 #include <unistd.h>
 
 #include "data/image_write.h"
+#include "data/synth.h"
 #include "io/safetensors.h"
+#include "train/pretrain_run.h"
 #include "model/model.h"
 
 int xv_test_failures = 0;
@@ -184,6 +187,8 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
         return -1;
     }
     int compared = 0;
+    double worst = 0;
+    const char *worst_name = "";
     for (int i = 0; i < xv_st_count(ref); i++) {
         const xv_st_tensor *r = xv_st_at(ref, i);
         if (strncmp(r->name, prefix, strlen(prefix)) || (skip && strstr(r->name, skip))) continue;
@@ -208,10 +213,16 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
         double scale = maxref > 1 ? maxref : 1;
         printf("  %-72s max|diff| %.3e  rel %.3e\n", r->name, maxdiff, maxdiff / scale);
         CHECK(maxdiff / scale <= tol, "%s: max|diff| %.3e exceeds %g · %.3g", r->name, maxdiff, tol, scale);
+        if (!(maxdiff / scale <= worst)) {
+            worst = maxdiff / scale;
+            worst_name = r->name;
+        }
         free(a);
         free(b);
         compared++;
     }
+    printf("  worst for %s*%s%s: %.3e (%s) over %d tensors\n", prefix, skip ? " without " : "", skip ? skip : "",
+           worst, worst_name, compared);
     xv_st_close(ref);
     xv_st_close(out);
     return compared;
@@ -244,6 +255,85 @@ void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, d
     free(line);
     if (f) fclose(f);
     for (int k = 0; k < XV_N_LOSSES; k++) mean[k] = n[k] ? sum[k] / n[k] : NAN;
+}
+
+void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t steps, int64_t first_window,
+                                  int64_t last_window, const double fraction[XV_N_LOSSES],
+                                  double first[XV_N_LOSSES], double last[XV_N_LOSSES]) {
+    xv_pretrain_run_opts o = xv_pretrain_run_opts_default();
+    o.config_path = yaml;
+    o.output_dir = out_dir;
+    o.seed = getenv("XV_LEARN_SEED") ? strtoull(getenv("XV_LEARN_SEED"), NULL, 10) : 1;
+    o.progress = false;
+    xv_pretrain_run_result r;
+    CHECK_OK(xv_pretrain_run(&o, &r));
+    CHECK(r.steps_done == steps && r.skipped_updates == 0, "%lld steps, %lld skipped", (long long)r.steps_done,
+          (long long)r.skipped_updates);
+    printf("%lld steps (%lld updates) in %.1f s\n", (long long)r.steps_done, (long long)r.updates, r.seconds);
+    char log_path[1024];
+    snprintf(log_path, sizeof log_path, "%s/log.jsonl", out_dir);
+    xv_test_loss_window_means(log_path, 0, first_window, first);
+    xv_test_loss_window_means(log_path, steps - last_window, steps, last);
+    static const char *const names[XV_N_LOSSES] = {"ITC", "ITM", "MLM", "box L1", "box GIoU"};
+    for (int k = 0; k < XV_N_LOSSES; k++) {
+        printf("%-8s first %lld steps %.4f, last %lld steps %.4f (%.2f)", names[k], (long long)first_window, first[k],
+               (long long)last_window, last[k], last[k] / first[k]);
+        if (!isfinite(fraction[k])) {
+            printf(" (reported)\n");
+            continue;
+        }
+        printf(" < %.2f required\n", fraction[k]);
+        CHECK(last[k] < fraction[k] * first[k], "%s did not fall below %.2f of its start: %.4f -> %.4f", names[k],
+              fraction[k], first[k], last[k]);
+    }
+}
+
+const char *const xv_test_colour_names[8] = {"red", "orange", "yellow", "green", "blue", "purple", "white", "black"};
+const uint8_t xv_test_colour_rgb[8][3] = {{220, 30, 30}, {245, 140, 20}, {235, 220, 30},  {30, 180, 50},
+                                          {30, 60, 225}, {150, 40, 190}, {250, 250, 250}, {10, 10, 10}};
+
+bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/images", dir);
+    bool ok = mkdir(path, 0755) == 0;
+    CHECK(ok, "mkdir %s", path);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    if (ok) ok = xv_synth_write_vocab(path) == XV_OK;
+    CHECK(ok, "%s: %s", path, xv_error_message());
+    snprintf(path, sizeof path, "%s/captions.jsonl", dir);
+    *captions = ok ? fopen(path, "w") : NULL;
+    snprintf(path, sizeof path, "%s/regions.jsonl", dir);
+    *regions = *captions ? fopen(path, "w") : NULL;
+    if (*regions) return true;
+    CHECK(false, "open the JSON-lines files in %s", dir);
+    if (*captions) fclose(*captions);
+    *captions = NULL;
+    return false;
+}
+
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab) {
+    char vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+    *n_vocab = xv_test_count_lines(vocab);
+    FILE *f = fopen(yaml, "w");
+    CHECK(f != NULL, "cannot write %s", yaml);
+    if (f)
+        fprintf(f,
+                "train_file: ['%s/captions.jsonl']\n"
+                "train_file_regions: ['%s/regions.jsonl']\n"
+                "train_dataset_size: %d\n"
+                "image_root: '%s'\n"
+                "vocab: '%s'\n",
+                dir, dir, dataset_size, dir, vocab);
+    return f;
+}
+
+int xv_test_count_lines(const char *path) {
+    int n = 0;
+    FILE *f = fopen(path, "r");
+    for (int c; f && (c = fgetc(f)) != EOF;) n += c == '\n';
+    if (f) fclose(f);
+    return n;
 }
 
 bool xv_test_tmp_path(const char *name, char *out, size_t cap) {

@@ -77,6 +77,16 @@ int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inpu
 enum { XV_LOSS_ITC, XV_LOSS_ITM, XV_LOSS_MLM, XV_LOSS_BBOX, XV_LOSS_GIOU, XV_N_LOSSES };
 void xv_test_loss_window_means(const char *log_path, int64_t from, int64_t to, double mean[XV_N_LOSSES]);
 
+/* A learning run through the code of `xvlm pretrain`: xv_pretrain_run on
+ * `yaml` writing into `out_dir` (seed from $XV_LEARN_SEED, default 1). Checks
+ * that all `steps` ran without a skipped update, then for each loss prints its
+ * mean over the first `first_window` and the last `last_window` steps and,
+ * where `fraction[k]` is finite, requires last < fraction[k] · first (NAN:
+ * reported only). The two windows' means are returned in `first`, `last`. */
+void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t steps, int64_t first_window,
+                                  int64_t last_window, const double fraction[XV_N_LOSSES],
+                                  double first[XV_N_LOSSES], double last[XV_N_LOSSES]);
+
 /* ---- golden comparisons ----
  * For every F32 tensor of `ref_path` whose name starts with `prefix` (and does
  * not contain `skip`, if given), check the tensor of the same name in
@@ -89,6 +99,22 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
 int xv_test_run(const char *cmd);
 
 /* ---- files and scratch folders ---- */
+
+/* Eight saturated colours for hand-drawn test worlds, with their names. */
+extern const char *const xv_test_colour_names[8];
+extern const uint8_t xv_test_colour_rgb[8][3];
+/* A pretraining world's skeleton in `dir`: images/, the synthetic vocab.txt,
+ * and captions.jsonl / regions.jsonl opened for writing (false, with a failed
+ * CHECK, when something cannot be made; then nothing is left open). */
+bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions);
+/* A pretraining YAML for the world in `dir` (xv_test_world_open): opens
+ * `yaml`, writes train_file, train_file_regions, train_dataset_size,
+ * image_root and vocab, and returns the file for the caller to add the rest
+ * and close (NULL, with a failed CHECK, when it cannot be written); the
+ * vocab's size goes to *n_vocab. */
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab);
+/* Lines in a text file (0 when unreadable), e.g. a vocab's size. */
+int xv_test_count_lines(const char *path);
 
 /* A fresh folder $TMPDIR/<stem>_XXXXXX (/tmp without $TMPDIR) written into
  * `out`; false (with a failed CHECK) when it cannot be made. */

@@ -1,5 +1,5 @@
-/* xvlm_model_load (a model folder, or an official checkpoint converted once
- * into the cache: model/model_source.h), the model id, and contexts. */
+/* xvlm_model_load (a model folder, a single-file model, or an official
+ * checkpoint converted once into the cache: model/model_source.h), the model id, and contexts. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -11,6 +11,7 @@
 #include "api/api_internal.h"
 #include "core/error.h"
 #include "io/checksum.h"
+#include "model/model_folder.h"
 #include "model/model_source.h"
 
 xvlm_model_params xvlm_model_params_default(void) {
@@ -36,44 +37,23 @@ static xv_status model_id(xvlm_model *mm) {
     return XV_OK;
 }
 
-static bool is_dir(const char *p) {
-    struct stat s;
-    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
-}
-
 static bool is_file(const char *p) {
     struct stat s;
     return stat(p, &s) == 0 && S_ISREG(s.st_mode);
 }
 
-/* The vocabulary's path: the given one, or vocab.txt in the model folder /
- * beside the checkpoint, which must exist. Checked before the (possibly long)
- * weight loading. */
-static xv_status vocab_path(const char *path, const xvlm_model_params *p, bool folder, char *buf, size_t cap) {
-    if (p->vocab_path) {
-        snprintf(buf, cap, "%s", p->vocab_path);
-        return XV_OK;
-    }
-    char *copy = strdup(path);
-    if (!copy) return xv_error(XV_ERR_NOMEM, "out of memory");
-    snprintf(buf, cap, "%s/vocab.txt", folder ? path : dirname(copy));
-    free(copy);
-    if (!is_file(buf))
-        return xv_error(XV_ERR_MISSING,
-                        "%s: no vocab.txt: the model needs the WordPiece vocabulary it was trained with "
-                        "(bert-base-uncased's vocab.txt for the official checkpoints); put it at %s or pass "
-                        "--vocab FILE (xvlm_model_params.vocab_path)",
-                        path, buf);
-    return XV_OK;
+static bool is_dir(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
 }
 
-static xv_status load_vocab(const char *vocab, xvlm_model *mm) {
-    XV_TRY(xv_tokenizer_load(vocab, &mm->tok));
+static xv_status load_vocab(const xv_model_vocab *v, xvlm_model *mm) {
+    XV_TRY(xv_tokenizer_from_memory(v->text, v->len, v->origin, &mm->tok));
     int32_t nv = xv_tokenizer_vocab_size(mm->tok);
     if (nv > mm->m->cfg.text.vocab)
         return xv_error(XV_ERR_SHAPE, "%s: the vocabulary has %d entries but the model's word embeddings have %d rows "
                                       "(a vocab.txt of another model?)",
-                        vocab, nv, mm->m->cfg.text.vocab);
+                        v->origin, nv, mm->m->cfg.text.vocab);
     return XV_OK;
 }
 
@@ -82,17 +62,18 @@ xv_status xv_api_model_load(const char *path, const xvlm_model_params *params, x
     *out = NULL;
     if (!path || !*path) return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_load: no model path given");
     xvlm_model_params p = params ? *params : xvlm_model_params_default();
-    bool folder = is_dir(path);
-    if (!folder && !is_file(path))
-        return xv_error(XV_ERR_MISSING, "%s: no such model folder or checkpoint file", path);
-    char vocab[PATH_MAX + 16];
-    XV_TRY(vocab_path(path, &p, folder, vocab, sizeof vocab));
+    if (!is_dir(path) && !is_file(path))
+        return xv_error(XV_ERR_MISSING, "%s: no such model folder, model file or checkpoint file", path);
+    /* The vocabulary first: a missing one is reported before the (possibly long) weight loading. */
+    xv_model_vocab vocab;
+    XV_TRY(xv_model_vocab_find(path, p.vocab_path, &vocab));
     xvlm_model *mm = calloc(1, sizeof *mm);
-    if (!mm) return xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = mm ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     const xv_infer_opts infer = {.image_res = p.image_res, .window = 0, .text_heads = p.text_heads};
-    xv_status st = xv_model_open(path, &infer, p.copy_weights != 0, &mm->m);
-    if (st == XV_OK) st = load_vocab(vocab, mm);
+    if (st == XV_OK) st = xv_model_open(path, &infer, p.copy_weights != 0, &mm->m);
+    if (st == XV_OK) st = load_vocab(&vocab, mm);
     if (st == XV_OK) st = model_id(mm);
+    xv_model_vocab_free(&vocab);
     if (st != XV_OK) {
         xvlm_model_free(mm);
         return st;

@@ -192,8 +192,8 @@ static xv_status check_params(const xv_synth_params *p) {
                         XV_SYNTH_MAX_SIZE);
     if (p->captions_per_image < 1 || p->captions_per_image > 20)
         return xv_error(XV_ERR_INVALID_ARG, "synth: --captions %d, expected 1..20", p->captions_per_image);
-    if (p->min_objects < 2 || p->max_objects > XV_SYNTH_MAX_OBJECTS || p->min_objects > p->max_objects)
-        return xv_error(XV_ERR_INVALID_ARG, "synth: objects %d..%d, expected 2 <= min <= max <= %d", p->min_objects,
+    if (p->min_objects < 1 || p->max_objects > XV_SYNTH_MAX_OBJECTS || p->min_objects > p->max_objects)
+        return xv_error(XV_ERR_INVALID_ARG, "synth: objects %d..%d, expected 1 <= min <= max <= %d", p->min_objects,
                         p->max_objects, XV_SYNTH_MAX_OBJECTS);
     if (p->jpeg_quality < 1 || p->jpeg_quality > 100)
         return xv_error(XV_ERR_INVALID_ARG, "synth: --quality %d, expected 1..100", p->jpeg_quality);

@@ -100,7 +100,7 @@ static xv_status add_table(job *j, const xv_tc_tensor *t, int stage, xv_convert_
 }
 
 static xv_status run(job *j, const char *in, const char *weights_path, const char *config_path,
-                     const xv_infer_opts *opts, xv_convert_stats *st) {
+                     const xv_infer_opts *opts, const char *vocab, xv_convert_stats *st) {
     XV_TRY(xv_tc_open(in, &j->ckpt));
     int n = xv_tc_count(j->ckpt);
     j->shapes = malloc(sizeof *j->shapes * (size_t)(n ? n : 1));
@@ -135,6 +135,7 @@ static xv_status run(job *j, const char *in, const char *weights_path, const cha
     xv_status s = xv_st_writer_meta(j->writer, "config", compact);
     if (s == XV_OK) s = xv_st_writer_meta(j->writer, "format", "pt");
     if (s == XV_OK) s = xv_st_writer_meta(j->writer, "source", base ? base + 1 : in);
+    if (s == XV_OK && vocab) s = xv_st_writer_meta(j->writer, "vocab", vocab);
     cJSON_free(compact);
     XV_TRY(s);
     XV_TRY(xv_st_writer_write(j->writer, weights_path));
@@ -149,12 +150,12 @@ static xv_status run(job *j, const char *in, const char *weights_path, const cha
 }
 
 xv_status xv_convert_torch(const char *in, const char *weights_path, const char *config_path,
-                           const xv_infer_opts *opts, xv_convert_stats *stats) {
+                           const xv_infer_opts *opts, const char *vocab, xv_convert_stats *stats) {
     xv_convert_stats local;
     if (!stats) stats = &local;
     memset(stats, 0, sizeof *stats);
     job j = {0};
-    xv_status st = run(&j, in, weights_path, config_path, opts, stats);
+    xv_status st = run(&j, in, weights_path, config_path, opts, vocab, stats);
     xv_st_writer_free(j.writer);
     for (int i = 0; i < j.n_tables; i++) free(j.tables[i]);
     free(j.tables);

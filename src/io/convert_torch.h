@@ -28,10 +28,11 @@ typedef struct {
 bool xv_convert_drops(const char *name);
 
 /* Convert `in` to `weights_path` (safetensors; the inferred config is also in
- * its __metadata__ "config") and, when `config_path` is not NULL, a
- * pretty-printed config.json. Both files are written atomically. `stats` may
- * be NULL. */
+ * its __metadata__ "config", and `vocab`, the text of a vocab.txt, in
+ * "vocab" when not NULL: then the file is a single-file model) and, when
+ * `config_path` is not NULL, a pretty-printed config.json. Both files are
+ * written atomically. `stats` may be NULL. */
 xv_status xv_convert_torch(const char *in, const char *weights_path, const char *config_path,
-                           const xv_infer_opts *opts, xv_convert_stats *stats);
+                           const xv_infer_opts *opts, const char *vocab, xv_convert_stats *stats);
 
 #endif

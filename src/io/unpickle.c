@@ -48,6 +48,7 @@ struct xv_unpickled {
     xv_unpickle_limits lim;
     xv_storage_resolver resolve;
     void *resolve_user;
+    bool plain; /* xv_unpickle_plain: no globals, no persistent ids */
 
     xv_pvalue **all; /* every value created, for freeing */
     size_t n_all, cap_all;
@@ -250,6 +251,15 @@ static xv_status push_int(xv_unpickled *u, int64_t i) {
 static xv_status resolve_global(xv_unpickled *u, const char *mod, size_t nm, const char *name,
                                 size_t nn) {
     xv_pvalue *v;
+    if (u->plain) {
+        char pm[128], pn[128];
+        printable(pm, sizeof pm, mod, nm);
+        printable(pn, sizeof pn, name, nn);
+        FAILF(u, XV_ERR_FORMAT,
+              "global '%s.%s' is not allowed: a plain-data pickle may only hold dicts, lists, tuples, str, int, "
+              "float, bool and None (refusing to load, nothing was executed)",
+              pm, pn);
+    }
 #define IS(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), (lit), (n)) == 0)
     int which = -1;
     const xv_storage_type *st = NULL;
@@ -665,18 +675,29 @@ static xv_status run(xv_unpickled *u) {
         case 0x93: XV_TRY(op_stack_global(u)); break;
         case 'R': XV_TRY(op_reduce(u)); break;
         case 'b': XV_TRY(op_build(u)); break;
-        case 'Q': XV_TRY(op_binpersid(u)); break;
+        case 'Q':
+            if (u->plain) return fail(u, XV_ERR_FORMAT, "a persistent id (BINPERSID) in a plain-data pickle");
+            XV_TRY(op_binpersid(u));
+            break;
+        /* Python 2 byte strings (protocol 2 files written by Python 2), which
+         * Python 3 reads as str: only in plain-data pickles. */
+        case 'U': case 'T':
+            if (!u->plain) goto unsupported;
+            XV_TRY(need(u, op == 'U' ? 1 : 4));
+            XV_TRY(push_string(u, (size_t)read_le(u, op == 'U' ? 1 : 4)));
+            break;
         default:
-            FAILF(u, XV_ERR_UNSUPPORTED, "opcode 0x%02x ('%c') is not one a tensor checkpoint uses", op,
-                  op >= 32 && op < 127 ? op : '?');
+        unsupported:
+            FAILF(u, XV_ERR_UNSUPPORTED, "opcode 0x%02x ('%c') is not one a %s uses", op,
+                  op >= 32 && op < 127 ? op : '?', u->plain ? "plain-data pickle" : "tensor checkpoint");
         }
     }
     u->op_pos = u->pos;
     return fail(u, XV_ERR_FORMAT, "truncated: the pickle ends without a STOP opcode");
 }
 
-xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
-                      xv_storage_resolver resolve, void *resolve_user, xv_unpickled **out) {
+static xv_status unpickle(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
+                          xv_storage_resolver resolve, void *resolve_user, bool plain, xv_unpickled **out) {
     *out = NULL;
     xv_unpickled *u = calloc(1, sizeof *u);
     if (!u) return xv_error(XV_ERR_NOMEM, "%s: out of memory", label);
@@ -687,6 +708,7 @@ xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const 
     if (u->lim.max_depth > 60000) u->lim.max_depth = 60000; /* depth is a uint16_t */
     u->resolve = resolve;
     u->resolve_user = resolve_user;
+    u->plain = plain;
     xv_status st = run(u);
     /* The parse state is not needed after STOP. */
     free(u->stack), u->stack = NULL;
@@ -701,6 +723,23 @@ xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const 
     }
     *out = u;
     return XV_OK;
+}
+
+xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
+                      xv_storage_resolver resolve, void *resolve_user, xv_unpickled **out) {
+    return unpickle(data, len, label, limits, resolve, resolve_user, false, out);
+}
+
+xv_unpickle_limits xv_unpickle_plain_limits(void) {
+    xv_unpickle_limits l = xv_unpickle_default_limits();
+    l.max_memo = l.max_values = 1u << 26; /* refs(unc).p of RefCOCO+: about 3 million values */
+    return l;
+}
+
+xv_status xv_unpickle_plain(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
+                            xv_unpickled **out) {
+    xv_unpickle_limits l = limits ? *limits : xv_unpickle_plain_limits();
+    return unpickle(data, len, label, &l, NULL, NULL, true, out);
 }
 
 void xv_unpickled_free(xv_unpickled *u) {

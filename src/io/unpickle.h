@@ -114,6 +114,15 @@ xv_status xv_unpickle(const uint8_t *data, size_t len, const char *label,
                       void *resolve_user, xv_unpickled **out);
 void xv_unpickled_free(xv_unpickled *u);
 
+/* Plain-data mode, for data files pickled by Python (REFER's refs(unc).p):
+ * dicts, lists, tuples, str (Python 2 byte strings too, as Python 3 reads
+ * them), int, float, bool, None. Every GLOBAL / STACK_GLOBAL (hence every
+ * REDUCE, BUILD) and persistent id is refused with an error naming it;
+ * nothing is executed. `limits` NULL: xv_unpickle_plain_limits(). */
+xv_unpickle_limits xv_unpickle_plain_limits(void);
+xv_status xv_unpickle_plain(const uint8_t *data, size_t len, const char *label, const xv_unpickle_limits *limits,
+                            xv_unpickled **out);
+
 const xv_pvalue *xv_unpickled_root(const xv_unpickled *u);
 /* The distinct storages the pickle referred to, in order of first use. */
 size_t xv_unpickled_storage_count(const xv_unpickled *u);

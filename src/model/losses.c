@@ -88,6 +88,21 @@ xv_status xv_itm_sample_negatives(const float *sim_i2t, int B, const int32_t *id
     return XV_OK;
 }
 
+xv_status xv_itm_negative_tensors(xv_graph *g, const xv_tensor *sim_i2t, const xv_tensor *idx, xv_rng *rng,
+                                  xv_tensor *given_img, xv_tensor *given_txt, xv_tensor **neg_img, xv_tensor **neg_txt) {
+    *neg_img = given_img;
+    *neg_txt = given_txt;
+    if (given_img && given_txt) return XV_OK;
+    if (given_img || given_txt || !rng)
+        return xv_error(XV_ERR_INVALID_ARG, "ITM: give both negative index vectors, or an RNG to draw them");
+    const int64_t B = sim_i2t->shape[0];
+    *neg_img = xv_tensor_new(g, XV_I32, XV_SHAPE(B));
+    *neg_txt = xv_tensor_new(g, XV_I32, XV_SHAPE(B));
+    XV_TRY(xv_graph_status(g));
+    return xv_itm_sample_negatives(sim_i2t->data, (int)B, idx ? idx->idata : NULL, rng, (*neg_img)->idata,
+                                   (*neg_txt)->idata);
+}
+
 xv_tensor *xv_itm_loss(xv_graph *g, const xv_model *m, xv_tensor *image_embeds, xv_tensor *image_atts,
                        xv_tensor *text_embeds, xv_tensor *text_atts, xv_tensor *neg_img, xv_tensor *neg_txt,
                        xv_tensor **cross_cls_out, xv_tensor **logits_out) {

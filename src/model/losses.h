@@ -19,6 +19,12 @@ xv_tensor *xv_itc_loss(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv
 xv_status xv_itm_sample_negatives(const float *sim_i2t, int B, const int32_t *idx, xv_rng *rng, int32_t *neg_img,
                                   int32_t *neg_txt);
 
+/* The negatives of one step as graph tensors: *neg_img / *neg_txt get the
+ * given ones (both or neither), or I32 [B] drawn from sim_i2t [B, B] by
+ * xv_itm_sample_negatives with idx (I32 [B] or NULL) and rng. */
+xv_status xv_itm_negative_tensors(xv_graph *g, const xv_tensor *sim_i2t, const xv_tensor *idx, xv_rng *rng,
+                                  xv_tensor *given_img, xv_tensor *given_txt, xv_tensor **neg_img, xv_tensor **neg_txt);
+
 /* ITM: positives (text b, image b), then (text b, image neg_img[b]), then
  * (text neg_txt[b], image b); fusion passes with each side's masks; itm_head
  * on token 0; CE with labels [1]·B + [0]·2B. Optional outputs: the fusion CLS

@@ -15,7 +15,9 @@ static xv_status build(xv_model *m) {
     const xv_model_config *c = &m->cfg;
     const bool pre = m->parts.layout == XV_LAYOUT_PRETRAIN;
     XV_TRY(xv_swin_init(&m->vision, &c->vision, &m->params, "vision_encoder"));
-    XV_TRY(xv_bert_init(&m->text, &c->text, &m->params, pre ? "text_encoder.bert" : "text_encoder"));
+    const char *text_prefix = pre ? "text_encoder.bert" : "text_encoder";
+    if (xv_model_paired(&m->parts)) XV_TRY(xv_bert_init_paired(&m->text, &c->text, &m->params, text_prefix));
+    else XV_TRY(xv_bert_init(&m->text, &c->text, &m->params, text_prefix));
     if (m->parts.mlm)
         XV_TRY(xv_mlm_head_init(&m->mlm, &m->params, "text_encoder.cls.predictions", c->text.hidden, c->text.ln_eps,
                                 m->text.word));
@@ -28,10 +30,17 @@ static xv_status build(xv_model *m) {
         m->temp = xv_params_add(&m->params, "temp", (const int64_t[]){1}, 0); /* shape [] */
         if (!m->temp) return XV_ERR_NOMEM;
         m->temp->data[0] = c->temp;
+    } else if (m->parts.ta) { /* text assignment pairs images by vision_proj features */
+        if (c->embed_dim < 1)
+            return xv_error(XV_ERR_INVALID_ARG, "the model has a ta_head (needs vision_proj) but the config has no embed_dim");
+        XV_TRY(xv_nn_linear_new(&m->params, &m->vision_proj, "vision_proj", c->vision.vision_width, c->embed_dim,
+                                true));
     }
     if (m->parts.itm) XV_TRY(xv_mlp_head_init(&m->itm_head, &m->params, "itm_head", c->text.hidden, 2, c->head_ln_eps));
     if (m->parts.bbox)
         XV_TRY(xv_mlp_head_init(&m->bbox_head, &m->params, "bbox_head", c->text.hidden, 4, c->head_ln_eps));
+    if (m->parts.nlvr) XV_TRY(xv_mlp_head_init(&m->cls_head, &m->params, "cls_head", c->text.hidden, 2, c->head_ln_eps));
+    if (m->parts.ta) XV_TRY(xv_nn_linear_new(&m->params, &m->ta_head, "ta_head", c->text.hidden, 3, true));
     return XV_OK;
 }
 
@@ -115,7 +124,11 @@ void xv_model_clamp_temp(xv_model *m) {
 /* ---- forward pieces ---- */
 
 xv_tensor *xv_model_vision(xv_graph *g, const xv_model *m, xv_tensor *images, xv_tensor **stage_out) {
-    xv_tensor *tok = xv_swin_forward(g, &m->vision, images, stage_out); /* [N, P, C] */
+    return xv_vision_embeds(g, &m->vision, images, stage_out);
+}
+
+xv_tensor *xv_vision_embeds(xv_graph *g, const xv_swin *vision, xv_tensor *images, xv_tensor **stage_out) {
+    xv_tensor *tok = xv_swin_forward(g, vision, images, stage_out); /* [N, P, C] */
     if (!tok) return NULL;
     const int64_t N = tok->shape[0], C = tok->shape[2];
     xv_tensor *cls = xv_reshape(g, xv_masked_mean(g, tok, NULL), XV_SHAPE(N, 1, C));

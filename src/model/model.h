@@ -32,7 +32,15 @@ typedef struct {
     bool itc;  /* vision_proj, text_proj, temp (needs config embed_dim > 0) */
     bool itm;  /* itm_head */
     bool bbox; /* bbox_head */
+    /* NLVR2 (models/model_nlvr*.py); either one builds the text encoder in the
+     * paired layout (xv_bert_init_paired: config num_hidden_layers counts the
+     * doubled fusion layers). */
+    bool nlvr; /* cls_head: the two-image classifier */
+    bool ta;   /* ta_head + vision_proj: text-assignment domain pretraining */
 } xv_model_parts;
+
+/* Whether the text encoder has the NLVR2 paired fusion layers. */
+static inline bool xv_model_paired(const xv_model_parts *p) { return p->nlvr || p->ta; }
 
 /* The official pretraining model: every part, pretraining layout. */
 xv_model_parts xv_model_parts_pretrain(void);
@@ -47,6 +55,8 @@ typedef struct xv_model {
     xv_linear_p vision_proj, text_proj;
     xv_tensor *temp; /* [] scalar; always owned (pretraining clamps it in place) */
     xv_mlp_head itm_head, bbox_head;
+    xv_mlp_head cls_head; /* parts.nlvr: build_mlp(hidden -> 2) */
+    xv_linear_p ta_head;  /* parts.ta: Linear(hidden -> 3) */
     xv_st_file *mapped; /* weights borrowed from this mapping (NULL if all owned) */
 } xv_model;
 
@@ -69,18 +79,36 @@ xv_status xv_model_init_random(xv_model *m, uint64_t seed);
  * official loader does (io/relpos_interp.h), noted once on stderr.
  * copy = false keeps F32 tensors in the file mapping (read-only). */
 xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bool copy, xv_model **out);
+/* The loading rules of xv_model_load for any parameter set (the task models
+ * of vqa.h and captioning.h): every parameter of p from its name or an alias
+ * in f, strict, the same ignored buffers and Swin table interpolation to
+ * `window`. keep_owned (may be NULL) is never left in the mapping. */
+xv_status xv_params_load_st(xv_params *p, const xv_tensor *keep_owned, int window, const xv_st_file *f,
+                            const char *path, bool copy);
+/* Open weights_path and load p from it; *mapped gets the open file when some
+ * parameter borrows from it (close it after freeing p), else NULL. When this
+ * fails, p may point into the closed mapping: the caller only frees it. */
+xv_status xv_params_load_file(xv_params *p, int window, const char *weights_path, bool copy, xv_st_file **mapped);
+
+/* DIR/config.json loaded into cfg, and the path DIR/weights.safetensors. */
+xv_status xv_model_dir_config(const char *dir, xv_model_config *cfg, char *weights_path, size_t n);
 /* DIR/config.json + DIR/weights.safetensors (the fixture layout). */
 xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out);
 
 /* Write every parameter under its official name (tied names repeated) plus
  * the position_ids buffer, as the official state_dict has them. */
 xv_status xv_model_save(const xv_model *m, const char *path);
+/* xv_model_save plus __metadata__ "config" (config.json text) and "vocab"
+ * (vocab.txt text): a model in one file (model/model_folder.h). */
+xv_status xv_model_save_single(const xv_model *m, const char *path, const char *vocab);
 
 /* ---- forward pieces (record on g when it has grad enabled) ---------------- */
 
 /* images [N, 3, R, R] -> [N, 1+P, Cv]: slot 0 = mean of the P normalised patch
  * tokens. stage_out (optional, n_stages entries) gets each Swin stage's output. */
 xv_tensor *xv_model_vision(xv_graph *g, const xv_model *m, xv_tensor *images, xv_tensor **stage_out);
+/* The same for any model's Swin (the task models of vqa.h, captioning.h). */
+xv_tensor *xv_vision_embeds(xv_graph *g, const xv_swin *vision, xv_tensor *images, xv_tensor **stage_out);
 
 /* Region features (§2.10) from vision_embeds [Ni, 1+P, Cv], image_atts I32
  * [B, 1+P] (0/1, at least one patch set per row: validated with the batch,

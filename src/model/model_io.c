@@ -29,15 +29,21 @@ static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t n
 static xv_status detect_parts(const xv_st_file *f, const char *path, xv_model_parts *parts) {
     memset(parts, 0, sizeof *parts);
     const char *bert = NULL, *plain = NULL;
+    bool vision_proj = false;
     for (int i = 0; i < xv_st_count(f); i++) {
         const char *n = xv_st_at(f, i)->name;
         if (starts_with(n, "text_encoder.bert.")) bert = n;
         else if (starts_with(n, "text_encoder.cls.")) parts->mlm = true;
         else if (starts_with(n, "text_encoder.")) plain = n;
-        else if (starts_with(n, "vision_proj.") || starts_with(n, "text_proj.") || !strcmp(n, "temp")) parts->itc = true;
+        else if (starts_with(n, "vision_proj.")) vision_proj = true;
+        else if (starts_with(n, "text_proj.") || !strcmp(n, "temp")) parts->itc = true;
         else if (starts_with(n, "itm_head.")) parts->itm = true;
         else if (starts_with(n, "bbox_head.")) parts->bbox = true;
+        else if (starts_with(n, "cls_head.")) parts->nlvr = true;
+        else if (starts_with(n, "ta_head.")) parts->ta = true;
     }
+    /* vision_proj alone belongs to the text-assignment model (ta_head). */
+    parts->itc |= vision_proj && !parts->ta;
     if (bert && plain)
         return xv_error(XV_ERR_FORMAT,
                         "%s: mixes the pretraining text layout (%s) with the fine-tuning one (%s)", path, bert, plain);
@@ -95,16 +101,16 @@ static xv_status interpolate_table(xv_tensor *t, const xv_st_file *f, const xv_s
     return XV_OK;
 }
 
-static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_tensor *src, const char *path,
-                        bool copy, relpos_report *rep) {
-    xv_tensor *t = m->params.items[i];
+static xv_status assign(xv_params *p, int i, const xv_tensor *keep_owned, const xv_st_file *f,
+                        const xv_st_tensor *src, const char *path, bool copy, relpos_report *rep) {
+    xv_tensor *t = p->items[i];
     char want[96], got[96];
     if (!is_float(src))
         return xv_error(XV_ERR_FORMAT, "%s: tensor %s has dtype %s, expected a float type", path, src->name,
                         xv_st_dtype_name(src->dtype));
     if (src->ndim != t->ndim || memcmp(src->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
         if (strstr(t->name, "relative_position_bias_table") && src->ndim == 2 && t->ndim == 2 &&
-            src->shape[1] == t->shape[1] && m->params.owns_data[i])
+            src->shape[1] == t->shape[1] && p->owns_data[i])
             return interpolate_table(t, f, src, path, rep);
         return xv_error(XV_ERR_SHAPE,
                         "%s: tensor %s has shape %s, the config expects %s (config.json and the weights disagree)", path,
@@ -112,10 +118,10 @@ static xv_status assign(xv_model *m, int i, const xv_st_file *f, const xv_st_ten
                         shape_str(t->shape, t->ndim, want, sizeof want));
     }
     bool aligned = ((uintptr_t)src->data % sizeof(float)) == 0;
-    if (!copy && src->dtype == XV_ST_F32 && aligned && t != m->temp) {
-        if (m->params.owns_data[i]) free(t->data);
+    if (!copy && src->dtype == XV_ST_F32 && aligned && t != keep_owned) {
+        if (p->owns_data[i]) free(t->data);
         t->data = (float *)src->data; /* read-only mapping: inference only */
-        m->params.owns_data[i] = false;
+        p->owns_data[i] = false;
         return XV_OK;
     }
     xv_status st = xv_st_read_f32(f, src, t->data);
@@ -128,18 +134,19 @@ static int side(int64_t rows) {
     return k;
 }
 
-static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool copy) {
+xv_status xv_params_load_st(xv_params *p, const xv_tensor *keep_owned, int window, const xv_st_file *f,
+                            const char *path, bool copy) {
     relpos_report rep = {0};
     int missing = 0;
     const xv_tensor *first_missing = NULL;
-    for (int i = 0; i < m->params.n; i++) {
+    for (int i = 0; i < p->n; i++) {
         const xv_st_tensor *src = NULL;
-        XV_TRY(find_source(&m->params, f, path, m->params.items[i], &src));
+        XV_TRY(find_source(p, f, path, p->items[i], &src));
         if (!src) {
-            if (!missing++) first_missing = m->params.items[i];
+            if (!missing++) first_missing = p->items[i];
             continue;
         }
-        XV_TRY(assign(m, i, f, src, path, copy, &rep));
+        XV_TRY(assign(p, i, keep_owned, f, src, path, copy, &rep));
     }
     if (missing) {
         char want[96];
@@ -149,7 +156,7 @@ static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool co
     }
     for (int i = 0; i < xv_st_count(f); i++) {
         const xv_st_tensor *s = xv_st_at(f, i);
-        if (ignorable(s->name) || xv_params_find(&m->params, s->name)) continue;
+        if (ignorable(s->name) || xv_params_find(p, s->name)) continue;
         char got[96];
         return xv_error(XV_ERR_FORMAT, "%s: unexpected tensor %s %s (no such parameter for this config)", path,
                         s->name, shape_str(s->shape, s->ndim, got, sizeof got));
@@ -157,8 +164,21 @@ static xv_status load_into(xv_model *m, xv_st_file *f, const char *path, bool co
     if (rep.count)
         fprintf(stderr, "xvlm: %s: interpolated %d relative-position tables %dx%d -> %dx%d%s (config window %d)\n",
                 path, rep.count, side(rep.src_rows), side(rep.src_rows), side(rep.dst_rows), side(rep.dst_rows),
-                rep.mixed ? " and other sizes" : "", m->cfg.vision.window);
+                rep.mixed ? " and other sizes" : "", window);
     return XV_OK;
+}
+
+xv_status xv_params_load_file(xv_params *p, int window, const char *weights_path, bool copy, xv_st_file **mapped) {
+    *mapped = NULL;
+    xv_st_file *f;
+    XV_TRY(xv_st_open(weights_path, &f));
+    xv_status st = xv_params_load_st(p, NULL, window, f, weights_path, copy);
+    bool borrowed = false;
+    for (int i = 0; st == XV_OK && i < p->n; i++) borrowed |= !p->owns_data[i];
+    if (borrowed) *mapped = f; /* closed by the caller after the parameters */
+    /* On failure nothing is kept: p may point into the closed mapping, to be freed only. */
+    else xv_st_close(f);
+    return st;
 }
 
 xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bool copy, xv_model **out) {
@@ -169,7 +189,7 @@ xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bo
     xv_status st = detect_parts(f, weights_path, &parts);
     xv_model *m = NULL;
     if (st == XV_OK) st = xv_model_create(cfg, &parts, &m);
-    if (st == XV_OK) st = load_into(m, f, weights_path, copy);
+    if (st == XV_OK) st = xv_params_load_st(&m->params, m->temp, cfg->vision.window, f, weights_path, copy);
     if (st != XV_OK) {
         xv_model_free(m);
         xv_st_close(f);
@@ -183,17 +203,23 @@ xv_status xv_model_load(const xv_model_config *cfg, const char *weights_path, bo
     return XV_OK;
 }
 
-xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out) {
-    char cpath[4096], wpath[4096];
+xv_status xv_model_dir_config(const char *dir, xv_model_config *cfg, char *weights_path, size_t n) {
+    char cpath[4096];
     if (snprintf(cpath, sizeof cpath, "%s/config.json", dir) >= (int)sizeof cpath ||
-        snprintf(wpath, sizeof wpath, "%s/weights.safetensors", dir) >= (int)sizeof wpath)
+        snprintf(weights_path, n, "%s/weights.safetensors", dir) >= (int)n)
         return xv_error(XV_ERR_INVALID_ARG, "model folder path too long");
+    return xv_config_load(cpath, cfg);
+}
+
+xv_status xv_model_load_dir(const char *dir, bool copy, xv_model **out) {
+    char wpath[4096];
     xv_model_config cfg;
-    XV_TRY(xv_config_load(cpath, &cfg));
+    XV_TRY(xv_model_dir_config(dir, &cfg, wpath, sizeof wpath));
     return xv_model_load(&cfg, wpath, copy, out);
 }
 
-xv_status xv_model_save(const xv_model *m, const char *path) {
+/* Metadata "config" and "vocab" when `vocab` is not NULL (a single-file model). */
+static xv_status save(const xv_model *m, const char *path, const char *vocab) {
     xv_st_writer *w;
     XV_TRY(xv_st_writer_new(&w));
     const xv_params *p = &m->params;
@@ -217,8 +243,22 @@ xv_status xv_model_save(const xv_model *m, const char *path) {
         st = xv_st_writer_add(w, name, XV_ST_I64, XV_SHAPE(1, n), pos, false);
     }
     if (st == XV_OK) st = xv_st_writer_meta(w, "format", "pt");
+    char *cfg = NULL;
+    if (st == XV_OK && vocab) {
+        cfg = xv_config_to_json(&m->cfg);
+        st = cfg ? xv_st_writer_meta(w, "config", cfg) : xv_error(XV_ERR_NOMEM, "out of memory");
+        if (st == XV_OK) st = xv_st_writer_meta(w, "vocab", vocab);
+    }
     if (st == XV_OK) st = xv_st_writer_write(w, path);
+    free(cfg);
     free(pos);
     xv_st_writer_free(w);
     return st;
+}
+
+xv_status xv_model_save(const xv_model *m, const char *path) { return save(m, path, NULL); }
+
+xv_status xv_model_save_single(const xv_model *m, const char *path, const char *vocab) {
+    if (!vocab) return xv_error(XV_ERR_INVALID_ARG, "%s: a single-file model needs its vocabulary", path);
+    return save(m, path, vocab);
 }

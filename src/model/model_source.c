@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/convert_torch.h"
+#include "model/model_folder.h"
 
 static xv_status cache_root(char *out, size_t n) {
     const char *d = getenv("XV_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
@@ -61,7 +62,7 @@ xv_status xv_model_resolve(const char *arg, const xv_infer_opts *opts, char *dir
     fprintf(stderr, "xvlm: converting %s once into %s (run `xvlm convert` yourself to choose the folder)\n", arg,
             dir);
     /* weights first, config last: the config's presence marks a finished conversion */
-    xv_status s = xv_convert_torch(arg, weights, cfg, opts, NULL);
+    xv_status s = xv_convert_torch(arg, weights, cfg, opts, NULL, NULL);
     if (s != XV_OK) {
         /* Leave no half-made entry behind. */
         unlink(weights);
@@ -85,6 +86,7 @@ static bool is_folder(const char *path) {
 xv_status xv_model_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_model **out) {
     char dir[4096];
     *out = NULL;
+    if (arg && xv_model_is_single_file(arg)) return xv_model_load_single(arg, copy, out);
     XV_TRY(xv_model_resolve(arg, opts, dir, sizeof dir));
     xv_status st = xv_model_load_dir(dir, copy, out);
     if (st != XV_OK && !is_folder(arg))

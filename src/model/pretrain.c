@@ -62,16 +62,8 @@ xv_status xv_pretrain_forward(xv_graph *g, xv_model *m, const xv_pretrain_batch 
     out->loss_itc = xv_itc_loss(g, m, out->image_feat, out->text_feat, NULL, &out->sim_i2t);
     XV_TRY(xv_graph_status(g));
 
-    const int64_t B = batch->n_texts;
-    out->neg_image_idx = t.neg_image_idx;
-    out->neg_text_idx = t.neg_text_idx;
-    if (!t.neg_image_idx) {
-        out->neg_image_idx = xv_tensor_new(g, XV_I32, XV_SHAPE(B));
-        out->neg_text_idx = xv_tensor_new(g, XV_I32, XV_SHAPE(B));
-        XV_TRY(xv_graph_status(g));
-        XV_TRY(xv_itm_sample_negatives(out->sim_i2t->data, (int)B, NULL, neg->rng, out->neg_image_idx->idata,
-                                       out->neg_text_idx->idata));
-    }
+    XV_TRY(xv_itm_negative_tensors(g, out->sim_i2t, NULL, neg->rng, t.neg_image_idx, t.neg_text_idx,
+                                   &out->neg_image_idx, &out->neg_text_idx));
     out->loss_itm = xv_itm_loss(g, m, image_embeds, image_atts, out->text_embeds, t.text_atts, out->neg_image_idx,
                                 out->neg_text_idx, &out->itm_cross_cls, &out->itm_logits);
     out->loss_mlm = xv_mlm_loss(g, m, t.text_ids_masked, t.text_atts, image_embeds, image_atts, t.masked_pos,

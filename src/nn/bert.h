@@ -34,6 +34,12 @@ typedef enum {
 } xv_bert_mode;
 
 xv_status xv_bert_init(xv_bert *b, const xv_bert_config *cfg, xv_params *p, const char *prefix);
+/* The NLVR2 layout (models/model_nlvr.py): the fusion layers come in pairs
+ * (fusion_layer + 2k, + 2k + 1) whose cross-attention key and value are one
+ * pair of tensors, known under both layers' names (the odd layer's are
+ * aliases), so their gradient is the sum of both layers' and they load,
+ * save and train as one. Needs an even number of fusion layers. */
+xv_status xv_bert_init_paired(xv_bert *b, const xv_bert_config *cfg, xv_params *p, const char *prefix);
 void xv_bert_free(xv_bert *b);
 
 /* word[id] + type[0] + position[t] -> LayerNorm -> dropout. ids I32 [B, L]. */
@@ -44,6 +50,20 @@ xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids);
  * are required when the range contains a cross-attention layer. */
 xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from, int to, xv_tensor *text_atts,
                           xv_tensor *image, xv_tensor *image_atts);
+
+/* The decoder form (BertLMHeadModel, is_decoder): ids -> embeddings -> every
+ * layer, with causal and padded self-attention (query t sees the unpadded
+ * tokens <= t) and, from fusion_layer on, cross-attention to `image` (any
+ * encoder states of width encoder_width: image tokens, or VQA question states). */
+xv_tensor *xv_bert_decode(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_tensor *text_atts, xv_tensor *image,
+                          xv_tensor *image_atts);
+/* Layer i (>= fusion_layer) alone, like xv_bert_layers(g, b, x, i, i + 1, ...),
+ * with its cross-attention probabilities [B, heads, L, T] (after the softmax
+ * with the mask, before dropout) in *cross_probs as a recorded tensor whose
+ * gradient backward fills: the official save_attention hooks (Grad-CAM). g
+ * must record gradients. */
+xv_tensor *xv_bert_layer_probed(xv_graph *g, const xv_bert *b, int i, xv_tensor *x, xv_tensor *text_atts,
+                                xv_tensor *image, xv_tensor *image_atts, xv_tensor **cross_probs);
 
 /* The official modes: `in` is ids (TEXT, MULTI_MODAL) or hidden states (FUSION). */
 xv_tensor *xv_bert_forward(xv_graph *g, const xv_bert *b, xv_bert_mode mode, xv_tensor *in, xv_tensor *text_atts,

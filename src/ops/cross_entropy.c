@@ -165,3 +165,83 @@ xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     }
     return out;
 }
+
+/* ---------------------------------------------------------------- per-token losses */
+
+typedef struct {
+    const xv_tensor *targets;
+    double *lse; /* [N] */
+    int ignore_index;
+    double eps; /* label smoothing */
+} ce_token_saved;
+
+static void token_cross_entropy_backward(xv_graph *g, xv_node *node) {
+    xv_tensor *logits = node->in[0];
+    const ce_token_saved *s = node->saved;
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    float *gx = xv_grad(g, logits);
+    if (!gx) return;
+    /* loss_n = -sum_c w_c·log p_c with w_t = 1-eps, w_c = eps/C otherwise:
+     * d loss_n / d x_c = p_c·sum(w) - w_c. */
+    const double off = s->eps / (double)C, on = 1.0 - s->eps, wsum = on + off * (double)(C - 1);
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = s->targets->idata[n];
+        double go = node->out->grad[n];
+        if (t == s->ignore_index || go == 0) continue;
+        const float *x = logits->data + n * C;
+        float *d = gx + n * C;
+        for (int64_t c = 0; c < C; c++)
+            d[c] += (float)(go * (expf((float)((double)x[c] - s->lse[n])) * wsum - (c == t ? on : off)));
+    }
+}
+
+xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index,
+                                  float smoothing) {
+    static const char op[] = "token_cross_entropy";
+    if (!check_logits(g, op, logits) || !xv_arg_i32(g, op, "targets", targets)) return NULL;
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    char bl[64];
+    if (targets->numel != N)
+        return xv_graph_fail(g, XV_ERR_SHAPE, "%s: %lld targets for logits %s (%lld rows)", op,
+                             (long long)targets->numel, xv_shape_str(logits, bl, sizeof bl), (long long)N);
+    if (!(smoothing >= 0 && smoothing < 1))
+        return xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: label smoothing %g outside [0, 1)", op, smoothing);
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = targets->idata[n];
+        if (t != ignore_index && (t < 0 || t >= C))
+            return xv_graph_fail(g, XV_ERR_INVALID_ARG,
+                                 "%s: target %d of row %lld is outside [0, %lld) and is not the ignore index %d", op,
+                                 (int)t, (long long)n, (long long)C, ignore_index);
+    }
+    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(N));
+    if (!lse || !out) return NULL;
+    const double eps = smoothing, off = eps / (double)C, on = 1.0 - eps;
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = targets->idata[n];
+        if (t == ignore_index) {
+            out->data[n] = 0.0f;
+            continue;
+        }
+        const float *x = logits->data + n * C;
+        lse[n] = row_logsumexp(x, C);
+        double l = on * (lse[n] - x[t]);
+        if (eps > 0) {
+            double rest = 0; /* sum over c != t of -log p_c */
+            for (int64_t c = 0; c < C; c++)
+                if (c != t) rest += lse[n] - x[c];
+            l += off * rest;
+        }
+        out->data[n] = (float)l;
+    }
+    xv_node *node = xv_record(g, op, out, token_cross_entropy_backward, &logits, 1);
+    if (node) {
+        ce_token_saved *s = xv_graph_alloc(g, sizeof *s);
+        if (!s) return NULL;
+        *s = (ce_token_saved){.targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
+        node->saved = s;
+    }
+    return out;
+}

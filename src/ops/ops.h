@@ -140,6 +140,12 @@ xv_tensor *xv_masked_mean(xv_graph *g, xv_tensor *x, xv_tensor *w);
 xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index);
 /* Mean over rows of -sum_c Y[n,c]·log_softmax(logits)[n,c]; Y F32 [N, C], no gradient. */
 xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y);
+/* Per-row losses [N] (0 where target == ignore_index) of logits [N, C] and
+ * targets I32 [N]: -(1-eps)·log p_t - (eps/C)·sum_{c != t} log p_c, the
+ * official LabelSmoothSoftmaxCEV1 (eps 0: plain cross-entropy; the target does
+ * not also get eps/C). Language-model losses sum or average these. */
+xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index,
+                                  float smoothing);
 /* Per-box 1 - GIoU for boxes [N, 4] in (cx, cy, w, h) -> [N]. If any box of either
  * input is degenerate (x1<x0 or y1<y0), the whole result is 0 (official rule). */
 xv_tensor *xv_giou_loss(xv_graph *g, xv_tensor *pred, xv_tensor *target);

@@ -2,6 +2,8 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +11,19 @@
 #include "core/fs.h"
 #include "io/strindex.h"
 
-/* The whole file parsed as a JSON array. */
+/* The entries of one or more JSON-array files, concatenated in order. */
+typedef struct {
+    cJSON *all;                /* one array holding every entry */
+    const char *const *paths;
+    int n_paths;
+    int64_t *start;            /* [n_paths + 1]: first entry of each file */
+} entries;
+
+static void entries_free(entries *E) {
+    cJSON_Delete(E->all);
+    free(E->start);
+}
+
 static xv_status read_array(const char *path, cJSON **out) {
     *out = NULL;
     uint8_t *buf = NULL;
@@ -24,6 +38,41 @@ static xv_status read_array(const char *path, cJSON **out) {
     }
     *out = root;
     return XV_OK;
+}
+
+static xv_status entries_read(const char *const *paths, int n_paths, entries *E) {
+    memset(E, 0, sizeof *E);
+    E->paths = paths;
+    E->n_paths = n_paths;
+    if (n_paths < 1) return xv_error(XV_ERR_INVALID_ARG, "no data files given");
+    E->all = cJSON_CreateArray();
+    E->start = calloc((size_t)n_paths + 1, sizeof *E->start);
+    if (!E->all || !E->start) return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int f = 0; f < n_paths; f++) {
+        cJSON *one;
+        XV_TRY(read_array(paths[f], &one));
+        int64_t n = E->start[f];
+        while (one->child) {
+            cJSON *e = cJSON_DetachItemViaPointer(one, one->child);
+            cJSON_AddItemToArray(E->all, e);
+            n++;
+        }
+        cJSON_Delete(one);
+        E->start[f + 1] = n;
+    }
+    return XV_OK;
+}
+
+/* An error about entry i, named by its file and its index in that file. */
+static xv_status entry_error(const entries *E, int64_t i, xv_status code, const char *fmt, ...) {
+    int f = 0;
+    while (f + 1 < E->n_paths && i >= E->start[f + 1]) f++;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return xv_error(code, "%s: entry %lld: %s", E->paths[f], (long long)(i - E->start[f]), what);
 }
 
 static const char *get_string(const cJSON *o, const char *key) {
@@ -44,17 +93,21 @@ void xv_retrieval_set_free(xv_retrieval_set *s) {
 }
 
 xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, xv_retrieval_set *out) {
+    return xv_retrieval_set_read_files(&json_path, 1, image_root, out);
+}
+
+xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                      xv_retrieval_set *out) {
     memset(out, 0, sizeof *out);
-    cJSON *root;
-    XV_TRY(read_array(json_path, &root));
-    int64_t n_img = cJSON_GetArraySize(root), n_txt = 0;
-    xv_status st = XV_OK;
+    entries E;
+    xv_status st = entries_read(json_paths, n_paths, &E);
+    cJSON *root = E.all;
+    int64_t n_img = st == XV_OK ? cJSON_GetArraySize(root) : 0, n_txt = 0;
     /* First pass: validate and count the texts. */
     int64_t i = 0;
-    for (const cJSON *e = root->child; e && st == XV_OK; e = e->next, i++) {
+    for (const cJSON *e = st == XV_OK ? root->child : NULL; e && st == XV_OK; e = e->next, i++) {
         if (!cJSON_IsObject(e) || !get_string(e, "image")) {
-            st = xv_error(XV_ERR_FORMAT, "%s: entry %lld: expected an object with a string \"image\"", json_path,
-                          (long long)i);
+            st = entry_error(&E, i, XV_ERR_FORMAT, "expected an object with a string \"image\"");
             break;
         }
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
@@ -63,20 +116,18 @@ xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, x
         } else if (cJSON_IsArray(c)) {
             for (const cJSON *t = c->child; t; t = t->next) {
                 if (!cJSON_IsString(t)) {
-                    st = xv_error(XV_ERR_FORMAT, "%s: entry %lld: \"caption\" holds a non-string", json_path,
-                                  (long long)i);
+                    st = entry_error(&E, i, XV_ERR_FORMAT, "\"caption\" holds a non-string");
                     break;
                 }
                 n_txt++;
             }
         } else {
-            st = xv_error(XV_ERR_FORMAT, "%s: entry %lld: \"caption\" must be a string or a list of strings",
-                          json_path, (long long)i);
+            st = entry_error(&E, i, XV_ERR_FORMAT, "\"caption\" must be a string or a list of strings");
         }
     }
     if (st == XV_OK && (n_img == 0 || n_txt == 0))
-        st = xv_error(XV_ERR_FORMAT, "%s: no images or no captions (%lld images, %lld captions)", json_path,
-                      (long long)n_img, (long long)n_txt);
+        st = xv_error(XV_ERR_FORMAT, "%s%s: no images or no captions (%lld images, %lld captions)", json_paths[0],
+                      n_paths > 1 ? " and the files after it" : "", (long long)n_img, (long long)n_txt);
     if (st == XV_OK) {
         out->image_paths = calloc((size_t)n_img, sizeof *out->image_paths);
         out->texts = calloc((size_t)n_txt, sizeof *out->texts);
@@ -84,7 +135,7 @@ xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, x
         if (!out->image_paths || !out->texts || !out->txt2img) st = xv_error(XV_ERR_NOMEM, "out of memory");
     }
     i = 0;
-    for (const cJSON *e = root->child; e && st == XV_OK; e = e->next, i++) {
+    for (const cJSON *e = st == XV_OK ? root->child : NULL; e && st == XV_OK; e = e->next, i++) {
         out->image_paths[i] = xv_fs_join(image_root, get_string(e, "image"));
         out->n_images = i + 1;
         if (!out->image_paths[i]) st = xv_error(XV_ERR_NOMEM, "out of memory");
@@ -98,7 +149,7 @@ xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, x
             if (!out->texts[k]) st = xv_error(XV_ERR_NOMEM, "out of memory");
         }
     }
-    cJSON_Delete(root);
+    entries_free(&E);
     if (st != XV_OK) xv_retrieval_set_free(out);
     return st;
 }
@@ -113,19 +164,24 @@ void xv_grounding_set_free(xv_grounding_set *s) {
     free(s->image);
     free(s->bbox);
     free(s->size);
+    free(s->ref_id);
+    free(s->split);
     free(s->image_paths);
     memset(s, 0, sizeof *s);
 }
 
-static xv_status read_box(const cJSON *e, const char *path, int64_t i, double box[4]) {
+static xv_status read_box(const entries *E, const cJSON *e, int64_t i, double box[4]) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "bbox");
+    if (!b)
+        return entry_error(E, i, XV_ERR_FORMAT,
+                           "no \"bbox\": without the REFER index (refcoco_data) the box must be inline "
+                           "[x, y, w, h], the VLUE format");
     int k = 0;
     for (const cJSON *v = cJSON_IsArray(b) ? b->child : NULL; v && k < 5; v = v->next, k++)
         if (k < 4) box[k] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (k != 4 || !isfinite(box[0]) || !isfinite(box[1]) || !isfinite(box[2]) || !isfinite(box[3]) || box[2] <= 0 ||
         box[3] <= 0)
-        return xv_error(XV_ERR_FORMAT, "%s: entry %lld: \"bbox\" must be [x, y, w, h] with w, h > 0", path,
-                        (long long)i);
+        return entry_error(E, i, XV_ERR_FORMAT, "\"bbox\" must be [x, y, w, h] with w, h > 0");
     return XV_OK;
 }
 
@@ -135,36 +191,74 @@ static int read_dim(const cJSON *e, const char *key) {
     return (int)v->valuedouble;
 }
 
+/* "ref_id" as an integer, -1 when absent. */
+static int64_t read_ref_id(const cJSON *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "ref_id");
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble) &&
+                   v->valuedouble < 9e15
+               ? (int64_t)v->valuedouble
+               : -1;
+}
+
+/* Box, size, ref_id and split of entry i: from the REFER index when there is
+ * one (grounding_dataset_bbox), else inline. */
+static xv_status read_target(const entries *E, const cJSON *e, int64_t i, const xv_refer *refer,
+                             xv_grounding_set *out) {
+    out->ref_id[i] = read_ref_id(e);
+    out->split[i] = XV_REFER_OTHER;
+    if (!refer) {
+        out->size[i][0] = read_dim(e, "width");
+        out->size[i][1] = read_dim(e, "height");
+        return read_box(E, e, i, out->bbox[i]);
+    }
+    if (out->ref_id[i] < 0) return entry_error(E, i, XV_ERR_FORMAT, "no integer \"ref_id\" (needed by REFER)");
+    const xv_refer_ref *r = xv_refer_find(refer, out->ref_id[i]);
+    if (!r)
+        return entry_error(E, i, XV_ERR_MISSING, "ref_id %lld is not in the REFER index %s",
+                           (long long)out->ref_id[i], refer->refs_path);
+    if (!(r->bbox[2] > 0 && r->bbox[3] > 0))
+        return entry_error(E, i, XV_ERR_FORMAT, "ref_id %lld: its annotation's box has no area",
+                           (long long)out->ref_id[i]);
+    memcpy(out->bbox[i], r->bbox, sizeof out->bbox[i]);
+    out->size[i][0] = r->width, out->size[i][1] = r->height;
+    out->split[i] = r->split;
+    return XV_OK;
+}
+
 xv_status xv_grounding_set_read(const char *json_path, const char *image_root, xv_grounding_set *out) {
+    return xv_grounding_set_read_files(&json_path, 1, image_root, NULL, out);
+}
+
+xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                      const xv_refer *refer, xv_grounding_set *out) {
     memset(out, 0, sizeof *out);
-    cJSON *root;
-    XV_TRY(read_array(json_path, &root));
-    int64_t n = cJSON_GetArraySize(root);
-    xv_status st = n > 0 ? XV_OK : xv_error(XV_ERR_FORMAT, "%s: no entries", json_path);
-    if (n > INT32_MAX) st = xv_error(XV_ERR_FORMAT, "%s: more than 2^31 entries", json_path);
+    entries E;
+    xv_status st = entries_read(json_paths, n_paths, &E);
+    int64_t n = st == XV_OK ? cJSON_GetArraySize(E.all) : 0;
+    if (st == XV_OK && n == 0) st = xv_error(XV_ERR_FORMAT, "%s: no entries", json_paths[0]);
+    if (n > INT32_MAX) st = xv_error(XV_ERR_FORMAT, "%s: more than 2^31 entries", json_paths[0]);
     xv_strindex seen = {0};
     if (st == XV_OK) {
         out->texts = calloc((size_t)n, sizeof *out->texts);
         out->image = calloc((size_t)n, sizeof *out->image);
         out->bbox = calloc((size_t)n, sizeof *out->bbox);
         out->size = calloc((size_t)n, sizeof *out->size);
+        out->ref_id = calloc((size_t)n, sizeof *out->ref_id);
+        out->split = calloc((size_t)n, sizeof *out->split);
         out->image_paths = calloc((size_t)n, sizeof *out->image_paths);
-        if (!out->texts || !out->image || !out->bbox || !out->size || !out->image_paths)
+        if (!out->texts || !out->image || !out->bbox || !out->size || !out->ref_id || !out->split ||
+            !out->image_paths)
             st = xv_error(XV_ERR_NOMEM, "out of memory");
     }
     int64_t i = 0;
-    for (const cJSON *e = root->child; e && st == XV_OK; e = e->next, i++) {
+    for (const cJSON *e = st == XV_OK ? E.all->child : NULL; e && st == XV_OK; e = e->next, i++) {
         const char *image = cJSON_IsObject(e) ? get_string(e, "image") : NULL;
         const char *text = image ? get_string(e, "text") : NULL;
         if (!text) {
-            st = xv_error(XV_ERR_FORMAT, "%s: entry %lld: expected an object with strings \"image\" and \"text\"",
-                          json_path, (long long)i);
+            st = entry_error(&E, i, XV_ERR_FORMAT, "expected an object with strings \"image\" and \"text\"");
             break;
         }
-        st = read_box(e, json_path, i, out->bbox[i]);
-        if (st != XV_OK) break;
-        out->size[i][0] = read_dim(e, "width");
-        out->size[i][1] = read_dim(e, "height");
+        if ((st = read_target(&E, e, i, refer, out)) != XV_OK) break;
         out->texts[i] = strdup(text);
         out->n = i + 1;
         if (!out->texts[i]) {
@@ -185,7 +279,7 @@ xv_status xv_grounding_set_read(const char *json_path, const char *image_root, x
         out->image[i] = k;
     }
     xv_strindex_free(&seen);
-    cJSON_Delete(root);
+    entries_free(&E);
     if (st != XV_OK) xv_grounding_set_free(out);
     return st;
 }

@@ -1,21 +1,28 @@
-/* The evaluation files of the official fine-tuning scripts, read for
- * `xvlm evaluate`:
+/* The data files of the official fine-tuning scripts (Retrieval.py,
+ * Grounding_bbox.py), read for `xvlm finetune` and `xvlm evaluate`:
  *
- * - retrieval (re_eval_dataset, COCO-Karpathy style): a JSON array of
- *   {"image": path, "caption": [str, ...] | str}; texts are numbered in file
- *   order, image by image, as Retrieval.py builds txt2img / img2txt;
- * - grounding (RefCOCO+ with the box inline, the VLUE format of
- *   grounding_eval_bbox_vlue): a JSON array of {"image": path, "text": str,
- *   "bbox": [x, y, w, h] pixels, "width"?, "height"?, "ref_id"?}.
+ * - retrieval (re_train_dataset / re_eval_dataset, COCO-Karpathy style): a
+ *   JSON array of {"image": path, "caption": [str, ...] | str}; texts are
+ *   numbered in file order, image by image, as Retrieval.py builds txt2img /
+ *   img2txt;
+ * - grounding (grounding_dataset_bbox): a JSON array of {"image": path,
+ *   "text": str, "ref_id": int}, the box and the split coming from the REFER
+ *   index (refer.h) as the official code takes them; without an index, the
+ *   VLUE format of grounding_eval_bbox_vlue with the box inline:
+ *   {"image", "text", "bbox": [x, y, w, h] pixels, "width"?, "height"?}.
  *
- * Relative image paths are joined to image_root (NULL or "": as written).
- * Errors name the file, the element index and the key. */
+ * A list of files is read in full, concatenated in order (the official
+ * datasets do `for f in ann_file: self.ann += json.load(open(f))`).
+ * Relative image paths are joined to image_root (NULL or "": as written, i.e.
+ * from the working directory). Errors name the file, the element index in it
+ * and the key. */
 #ifndef XV_TASKS_EVAL_DATA_H
 #define XV_TASKS_EVAL_DATA_H
 
 #include <stdint.h>
 
 #include "core/error.h"
+#include "tasks/refer.h"
 
 /* Evaluation files larger than this are refused before reading (the COCO
  * Karpathy test file is 1.5 MB, RefCOCO+ 2 MB). */
@@ -29,6 +36,8 @@ typedef struct {
 } xv_retrieval_set;
 
 xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, xv_retrieval_set *out);
+xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                      xv_retrieval_set *out);
 void xv_retrieval_set_free(xv_retrieval_set *s);
 
 typedef struct {
@@ -36,12 +45,19 @@ typedef struct {
     char **texts;       /* [n] */
     int64_t *image;     /* [n] index into image_paths */
     double (*bbox)[4];  /* [n] ground truth (x, y, w, h) in pixels of the original image */
-    int (*size)[2];     /* [n] width, height as the file states them (0, 0 when absent) */
+    int (*size)[2];     /* [n] width, height as the file (or REFER) states them (0, 0 when absent) */
+    int64_t *ref_id;    /* [n] the entry's ref_id (-1 when absent) */
+    xv_refer_split *split; /* [n] the ref's REFER split (XV_REFER_OTHER without REFER) */
     int64_t n_images;
     char **image_paths; /* distinct images, in order of first appearance, image_root joined */
 } xv_grounding_set;
 
+/* Without REFER: the VLUE format, boxes inline. */
 xv_status xv_grounding_set_read(const char *json_path, const char *image_root, xv_grounding_set *out);
+/* refer NULL: boxes inline; else every entry needs a "ref_id" of the index,
+ * which gives its box, image size and split. */
+xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                      const xv_refer *refer, xv_grounding_set *out);
 void xv_grounding_set_free(xv_grounding_set *s);
 
 /* The mean-box baseline: the mean over the set of (x/W, y/H, w/W, h/H), each

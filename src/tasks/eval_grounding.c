@@ -1,5 +1,7 @@
 #include "tasks/eval_grounding.h"
 
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -113,5 +115,63 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     free(pairs);
     free(boxes);
     if (st != XV_OK) xv_eval_grounding_result_free(out);
+    return st;
+}
+
+void xv_eval_grounding_splits(const xv_grounding_set *set, const xv_eval_grounding_result *r,
+                              xv_grounding_splits *out) {
+    int64_t hit[5] = {0}, num[5] = {0}, all = 0;
+    for (int64_t i = 0; i < r->n; i++) {
+        const int s = (int)set->split[i], ok = r->iou[i] >= 0.5;
+        num[s]++, hit[s] += ok, all += ok;
+    }
+#define FRAC(h, n) ((n) > 0 ? (double)(h) / (double)(n) : NAN)
+    *out = (xv_grounding_splits){
+        .val_d = FRAC(hit[XV_REFER_VAL], num[XV_REFER_VAL]),
+        .testA_d = FRAC(hit[XV_REFER_TESTA], num[XV_REFER_TESTA]),
+        .testB_d = FRAC(hit[XV_REFER_TESTB], num[XV_REFER_TESTB]),
+        .n_val = num[XV_REFER_VAL],
+        .n_testA = num[XV_REFER_TESTA],
+        .n_testB = num[XV_REFER_TESTB],
+        .score = FRAC(all, r->n),
+    };
+#undef FRAC
+}
+
+xv_status xv_eval_grounding_write_results(const char *path, const xv_grounding_set *set,
+                                          const xv_eval_grounding_result *r) {
+    cJSON *root = cJSON_CreateArray();
+    for (int64_t i = 0; root && i < r->n; i++) {
+        const double *p = r->pred[i], W = r->size[i][0], H = r->size[i][1];
+        const double rel[4] = {(p[0] + p[2] / 2) / W, (p[1] + p[3] / 2) / H, p[2] / W, p[3] / H};
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddItemToArray(root, e)) {
+            cJSON_Delete(e);
+            break;
+        }
+        cJSON_AddNumberToObject(e, "ref_id", (double)set->ref_id[i]);
+        cJSON_AddItemToObject(e, "pred", cJSON_CreateDoubleArray(rel, 4));
+        cJSON_AddItemToObject(e, "bbox", cJSON_CreateDoubleArray(p, 4));
+        cJSON_AddNumberToObject(e, "iou", r->iou[i]);
+    }
+    char *text = root && cJSON_GetArraySize(root) == r->n ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
+    xv_status st = xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE);
+    cJSON_free(text);
+    return st;
+}
+
+xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+                                  const xv_refer *refer, const xv_eval_grounding_opts *opts, const char *results_path,
+                                  xv_eval_grounding_result *out, xv_grounding_splits *splits) {
+    memset(out, 0, sizeof *out);
+    xv_grounding_set set;
+    XV_TRY(xv_grounding_set_read_files(files, n_files, image_root, refer, &set));
+    xv_status st = xv_eval_grounding(ctx, &set, NULL, opts, out);
+    if (st == XV_OK) xv_eval_grounding_splits(&set, out, splits);
+    if (st == XV_OK && results_path) st = xv_eval_grounding_write_results(results_path, &set, out);
+    if (st != XV_OK) xv_eval_grounding_result_free(out);
+    xv_grounding_set_free(&set);
     return st;
 }

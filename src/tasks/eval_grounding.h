@@ -48,4 +48,32 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
                             const xv_eval_grounding_opts *opts, xv_eval_grounding_result *out);
 void xv_eval_grounding_result_free(xv_eval_grounding_result *r);
 
+/* grounding_eval_bbox (dataset/utils.py): the fraction (0..1, not percent) of
+ * expressions with IoU >= 0.5 in each REFER split of the set; expressions of
+ * other splits count in none. A split without expressions gives NaN (the
+ * official code divides by zero there). Without REFER (the VLUE format) every
+ * expression is in `score` (grounding_eval_bbox_vlue). */
+typedef struct {
+    double val_d, testA_d, testB_d; /* Grounding_bbox.py's names */
+    int64_t n_val, n_testA, n_testB;
+    double score; /* all expressions: grounding_eval_bbox_vlue's "score" */
+} xv_grounding_splits;
+
+void xv_eval_grounding_splits(const xv_grounding_set *set, const xv_eval_grounding_result *r,
+                              xv_grounding_splits *out);
+
+/* The result file as collect_tensor_result collects it (val's
+ * {'ref_id', 'pred'}), as JSON: [{"ref_id": int, "pred": [cx, cy, w, h]
+ * relative to the image (the box head's output), "bbox": [x, y, w, h] pixels,
+ * "iou": IoU with the ground truth}, ...], written atomically. */
+xv_status xv_eval_grounding_write_results(const char *path, const xv_grounding_set *set,
+                                          const xv_eval_grounding_result *r);
+
+/* Grounding_bbox.py's val() + grounding_eval_bbox over test_file (the files
+ * concatenated; refer NULL: boxes inline, VLUE): *out the full result,
+ * *splits the official dict; results_path (NULL: none) gets the result file. */
+xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+                                  const xv_refer *refer, const xv_eval_grounding_opts *opts, const char *results_path,
+                                  xv_eval_grounding_result *out, xv_grounding_splits *splits);
+
 #endif

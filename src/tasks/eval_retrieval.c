@@ -198,3 +198,13 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
     if (st != XV_OK) xv_eval_retrieval_result_free(out);
     return st;
 }
+
+xv_status xv_eval_retrieval_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+                                  const xv_eval_retrieval_opts *opts, xv_eval_retrieval_result *out) {
+    memset(out, 0, sizeof *out);
+    xv_retrieval_set set;
+    XV_TRY(xv_retrieval_set_read_files(files, n_files, image_root, &set));
+    xv_status st = xv_eval_retrieval(ctx, &set, opts, out);
+    xv_retrieval_set_free(&set);
+    return st;
+}

@@ -9,7 +9,8 @@
  * idx = image_id (same-image pairs are positives) + ITM whose hard negatives
  * skip same-image pairs. temp is trained and never clamped.
  *
- * Grounding: entries {image, text, bbox [x, y, w, h] pixels}; the region crop
+ * Grounding: entries {image, text, ref_id} with the box from the REFER index
+ * of refcoco_data (or {image, text, bbox [x, y, w, h] pixels}); the region crop
  * around the box, flip (skipped when the text mentions left/right:
  * careful_hflip), resize, RandAug over the 5 colour ops; target
  * (cx, cy, w, h)/res. Loss = ΣL1/B + Σ(1 − GIoU)/B.
@@ -17,8 +18,9 @@
  * Both: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
  * lr_mult since the fine-tuning models have no init_params), linear schedule
  * with warmup (fraction 0.1), fp32, no gradient clipping, dropout on. The
- * model is evaluated on the test file before (zero-shot) and after every
- * epoch (tasks/eval_retrieval.h, eval_grounding.h). */
+ * model is evaluated before (zero-shot) and after every epoch: retrieval on
+ * val_file and test_file, grounding on test_file by REFER split
+ * (tasks/eval_retrieval.h, eval_grounding.h). */
 #ifndef XV_TRAIN_FINETUNE_H
 #define XV_TRAIN_FINETUNE_H
 
@@ -27,16 +29,31 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "tasks/eval_grounding.h"
+#include "tasks/metrics.h"
 #include "train/adamw.h"
 
 typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
 
+/* A path or a list of paths of the YAML, as written (relative ones from the
+ * working directory, as the official scripts run). */
+typedef struct {
+    char **paths;
+    int n;
+} xv_path_list;
+
 /* The keys of an official Retrieval.yaml / Grounding_bbox.yaml used here. */
 typedef struct {
     xv_finetune_task task;
-    char *train_file;     /* train_file (the first one when a list) */
-    char *test_file;      /* test_file */
-    char *image_root;     /* image_root (NULL: the directory of each JSON file) */
+    xv_path_list train_file; /* train_file: every file, concatenated (re_train_dataset, grounding_dataset_bbox) */
+    xv_path_list val_file;   /* retrieval: val_file, evaluated next to test_file (n 0: none) */
+    xv_path_list test_file;  /* test_file; grounding: refcoco+_val.json + refcoco+_test.json, the REFER split of
+                                each ref_id decides val / testA / testB */
+    char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
+    char *refcoco_data;   /* grounding: REFER root, DATA/refcoco+/refs(unc).p + instances.json give the boxes
+                             (NULL: boxes inline, the VLUE format) */
+    char *det_file;       /* grounding: detector proposals (tasks/refer.h xv_dets_read); kept, unused by the box task */
+    char *coco_file;      /* grounding: read by the official code and unused; kept */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* batch_size_train (retrieval) / batch_size (grounding) */
@@ -89,6 +106,11 @@ typedef struct {
     double mean_iou_before, mean_iou_after;     /* grounding */
     int64_t best_epoch;  /* epoch (0-based) of model_best/; -1: none scored above 0 */
     double best_score;   /* its selection score (test_r_mean / val_d, test_d) */
+    /* The official result dicts. Retrieval: itm_eval of val_file (has_val)
+     * and test_file; grounding: grounding_eval_bbox (val_d, testA_d, testB_d). */
+    bool has_val;
+    xv_retrieval_result val_before, val_after, test_before, test_after;
+    xv_grounding_splits splits_before, splits_after;
 } xv_finetune_result;
 
 /* The official epoch loop: train an epoch, evaluate every split, log, keep
@@ -97,8 +119,9 @@ typedef struct {
  *                    are "image" records with loss_itc/loss_itm, grounding
  *                    ones "region" records with loss_bbox/loss_giou), one
  *                    "epoch" record per epoch (train_<term> means and lr, the
- *                    official result keys: test_txt_r1 ... test_r_mean,
- *                    test_d / val_d ..., and "selection") and, after the last
+ *                    official result keys: val_txt_r1 ... val_r_mean,
+ *                    test_txt_r1 ... test_r_mean; val_d, testA_d, testB_d
+ *                    (test_d without REFER); and "selection") and, after the last
  *                    epoch, a "best" record with best_epoch, as the official
  *                    log.txt ends with "best epoch: N"
  *   loss_curves.png  the loss terms over the steps
@@ -107,10 +130,15 @@ typedef struct {
  *                    streams, best so far; the data order follows from the
  *                    seed and the step), newest keep_last kept
  *   model_best/      the best epoch's model (Retrieval.py checkpoint_best.pth:
- *                    best test r_mean; Grounding_bbox.py: best val_d)
+ *                    best test r_mean; Grounding_bbox.py: best val_d, else test_d)
  *   model/           the final model; both folders hold config.json,
  *                    weights.safetensors, vocab.txt (every command opens them)
- *   result.json      summary
+ *   result.json      summary, with the official dicts "before" (zero-shot)
+ *                    and "after": retrieval {"val", "test"} itm_eval dicts,
+ *                    grounding {val_d, testA_d, testB_d, score}
+ *   result/          grounding: the per-expression results (ref_id, box) as
+ *                    collect_tensor_result collects them: zero_shot.json,
+ *                    epochN.json after each epoch
  * A resumed run continues bitwise as the uninterrupted one (same thread
  * count); a killed run loses at most the epoch under way. */
 xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res);

@@ -25,38 +25,50 @@ xv_finetune_config xv_finetune_config_default(xv_finetune_task task) {
     return c;
 }
 
-/* Relative paths are taken from the YAML file's directory. */
-static xv_status resolve(const char *path, const char *rel, char **out) {
-    const char *slash = strrchr(path, '/');
-    size_t dir = rel[0] == '/' || !slash ? 0 : (size_t)(slash - path) + 1;
-    char *s = malloc(dir + strlen(rel) + 1);
-    if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
-    memcpy(s, path, dir);
-    strcpy(s + dir, rel);
-    *out = s;
-    return XV_OK;
-}
-
-/* A path, or a list of paths of which the first is used (the official
- * train_file is a list; test_file a string). */
-static xv_status get_path(const xv_yaml_node *root, const char *key, bool required, char **out) {
+/* A path or a list of paths, kept as written: relative ones are taken from
+ * the working directory, as the official scripts and `xvlm pretrain` do. */
+static xv_status get_paths(const xv_yaml_node *root, const char *key, bool required, xv_path_list *out) {
     if (required) XV_TRY(xv_yaml_require(root, key, "a path or a list of paths"));
     const char **paths = NULL;
     int n = 0;
     XV_TRY(xv_yaml_get_strings(root, key, &paths, &n));
     if (!paths) return XV_OK;
-    xv_status st = n >= 1 ? resolve(root->file, paths[0], out)
-                          : xv_yaml_type_error(xv_yaml_get(root, key), "a path or a list of paths");
+    xv_status st = n >= 1 ? XV_OK : xv_yaml_type_error(xv_yaml_get(root, key), "a path or a list of paths");
+    if (st == XV_OK && !(out->paths = calloc((size_t)n, sizeof *out->paths)))
+        st = xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && st == XV_OK; i++)
+        if ((out->paths[i] = strdup(paths[i]))) out->n = i + 1;
+        else st = xv_error(XV_ERR_NOMEM, "out of memory");
     free(paths);
     return st;
 }
 
+/* One path as written (NULL when absent). */
+static xv_status get_path(const xv_yaml_node *root, const char *key, char **out) {
+    const char *s = NULL;
+    XV_TRY(xv_yaml_get_string(root, key, &s));
+    if (s && !(*out = strdup(s))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    return XV_OK;
+}
+
+static void path_list_free(xv_path_list *l) {
+    for (int i = 0; l->paths && i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+}
+
 static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
-    XV_TRY(get_path(root, "train_file", true, &out->train_file));
-    XV_TRY(get_path(root, "test_file", true, &out->test_file));
-    XV_TRY(get_path(root, "image_root", false, &out->image_root));
+    const bool grounding = out->task == XV_FINETUNE_GROUNDING;
+    XV_TRY(get_paths(root, "train_file", true, &out->train_file));
+    XV_TRY(get_paths(root, "test_file", true, &out->test_file));
+    if (!grounding) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
+    XV_TRY(get_path(root, "image_root", &out->image_root));
+    if (grounding) {
+        XV_TRY(get_path(root, "refcoco_data", &out->refcoco_data));
+        XV_TRY(get_path(root, "det_file", &out->det_file));
+        XV_TRY(get_path(root, "coco_file", &out->coco_file));
+    }
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
-    const char *batch_key = out->task == XV_FINETUNE_RETRIEVAL ? "batch_size_train" : "batch_size";
+    const char *batch_key = grounding ? "batch_size" : "batch_size_train";
     XV_TRY(xv_yaml_get_int(root, batch_key, 2, 1000000000, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
@@ -76,9 +88,10 @@ xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_fi
     xv_yaml_node *root = NULL;
     XV_TRY(xv_yaml_load(path, &root));
     xv_status st = read_keys(root, out);
-    static const char *const used[] = {"train_file", "test_file", "image_root", "image_res", "batch_size_train",
-                                       "batch_size", "k_test", "max_words", "max_tokens", "optimizer",
-                                       "schedular", "careful_hflip", NULL};
+    static const char *const used[] = {"train_file", "val_file", "test_file", "image_root", "refcoco_data",
+                                       "det_file", "coco_file", "image_res", "batch_size_train", "batch_size",
+                                       "k_test", "max_words", "max_tokens", "optimizer", "schedular",
+                                       "careful_hflip", NULL};
     if (st == XV_OK) xv_yaml_note_unknown(root, used, notes);
     xv_yaml_free(root);
     if (st != XV_OK) xv_finetune_config_free(out);
@@ -86,8 +99,12 @@ xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_fi
 }
 
 void xv_finetune_config_free(xv_finetune_config *c) {
-    free(c->train_file);
-    free(c->test_file);
+    path_list_free(&c->train_file);
+    path_list_free(&c->val_file);
+    path_list_free(&c->test_file);
     free(c->image_root);
+    free(c->refcoco_data);
+    free(c->det_file);
+    free(c->coco_file);
     memset(c, 0, sizeof *c);
 }

@@ -1,6 +1,8 @@
 /* The fine-tuning run: epochs, per-epoch evaluation, log, best epoch,
  * checkpoints and resume (finetune.h). */
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -150,7 +152,9 @@ static xv_status end_epoch(run *r) {
     const xv_finetune_opts *o = f->o;
     const int64_t e = r->step / f->steps_per_epoch - 1;
     r->epoch = e + 1;
-    XV_TRY(xv_ft_evaluate(f, &r->last));
+    char rname[32];
+    snprintf(rname, sizeof rname, "epoch%lld", (long long)e); /* collect_tensor_result's 'epoch%d' */
+    XV_TRY(xv_ft_evaluate(f, rname, &r->last));
     r->last_step = r->step;
     const char *key;
     const double score = xv_ft_selection(f, &r->last, &key);
@@ -178,10 +182,11 @@ static xv_status end_epoch(run *r) {
     memset(r->sums, 0, sizeof r->sums);
     if (o->notes && o->progress) {
         /* epochs counted from 0, as the official log */
-        fprintf(o->notes, "epoch %lld (%lld of %d)  %s %.2f%s", (long long)e, (long long)e + 1, f->cfg.epochs, key,
-                score, better ? " (best)" : "");
+        const int prec = grounding(r) ? 4 : 2; /* grounding_eval_bbox gives fractions */
+        fprintf(o->notes, "epoch %lld (%lld of %d)  %s %.*f%s", (long long)e, (long long)e + 1, f->cfg.epochs, key,
+                prec, score, better ? " (best)" : "");
         if (!better && r->best_epoch >= 0)
-            fprintf(o->notes, "  best %.2f at epoch %lld", r->best, (long long)r->best_epoch);
+            fprintf(o->notes, "  best %.*f at epoch %lld", prec, r->best, (long long)r->best_epoch);
         fputc('\n', o->notes);
         xv_ft_print_scores(f, &r->last, o->notes);
     }
@@ -240,27 +245,77 @@ static xv_status train(run *r, int64_t max_steps, xv_finetune_result *res) {
     return r->step != r->saved_step ? save_checkpoint(r) : XV_OK;
 }
 
-/* result.json: the summary of the run. */
+/* A number, or null when not evaluated (NaN is not JSON). */
+static void put_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+/* itm_eval's dict (Retrieval.py). */
+static cJSON *recall_dict(const xv_retrieval_result *d) {
+    cJSON *o = cJSON_CreateObject();
+    const double v[9] = {d->txt_r1, d->txt_r5, d->txt_r10, d->txt_r_mean, d->img_r1,
+                         d->img_r5, d->img_r10, d->img_r_mean, d->r_mean};
+    static const char *const k[9] = {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1",
+                                     "img_r5", "img_r10", "img_r_mean", "r_mean"};
+    for (int i = 0; o && i < 9; i++) put_num(o, k[i], v[i]);
+    return o;
+}
+
+/* The official dicts of one evaluation: retrieval {"val": {...}, "test":
+ * {...}}, grounding {"val_d", "testA_d", "testB_d", "score"} (fractions). */
+static cJSON *official_dicts(const run *r, const xv_finetune_result *res, bool after) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    if (!grounding(r)) {
+        if (res->has_val) cJSON_AddItemToObject(o, "val", recall_dict(after ? &res->val_after : &res->val_before));
+        cJSON_AddItemToObject(o, "test", recall_dict(after ? &res->test_after : &res->test_before));
+    } else {
+        const xv_grounding_splits *sp = after ? &res->splits_after : &res->splits_before;
+        put_num(o, "val_d", sp->val_d);
+        put_num(o, "testA_d", sp->testA_d);
+        put_num(o, "testB_d", sp->testB_d);
+        put_num(o, "score", sp->score);
+    }
+    return o;
+}
+
+/* result.json: the summary of the run, with the official dicts before
+ * (zero-shot, when evaluated) and after. */
 static xv_status write_result(const run *r, const xv_finetune_result *res) {
     const bool ret = !grounding(r);
-    line l;
-    l.n = (size_t)snprintf(l.buf, sizeof l.buf, "{\"task\": \"%s\", \"steps\": %lld, \"best_epoch\": %lld",
-                           ret ? "retrieval" : "grounding", (long long)res->steps, (long long)res->best_epoch);
-    add_num(&l, "best_score", res->best_score);
-    add_num(&l, "loss_first", res->first_loss);
-    add_num(&l, "loss_last", res->last_loss);
-    add_num(&l, "seconds_train", res->seconds_train);
-    add_num(&l, ret ? "r_mean_before" : "accuracy_before", res->metric_before);
-    add_num(&l, ret ? "r_mean_after" : "accuracy_after", res->metric_after);
-    add_num(&l, ret ? "itc_r_mean_before" : "mean_iou_before", ret ? res->itc_r_mean_before : res->mean_iou_before);
-    add_num(&l, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? res->itc_r_mean_after : res->mean_iou_after);
-    if (l.n + 3 > sizeof l.buf) return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: result too long");
-    l.n += (size_t)snprintf(l.buf + l.n, sizeof l.buf - l.n, "}\n");
-    char *path = xv_fs_join(r->f.o->output_dir, "result.json");
-    if (!path) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = xv_fs_write_file(path, l.buf, l.n, XV_FS_DURABLE);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return xv_error(XV_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(o, "task", ret ? "retrieval" : "grounding");
+    cJSON_AddNumberToObject(o, "steps", (double)res->steps);
+    cJSON_AddNumberToObject(o, "best_epoch", (double)res->best_epoch);
+    put_num(o, "best_score", res->best_score);
+    put_num(o, "loss_first", res->first_loss);
+    put_num(o, "loss_last", res->last_loss);
+    put_num(o, "seconds_train", res->seconds_train);
+    put_num(o, ret ? "r_mean_before" : "accuracy_before", res->metric_before);
+    put_num(o, ret ? "r_mean_after" : "accuracy_after", res->metric_after);
+    put_num(o, ret ? "itc_r_mean_before" : "mean_iou_before", ret ? res->itc_r_mean_before : res->mean_iou_before);
+    put_num(o, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? res->itc_r_mean_after : res->mean_iou_after);
+    if (isfinite(res->metric_before)) cJSON_AddItemToObject(o, "before", official_dicts(r, res, false));
+    cJSON_AddItemToObject(o, "after", official_dicts(r, res, true));
+    char *text = cJSON_Print(o), *path = xv_fs_join(r->f.o->output_dir, "result.json");
+    cJSON_Delete(o);
+    xv_status st = text && path ? xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE)
+                                : xv_error(XV_ERR_NOMEM, "out of memory");
+    cJSON_free(text);
     free(path);
     return st;
+}
+
+/* The scores of one evaluation into the result (before or after). */
+static void take_scores(const run *r, const xv_ft_scores *s, bool after, xv_finetune_result *res) {
+    *(after ? &res->metric_after : &res->metric_before) = s->metric;
+    if (grounding(r)) *(after ? &res->mean_iou_after : &res->mean_iou_before) = s->aux;
+    else *(after ? &res->itc_r_mean_after : &res->itc_r_mean_before) = s->aux;
+    *(after ? &res->val_after : &res->val_before) = s->val;
+    *(after ? &res->test_after : &res->test_before) = s->test;
+    *(after ? &res->splits_after : &res->splits_before) = s->splits;
 }
 
 /* After the last step: the final model, its test score, the log's closing
@@ -268,9 +323,14 @@ static xv_status write_result(const run *r, const xv_finetune_result *res) {
 static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     xv_ft *f = &r->f;
     XV_TRY(xv_ft_write_model(f, r->model_dir));
-    if (r->last_step != r->step || r->step == 0) XV_TRY(xv_ft_evaluate(f, &r->last));
-    res->metric_after = r->last.metric;
-    *(grounding(r) ? &res->mean_iou_after : &res->itc_r_mean_after) = r->last.aux;
+    if (r->last_step != r->step || r->step == 0) {
+        /* stopped inside an epoch (max_steps): the epoch under way names the result file */
+        char name[32];
+        const int64_t e = r->step > 0 ? (r->step - 1) / f->steps_per_epoch : 0;
+        snprintf(name, sizeof name, "epoch%lld", (long long)e);
+        XV_TRY(xv_ft_evaluate(f, name, &r->last));
+    }
+    take_scores(r, &r->last, true, res);
     res->best_epoch = r->best_epoch;
     res->best_score = r->best_epoch >= 0 ? r->best : NAN;
     if (r->step == total) {
@@ -284,7 +344,8 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
         l.n += (size_t)snprintf(l.buf + l.n, sizeof l.buf - l.n, "}");
         XV_TRY(xv_train_log_write_json(r->log, l.buf));
         if (f->o->notes && f->o->progress && r->best_epoch >= 0)
-            fprintf(f->o->notes, "best epoch: %lld (%s %.2f)\n", (long long)r->best_epoch, key, res->best_score);
+            fprintf(f->o->notes, "best epoch: %lld (%s %.*f)\n", (long long)r->best_epoch, key, grounding(r) ? 4 : 2,
+                    res->best_score);
         else if (f->o->notes && f->o->progress)
             fprintf(f->o->notes, "best epoch: none (no epoch's %s above 0; no model_best/)\n", key);
     }
@@ -320,6 +381,7 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
     xv_status st = setup(&r, task, &keep_before);
     const int64_t total = st == XV_OK ? r.f.sched.total_steps : 0;
     const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
+    res->has_val = st == XV_OK && task == XV_FINETUNE_RETRIEVAL && r.f.cfg.val_file.n > 0;
     res->start_step = r.step;
     res->total_steps = total;
     if (st == XV_OK) st = xv_train_log_open(r.log_path, keep_before, &r.log);
@@ -328,9 +390,8 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
     if (st == XV_OK && o->eval_before && r.step == 0) {
         /* zero-shot at the fine-tuning resolution: the initial model as loaded */
         xv_ft_scores before;
-        st = xv_ft_evaluate(&r.f, &before);
-        res->metric_before = before.metric;
-        *(task == XV_FINETUNE_RETRIEVAL ? &res->itc_r_mean_before : &res->mean_iou_before) = before.aux;
+        st = xv_ft_evaluate(&r.f, "zero_shot", &before);
+        if (st == XV_OK) take_scores(&r, &before, false, res);
         if (st == XV_OK && o->notes && o->progress) {
             fprintf(o->notes, "before fine-tuning:\n");
             xv_ft_print_scores(&r.f, &before, o->notes);

@@ -9,49 +9,35 @@
 #include "data/transforms.h"
 #include "io/strindex.h"
 #include "model/losses.h"
+#include "model/model_folder.h"
 #include "ops/ops.h"
 #include "train/finetune_internal.h"
 
-/* The directory of a file ("." when none), malloc'd. */
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    char *s = malloc(n + 1);
-    if (!s) return NULL;
-    memcpy(s, slash ? path : ".", n);
-    s[n] = 0;
-    return s;
-}
-
-/* Image root of a data file: the configured one, else the file's directory
- * (where `xvlm synth` puts the relative image paths). */
-char *xv_ft_image_root(const xv_ft *f, const char *file) {
-    return f->cfg.image_root ? strdup(f->cfg.image_root) : dir_of(file);
-}
-
-/* Training entries. Retrieval: {image, caption, image_id}; entries of the
- * same image file are one image (as image_id groups them in the official
- * files), so idx = the image's index. Grounding: {image, text, bbox}. */
+/* Training entries, every train_file in order (relative paths from the
+ * working directory, image_root joined to each entry's image). Retrieval:
+ * {image, caption, image_id}; entries of the same image file are one image
+ * (as image_id groups them in the official files), so idx = the image's
+ * index. Grounding: {image, text, ref_id} with the box from REFER (or
+ * {image, text, bbox}, the VLUE format). */
 static xv_status read_train(xv_ft *f) {
-    char *root = xv_ft_image_root(f, f->cfg.train_file);
-    if (!root) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const char *const *files = (const char *const *)f->cfg.train_file.paths, *root = f->cfg.image_root;
+    const int n_files = f->cfg.train_file.n;
     xv_status st;
     char **paths;
     int64_t n_paths;
     const int64_t *path_of;
     if (f->cfg.task == XV_FINETUNE_RETRIEVAL) {
-        st = xv_retrieval_set_read(f->cfg.train_file, root, &f->rset);
+        st = xv_retrieval_set_read_files(files, n_files, root, &f->rset);
         f->n = f->rset.n_texts, f->texts = f->rset.texts;
         paths = f->rset.image_paths, n_paths = f->rset.n_images, path_of = f->rset.txt2img;
     } else {
-        st = xv_grounding_set_read(f->cfg.train_file, root, &f->gset);
+        st = xv_grounding_set_read_files(files, n_files, root, f->cfg.refcoco_data ? &f->refer : NULL, &f->gset);
         f->n = f->gset.n, f->texts = f->gset.texts, f->bbox = f->gset.bbox;
         paths = f->gset.image_paths, n_paths = f->gset.n_images, path_of = f->gset.image;
     }
-    free(root);
     XV_TRY(st);
     if (f->n < f->cfg.batch_size)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", f->cfg.train_file,
+        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", files[0],
                         (long long)f->n, f->cfg.batch_size);
     /* distinct image files, decoded once */
     int32_t *uniq = malloc((size_t)n_paths * sizeof *uniq);
@@ -126,6 +112,9 @@ xv_status xv_ft_setup(xv_ft *f, xv_finetune_task task) {
                         o->init_dir);
     if (task == XV_FINETUNE_GROUNDING && !p->bbox)
         return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", o->init_dir);
+    /* REFER(config['refcoco_data'], 'refcoco+', 'unc'), as grounding_dataset_bbox */
+    if (task == XV_FINETUNE_GROUNDING && f->cfg.refcoco_data)
+        XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &f->refer));
     XV_TRY(read_train(f));
     const int B = f->cfg.batch_size, R = f->res;
     f->pixels = malloc((size_t)B * 3 * R * R * sizeof *f->pixels);
@@ -173,13 +162,13 @@ static xv_status make_batch(xv_ft *f, int64_t b, xv_text_batch *tb) {
         const bool flip_ok = xv_flip_allowed(f->cfg.careful_hflip ? XV_FLIP_CAREFUL : XV_FLIP_ALWAYS_ALLOWED, &t, 1);
         xv_region_crop c;
         xv_status st = xv_region_crop_draw(&f->aug, im->width, im->height, box, flip_ok, R, &c);
-        if (st != XV_OK) return xv_error_wrap(st, "%s: entry %d", f->cfg.train_file, s);
+        if (st != XV_OK) return xv_error_wrap(st, "train_file entry %d (ref_id %lld)", s, (long long)f->gset.ref_id[s]);
         xv_image crop = {0};
         xv_box mapped;
         XV_TRY(xv_region_crop_apply(im, &c, &crop));
         if (!xv_region_crop_box(&c, box, -1, &mapped)) {
             xv_image_free(&crop);
-            return xv_error(XV_ERR_INVALID_ARG, "%s: entry %d: box outside its crop", f->cfg.train_file, s);
+            return xv_error(XV_ERR_INVALID_ARG, "train_file entry %d: box outside its crop", s);
         }
         xv_box_target(&mapped, R, f->target + 4 * i);
         st = xv_transform_train(&f->aug, &crop, R, XV_TRAIN_BOX, px);
@@ -242,22 +231,13 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, xv_ft_losses *out) {
     return st;
 }
 
-/* The input's layout and
+/* DIR as a model folder (model/model_folder.h) with the input's layout and
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
 xv_status xv_ft_write_model(const xv_ft *f, const char *dir) {
-    XV_TRY(xv_fs_mkdir_p(dir));
-    char *cfg = xv_config_to_json(&f->m->cfg), *cfg_path = xv_fs_join(dir, "config.json"),
-         *w_path = xv_fs_join(dir, "weights.safetensors"), *v_in = xv_fs_join(f->o->init_dir, "vocab.txt"),
-         *v_out = xv_fs_join(dir, "vocab.txt");
-    xv_status st = cfg && cfg_path && w_path && v_in && v_out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xv_model_save(f->m, w_path);
-    if (st == XV_OK) st = xv_fs_write_file(cfg_path, cfg, strlen(cfg), XV_FS_DURABLE);
-    uint8_t *voc = NULL;
-    size_t len = 0;
-    if (st == XV_OK) st = xv_fs_read_file(v_in, INT64_C(1) << 30, &voc, &len);
-    if (st == XV_OK) st = xv_fs_write_file(v_out, voc, len, XV_FS_DURABLE);
-    free(voc), free(cfg), free(cfg_path), free(w_path), free(v_in), free(v_out);
+    char *vocab = xv_fs_join(f->o->init_dir, "vocab.txt");
+    xv_status st = vocab ? xv_model_folder_write(dir, f->m, vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
+    free(vocab);
     return st;
 }
 
@@ -269,6 +249,7 @@ void xv_ft_free(xv_ft *f) {
     free(f->images);
     xv_retrieval_set_free(&f->rset);
     xv_grounding_set_free(&f->gset);
+    xv_refer_free(&f->refer);
     if (f->opt_ready) xv_adamw_free(&f->opt);
     xv_graph_free(f->g);
     xv_model_free(f->m);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "model/model_folder.h"
 #include "train/loader_source.h"
 #include "train/pretrain_init.h"
 #include "train/train_log.h"
@@ -164,16 +165,9 @@ static xv_status save_checkpoint(run *r, bool after_progress_line) {
     return st;
 }
 
-static xv_status write_model(run *r) {
-    XV_TRY(xv_fs_mkdir_p(r->model_dir));
-    char *cfg = xv_config_to_json(&r->m->cfg), *cfg_path = xv_fs_join(r->model_dir, "config.json"),
-         *w_path = xv_fs_join(r->model_dir, "weights.safetensors");
-    xv_status st = cfg && cfg_path && w_path ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) st = xv_model_save(r->m, w_path);
-    if (st == XV_OK) st = xv_fs_write_file(cfg_path, cfg, strlen(cfg), XV_FS_DURABLE);
-    free(cfg), free(cfg_path), free(w_path);
-    return st;
-}
+/* OUTPUT/model/: config.json, weights.safetensors and the run's vocab.txt, a
+ * folder every other command opens as it is. */
+static xv_status write_model(run *r) { return xv_model_folder_write(r->model_dir, r->m, r->rc.vocab); }
 
 static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     const xv_pretrain_run_opts *o = r->o;

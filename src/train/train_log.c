@@ -222,11 +222,14 @@ static void ring_add(xv_progress *p, int k, double v) {
     if (p->count[k] < p->window) p->count[k]++;
 }
 
-static double ring_mean(const xv_progress *p, int k) {
-    if (!p->count[k]) return NAN;
+/* The window's mean as text, "-" until a value exists (the region losses
+ * before the first region update, a loss whose every value was non-finite). */
+static const char *ring_mean(const xv_progress *p, int k, char *buf, size_t n) {
+    if (!p->count[k]) return "-";
     double s = 0;
     for (int i = 0; i < p->count[k]; i++) s += p->ring[k][i];
-    return s / p->count[k];
+    snprintf(buf, n, "%.4f", s / p->count[k]);
+    return buf;
 }
 
 void xv_progress_add(xv_progress *p, const xv_update_record *r) {
@@ -262,13 +265,16 @@ void xv_progress_print(xv_progress *p, FILE *f, int64_t steps_done, bool tty) {
     const double elapsed = xv_monotonic_seconds() - p->t0;
     const int64_t run = steps_done - p->start_step;
     double eta = run > 0 ? elapsed / (double)run * (double)(p->total - steps_done) : NAN;
-    char el[32], et[32];
+    char el[32], et[32], m[N_RING][32];
     clock_str(elapsed, el, sizeof el);
     clock_str(eta, et, sizeof et);
     static const char *const term[N_RING] = {"itc", "itm", "mlm", "bbox", "giou"};
     fprintf(f, "%sstep %lld/%lld", tty ? "\r" : "", (long long)steps_done, (long long)p->total);
-    for (int k = 0; k < N_RING; k++) /* only the terms the run has (fine-tuning has two) */
-        if (p->count[k]) fprintf(f, "  %s %.4f", term[k], ring_mean(p, k));
+    /* only the terms the run has (fine-tuning has two); pretraining (MLM)
+     * shows its region pair as "-" until the first region update */
+    for (int k = 0; k < N_RING; k++)
+        if (p->count[k] || ((k == R_BBOX || k == R_GIOU) && p->count[R_MLM]))
+            fprintf(f, "  %s %s", term[k], ring_mean(p, k, m[k], sizeof m[k]));
     fprintf(f, "  lr %.3g  %.1f samples/s  %s<%s%s", p->last_lr, secs > 0 ? texts / secs : 0.0, el, et,
             tty ? "  " : "\n");
     fflush(f);

@@ -91,6 +91,7 @@ static void check_errors(void) {
         {"--out x --images 0", "--images", 2},
         {"--out x --objects 3:2", "--objects", 2},
         {"--out x --objects 2:9", "--objects", 2},
+        {"--out x --objects 0:1", "--objects", 2},
         {"--out x --seed -1", "--seed", 2},
         {"--out x --bogus", "unknown option", 2},
         {"--out", "--out", 2},

@@ -47,11 +47,11 @@ static void write_yaml(const char *path, const char *world, const char *task, in
     if (!f) return;
     const bool ret = !strcmp(task, "retrieval");
     fprintf(f,
-            "train_file: ['%s/%s_train.json']\ntest_file: '%s/%s_test.json'\n"
+            "train_file: ['%s/%s_train.json']\ntest_file: '%s/%s_test.json'\nimage_root: '%s'\n"
             "image_res: %d\n%s: 16\nk_test: 8\nmax_tokens: 40\n"
             "optimizer: {opt: adamW, lr: %g, weight_decay: 0.01, lr_mult: 2}\n"
             "schedular: {sched: linear, lr: %g, epochs: %d, num_warmup_steps: 0.1}\n",
-            world, task, world, task, res, ret ? "batch_size_train" : "batch_size", lr, lr, epochs);
+            world, task, world, task, world, res, ret ? "batch_size_train" : "batch_size", lr, lr, epochs);
     fclose(f);
 }
 

@@ -33,11 +33,11 @@ static void write_yaml(const char *path, const char *task) {
     if (!f) return;
     const bool ret = !strcmp(task, "retrieval");
     fprintf(f,
-            "train_file: ['%s/%s_train.json']\ntest_file: '%s/%s_test.json'\n"
+            "train_file: ['%s/%s_train.json']\ntest_file: '%s/%s_test.json'\nimage_root: '%s'\n"
             "%s: 8\nk_test: 4\nmax_tokens: 20\n"
             "optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01}\n"
             "schedular: {sched: linear, lr: 1e-3, epochs: %d, num_warmup_steps: 0.1}\n",
-            world, task, world, task, ret ? "batch_size_train" : "batch_size", ret ? EPOCHS : 2);
+            world, task, world, task, world, ret ? "batch_size_train" : "batch_size", ret ? EPOCHS : 2);
     fclose(f);
 }
 

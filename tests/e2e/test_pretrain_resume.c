@@ -27,6 +27,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/pretrain_run.h"
+#include "xvlm.h"
 
 /* One thread (in process and for the binary): a model this small gains
  * nothing from a second one, and an OpenMP team spinning on a machine shared
@@ -298,6 +299,10 @@ int main(void) {
     CHECK_OK(xv_model_load_dir(model_dir, false, &m)); /* the layout `xvlm forward` reads */
     CHECK(m && m->parts.mlm && m->parts.itc && m->parts.itm && m->parts.bbox, "the final model has every part");
     xv_model_free(m);
+    /* ... and the folder every other command opens as it is: the run's vocab.txt is in it */
+    xvlm_model *um = NULL;
+    CHECK(xvlm_model_load(model_dir, NULL, &um) == XVLM_OK, "xvlm_model_load(%s): %s", model_dir, xvlm_last_error());
+    xvlm_model_free(um);
 
     /* 40 steps of 8 pairs read the 42 image-text lines 7 times: both bad lines were skipped and counted */
     CHECK(last_counter(straight, "images.bad_json") >= 1, "images.bad_json in the log: %lld",

@@ -1,6 +1,7 @@
 /* Reading Retrieval.yaml / Grounding_bbox.yaml keys: the official defaults
- * for what is absent, paths relative to the YAML, and refusals that name the
- * file, line and key. */
+ * for what is absent, paths as written (relative ones from the working
+ * directory, as the official scripts), every file of a list, val_file and the
+ * REFER keys, and refusals that name the file, line and key. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ static void test_defaults_and_keys(void) {
 
     xv_finetune_config c;
     const char *p = write_yaml("train_file: ['train.json', 'more.json']\ntest_file: /abs/test.json\n"
+                               "val_file: data/val.json\nrefcoco_data: 'data/finetune/'\n"
                                "batch_size_train: 8\nbatch_size: 99\noptimizer: {opt: adamW, lr: 1e-4}\n"
                                "schedular: {epochs: 3, num_warmup_steps: 12}\nhere_only: 1\n");
     char *notes = NULL;
@@ -36,10 +38,12 @@ static void test_defaults_and_keys(void) {
     FILE *nf = open_memstream(&notes, &len);
     CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_RETRIEVAL, &c, nf));
     fclose(nf);
-    char want[700];
-    snprintf(want, sizeof want, "%s/train.json", dir);
-    CHECK(c.train_file && !strcmp(c.train_file, want) && c.test_file && !strcmp(c.test_file, "/abs/test.json"),
-          "paths: the first train file, relative to the YAML (%s)", c.train_file ? c.train_file : "(null)");
+    CHECK(c.train_file.n == 2 && !strcmp(c.train_file.paths[0], "train.json") &&
+              !strcmp(c.train_file.paths[1], "more.json") && c.test_file.n == 1 &&
+              !strcmp(c.test_file.paths[0], "/abs/test.json"),
+          "paths: every train file, as written (relative to the working directory)");
+    CHECK(c.val_file.n == 1 && !strcmp(c.val_file.paths[0], "data/val.json"), "retrieval reads val_file");
+    CHECK(!c.refcoco_data, "retrieval leaves the REFER keys alone");
     CHECK(c.batch_size == 8 && c.optim.lr == 1e-4 && c.optim.weight_decay == 0.01 && c.epochs == 3 &&
               c.warmup == 12 && !c.warmup_is_fraction,
           "retrieval reads batch_size_train; an integer warmup is a step count");
@@ -49,6 +53,8 @@ static void test_defaults_and_keys(void) {
 
     CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_GROUNDING, &c, NULL));
     CHECK(c.batch_size == 99 && c.careful_hflip, "grounding reads batch_size");
+    CHECK(c.refcoco_data && !strcmp(c.refcoco_data, "data/finetune/") && c.val_file.n == 0,
+          "grounding reads refcoco_data, not val_file");
     xv_finetune_config_free(&c);
 }
 
@@ -57,7 +63,7 @@ static void refused(const char *text, const char *expect) {
     xv_status st = xv_finetune_config_load(write_yaml(text), XV_FINETUNE_GROUNDING, &c, NULL);
     CHECK(st != XV_OK && strstr(xv_error_message(), expect), "%s: status %d, message: %s", text, (int)st,
           xv_error_message());
-    CHECK(c.train_file == NULL && c.test_file == NULL, "a refused config leaves the output zeroed");
+    CHECK(c.train_file.paths == NULL && c.test_file.paths == NULL, "a refused config leaves the output zeroed");
 }
 
 static void test_refusals(void) {
@@ -68,6 +74,7 @@ static void test_refusals(void) {
     refused("train_file: a\ntest_file: t\noptimizer: {lr: 2}\n", "\"optimizer.lr\" = 2 outside [0, 1]");
     refused("train_file: [a, 3]\ntest_file: t\n", "task.yaml:1: \"train_file[1]\" must be a string");
     refused("train_file: a\ntest_file: t\nbatch_size: 1\n", "\"batch_size\" = 1 outside [2,");
+    refused("train_file: a\ntest_file: t\nrefcoco_data: [x]\n", "task.yaml:3: \"refcoco_data\" must be");
 }
 
 int main(void) {

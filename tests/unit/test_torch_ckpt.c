@@ -165,7 +165,7 @@ static void test_convert(void) {
     path_buf pw = tmp_path("weights.safetensors"), pc = tmp_path("config.json"), p16 = tmp_path("retrieval.safetensors"),
              pbig = tmp_path("w5.safetensors");
     const char *dir_w = pw.p, *dir_c = pc.p, *f16 = p16.p, *big = pbig.p;
-    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), dir_w, dir_c, &o, NULL));
+    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), dir_w, dir_c, &o, NULL, NULL));
     check_converted(dir_w, "micro_pretrain_fp32.expected.safetensors", false);
 
     /* The config: from the shapes, image_res from the checkpoint's own config. */
@@ -199,28 +199,28 @@ static void test_convert(void) {
     xv_st_close(w);
 
     /* A bare fp16 state_dict has no config: the resolution must be given. */
-    CHECK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL) == XV_ERR_INVALID_ARG,
+    CHECK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL, NULL) == XV_ERR_INVALID_ARG,
           "no image_res known");
     CHECK(strstr(xv_error_message(), "cannot infer image_res") && strstr(xv_error_message(), "give --image-res"), "message: %s", xv_error_message());
     o.image_res = 96;
-    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL));
+    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), f16, NULL, &o, NULL, NULL));
     check_converted(f16, "micro_retrieval_fp16.expected.safetensors", false);
 
     /* A new window: tables interpolated (from fp32 and from fp16), the rest unchanged. */
     o.image_res = 160, o.window = 5;
     xv_convert_stats st;
-    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), big, NULL, &o, &st));
+    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), big, NULL, &o, NULL, &st));
     CHECK(st.interpolated == 8 && st.dropped == 12 && st.written == 232, "stats %d %d %d", st.interpolated, st.dropped,
           st.written);
     check_converted(big, "micro_pretrain_fp32.expected.safetensors", true);
-    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), big, NULL, &o, &st));
+    CHECK_OK(xv_convert_torch(path_in(data_dir, "micro_retrieval_fp16.th"), big, NULL, &o, NULL, &st));
     check_converted(big, "micro_retrieval_fp16.expected.safetensors", true);
 
     /* Not an X-VLM state dict. */
-    CHECK(xv_convert_torch(path_in(data_dir, "special.th"), big, NULL, &o, NULL) == XV_ERR_MISSING, "special");
+    CHECK(xv_convert_torch(path_in(data_dir, "special.th"), big, NULL, &o, NULL, NULL) == XV_ERR_MISSING, "special");
     CHECK(strstr(xv_error_message(), "no BERT text encoder") != NULL, "message: %s", xv_error_message());
     o.text_heads = 3; /* 8 is not divisible by 3 */
-    CHECK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), big, NULL, &o, NULL) == XV_ERR_INVALID_ARG,
+    CHECK(xv_convert_torch(path_in(data_dir, "micro_pretrain_fp32.th"), big, NULL, &o, NULL, NULL) == XV_ERR_INVALID_ARG,
           "3 heads");
     unlink(dir_w), unlink(dir_c), unlink(f16), unlink(big);
 }

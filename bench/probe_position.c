@@ -1,0 +1,222 @@
+/* Position probes (docs/demo.md, "What limits grounding"): how much of where
+ * things are can a linear layer read from a model's features?
+ *
+ *   build/bench/probe_position MODEL_DIR WORLD_DIR [MAX_TRAIN_IMAGES]
+ *
+ * WORLD_DIR is an `xvlm synth` world; the probes are fitted by ridge least
+ * squares on its grounding_train.json (at most MAX_TRAIN_IMAGES images,
+ * default 500) and scored by R^2 on grounding_test.json:
+ *   1. each vision patch token (Swin output) -> its (row, column) in the grid;
+ *   2. the fusion encoder's [CLS] (text cross-attending to the image, what the
+ *      box head reads) -> the expression's true box (cx, cy, w, h);
+ *   3. the image's mean token (slot 0) -> the same box (one-object worlds).
+ * R^2 near 1: the position is there, linearly; near 0: it is not. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "core/error.h"
+#include "tasks/eval_data.h"
+
+#define RIDGE 1e-3
+
+/* Least squares with a bias column and a small ridge: W [(d+1), k] from
+ * X [n, d], Y [n, k] (normal equations, Cholesky). */
+static double *fit(const float *X, const double *Y, int64_t n, int d, int k) {
+    const int D = d + 1;
+    double *A = calloc((size_t)D * D, sizeof *A), *B = calloc((size_t)D * k, sizeof *B);
+    double *x = malloc(sizeof *x * (size_t)D);
+    if (!A || !B || !x) goto fail;
+    for (int64_t r = 0; r < n; r++) {
+        for (int i = 0; i < d; i++) x[i] = X[r * d + i];
+        x[d] = 1.0;
+        for (int i = 0; i < D; i++) {
+            for (int j = 0; j <= i; j++) A[i * D + j] += x[i] * x[j];
+            for (int j = 0; j < k; j++) B[i * k + j] += x[i] * Y[r * k + j];
+        }
+    }
+    for (int i = 0; i < D; i++) A[i * D + i] += RIDGE * (double)n;
+    for (int j = 0; j < D; j++) { /* Cholesky, lower triangle in place */
+        for (int p = 0; p < j; p++) A[j * D + j] -= A[j * D + p] * A[j * D + p];
+        if (A[j * D + j] <= 0) goto fail;
+        A[j * D + j] = sqrt(A[j * D + j]);
+        for (int i = j + 1; i < D; i++) {
+            for (int p = 0; p < j; p++) A[i * D + j] -= A[i * D + p] * A[j * D + p];
+            A[i * D + j] /= A[j * D + j];
+        }
+    }
+    for (int c = 0; c < k; c++) { /* L L^T w = b */
+        for (int i = 0; i < D; i++) {
+            double s = B[i * k + c];
+            for (int p = 0; p < i; p++) s -= A[i * D + p] * B[p * k + c];
+            B[i * k + c] = s / A[i * D + i];
+        }
+        for (int i = D - 1; i >= 0; i--) {
+            double s = B[i * k + c];
+            for (int p = i + 1; p < D; p++) s -= A[p * D + i] * B[p * k + c];
+            B[i * k + c] = s / A[i * D + i];
+        }
+    }
+    free(A);
+    free(x);
+    return B;
+fail:
+    free(A);
+    free(B);
+    free(x);
+    return NULL;
+}
+
+/* R^2 of output column c of X W against Y. */
+static double r2(const double *W, const float *X, const double *Y, int64_t n, int d, int k, int c) {
+    double mean = 0, sse = 0, sst = 0;
+    for (int64_t r = 0; r < n; r++) mean += Y[r * k + c];
+    mean /= (double)n;
+    for (int64_t r = 0; r < n; r++) {
+        double p = W[d * k + c];
+        for (int i = 0; i < d; i++) p += X[r * d + i] * W[i * k + c];
+        sse += (p - Y[r * k + c]) * (p - Y[r * k + c]);
+        sst += (Y[r * k + c] - mean) * (Y[r * k + c] - mean);
+    }
+    return sst > 0 ? 1.0 - sse / sst : 0.0;
+}
+
+typedef struct {
+    xvlm_images *im;
+    xvlm_texts *tx;
+    float *cls;  /* [n, H] fusion [CLS] */
+    float *tok;  /* [n_images · P, C] patch tokens */
+    float *mean; /* [n, C] slot 0 of each expression's image */
+    double *box; /* [n, 4] true (cx, cy, w, h), relative */
+    double *rc;  /* [n_images · P, 2] (row, col) */
+    int64_t n, n_images;
+} features;
+
+typedef struct {
+    float *cls;
+    int H;
+} cls_sink;
+
+static xv_status keep_cls(xvlm_ctx *ctx, xv_tensor *cls, int first, void *user) {
+    (void)ctx;
+    cls_sink *s = user;
+    XV_TRY(xv_graph_status(ctx->g));
+    memcpy(s->cls + (int64_t)first * s->H, cls->data, sizeof(float) * (size_t)(cls->shape[0] * s->H));
+    return XV_OK;
+}
+
+static xv_status extract(xvlm_ctx *ctx, const xv_grounding_set *set, int64_t max_images, features *f) {
+    memset(f, 0, sizeof *f);
+    const xv_model *m = ctx->model->m;
+    f->n_images = set->n_images < max_images ? set->n_images : max_images;
+    int64_t n = 0;
+    while (n < set->n && set->image[n] < f->n_images) n++; /* images in order of first appearance */
+    f->n = n;
+    const int H = m->cfg.text.hidden, C = m->cfg.vision.vision_width;
+    const int64_t T = 1 + xv_config_num_patches(&m->cfg), P = T - 1;
+    xvlm_image_params ip = xvlm_image_params_default();
+    XV_TRY(xv_api_encode_image_files(ctx, (const char *const *)set->image_paths, (int)f->n_images, &ip, &f->im));
+    XV_TRY(xv_api_encode_texts(ctx, (const char *const *)set->texts, (int)n, NULL, &f->tx));
+    f->cls = malloc(sizeof(float) * (size_t)(n * H));
+    f->tok = malloc(sizeof(float) * (size_t)(f->n_images * P * C));
+    f->mean = malloc(sizeof(float) * (size_t)(n * C));
+    f->box = malloc(sizeof(double) * (size_t)(n * 4));
+    f->rc = malloc(sizeof(double) * (size_t)(f->n_images * P * 2));
+    float *one = malloc(sizeof(float) * (size_t)(T * C));
+    xvlm_pair *pairs = malloc(sizeof *pairs * (size_t)n);
+    if (!f->cls || !f->tok || !f->mean || !f->box || !f->rc || !one || !pairs) {
+        free(one);
+        free(pairs);
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    }
+    const int side = (int)llround(sqrt((double)P));
+    for (int64_t i = 0; i < f->n_images; i++) {
+        xv_api_image_tokens(f->im, i, one);
+        memcpy(f->tok + i * P * C, one + C, sizeof(float) * (size_t)(P * C));
+        for (int64_t p = 0; p < P; p++) {
+            f->rc[(i * P + p) * 2] = (double)(p / side);
+            f->rc[(i * P + p) * 2 + 1] = (double)(p % side);
+        }
+    }
+    for (int64_t e = 0; e < n; e++) {
+        pairs[e] = (xvlm_pair){.image = set->image[e], .text = e};
+        xv_api_image_tokens(f->im, set->image[e], one);
+        memcpy(f->mean + e * C, one, sizeof(float) * (size_t)C);
+        const double *b = set->bbox[e];
+        const double W = set->size[e][0], Hh = set->size[e][1];
+        const double rel[4] = {(b[0] + b[2] / 2) / W, (b[1] + b[3] / 2) / Hh, b[2] / W, b[3] / Hh};
+        memcpy(f->box + e * 4, rel, sizeof rel);
+    }
+    free(one);
+    cls_sink sink = {f->cls, H};
+    xv_status st = xv_api_fusion_pairs(ctx, f->im, f->tx, pairs, (int)n, keep_cls, &sink);
+    xv_graph_reset(ctx->g);
+    free(pairs);
+    return st;
+}
+
+static void features_free(features *f) {
+    xvlm_images_free(f->im);
+    xvlm_texts_free(f->tx);
+    free(f->cls);
+    free(f->tok);
+    free(f->mean);
+    free(f->box);
+    free(f->rc);
+}
+
+/* Fit on train, print test R^2 per output. */
+static int probe(const char *what, const float *Xtr, const double *Ytr, int64_t ntr, const float *Xte,
+                 const double *Yte, int64_t nte, int d, int k, const char *const *names) {
+    double *W = fit(Xtr, Ytr, ntr, d, k);
+    if (!W) {
+        fprintf(stderr, "probe %s: the normal equations are singular\n", what);
+        return 1;
+    }
+    printf("%-44s", what);
+    for (int c = 0; c < k; c++) printf("  %s R2 %.3f", names[c], r2(W, Xte, Yte, nte, d, k, c));
+    printf("   (fit on %lld, tested on %lld)\n", (long long)ntr, (long long)nte);
+    free(W);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODEL_DIR WORLD_DIR [MAX_TRAIN_IMAGES]\n", argv[0]);
+        return 2;
+    }
+    const int64_t max_train = argc > 3 ? atoll(argv[3]) : 500;
+    char tr_path[4096], te_path[4096];
+    snprintf(tr_path, sizeof tr_path, "%s/grounding_train.json", argv[2]);
+    snprintf(te_path, sizeof te_path, "%s/grounding_test.json", argv[2]);
+    xvlm_model *model = NULL;
+    xvlm_ctx *ctx = NULL;
+    xv_grounding_set tr = {0}, te = {0};
+    features ftr = {0}, fte = {0};
+    int rc = 1;
+    if (xvlm_model_load(argv[1], NULL, &model) != XVLM_OK || xvlm_ctx_new(model, &ctx) != XVLM_OK ||
+        xv_grounding_set_read(tr_path, argv[2], &tr) != XV_OK || xv_grounding_set_read(te_path, argv[2], &te) != XV_OK ||
+        extract(ctx, &tr, max_train, &ftr) != XV_OK || extract(ctx, &te, te.n_images, &fte) != XV_OK) {
+        fprintf(stderr, "position probe: %s\n", xv_error_message());
+        goto done;
+    }
+    const xv_model *m = ctx->model->m;
+    const int H = m->cfg.text.hidden, C = m->cfg.vision.vision_width;
+    const int64_t P = xv_config_num_patches(&m->cfg);
+    static const char *rc_names[2] = {"row", "col"}, *box_names[4] = {"cx", "cy", "w", "h"};
+    rc = probe("1. Swin patch token -> (row, col)", ftr.tok, ftr.rc, ftr.n_images * P, fte.tok, fte.rc,
+               fte.n_images * P, C, 2, rc_names);
+    rc |= probe("2. fusion [CLS] -> true box", ftr.cls, ftr.box, ftr.n, fte.cls, fte.box, fte.n, H, 4, box_names);
+    rc |= probe("3. image mean token -> true box", ftr.mean, ftr.box, ftr.n, fte.mean, fte.box, fte.n, C, 4,
+                box_names);
+done:
+    features_free(&ftr);
+    features_free(&fte);
+    xv_grounding_set_free(&tr);
+    xv_grounding_set_free(&te);
+    xvlm_ctx_free(ctx);
+    xvlm_model_free(model);
+    return rc;
+}

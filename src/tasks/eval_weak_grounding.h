@@ -1,0 +1,61 @@
+/* From Grad-CAM maps to boxes: the official grounding_eval of
+ * dataset/utils.py (shared/docs/xvlm-nlvr-grounding.md §3.4), used by
+ * weakly-supervised grounding (Grounding.py).
+ *
+ * Per expression: the n×n map is upsampled to the original image size with
+ * PyTorch's bicubic (align_corners False, a = −0.75, source coordinate not
+ * clamped, taps clamped to the border); every detector proposal (x, y, w, h)
+ * in original pixels scores Σ up[int(y) : int(y+h), int(x) : int(x+w)] /
+ * (w·h)^alpha with Python's int (toward zero) and slice clipping, the area
+ * unclipped; the chosen box is a running maximum from 0 with strict '>' (the
+ * first of equal scores wins; with no score > 0 the previous expression's box
+ * is kept); correct when the inclusive-pixel IoU with the ground truth is
+ * >= 0.5 (tasks/metrics.h); accuracy per split (val, testA, testB). */
+#ifndef XV_TASKS_EVAL_WEAK_GROUNDING_H
+#define XV_TASKS_EVAL_WEAK_GROUNDING_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* in [ih, iw] -> out [oh, ow], torch F.interpolate(mode='bicubic',
+ * align_corners=False) in float as its CPU kernel: each output row mixes 4
+ * source rows, each first interpolated along x. Values may overshoot. */
+void xv_upsample_bicubic_torch(const float *in, int ih, int iw, float *out, int oh, int ow);
+
+/* Score of one proposal box (x, y, w, h) on the upsampled map up [H, W]. */
+float xv_weak_box_score(const float *up, int H, int W, const double box[4], double alpha);
+
+typedef enum { XV_SPLIT_VAL = 0, XV_SPLIT_TESTA = 1, XV_SPLIT_TESTB = 2, XV_N_SPLITS = 3 } xv_refcoco_split;
+
+/* One expression to ground. */
+typedef struct {
+    const float *map;        /* [n, n] Grad-CAM map */
+    int height, width;       /* original image size */
+    const double (*dets)[4]; /* [n_dets] proposals (x, y, w, h), original pixels */
+    int n_dets;
+    double gt[4];            /* ground-truth box (x, y, w, h) */
+    xv_refcoco_split split;
+} xv_weak_ref;
+
+typedef struct {
+    float *box_scores;   /* [Σ n_dets] score of every proposal, expression by expression */
+    int *chosen;         /* [n_refs] index of the chosen proposal (-1: kept the previous expression's box) */
+    double (*box)[4];    /* [n_refs] the box used */
+    double *iou;         /* [n_refs] */
+    int *correct;        /* [n_refs] IoU >= 0.5 */
+    double accuracy[XV_N_SPLITS]; /* val_d, testA_d, testB_d; NaN for a split without expressions
+                                     (the official code divides by zero there) */
+} xv_weak_grounding_result;
+
+/* Grounds refs[0 .. n_refs) in order (n: map side). upsampled (optional,
+ * n_refs entries) gets each expression's upsampled map [height, width],
+ * malloc'd: the caller frees the entries, also after an error (NULL where
+ * none was made).
+ * Errors: the first expression with no positive score (the official code
+ * raises), bad sizes. */
+xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, double alpha,
+                                 xv_weak_grounding_result *out, float **upsampled);
+void xv_weak_grounding_result_free(xv_weak_grounding_result *r);
+
+#endif
