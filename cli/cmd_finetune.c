@@ -28,13 +28,20 @@ int xv_cmd_finetune(int argc, char **argv) {
         {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR", .required = true,
          .help = "the model folder to start from (config.json, weights.safetensors,\nvocab.txt)"},
         {.name = "--output-dir", .short_name = 'o', .kind = XV_OPT_STRING, .dest = &o.output_dir, .value = "DIR",
-         .help = "DIR/model/ (the fine-tuned model, same layout as the input),\n"
-                 "DIR/result.json (with the official dicts: itm_eval of val and test,\n"
-                 "or val_d / testA_d / testB_d) and, for grounding, DIR/result/*.json\n"
-                 "(ref_id and box of every expression)"},
+         .help = "where log.jsonl, loss_curves.png, checkpoints/, model_best/ (the\n"
+                 "best epoch's model), model/ (the final one, same layout as the\n"
+                 "input), result.json (with the official dicts: itm_eval of val and\n"
+                 "test, or val_d / testA_d / testB_d) and, for grounding, result/*.json\n"
+                 "(ref_id and box of every expression) go"},
+        {.name = "--resume", .kind = XV_OPT_OPTIONAL, .dest = &o.resume, .value = "CKPT",
+         .help = "continue exactly from CKPT, or from the newest checkpoint in\n"
+                 "DIR/checkpoints (a fresh start if there is none)"},
+        {.name = "--keep-last", .kind = XV_OPT_INT, .dest = &o.keep_last, .value = "N", .lo = 1, .hi = 1000000,
+         .help = "checkpoints kept (one is written after every epoch)", .unset = "2"},
         XV_OPT_SEED(&o.seed, "data order, augmentation, dropout, negatives"),
         {.name = "--max-steps", .kind = XV_OPT_I64, .dest = &o.max_steps, .value = "N", .lo = 1, .hi = 1099511627776.0,
-         .help = "stop after N steps (the schedule keeps the config's length)", .unset = "the config's epochs"},
+         .help = "stop after N steps in all, with a checkpoint (the schedule keeps\nthe config's length)",
+         .unset = "the config's epochs"},
         XV_OPT_THREADS(&threads),
         {.name = "--no-eval-before", .kind = XV_OPT_FLAG, .dest = &no_eval_before,
          .help = "skip the evaluation of the initial model"},
@@ -44,13 +51,16 @@ int xv_cmd_finetune(int argc, char **argv) {
     const xv_cli_spec spec = {
         .cmd = "finetune",
         .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init MODEL_DIR\n"
-                 "                     [--output-dir DIR] [--seed S] [--max-steps N] [--threads N]\n"
-                 "                     [--no-eval-before] [--quiet]",
+                 "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
+                 "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
-                 "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words; then the\n"
-                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of val_file and test_file.\n"
+                 "  images), RandomResizedCrop(0.5..1) + flip + RandAug, pre_caption 30 words;\n"
+                 "  Retrieval.py evaluation (ITC top k_test re-ranked by ITM) of val_file and test_file\n"
+                 "  after every epoch; model_best/ is the epoch of the best test r_mean, as Retrieval.py\n"
+                 "  keeps it.\n"
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
-                 "  then accuracy at IoU >= 0.5 on test_file, per REFER split (val_d, testA_d, testB_d).\n"
+                 "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
+                 "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
                  "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
         .opts = opts,
         .positional = &task,
@@ -75,8 +85,9 @@ int xv_cmd_finetune(int argc, char **argv) {
         return 1;
     }
     const char *metric = t == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";
-    printf("%s: %lld steps in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f; results in %s/result.json\n", name,
-           (long long)r.steps, r.seconds_train, r.first_loss, r.last_loss, metric, r.metric_before, r.metric_after,
-           o.output_dir);
+    printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "
+           "in %s/result.json\n",
+           name, (long long)r.start_step, (long long)r.steps, (long long)r.total_steps, r.seconds_train, r.first_loss,
+           r.last_loss, metric, r.metric_before, r.metric_after, (long long)r.best_epoch, o.output_dir);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/checksum.h"
 #include "io/safetensors.h"
 
@@ -247,6 +248,49 @@ xv_status xv_ckpt_latest(const char *dir, char *path_out, size_t path_cap) {
     return path_for(dir, last, path_out, path_cap);
 }
 
+xv_status xv_ckpt_resume_path(const char *dir, const char *resume, FILE *notes, char *path_out, size_t cap) {
+    char newest[4096];
+    const xv_status have = xv_ckpt_latest(dir, newest, sizeof newest);
+    if (have != XV_OK && have != XV_ERR_MISSING) return have;
+    xv_error_clear();
+    path_out[0] = 0;
+    if (!resume) {
+        if (have == XV_OK)
+            return xv_error(XV_ERR_INVALID_ARG,
+                            "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
+                            "another --output-dir",
+                            dir, newest);
+        return XV_OK;
+    }
+    const char *from = resume[0] ? resume : have == XV_OK ? newest : NULL;
+    if (!from) {
+        if (notes) fprintf(notes, "note: no checkpoint in %s: starting from step 0\n", dir);
+        return XV_OK;
+    }
+    if (strlen(from) >= cap) return xv_error(XV_ERR_INVALID_ARG, "checkpoint path %s is too long", from);
+    strcpy(path_out, from);
+    return XV_OK;
+}
+
+xv_status xv_ckpt_check_newest(const char *dir, int64_t step) {
+    int64_t *steps;
+    int n;
+    const xv_status st = list_steps(dir, &steps, &n);
+    if (st == XV_ERR_MISSING) {
+        xv_error_clear();
+        return XV_OK;
+    }
+    XV_TRY(st);
+    const int64_t last = n ? steps[n - 1] : -1;
+    free(steps);
+    if (last > step)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "%s holds a later checkpoint (step %lld) than the one resumed (step %lld): resume from it, or "
+                        "move it away / choose another --output-dir",
+                        dir, (long long)last, (long long)step);
+    return XV_OK;
+}
+
 /* ---- loading ---- */
 
 static bool same_shape(const xv_st_tensor *f, const xv_tensor *t) {
@@ -420,4 +464,19 @@ xv_status xv_ckpt_verify(const char *path) {
         xv_st_close(f);
     }
     return s == XV_OK ? XV_OK : xv_error_wrap(s, "checkpoint %s", path);
+}
+
+void xv_ckpt_remove_stale(const char *dir, FILE *notes) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && !strncmp(e->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX))) {
+            char *p = xv_fs_join(dir, e->d_name);
+            if (p && unlink(p) == 0 && notes) fprintf(notes, "note: removed the unfinished %s\n", p);
+            free(p);
+        }
+    }
+    closedir(d);
 }

@@ -21,6 +21,7 @@
 #define XV_TRAIN_CHECKPOINT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "core/params.h"
@@ -71,6 +72,21 @@ xv_status xv_ckpt_load(const char *path, const xv_train_state *st, char **config
 /* Whether `path` is a whole, undamaged checkpoint of this format (header,
  * format version, checksum over every tensor), without loading it into a state. */
 xv_status xv_ckpt_verify(const char *path);
+
+/* Which checkpoint a run writing into `dir` starts from. resume NULL: a
+ * fresh run, refused when dir holds checkpoints of an earlier run (keep-last
+ * would delete the new, lower-step files first); "": the newest one (none: a
+ * fresh run, noted to `notes`, which may be NULL); otherwise that file.
+ * path_out gets the file to load, or "" for a fresh start. */
+xv_status xv_ckpt_resume_path(const char *dir, const char *resume, FILE *notes, char *path_out, size_t cap);
+
+/* After resuming the checkpoint of `step`: refuse a dir that holds a later
+ * one (the run would leave newer files of another future next to its own). */
+xv_status xv_ckpt_check_newest(const char *dir, int64_t step);
+
+/* Delete the temporary files a run killed while writing a checkpoint of
+ * `dir` left behind (each is noted to `notes`, which may be NULL). */
+void xv_ckpt_remove_stale(const char *dir, FILE *notes);
 
 /* The highest-step checkpoint in `dir` (XV_ERR_MISSING when there is none). */
 xv_status xv_ckpt_latest(const char *dir, char *path_out, size_t path_cap);

@@ -1,7 +1,6 @@
 #include "core/fs.h"
 #include "train/pretrain_run.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +22,6 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
 /* ---- signals: stop after the current step ---- */
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }
-
-/* A run killed while writing a checkpoint leaves its temporary file behind. */
-static void remove_stale_temps(const char *dir, FILE *notes) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && !strncmp(e->d_name, "checkpoint_", 11)) {
-            char *p = xv_fs_join(dir, e->d_name);
-            if (p && unlink(p) == 0 && notes) fprintf(notes, "note: removed the unfinished %s\n", p);
-            free(p);
-        }
-    }
-    closedir(d);
-}
 
 typedef struct {
     const xv_pretrain_run_opts *o;
@@ -127,44 +110,17 @@ static void read_counters(run *r) {
     }
 }
 
-/* The step number in ".../checkpoint_<step>.safetensors" (-1 if none). */
-static int64_t step_of_path(const char *path) {
-    const char *p = strrchr(path, '_');
-    return p ? strtoll(p + 1, NULL, 10) : -1;
-}
-
 /* Load the checkpoint to continue from, if any; *keep_before gets the step
- * before which log records stay (-1: a fresh log). A fresh run must not mix
- * its checkpoints with another run's (keep-last would delete the new,
- * lower-step files first), and a resume must continue the folder's newest
- * state rather than leave newer files of another future next to its own. */
+ * before which log records stay (-1: a fresh log). */
 static xv_status resume_point(run *r, int64_t *keep_before) {
     const xv_pretrain_run_opts *o = r->o;
-    char newest[4096];
-    const xv_status have = xv_ckpt_latest(r->ckpt_dir, newest, sizeof newest);
-    if (have != XV_OK && have != XV_ERR_MISSING) return have;
-    xv_error_clear();
-    if (!o->resume) {
-        if (have == XV_OK)
-            return xv_error(XV_ERR_INVALID_ARG,
-                            "%s holds checkpoints of an earlier run (%s): pass --resume to continue it, or choose "
-                            "another --output-dir",
-                            r->ckpt_dir, newest);
-        return XV_OK;
-    }
-    const char *from = o->resume[0] ? o->resume : have == XV_OK ? newest : NULL;
-    if (!from) {
-        if (o->notes) fprintf(o->notes, "note: no checkpoint in %s: starting from step 0\n", r->ckpt_dir);
-        *keep_before = 0;
-        return XV_OK;
-    }
+    char from[4096];
+    XV_TRY(xv_ckpt_resume_path(r->ckpt_dir, o->resume, o->notes, from, sizeof from));
+    *keep_before = o->resume ? 0 : -1;
+    if (!from[0]) return XV_OK;
     XV_TRY(xv_trainer_load(r->t, from));
     *keep_before = xv_trainer_steps_done(r->t);
-    if (have == XV_OK && step_of_path(newest) > *keep_before)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "%s holds a later checkpoint (%s) than the one resumed (step %lld): resume from it, or move "
-                        "it away / choose another --output-dir",
-                        r->ckpt_dir, newest, (long long)*keep_before);
+    XV_TRY(xv_ckpt_check_newest(r->ckpt_dir, *keep_before));
     if (o->notes) fprintf(o->notes, "resumed from %s at step %lld\n", from, (long long)*keep_before);
     return XV_OK;
 }
@@ -178,7 +134,7 @@ static xv_status setup(run *r, int64_t *start_step) {
     r->plot_path = xv_fs_join(o->output_dir, "loss_curves.png");
     if (!r->ckpt_dir || !r->log_path || !r->model_dir || !r->plot_path) return xv_error(XV_ERR_NOMEM, "out of memory");
     XV_TRY(xv_fs_mkdir_p(r->ckpt_dir));
-    remove_stale_temps(r->ckpt_dir, o->notes);
+    xv_ckpt_remove_stale(r->ckpt_dir, o->notes);
 
     XV_TRY(build_model(r));
     XV_TRY(xv_loader_source_open(&r->rc, false, o->seed, &r->src[0]));

@@ -90,6 +90,12 @@ xv_status xv_train_log_write(xv_train_log *l, const xv_update_record *r, int64_t
     return XV_OK;
 }
 
+xv_status xv_train_log_write_json(xv_train_log *l, const char *json) {
+    fprintf(l->f, "%s\n", json);
+    if (fflush(l->f) != 0 || ferror(l->f)) return xv_error(XV_ERR_IO, "%s: write failed", l->path);
+    return XV_OK;
+}
+
 void xv_train_log_close(xv_train_log *l) {
     if (!l) return;
     fclose(l->f);
@@ -133,8 +139,9 @@ xv_status xv_train_log_plot(const char *log_path, const char *png_path, int smoo
         cJSON *j = cJSON_Parse(line);
         const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
-        if (cJSON_IsNumber(step) && cJSON_IsString(kind)) {
-            const bool region = !strcmp(kind->valuestring, "region");
+        const bool region = cJSON_IsString(kind) && !strcmp(kind->valuestring, "region");
+        /* updates only: other records (a fine-tuning run's "epoch", "best") carry no losses */
+        if (cJSON_IsNumber(step) && (region || (cJSON_IsString(kind) && !strcmp(kind->valuestring, "image")))) {
             for (int p = 0; p < N_PANELS && st == XV_OK; p++) {
                 if (panel_region[p] != region) continue;
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, panel_key[p]);
@@ -149,12 +156,20 @@ xv_status xv_train_log_plot(const char *log_path, const char *png_path, int smoo
     if (st == XV_OK) {
         static const char *const titles[N_PANELS] = {"ITC loss", "ITM loss", "MLM loss", "box L1 loss",
                                                      "box GIoU loss", "image-text total"};
+        /* the panels of the losses the run has (fine-tuning has two; a run
+         * without region updates has no box losses) */
         xv_plot_panel panels[N_PANELS];
-        for (int p = 0; p < N_PANELS; p++) panels[p] = (xv_plot_panel){titles[p], s[p].x, s[p].y, s[p].n};
+        int n = 0;
+        for (int p = 0; p < N_PANELS; p++) {
+            bool any = false;
+            for (int i = 0; i < s[p].n && !any; i++) any = isfinite(s[p].y[i]);
+            if (any) panels[n++] = (xv_plot_panel){titles[p], s[p].x, s[p].y, s[p].n};
+        }
+        if (n == 0) panels[n++] = (xv_plot_panel){titles[P_TOTAL], s[P_TOTAL].x, s[P_TOTAL].y, s[P_TOTAL].n};
         xv_plot_opts o = xv_plot_opts_default();
         o.smooth = smooth;
         o.title = title;
-        st = xv_plot_png(png_path, panels, N_PANELS, &o);
+        st = xv_plot_png(png_path, panels, n, &o);
     }
     for (int p = 0; p < N_PANELS; p++) free(s[p].x), free(s[p].y);
     return st;
@@ -226,8 +241,9 @@ void xv_progress_add(xv_progress *p, const xv_update_record *r) {
         ring_add(p, R_ITC, r->loss_itc);
         ring_add(p, R_ITM, r->loss_itm);
         ring_add(p, R_MLM, r->loss_mlm);
-        p->last_lr = r->lr;
     }
+    /* a region update runs at the rate of the image-text update after it */
+    p->last_lr = r->lr;
     p->rate_texts[p->rate_head] = r->n_texts;
     p->rate_secs[p->rate_head] = r->seconds;
     p->rate_head = (p->rate_head + 1) % p->window;
@@ -253,9 +269,14 @@ void xv_progress_print(xv_progress *p, FILE *f, int64_t steps_done, bool tty) {
     char el[32], et[32], m[N_RING][32];
     clock_str(elapsed, el, sizeof el);
     clock_str(eta, et, sizeof et);
-    fprintf(f, "%sstep %lld/%lld  itc %s  itm %s  mlm %s  bbox %s  giou %s  lr %.3g  %.1f samples/s  %s<%s%s",
-            tty ? "\r" : "", (long long)steps_done, (long long)p->total, ring_mean(p, R_ITC, m[R_ITC], 32),
-            ring_mean(p, R_ITM, m[R_ITM], 32), ring_mean(p, R_MLM, m[R_MLM], 32), ring_mean(p, R_BBOX, m[R_BBOX], 32),
-            ring_mean(p, R_GIOU, m[R_GIOU], 32), p->last_lr, secs > 0 ? texts / secs : 0.0, el, et, tty ? "  " : "\n");
+    static const char *const term[N_RING] = {"itc", "itm", "mlm", "bbox", "giou"};
+    fprintf(f, "%sstep %lld/%lld", tty ? "\r" : "", (long long)steps_done, (long long)p->total);
+    /* only the terms the run has (fine-tuning has two); pretraining (MLM)
+     * shows its region pair as "-" until the first region update */
+    for (int k = 0; k < N_RING; k++)
+        if (p->count[k] || ((k == R_BBOX || k == R_GIOU) && p->count[R_MLM]))
+            fprintf(f, "  %s %s", term[k], ring_mean(p, k, m[k], sizeof m[k]));
+    fprintf(f, "  lr %.3g  %.1f samples/s  %s<%s%s", p->last_lr, secs > 0 ? texts / secs : 0.0, el, et,
+            tty ? "  " : "\n");
     fflush(f);
 }

@@ -26,11 +26,15 @@ xv_status xv_train_log_open(const char *path, int64_t keep_before, xv_train_log 
 /* One record; counters are the data sources' (names and values, n of them). */
 xv_status xv_train_log_write(xv_train_log *l, const xv_update_record *r, int64_t skipped_updates,
                              const char *const *counter_names, const int64_t *counter_values, int n);
+/* Another kind of record: `json` is one complete JSON object (no newline)
+ * with a "step" key, so a resume keeps or drops it like the updates. */
+xv_status xv_train_log_write_json(xv_train_log *l, const char *json);
 void xv_train_log_close(xv_train_log *l);
 
-/* The loss curves of a log as a PNG: one panel per loss (itc, itm, mlm from
- * image-text updates; bbox, giou from region updates; the total of image-text
- * updates), smoothed over `smooth` points. */
+/* The loss curves of a log as a PNG: one panel per loss the log has (itc,
+ * itm, mlm from image-text updates; bbox, giou from region updates; the
+ * total of image-text updates), smoothed over `smooth` points; records other
+ * than updates are skipped. */
 xv_status xv_train_log_plot(const char *log_path, const char *png_path, int smooth, const char *title);
 
 /* ---- the progress line on stderr ----

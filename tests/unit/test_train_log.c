@@ -157,6 +157,20 @@ static void test_progress(void) {
           "progress line: %s", buf ? buf : "");
     free(buf);
     xv_progress_free(p);
+    /* a run with only region updates (grounding fine-tuning) shows only its terms and its rate */
+    p = xv_progress_new(4, 10, 0);
+    CHECK(p != NULL, "progress");
+    if (!p) return;
+    r.lr = 5e-5;
+    xv_progress_add(p, &r);
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    xv_progress_print(p, f, 1, false);
+    fclose(f);
+    CHECK(buf && strstr(buf, "bbox 0.6000") && !strstr(buf, "itc") && !strstr(buf, "mlm") && strstr(buf, "lr 5e-05"),
+          "region-only progress line: %s", buf ? buf : "");
+    free(buf);
+    xv_progress_free(p);
 }
 
 int main(void) {
