@@ -78,10 +78,11 @@ int main(void) {
     if (f) {
         fprintf(f,
                 "train_file: ['%s/grounding_train.json']\ntest_file: '%s/grounding_test.json'\n"
+                "image_root: '%s'\n"
                 "image_res: 64\nbatch_size: 16\ncareful_hflip: True\n"
                 "optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01, lr_mult: 2}\n"
                 "schedular: {sched: linear, lr: 1e-3, epochs: %d, num_warmup_steps: 20}\n",
-                world, world, (int)env_num("XV_ORACLE_EPOCHS", 10));
+                world, world, world, (int)env_num("XV_ORACLE_EPOCHS", 10));
         fclose(f);
     }
     xv_finetune_opts o = xv_finetune_opts_default();
