@@ -171,6 +171,20 @@ done:
     return bad;
 }
 
+double xv_test_env_num(const char *name, double dflt) {
+    const char *v = getenv(name);
+    return v ? atof(v) : dflt;
+}
+
+int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, char *err, size_t errlen) {
+    char full[16384];
+    snprintf(full, sizeof full, "%s %s", cmd, args);
+    xv_test_cli_result r = xv_test_cli(scratch, full, NULL);
+    snprintf(err, errlen, "%s", r.err);
+    xv_test_cli_free(&r);
+    return r.status;
+}
+
 int xv_test_run(const char *cmd) {
     printf("$ %s\n", cmd);
     fflush(stdout);
@@ -449,14 +463,15 @@ bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed)
     return ok;
 }
 
+const char *const xv_test_tiny_model_json =
+    "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
+    " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
+    " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
+    " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
+    " \"embed_dim\": 8}";
+
 bool xv_test_tiny_model_dir(const char *dir, uint64_t seed, bool with_vocab) {
-    const char *js =
-        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
-        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
-        " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
-        " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
-        " \"embed_dim\": 8}";
-    bool ok = xv_test_model_dir_from_json(dir, js, seed);
+    bool ok = xv_test_model_dir_from_json(dir, xv_test_tiny_model_json, seed);
     char path[1024];
     if (ok && with_vocab) {
         snprintf(path, sizeof path, "%s/vocab.txt", dir);

@@ -95,6 +95,8 @@ void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t
  * cannot be opened). */
 int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
                        double tol);
+/* A number from the environment (tests' knobs such as XV_LEARN_SEED), else dflt. */
+double xv_test_env_num(const char *name, double dflt);
 /* Run a shell command, echoing it; returns its exit status (-1 if it died). */
 int xv_test_run(const char *cmd);
 
@@ -143,6 +145,8 @@ typedef struct {
  * files in `scratch`. */
 xv_test_cli_result xv_test_cli(const char *scratch, const char *args, const char *input);
 void xv_test_cli_free(xv_test_cli_result *r);
+/* `xvlm CMD ARGS` (no input): the exit status, its stderr copied into err. */
+int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, char *err, size_t errlen);
 
 /* ---- a tiny random X-VLM, its vocabulary, and test images ---- */
 
@@ -155,6 +159,8 @@ bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed)
  * layer 1): every part of X-VLM, a few milliseconds per image. With vocab.txt
  * when with_vocab. A failure is a failed CHECK. */
 bool xv_test_tiny_model_dir(const char *dir, uint64_t seed, bool with_vocab);
+/* The config JSON of that tiny model (Swin 64 px, BERT 16 wide, 3 layers). */
+extern const char *const xv_test_tiny_model_json;
 /* A w x h JPEG: a coloured background with a lighter rectangle, varied by k. */
 bool xv_test_tiny_image(const char *path, int w, int h, int k);
 

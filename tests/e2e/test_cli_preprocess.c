@@ -16,12 +16,7 @@ static char g_bin[4096], g_data[4096], g_tmp[64];
 
 /* Run the program through the shell; returns its exit code, stderr in `err`. */
 static int run(const char *args, char *err, size_t errlen) {
-    char full[16384];
-    snprintf(full, sizeof full, "preprocess %s", args);
-    xv_test_cli_result r = xv_test_cli(g_tmp, full, NULL);
-    snprintf(err, errlen, "%s", r.err);
-    xv_test_cli_free(&r);
-    return r.status;
+    return xv_test_cli_status(g_tmp, "preprocess", args, err, errlen);
 }
 
 static void check_round_trip(void) {

@@ -17,12 +17,7 @@ static char g_bin[4096], g_tmp[64];
 
 /* Run the program through the shell; returns its exit code, stderr in `err`. */
 static int run(const char *args, char *err, size_t errlen) {
-    char full[16384];
-    snprintf(full, sizeof full, "synth %s", args);
-    xv_test_cli_result r = xv_test_cli(g_tmp, full, NULL);
-    snprintf(err, errlen, "%s", r.err);
-    xv_test_cli_free(&r);
-    return r.status;
+    return xv_test_cli_status(g_tmp, "synth", args, err, errlen);
 }
 
 static bool same_file(const char *a, const char *b) {

@@ -55,11 +55,6 @@ static void write_yaml(const char *path, const char *world, const char *task, in
     fclose(f);
 }
 
-static double env_num(const char *name, double dflt) {
-    const char *v = getenv(name);
-    return v ? atof(v) : dflt;
-}
-
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
@@ -88,7 +83,7 @@ int main(void) {
         o.config_path = cfg;
         o.init_dir = model;
         o.output_dir = out;
-        o.seed = (uint64_t)env_num("XV_LEARN_SEED", 1);
+        o.seed = (uint64_t)xv_test_env_num("XV_LEARN_SEED", 1);
         o.eval_before = false;
         o.progress = false;
         CHECK_OK(xv_finetune_run(t == 0 ? XV_FINETUNE_RETRIEVAL : XV_FINETUNE_GROUNDING, &o, &r[t]));

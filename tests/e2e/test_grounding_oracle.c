@@ -51,11 +51,6 @@ static bool fresh_model(const char *dir, const char *vocab_src) {
     return ok && system(cmd) == 0;
 }
 
-static double env_num(const char *name, double dflt) {
-    const char *v = getenv(name);
-    return v ? atof(v) : dflt;
-}
-
 int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
@@ -82,12 +77,12 @@ int main(void) {
                 "image_res: 64\nbatch_size: 16\ncareful_hflip: True\n"
                 "optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01, lr_mult: 2}\n"
                 "schedular: {sched: linear, lr: 1e-3, epochs: %d, num_warmup_steps: 20}\n",
-                world, world, world, (int)env_num("XV_ORACLE_EPOCHS", 10));
+                world, world, world, (int)xv_test_env_num("XV_ORACLE_EPOCHS", 10));
         fclose(f);
     }
     xv_finetune_opts o = xv_finetune_opts_default();
     o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.progress = false, o.eval_before = false;
-    o.seed = (uint64_t)env_num("XV_LEARN_SEED", 1);
+    o.seed = (uint64_t)xv_test_env_num("XV_LEARN_SEED", 1);
     xv_finetune_result r;
     CHECK_OK(xv_finetune_run(XV_FINETUNE_GROUNDING, &o, &r));
 

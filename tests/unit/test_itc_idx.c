@@ -8,16 +8,10 @@
 #include "testutil.h"
 
 int main(void) {
-    const char *js =
-        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
-        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
-        " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
-        " \"intermediate_size\": 32, \"vocab_size\": 64, \"max_position_embeddings\": 24, \"fusion_layer\": 1},"
-        " \"embed_dim\": 8}";
     xv_model_config c;
     xv_model *m = NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
-    CHECK_OK(xv_config_parse_json(js, "tiny", &c));
+    CHECK_OK(xv_config_parse_json(xv_test_tiny_model_json, "tiny", &c));
     CHECK_OK(xv_model_create(&c, &parts, &m));
     if (!m) return xv_test_finish("test_itc_idx");
     m->temp->data[0] = 0.5f;
