@@ -1,6 +1,8 @@
 #include "testutil.h"
 
+#include <cairo.h>
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
@@ -169,6 +171,13 @@ done:
     }
     free(r);
     return bad;
+}
+
+void xv_test_release_font_caches(void) {
+    cairo_debug_reset_static_data();
+    /* fontconfig comes in through cairo: looked up rather than linked */
+    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
+    if (fc_fini) fc_fini();
 }
 
 double xv_test_env_num(const char *name, double dflt) {

@@ -95,6 +95,10 @@ void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t
  * cannot be opened). */
 int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
                        double tol);
+/* Text drawing loads fontconfig's configuration for the life of the process;
+ * a test that drew text calls this at its end so that LeakSanitizer reports
+ * only our own allocations (cairo's font caches, then fontconfig's). */
+void xv_test_release_font_caches(void);
 /* A number from the environment (tests' knobs such as XV_LEARN_SEED), else dflt. */
 double xv_test_env_num(const char *name, double dflt);
 /* Run a shell command, echoing it; returns its exit status (-1 if it died). */

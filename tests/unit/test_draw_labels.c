@@ -47,5 +47,6 @@ int main(void) {
                            {12, 4, 10, 10, "another long one"}};
     CHECK_OK(xv_draw_boxes_png(&im, two, 2, path));
     xv_test_remove_dir(dir);
+    xv_test_release_font_caches();
     return xv_test_finish("test_draw_labels");
 }

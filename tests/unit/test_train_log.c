@@ -2,7 +2,6 @@
  * last line), the loss-curve PNG and the progress line. */
 #include <cairo.h>
 #include <cjson/cJSON.h>
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,12 +177,7 @@ int main(void) {
     test_ticks();
     test_log();
     test_progress();
-    /* Text drawing loads fontconfig's configuration for the life of the
-     * process; release it (and cairo's font caches) so LeakSanitizer reports
-     * only our own allocations. fontconfig is loaded through cairo. */
-    cairo_debug_reset_static_data();
-    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
-    if (fc_fini) fc_fini();
+    xv_test_release_font_caches();
     xv_test_remove_dir(dir);
     return xv_test_finish("test_train_log");
 }
