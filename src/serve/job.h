@@ -50,11 +50,17 @@ typedef struct xv_queue xv_queue;
 
 xv_queue *xv_queue_new(int capacity, int batch, int batch_wait_ms);
 void xv_queue_free(xv_queue *q);
+/* A request for the model has arrived and is being read (delta +1), or went
+ * away unqueued (-1). Workers wait for a batch to fill only while requests
+ * are arriving: a lone request runs at once. */
+void xv_queue_arriving(xv_queue *q, int delta);
 /* Queue a job (taking a reference for the worker); false when the queue is
- * full or closed. */
+ * full or closed. It no longer counts as arriving (it was counted by
+ * xv_queue_arriving). */
 bool xv_queue_push(xv_queue *q, xv_job *j);
 /* A worker's next batch: up to `batch` jobs of the oldest job's kind, in
- * arrival order. Blocks; 0 once the queue is closed and empty. */
+ * arrival order, waiting at most `batch_wait_ms` for more while requests are
+ * arriving. Blocks; 0 once the queue is closed and empty. */
 int xv_queue_take(xv_queue *q, xv_job **jobs, int cap);
 /* The worker's answer is in the job: wake its HTTP thread, drop the worker's reference. */
 void xv_queue_done(xv_queue *q, xv_job *j);

@@ -16,6 +16,7 @@ struct xv_queue {
     pthread_cond_t done;    /* a job was answered */
     xv_job *head, *tail;
     int depth, capacity, batch, batch_wait_ms;
+    int arriving; /* requests being read that will be pushed */
     bool closed;
 };
 
@@ -81,8 +82,16 @@ void xv_queue_free(xv_queue *q) {
     free(q);
 }
 
+void xv_queue_arriving(xv_queue *q, int delta) {
+    pthread_mutex_lock(&q->lock);
+    q->arriving += delta;
+    pthread_cond_broadcast(&q->arrived);
+    pthread_mutex_unlock(&q->lock);
+}
+
 bool xv_queue_push(xv_queue *q, xv_job *j) {
     pthread_mutex_lock(&q->lock);
+    q->arriving--;
     bool ok = !q->closed && q->depth < q->capacity;
     if (ok) {
         j->refs++;
@@ -123,10 +132,11 @@ int xv_queue_take(xv_queue *q, xv_job **jobs, int cap) {
     const int want = cap < q->batch ? cap : q->batch;
     const xv_job_kind kind = q->head->kind;
     /* A short wait lets concurrent requests of the same kind join the batch;
-     * the oldest job waits at most batch_wait_ms for it. */
+     * the oldest job waits at most batch_wait_ms for it, and only while
+     * other requests are on their way. */
     if (want > 1 && q->batch_wait_ms > 0) {
         struct timespec until = deadline_after(q->batch_wait_ms * 1e-3);
-        while (!q->closed && count_kind(q, kind) < want)
+        while (!q->closed && q->arriving > 0 && count_kind(q, kind) < want)
             if (pthread_cond_timedwait(&q->arrived, &q->lock, &until) == ETIMEDOUT) break;
     }
     int n = 0;

@@ -60,6 +60,7 @@ typedef struct {
     const char *route;
     int status; /* the answer's, for the metrics */
     bool answered;
+    bool arriving; /* counted by xv_queue_arriving until queued or gone */
     char *body;
     size_t len, cap;
     /* multipart/form-data */
@@ -218,13 +219,16 @@ static enum MHD_Result model_request(server *s, struct MHD_Connection *c, reques
     enum MHD_Result ok;
     if (bad) {
         ok = reply_error(r, c, err.status, err.message);
-    } else if (!xv_queue_push(s->queue, job)) {
-        ok = reply_error(r, c, 503, "the server is busy (request queue full); try again");
-    } else if (!xv_queue_wait(s->queue, job, s->o->timeout_s)) {
-        ok = reply_error(r, c, 503, "the request took longer than the server's time limit");
     } else {
-        ok = reply_json(r, c, job->status, job->body);
-        job->body = NULL;
+        r->arriving = false; /* the push takes it off the arriving count */
+        if (!xv_queue_push(s->queue, job)) {
+            ok = reply_error(r, c, 503, "the server is busy (request queue full); try again");
+        } else if (!xv_queue_wait(s->queue, job, s->o->timeout_s)) {
+            ok = reply_error(r, c, 503, "the request took longer than the server's time limit");
+        } else {
+            ok = reply_json(r, c, job->status, job->body);
+            job->body = NULL;
+        }
     }
     xv_queue_release(s->queue, job);
     return ok;
@@ -304,6 +308,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->route = route_of(url);
         *con_cls = r;
         atomic_fetch_add(&s->in_flight, 1);
+        if (!strncmp(r->route, "/v1/", 4)) { /* a model request on its way */
+            r->arriving = true;
+            xv_queue_arriving(s->queue, 1);
+        }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoll(cl, NULL, 10) > s->o->max_body) {
             char msg[128];
@@ -338,6 +346,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     server *s = cls;
     request *r = *con_cls;
     if (!r) return;
+    if (r->arriving) xv_queue_arriving(s->queue, -1);
     xv_metrics_request(s->metrics, r->route, r->answered ? r->status : 400, xv_monotonic_seconds() - r->started);
     for (int i = 0; i < r->n_fields; i++) free(r->fields[i].key), free(r->fields[i].value);
     free(r->fields);
@@ -353,6 +362,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 typedef struct {
     server *s;
     xvlm_ctx *ctx;
+    int threads; /* xvlm_get_threads() of the thread that started the server */
     pthread_t thread;
     bool started;
 } worker;
@@ -360,6 +370,9 @@ typedef struct {
 static void *work(void *arg) {
     worker *w = arg;
     server *s = w->s;
+    /* The thread count (--threads) is per thread in OpenMP: a new thread
+     * starts from the default (all cores) until it sets its own. */
+    xvlm_set_threads(w->threads);
     xv_job **jobs = calloc((size_t)s->o->batch, sizeof *jobs);
     int n;
     while (jobs && (n = xv_queue_take(s->queue, jobs, s->o->batch)) > 0) {
@@ -458,6 +471,7 @@ int xv_serve_run(const xvlm_model *m, const xv_serve_opts *o) {
     if (!s.queue || !s.metrics) goto done;
     for (int i = 0; i < o->workers; i++) {
         workers[i].s = &s;
+        workers[i].threads = xvlm_get_threads();
         if (xvlm_ctx_new(m, &workers[i].ctx) != XVLM_OK) {
             fprintf(stderr, "xvlm serve: %s\n", xvlm_last_error());
             goto done;
