@@ -78,14 +78,18 @@ static int image_from_path(const char *name, const xv_request_limits *lim, xv_jo
     const xv_fs_root policy = {.root = lim->image_root, .allow_outside_root = false};
     char *path = NULL;
     xv_fs_name_verdict v = xv_fs_resolve(&policy, name, &path);
-    if (v == XV_FS_NAME_OUTSIDE_ROOT) return refuse(e, 403, "\"image\": %s", xv_error_message());
-    if (v == XV_FS_NAME_ABSENT) return refuse(e, 404, "\"image\": %s", xv_error_message());
-    if (v != XV_FS_NAME_OK) return refuse(e, v == XV_FS_NAME_NOMEM ? 503 : 403, "\"image\": %s", xv_error_message());
+    /* The messages name the request's path only, not the server's folders. */
+    if (v == XV_FS_NAME_OUTSIDE_ROOT) return refuse(e, 403, "\"image\": %s: outside the image root", name);
+    if (v == XV_FS_NAME_ABSENT) return refuse(e, 404, "\"image\": %s: no such file under the image root", name);
+    if (v != XV_FS_NAME_OK) return refuse(e, v == XV_FS_NAME_NOMEM ? 503 : 403, "\"image\": %s: not readable", name);
     uint8_t *bytes = NULL;
     size_t len = 0;
     int rc = 0;
     xv_status st = xv_fs_read_file(path, lim->max_image_bytes, &bytes, &len);
-    if (st != XV_OK) rc = refuse(e, st == XV_ERR_NOMEM ? 413 : 404, "\"image\": %s", xv_error_message());
+    if (st == XV_ERR_NOMEM)
+        rc = refuse(e, 413, "\"image\": %s: larger than the limit of %lld bytes", name, (long long)lim->max_image_bytes);
+    else if (st != XV_OK)
+        rc = refuse(e, 404, "\"image\": %s: not a readable file", name);
     else rc = decode(bytes, len, name, lim, job, e);
     free(bytes);
     free(path);

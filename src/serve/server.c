@@ -189,8 +189,8 @@ static xv_job_kind kind_of(const char *route) {
 static enum MHD_Result model_request(server *s, struct MHD_Connection *c, request *r) {
     const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const bool multipart = type && !strncasecmp(type, "multipart/form-data", 19);
-    if (type && !multipart && strncasecmp(type, "application/json", 16))
-        return reply_error(r, c, 415, "send application/json or multipart/form-data");
+    /* Anything but a form is read as JSON, whatever its Content-Type says
+     * (curl -d sends application/x-www-form-urlencoded). */
     cJSON *fields = NULL;
     if (multipart) {
         r->max_body = s->o->max_body;
@@ -262,12 +262,14 @@ static enum MHD_Result image_file(server *s, struct MHD_Connection *c, request *
     const xv_fs_root policy = {.root = s->limits.image_root, .allow_outside_root = false};
     char *path = NULL;
     xv_fs_name_verdict v = xv_fs_resolve(&policy, name, &path);
-    if (v != XV_FS_NAME_OK) return reply_error(r, c, v == XV_FS_NAME_OUTSIDE_ROOT ? 403 : 404, xv_error_message());
+    if (v != XV_FS_NAME_OK) /* naming no server folder */
+        return reply_error(r, c, v == XV_FS_NAME_OUTSIDE_ROOT ? 403 : 404,
+                           v == XV_FS_NAME_OUTSIDE_ROOT ? "outside the image root" : "no such image");
     uint8_t *data = NULL;
     size_t len = 0;
     xv_status st = xv_fs_read_file(path, s->limits.max_image_bytes, &data, &len);
     free(path);
-    if (st != XV_OK) return reply_error(r, c, 404, xv_error_message());
+    if (st != XV_OK) return reply_error(r, c, 404, "not a readable image file");
     const char *type = len >= 8 && !memcmp(data, "\x89PNG", 4)     ? "image/png"
                        : len >= 3 && !memcmp(data, "\xff\xd8\xff", 3) ? "image/jpeg"
                                                                      : "application/octet-stream";
