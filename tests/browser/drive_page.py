@@ -9,6 +9,7 @@ protocol (python3-websocket) and checks what a user would see:
 usage: drive_page.py URL IMAGE_FILE [SCREENSHOT.png]
 Exit status: 0 all seen, 1 something was not, 77 no chromium / no websocket module.
 """
+import base64
 import json
 import os
 import re
@@ -69,7 +70,8 @@ class Page:
 def start_browser(profile):
     proc = subprocess.Popen(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-         "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={profile}", "about:blank"],
+         "--window-size=1200,900", "--remote-debugging-port=0", "--remote-allow-origins=*",
+         f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     end = time.time() + 60
     while time.time() < end:
@@ -121,6 +123,11 @@ def main():
             "(() => { const b = $('box'), p = $('picture-img').getBoundingClientRect(), r = b.getBoundingClientRect();"
             " return !b.hidden && r.width > 0 && r.height > 0 && r.left >= p.left - 2 && r.right <= p.right + 2; })()")
 
+        if shot:  # the page as a user sees it with the box drawn
+            page.js("$('viewer').scrollIntoView(); true")
+            with open(shot, "wb") as f:
+                f.write(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+
         # 3. upload an image -> rank texts for it
         doc = page.call("DOM.getDocument")
         node = page.call("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#upload")
@@ -130,11 +137,6 @@ def main():
         page.js("$('texts').value = 'a red square\\ntwo blue circles\\nthe small green triangle'; $('rank-btn').click(); true")
         ok = ok and page.wait_for("the texts come back ranked", "document.querySelectorAll('#ranked li').length === 3")
 
-        if shot:
-            data = page.call("Page.captureScreenshot", format="png")["data"]
-            import base64
-            with open(shot, "wb") as f:
-                f.write(base64.b64decode(data))
         if page.errors:
             print("FAIL: JavaScript errors:", page.errors)
             ok = False
