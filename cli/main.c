@@ -18,6 +18,7 @@ int xv_cmd_match(int argc, char **argv);
 int xv_cmd_ground(int argc, char **argv);
 int xv_cmd_evaluate(int argc, char **argv);
 int xv_cmd_finetune(int argc, char **argv);
+int xv_cmd_serve(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
@@ -33,6 +34,7 @@ const xv_command xv_commands[] = {
     {"ground", "the box a text describes in an image (optionally drawn)", xv_cmd_ground},
     {"evaluate", "zero-shot retrieval (R@K) and box grounding (IoU >= 0.5) on a test split", xv_cmd_evaluate},
     {"finetune", "fine-tune for retrieval (ITC + ITM with image ids) or box grounding (L1 + GIoU)", xv_cmd_finetune},
+    {"serve", "HTTP server: search, match, ground, embed as JSON, and a web page", xv_cmd_serve},
     {NULL, NULL, NULL},
 };
 
