@@ -4,12 +4,15 @@ world.TOL."""
 import ctypes
 import math
 import os
+import re
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import xvlm
 from xvlm import _library
+from xvlm._error import STATUS_NAMES
 from world import TEXTS, TOL, world, xvlm_json, xvlm_run
 
 
@@ -37,6 +40,13 @@ class TestParity(unittest.TestCase):
             for field, *_ in struct._fields_:
                 self.assertEqual(getattr(struct, field).offset, want[field], f"{name}.{field}")
             self.assertEqual(len(struct._fields_), len(want) - 1, f"{name}: every field declared")
+
+    def test_status_names_match_the_header(self):
+        header = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "xvlm.h")
+        with open(header) as f:
+            declared = dict((int(v), "XVLM_" + k) for k, v in re.findall(r"\bXVLM_(OK|ERR_\w+) = (\d+)", f.read()))
+        self.assertEqual(len(declared), len(STATUS_NAMES))
+        self.assertEqual([declared[i] for i in range(len(declared))], list(STATUS_NAMES))
 
     def test_embeddings_equal_the_c_api(self):
         want_im, want_tx = self.w.c_api_features(self.w.images, TEXTS)
@@ -83,6 +93,13 @@ class TestParity(unittest.TestCase):
         one = self.model.ground(image, TEXTS[0])
         self.assertIsInstance(one, xvlm.Box)
         assert_close(self, one, boxes[0], "ground on one text")
+
+    def test_threads_share_a_model(self):
+        want = [self.model.match(image, TEXTS) for image in self.w.images]
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda image: self.model.match(image, TEXTS), self.w.images * 3))
+        for i, (prob, logit) in enumerate(got):
+            assert_close(self, [prob, logit], want[i % 4], f"call {i} from a thread")
 
     def check_hits(self, hits, cli, key):
         want = cli["results"]

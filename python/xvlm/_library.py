@@ -8,7 +8,7 @@ import ctypes
 import ctypes.util
 import os
 
-from ._error import Error
+from ._error import STATUS_NAMES, Error
 
 c_float_p = ctypes.POINTER(ctypes.c_float)
 
@@ -81,7 +81,6 @@ _int, _i64, _status = ctypes.c_int, ctypes.c_int64, ctypes.c_int
 # name: (result type, argument types), as declared in include/xvlm.h.
 _SIGNATURES = {
     "xvlm_last_error": (ctypes.c_char_p, []),
-    "xvlm_status_name": (ctypes.c_char_p, [_status]),
     "xvlm_version": (ctypes.c_char_p, []),
     "xvlm_set_threads": (None, [_int]),
     "xvlm_get_threads": (_int, []),
@@ -185,8 +184,8 @@ def library_path():
 def check(status):
     """Raise xvlm.Error with the library's message when a call failed."""
     if status != 0:
-        raise Error(lib().xvlm_last_error().decode("utf-8", "replace"),
-                    lib().xvlm_status_name(status).decode("ascii", "replace"))
+        name = STATUS_NAMES[status] if 0 < status < len(STATUS_NAMES) else f"status {status}"
+        raise Error(lib().xvlm_last_error().decode("utf-8", "replace"), name)
 
 
 def encode_str(s, what):
