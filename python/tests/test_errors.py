@@ -9,19 +9,10 @@ import unittest
 import numpy as np
 
 import xvlm
-from world import TEXTS, world
+from world import TEXTS, WorldTest
 
 
-class TestErrors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.w = world()
-        cls.model = xvlm.Model(cls.w.model)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.model.close()
-
+class TestErrors(WorldTest):
     def assertError(self, fn, *words, status=None):
         with self.assertRaises(xvlm.Error) as caught:
             fn()

@@ -13,7 +13,7 @@ import numpy as np
 import xvlm
 from xvlm import _library
 from xvlm._error import STATUS_NAMES
-from world import TEXTS, TOL, world, xvlm_json, xvlm_run
+from world import TEXTS, TOL, WorldTest, xvlm_json, xvlm_run
 
 
 def assert_close(test, got, want, what):
@@ -23,16 +23,7 @@ def assert_close(test, got, want, what):
     test.assertLessEqual(err, TOL, f"{what}: max relative difference {err:.3g}")
 
 
-class TestParity(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.w = world()
-        cls.model = xvlm.Model(cls.w.model)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.model.close()
-
+class TestParity(WorldTest):
     def test_struct_layouts_match_the_c_compiler(self):
         for name, struct in _library.STRUCTS.items():
             want = self.w.layout[name]

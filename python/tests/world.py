@@ -7,8 +7,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import unittest
 
 import numpy as np
+
+import xvlm
 
 # The bindings and the program run the same fp32 code on the same inputs; only
 # the batch composition may differ (BLAS blocks a batch of 4 differently from
@@ -69,3 +72,16 @@ def world():
     if _world is None:
         _world = World()
     return _world
+
+
+class WorldTest(unittest.TestCase):
+    """Tests on the world with one open Model (self.w, self.model)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = world()
+        cls.model = xvlm.Model(cls.w.model)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.model.close()
