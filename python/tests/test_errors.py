@@ -95,6 +95,7 @@ class TestErrors(WorldTest):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                              cwd=os.path.dirname(os.path.dirname(xvlm.__file__)))
         self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stderr, "", "nothing printed by a half-made Model's finaliser")
         self.assertIn("cannot load libxvlm", out.stdout)
         self.assertIn(missing, out.stdout)
         self.assertIn("XVLM_LIBRARY", out.stdout)

@@ -5,6 +5,7 @@ import ctypes
 import math
 import os
 import re
+import shutil
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,6 +61,15 @@ class TestParity(WorldTest):
         prob_file, logit_file = self.model.match(self.w.images[2], TEXTS[0])
         prob_array, logit_array = self.model.match(arrays[2], TEXTS[0])
         assert_close(self, [prob_array, logit_array], [prob_file, logit_file], "match on an array")
+
+    def test_paths_beyond_ascii(self):
+        named = [self.w.path("фото ü.jpg"), os.fsdecode(os.fsencode(self.w.path("")) + b"latin1-\xe9.jpg")]
+        for p in named:
+            shutil.copyfile(self.w.images[0], p)
+        assert_close(self, self.model.encode_images(named), self.model.encode_images(self.w.images[:1] * 2), "paths")
+        with xvlm.Index.build(self.model, named, self.w.path("named.index")) as index:
+            self.assertEqual(index.paths, named)
+            self.assertIn(index.search(TEXTS[0], k=1)[0].path, named)
 
     def test_match_equals_cli(self):
         for image in self.w.images[:2]:

@@ -84,7 +84,7 @@ def encode_image_group(ctx, images, first, params):
     out = ctypes.c_void_p()
     n = len(images)
     if is_path(images[0]):
-        paths, _keep = string_array(images, "image path")
+        paths, _keep = string_array(images, "image path", path=True)
         check(L.xvlm_encode_image_files(ctx, paths, n, ctypes.byref(params), ctypes.byref(out)))
     else:
         arrays = [rgb_array(a, first + i) for i, a in enumerate(images)]

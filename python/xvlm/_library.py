@@ -188,20 +188,21 @@ def check(status):
         raise Error(lib().xvlm_last_error().decode("utf-8", "replace"), name)
 
 
-def encode_str(s, what):
-    """A Python str (or path) as the UTF-8 bytes the C API takes."""
-    if isinstance(s, os.PathLike):
+def encode_str(s, what, path=False):
+    """A str as the bytes the C API takes: UTF-8 for texts, the file system's
+    encoding for paths (str, bytes or os.PathLike)."""
+    if path and isinstance(s, os.PathLike):
         s = os.fspath(s)
-    if isinstance(s, bytes):
+    if path and isinstance(s, bytes):
         return s
     if not isinstance(s, str):
-        raise Error(f"{what}: expected a str, got {type(s).__name__}", "XVLM_ERR_INVALID_ARG")
+        raise Error(f"{what}: expected a {'path' if path else 'str'}, got {type(s).__name__}", "XVLM_ERR_INVALID_ARG")
     if "\0" in s:
         raise Error(f"{what}: contains a NUL character", "XVLM_ERR_INVALID_ARG")
-    return s.encode("utf-8")
+    return os.fsencode(s) if path else s.encode("utf-8")
 
 
-def string_array(strings, what):
-    """A C array of char* for a list of str, and the bytes it points to."""
-    encoded = [encode_str(s, f"{what} {i}") for i, s in enumerate(strings)]
+def string_array(strings, what, path=False):
+    """A C array of char* for a list of str (or paths), and the bytes it points to."""
+    encoded = [encode_str(s, f"{what} {i}", path) for i, s in enumerate(strings)]
     return (ctypes.c_char_p * len(encoded))(*encoded), encoded

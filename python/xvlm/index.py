@@ -37,7 +37,7 @@ class Index(Owned):
         """Open the index at `path`, made by `xvlm index` or Index.build with
         this model (an index of another model is refused, naming both)."""
         out = ctypes.c_void_p()
-        check(lib().xvlm_index_open(model._handle(), encode_str(path, "index path"), ctypes.byref(out)))
+        check(lib().xvlm_index_open(model._handle(), encode_str(path, "index path", path=True), ctypes.byref(out)))
         return cls(model, out, path)
 
     @classmethod
@@ -55,7 +55,7 @@ class Index(Owned):
         paths = [image_paths] if is_path(image_paths) else list(image_paths)
         if not paths:
             raise Error("Index.build: no image paths given")
-        c_paths, _keep = string_array(paths, "image path")
+        c_paths, _keep = string_array(paths, "image path", path=True)
         L = lib()
         p = L.xvlm_index_params_default()
         p.tokens = TOKENS[tokens]
@@ -68,7 +68,7 @@ class Index(Owned):
         p.progress, p.warn = on_progress, on_warn
         stats = IndexStats()
         with model._lock:
-            check(L.xvlm_index_build(model._context(), c_paths, len(paths), encode_str(out, "index path"),
+            check(L.xvlm_index_build(model._context(), c_paths, len(paths), encode_str(out, "index path", path=True),
                                      ctypes.byref(p), ctypes.byref(stats)))
         index = cls.open(model, out)
         index.build_stats = BuildStats(stats.total, stats.encoded, stats.reused, stats.skipped, stats.indexed)
@@ -80,6 +80,12 @@ class Index(Owned):
             raise Error(f"{self.path}: the index is closed")
         return self._set.handle
 
+    @staticmethod
+    def _path(handle, i):
+        """The file of entry i (None when it came from memory)."""
+        p = lib().xvlm_images_path(handle, i)
+        return os.fsdecode(p) if p is not None else None
+
     def __len__(self):
         return lib().xvlm_images_count(self._handle())
 
@@ -87,7 +93,7 @@ class Index(Owned):
     def paths(self):
         """The absolute path of each indexed image."""
         h = self._handle()
-        return [(lib().xvlm_images_path(h, i) or b"").decode("utf-8") for i in range(len(self))]
+        return [self._path(h, i) for i in range(len(self))]
 
     @property
     def sizes(self):
@@ -122,7 +128,7 @@ class Index(Owned):
             check(L.xvlm_search_images(self.model._context(), self._handle(), q.handle, 0, ctypes.byref(sp), hits,
                                        ctypes.byref(n)))
         h = self._handle()
-        return hits_from_c(hits, n.value, path_of=lambda i: (L.xvlm_images_path(h, i) or b"").decode("utf-8"))
+        return hits_from_c(hits, n.value, path_of=lambda i: self._path(h, i))
 
     def close(self):
         self._set.close()

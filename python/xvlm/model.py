@@ -96,11 +96,11 @@ class Model(Owned):
         if threads is not None:
             L.xvlm_set_threads(int(threads))
         params = L.xvlm_model_params_default()
-        vocab_bytes = encode_str(vocab, "vocab") if vocab is not None else None
+        vocab_bytes = encode_str(vocab, "vocab", path=True) if vocab is not None else None
         params.vocab_path = vocab_bytes
         params.image_res, params.text_heads, params.copy_weights = int(image_res), int(text_heads), bool(copy_weights)
         model, ctx = ctypes.c_void_p(), ctypes.c_void_p()
-        check(L.xvlm_model_load(encode_str(path, "model path"), ctypes.byref(params), ctypes.byref(model)))
+        check(L.xvlm_model_load(encode_str(path, "model path", path=True), ctypes.byref(params), ctypes.byref(model)))
         self._model = model
         check(L.xvlm_ctx_new(model, ctypes.byref(ctx)))
         self._ctx = ctx
@@ -113,12 +113,11 @@ class Model(Owned):
     # ---- lifetime ----
     def close(self):
         """Free the context and the model (idempotent)."""
-        L = lib()
         if self._ctx:
-            L.xvlm_ctx_free(self._ctx)
+            lib().xvlm_ctx_free(self._ctx)
             self._ctx = None
         if self._model:
-            L.xvlm_model_free(self._model)
+            lib().xvlm_model_free(self._model)
             self._model = None
 
     def _handle(self):
