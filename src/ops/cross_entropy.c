@@ -26,6 +26,33 @@ static bool check_logits(xv_graph *g, const char *op, const xv_tensor *logits) {
     return false;
 }
 
+/* One target per row of logits, each in [0, C) or the ignore index; *kept
+ * counts the rows not ignored. */
+static bool check_targets(xv_graph *g, const char *op, const xv_tensor *logits, const xv_tensor *targets,
+                          int ignore_index, int64_t *kept) {
+    if (!xv_arg_i32(g, op, "targets", targets)) return false;
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    char bl[64];
+    if (targets->numel != N) {
+        xv_graph_fail(g, XV_ERR_SHAPE, "%s: %lld targets for logits %s (%lld rows)", op, (long long)targets->numel,
+                      xv_shape_str(logits, bl, sizeof bl), (long long)N);
+        return false;
+    }
+    *kept = 0;
+    for (int64_t n = 0; n < N; n++) {
+        int32_t t = targets->idata[n];
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= C) {
+            xv_graph_fail(g, XV_ERR_INVALID_ARG,
+                          "%s: target %d of row %lld is outside [0, %lld) and is not the ignore index %d", op, (int)t,
+                          (long long)n, (long long)C, ignore_index);
+            return false;
+        }
+        (*kept)++;
+    }
+    return true;
+}
+
 /* ---------------------------------------------------------------- hard targets */
 
 typedef struct {
@@ -57,24 +84,9 @@ static void cross_entropy_backward(xv_graph *g, xv_node *node) {
 
 xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index) {
     static const char op[] = "cross_entropy";
-    if (!check_logits(g, op, logits) || !xv_arg_i32(g, op, "targets", targets)) return NULL;
+    int64_t count;
+    if (!check_logits(g, op, logits) || !check_targets(g, op, logits, targets, ignore_index, &count)) return NULL;
     int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    char bl[64], bt[64];
-    if (targets->numel != N)
-        return xv_graph_fail(g, XV_ERR_SHAPE, "cross_entropy: %lld targets for logits %s (%lld rows)",
-                             (long long)targets->numel, xv_shape_str(logits, bl, sizeof bl), (long long)N);
-    int64_t count = 0;
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = targets->idata[n];
-        if (t == ignore_index) continue;
-        if (t < 0 || t >= C)
-            return xv_graph_fail(g, XV_ERR_INVALID_ARG,
-                                 "cross_entropy: target %d of row %lld is outside [0, %lld) and is not "
-                                 "the ignore index %d (targets %s)",
-                                 (int)t, (long long)n, (long long)C, ignore_index,
-                                 xv_shape_str(targets, bt, sizeof bt));
-        count++;
-    }
     double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
     double *row_loss = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
     xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(1));
@@ -95,14 +107,8 @@ xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, 
     /* Every row ignored: 0 (PyTorch would return 0/0 = NaN). */
     out->data[0] = count ? (float)(total / (double)count) : 0.0f;
 
-    xv_node *node = xv_record(g, op, out, cross_entropy_backward, &logits, 1);
-    if (node) {
-        ce_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        *s = (ce_saved){.targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
-        node->saved = s;
-    }
-    return out;
+    const ce_saved s = {.targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
+    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- soft targets */
@@ -156,14 +162,8 @@ xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     for (int64_t n = 0; n < N; n++) total += row_loss[n];
     out->data[0] = N ? (float)(total / (double)N) : 0.0f;
 
-    xv_node *node = xv_record(g, op, out, cross_entropy_soft_backward, &logits, 1);
-    if (node) {
-        ce_soft_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        *s = (ce_soft_saved){.y = y, .lse = lse};
-        node->saved = s;
-    }
-    return out;
+    const ce_soft_saved s = {.y = y, .lse = lse};
+    return xv_record_saved(g, op, out, cross_entropy_soft_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- per-token losses */
@@ -199,21 +199,11 @@ static void token_cross_entropy_backward(xv_graph *g, xv_node *node) {
 xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index,
                                   float smoothing) {
     static const char op[] = "token_cross_entropy";
-    if (!check_logits(g, op, logits) || !xv_arg_i32(g, op, "targets", targets)) return NULL;
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    char bl[64];
-    if (targets->numel != N)
-        return xv_graph_fail(g, XV_ERR_SHAPE, "%s: %lld targets for logits %s (%lld rows)", op,
-                             (long long)targets->numel, xv_shape_str(logits, bl, sizeof bl), (long long)N);
+    int64_t kept;
+    if (!check_logits(g, op, logits) || !check_targets(g, op, logits, targets, ignore_index, &kept)) return NULL;
     if (!(smoothing >= 0 && smoothing < 1))
         return xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: label smoothing %g outside [0, 1)", op, smoothing);
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = targets->idata[n];
-        if (t != ignore_index && (t < 0 || t >= C))
-            return xv_graph_fail(g, XV_ERR_INVALID_ARG,
-                                 "%s: target %d of row %lld is outside [0, %lld) and is not the ignore index %d", op,
-                                 (int)t, (long long)n, (long long)C, ignore_index);
-    }
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
     double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
     xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(N));
     if (!lse || !out) return NULL;
@@ -236,12 +226,6 @@ xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *tar
         }
         out->data[n] = (float)l;
     }
-    xv_node *node = xv_record(g, op, out, token_cross_entropy_backward, &logits, 1);
-    if (node) {
-        ce_token_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        *s = (ce_token_saved){.targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
-        node->saved = s;
-    }
-    return out;
+    const ce_token_saved s = {.targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
+    return xv_record_saved(g, op, out, token_cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
