@@ -7,15 +7,11 @@
 
 int xv_cmd_match(int argc, char **argv) {
     xv_cli_model_opts mo = xv_cli_model_opts_default();
-    const char *image = NULL;
-    xv_opt_list text_list = {0};
+    xv_cli_image_texts it = {0};
     bool json = false;
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&mo),
-        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
-         .required = true},
-        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
-         .help = "a text to score (at least one)"},
+        XV_OPT_IMAGE_TEXTS(&it, "a text to score (at least one)"),
         XV_OPT_JSON(&json),
         XV_OPT_END,
     };
@@ -34,27 +30,23 @@ int xv_cmd_match(int argc, char **argv) {
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
-    const char **texts = text_list.items;
-    const int nt = text_list.n;
-    if (nt == 0) return xv_cli_usage_error("match", "give at least one --text");
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if (xv_cli_open_model("match", &mo, &m, &ctx)) {
-        free(texts);
-        return 1;
+    if ((rc = xv_cli_open_model_for_texts("match", &mo, &it, &m, &ctx))) {
+        xv_opt_list_free(&it.texts);
+        return rc;
     }
     xvlm_model_info info;
     xvlm_model_get_info(m, &info);
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
+    xvlm_images *im;
+    xvlm_texts *tx;
+    xvlm_pair *pairs;
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
-    const bool out_of_memory = !(pairs && logit && prob && sim);
-    xvlm_status st = out_of_memory ? XVLM_ERR_NOMEM : XVLM_OK;
-    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
-    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, NULL, &im, &tx, &pairs);
+    if (st == XVLM_OK && !(logit && prob && sim)) st = XVLM_ERR_NOMEM;
     if (st == XVLM_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
     if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
     if (st == XVLM_OK) {
@@ -85,7 +77,7 @@ int xv_cmd_match(int argc, char **argv) {
             }
         }
     } else {
-        fprintf(stderr, "xvlm match: %s\n", out_of_memory ? "out of memory" : xvlm_last_error());
+        fprintf(stderr, "xvlm match: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     }
     xvlm_images_free(im);
     xvlm_texts_free(tx);
@@ -93,7 +85,7 @@ int xv_cmd_match(int argc, char **argv) {
     free(logit);
     free(prob);
     free(sim);
-    free(texts);
+    xv_opt_list_free(&it.texts);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XVLM_OK ? 0 : 1;

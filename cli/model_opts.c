@@ -1,5 +1,7 @@
 #include "model_opts.h"
 
+#include <stdlib.h>
+
 
 xv_cli_model_opts xv_cli_model_opts_default(void) {
     return (xv_cli_model_opts){.model = NULL, .params = xvlm_model_params_default(), .threads = 0};
@@ -16,6 +18,26 @@ int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **
         return 1;
     }
     return 0;
+}
+
+int xv_cli_open_model_for_texts(const char *cmd, const xv_cli_model_opts *o, const xv_cli_image_texts *it,
+                                xvlm_model **m, xvlm_ctx **ctx) {
+    *m = NULL;
+    *ctx = NULL;
+    if (it->texts.n == 0) return xv_cli_usage_error(cmd, "give at least one --text");
+    return xv_cli_open_model(cmd, o, m, ctx);
+}
+
+xvlm_status xv_cli_encode_image_texts(xvlm_ctx *ctx, const xv_cli_image_texts *it, const xvlm_text_params *tp,
+                                      xvlm_images **im, xvlm_texts **tx, xvlm_pair **pairs) {
+    *im = NULL;
+    *tx = NULL;
+    *pairs = calloc((size_t)it->texts.n, sizeof **pairs);
+    if (!*pairs) return XVLM_ERR_NOMEM;
+    for (int i = 0; i < it->texts.n; i++) (*pairs)[i] = (xvlm_pair){.image = 0, .text = i};
+    xvlm_status st = xvlm_encode_image_files(ctx, &it->image, 1, NULL, im);
+    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, it->texts.items, it->texts.n, tp, tx);
+    return st;
 }
 
 void xv_cli_json_string(FILE *f, const char *s) {

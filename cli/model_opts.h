@@ -34,6 +34,29 @@ xv_cli_model_opts xv_cli_model_opts_default(void);
                                    "vocabulary (default vocab.txt in the model folder or beside the checkpoint)", \
                                    false)
 
+/* One image and the texts to read against it (ground, match). */
+typedef struct {
+    const char *image;
+    xv_opt_list texts; /* xv_opt_list_free */
+} xv_cli_image_texts;
+
+/* --image (required) and --text (repeatable): option-table entries. */
+#define XV_OPT_IMAGE_TEXTS(it, text_help)                                                                      \
+    {.name = "--image", .kind = XV_OPT_STRING, .dest = &(it)->image, .value = "I", .help = "the image",      \
+     .required = true},                                                                                      \
+    {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &(it)->texts, .value = "T", .help = (text_help)}
+
+/* At least one --text (else a usage error, returns 2), then the model as
+ * xv_cli_open_model (returns 1 on failure). Returns 0 when both are there. */
+int xv_cli_open_model_for_texts(const char *cmd, const xv_cli_model_opts *o, const xv_cli_image_texts *it,
+                                xvlm_model **m, xvlm_ctx **ctx);
+
+/* The image and every text encoded (texts with tp, NULL: the defaults), and
+ * the pairs (image 0, text i) for each text. Prints nothing; the caller frees
+ * what was made, also on failure. */
+xvlm_status xv_cli_encode_image_texts(xvlm_ctx *ctx, const xv_cli_image_texts *it, const xvlm_text_params *tp,
+                                      xvlm_images **im, xvlm_texts **tx, xvlm_pair **pairs);
+
 /* Set the threads, load the model and open a context; prints the error and
  * returns 1 on failure, 0 on success. */
 int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **m, xvlm_ctx **ctx);
