@@ -51,34 +51,27 @@ int xv_cmd_ground(int argc, char **argv) {
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
-    const char *image = it.image, **texts = it.texts.items;
-    const int nt = it.texts.n;
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if ((rc = xv_cli_open_model_for_texts("ground", &mo, &it, &m, &ctx))) {
-        xv_opt_list_free(&it.texts);
-        return rc;
-    }
+    if ((rc = xv_cli_open_model_for_texts("ground", &mo, &it, &m, &ctx))) return rc;
     /* Grounding_bbox.py does not cut texts to a token count. */
     xvlm_text_params tp = xvlm_text_params_default();
     tp.max_tokens = 0;
-    xvlm_images *im;
-    xvlm_texts *tx;
-    xvlm_pair *pairs;
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     xvlm_box *boxes = calloc((size_t)nt, sizeof *boxes);
-    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, &tp, &im, &tx, &pairs);
+    xv_cli_encoded e;
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, &tp, &e);
     if (st == XVLM_OK && !boxes) st = XVLM_ERR_NOMEM;
-    if (st == XVLM_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
+    if (st == XVLM_OK) st = xvlm_ground(ctx, e.im, e.tx, e.pairs, nt, boxes);
     rc = st == XVLM_OK ? 0 : 1;
     if (st != XVLM_OK)
         fprintf(stderr, "xvlm ground: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     if (rc == 0) {
         int w, h;
-        xvlm_images_size(im, 0, &w, &h);
+        xvlm_images_size(e.im, 0, &w, &h);
         if (json) {
-            printf("{\"image\": ");
-            xv_cli_json_string(stdout, image);
-            printf(", \"width\": %d, \"height\": %d, \"results\": [", w, h);
+            xv_cli_json_image_start(NULL, image, w, h);
             for (int i = 0; i < nt; i++) {
                 const xvlm_box *b = &boxes[i];
                 printf("%s{\"text\": ", i ? ", " : "");
@@ -105,11 +98,8 @@ int xv_cmd_ground(int argc, char **argv) {
             FcFini();
         }
     }
-    xvlm_images_free(im);
-    xvlm_texts_free(tx);
-    free(pairs);
     free(boxes);
-    xv_opt_list_free(&it.texts);
+    xv_cli_encoded_free(&e, &it);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return rc;

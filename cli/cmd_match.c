@@ -30,37 +30,30 @@ int xv_cmd_match(int argc, char **argv) {
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
-    const char *image = it.image, **texts = it.texts.items;
-    const int nt = it.texts.n;
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if ((rc = xv_cli_open_model_for_texts("match", &mo, &it, &m, &ctx))) {
-        xv_opt_list_free(&it.texts);
-        return rc;
-    }
+    if ((rc = xv_cli_open_model_for_texts("match", &mo, &it, &m, &ctx))) return rc;
     xvlm_model_info info;
     xvlm_model_get_info(m, &info);
-    xvlm_images *im;
-    xvlm_texts *tx;
-    xvlm_pair *pairs;
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
-    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, NULL, &im, &tx, &pairs);
+    xv_cli_encoded e;
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, NULL, &e);
     if (st == XVLM_OK && !(logit && prob && sim)) st = XVLM_ERR_NOMEM;
-    if (st == XVLM_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
-    if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
+    if (st == XVLM_OK) st = xvlm_itm(ctx, e.im, e.tx, e.pairs, nt, logit, prob);
+    if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(e.im, e.tx, sim);
     if (st == XVLM_OK) {
         int w, h;
-        xvlm_images_size(im, 0, &w, &h);
+        xvlm_images_size(e.im, 0, &w, &h);
         if (json) {
-            printf("{\"model\": \"%s\", \"image\": ", info.id);
-            xv_cli_json_string(stdout, image);
-            printf(", \"width\": %d, \"height\": %d, \"results\": [", w, h);
+            xv_cli_json_image_start(info.id, image, w, h);
             for (int i = 0; i < nt; i++) {
                 printf("%s{\"text\": ", i ? ", " : "");
                 xv_cli_json_string(stdout, texts[i]);
                 printf(", \"clean\": ");
-                xv_cli_json_string(stdout, xvlm_texts_text(tx, i));
+                xv_cli_json_string(stdout, xvlm_texts_text(e.tx, i));
                 printf(", \"itm_prob\": %.9g, \"itm_logit\": %.9g", prob[i], logit[i]);
                 if (info.has_itc) printf(", \"itc\": %.9g", sim[i]);
                 printf("}");
@@ -79,13 +72,10 @@ int xv_cmd_match(int argc, char **argv) {
     } else {
         fprintf(stderr, "xvlm match: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     }
-    xvlm_images_free(im);
-    xvlm_texts_free(tx);
-    free(pairs);
     free(logit);
     free(prob);
     free(sim);
-    xv_opt_list_free(&it.texts);
+    xv_cli_encoded_free(&e, &it);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XVLM_OK ? 0 : 1;

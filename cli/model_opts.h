@@ -47,19 +47,33 @@ typedef struct {
     {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &(it)->texts, .value = "T", .help = (text_help)}
 
 /* At least one --text (else a usage error, returns 2), then the model as
- * xv_cli_open_model (returns 1 on failure). Returns 0 when both are there. */
-int xv_cli_open_model_for_texts(const char *cmd, const xv_cli_model_opts *o, const xv_cli_image_texts *it,
+ * xv_cli_open_model (returns 1 on failure). Returns 0 when both are there;
+ * on failure the text list is freed. */
+int xv_cli_open_model_for_texts(const char *cmd, const xv_cli_model_opts *o, xv_cli_image_texts *it,
                                 xvlm_model **m, xvlm_ctx **ctx);
 
-/* The image and every text encoded (texts with tp, NULL: the defaults), and
- * the pairs (image 0, text i) for each text. Prints nothing; the caller frees
- * what was made, also on failure. */
+/* The image, its texts and the pairs (image 0, text i) for each text. */
+typedef struct {
+    xvlm_images *im;
+    xvlm_texts *tx;
+    xvlm_pair *pairs;
+} xv_cli_encoded;
+
+/* Encodes the image and every text (texts with tp, NULL: the defaults).
+ * Prints nothing; xv_cli_encoded_free also after a failure. */
 xvlm_status xv_cli_encode_image_texts(xvlm_ctx *ctx, const xv_cli_image_texts *it, const xvlm_text_params *tp,
-                                      xvlm_images **im, xvlm_texts **tx, xvlm_pair **pairs);
+                                      xv_cli_encoded *e);
+
+/* Frees the encodings and the --text list. */
+void xv_cli_encoded_free(xv_cli_encoded *e, xv_cli_image_texts *it);
 
 /* Set the threads, load the model and open a context; prints the error and
  * returns 1 on failure, 0 on success. */
 int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **m, xvlm_ctx **ctx);
+
+/* The start of the JSON object of a command on one image: {"model": id (when
+ * id is not NULL), "image", "width", "height", "results": [ */
+void xv_cli_json_image_start(const char *model_id, const char *image, int width, int height);
 
 /* A JSON string literal (UTF-8 passes through). */
 void xv_cli_json_string(FILE *f, const char *s);
