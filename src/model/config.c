@@ -198,20 +198,21 @@ static cJSON *parse_json_file(const char *path, xv_status *st) {
     return root;
 }
 
-xv_status xv_config_load_swin_json(const char *path, xv_swin_config *out) {
+/* An official Swin JSON (into swin) or BERT JSON (into bert): one of the two is given. */
+static xv_status load_official_json(const char *path, xv_swin_config *swin, xv_bert_config *bert) {
     xv_status st;
     cJSON *root = parse_json_file(path, &st);
-    if (root) st = parse_swin(root, path, out);
+    if (root) st = swin ? parse_swin(root, path, swin) : parse_bert(root, path, bert);
     cJSON_Delete(root);
     return st;
 }
 
+xv_status xv_config_load_swin_json(const char *path, xv_swin_config *out) {
+    return load_official_json(path, out, NULL);
+}
+
 xv_status xv_config_load_bert_json(const char *path, xv_bert_config *out) {
-    xv_status st;
-    cJSON *root = parse_json_file(path, &st);
-    if (root) st = parse_bert(root, path, out);
-    cJSON_Delete(root);
-    return st;
+    return load_official_json(path, NULL, out);
 }
 
 static xv_status parse_model_json(const cJSON *root, const char *label, xv_model_config *c) {

@@ -53,34 +53,67 @@ static bool check_targets(xv_graph *g, const char *op, const xv_tensor *logits, 
     return true;
 }
 
-/* ---------------------------------------------------------------- hard targets */
+/* ---------------------------------------------------------------- backward */
+
+/* The three losses differ in their targets; the backward of each row needs
+ * p = softmax(x_n) = exp(x - lse_n) and those targets. */
+typedef enum { CE_HARD, CE_SOFT, CE_TOKEN } ce_kind;
 
 typedef struct {
-    const xv_tensor *targets;
-    double *lse;   /* [N] */
-    int64_t count; /* rows whose target is not ignored */
+    ce_kind kind;
+    const xv_tensor *targets; /* CE_HARD, CE_TOKEN: [N] class ids */
+    const xv_tensor *y;       /* CE_SOFT: [N, C] target weights */
+    double *lse;              /* [N] */
+    int64_t count;            /* CE_HARD: rows whose target is not ignored */
     int ignore_index;
+    double eps; /* CE_TOKEN: label smoothing */
 } ce_saved;
+
+static float row_prob(const float *x, double lse, int64_t c) { return expf((float)((double)x[c] - lse)); }
+
+/* Row n's gradient into d. `scale` is d(loss)/d(mean) / rows (CE_HARD, CE_SOFT). */
+static void row_backward(const ce_saved *s, const float *gout, double scale, int64_t n, const float *x, int64_t C,
+                         float *d) {
+    const double lse = s->lse[n];
+    if (s->kind == CE_SOFT) {
+        /* d loss / d x[n, c] = (softmax(x_n)_c · sum_c' y[n, c'] - y[n, c]) / N; the
+         * row sum of y need not be 1 (label smoothing 0.9 + 0.1/V). */
+        const float *y = s->y->data + n * C;
+        double ysum = 0;
+        for (int64_t c = 0; c < C; c++) ysum += y[c];
+        for (int64_t c = 0; c < C; c++) d[c] += (float)(scale * (row_prob(x, lse, c) * ysum - y[c]));
+        return;
+    }
+    int32_t t = s->targets->idata[n];
+    if (t == s->ignore_index) return;
+    if (s->kind == CE_HARD) {
+        /* d loss / d x[n, c] = (softmax(x_n)_c - [c == t_n]) / count for kept rows. */
+        for (int64_t c = 0; c < C; c++) d[c] += (float)(scale * row_prob(x, lse, c));
+        d[t] -= (float)scale;
+        return;
+    }
+    /* CE_TOKEN: loss_n = -sum_c w_c·log p_c with w_t = 1-eps, w_c = eps/C
+     * otherwise: d loss_n / d x_c = p_c·sum(w) - w_c. */
+    double go = gout[n];
+    if (go == 0) return;
+    const double off = s->eps / (double)C, on = 1.0 - s->eps, wsum = on + off * (double)(C - 1);
+    for (int64_t c = 0; c < C; c++) d[c] += (float)(go * (row_prob(x, lse, c) * wsum - (c == t ? on : off)));
+}
 
 static void cross_entropy_backward(xv_graph *g, xv_node *node) {
     xv_tensor *logits = node->in[0];
     const ce_saved *s = node->saved;
-    if (s->count == 0) return; /* constant 0: no gradient */
+    if (s->kind == CE_HARD && s->count == 0) return; /* constant 0: no gradient */
     int64_t C = xv_last_dim(logits), N = logits->numel / C;
     float *gx = xv_grad(g, logits);
     if (!gx) return;
-    double scale = (double)node->out->grad[0] / (double)s->count;
-    /* d loss / d x[n, c] = (softmax(x_n)_c - [c == t_n]) / count for kept rows. */
+    const float *gout = node->out->grad;
+    double scale = s->kind == CE_TOKEN ? 0 : (double)gout[0] / (double)(s->kind == CE_HARD ? s->count : N);
 #pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = s->targets->idata[n];
-        if (t == s->ignore_index) continue;
-        const float *x = logits->data + n * C;
-        float *d = gx + n * C;
-        for (int64_t c = 0; c < C; c++) d[c] += (float)(scale * expf((float)((double)x[c] - s->lse[n])));
-        d[t] -= (float)scale;
-    }
+    for (int64_t n = 0; n < N; n++) row_backward(s, gout, scale, n, logits->data + n * C, C, gx + n * C);
 }
+
+/* ---------------------------------------------------------------- hard targets */
 
 xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index) {
     static const char op[] = "cross_entropy";
@@ -107,36 +140,11 @@ xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, 
     /* Every row ignored: 0 (PyTorch would return 0/0 = NaN). */
     out->data[0] = count ? (float)(total / (double)count) : 0.0f;
 
-    const ce_saved s = {.targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
+    const ce_saved s = {.kind = CE_HARD, .targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
     return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- soft targets */
-
-typedef struct {
-    const xv_tensor *y;
-    double *lse; /* [N] */
-} ce_soft_saved;
-
-static void cross_entropy_soft_backward(xv_graph *g, xv_node *node) {
-    xv_tensor *logits = node->in[0];
-    const ce_soft_saved *s = node->saved;
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    float *gx = xv_grad(g, logits);
-    if (!gx) return;
-    double scale = (double)node->out->grad[0] / (double)N;
-    /* d loss / d x[n, c] = (softmax(x_n)_c · sum_c' y[n, c'] - y[n, c]) / N; the
-     * row sum of y need not be 1 (label smoothing 0.9 + 0.1/V). */
-#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        const float *x = logits->data + n * C, *y = s->y->data + n * C;
-        float *d = gx + n * C;
-        double ysum = 0;
-        for (int64_t c = 0; c < C; c++) ysum += y[c];
-        for (int64_t c = 0; c < C; c++)
-            d[c] += (float)(scale * (expf((float)((double)x[c] - s->lse[n])) * ysum - y[c]));
-    }
-}
 
 xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     static const char op[] = "cross_entropy_soft";
@@ -162,39 +170,11 @@ xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     for (int64_t n = 0; n < N; n++) total += row_loss[n];
     out->data[0] = N ? (float)(total / (double)N) : 0.0f;
 
-    const ce_soft_saved s = {.y = y, .lse = lse};
-    return xv_record_saved(g, op, out, cross_entropy_soft_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+    const ce_saved s = {.kind = CE_SOFT, .y = y, .lse = lse};
+    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- per-token losses */
-
-typedef struct {
-    const xv_tensor *targets;
-    double *lse; /* [N] */
-    int ignore_index;
-    double eps; /* label smoothing */
-} ce_token_saved;
-
-static void token_cross_entropy_backward(xv_graph *g, xv_node *node) {
-    xv_tensor *logits = node->in[0];
-    const ce_token_saved *s = node->saved;
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    float *gx = xv_grad(g, logits);
-    if (!gx) return;
-    /* loss_n = -sum_c w_c·log p_c with w_t = 1-eps, w_c = eps/C otherwise:
-     * d loss_n / d x_c = p_c·sum(w) - w_c. */
-    const double off = s->eps / (double)C, on = 1.0 - s->eps, wsum = on + off * (double)(C - 1);
-#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = s->targets->idata[n];
-        double go = node->out->grad[n];
-        if (t == s->ignore_index || go == 0) continue;
-        const float *x = logits->data + n * C;
-        float *d = gx + n * C;
-        for (int64_t c = 0; c < C; c++)
-            d[c] += (float)(go * (expf((float)((double)x[c] - s->lse[n])) * wsum - (c == t ? on : off)));
-    }
-}
 
 xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index,
                                   float smoothing) {
@@ -226,6 +206,6 @@ xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *tar
         }
         out->data[n] = (float)l;
     }
-    const ce_token_saved s = {.targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
-    return xv_record_saved(g, op, out, token_cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+    const ce_saved s = {.kind = CE_TOKEN, .targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
+    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
 }
