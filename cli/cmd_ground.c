@@ -26,15 +26,12 @@ static int draw(const char *image, const char *const *texts, const xvlm_box *box
 
 int xv_cmd_ground(int argc, char **argv) {
     xv_cli_model_opts mo = xv_cli_model_opts_default();
-    const char *image = NULL, *draw_out = NULL;
-    xv_opt_list text_list = {0};
+    xv_cli_image_texts it = {0};
+    const char *draw_out = NULL;
     bool json = false;
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&mo),
-        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
-         .required = true},
-        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
-         .help = "an expression to locate (at least one)"},
+        XV_OPT_IMAGE_TEXTS(&it, "an expression to locate (at least one)"),
         {.name = "--draw", .kind = XV_OPT_STRING, .dest = &draw_out, .value = "OUT.png",
          .help = "write the image with each box and its text drawn on it"},
         XV_OPT_JSON(&json),
@@ -52,39 +49,29 @@ int xv_cmd_ground(int argc, char **argv) {
         .opts = opts,
         .footer = "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
     };
-    int parse_rc;
-    if (!xv_cli_parse(&spec, argc, argv, &parse_rc)) return parse_rc;
-    const char **texts = text_list.items;
-    const int nt = text_list.n;
-    if (nt == 0) return xv_cli_usage_error("ground", "give at least one --text");
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if (xv_cli_open_model("ground", &mo, &m, &ctx)) {
-        free(texts);
-        return 1;
-    }
+    if ((rc = xv_cli_open_model_for_texts("ground", &mo, &it, &m, &ctx))) return rc;
     /* Grounding_bbox.py does not cut texts to a token count. */
     xvlm_text_params tp = xvlm_text_params_default();
     tp.max_tokens = 0;
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     xvlm_box *boxes = calloc((size_t)nt, sizeof *boxes);
-    xvlm_status st = pairs && boxes ? XVLM_OK : XVLM_ERR_NOMEM;
-    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, &tp, &tx);
-    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XVLM_OK) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
-    int rc = st == XVLM_OK ? 0 : 1;
-    if (st == XVLM_ERR_NOMEM && !(pairs && boxes)) fprintf(stderr, "xvlm ground: out of memory\n");
-    else if (st != XVLM_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    xv_cli_encoded e;
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, &tp, &e);
+    if (st == XVLM_OK && !boxes) st = XVLM_ERR_NOMEM;
+    if (st == XVLM_OK) st = xvlm_ground(ctx, e.im, e.tx, e.pairs, nt, boxes);
+    rc = st == XVLM_OK ? 0 : 1;
+    if (st != XVLM_OK)
+        fprintf(stderr, "xvlm ground: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     if (rc == 0) {
         int w, h;
-        xvlm_images_size(im, 0, &w, &h);
+        xvlm_images_size(e.im, 0, &w, &h);
         if (json) {
-            printf("{\"image\": ");
-            xv_cli_json_string(stdout, image);
-            printf(", \"width\": %d, \"height\": %d, \"results\": [", w, h);
+            xv_cli_json_image_start(NULL, image, w, h);
             for (int i = 0; i < nt; i++) {
                 const xvlm_box *b = &boxes[i];
                 printf("%s{\"text\": ", i ? ", " : "");
@@ -111,11 +98,8 @@ int xv_cmd_ground(int argc, char **argv) {
             FcFini();
         }
     }
-    xvlm_images_free(im);
-    xvlm_texts_free(tx);
-    free(pairs);
     free(boxes);
-    free(texts);
+    xv_cli_encoded_free(&e, &it);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return rc;
