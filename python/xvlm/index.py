@@ -26,6 +26,8 @@ class Index(Owned):
     """An image index opened for a model: its features are mapped from the
     file. Release it with close() or a with block."""
 
+    _set = None  # the C image set, once opened
+
     def __init__(self, model, handle, path):  # use Index.open or Index.build
         self._set = CSet(handle, lib().xvlm_images_free)
         self.model, self.path = model, os.fspath(path)
@@ -131,7 +133,8 @@ class Index(Owned):
         return hits_from_c(hits, n.value, path_of=lambda i: self._path(h, i))
 
     def close(self):
-        self._set.close()
+        if self._set:
+            self._set.close()
 
     def __repr__(self):
         return f"xvlm.Index({self.path!r}, {len(self) if self._set.handle else 'closed'})"

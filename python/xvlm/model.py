@@ -89,8 +89,9 @@ class Model(Owned):
     (each holds the model's one C context). Release it with close() or a
     with block; garbage collection releases it otherwise."""
 
+    _model = _ctx = None  # C handles, set once made
+
     def __init__(self, path, threads=None, vocab=None, image_res=0, text_heads=0, copy_weights=False):
-        self._model = self._ctx = None
         self._lock = threading.Lock()
         L = lib()
         if threads is not None:
@@ -112,13 +113,17 @@ class Model(Owned):
 
     # ---- lifetime ----
     def close(self):
-        """Free the context and the model (idempotent)."""
-        if self._ctx:
-            lib().xvlm_ctx_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            lib().xvlm_model_free(self._model)
-            self._model = None
+        """Free the context and the model (idempotent; waits for a call in
+        progress on another thread)."""
+        if not (self._ctx or self._model):
+            return
+        with self._lock:
+            if self._ctx:
+                lib().xvlm_ctx_free(self._ctx)
+                self._ctx = None
+            if self._model:
+                lib().xvlm_model_free(self._model)
+                self._model = None
 
     def _handle(self):
         """The C model."""
