@@ -116,21 +116,22 @@ class TestParity(WorldTest):
                 self.assertTrue(math.isnan(hit.itm_logit) and math.isnan(hit.itm_prob))
 
     def test_index_search_equals_cli(self):
-        cli_index = self.w.path("cli.index")
         images_dir = os.path.dirname(self.w.images[0])
-        xvlm_run("index", "--model", self.w.model, "--images", images_dir, "--out", cli_index)
-        py_index = self.w.path("py.index")
-        with xvlm.Index.open(self.model, cli_index) as from_cli, \
-                xvlm.Index.build(self.model, sorted(self.w.images), py_index) as built:
-            self.assertEqual(built.paths, from_cli.paths)
-            self.assertEqual(built.sizes, from_cli.sizes)
-            assert_close(self, built.features, from_cli.features, "index features")
-            self.assertEqual(built.build_stats, xvlm.BuildStats(4, 4, 0, 0, 4))
-            for k, rerank in ((3, 2), (4, 0), (2, 16)):
-                cli = xvlm_json("search", "--model", self.w.model, "--index", cli_index, "--text", TEXTS[0], "--k", str(k),
-                          "--rerank", str(rerank))
-                self.check_hits(built.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
-                self.check_hits(from_cli.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
+        for tokens in ("f16", "none"):  # re-ranking from stored tokens, and from the files
+            cli_index, py_index = self.w.path(f"cli-{tokens}.index"), self.w.path(f"py-{tokens}.index")
+            xvlm_run("index", "--model", self.w.model, "--images", images_dir, "--out", cli_index, "--tokens", tokens)
+            with xvlm.Index.open(self.model, cli_index) as from_cli, \
+                    xvlm.Index.build(self.model, sorted(self.w.images), py_index, tokens=tokens) as built:
+                self.assertEqual(built.paths, from_cli.paths)
+                self.assertEqual(built.sizes, from_cli.sizes)
+                self.assertEqual(built.has_tokens, tokens != "none")
+                assert_close(self, built.features, from_cli.features, "index features")
+                self.assertEqual(built.build_stats, xvlm.BuildStats(4, 4, 0, 0, 4))
+                for k, rerank in ((3, 2), (4, 0), (2, 16)):
+                    cli = xvlm_json("search", "--model", self.w.model, "--index", cli_index, "--text", TEXTS[0],
+                                    "--k", str(k), "--rerank", str(rerank))
+                    self.check_hits(built.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
+                    self.check_hits(from_cli.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
 
     def test_search_texts_equals_cli(self):
         texts_file = self.w.path("texts.txt")

@@ -51,7 +51,7 @@ class Index(Owned):
         re-ranked images are then re-encoded from their files). progress:
         called as progress(done, total) after each batch. Unreadable images
         are skipped; their messages are in index.warnings and their count in
-        index.build_stats.skipped."""
+        index.build_stats.skipped (none readable: xvlm.Error)."""
         if tokens not in TOKENS:
             raise Error(f"tokens: expected one of {', '.join(TOKENS)}, got {tokens!r}")
         paths = [image_paths] if is_path(image_paths) else list(image_paths)
@@ -72,6 +72,9 @@ class Index(Owned):
         with model._lock:
             check(L.xvlm_index_build(model._context(), c_paths, len(paths), encode_str(out, "index path", path=True),
                                      ctypes.byref(p), ctypes.byref(stats)))
+        if stats.indexed == 0:  # as `xvlm index`: an index of nothing is a failure
+            raise Error(f"{os.fspath(out)}: none of the {stats.total} images could be read"
+                        + (f" ({warnings[0]}, ...)" if warnings else ""), "XVLM_ERR_IO")
         index = cls.open(model, out)
         index.build_stats = BuildStats(stats.total, stats.encoded, stats.reused, stats.skipped, stats.indexed)
         index.warnings = warnings
