@@ -14,14 +14,7 @@ import numpy as np
 import xvlm
 from xvlm import _library
 from xvlm._error import STATUS_NAMES
-from world import TEXTS, TOL, WorldTest, xvlm_json, xvlm_run
-
-
-def assert_close(test, got, want, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    test.assertEqual(got.shape, want.shape, what)
-    err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want)))) if got.size else 0.0
-    test.assertLessEqual(err, TOL, f"{what}: max relative difference {err:.3g}")
+from world import TEXTS, WorldTest, assert_close, xvlm_json, xvlm_run
 
 
 class TestParity(WorldTest):
