@@ -138,14 +138,13 @@ class Model(Owned):
         return self._ctx
 
     # ---- encoding ----
-    def _image_set(self, images, keep_tokens, batch=None):
-        """One C set from a list of images that are all paths or all arrays."""
+    @staticmethod
+    def _image_params(keep_tokens, batch):
         p = lib().xvlm_image_params_default()
         p.keep_tokens = keep_tokens
         if batch is not None:
             p.batch = int(batch)
-        with self._lock:
-            return encode_image_group(self._context(), images, 0, p)
+        return p
 
     def _text_set(self, texts, max_words=None, max_tokens=None):
         p = lib().xvlm_text_params_default()
@@ -160,7 +159,8 @@ class Model(Owned):
         """The C set (with vision tokens) of one image: a path or an HxWx3 uint8 array."""
         if not (is_path(image) or isinstance(image, np.ndarray)):
             raise Error(f"image: expected a path or an HxWx3 uint8 array, got {type(image).__name__}")
-        return self._image_set([image], keep_tokens=True)
+        with self._lock:
+            return encode_image_group(self._context(), [image], 0, self._image_params(True, None))
 
     def encode_images(self, images, batch=None):
         """Normalised ITC features, float32 [N, embed_dim], of images given as
@@ -168,10 +168,7 @@ class Model(Owned):
         transform is applied to both)."""
         images = image_list(images)
         feats = np.zeros((len(images), self.info.embed_dim), np.float32)
-        p = lib().xvlm_image_params_default()
-        p.keep_tokens = False
-        if batch is not None:
-            p.batch = int(batch)
+        p = self._image_params(False, batch)
         start = 0
         while start < len(images):  # runs of paths and of arrays, each one C call
             end = start + 1
