@@ -72,6 +72,9 @@ class TestErrors(WorldTest):
         self.assertError(lambda: xvlm.Index.build(self.model, self.w.images, self.w.path("x.index"), tokens="f8"),
                          "tokens", "f16")
         self.assertError(lambda: xvlm.Index.build(self.model, [], self.w.path("x.index")), "no image paths")
+        unreadable = self.w.path("gone.jpg")
+        self.assertError(lambda: xvlm.Index.build(self.model, [unreadable], self.w.path("x.index")),
+                         "none of the 1 images", unreadable, status="XVLM_ERR_IO")
         other = xvlm.Model(self.w.model, image_res=0)  # same model: its index opens
         with xvlm.Index.build(other, self.w.images[:2], self.w.path("two.index")) as index:
             self.assertEqual(len(index), 2)

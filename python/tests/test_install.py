@@ -2,6 +2,7 @@
 Debian's python3 imports from the prefix's site folder and that finds the
 installed libxvlm.so by itself; the example runs as written against it."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,16 @@ class TestInstall(unittest.TestCase):
         self.assertEqual(os.path.basename(out[1]), "libxvlm.so.0")
         with xvlm.Model(self.w.model) as m:
             self.assertEqual(out[2], f"(1, {m.info.embed_dim})")
+
+    def test_readme_snippet_runs(self):
+        with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+            readme = f.read()
+        snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+        shutil.copytree(self.w.model, os.path.join(self.stage, "model"))
+        for name, k in (("dog.jpg", 0), ("cat.jpg", 1)):
+            shutil.copyfile(self.w.images[k], os.path.join(self.stage, name))
+        self.assertEqual(self.python("-c", snippet + "\nprint(len(hits), box.pixels[2] > 0, prob > 0)").split(),
+                         ["2", "True", "True"])
 
     def test_example_runs_as_written(self):
         example = os.path.join(os.path.dirname(HERE), "examples", "search_and_ground.py")

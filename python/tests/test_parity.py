@@ -14,14 +14,7 @@ import numpy as np
 import xvlm
 from xvlm import _library
 from xvlm._error import STATUS_NAMES
-from world import TEXTS, TOL, WorldTest, xvlm_json, xvlm_run
-
-
-def assert_close(test, got, want, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    test.assertEqual(got.shape, want.shape, what)
-    err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want)))) if got.size else 0.0
-    test.assertLessEqual(err, TOL, f"{what}: max relative difference {err:.3g}")
+from world import TEXTS, WorldTest, assert_close, xvlm_json, xvlm_run
 
 
 class TestParity(WorldTest):
@@ -116,21 +109,22 @@ class TestParity(WorldTest):
                 self.assertTrue(math.isnan(hit.itm_logit) and math.isnan(hit.itm_prob))
 
     def test_index_search_equals_cli(self):
-        cli_index = self.w.path("cli.index")
         images_dir = os.path.dirname(self.w.images[0])
-        xvlm_run("index", "--model", self.w.model, "--images", images_dir, "--out", cli_index)
-        py_index = self.w.path("py.index")
-        with xvlm.Index.open(self.model, cli_index) as from_cli, \
-                xvlm.Index.build(self.model, sorted(self.w.images), py_index) as built:
-            self.assertEqual(built.paths, from_cli.paths)
-            self.assertEqual(built.sizes, from_cli.sizes)
-            assert_close(self, built.features, from_cli.features, "index features")
-            self.assertEqual(built.build_stats, xvlm.BuildStats(4, 4, 0, 0, 4))
-            for k, rerank in ((3, 2), (4, 0), (2, 16)):
-                cli = xvlm_json("search", "--model", self.w.model, "--index", cli_index, "--text", TEXTS[0], "--k", str(k),
-                          "--rerank", str(rerank))
-                self.check_hits(built.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
-                self.check_hits(from_cli.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
+        for tokens in ("f16", "none"):  # re-ranking from stored tokens, and from the files
+            cli_index, py_index = self.w.path(f"cli-{tokens}.index"), self.w.path(f"py-{tokens}.index")
+            xvlm_run("index", "--model", self.w.model, "--images", images_dir, "--out", cli_index, "--tokens", tokens)
+            with xvlm.Index.open(self.model, cli_index) as from_cli, \
+                    xvlm.Index.build(self.model, sorted(self.w.images), py_index, tokens=tokens) as built:
+                self.assertEqual(built.paths, from_cli.paths)
+                self.assertEqual(built.sizes, from_cli.sizes)
+                self.assertEqual(built.has_tokens, tokens != "none")
+                assert_close(self, built.features, from_cli.features, "index features")
+                self.assertEqual(built.build_stats, xvlm.BuildStats(4, 4, 0, 0, 4))
+                for k, rerank in ((3, 2), (4, 0), (2, 16)):
+                    cli = xvlm_json("search", "--model", self.w.model, "--index", cli_index, "--text", TEXTS[0],
+                                    "--k", str(k), "--rerank", str(rerank))
+                    self.check_hits(built.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
+                    self.check_hits(from_cli.search(TEXTS[0], k=k, rerank=rerank), cli, "path")
 
     def test_search_texts_equals_cli(self):
         texts_file = self.w.path("texts.txt")

@@ -21,6 +21,13 @@ TOL = 1e-5
 TEXTS = ["the red square on the left", "two blue circles", "a small green triangle"]
 
 
+def assert_close(test, got, want, what):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    test.assertEqual(got.shape, want.shape, what)
+    err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want)))) if got.size else 0.0
+    test.assertLessEqual(err, TOL, f"{what}: max relative difference {err:.3g}")
+
+
 class World:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="xv_python_")

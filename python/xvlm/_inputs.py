@@ -105,4 +105,7 @@ def rows(ptr, n, width):
     """A float32 copy of the C matrix [n, width] at ptr."""
     if n == 0:
         return np.zeros((0, width), np.float32)
+    if not ptr:
+        raise Error("the model has no ITC projections (vision_proj, text_proj): it gives no features",
+                    "XVLM_ERR_UNSUPPORTED")
     return np.ctypeslib.as_array(ptr, shape=(n, width)).copy()

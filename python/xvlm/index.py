@@ -26,6 +26,8 @@ class Index(Owned):
     """An image index opened for a model: its features are mapped from the
     file. Release it with close() or a with block."""
 
+    _set = None  # the C image set, once opened
+
     def __init__(self, model, handle, path):  # use Index.open or Index.build
         self._set = CSet(handle, lib().xvlm_images_free)
         self.model, self.path = model, os.fspath(path)
@@ -49,7 +51,7 @@ class Index(Owned):
         re-ranked images are then re-encoded from their files). progress:
         called as progress(done, total) after each batch. Unreadable images
         are skipped; their messages are in index.warnings and their count in
-        index.build_stats.skipped."""
+        index.build_stats.skipped (none readable: xvlm.Error)."""
         if tokens not in TOKENS:
             raise Error(f"tokens: expected one of {', '.join(TOKENS)}, got {tokens!r}")
         paths = [image_paths] if is_path(image_paths) else list(image_paths)
@@ -70,6 +72,9 @@ class Index(Owned):
         with model._lock:
             check(L.xvlm_index_build(model._context(), c_paths, len(paths), encode_str(out, "index path", path=True),
                                      ctypes.byref(p), ctypes.byref(stats)))
+        if stats.indexed == 0:  # as `xvlm index`: an index of nothing is a failure
+            raise Error(f"{os.fspath(out)}: none of the {stats.total} images could be read"
+                        + (f" ({warnings[0]}, ...)" if warnings else ""), "XVLM_ERR_IO")
         index = cls.open(model, out)
         index.build_stats = BuildStats(stats.total, stats.encoded, stats.reused, stats.skipped, stats.indexed)
         index.warnings = warnings
@@ -131,7 +136,8 @@ class Index(Owned):
         return hits_from_c(hits, n.value, path_of=lambda i: self._path(h, i))
 
     def close(self):
-        self._set.close()
+        if self._set:
+            self._set.close()
 
     def __repr__(self):
         return f"xvlm.Index({self.path!r}, {len(self) if self._set.handle else 'closed'})"

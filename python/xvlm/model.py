@@ -89,8 +89,9 @@ class Model(Owned):
     (each holds the model's one C context). Release it with close() or a
     with block; garbage collection releases it otherwise."""
 
+    _model = _ctx = None  # C handles, set once made
+
     def __init__(self, path, threads=None, vocab=None, image_res=0, text_heads=0, copy_weights=False):
-        self._model = self._ctx = None
         self._lock = threading.Lock()
         L = lib()
         if threads is not None:
@@ -112,13 +113,17 @@ class Model(Owned):
 
     # ---- lifetime ----
     def close(self):
-        """Free the context and the model (idempotent)."""
-        if self._ctx:
-            lib().xvlm_ctx_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            lib().xvlm_model_free(self._model)
-            self._model = None
+        """Free the context and the model (idempotent; waits for a call in
+        progress on another thread)."""
+        if not (self._ctx or self._model):
+            return
+        with self._lock:
+            if self._ctx:
+                lib().xvlm_ctx_free(self._ctx)
+                self._ctx = None
+            if self._model:
+                lib().xvlm_model_free(self._model)
+                self._model = None
 
     def _handle(self):
         """The C model."""
@@ -133,14 +138,13 @@ class Model(Owned):
         return self._ctx
 
     # ---- encoding ----
-    def _image_set(self, images, keep_tokens, batch=None):
-        """One C set from a list of images that are all paths or all arrays."""
+    @staticmethod
+    def _image_params(keep_tokens, batch):
         p = lib().xvlm_image_params_default()
         p.keep_tokens = keep_tokens
         if batch is not None:
             p.batch = int(batch)
-        with self._lock:
-            return encode_image_group(self._context(), images, 0, p)
+        return p
 
     def _text_set(self, texts, max_words=None, max_tokens=None):
         p = lib().xvlm_text_params_default()
@@ -155,7 +159,8 @@ class Model(Owned):
         """The C set (with vision tokens) of one image: a path or an HxWx3 uint8 array."""
         if not (is_path(image) or isinstance(image, np.ndarray)):
             raise Error(f"image: expected a path or an HxWx3 uint8 array, got {type(image).__name__}")
-        return self._image_set([image], keep_tokens=True)
+        with self._lock:
+            return encode_image_group(self._context(), [image], 0, self._image_params(True, None))
 
     def encode_images(self, images, batch=None):
         """Normalised ITC features, float32 [N, embed_dim], of images given as
@@ -163,10 +168,7 @@ class Model(Owned):
         transform is applied to both)."""
         images = image_list(images)
         feats = np.zeros((len(images), self.info.embed_dim), np.float32)
-        p = lib().xvlm_image_params_default()
-        p.keep_tokens = False
-        if batch is not None:
-            p.batch = int(batch)
+        p = self._image_params(False, batch)
         start = 0
         while start < len(images):  # runs of paths and of arrays, each one C call
             end = start + 1
