@@ -18,6 +18,7 @@
 #include "request.h"
 #include "run.h"
 #include "serve.h"
+#include "thumbnail.h"
 #include "web_assets.h"
 
 xv_serve_opts xv_serve_opts_default(void) {
@@ -256,7 +257,8 @@ static enum MHD_Result metrics(server *s, struct MHD_Connection *c, request *r) 
     return reply(r, c, 200, "text/plain; version=0.0.4", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
-/* GET /images/PATH: an image file under the image root (result pictures). */
+/* GET /images/PATH[?size=N]: an image file under the image root (result
+ * pictures), or a smaller JPEG copy of it. */
 static enum MHD_Result image_file(server *s, struct MHD_Connection *c, request *r, const char *name) {
     if (!s->limits.image_root) return reply_error(r, c, 404, "the server has no --image-root");
     const xv_fs_root policy = {.root = s->limits.image_root, .allow_outside_root = false};
@@ -270,6 +272,17 @@ static enum MHD_Result image_file(server *s, struct MHD_Connection *c, request *
     xv_status st = xv_fs_read_file(path, s->limits.max_image_bytes, &data, &len);
     free(path);
     if (st != XV_OK) return reply_error(r, c, 404, "not a readable image file");
+    const char *size = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
+    if (size) { /* ?size=N: a JPEG at most N pixels on its longer side */
+        const long n = strtol(size, NULL, 10);
+        uint8_t *jpeg = NULL;
+        size_t jl = 0;
+        if (n < 16 || n > 2048) st = xv_error(XV_ERR_INVALID_ARG, "size must be a number of pixels in [16, 2048]");
+        else st = xv_thumbnail_jpeg(data, len, name, s->limits.max_pixels, (int)n, &jpeg, &jl);
+        free(data);
+        if (st != XV_OK) return reply_error(r, c, st == XV_ERR_INVALID_ARG ? 400 : 422, xv_error_message());
+        return reply(r, c, 200, "image/jpeg", jpeg, jl, MHD_RESPMEM_MUST_FREE);
+    }
     const char *type = len >= 8 && !memcmp(data, "\x89PNG", 4)     ? "image/png"
                        : len >= 3 && !memcmp(data, "\xff\xd8\xff", 3) ? "image/jpeg"
                                                                      : "application/octet-stream";

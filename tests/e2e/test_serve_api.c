@@ -147,6 +147,24 @@ static void test_search_text(void) {
               url->valuestring, r.status, r.len);
         CHECK(strstr(r.headers, "image/jpeg") != NULL, "GET %s: Content-Type image/jpeg", url->valuestring);
         xv_http_response_free(&r);
+        /* ?size=N: a JPEG of at most N pixels on the longer side (SOF0 holds height, width). */
+        char thumb[300];
+        snprintf(thumb, sizeof thumb, "%s?size=16", url->valuestring);
+        xv_http(g_port, "GET", thumb, NULL, NULL, 0, &r);
+        const unsigned char *b = (const unsigned char *)r.body;
+        int w = 0, h = 0;
+        for (size_t i = 2; r.status == 200 && i + 9 < r.len; i++)
+            if (b[i] == 0xff && b[i + 1] == 0xc0) {
+                h = b[i + 5] << 8 | b[i + 6], w = b[i + 7] << 8 | b[i + 8];
+                break;
+            }
+        CHECK(r.status == 200 && (w == 16 || h == 16) && w <= 16 && h <= 16 && w > 0 && h > 0,
+              "GET %s: %d, a %dx%d JPEG", thumb, r.status, w, h);
+        xv_http_response_free(&r);
+        snprintf(thumb, sizeof thumb, "%s?size=1", url->valuestring);
+        xv_http(g_port, "GET", thumb, NULL, NULL, 0, &r);
+        CHECK(r.status == 400 && strstr(r.body, "size"), "GET %s: %d %s", thumb, r.status, r.body);
+        xv_http_response_free(&r);
     }
     cJSON_Delete(got);
     cJSON_Delete(ref);
