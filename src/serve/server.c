@@ -98,8 +98,8 @@ static enum MHD_Result reply(request *r, struct MHD_Connection *c, int status, c
 
 /* Takes a malloc'd JSON body (NULL: out of memory). */
 static enum MHD_Result reply_json(request *r, struct MHD_Connection *c, int status, char *json) {
-    if (!json) return reply(r, c, 503, "application/json", "{\"error\": {\"code\": 503, \"message\": \"out of memory\"}}",
-                            0, MHD_RESPMEM_PERSISTENT);
+    static const char no_memory[] = "{\"error\": {\"code\": 503, \"message\": \"out of memory\"}}";
+    if (!json) return reply(r, c, 503, "application/json", no_memory, sizeof no_memory - 1, MHD_RESPMEM_PERSISTENT);
     return reply(r, c, status, "application/json", json, strlen(json), MHD_RESPMEM_MUST_FREE);
 }
 
