@@ -344,13 +344,14 @@ static void test_plain_routes(void) {
     cJSON_Delete(e);
 }
 
-/* The key from --api-key-file: without it 401, with it served; then SIGTERM
- * while a request is half sent: the request is still answered. */
+/* The key from --api-key-file: without it 401, with it served (by two
+ * workers, without batching); then SIGTERM while a request is half sent: the
+ * request is still answered. */
 static void test_key_and_shutdown(const char *base_args) {
     char key_path[400], args[2048];
     snprintf(key_path, sizeof key_path, "%s/key.txt", W.dir);
     xv_test_write_file(key_path, "s3cret-key-0123\n");
-    snprintf(args, sizeof args, "%s --api-key-file '%s'", base_args, key_path);
+    snprintf(args, sizeof args, "%s --api-key-file '%s' --workers 2 --batch 1", base_args, key_path);
     xv_test_server s;
     if (!xv_test_server_start(&s, args)) {
         CHECK(0, "the server with a key did not start");
