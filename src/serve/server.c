@@ -341,6 +341,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         if ((int64_t)(r->len + *upload_data_size) > s->o->max_body) return MHD_NO; /* chunked and too long: cut off */
+        /* A body trickled in slower than the time limit allows: cut off (the
+         * idle timeout alone would let a byte every few seconds through). */
+        if (xv_monotonic_seconds() - r->started > s->o->timeout_s) return MHD_NO;
         if (r->len + *upload_data_size + 1 > r->cap) {
             size_t cap = (r->len + *upload_data_size + 1) * 2;
             char *grown = realloc(r->body, cap);
