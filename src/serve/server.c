@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "form.h"
 #include "metrics.h"
 #include "request.h"
 #include "run.h"
@@ -49,12 +50,6 @@ typedef struct {
     atomic_int in_flight;
 } server;
 
-/* One multipart form field as it arrives (values may come in pieces). */
-typedef struct {
-    char *key, *value;
-    size_t len;
-} form_field;
-
 /* A request, from its first header to its answer (MHD's per-connection pointer). */
 typedef struct {
     double started;
@@ -64,13 +59,7 @@ typedef struct {
     bool arriving; /* counted by xv_queue_arriving until queued or gone */
     char *body;
     size_t len, cap;
-    /* multipart/form-data */
-    form_field *fields;
-    int n_fields;
-    uint8_t *upload;
-    size_t upload_len;
-    bool upload_too_big;
-    int64_t max_body;
+    xv_form form; /* a multipart/form-data body, parsed */
 } request;
 
 static const char *route_of(const char *url) {
@@ -125,59 +114,6 @@ static bool authorised(const server *s, struct MHD_Connection *c) {
     return h && same_key(h, s->api_key);
 }
 
-/* ---- multipart/form-data (an uploaded image with texts) ---- */
-
-static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-                                    const char *content_type, const char *encoding, const char *data, uint64_t off,
-                                    size_t size) {
-    request *r = cls;
-    if (filename || !strcmp(key, "image")) {
-        if (r->upload_len + size > (uint64_t)r->max_body) {
-            r->upload_too_big = true;
-            return MHD_NO;
-        }
-        uint8_t *grown = realloc(r->upload, r->upload_len + size + 1);
-        if (!grown) return MHD_NO;
-        r->upload = grown;
-        memcpy(r->upload + r->upload_len, data, size);
-        r->upload_len += size;
-        return MHD_YES;
-    }
-    form_field *f = r->n_fields ? &r->fields[r->n_fields - 1] : NULL;
-    if (off == 0 || !f || strcmp(f->key, key)) {
-        form_field *grown = realloc(r->fields, (size_t)(r->n_fields + 1) * sizeof *grown);
-        if (!grown) return MHD_NO;
-        r->fields = grown;
-        f = &r->fields[r->n_fields++];
-        *f = (form_field){.key = strdup(key)};
-        if (!f->key) return MHD_NO;
-    }
-    char *v = realloc(f->value, f->len + size + 1);
-    if (!v) return MHD_NO;
-    memcpy(v + f->len, data, size);
-    f->value = v;
-    f->len += size;
-    v[f->len] = 0;
-    return MHD_YES;
-}
-
-/* The form's text fields as the JSON fields a JSON request would have:
- * "texts" repeated becomes a list. */
-static cJSON *form_to_json(const request *r) {
-    cJSON *o = cJSON_CreateObject(), *texts = NULL;
-    for (int i = 0; i < r->n_fields && o; i++) {
-        const form_field *f = &r->fields[i];
-        const char *v = f->value ? f->value : "";
-        if (!strcmp(f->key, "texts")) {
-            if (!texts) texts = cJSON_AddArrayToObject(o, "texts");
-            cJSON_AddItemToArray(texts, cJSON_CreateString(v));
-        } else if (!cJSON_GetObjectItemCaseSensitive(o, f->key)) {
-            cJSON_AddStringToObject(o, f->key, v);
-        }
-    }
-    return o;
-}
-
 /* ---- /v1/... ---- */
 
 static xv_job_kind kind_of(const char *route) {
@@ -194,12 +130,10 @@ static enum MHD_Result model_request(server *s, struct MHD_Connection *c, reques
      * (curl -d sends application/x-www-form-urlencoded). */
     cJSON *fields = NULL;
     if (multipart) {
-        r->max_body = s->o->max_body;
-        struct MHD_PostProcessor *pp = MHD_create_post_processor(c, 64 * 1024, on_form_data, r);
-        enum MHD_Result ok = pp ? MHD_post_process(pp, r->body, r->len) : MHD_NO;
-        if (pp) MHD_destroy_post_processor(pp);
-        if (ok != MHD_YES) return reply_error(r, c, r->upload_too_big ? 413 : 400, "malformed multipart/form-data body");
-        fields = form_to_json(r);
+        int bad = xv_form_parse(c, r->body, r->len, s->o->max_body, &r->form, &fields);
+        if (bad) return reply_error(r, c, bad, bad == 413 ? "the uploaded image is larger than the body limit"
+                                               : bad == 400 ? "malformed multipart/form-data body"
+                                                            : "out of memory");
     } else {
         const char *end = NULL;
         fields = cJSON_ParseWithLengthOpts(r->body ? r->body : "", r->len, &end, false);
@@ -215,7 +149,7 @@ static enum MHD_Result model_request(server *s, struct MHD_Connection *c, reques
         return reply_error(r, c, 503, "out of memory");
     }
     xv_request_error err = {0};
-    int bad = xv_request_to_job(fields, r->upload, r->upload_len, &s->limits, job, &err);
+    int bad = xv_request_to_job(fields, r->form.upload, r->form.upload_len, &s->limits, job, &err);
     cJSON_Delete(fields);
     enum MHD_Result ok;
     if (bad) {
@@ -366,9 +300,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!r) return;
     if (r->arriving) xv_queue_arriving(s->queue, -1);
     xv_metrics_request(s->metrics, r->route, r->answered ? r->status : 400, xv_monotonic_seconds() - r->started);
-    for (int i = 0; i < r->n_fields; i++) free(r->fields[i].key), free(r->fields[i].value);
-    free(r->fields);
-    free(r->upload);
+    xv_form_free(&r->form);
     free(r->body);
     free(r);
     *con_cls = NULL;
