@@ -58,7 +58,7 @@ async function search(event) {
       card.append(img, caption);
       card.addEventListener("click", () => choose(card, img.src));
       grid.append(card);
-      if (hit.url) pictureUrl(hit.url).then((u) => { img.src = u; }).catch((e) => say(e.message));
+      if (hit.url) pictureUrl(hit.url + "?size=256").then((u) => { img.src = u; }).catch((e) => say(e.message));
     }
     say(answer.results.length ? "" : "No results.");
   } catch (e) {

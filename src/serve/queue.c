@@ -122,35 +122,39 @@ static struct timespec deadline_after(double seconds) {
     return t;
 }
 
+/* Take *link (whose predecessor is prev) out of the queue. */
+static xv_job *unlink_job(xv_queue *q, xv_job **link, xv_job *prev) {
+    xv_job *j = *link;
+    *link = j->next;
+    if (q->tail == j) q->tail = prev;
+    q->depth--;
+    return j;
+}
+
 int xv_queue_take(xv_queue *q, xv_job **jobs, int cap) {
-    pthread_mutex_lock(&q->lock);
-    while (!q->head && !q->closed) pthread_cond_wait(&q->arrived, &q->lock);
-    if (!q->head) {
-        pthread_mutex_unlock(&q->lock);
-        return 0;
-    }
     const int want = cap < q->batch ? cap : q->batch;
-    const xv_job_kind kind = q->head->kind;
-    /* A short wait lets concurrent requests of the same kind join the batch;
-     * the oldest job waits at most batch_wait_ms for it, and only while
-     * other requests are on their way. */
-    if (want > 1 && q->batch_wait_ms > 0) {
-        struct timespec until = deadline_after(q->batch_wait_ms * 1e-3);
-        while (!q->closed && q->arriving > 0 && count_kind(q, kind) < want)
-            if (pthread_cond_timedwait(&q->arrived, &q->lock, &until) == ETIMEDOUT) break;
-    }
     int n = 0;
-    xv_job **link = &q->head, *prev = NULL;
-    while (*link && n < want) {
-        xv_job *j = *link;
-        if (j->kind == kind) {
-            *link = j->next;
-            if (q->tail == j) q->tail = prev;
-            jobs[n++] = j;
-            q->depth--;
-        } else {
-            prev = j;
-            link = &j->next;
+    pthread_mutex_lock(&q->lock);
+    while (n == 0) {
+        while (!q->head && !q->closed) pthread_cond_wait(&q->arrived, &q->lock);
+        if (!q->head) break; /* closed and drained */
+        const xv_job_kind kind = q->head->kind;
+        /* A short wait lets concurrent requests of the same kind join the
+         * batch; the oldest job waits at most batch_wait_ms for it, and only
+         * while other requests are on their way. */
+        if (want > 1 && q->batch_wait_ms > 0) {
+            struct timespec until = deadline_after(q->batch_wait_ms * 1e-3);
+            while (!q->closed && q->arriving > 0 && count_kind(q, kind) < want)
+                if (pthread_cond_timedwait(&q->arrived, &q->lock, &until) == ETIMEDOUT) break;
+        }
+        xv_job **link = &q->head, *prev = NULL;
+        while (*link && n < want) {
+            if ((*link)->refs == 1) /* its request gave up waiting (time limit): drop it unrun */
+                job_free(unlink_job(q, link, prev));
+            else if ((*link)->kind == kind)
+                jobs[n++] = unlink_job(q, link, prev);
+            else
+                prev = *link, link = &(*link)->next;
         }
     }
     pthread_mutex_unlock(&q->lock);

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "form.h"
 #include "metrics.h"
 #include "request.h"
 #include "run.h"
 #include "serve.h"
+#include "thumbnail.h"
 #include "web_assets.h"
 
 xv_serve_opts xv_serve_opts_default(void) {
@@ -48,12 +50,6 @@ typedef struct {
     atomic_int in_flight;
 } server;
 
-/* One multipart form field as it arrives (values may come in pieces). */
-typedef struct {
-    char *key, *value;
-    size_t len;
-} form_field;
-
 /* A request, from its first header to its answer (MHD's per-connection pointer). */
 typedef struct {
     double started;
@@ -63,13 +59,7 @@ typedef struct {
     bool arriving; /* counted by xv_queue_arriving until queued or gone */
     char *body;
     size_t len, cap;
-    /* multipart/form-data */
-    form_field *fields;
-    int n_fields;
-    uint8_t *upload;
-    size_t upload_len;
-    bool upload_too_big;
-    int64_t max_body;
+    xv_form form; /* a multipart/form-data body, parsed */
 } request;
 
 static const char *route_of(const char *url) {
@@ -97,8 +87,8 @@ static enum MHD_Result reply(request *r, struct MHD_Connection *c, int status, c
 
 /* Takes a malloc'd JSON body (NULL: out of memory). */
 static enum MHD_Result reply_json(request *r, struct MHD_Connection *c, int status, char *json) {
-    if (!json) return reply(r, c, 503, "application/json", "{\"error\": {\"code\": 503, \"message\": \"out of memory\"}}",
-                            0, MHD_RESPMEM_PERSISTENT);
+    static const char no_memory[] = "{\"error\": {\"code\": 503, \"message\": \"out of memory\"}}";
+    if (!json) return reply(r, c, 503, "application/json", no_memory, sizeof no_memory - 1, MHD_RESPMEM_PERSISTENT);
     return reply(r, c, status, "application/json", json, strlen(json), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -124,59 +114,6 @@ static bool authorised(const server *s, struct MHD_Connection *c) {
     return h && same_key(h, s->api_key);
 }
 
-/* ---- multipart/form-data (an uploaded image with texts) ---- */
-
-static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-                                    const char *content_type, const char *encoding, const char *data, uint64_t off,
-                                    size_t size) {
-    request *r = cls;
-    if (filename || !strcmp(key, "image")) {
-        if (r->upload_len + size > (uint64_t)r->max_body) {
-            r->upload_too_big = true;
-            return MHD_NO;
-        }
-        uint8_t *grown = realloc(r->upload, r->upload_len + size + 1);
-        if (!grown) return MHD_NO;
-        r->upload = grown;
-        memcpy(r->upload + r->upload_len, data, size);
-        r->upload_len += size;
-        return MHD_YES;
-    }
-    form_field *f = r->n_fields ? &r->fields[r->n_fields - 1] : NULL;
-    if (off == 0 || !f || strcmp(f->key, key)) {
-        form_field *grown = realloc(r->fields, (size_t)(r->n_fields + 1) * sizeof *grown);
-        if (!grown) return MHD_NO;
-        r->fields = grown;
-        f = &r->fields[r->n_fields++];
-        *f = (form_field){.key = strdup(key)};
-        if (!f->key) return MHD_NO;
-    }
-    char *v = realloc(f->value, f->len + size + 1);
-    if (!v) return MHD_NO;
-    memcpy(v + f->len, data, size);
-    f->value = v;
-    f->len += size;
-    v[f->len] = 0;
-    return MHD_YES;
-}
-
-/* The form's text fields as the JSON fields a JSON request would have:
- * "texts" repeated becomes a list. */
-static cJSON *form_to_json(const request *r) {
-    cJSON *o = cJSON_CreateObject(), *texts = NULL;
-    for (int i = 0; i < r->n_fields && o; i++) {
-        const form_field *f = &r->fields[i];
-        const char *v = f->value ? f->value : "";
-        if (!strcmp(f->key, "texts")) {
-            if (!texts) texts = cJSON_AddArrayToObject(o, "texts");
-            cJSON_AddItemToArray(texts, cJSON_CreateString(v));
-        } else if (!cJSON_GetObjectItemCaseSensitive(o, f->key)) {
-            cJSON_AddStringToObject(o, f->key, v);
-        }
-    }
-    return o;
-}
-
 /* ---- /v1/... ---- */
 
 static xv_job_kind kind_of(const char *route) {
@@ -193,12 +130,10 @@ static enum MHD_Result model_request(server *s, struct MHD_Connection *c, reques
      * (curl -d sends application/x-www-form-urlencoded). */
     cJSON *fields = NULL;
     if (multipart) {
-        r->max_body = s->o->max_body;
-        struct MHD_PostProcessor *pp = MHD_create_post_processor(c, 64 * 1024, on_form_data, r);
-        enum MHD_Result ok = pp ? MHD_post_process(pp, r->body, r->len) : MHD_NO;
-        if (pp) MHD_destroy_post_processor(pp);
-        if (ok != MHD_YES) return reply_error(r, c, r->upload_too_big ? 413 : 400, "malformed multipart/form-data body");
-        fields = form_to_json(r);
+        int bad = xv_form_parse(c, r->body, r->len, s->o->max_body, &r->form, &fields);
+        if (bad) return reply_error(r, c, bad, bad == 413 ? "the uploaded image is larger than the body limit"
+                                               : bad == 400 ? "malformed multipart/form-data body"
+                                                            : "out of memory");
     } else {
         const char *end = NULL;
         fields = cJSON_ParseWithLengthOpts(r->body ? r->body : "", r->len, &end, false);
@@ -214,7 +149,7 @@ static enum MHD_Result model_request(server *s, struct MHD_Connection *c, reques
         return reply_error(r, c, 503, "out of memory");
     }
     xv_request_error err = {0};
-    int bad = xv_request_to_job(fields, r->upload, r->upload_len, &s->limits, job, &err);
+    int bad = xv_request_to_job(fields, r->form.upload, r->form.upload_len, &s->limits, job, &err);
     cJSON_Delete(fields);
     enum MHD_Result ok;
     if (bad) {
@@ -256,7 +191,8 @@ static enum MHD_Result metrics(server *s, struct MHD_Connection *c, request *r) 
     return reply(r, c, 200, "text/plain; version=0.0.4", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
-/* GET /images/PATH: an image file under the image root (result pictures). */
+/* GET /images/PATH[?size=N]: an image file under the image root (result
+ * pictures), or a smaller JPEG copy of it. */
 static enum MHD_Result image_file(server *s, struct MHD_Connection *c, request *r, const char *name) {
     if (!s->limits.image_root) return reply_error(r, c, 404, "the server has no --image-root");
     const xv_fs_root policy = {.root = s->limits.image_root, .allow_outside_root = false};
@@ -270,6 +206,17 @@ static enum MHD_Result image_file(server *s, struct MHD_Connection *c, request *
     xv_status st = xv_fs_read_file(path, s->limits.max_image_bytes, &data, &len);
     free(path);
     if (st != XV_OK) return reply_error(r, c, 404, "not a readable image file");
+    const char *size = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
+    if (size) { /* ?size=N: a JPEG at most N pixels on its longer side */
+        const long n = strtol(size, NULL, 10);
+        uint8_t *jpeg = NULL;
+        size_t jl = 0;
+        if (n < 16 || n > 2048) st = xv_error(XV_ERR_INVALID_ARG, "size must be a number of pixels in [16, 2048]");
+        else st = xv_thumbnail_jpeg(data, len, name, s->limits.max_pixels, (int)n, &jpeg, &jl);
+        free(data);
+        if (st != XV_OK) return reply_error(r, c, st == XV_ERR_INVALID_ARG ? 400 : 422, xv_error_message());
+        return reply(r, c, 200, "image/jpeg", jpeg, jl, MHD_RESPMEM_MUST_FREE);
+    }
     const char *type = len >= 8 && !memcmp(data, "\x89PNG", 4)     ? "image/png"
                        : len >= 3 && !memcmp(data, "\xff\xd8\xff", 3) ? "image/jpeg"
                                                                      : "application/octet-stream";
@@ -328,6 +275,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         if ((int64_t)(r->len + *upload_data_size) > s->o->max_body) return MHD_NO; /* chunked and too long: cut off */
+        /* A body trickled in slower than the time limit allows: cut off (the
+         * idle timeout alone would let a byte every few seconds through). */
+        if (xv_monotonic_seconds() - r->started > s->o->timeout_s) return MHD_NO;
         if (r->len + *upload_data_size + 1 > r->cap) {
             size_t cap = (r->len + *upload_data_size + 1) * 2;
             char *grown = realloc(r->body, cap);
@@ -350,9 +300,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!r) return;
     if (r->arriving) xv_queue_arriving(s->queue, -1);
     xv_metrics_request(s->metrics, r->route, r->answered ? r->status : 400, xv_monotonic_seconds() - r->started);
-    for (int i = 0; i < r->n_fields; i++) free(r->fields[i].key), free(r->fields[i].value);
-    free(r->fields);
-    free(r->upload);
+    xv_form_free(&r->form);
     free(r->body);
     free(r);
     *con_cls = NULL;

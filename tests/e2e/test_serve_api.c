@@ -147,6 +147,24 @@ static void test_search_text(void) {
               url->valuestring, r.status, r.len);
         CHECK(strstr(r.headers, "image/jpeg") != NULL, "GET %s: Content-Type image/jpeg", url->valuestring);
         xv_http_response_free(&r);
+        /* ?size=N: a JPEG of at most N pixels on the longer side (SOF0 holds height, width). */
+        char thumb[300];
+        snprintf(thumb, sizeof thumb, "%s?size=16", url->valuestring);
+        xv_http(g_port, "GET", thumb, NULL, NULL, 0, &r);
+        const unsigned char *b = (const unsigned char *)r.body;
+        int w = 0, h = 0;
+        for (size_t i = 2; r.status == 200 && i + 9 < r.len; i++)
+            if (b[i] == 0xff && b[i + 1] == 0xc0) {
+                h = b[i + 5] << 8 | b[i + 6], w = b[i + 7] << 8 | b[i + 8];
+                break;
+            }
+        CHECK(r.status == 200 && (w == 16 || h == 16) && w <= 16 && h <= 16 && w > 0 && h > 0,
+              "GET %s: %d, a %dx%d JPEG", thumb, r.status, w, h);
+        xv_http_response_free(&r);
+        snprintf(thumb, sizeof thumb, "%s?size=1", url->valuestring);
+        xv_http(g_port, "GET", thumb, NULL, NULL, 0, &r);
+        CHECK(r.status == 400 && strstr(r.body, "size"), "GET %s: %d %s", thumb, r.status, r.body);
+        xv_http_response_free(&r);
     }
     cJSON_Delete(got);
     cJSON_Delete(ref);
@@ -326,13 +344,14 @@ static void test_plain_routes(void) {
     cJSON_Delete(e);
 }
 
-/* The key from --api-key-file: without it 401, with it served; then SIGTERM
- * while a request is half sent: the request is still answered. */
+/* The key from --api-key-file: without it 401, with it served (by two
+ * workers, without batching); then SIGTERM while a request is half sent: the
+ * request is still answered. */
 static void test_key_and_shutdown(const char *base_args) {
     char key_path[400], args[2048];
     snprintf(key_path, sizeof key_path, "%s/key.txt", W.dir);
     xv_test_write_file(key_path, "s3cret-key-0123\n");
-    snprintf(args, sizeof args, "%s --api-key-file '%s'", base_args, key_path);
+    snprintf(args, sizeof args, "%s --api-key-file '%s' --workers 2 --batch 1", base_args, key_path);
     xv_test_server s;
     if (!xv_test_server_start(&s, args)) {
         CHECK(0, "the server with a key did not start");

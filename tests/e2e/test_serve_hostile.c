@@ -4,6 +4,7 @@
  * over-long text, and a slow client holding a connection open. Each gets a
  * 4xx with a JSON error naming the problem (or is cut off), and the server
  * keeps answering other requests throughout. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,30 @@ static void test_slow_client(void) {
     still_serving("a slow client was cut off");
 }
 
+/* A body trickled a few bytes a second, each within the idle timeout: cut
+ * off once the request's time limit (2 s) has passed. */
+static void test_trickled_body(void) {
+    int fd = xv_http_connect(g_port);
+    const char *head = "POST /v1/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n{\"text\": \"";
+    CHECK(fd >= 0 && send(fd, head, strlen(head), MSG_NOSIGNAL) > 0, "trickle: connect");
+    const double t0 = xv_monotonic_seconds();
+    bool closed = false;
+    while (!closed && xv_monotonic_seconds() - t0 < 8) {
+        usleep(500 * 1000);
+        closed = send(fd, "aaaa", 4, MSG_NOSIGNAL) < 0;
+        if (!closed) { /* the server may have closed: a read sees it */
+            char c;
+            ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+            closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        }
+    }
+    const double took = xv_monotonic_seconds() - t0;
+    CHECK(closed && took < 6, "a trickled body is cut off after the time limit (closed %d after %.1f s)", closed, took);
+    close(fd);
+    still_serving("a trickled body");
+}
+
 int main(void) {
     if (!getenv("XV_BIN")) return xv_test_skip("$XV_BIN not set");
     if (!xv_test_serve_world_make(&W, "serve_hostile", 2)) return xv_test_finish("test_serve_hostile");
@@ -206,6 +231,7 @@ int main(void) {
         test_pixel_bomb();
         test_paths();
         test_slow_client();
+        test_trickled_body();
         xv_http_response r;
         xv_http(g_port, "GET", "/metrics", NULL, NULL, 0, &r);
         CHECK(strstr(r.body, "xvlm_errors_total{route=\"/v1/match\",class=\"4xx\"} ") &&
