@@ -14,6 +14,7 @@ PACKAGES=(
   libzip-dev               # PyTorch .th/.pth checkpoints (zip archives)
   libcairo2-dev            # synthetic images, plots, drawn boxes
   libfontconfig-dev        # (comes with cairo) xvlm ground --draw releases font caches at exit
+  libopenmpi-dev openmpi-bin  # data-parallel training over processes and machines (mpirun; optional at build time)
 )
 if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
   PACKAGES+=(clang libclang-rt-14-dev libomp-dev)  # libFuzzer targets (optional; libomp: clang -fopenmp)

@@ -201,6 +201,17 @@ int xv_test_run(const char *cmd) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+const char *xv_test_mpirun(int np) {
+    static char cmd[1200];
+    const char *mpirun = getenv("XV_MPIRUN");
+    if (!mpirun || !*mpirun || access(mpirun, X_OK) != 0) return NULL;
+    /* Open MPI refuses root without these (the CI container runs as root). */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+    snprintf(cmd, sizeof cmd, "'%s' --oversubscribe -np %d ", mpirun, np);
+    return cmd;
+}
+
 int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
                        double tol) {
     xv_st_file *ref = NULL, *out = NULL;

@@ -101,6 +101,10 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
 void xv_test_release_font_caches(void);
 /* A number from the environment (tests' knobs such as XV_LEARN_SEED), else dflt. */
 double xv_test_env_num(const char *name, double dflt);
+/* The command prefix that starts np ranks of a program
+ * ("'/usr/bin/mpirun' --oversubscribe -np 2 "), or NULL when this build has no
+ * MPI or mpirun is absent (the test then skips). */
+const char *xv_test_mpirun(int np);
 /* Run a shell command, echoing it; returns its exit status (-1 if it died). */
 int xv_test_run(const char *cmd);
 
