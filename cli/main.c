@@ -48,13 +48,15 @@ static void usage(FILE *f) {
 /* Under mpirun every rank runs the command; a rank that fails ends the whole
  * job at once (its message is already printed), so no rank waits for ever in
  * a collective. */
+int xv_cli_ranks_stop_together;
+
 static int run_command(const xv_command *c, int argc, char **argv) {
     if (xv_dist_init(&argc, &argv) != XV_OK) {
         fprintf(stderr, "xvlm %s: %s\n", c->name, xv_error_message());
         return 1;
     }
     int rc = c->run(argc - 1, argv + 1);
-    if (rc != 0 && xv_dist_world() > 1) xv_dist_abort(rc, "xvlm %s failed (exit status %d): ending the job", c->name, rc);
+    if (rc != 0 && xv_dist_world() > 1 && !xv_cli_ranks_stop_together) xv_dist_abort(rc, "xvlm %s failed (exit status %d): ending the job", c->name, rc);
     xv_dist_finalize();
     return rc;
 }
