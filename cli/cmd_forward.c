@@ -305,6 +305,11 @@ int xv_cmd_forward(int argc, char **argv) {
                   "    (+ train.itm_neg_image_idx, train.itm_neg_text_idx), box domain pretraining\n"
                   "    bbox_pretrain.text_ids, text_atts, idx_to_group_img, target_bbox, is_image\n"
                   "\n"
+                  "Under mpirun (docs/distributed.md) rank r runs the pretraining steps \"rank<r>.P\",\n"
+                  "every rank the same number; ITC gathers the features of all ranks, --grads writes\n"
+                  "the gradients averaged over the ranks as P.grad.<name> and the global ITC logits as\n"
+                  "P.sim_i2t_global; rank 0 writes OUT with every rank's outputs.\n"
+                  "\n"
                   "The temperature is clamped to the pretraining range before each step, as the\n"
                   "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n",
     };

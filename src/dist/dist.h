@@ -6,7 +6,9 @@
  * Only this folder calls MPI. Every collective must be called by every rank in
  * the same order; a failure returns a status (the message names the call and
  * this rank) and the caller ends the job with xv_dist_abort, so that no rank
- * waits for ever on one that is gone. */
+ * waits for ever on one that is gone. A collective that waits longer than
+ * XV_DIST_TIMEOUT seconds (default 600; 0 = no limit) for the other ranks
+ * ends the job itself: one of them hangs. */
 #ifndef XV_DIST_DIST_H
 #define XV_DIST_DIST_H
 

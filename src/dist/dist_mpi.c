@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int g_world = 1, g_rank = 0, g_mpi; /* g_mpi: MPI_Init done */
+static double g_timeout = 600;             /* seconds a collective may wait; 0 = for ever */
 
 /* Started by a process manager (mpirun, srun)? Without one, MPI_Init would
  * start a singleton runtime for nothing: stay a world of one. */
@@ -25,6 +27,26 @@ static xv_status mpi_fail(int rc, const char *call) {
     return xv_error(XV_ERR_IO, "rank %d of %d: %s failed: %s (another rank probably died)", g_rank, g_world, call,
                     msg);
 }
+/* The watchdog: every collective is started non-blocking and waited for
+ * here, so a rank that hangs without dying (a stalled file system, a stopped
+ * process) ends the job after XV_DIST_TIMEOUT seconds instead of leaving the
+ * others waiting for ever. Polling sleeps 50 µs between tests. */
+static int wait_for(MPI_Request *req, const char *what) {
+    const double t0 = MPI_Wtime();
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done) return rc;
+        if (g_timeout > 0 && MPI_Wtime() - t0 > g_timeout)
+            xv_dist_abort(1, "%s: no answer from the other ranks for %.0f s (XV_DIST_TIMEOUT): a rank hangs; "
+                             "ending the job", what, g_timeout);
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+    }
+}
+
+/* A non-blocking collective's start status, then its completion's. */
+static int started(int rc, MPI_Request *q, const char *what) { return rc != MPI_SUCCESS ? rc : wait_for(q, what); }
+
 #define MPI_TRY(call, what)                                                                                        \
     do {                                                                                                           \
         int rc_ = (call);                                                                                          \
@@ -42,12 +64,19 @@ xv_status xv_dist_init(int *argc, char ***argv) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_size(MPI_COMM_WORLD, &g_world);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    const char *t = getenv("XV_DIST_TIMEOUT");
+    if (t && *t) {
+        char *end;
+        double v = strtod(t, &end);
+        if (*end || !(v >= 0)) return xv_error(XV_ERR_INVALID_ARG, "XV_DIST_TIMEOUT=%s: expected seconds >= 0", t);
+        g_timeout = v;
+    }
     return XV_OK;
 }
 
 void xv_dist_finalize(void) {
     if (!g_mpi) return;
-    MPI_Barrier(MPI_COMM_WORLD);
+    xv_dist_barrier();
     MPI_Finalize();
     g_mpi = 0;
 }
@@ -68,7 +97,8 @@ int xv_dist_rank(void) { return g_rank; }
 int xv_dist_has_mpi(void) { return 1; }
 
 xv_status xv_dist_barrier(void) {
-    if (g_world > 1) MPI_TRY(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    MPI_Request q;
+    if (g_world > 1) MPI_TRY(started(MPI_Ibarrier(MPI_COMM_WORLD, &q), &q, "MPI_Barrier"), "MPI_Barrier");
     return XV_OK;
 }
 
@@ -79,7 +109,9 @@ xv_status xv_dist_broadcast(void *buf, size_t bytes, int root) {
     if (g_world == 1) return XV_OK;
     for (size_t off = 0; off < bytes; off += CHUNK) {
         size_t n = bytes - off < CHUNK ? bytes - off : CHUNK;
-        MPI_TRY(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+        MPI_Request q;
+        MPI_TRY(started(MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD, &q), &q, "MPI_Bcast"),
+                "MPI_Bcast");
     }
     return XV_OK;
 }
@@ -90,7 +122,10 @@ xv_status xv_dist_allgather(const void *send, void *recv, size_t bytes) {
         return XV_OK;
     }
     if (bytes > CHUNK) return xv_error(XV_ERR_UNSUPPORTED, "all-gather of %zu bytes per rank (limit 1 GiB)", bytes);
-    MPI_TRY(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgather");
+    MPI_Request q;
+    MPI_TRY(started(MPI_Iallgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, MPI_COMM_WORLD, &q), &q,
+                    "MPI_Allgather"),
+            "MPI_Allgather");
     return XV_OK;
 }
 
@@ -99,7 +134,11 @@ static xv_status allreduce(void *v, int64_t n, MPI_Datatype type, size_t size, M
     const int64_t step = (int64_t)(CHUNK / size);
     for (int64_t off = 0; off < n; off += step) {
         int64_t k = n - off < step ? n - off : step;
-        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)off * size, (int)k, type, op, MPI_COMM_WORLD), what);
+        MPI_Request q;
+        MPI_TRY(started(MPI_Iallreduce(MPI_IN_PLACE, (char *)v + (size_t)off * size, (int)k, type, op,
+                                       MPI_COMM_WORLD, &q),
+                        &q, what),
+                what);
     }
     return XV_OK;
 }
@@ -133,7 +172,8 @@ xv_status xv_dist_gather_bytes(const void *send, size_t len, void **out, size_t 
         }
     }
     xv_status st = XV_OK;
-    int rc = MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Request q;
+    int rc = started(MPI_Igather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD, &q), &q, "MPI_Gather");
     if (rc != MPI_SUCCESS) st = mpi_fail(rc, "MPI_Gather (lengths)");
     size_t total = 0;
     if (st == XV_OK && g_rank == 0) {
@@ -148,7 +188,8 @@ xv_status xv_dist_gather_bytes(const void *send, size_t len, void **out, size_t 
     /* A rank that failed returns at once; the caller ends the job
      * (xv_dist_abort), which also frees the ranks waiting here. */
     if (st == XV_OK) {
-        rc = MPI_Gatherv(send, mine, MPI_BYTE, *out, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD);
+        rc = started(MPI_Igatherv(send, mine, MPI_BYTE, *out, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD, &q), &q,
+                     "MPI_Gatherv");
         if (rc != MPI_SUCCESS) st = mpi_fail(rc, "MPI_Gatherv");
     }
     free(counts), free(displs);

@@ -5,8 +5,9 @@
  * - N steps straight == N/2 steps, then --resume to N: the final checkpoints
  *   (every rank's loader position and random streams are in them) and model
  *   weights are byte-identical;
- * - a rank killed mid-run ends the whole job within seconds with a non-zero
- *   exit status, every checkpoint left whole, and the run resumes from them.
+ * - a rank killed mid-run, or stopped (a hang: the watchdog of src/dist/),
+ *   ends the whole job within seconds with a non-zero exit status, every
+ *   checkpoint left whole, and the run resumes from them.
  * Skipped when the build has no MPI or mpirun is absent. */
 #include <dirent.h>
 #include <signal.h>
@@ -69,14 +70,17 @@ static bool same_files(const char *a, const char *b, const char *name) {
     return xv_test_run(cmd) == 0;
 }
 
-/* A rank SIGKILLed after a few steps: the job must end at once. */
-static void kill_a_rank(const char *yaml) {
-    char out[256], err[256], cmd[4096], log[512], full[4400];
-    path_of(out, sizeof out, root, "killed");
-    path_of(err, sizeof err, root, "killed.stderr");
+/* A rank sent `sig` after the first checkpoint: SIGKILL (it dies; mpirun
+ * ends the others) or SIGSTOP (it hangs; the others' watchdog, set to 3 s
+ * here, ends the job). Either way the job must end within seconds, with a
+ * non-zero status, and leave only whole checkpoints, from which it resumes. */
+static void stop_a_rank(const char *yaml, int sig, const char *name) {
+    char out[256], err[300], cmd[4096], log[512], full[4500];
+    path_of(out, sizeof out, root, name);
+    snprintf(err, sizeof err, "%s.stderr", out);
     path_of(log, sizeof log, out, "log.jsonl");
     pretrain_cmd(cmd, sizeof cmd, yaml, out, 100000, "");
-    snprintf(full, sizeof full, "exec %s 2> '%s'", cmd, err);
+    snprintf(full, sizeof full, "XV_DIST_TIMEOUT=3 exec %s 2> '%s'", cmd, err);
     pid_t job = fork();
     if (job == 0) {
         execl("/bin/sh", "sh", "-c", full, (char *)NULL);
@@ -93,7 +97,7 @@ static void kill_a_rank(const char *yaml) {
     FILE *p = popen(pgrep, "r");
     if (p && fgets(line, sizeof line, p)) {
         pid_t rank = (pid_t)atoi(line);
-        CHECK(rank > 0 && kill(rank, SIGKILL) == 0, "cannot kill rank process %s", line);
+        CHECK(rank > 0 && kill(rank, sig) == 0, "cannot signal rank process %s", line);
     } else {
         CHECK(0, "no rank process under mpirun %d", (int)job);
     }
@@ -109,9 +113,9 @@ static void kill_a_rank(const char *yaml) {
         kill(job, SIGKILL);
         waitpid(job, &status, 0);
     }
-    CHECK(done == job, "the job still ran %.0f s after a rank was killed", secs);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0, "the job's exit status after a rank died: %d", status);
-    printf("job ended %.1f s after a rank was killed (exit status %d)\n", secs, WEXITSTATUS(status));
+    CHECK(done == job, "the job still ran %.0f s after a rank got signal %d", secs, sig);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0, "the job's exit status after signal %d: %d", sig, status);
+    printf("job ended %.1f s after a rank got signal %d (exit status %d)\n", secs, sig, WEXITSTATUS(status));
     CHECK(secs < 20, "the job took %.1f s to end", secs);
     snprintf(cmd, sizeof cmd, "cat '%s'", err);
     xv_test_run(cmd);
@@ -161,7 +165,8 @@ int main(void) {
     CHECK(same_files(straight, halves, ckpt), "straight and resumed final checkpoints differ");
     CHECK(same_files(straight, halves, "model/weights.safetensors"), "straight and resumed final weights differ");
 
-    kill_a_rank(yaml);
+    stop_a_rank(yaml, SIGKILL, "killed");
+    stop_a_rank(yaml, SIGSTOP, "stopped");
     if (xv_test_failures == 0) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
         xv_test_run(cmd);
