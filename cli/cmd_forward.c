@@ -9,6 +9,7 @@
 
 #include "forward_io.h"
 #include "core/error.h"
+#include "dist/dist.h"
 #include "model_opts.h"
 #include "model/model_source.h"
 #include "model/pretrain.h"
@@ -123,8 +124,12 @@ static xv_status put_first(xv_st_writer *w, const char *prefix, const char *name
     return xv_st_writer_add(w, full, XV_ST_F32, shape, t->ndim, t->data, false);
 }
 
-static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix, bool grads, uint64_t seed,
-                          xv_st_writer *w) {
+/* prefix: the step's inputs and per-rank outputs ("rank1.region."); shared:
+ * the names of what every rank holds alike, written by rank 0 only ("region.":
+ * the averaged gradients, the global ITC logits). In one process both are the
+ * same. */
+static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix, const char *shared, bool grads,
+                          uint64_t seed, xv_st_writer *w) {
     xv_graph *g = xv_graph_new(0);
     if (!g) return XV_ERR_NOMEM;
     xv_graph_set_grad(g, grads);
@@ -141,7 +146,9 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     if (st == XV_OK && grads) {
         xv_params_zero_grad(&m->params);
         st = xv_backward(g, o.loss_total);
+        if (st == XV_OK) st = xv_dist_average_grads(g, &m->params); /* DDP's averaging */
     }
+    const bool dist = xv_dist_world() > 1, writes_shared = xv_dist_rank() == 0;
     if (st == XV_OK) {
         const struct {
             const char *name;
@@ -176,7 +183,8 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
             snprintf(name, sizeof name, "swin_stage%d", k);
             st = put_first(w, prefix, name, o.swin_stage[k]);
         }
-        if (st == XV_OK && grads) st = xv_forward_put_grads(w, prefix, &m->params);
+        if (st == XV_OK && dist && writes_shared) st = xv_forward_put(w, shared, "sim_i2t_global", o.sim_i2t_global);
+        if (st == XV_OK && grads && writes_shared) st = xv_forward_put_grads(w, shared, &m->params);
         if (st == XV_OK) {
             printf("%-8s loss_itc %.6f  loss_itm %.6f  loss_mlm %.6f", prefix, o.loss_itc->data[0],
                    o.loss_itm->data[0], o.loss_mlm->data[0]);
@@ -187,6 +195,62 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     xv_graph_free(g);
     step_inputs_free(&s);
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "step %s", prefix);
+}
+
+/* Whether `name` is P + "image" with P = "" or ending in '.', and P starts
+ * with `mine`: then prefix gets P. */
+static bool step_prefix(const char *name, const char *mine, char *prefix, size_t cap) {
+    size_t n = strlen(name);
+    if (n < 5 || strcmp(name + n - 5, "image") || (n > 5 && name[n - 6] != '.')) return false;
+    if (strncmp(name, mine, strlen(mine)) || n - 5 >= cap) return false;
+    snprintf(prefix, cap, "%.*s", (int)(n - 5), name);
+    return true;
+}
+
+/* This rank's step count; over several ranks every rank must have the same
+ * (each step's ITC gathers from all of them). */
+static xv_status count_steps(const xv_st_file *in, const char *mine, int *steps) {
+    char prefix[256];
+    *steps = 0;
+    for (int i = 0; i < xv_st_count(in); i++) *steps += step_prefix(xv_st_at(in, i)->name, mine, prefix, sizeof prefix);
+    const int world = xv_dist_world();
+    if (world == 1) return XV_OK;
+    int32_t *all = malloc(sizeof *all * (size_t)world);
+    if (!all) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const int32_t n = *steps;
+    xv_status st = xv_dist_allgather(&n, all, sizeof n);
+    for (int r = 0; st == XV_OK && r < world; r++)
+        if (all[r] != n)
+            st = xv_error(XV_ERR_MISSING, "%s: rank %d has %d steps (\"rank%d.P.image\"), rank %d has %d: every rank "
+                                          "needs the same steps", xv_st_path(in), r, all[r], r, xv_dist_rank(), n);
+    free(all);
+    return st;
+}
+
+/* Over several ranks, rank 0's writer receives every other rank's outputs
+ * (their names carry their rank prefix). */
+static xv_status gather_outputs(xv_st_writer *w) {
+    const int world = xv_dist_world();
+    if (world == 1) return XV_OK;
+    void *mem = NULL, *all = NULL;
+    size_t len = 0;
+    size_t *lens = calloc((size_t)world, sizeof *lens);
+    xv_status st = lens ? xv_st_writer_to_memory(w, &mem, &len) : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xv_dist_gather_bytes(mem, len, &all, lens);
+    size_t off = lens && xv_dist_rank() == 0 ? lens[0] : 0;
+    for (int r = 1; st == XV_OK && all && r < world; off += lens[r], r++) {
+        xv_st_file *f = NULL;
+        char label[32];
+        snprintf(label, sizeof label, "outputs of rank %d", r);
+        st = xv_st_open_memory((char *)all + off, lens[r], label, &f);
+        for (int i = 0; st == XV_OK && i < xv_st_count(f); i++) {
+            const xv_st_tensor *t = xv_st_at(f, i);
+            st = xv_st_writer_add(w, t->name, t->dtype, t->shape, t->ndim, t->data, false);
+        }
+        xv_st_close(f);
+    }
+    free(mem), free(all), free(lens);
+    return st;
 }
 
 int xv_cmd_forward(int argc, char **argv) {
@@ -241,6 +305,11 @@ int xv_cmd_forward(int argc, char **argv) {
                   "    (+ train.itm_neg_image_idx, train.itm_neg_text_idx), box domain pretraining\n"
                   "    bbox_pretrain.text_ids, text_atts, idx_to_group_img, target_bbox, is_image\n"
                   "\n"
+                  "Under mpirun (docs/distributed.md) rank r runs the pretraining steps \"rank<r>.P\",\n"
+                  "every rank the same number; ITC gathers the features of all ranks, --grads writes\n"
+                  "the gradients averaged over the ranks as P.grad.<name> and the global ITC logits as\n"
+                  "P.sim_i2t_global; rank 0 writes OUT with every rank's outputs.\n"
+                  "\n"
                   "The temperature is clamped to the pretraining range before each step, as the\n"
                   "official pretraining forward does. Exit status: 0 ok, 1 runtime error, 2 usage.\n",
     };
@@ -259,20 +328,21 @@ int xv_cmd_forward(int argc, char **argv) {
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0, task_steps = 0;
     /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c) replace the pretraining steps. */
-    if (st == XV_OK) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
+    if (st == XV_OK && xv_dist_world() == 1) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
+    char mine[32] = ""; /* over several ranks, rank r runs the steps "rank<r>.P" */
+    if (xv_dist_world() > 1) snprintf(mine, sizeof mine, "rank%d.", xv_dist_rank());
+    if (st == XV_OK && !task_steps) st = count_steps(in, mine, &steps);
     for (int i = 0; st == XV_OK && !task_steps && i < xv_st_count(in); i++) {
-        const char *name = xv_st_at(in, i)->name;
-        size_t n = strlen(name);
-        /* A step is a prefix P ("" or ending in '.') with a tensor P + "image". */
-        if (n < 5 || strcmp(name + n - 5, "image") || (n > 5 && name[n - 6] != '.')) continue;
         char prefix[256];
-        snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 5), name);
-        st = run_step(m, in, prefix, grads, seed, w);
-        steps++;
+        if (!step_prefix(xv_st_at(in, i)->name, mine, prefix, sizeof prefix)) continue;
+        /* the negatives' seed per rank, as Pretrain.py seeds seed + rank */
+        st = run_step(m, in, prefix, prefix + strlen(mine), grads, seed + (uint64_t)xv_dist_rank(), w);
     }
     if (st == XV_OK && steps + task_steps == 0)
-        st = xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"image\" or \"<prefix>.image\")", in_path);
-    if (st == XV_OK) st = xv_st_writer_write(w, out_path);
+        st = xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"%simage\" or \"%s<prefix>.image\")",
+                      in_path, mine, mine);
+    if (st == XV_OK) st = gather_outputs(w);
+    if (st == XV_OK && xv_dist_rank() == 0) st = xv_st_writer_write(w, out_path);
     xv_st_writer_free(w);
     xv_st_close(in);
     xv_model_free(m);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
+#include "dist/dist.h"
 #include "options.h"
 #include "train/pretrain_run.h"
 #include "xvlm.h"
@@ -70,8 +72,10 @@ int xv_cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "xvlm pretrain: %s\n", xv_error_message());
         return 1;
     }
-    fprintf(stderr, "%s at step %lld of %lld (%lld updates, %lld skipped) in %.1f s; outputs in %s\n",
-            res.interrupted ? "interrupted" : "done", (long long)res.steps_done, (long long)res.total_steps,
-            (long long)res.updates, (long long)res.skipped_updates, res.seconds, o.output_dir);
+    if (xv_dist_rank() == 0)
+        fprintf(stderr, "%s at step %lld of %lld (%lld updates, %lld skipped) in %.1f s; outputs in %s\n",
+                res.interrupted ? "interrupted" : "done", (long long)res.steps_done, (long long)res.total_steps,
+                (long long)res.updates, (long long)res.skipped_updates, res.seconds, o.output_dir);
+    xv_cli_ranks_stop_together = res.interrupted; /* every rank stopped after the same step */
     return res.interrupted ? 1 : 0;
 }

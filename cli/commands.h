@@ -13,4 +13,10 @@ typedef struct {
 /* The table lives in main.c; add a line there for each new command. */
 extern const xv_command xv_commands[];
 
+/* Under mpirun a command's non-zero status ends the whole job (MPI_Abort), as
+ * a rank that failed alone would leave the others waiting. A command that
+ * stops on every rank at the same point (an interrupted run, after its
+ * checkpoint) sets this before returning, and the job ends normally. */
+extern int xv_cli_ranks_stop_together;
+
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dist/dist.h"
 #include "xvlm.h"
 
 int xv_cmd_info(int argc, char **argv);
@@ -46,6 +47,22 @@ static void usage(FILE *f) {
     fprintf(f, "\noptions: --version\n");
 }
 
+/* Under mpirun every rank runs the command; a rank that fails ends the whole
+ * job at once (its message is already printed), so no rank waits for ever in
+ * a collective. */
+int xv_cli_ranks_stop_together;
+
+static int run_command(const xv_command *c, int argc, char **argv) {
+    if (xv_dist_init(&argc, &argv) != XV_OK) {
+        fprintf(stderr, "xvlm %s: %s\n", c->name, xv_error_message());
+        return 1;
+    }
+    int rc = c->run(argc - 1, argv + 1);
+    if (rc != 0 && xv_dist_world() > 1 && !xv_cli_ranks_stop_together) xv_dist_abort(rc, "xvlm %s failed (exit status %d): ending the job", c->name, rc);
+    xv_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -68,7 +85,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (const xv_command *c = xv_commands; c->name; c++)
-        if (!strcmp(c->name, cmd)) return c->run(argc - 1, argv + 1);
+        if (!strcmp(c->name, cmd)) return run_command(c, argc, argv);
     fprintf(stderr, "xvlm: unknown command '%s'\nTry 'xvlm --help'.\n", cmd);
     return 2;
 }

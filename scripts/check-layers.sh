@@ -2,7 +2,8 @@
 # Checks that every #include "..." in src/ and cli/ goes down the layers:
 #
 #   level 0  core                  tensors, graph, arenas, errors, threads
-#   level 1  ops   io   data       siblings: each includes core/ only, never each other
+#   level 1  ops   io   data  dist siblings: each includes core/ only, never each other
+#                                  (dist: the processes of a data-parallel job; only it calls MPI)
 #   level 2  nn
 #   level 3  model
 #   level 4  api                   src/api/ and the public header include/xvlm.h
@@ -34,7 +35,7 @@ mapfile -t files < <(find src cli -name '*.[ch]' 2>/dev/null | LC_ALL=C sort)
 awk '
 function level(folder) {
     if (folder == "core") return 0
-    if (folder == "ops" || folder == "io" || folder == "data") return 1
+    if (folder == "ops" || folder == "io" || folder == "data" || folder == "dist") return 1
     if (folder == "nn") return 2
     if (folder == "model") return 3
     if (folder == "api") return 4
@@ -72,7 +73,7 @@ FNR == 1 {
 }
 END {
     if (bad) {
-        printf "check-layers: %d include(s) against the order core < ops|io|data < nn < model < api < tasks < train < serve < cli\n", bad
+        printf "check-layers: %d include(s) against the order core < ops|io|data|dist < nn < model < api < tasks < train < serve < cli\n", bad
         exit 1
     }
 }' "${files[@]}"

@@ -17,6 +17,7 @@ PACKAGES=(
   libmicrohttpd-dev        # xvlm serve (optional at build time: without it the command says so)
   chromium python3-websocket   # the web page's browser test (skipped without them)
   python3-numpy            # the Python bindings (python/xvlm) and their tests, with Debian's python3
+  libopenmpi-dev openmpi-bin  # data-parallel training over processes and machines (mpirun; optional at build time)
 )
 if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
   PACKAGES+=(clang libclang-rt-14-dev libomp-dev)  # libFuzzer targets (optional; libomp: clang -fopenmp)

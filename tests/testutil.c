@@ -201,6 +201,29 @@ int xv_test_run(const char *cmd) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+void xv_test_tiny_pretrain_model_yaml(FILE *f, int n_vocab) {
+    fprintf(f,
+            "model_config:\n"
+            "  vision: {image_res: 32, swin_patch_size: 4, patch_size: 8, embed_dim: 16, depths: [1, 1],\n"
+            "           num_heads: [1, 2], window_size: 4, vision_width: 32}\n"
+            "  text: {hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64,\n"
+            "         vocab_size: %d, max_position_embeddings: 24, fusion_layer: 1, encoder_width: 32}\n"
+            "embed_dim: 16\n"
+            "max_words: 30\nmax_tokens: 24\nmax_masks: 5\n",
+            n_vocab);
+}
+
+const char *xv_test_mpirun(int np) {
+    static char cmd[1200];
+    const char *mpirun = getenv("XV_MPIRUN");
+    if (!mpirun || !*mpirun || access(mpirun, X_OK) != 0) return NULL;
+    /* Open MPI refuses root without these (the CI container runs as root). */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+    snprintf(cmd, sizeof cmd, "'%s' --oversubscribe -np %d ", mpirun, np);
+    return cmd;
+}
+
 int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
                        double tol) {
     xv_st_file *ref = NULL, *out = NULL;

@@ -102,6 +102,10 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
 void xv_test_release_font_caches(void);
 /* A number from the environment (tests' knobs such as XV_LEARN_SEED), else dflt. */
 double xv_test_env_num(const char *name, double dflt);
+/* The command prefix that starts np ranks of a program
+ * ("'/usr/bin/mpirun' --oversubscribe -np 2 "), or NULL when this build has no
+ * MPI or mpirun is absent (the test then skips). */
+const char *xv_test_mpirun(int np);
 /* Run a shell command, echoing it; returns its exit status (-1 if it died). */
 int xv_test_run(const char *cmd);
 
@@ -120,6 +124,10 @@ bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions);
  * and close (NULL, with a failed CHECK, when it cannot be written); the
  * vocab's size goes to *n_vocab. */
 FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab);
+/* The model_config block of a tiny pretraining YAML, with max_words,
+ * max_tokens and max_masks: Swin 32 px (2 stages), BERT 2 layers of 32 with
+ * fusion from layer 1, for a vocabulary of n_vocab words. */
+void xv_test_tiny_pretrain_model_yaml(FILE *f, int n_vocab);
 /* Lines in a text file (0 when unreadable), e.g. a vocab's size. */
 int xv_test_count_lines(const char *path);
 

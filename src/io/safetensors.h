@@ -83,6 +83,8 @@ xv_status xv_st_writer_meta(xv_st_writer *w, const char *key, const char *value)
  * path.tmp is removed and an existing file at `path` is untouched. The writer
  * stays usable (write again, or free). */
 xv_status xv_st_writer_write(xv_st_writer *w, const char *path);
+/* The same bytes into a malloc'd buffer (*buf, *len; the caller frees it). */
+xv_status xv_st_writer_to_memory(xv_st_writer *w, void **buf, size_t *len);
 void xv_st_writer_free(xv_st_writer *w);
 
 #endif

@@ -316,3 +316,28 @@ xv_status xv_st_writer_write(xv_st_writer *w, const char *path) {
     free(order);
     return st;
 }
+
+xv_status xv_st_writer_to_memory(xv_st_writer *w, void **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    st_wentry **order = malloc(((size_t)w->n + 1) * sizeof *order);
+    sbuf h = {0};
+    xv_status st = order ? build_header(w, order, &h) : xv_error(XV_ERR_NOMEM, "out of memory");
+    char *mem = NULL;
+    size_t n = 0;
+    FILE *f = st == XV_OK ? open_memstream(&mem, &n) : NULL;
+    if (st == XV_OK && !f) st = xv_error(XV_ERR_NOMEM, "safetensors in memory: out of memory");
+    if (f) {
+        write_body(w, order, &h, f);
+        if (ferror(f) | fclose(f)) st = xv_error(XV_ERR_NOMEM, "safetensors in memory: out of memory");
+    }
+    free(h.s);
+    free(order);
+    if (st != XV_OK) {
+        free(mem);
+        return st;
+    }
+    *buf = mem;
+    *len = n;
+    return XV_OK;
+}

@@ -4,16 +4,61 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/dist.h"
+
+static xv_tensor *sim(xv_graph *g, xv_tensor *image_feat, xv_tensor *text_feat, xv_tensor *temp) {
+    return xv_div_scalar(g, xv_linear(g, image_feat, text_feat, NULL), temp);
+}
+
+/* This rank's similarities when the loss runs over gathered features: only
+ * what the ITM negatives are drawn from (§5.2), so not recorded. */
+static xv_tensor *local_sim_unrecorded(xv_graph *g, xv_tensor *image_feat, xv_tensor *text_feat, xv_tensor *temp) {
+    const bool rec = xv_graph_grad_enabled(g);
+    xv_graph_set_grad(g, false);
+    xv_tensor *s = sim(g, image_feat, text_feat, temp);
+    xv_graph_set_grad(g, rec);
+    return s;
+}
+
+/* Every rank's idx (I32 [B]) in rank order: positives are matched over the
+ * global batch. */
+static xv_tensor *gather_ids(xv_graph *g, xv_tensor *idx) {
+    const int world = xv_dist_world();
+    if (world == 1) return idx;
+    if (idx->dtype != XV_I32 || idx->ndim != 1)
+        return xv_graph_fail(g, XV_ERR_SHAPE, "ITC: idx must be I32 [B]");
+    xv_tensor *all = xv_tensor_new(g, XV_I32, XV_SHAPE(idx->shape[0] * world));
+    if (!all) return NULL;
+    xv_status st = xv_dist_allgather(idx->idata, all->idata, sizeof(int32_t) * (size_t)idx->numel);
+    return st == XV_OK ? all : xv_graph_fail(g, st, "ITC: %s", xv_error_message());
+}
+
 xv_tensor *xv_itc_loss(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv_tensor *text_feat, xv_tensor *idx,
                        xv_tensor **sim_out) {
+    return xv_itc_loss_global(g, m, image_feat, text_feat, idx, sim_out, NULL);
+}
+
+xv_tensor *xv_itc_loss_global(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv_tensor *text_feat,
+                              xv_tensor *idx, xv_tensor **sim_out, xv_tensor **global_out) {
     if (!image_feat || !text_feat) return NULL;
     if (!m->parts.itc) return xv_graph_fail(g, XV_ERR_UNSUPPORTED, "ITC: the model has no temp/projections");
     if (image_feat->ndim != 2 || !xv_same_shape(image_feat, text_feat))
         return xv_graph_fail(g, XV_ERR_SHAPE, "ITC: image and text features must both be [B, E]");
-    const int64_t B = image_feat->shape[0];
     xv_tensor *temp = xv_reshape(g, m->temp, XV_SHAPE(1)); /* the parameter is 0-dim */
-    xv_tensor *logits = xv_div_scalar(g, xv_linear(g, image_feat, text_feat, NULL), temp);
-    if (sim_out) *sim_out = logits;
+    xv_tensor *logits;
+    if (xv_dist_world() == 1) {
+        logits = sim(g, image_feat, text_feat, temp);
+        if (sim_out) *sim_out = logits;
+    } else { /* the loss runs over the batch of every rank (§5.1) */
+        if (sim_out) *sim_out = local_sim_unrecorded(g, image_feat, text_feat, temp);
+        image_feat = xv_dist_all_gather_rows(g, image_feat);
+        text_feat = xv_dist_all_gather_rows(g, text_feat);
+        if (idx && !(idx = gather_ids(g, idx))) return NULL;
+        logits = sim(g, image_feat, text_feat, temp);
+    }
+    if (global_out) *global_out = logits;
+    if (!logits) return NULL;
+    const int64_t B = logits->shape[0];
     xv_tensor *logits_t = xv_permute(g, logits, (const int[]){1, 0});
     xv_tensor *i2t, *t2i;
     if (!idx) {

@@ -10,6 +10,15 @@
  * soft targets P/rowsum(P). */
 xv_tensor *xv_itc_loss(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv_tensor *text_feat, xv_tensor *idx,
                        xv_tensor **sim_out);
+/* The same loss in a data-parallel job (src/dist/): image_feat, text_feat
+ * (and idx) of every rank are gathered in rank order and the loss runs over
+ * the global batch of world·B pairs; the gather's backward sends each rank the
+ * gradient of its own rows. *sim_out then gets this rank's own [B, B]
+ * similarities (outside the loss: the ITM negatives' source), *global_out
+ * (optional) the [world·B, world·B] logits of the loss. In one process both
+ * are the same tensor. xv_itc_loss is this with global_out NULL. */
+xv_tensor *xv_itc_loss_global(xv_graph *g, const xv_model *m, xv_tensor *image_feat, xv_tensor *text_feat,
+                              xv_tensor *idx, xv_tensor **sim_out, xv_tensor **global_out);
 
 /* Hard negatives as the official get_matching_loss draws them from the ITC
  * similarities sim_i2t [B·B] (already divided by temp): weights softmax + 1e-5,

@@ -59,7 +59,8 @@ xv_status xv_pretrain_forward(xv_graph *g, xv_model *m, const xv_pretrain_batch 
     out->text_embeds = xv_model_text(g, m, t.text_ids, t.text_atts, &out->text_embedding_output);
     out->image_feat = xv_model_image_feat(g, m, image_embeds);
     out->text_feat = xv_model_text_feat(g, m, out->text_embeds);
-    out->loss_itc = xv_itc_loss(g, m, out->image_feat, out->text_feat, NULL, &out->sim_i2t);
+    out->loss_itc = xv_itc_loss_global(g, m, out->image_feat, out->text_feat, NULL, &out->sim_i2t,
+                                       &out->sim_i2t_global);
     XV_TRY(xv_graph_status(g));
 
     XV_TRY(xv_itm_negative_tensors(g, out->sim_i2t, NULL, neg->rng, t.neg_image_idx, t.neg_text_idx,

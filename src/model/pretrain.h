@@ -24,7 +24,8 @@ typedef struct {
     xv_tensor *vision_embeds_fullatts; /* region batch: [B, 1+P, Cv] */
     xv_tensor *text_embedding_output, *text_embeds; /* [B, L, H] */
     xv_tensor *image_feat, *text_feat; /* [B, E] */
-    xv_tensor *sim_i2t;                /* [B, B] */
+    xv_tensor *sim_i2t;                /* [B, B] this rank's (the ITM negatives' source) */
+    xv_tensor *sim_i2t_global;         /* [world·B, world·B] the ITC logits (= sim_i2t in one process) */
     xv_tensor *neg_image_idx, *neg_text_idx; /* the negatives used (I32 [B]) */
     xv_tensor *itm_cross_cls, *itm_logits; /* [3B, H], [3B, 2] */
     xv_tensor *mlm_logits;             /* [B, M, V] */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "data/pretrain_data.h"
+#include "dist/dist.h"
 
 typedef struct {
     xv_pretrain_loader *l;
@@ -38,7 +39,7 @@ xv_status xv_loader_source_open(const xv_pretrain_run_config *rc, bool regions, 
     const xv_pretrain_config *c = regions ? &rc->regions : &rc->images;
     source *s = calloc(1, sizeof *s);
     if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = xv_pretrain_open(c, 0, 1, seed, &s->l);
+    xv_status st = xv_pretrain_open(c, xv_dist_rank(), xv_dist_world(), seed, &s->l); /* this rank's shard */
     if (st != XV_OK) {
         free(s);
         return xv_error_wrap(st, "%s loader", regions ? "region" : "image-text");

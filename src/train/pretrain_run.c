@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "dist/dist.h"
 #include "model/model_folder.h"
 #include "train/loader_source.h"
 #include "train/pretrain_init.h"
@@ -22,6 +23,15 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
 /* ---- signals: stop after the current step ---- */
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }
+
+/* Every rank stops at the same step when any was signalled (mpirun forwards
+ * a signal to all ranks, but they may see it at different steps). A failed
+ * agreement stops too: the next collective reports the cause. */
+static bool stop_requested_anywhere(void) {
+    int32_t v = stop_requested != 0;
+    if (xv_dist_world() > 1 && xv_dist_allreduce_max_i32(&v, 1) != XV_OK) return true;
+    return v != 0;
+}
 
 typedef struct {
     const xv_pretrain_run_opts *o;
@@ -134,7 +144,7 @@ static xv_status setup(run *r, int64_t *start_step) {
     r->plot_path = xv_fs_join(o->output_dir, "loss_curves.png");
     if (!r->ckpt_dir || !r->log_path || !r->model_dir || !r->plot_path) return xv_error(XV_ERR_NOMEM, "out of memory");
     XV_TRY(xv_fs_mkdir_p(r->ckpt_dir));
-    xv_ckpt_remove_stale(r->ckpt_dir, o->notes);
+    if (xv_dist_rank() == 0) xv_ckpt_remove_stale(r->ckpt_dir, o->notes);
 
     XV_TRY(build_model(r));
     XV_TRY(xv_loader_source_open(&r->rc, false, o->seed, &r->src[0]));
@@ -154,14 +164,14 @@ static xv_status setup(run *r, int64_t *start_step) {
     int64_t keep_before = -1;
     XV_TRY(resume_point(r, &keep_before));
     *start_step = xv_trainer_steps_done(r->t);
-    XV_TRY(xv_train_log_open(r->log_path, keep_before, &r->log));
+    if (xv_dist_rank() == 0) XV_TRY(xv_train_log_open(r->log_path, keep_before, &r->log)); /* rank 0 alone logs */
     return XV_OK;
 }
 
 static xv_status save_checkpoint(run *r, bool after_progress_line) {
     char path[4096];
-    xv_status st = xv_trainer_save(r->t, r->ckpt_dir, r->o->keep_last, path, sizeof path);
-    if (st == XV_OK && r->o->notes) fprintf(r->o->notes, "%scheckpoint %s\n", after_progress_line ? "\n" : "", path);
+    xv_status st = xv_trainer_save(r->t, r->ckpt_dir, r->o->keep_last, path, sizeof path); /* written by rank 0 */
+    if (st == XV_OK && r->o->notes && path[0]) fprintf(r->o->notes, "%scheckpoint %s\n", after_progress_line ? "\n" : "", path);
     return st;
 }
 
@@ -175,12 +185,12 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     const bool tty = isatty(fileno(stderr));
     double last_print = 0;
     int64_t last_saved = -1;
-    while (xv_trainer_steps_done(r->t) < max_steps && !stop_requested) {
+    while (xv_trainer_steps_done(r->t) < max_steps && !stop_requested_anywhere()) {
         xv_update_record rec[2];
         int n = 0;
         XV_TRY(xv_trainer_step(r->t, rec, &n));
         read_counters(r);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; r->log && i < n; i++) {
             XV_TRY(xv_train_log_write(r->log, &rec[i], xv_trainer_skipped(r->t), r->cnt_names, r->cnt_values,
                                       r->n_cnt));
             if (r->prog) xv_progress_add(r->prog, &rec[i]);
@@ -201,13 +211,17 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
         }
     }
     if (tty && r->prog) fputc('\n', stderr);
-    res->interrupted = stop_requested != 0;
+    res->interrupted = stop_requested_anywhere();
     if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r, false));
     return XV_OK;
 }
 
-xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result *res) {
+xv_status xv_pretrain_run(const xv_pretrain_run_opts *opts, xv_pretrain_run_result *res) {
     memset(res, 0, sizeof *res);
+    /* Over several ranks, rank 0 alone prints, logs and writes files. */
+    xv_pretrain_run_opts own = *opts;
+    if (xv_dist_rank() != 0) own.notes = NULL, own.progress = false;
+    const xv_pretrain_run_opts *o = &own;
     if (!o->config_path || !o->output_dir)
         return xv_error(XV_ERR_INVALID_ARG, "pretrain: a config and an output folder are required");
     const double t0 = xv_monotonic_seconds();
@@ -231,8 +245,8 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result 
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
     }
-    if (st == XV_OK && !res->interrupted) st = write_model(&r);
-    if (st == XV_OK) {
+    if (st == XV_OK && !res->interrupted && xv_dist_rank() == 0) st = write_model(&r);
+    if (st == XV_OK && xv_dist_rank() == 0) {
         xv_train_log_close(r.log);
         r.log = NULL;
         char title[256];

@@ -15,7 +15,8 @@
  * random streams and data positions as the uninterrupted run at that step,
  * so N steps straight and N/2 + resume + N/2 end bitwise equal (same thread
  * count and loader workers). SIGINT / SIGTERM stop after the current step
- * with a checkpoint. */
+ * with a checkpoint. Under mpirun every rank runs this on its own shard and
+ * rank 0 alone prints, logs and writes (docs/distributed.md). */
 #ifndef XV_TRAIN_PRETRAIN_RUN_H
 #define XV_TRAIN_PRETRAIN_RUN_H
 

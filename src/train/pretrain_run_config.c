@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "train/schedule.h"
 
 #define BIG 1000000000 /* upper bound of counts and sizes */
@@ -288,5 +289,6 @@ void xv_pretrain_run_config_free(xv_pretrain_run_config *c) {
 }
 
 int64_t xv_pretrain_steps_per_epoch(const xv_pretrain_run_config *c) {
-    return (c->train_dataset_size + c->images.batch_size - 1) / c->images.batch_size;
+    const int64_t per_step = c->images.batch_size * xv_dist_world(); /* batch_size is per rank */
+    return (c->train_dataset_size + per_step - 1) / per_step;
 }

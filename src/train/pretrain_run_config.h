@@ -65,7 +65,8 @@ typedef struct {
 xv_status xv_pretrain_run_config_load(const char *path, xv_pretrain_run_config *out, FILE *notes);
 void xv_pretrain_run_config_free(xv_pretrain_run_config *c);
 
-/* ceil(train_dataset_size / images.batch_size) (one process). */
+/* ceil(train_dataset_size / (images.batch_size · world)): batch_size is per
+ * rank, as in Pretrain.py. */
 int64_t xv_pretrain_steps_per_epoch(const xv_pretrain_run_config *c);
 
 #endif

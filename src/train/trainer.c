@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "model/pretrain.h"
 #include "train/clip.h"
 
@@ -32,10 +33,20 @@ struct xv_trainer {
     /* checkpoint view: fixed counters, then each source's position values */
     int64_t *src_vals[N_SRC];
     int src_len[N_SRC];
-    char **names; /* owned names of the source counters */
+    char **names; /* owned names of the per-rank counters and streams */
+    int n_names;
     xv_ckpt_counter *counters;
     int n_counters;
-    xv_ckpt_rng rngs[3];
+    xv_ckpt_rng *rngs;
+    int n_rngs;
+    /* Over several ranks the checkpoint holds every rank's source positions
+     * and per-rank streams under "rank<r>." names: rank r's values are
+     * all_vals[r·n_vals ..] (the sources' values in order) and all_rngs[2r],
+     * all_rngs[2r + 1] (negatives, dropout), gathered before a save and
+     * picked out after a load. NULL in one process. */
+    int64_t *all_vals;
+    int n_vals;
+    xv_rng *all_rngs;
     char *config_text;
 };
 
@@ -55,11 +66,21 @@ xv_trainer_config xv_trainer_config_default(void) {
     return c;
 }
 
-/* Name every checkpoint counter: the fixed ones and "data.<kind>.<name>" for
- * each value of a source's position. */
+static char *name_dup(const char *rank, const char *a, const char *b) {
+    size_t len = strlen(rank) + strlen(a) + strlen(b) + 1;
+    char *s = malloc(len);
+    if (s) snprintf(s, len, "%s%s%s", rank, a, b);
+    return s;
+}
+
+/* Name every checkpoint counter and stream: the fixed counters, the coin, and
+ * "data.<kind>.<name>" for each value of a source's position with the
+ * "negatives" and "dropout" streams, once per rank ("rank<r>." prefixed) when
+ * there are several. */
 static xv_status build_counters(xv_trainer *t) {
     static const char *const fixed_names[N_FIXED_COUNTERS] = {"skipped_updates", "region_backwards"};
-    int total = N_FIXED_COUNTERS;
+    const int world = xv_dist_world();
+    t->n_vals = 0;
     for (int k = 0; k < N_SRC; k++) {
         const xv_batch_source *s = &t->src[k];
         if (!t->has_src[k] || !s->state_len) continue;
@@ -69,24 +90,81 @@ static xv_status build_counters(xv_trainer *t) {
         if (t->src_len[k] < 0) return xv_error(XV_ERR_INVALID_ARG, "trainer: negative source position length");
         t->src_vals[k] = calloc((size_t)t->src_len[k] + 1, sizeof(int64_t));
         if (!t->src_vals[k]) return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-        total += t->src_len[k];
+        t->n_vals += t->src_len[k];
     }
+    const int total = N_FIXED_COUNTERS + world * t->n_vals;
     t->counters = calloc((size_t)total, sizeof *t->counters);
-    t->names = calloc((size_t)total, sizeof *t->names);
-    if (!t->counters || !t->names) return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+    t->names = calloc((size_t)total + 2 * (size_t)world, sizeof *t->names);
+    t->rngs = calloc(1 + 2 * (size_t)world, sizeof *t->rngs);
+    if (world > 1) {
+        t->all_vals = calloc((size_t)world * (size_t)t->n_vals + 1, sizeof *t->all_vals);
+        t->all_rngs = calloc(2 * (size_t)world, sizeof *t->all_rngs);
+    }
+    if (!t->counters || !t->names || !t->rngs || (world > 1 && (!t->all_vals || !t->all_rngs)))
+        return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
     for (int i = 0; i < N_FIXED_COUNTERS; i++) t->counters[i] = (xv_ckpt_counter){fixed_names[i], &t->fixed[i]};
-    int n = N_FIXED_COUNTERS;
-    for (int k = 0; k < N_SRC; k++)
-        for (int i = 0; i < t->src_len[k]; i++, n++) {
-            const char *sn = t->src[k].state_name(t->src[k].ctx, i);
-            size_t len = strlen(src_prefix[k]) + strlen(sn ? sn : "") + 1;
-            t->names[n] = malloc(len);
-            if (!t->names[n]) return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-            snprintf(t->names[n], len, "%s%s", src_prefix[k], sn ? sn : "");
-            t->counters[n] = (xv_ckpt_counter){t->names[n], &t->src_vals[k][i]};
+    t->rngs[0] = (xv_ckpt_rng){"coin", &t->coin};
+    int n = N_FIXED_COUNTERS, n_names = 0;
+    t->n_rngs = 1;
+    for (int r = 0; r < world; r++) {
+        char rank[32] = "";
+        if (world > 1) snprintf(rank, sizeof rank, "rank%d.", r);
+        int64_t *vals = world > 1 ? t->all_vals + (size_t)r * (size_t)t->n_vals : NULL;
+        for (int k = 0; k < N_SRC; k++)
+            for (int i = 0; i < t->src_len[k]; i++, n++) {
+                const char *sn = t->src[k].state_name(t->src[k].ctx, i);
+                if (!(t->names[n_names++] = name_dup(rank, src_prefix[k], sn ? sn : "")))
+                    return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+                t->counters[n] = (xv_ckpt_counter){t->names[n_names - 1], vals ? vals++ : &t->src_vals[k][i]};
+            }
+        static const char *const streams[2] = {"negatives", "dropout"};
+        for (int j = 0; j < 2; j++) {
+            if (!(t->names[n_names++] = name_dup(rank, streams[j], "")))
+                return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+            xv_rng *own = j == 0 ? &t->neg : xv_graph_rng(t->g);
+            t->rngs[t->n_rngs++] = (xv_ckpt_rng){t->names[n_names - 1], world > 1 ? &t->all_rngs[2 * r + j] : own};
         }
+    }
     t->n_counters = n;
+    t->n_names = n_names;
     return XV_OK;
+}
+
+/* Over several ranks: every rank's positions and streams into all_vals /
+ * all_rngs (a collective), before a save. */
+static xv_status gather_rank_state(xv_trainer *t) {
+    if (!t->all_vals) return XV_OK;
+    const int n = t->n_vals + 4; /* the values, then (key, counter) of both streams */
+    int64_t *mine = malloc(sizeof *mine * (size_t)n), *all = malloc(sizeof *all * (size_t)n * (size_t)xv_dist_world());
+    xv_status st = mine && all ? XV_OK : xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+    if (st == XV_OK) {
+        int j = 0;
+        for (int k = 0; k < N_SRC; k++)
+            for (int i = 0; i < t->src_len[k]; i++) mine[j++] = t->src_vals[k][i];
+        const xv_rng *own[2] = {&t->neg, xv_graph_rng(t->g)};
+        for (int q = 0; q < 2; q++) mine[j++] = (int64_t)own[q]->key, mine[j++] = (int64_t)own[q]->counter;
+        st = xv_dist_allgather(mine, all, sizeof *mine * (size_t)n);
+    }
+    for (int r = 0; st == XV_OK && r < xv_dist_world(); r++) {
+        const int64_t *v = all + (size_t)r * (size_t)n;
+        memcpy(t->all_vals + (size_t)r * (size_t)t->n_vals, v, sizeof *v * (size_t)t->n_vals);
+        for (int q = 0; q < 2; q++)
+            t->all_rngs[2 * r + q] = (xv_rng){(uint64_t)v[t->n_vals + 2 * q], (uint64_t)v[t->n_vals + 2 * q + 1]};
+    }
+    free(mine), free(all);
+    return st;
+}
+
+/* After a load over several ranks: this rank's slice back into its sources'
+ * values and its streams. */
+static void pick_rank_state(xv_trainer *t) {
+    if (!t->all_vals) return;
+    const int r = xv_dist_rank();
+    const int64_t *v = t->all_vals + (size_t)r * (size_t)t->n_vals;
+    for (int k = 0; k < N_SRC; k++)
+        for (int i = 0; i < t->src_len[k]; i++) t->src_vals[k][i] = *v++;
+    t->neg = t->all_rngs[2 * r];
+    *xv_graph_rng(t->g) = t->all_rngs[2 * r + 1];
 }
 
 xv_status xv_trainer_new(xv_model *model, const xv_trainer_config *cfg, const xv_batch_source *images,
@@ -130,18 +208,17 @@ xv_status xv_trainer_new(xv_model *model, const xv_trainer_config *cfg, const xv
     if (st == XV_OK) t->opt_ready = true;
     if (st == XV_OK) st = xv_schedule_init(&t->sched, cfg->total_steps, cfg->warmup, cfg->warmup_is_fraction);
     if (st == XV_OK) st = build_counters(t);
+    if (st == XV_OK) st = xv_dist_broadcast_params(&model->params); /* the same initial weights on every rank */
     if (st != XV_OK) {
         xv_trainer_free(t);
         return st;
     }
-    xv_rng root;
+    xv_rng root, own;
     xv_rng_seed(&root, cfg->seed);
-    t->coin = xv_rng_split(&root, 1);
-    t->neg = xv_rng_split(&root, 2);
-    *xv_graph_rng(t->g) = xv_rng_split(&root, 3);
-    t->rngs[0] = (xv_ckpt_rng){"coin", &t->coin};
-    t->rngs[1] = (xv_ckpt_rng){"negatives", &t->neg};
-    t->rngs[2] = (xv_ckpt_rng){"dropout", xv_graph_rng(t->g)};
+    xv_rng_seed(&own, cfg->seed + (uint64_t)xv_dist_rank()); /* Pretrain.py seeds each rank with seed + rank */
+    t->coin = xv_rng_split(&root, 1); /* the same on every rank: all take the same kind of update */
+    t->neg = xv_rng_split(&own, 2);
+    *xv_graph_rng(t->g) = xv_rng_split(&own, 3);
     xv_graph_set_training(t->g, true);
     xv_graph_set_free_used_grads(t->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(t->g, true);
@@ -156,9 +233,12 @@ void xv_trainer_free(xv_trainer *t) {
     xv_graph_free(t->g);
     for (int k = 0; k < N_SRC; k++) free(t->src_vals[k]);
     if (t->names)
-        for (int i = 0; i < t->n_counters; i++) free(t->names[i]);
+        for (int i = 0; i < t->n_names; i++) free(t->names[i]);
     free(t->names);
     free(t->counters);
+    free(t->rngs);
+    free(t->all_vals);
+    free(t->all_rngs);
     free(t->config_text);
     free(t);
 }
@@ -173,6 +253,15 @@ static bool has_box_text(const xv_pretrain_batch *b) {
     for (int i = 0; i < b->n_texts; i++)
         if (!b->is_image || !b->is_image[i]) return true;
     return false;
+}
+
+/* *flag becomes true on every rank when it is true on any (a collective). */
+static xv_status any_rank(bool *flag) {
+    if (xv_dist_world() == 1) return XV_OK;
+    int32_t v = *flag;
+    XV_TRY(xv_dist_allreduce_max_i32(&v, 1));
+    *flag = v != 0;
+    return XV_OK;
 }
 
 static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
@@ -193,7 +282,11 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     if (st != XV_OK) return xv_error_wrap(st, "trainer: next %s batch", region ? "region" : "image-text");
     rec->n_texts = b.n_texts;
     rec->n_images = b.n_images;
-    if (region && t->cfg.bbox_loss && !t->cfg.calc_image_bbox_loss && !has_box_text(&b)) {
+    /* A rank without a box skips for all (the official NaN would reach every
+     * rank through the averaged gradients). */
+    bool no_box = region && t->cfg.bbox_loss && !t->cfg.calc_image_bbox_loss && !has_box_text(&b);
+    XV_TRY(any_rank(&no_box));
+    if (no_box) {
         rec->loss_bbox = rec->loss_giou = rec->loss_total = NAN;
         rec->skipped = true;
         t->fixed[CNT_SKIPPED]++;
@@ -220,11 +313,19 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     rec->loss_giou = value_of(out.loss_giou);
     rec->loss_total = value_of(out.loss_total);
 
-    if (!isfinite(rec->loss_total)) {
-        rec->skipped = true;
-    } else {
+    /* A non-finite loss on any rank skips the update on all of them (as its
+     * NaN gradients, averaged, would under apex). */
+    bool bad_loss = !isfinite(rec->loss_total);
+    if (!bad_loss) {
         st = xv_backward(g, out.loss_total);
         if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
+    }
+    XV_TRY(any_rank(&bad_loss));
+    if (bad_loss) {
+        rec->skipped = true;
+    } else {
+        st = xv_dist_average_grads(g, &t->m->params); /* DDP: (Σ over ranks) / world */
+        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld", (long long)t->step);
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
         if (t->cfg.clip_norm > 0) {
             st = xv_clip_grad_norm(&t->m->params, t->cfg.clip_norm, &rec->grad_norm);
@@ -278,7 +379,7 @@ static xv_train_state train_state(xv_trainer *t) {
         .counters = t->counters,
         .n_counters = t->n_counters,
         .rngs = t->rngs,
-        .n_rngs = 3,
+        .n_rngs = t->n_rngs,
         .config = t->config_text,
     };
     return s;
@@ -295,12 +396,17 @@ static xv_status save_sources(xv_trainer *t) {
 
 xv_status xv_trainer_save(xv_trainer *t, const char *dir, int keep_last, char *path_out, size_t cap) {
     XV_TRY(save_sources(t));
+    XV_TRY(gather_rank_state(t));
+    if (path_out && cap) path_out[0] = '\0';
+    if (xv_dist_rank() != 0) return XV_OK; /* rank 0 alone writes */
     xv_train_state s = train_state(t);
     return xv_ckpt_save(dir, keep_last, &s, path_out, cap);
 }
 
 xv_status xv_trainer_write(xv_trainer *t, const char *path) {
     XV_TRY(save_sources(t));
+    XV_TRY(gather_rank_state(t));
+    if (xv_dist_rank() != 0) return XV_OK;
     xv_train_state s = train_state(t);
     return xv_ckpt_write(path, &s);
 }
@@ -322,6 +428,7 @@ static xv_status restore_grad_buffers(xv_trainer *t) {
 xv_status xv_trainer_load(xv_trainer *t, const char *path) {
     xv_train_state s = train_state(t);
     XV_TRY(xv_ckpt_load(path, &s, NULL));
+    pick_rank_state(t);
     for (int k = 0; k < N_SRC; k++)
         if (t->src_len[k] > 0) {
             xv_status st = t->src[k].state_restore(t->src[k].ctx, t->src_vals[k], t->src_len[k]);

@@ -24,7 +24,15 @@
  * uninterrupted one would have, for the same thread count.
  *
  * Activations live in one graph whose arena is reset between updates (no
- * allocation churn once the first steps have sized it). */
+ * allocation churn once the first steps have sized it).
+ *
+ * Under mpirun (src/dist/, docs/distributed.md) every rank runs a trainer on
+ * its own batches: rank 0's weights are broadcast by xv_trainer_new, the
+ * gradients are averaged over the ranks after each backward (DDP), a skip on
+ * one rank is a skip on all, the coin is shared and the other streams are
+ * seeded with seed + rank. Steps, saves and loads are collectives: every rank
+ * calls them in the same order; rank 0 alone writes the file, which holds
+ * every rank's source positions and streams under "rank<r>." names. */
 #ifndef XV_TRAIN_TRAINER_H
 #define XV_TRAIN_TRAINER_H
 
