@@ -10,6 +10,7 @@
 #include "model/model_folder.h"
 #include "train/loader_source.h"
 #include "train/pretrain_init.h"
+#include "train/stop_signal.h"
 #include "train/train_log.h"
 
 xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
@@ -18,10 +19,6 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
                               .plot_smooth = 25, .notes = NULL};
     return o;
 }
-
-/* ---- signals: stop after the current step ---- */
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
 
 typedef struct {
     const xv_pretrain_run_opts *o;
@@ -175,7 +172,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     const bool tty = isatty(fileno(stderr));
     double last_print = 0;
     int64_t last_saved = -1;
-    while (xv_trainer_steps_done(r->t) < max_steps && !stop_requested) {
+    while (xv_trainer_steps_done(r->t) < max_steps && !xv_stop_requested()) {
         xv_update_record rec[2];
         int n = 0;
         XV_TRY(xv_trainer_step(r->t, rec, &n));
@@ -201,7 +198,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
         }
     }
     if (tty && r->prog) fputc('\n', stderr);
-    res->interrupted = stop_requested != 0;
+    res->interrupted = xv_stop_requested() != 0;
     if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r, false));
     return XV_OK;
 }
@@ -221,15 +218,10 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result 
     if (st == XV_OK && o->progress && !(r.prog = xv_progress_new(50, max_steps, res->start_step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) {
-        struct sigaction sa = {0}, old_int, old_term;
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        stop_requested = 0;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
+        xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step */
+        xv_stop_guard_begin(&guard);
         st = loop(&r, max_steps, res);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        xv_stop_guard_end(&guard);
     }
     if (st == XV_OK && !res->interrupted) st = write_model(&r);
     if (st == XV_OK) {
