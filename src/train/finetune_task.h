@@ -5,9 +5,9 @@
  *  1. write src/train/finetune_<task>.c defining `const xv_finetune_task
  *     xv_ft_<task> = {.name = "<task>", ...}` with the hooks below (keep its
  *     data and buffers in its own struct behind f->task_state);
- *  2. add `&xv_ft_<task>` to the table of finetune_tasks.c.
- * `xvlm finetune <task>`, the log, checkpoints, resume, model_best/, model/
- * and result.json then come from the loop, unchanged. */
+ *  2. declare it and add `&xv_ft_<task>` to the table in finetune_tasks.c.
+ * `xvlm finetune <task>` (log, checkpoints, resume, model_best/, model/,
+ * result.json) and `xvlm evaluate <task> --config` then come as they are. */
 #ifndef XV_TRAIN_FINETUNE_TASK_H
 #define XV_TRAIN_FINETUNE_TASK_H
 
@@ -95,8 +95,7 @@ struct xv_finetune_task {
     void (*print_scores)(const xv_finetune_scores *s, FILE *out);
 };
 
-/* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
-extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding;
+/* Every task, NULL-terminated (finetune_tasks.c). */
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
