@@ -1,14 +1,18 @@
 /* `xvlm evaluate`: zero-shot retrieval (Retrieval.py scoring) and box
- * grounding (Grounding_bbox.py scoring) of a model on a test split. */
+ * grounding (Grounding_bbox.py scoring) of a model on a test split, or with
+ * --config a task's evaluation as the official script's --evaluate runs it
+ * (train/finetune.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval_print.h"
 #include "model_opts.h"
+#include "train/finetune_task.h"
 
 typedef struct {
-    const char *task, *data, *image_root, *train, *out, *examples, *refcoco_data;
+    const char *task, *data, *image_root, *train, *out, *examples, *refcoco_data, *config, *output_dir;
     int k_test, n_examples;
+    bool json;
     xv_cli_model_opts mo;
 } eval_args;
 
@@ -74,6 +78,27 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     return rc;
 }
 
+/* --config: everything from the task YAML, the flags override. Prints the
+ * task's table and the official dict (only the dict with --json). */
+static int run_config(const eval_args *a) {
+    xv_finetune_eval_opts o = {.config_path = a->config, .model = a->mo.model, .vocab = a->mo.params.vocab_path,
+                               .output_dir = a->output_dir, .test_file = a->data, .image_root = a->image_root,
+                               .refcoco_data = a->refcoco_data, .k_test = a->k_test, .notes = stderr,
+                               .infer = {.image_res = a->mo.params.image_res, .text_heads = a->mo.params.text_heads}};
+    xvlm_set_threads(a->mo.threads);
+    xv_finetune_scores s;
+    if (xv_finetune_evaluate(a->task, &o, &s) != XV_OK) return failed(a->config);
+    if (!a->json) xv_finetune_task_find(a->task)->print_scores(&s, stdout);
+    printf("%s\n", s.official);
+    if (a->out) {
+        FILE *f = fopen(a->out, "wb");
+        const bool ok = f && fprintf(f, "%s\n", s.official) > 0;
+        if (f && fclose(f) != 0) return failed("--out");
+        if (!ok) return failed("--out");
+    }
+    return 0;
+}
+
 /* `xvlm evaluate table DIR...` */
 static int table(int argc, char **argv) {
     xv_opt_list dirs = {0};
@@ -96,23 +121,36 @@ static int table(int argc, char **argv) {
 
 int xv_cmd_evaluate(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "table")) return table(argc, argv);
-    eval_args a = {.k_test = 128, .mo = xv_cli_model_opts_default()};
+    eval_args a = {.mo = xv_cli_model_opts_default()};
     xv_opt_list task = {0};
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&a.mo),
-        {.name = "--data", .kind = XV_OPT_STRING, .dest = &a.data, .value = "FILE", .help = "the test split",
-         .required = true},
+        {.name = "--config", .kind = XV_OPT_STRING, .dest = &a.config, .value = "YAML",
+         .help = "the official task YAML (Retrieval_coco.yaml, Grounding_bbox.yaml):\n"
+                 "test_file, val_file, image_root, refcoco_data, k_test, image_res,\n"
+                 "max_words, max_tokens from it (relative paths from the working\n"
+                 "directory); the flags below override"},
+        {.name = "--output-dir", .kind = XV_OPT_STRING, .dest = &a.output_dir, .value = "DIR",
+         .help = "with --config: where result/ files go (grounding:\n"
+                 "result/grounding_bbox_eval.json with each ref_id's box)",
+         .unset = "none written"},
+        {.name = "--data", .kind = XV_OPT_STRING, .dest = &a.data, .value = "FILE",
+         .help = "the test split (with --config: instead of test_file)"},
         {.name = "--image-root", .kind = XV_OPT_STRING, .dest = &a.image_root, .value = "DIR",
          .help = "prefix of relative image paths"},
         {.name = "--k-test", .kind = XV_OPT_INT, .dest = &a.k_test, .value = "K", .lo = 1, .hi = 1 << 20,
-         .help = "retrieval: pairs re-ranked per query"},
+         .help = "retrieval: pairs re-ranked per query", .unset = "the YAML's, else 128"},
         {.name = "--train", .kind = XV_OPT_STRING, .dest = &a.train, .value = "FILE",
          .help = "grounding: training split for the mean-box baseline"},
         {.name = "--refcoco-data", .kind = XV_OPT_STRING, .dest = &a.refcoco_data, .value = "DIR",
          .help = "grounding: the REFER root (the YAML's refcoco_data):\n"
                  "DIR/refcoco+/refs(unc).p and instances.json give each {image, text,\n"
                  "ref_id} its box and split; scores val_d, testA_d, testB_d"},
-        XV_OPT_OUT(&a.out, "OUT.json", "write the results (grounding: with every prediction) as JSON", false),
+        XV_OPT_OUT(&a.out, "OUT.json",
+                   "write the results (grounding: with every prediction) as JSON;\n"
+                   "with --config the official dict",
+                   false),
+        XV_OPT_JSON(&a.json),
         {.name = "--examples", .kind = XV_OPT_STRING, .dest = &a.examples, .value = "PNG",
          .help = "draw examples: retrieval rows (query, top 5 images) or a grid of\n"
                  "predicted and true boxes"},
@@ -122,13 +160,22 @@ int xv_cmd_evaluate(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "evaluate",
-        .usage = "xvlm evaluate retrieval --model M --data TEST.json --image-root DIR [--k-test 128]\n"
+        .usage = "xvlm evaluate retrieval|grounding --config TASK.yaml --model M [--output-dir DIR] [--json]\n"
+                 "                               [--data TEST.json] [--image-root DIR] [--k-test K]\n"
+                 "                               [--refcoco-data DIR] [--out OUT.json]\n"
+                 "       xvlm evaluate retrieval --model M --data TEST.json --image-root DIR [--k-test 128]\n"
                  "                               [--out OUT.json] [--examples OUT.png] [--n-examples 6]\n"
                  "       xvlm evaluate grounding --model M --data TEST.json --image-root DIR [--train TRAIN.json]\n"
                  "                               [--refcoco-data DIR]\n"
                  "                               [--out OUT.json] [--examples OUT.png] [--n-examples 16]\n"
                  "       xvlm evaluate table DIR [DIR ...]",
-        .about = "retrieval: a re_eval_dataset file ([{image, caption: [..]}]). Every image and text is\n"
+        .about = "--config: the task's evaluation as Retrieval.py / Grounding_bbox.py --evaluate, the same as\n"
+                 "fine-tuning runs after each epoch: retrieval itm_eval of val_file (when given) and\n"
+                 "test_file (val_txt_r1 ... test_r_mean); grounding grounding_eval_bbox of test_file by\n"
+                 "REFER split (val_d, testA_d, testB_d). The model at the YAML's image_res. Prints the\n"
+                 "table, then the official dict as one JSON line.\n"
+                 "\n"
+                 "retrieval: a re_eval_dataset file ([{image, caption: [..]}]). Every image and text is\n"
                  "encoded once; ITC similarities rank the gallery; for each image (text) the k-test texts\n"
                  "(images) of highest similarity are re-scored with the ITM class-1 logit, the rest keep\n"
                  "-100 (Retrieval.py). Prints R@1/5/10 both ways and r_mean, by ITC alone, by ITC + ITM,\n"
@@ -151,9 +198,22 @@ int xv_cmd_evaluate(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     a.task = task.n ? task.items[0] : "";
     xv_opt_list_free(&task);
-    if (strcmp(a.task, "retrieval") && strcmp(a.task, "grounding"))
-        return xv_cli_usage_error("evaluate", "first name the task: retrieval, grounding or table");
+    if (!*a.task) return xv_cli_usage_error("evaluate", "first name the task: %s, or table", xv_finetune_task_names());
     if (a.train && strcmp(a.task, "grounding")) return xv_cli_usage_error("evaluate", "--train applies to grounding only");
+    if (a.refcoco_data && strcmp(a.task, "grounding"))
+        return xv_cli_usage_error("evaluate", "--refcoco-data applies to grounding only");
+    if (a.config) {
+        if (!xv_finetune_task_find(a.task))
+            return xv_cli_usage_error("evaluate", "unknown task '%s' (%s)", a.task, xv_finetune_task_names());
+        if (a.train || a.examples) return xv_cli_usage_error("evaluate", "--train and --examples go without --config");
+        return run_config(&a);
+    }
+    if (strcmp(a.task, "retrieval") && strcmp(a.task, "grounding"))
+        return xv_cli_usage_error("evaluate", "unknown task '%s': retrieval, grounding or table (with --config: %s)",
+                                  a.task, xv_finetune_task_names());
+    if (!a.data) return xv_cli_usage_error("evaluate", "name the test split: --data FILE, or the task YAML: --config");
+    if (a.output_dir || a.json) return xv_cli_usage_error("evaluate", "--output-dir and --json go with --config");
+    if (!a.k_test) a.k_test = 128;
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("evaluate", &a.mo, &m, &ctx)) return 1;

@@ -1,5 +1,6 @@
 /* `xvlm finetune retrieval|grounding`: the official Retrieval.py and
  * Grounding_bbox.py fine-tuning (train/finetune.h does the work). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,12 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "paths are from the working directory, as the official scripts. An\n"
                  "image_res other than the model's scales the Swin window with it\n"
                  "(224/7 -> 384/12) and interpolates the relative-position tables"},
-        {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR", .required = true,
-         .help = "the model folder to start from (config.json, weights.safetensors,\nvocab.txt)"},
+        {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init, .value = "M", .required = true,
+         .help = "the model to start from: a folder (config.json,\n"
+                 "weights.safetensors, vocab.txt), a single-file .safetensors model,\n"
+                 "or an official PyTorch checkpoint (.th/.pth, converted once)"},
+        XV_OPT_IMAGE_RES(&o.infer.image_res),
+        XV_OPT_TEXT_HEADS(&o.infer.text_heads),
         {.name = "--output-dir", .short_name = 'o', .kind = XV_OPT_STRING, .dest = &o.output_dir, .value = "DIR",
          .help = "where log.jsonl, loss_curves.png, checkpoints/, model_best/ (the\n"
                  "best epoch's model), model/ (the final one, same layout as the\n"
@@ -50,7 +55,7 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init MODEL_DIR\n"
+        .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
@@ -61,7 +66,9 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
                  "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
                  "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
-                 "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
+                 "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
+                 "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
+                 "continues exactly); a killed run loses at most the epoch under way.\n",
         .opts = opts,
         .positional = &task,
         .max_positional = 1,
@@ -80,6 +87,14 @@ int xv_cmd_finetune(int argc, char **argv) {
     xv_finetune_result r;
     if (xv_finetune_run(name, &o, &r) != XV_OK) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
+        return 1;
+    }
+    if (r.interrupted) {
+        fprintf(stderr,
+                "xvlm finetune: interrupted by %s at step %lld of %lld; the checkpoint in %s/checkpoints holds it: "
+                "run the same command with --resume to continue exactly\n",
+                r.interrupted == SIGINT ? "SIGINT" : "SIGTERM", (long long)r.steps, (long long)r.total_steps,
+                o.output_dir);
         return 1;
     }
     const char *metric = t->metric_label;

@@ -91,12 +91,10 @@ xv_status xv_model_vocab_find(const char *arg, const char *override, xv_model_vo
     return st;
 }
 
-xv_status xv_model_load_single(const char *path, bool copy, xv_model **out) {
-    *out = NULL;
+xv_status xv_model_single_config(const char *path, xv_model_config *out) {
     xv_st_file *f;
     XV_TRY(xv_st_open(path, &f));
     const char *text = xv_st_metadata(f, "config");
-    xv_model_config cfg;
     size_t n = strlen(path) + sizeof " (metadata \"config\")";
     char *label = malloc(n);
     xv_status st = label ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
@@ -107,12 +105,11 @@ xv_status xv_model_load_single(const char *path, bool copy, xv_model **out) {
                       path);
     if (st == XV_OK) {
         snprintf(label, n, "%s (metadata \"config\")", path);
-        st = xv_config_parse_json(text, label, &cfg);
+        st = xv_config_parse_json(text, label, out);
     }
     free(label);
     xv_st_close(f);
-    XV_TRY(st);
-    return xv_model_load(&cfg, path, copy, out);
+    return st;
 }
 
 /* The vocabulary must fit the word embeddings (a vocab.txt of another model

@@ -32,8 +32,9 @@ xv_status xv_model_vocab_find(const char *arg, const char *override, xv_model_vo
 /* True when `path` is a regular file that starts like a safetensors file
  * (8-byte header length, then '{'); an official checkpoint is a zip ("PK"). */
 bool xv_model_is_single_file(const char *path);
-/* Load a single-file model: the config from its "config" metadata. */
-xv_status xv_model_load_single(const char *path, bool copy, xv_model **out);
+/* The config of a single-file model, from its "config" metadata (its
+ * weights are the file itself). */
+xv_status xv_model_single_config(const char *path, xv_model_config *out);
 
 /* Write `m` with its config and `vocab` to `out`: a folder (created if
  * needed; config.json, weights.safetensors, vocab.txt) or, when `out` ends in

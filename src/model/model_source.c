@@ -83,13 +83,41 @@ static bool is_folder(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-xv_status xv_model_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_model **out) {
+xv_status xv_model_locate(const char *arg, const xv_infer_opts *opts, xv_model_config *cfg, char *weights, size_t n) {
+    if (arg && xv_model_is_single_file(arg)) {
+        if (snprintf(weights, n, "%s", arg) >= (int)n) return xv_error(XV_ERR_INVALID_ARG, "model path too long");
+        return xv_model_single_config(arg, cfg);
+    }
     char dir[4096];
-    *out = NULL;
-    if (arg && xv_model_is_single_file(arg)) return xv_model_load_single(arg, copy, out);
     XV_TRY(xv_model_resolve(arg, opts, dir, sizeof dir));
-    xv_status st = xv_model_load_dir(dir, copy, out);
-    if (st != XV_OK && !is_folder(arg))
+    return xv_model_dir_config(dir, cfg, weights, n);
+}
+
+xv_status xv_config_rescale(xv_model_config *mc, int image_res) {
+    const int from = mc->vision.image_res, to = image_res, w = mc->vision.window;
+    if (!to || to == from) return XV_OK;
+    if ((int64_t)w * to % from)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "image_res %d: the model's window %d at %d px does not scale to a whole window at %d px", to, w,
+                        from, to);
+    if (mc->vision.ape)
+        return xv_error(XV_ERR_INVALID_ARG,
+                        "image_res %d differs from the model's %d, and its absolute position embedding (vision ape) "
+                        "is made for %d px",
+                        to, from, from);
+    mc->vision.image_res = to;
+    mc->vision.window = (int)((int64_t)w * to / from);
+    xv_status st = xv_config_validate(mc);
+    return st == XV_OK ? XV_OK : xv_error_wrap(st, "image_res %d", to);
+}
+
+xv_status xv_model_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_model **out) {
+    *out = NULL;
+    xv_model_config cfg;
+    char weights[4200];
+    XV_TRY(xv_model_locate(arg, opts, &cfg, weights, sizeof weights));
+    xv_status st = xv_model_load(&cfg, weights, copy, out);
+    if (st != XV_OK && !is_folder(arg) && !xv_model_is_single_file(arg))
         xv_error_wrap(st, "%s: converted, but the inferred configuration does not load (give --image-res / "
                           "--text-heads, or run `xvlm convert` and edit config.json)", arg);
     return st;

@@ -67,6 +67,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(get_paths(root, "test_file", true, &out->test_file));
     if (task->reads_val_file) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
     XV_TRY(get_path(root, "image_root", &out->image_root));
+    XV_TRY(get_path(root, "text_encoder", &out->text_encoder));
     if (task->read_config) XV_TRY(task->read_config(root, out));
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
     XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 1000000000, &out->batch_size));
@@ -85,8 +86,13 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
 /* Notes the keys no task knows: a key of another task (batch_size in a
  * Retrieval.yaml) is not noted, as the official configs share keys freely. */
 static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
+    /* the shared keys, and those the official scripts build the model and the evaluation loaders
+     * from: the model here comes whole from --init (text_encoder's vocab.txt when it has none) */
     static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "image_res",
-                                         "k_test", "max_words", "max_tokens", "optimizer", "schedular"};
+                                         "k_test", "max_words", "max_tokens", "optimizer", "schedular",
+                                         "text_encoder", "use_clip_vit", "use_swin", "vision_config", "patch_size",
+                                         "use_roberta", "text_config", "embed_dim", "temp", "batch_size_test",
+                                         "batch_size_test_text"};
     const int n_shared = (int)(sizeof shared / sizeof *shared);
     int n = n_shared + 1;
     for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++)
@@ -123,12 +129,43 @@ xv_status xv_finetune_config_load(const char *path, const char *task, xv_finetun
     return st;
 }
 
+/* *dst = a copy of v (when v is not NULL). */
+static xv_status replace(char **dst, const char *v) {
+    if (!v) return XV_OK;
+    char *copy = strdup(v);
+    if (!copy) return xv_error(XV_ERR_NOMEM, "out of memory");
+    free(*dst);
+    *dst = copy;
+    return XV_OK;
+}
+
+xv_status xv_finetune_config_override(xv_finetune_config *c, const char *test_file, const char *image_root,
+                                      const char *refcoco_data, int k_test) {
+    if (test_file) {
+        char *one = NULL;
+        XV_TRY(replace(&one, test_file));
+        char **paths = malloc(sizeof *paths);
+        if (!paths) {
+            free(one);
+            return xv_error(XV_ERR_NOMEM, "out of memory");
+        }
+        path_list_free(&c->test_file);
+        paths[0] = one;
+        c->test_file = (xv_path_list){paths, 1};
+    }
+    XV_TRY(replace(&c->image_root, image_root));
+    XV_TRY(replace(&c->refcoco_data, refcoco_data));
+    if (k_test > 0) c->k_test = k_test;
+    return XV_OK;
+}
+
 void xv_finetune_config_free(xv_finetune_config *c) {
     if (c->task && c->task->free_config) c->task->free_config(c);
     path_list_free(&c->train_file);
     path_list_free(&c->val_file);
     path_list_free(&c->test_file);
     free(c->image_root);
+    free(c->text_encoder);
     free(c->refcoco_data);
     free(c->det_file);
     free(c->coco_file);

@@ -40,7 +40,7 @@ xv_status xv_ft_scores_set_official(xv_finetune_scores *s, cJSON *o) {
 
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out) {
     *out = NULL;
-    if (!results_name) return XV_OK;
+    if (!results_name || !f->o->output_dir) return XV_OK;
     char name[64];
     snprintf(name, sizeof name, "%s.json", results_name);
     char *dir = xv_fs_join(f->o->output_dir, "result");
@@ -68,4 +68,24 @@ double xv_ft_selection(const xv_ft *f, const xv_finetune_scores *s, const char *
     for (int k = 0; k < 2 && f->task->selection[k] && isnan(v); k++)
         v = xv_finetune_scores_get(s, *name = f->task->selection[k]);
     return v;
+}
+
+xv_status xv_finetune_evaluate(const char *task, const xv_finetune_eval_opts *eo, xv_finetune_scores *out) {
+    memset(out, 0, sizeof *out);
+    if (!eo->config_path || !eo->model)
+        return xv_error(XV_ERR_INVALID_ARG, "evaluation: a task config and a model are needed");
+    xv_finetune_opts o = xv_finetune_opts_default();
+    o.config_path = eo->config_path, o.init = eo->model, o.output_dir = eo->output_dir, o.notes = eo->notes;
+    o.infer = eo->infer;
+    xv_ft f;
+    memset(&f, 0, sizeof f);
+    f.o = &o;
+    xv_status st = xv_finetune_config_load(eo->config_path, task, &f.cfg, eo->notes);
+    f.task = f.cfg.task;
+    if (st == XV_OK) st = xv_finetune_config_override(&f.cfg, eo->test_file, eo->image_root, eo->refcoco_data,
+                                                      eo->k_test);
+    if (st == XV_OK) st = xv_ft_open_model(&f, eo->model, eo->vocab);
+    if (st == XV_OK) st = xv_ft_evaluate(&f, f.task->eval_results_name, out);
+    xv_ft_free(&f);
+    return st;
 }

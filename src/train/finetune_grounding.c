@@ -40,7 +40,7 @@ static xv_status read_config(const xv_yaml_node *root, xv_finetune_config *cfg) 
 
 static xv_status setup(xv_ft *f) {
     if (!f->m->parts.bbox)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", f->o->init_dir);
+        return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", f->o->init);
     grounding *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
     /* REFER(config['refcoco_data'], 'refcoco+', 'unc'), as grounding_dataset_bbox */
@@ -121,6 +121,10 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
 static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     grounding *t = f->task_state;
     const xv_path_list *files = &f->cfg.test_file;
+    /* without setup (xvlm evaluate), the REFER index is read here */
+    xv_refer own = {0};
+    const xv_refer *refer = !f->cfg.refcoco_data ? NULL : t ? &t->refer : &own;
+    if (refer == &own) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &own));
     xv_eval_grounding_result r;
     xv_grounding_splits sp;
     xv_eval_grounding_opts eo = xv_eval_grounding_opts_default();
@@ -129,8 +133,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     xv_status st = xv_ft_result_path(f, results_name, &rpath);
     if (st == XV_OK)
         st = xv_eval_grounding_files(ctx, (const char *const *)files->paths, files->n, f->cfg.image_root,
-                                     f->cfg.refcoco_data ? &t->refer : NULL, &eo, rpath, &r, &sp);
+                                     refer, &eo, rpath, &r, &sp);
     free(rpath);
+    xv_refer_free(&own);
     if (st != XV_OK) return xv_error_wrap(st, "test split (%s)", files->paths[0]);
     if (f->cfg.refcoco_data) {
         xv_ft_scores_put(out, NULL, "val_d", sp.val_d);
@@ -167,6 +172,7 @@ const xv_finetune_task xv_ft_grounding = {
     .loss = loss,
     .free = task_free,
     .evaluate = evaluate,
+    .eval_results_name = "grounding_bbox_eval",
     .selection = {"val_d", "test_d"},
     .selection_digits = 4,
     .metric_key = "accuracy",

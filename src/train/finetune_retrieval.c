@@ -36,7 +36,7 @@ static xv_status setup(xv_ft *f) {
     const xv_model_parts *p = &f->m->parts;
     if (!p->itc || !p->itm)
         return xv_error(XV_ERR_INVALID_ARG, "%s: retrieval fine-tuning needs vision_proj/text_proj/temp and itm_head",
-                        f->o->init_dir);
+                        f->o->init);
     retrieval *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
     XV_TRY(xv_retrieval_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,

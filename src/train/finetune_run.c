@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "train/checkpoint.h"
+#include "train/stop_signal.h"
 #include "train/finetune_task.h"
 #include "train/train_log.h"
 
@@ -226,7 +227,7 @@ static xv_status train(run *r, int64_t max_steps, xv_finetune_result *res) {
     const bool tty = r->prog && isatty(fileno(r->f.o->notes));
     const double t0 = xv_monotonic_seconds();
     double first = 0, last = 0;
-    while (r->step < max_steps) {
+    while (r->step < max_steps && !xv_stop_requested()) {
         const int64_t s = r->step - start;
         double loss;
         XV_TRY(step(r, tty, &loss));
@@ -330,7 +331,7 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
     memset(res, 0, sizeof *res);
     res->metric_before = res->metric_after = res->aux_before = res->aux_after = res->best_score = NAN;
     res->best_epoch = -1;
-    if (!o->config_path || !o->init_dir || !o->output_dir)
+    if (!o->config_path || !o->init || !o->output_dir)
         return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: a config, an initial model and an output folder are needed");
     run r;
     memset(&r, 0, sizeof r);
@@ -346,6 +347,8 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
     if (st == XV_OK) st = xv_train_log_open(r.log_path, keep_before, &r.log);
     if (st == XV_OK && o->progress && o->notes && !(r.prog = xv_progress_new(50, max_steps, r.step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step, with a checkpoint */
+    xv_stop_guard_begin(&guard);
     if (st == XV_OK && o->eval_before && r.step == 0) {
         /* zero-shot at the fine-tuning resolution: the initial model as loaded */
         xv_finetune_scores before;
@@ -357,8 +360,10 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
         }
     }
     if (st == XV_OK) st = train(&r, max_steps, res);
+    res->interrupted = xv_stop_requested();
+    xv_stop_guard_end(&guard);
     res->steps = r.step;
-    if (st == XV_OK) st = finish(&r, total, res);
+    if (st == XV_OK && !res->interrupted) st = finish(&r, total, res);
     run_free(&r);
     return st;
 }

@@ -9,6 +9,7 @@
 #include "data/caption.h"
 #include "io/strindex.h"
 #include "model/model_folder.h"
+#include "model/model_source.h"
 #include "train/finetune_task.h"
 
 xv_status xv_ft_batch_init(xv_ft_batch *b, const xv_ft *f, char *const *paths, int64_t n_paths,
@@ -72,49 +73,31 @@ void xv_ft_batch_free(xv_ft_batch *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* The official fine-tuning configs change the resolution of the pretrained
- * model (224 -> 384 px, Swin window 7 -> 12): the window keeps its share of
- * the image, and the loader interpolates the relative-position tables. */
-static xv_status rewindow(const xv_ft *f, xv_model_config *mc) {
-    const int from = mc->vision.image_res, to = f->cfg.image_res, w = mc->vision.window;
-    if ((int64_t)w * to % from)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "%s: image_res %d: the model's window %d at %d px does not scale to a whole window at %d px",
-                        f->o->config_path, to, w, from, to);
-    if (mc->vision.ape)
-        return xv_error(XV_ERR_INVALID_ARG,
-                        "%s: image_res %d differs from the model's %d, and its absolute position embedding "
-                        "(vision ape) is made for %d px",
-                        f->o->config_path, to, from, from);
-    mc->vision.image_res = to;
-    mc->vision.window = (int)((int64_t)w * to / from);
-    xv_status st = xv_config_validate(mc);
-    return st == XV_OK ? XV_OK : xv_error_wrap(st, "%s: image_res %d", f->o->config_path, to);
-}
-
-/* The initial model at the config's image_res (the model's own when unset). */
-static xv_status load_init(xv_ft *f) {
-    char *cpath = xv_fs_join(f->o->init_dir, "config.json"), *wpath = xv_fs_join(f->o->init_dir, "weights.safetensors");
+xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab) {
+    /* the model's own vocabulary, else the YAML's text_encoder/vocab.txt (BertTokenizer.from_pretrained) */
+    xv_status vs = xv_model_vocab_find(arg, vocab, &f->vocab);
+    if (vs == XV_ERR_MISSING && !vocab && f->cfg.text_encoder) {
+        char *te = xv_fs_join(f->cfg.text_encoder, "vocab.txt");
+        vs = te ? xv_model_vocab_find(arg, te, &f->vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
+        free(te);
+    }
+    XV_TRY(vs);
+    XV_TRY(xv_tokenizer_from_memory(f->vocab.text, f->vocab.len, f->vocab.origin, &f->tok));
     xv_model_config mc;
-    xv_status st = cpath && wpath ? xv_config_load(cpath, &mc) : xv_error(XV_ERR_NOMEM, "out of memory");
-    f->rewindowed = st == XV_OK && f->cfg.image_res && f->cfg.image_res != mc.vision.image_res;
-    if (f->rewindowed) st = rewindow(f, &mc);
-    if (st == XV_OK) st = xv_model_load(&mc, wpath, true, &f->m);
-    free(cpath), free(wpath);
-    return st;
+    char weights[4200];
+    XV_TRY(xv_model_locate(arg, &f->o->infer, &mc, weights, sizeof weights));
+    xv_status st = xv_config_rescale(&mc, f->cfg.image_res);
+    if (st != XV_OK) return xv_error_wrap(st, "%s", f->o->config_path);
+    XV_TRY(xv_model_load(&mc, weights, true, &f->m));
+    f->res = f->m->cfg.vision.image_res;
+    return XV_OK;
 }
 
 xv_status xv_ft_setup(xv_ft *f, const char *task) {
     const xv_finetune_opts *o = f->o;
     XV_TRY(xv_finetune_config_load(o->config_path, task, &f->cfg, o->notes));
     f->task = f->cfg.task;
-    char *w = xv_fs_join(o->init_dir, "vocab.txt");
-    if (!w) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = xv_tokenizer_load(w, &f->tok);
-    free(w);
-    XV_TRY(st);
-    XV_TRY(load_init(f));
-    f->res = f->m->cfg.vision.image_res;
+    XV_TRY(xv_ft_open_model(f, o->init, NULL));
     XV_TRY(f->task->setup(f));
     const int B = f->cfg.batch_size;
     if (f->n < B)
@@ -164,12 +147,7 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
 /* DIR as a model folder (model/model_folder.h) with the input's layout and
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
-xv_status xv_ft_write_model(const xv_ft *f, const char *dir) {
-    char *vocab = xv_fs_join(f->o->init_dir, "vocab.txt");
-    xv_status st = vocab ? xv_model_folder_write(dir, f->m, vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
-    free(vocab);
-    return st;
-}
+xv_status xv_ft_write_model(const xv_ft *f, const char *dir) { return xv_model_write(dir, f->m, &f->vocab); }
 
 void xv_ft_free(xv_ft *f) {
     if (f->task && f->task->free) f->task->free(f);
@@ -178,6 +156,7 @@ void xv_ft_free(xv_ft *f) {
     xv_graph_free(f->g);
     xv_model_free(f->m);
     xv_tokenizer_free(f->tok);
+    xv_model_vocab_free(&f->vocab);
     xv_finetune_config_free(&f->cfg);
 }
 

@@ -1,7 +1,6 @@
 #include "core/fs.h"
 #include "train/pretrain_run.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include "model/model_folder.h"
 #include "train/loader_source.h"
 #include "train/pretrain_init.h"
+#include "train/stop_signal.h"
 #include "train/train_log.h"
 
 xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
@@ -20,15 +20,11 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
     return o;
 }
 
-/* ---- signals: stop after the current step ---- */
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
-
 /* Every rank stops at the same step when any was signalled (mpirun forwards
  * a signal to all ranks, but they may see it at different steps). A failed
  * agreement stops too: the next collective reports the cause. */
 static bool stop_requested_anywhere(void) {
-    int32_t v = stop_requested != 0;
+    int32_t v = xv_stop_requested() != 0;
     if (xv_dist_world() > 1 && xv_dist_allreduce_max_i32(&v, 1) != XV_OK) return true;
     return v != 0;
 }
@@ -235,15 +231,10 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *opts, xv_pretrain_run_resu
     if (st == XV_OK && o->progress && !(r.prog = xv_progress_new(50, max_steps, res->start_step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) {
-        struct sigaction sa = {0}, old_int, old_term;
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        stop_requested = 0;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
+        xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step */
+        xv_stop_guard_begin(&guard);
         st = loop(&r, max_steps, res);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        xv_stop_guard_end(&guard);
     }
     if (st == XV_OK && !res->interrupted && xv_dist_rank() == 0) st = write_model(&r);
     if (st == XV_OK && xv_dist_rank() == 0) {

@@ -81,7 +81,7 @@ int main(void) {
         write_yaml(cfg, world, tasks[t], 32, 1e-3, epochs[t]);
         xv_finetune_opts o = xv_finetune_opts_default();
         o.config_path = cfg;
-        o.init_dir = model;
+        o.init = model;
         o.output_dir = out;
         o.seed = (uint64_t)xv_test_env_num("XV_LEARN_SEED", 1);
         o.eval_before = false;
@@ -105,7 +105,7 @@ int main(void) {
     snprintf(out, sizeof out, "%s/out64", root);
     write_yaml(cfg, world, "retrieval", 64, 1e-3, 1);
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.max_steps = 2, o.progress = false;
+    o.config_path = cfg, o.init = model, o.output_dir = out, o.max_steps = 2, o.progress = false;
     xv_finetune_result r64;
     CHECK(xv_finetune_run("retrieval", &o, &r64) == XV_ERR_INVALID_ARG &&
               strstr(xv_error_message(), "absolute position embedding"),

@@ -5,6 +5,9 @@
  * - the xvlm binary killed with SIGKILL once the first epoch's checkpoint is
  *   written, then `--resume`, continues from that epoch and ends
  *   byte-identical too;
+ * - the xvlm binary sent SIGTERM mid-epoch finishes the step, writes its
+ *   checkpoint, exits 1 saying how to resume, and `--resume` ends
+ *   byte-identical too;
  * - a fresh run into a folder holding checkpoints is refused;
  * - grounding writes log.jsonl (updates, epochs with test_d, the closing
  *   best record), loss_curves.png, at most keep_last checkpoints, model/ and
@@ -44,7 +47,7 @@ static void write_yaml(const char *path, const char *task) {
 static xv_status finetune(const char *task, const char *cfg, const char *out, const char *resume,
                           int64_t max_steps, xv_finetune_result *r) {
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.resume = resume, o.max_steps = max_steps;
+    o.config_path = cfg, o.init = model, o.output_dir = out, o.resume = resume, o.max_steps = max_steps;
     o.seed = 5, o.eval_before = false, o.progress = false;
     return xv_finetune_run(task, &o, r);
 }
@@ -114,19 +117,39 @@ static void test_stop_resume(const char *cfg, const char *straight) {
     expect_same_run(straight, out, "stopped mid-epoch and resumed");
 }
 
+/* `xvlm finetune retrieval` into `out` as a child process (stderr to
+ * err_path when given); its pid, <= 0 (a failed CHECK) when fork fails. */
+static pid_t spawn(const char *bin, const char *cfg, const char *out, const char *err_path) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        const int fd = err_path ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+        if (fd >= 0) dup2(fd, 2);
+        char *argv[] = {(char *)bin, "finetune", "retrieval", "--config", (char *)cfg, "--init", model,
+                        "--output-dir", (char *)out, "--threads", "1", "--seed", "5", "--no-eval-before", "--quiet",
+                        NULL};
+        execv(bin, argv);
+        _exit(127);
+    }
+    CHECK(pid > 0, "fork");
+    return pid;
+}
+
+/* The same command with --resume, to its end. */
+static xv_test_cli_result resume(const char *cfg, const char *out) {
+    char args[1024];
+    snprintf(args, sizeof args,
+             "finetune retrieval --config '%s' --init '%s' --output-dir '%s' --threads 1 --seed 5 --no-eval-before "
+             "--resume",
+             cfg, model, out);
+    return xv_test_cli(root, args, NULL);
+}
+
 /* The binary, killed once the first epoch's checkpoint exists. */
 static void test_kill_resume(const char *bin, const char *cfg, const char *straight) {
     char out[256], ckpt[512];
     snprintf(out, sizeof out, "%s/killed", root);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/checkpoint_%09d.safetensors", out, STEPS_PER_EPOCH);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *argv[] = {(char *)bin, "finetune", "retrieval", "--config", (char *)cfg, "--init", model,
-                        "--output-dir", out, "--threads", "1", "--seed", "5", "--no-eval-before", "--quiet", NULL};
-        execv(bin, argv);
-        _exit(127);
-    }
-    CHECK(pid > 0, "fork");
+    const pid_t pid = spawn(bin, cfg, out, NULL);
     if (pid <= 0) return;
     struct stat s;
     const struct timespec ms = {0, 1000000};
@@ -135,12 +158,7 @@ static void test_kill_resume(const char *bin, const char *cfg, const char *strai
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFSIGNALED(status)) printf("note: the run ended before the kill (status %d)\n", status);
-    char args[1024];
-    snprintf(args, sizeof args,
-             "finetune retrieval --config '%s' --init '%s' --output-dir '%s' --threads 1 --seed 5 --no-eval-before "
-             "--resume",
-             cfg, model, out);
-    xv_test_cli_result r = xv_test_cli(root, args, NULL);
+    xv_test_cli_result r = resume(cfg, out);
     const char *log = r.err;
     const char *at = strstr(log, "at step ");
     const long from = at ? strtol(at + 8, NULL, 10) : -1;
@@ -151,6 +169,50 @@ static void test_kill_resume(const char *bin, const char *cfg, const char *strai
     expect_same_run(straight, out, "killed and resumed");
 }
 
+/* The binary stopped by SIGTERM mid-epoch: it finishes the step, writes a
+ * checkpoint, exits non-zero saying how to resume; --resume then ends
+ * byte-identical to the straight run. The child is paused (SIGSTOP) while
+ * the signal is sent, so it lands inside the run whatever the speed. */
+static void test_term_resume(const char *bin, const char *cfg, const char *straight) {
+    char out[256], log[512], err[512];
+    snprintf(out, sizeof out, "%s/termed", root);
+    snprintf(log, sizeof log, "%s/log.jsonl", out);
+    snprintf(err, sizeof err, "%s/termed.stderr", root);
+    const pid_t pid = spawn(bin, cfg, out, err);
+    if (pid <= 0) return;
+    const struct timespec ms = {0, 1000000};
+    char *upd = NULL;
+    for (int i = 0; i < 120000 && count(upd, "\n") < 2; i++) {
+        free(upd);
+        nanosleep(&ms, NULL);
+        upd = records(out, "image");
+    }
+    free(upd);
+    kill(pid, SIGSTOP);
+    kill(pid, SIGTERM);
+    kill(pid, SIGCONT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    char *msg = xv_test_read_file(err, NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && msg && strstr(msg, "interrupted by SIGTERM at step") &&
+              strstr(msg, "--resume"),
+          "SIGTERM: exit 1 with how to resume (status %d): %s", status, msg ? msg : "(none)");
+    const char *at = msg ? strstr(msg, "at step ") : NULL;
+    const long stopped = at ? strtol(at + 8, NULL, 10) : -1;
+    char ckpt[512], model_dir[512];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoints/checkpoint_%09ld.safetensors", out, stopped);
+    snprintf(model_dir, sizeof model_dir, "%s/model", out);
+    CHECK(stopped >= 2 && stopped < EPOCHS * STEPS_PER_EPOCH && access(ckpt, R_OK) == 0 && access(model_dir, F_OK) != 0,
+          "stopped at step %ld with its checkpoint and no final model", stopped);
+    free(msg);
+    xv_test_cli_result r = resume(cfg, out);
+    at = strstr(r.err, "at step ");
+    CHECK(r.status == 0 && at && strtol(at + 8, NULL, 10) == stopped, "resumed from the step it stopped at: %s",
+          r.err);
+    xv_test_cli_free(&r);
+    expect_same_run(straight, out, "stopped by SIGTERM and resumed");
+}
+
 static void test_grounding_outputs(void) {
     char cfg[256], out[256], p[512];
     snprintf(cfg, sizeof cfg, "%s/grounding.yaml", root);
@@ -158,7 +220,7 @@ static void test_grounding_outputs(void) {
     write_yaml(cfg, "grounding");
     xv_finetune_result r;
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.seed = 5, o.progress = false, o.keep_last = 1;
+    o.config_path = cfg, o.init = model, o.output_dir = out, o.seed = 5, o.progress = false, o.keep_last = 1;
     CHECK_OK(xv_finetune_run("grounding", &o, &r));
     const char *files[] = {"log.jsonl", "loss_curves.png", "result.json", "model/config.json",
                            "model/weights.safetensors", "model/vocab.txt", NULL};
@@ -221,6 +283,7 @@ int main(void) {
     free(ep);
     if (xv_test_failures == 0) test_stop_resume(cfg, straight);
     if (xv_test_failures == 0) test_kill_resume(bin, cfg, straight);
+    if (xv_test_failures == 0) test_term_resume(bin, cfg, straight);
     if (xv_test_failures == 0) test_grounding_outputs();
     if (xv_test_failures == 0) xv_test_remove_dir(root);
     return xv_test_finish("test_finetune_resume");

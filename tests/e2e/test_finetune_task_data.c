@@ -5,7 +5,8 @@
  *   a val and a test file, scored per REFER split (val_d, testA_d, testB_d),
  *   result/epoch0.json with every ref_id;
  * - retrieval (Retrieval_coco.yaml): two train files read in full, val_file
- *   and test_file each scored with itm_eval's dict.
+ *   and test_file each scored with itm_eval's dict;
+ * - `--init` an official .th checkpoint, the vocabulary from text_encoder.
  * A tiny random model, two steps each: what is checked is the data path. */
 #include <math.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ static void make_world(void) {
 
 static xv_finetune_opts opts_for(const char *config, const char *out, int64_t steps) {
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = config, o.init_dir = "tiny", o.output_dir = out, o.max_steps = steps, o.progress = false;
+    o.config_path = config, o.init = "tiny", o.output_dir = out, o.max_steps = steps, o.progress = false;
     return o;
 }
 
@@ -136,6 +137,41 @@ static void test_retrieval(void) {
     free(res);
 }
 
+/* `xvlm finetune --init` an official checkpoint (converted once into the
+ * cache, its conversion hint given as to every command) with the YAML's
+ * text_encoder supplying the vocabulary it lacks; the folder written holds
+ * that vocab.txt and opens in `xvlm evaluate --config` at the YAML's settings. */
+static void test_init_checkpoint(void) {
+    const char *src = getenv("XV_SOURCE_DIR"), *bin = getenv("XV_BIN");
+    if (!src || !bin) return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp '%s/tests/data/torch/micro_pretrain_fp32.th' micro.th && mkdir -p bert && cp "
+                              "tiny/vocab.txt bert/",
+             src);
+    CHECK(xv_test_run(cmd) == 0, "copy the checkpoint");
+    /* the checkpoint's own resolution (96 px), the vocabulary from text_encoder */
+    xv_test_write_file("retrieval_th.yaml",
+                       "train_file: ['data/finetune/coco_train_a.json', 'data/finetune/coco_train_b.json']\n"
+                       "test_file: 'data/finetune/coco_test.json'\nimage_root: 'images/coco/'\n"
+                       "text_encoder: 'bert'\nbatch_size_train: 4\nk_test: 2\n"
+                       "optimizer: {opt: adamW, lr: 1e-4, weight_decay: 0.01}\n"
+                       "schedular: {sched: linear, epochs: 1, num_warmup_steps: 0.1}\n");
+    setenv("XV_CACHE_DIR", "cache", 1);
+    xv_test_cli_result r = xv_test_cli(".", "finetune retrieval --config retrieval_th.yaml --init micro.th "
+                                            "--text-heads 2 -o out_th --threads 1 --quiet", NULL);
+    char *vocab = xv_test_read_file("out_th/model/vocab.txt", NULL), *tiny = xv_test_read_file("tiny/vocab.txt", NULL);
+    CHECK(r.status == 0 && vocab && tiny && !strcmp(vocab, tiny), "finetune --init CHECKPOINT.th: status %d\n%s",
+          r.status, r.err);
+    xv_test_cli_free(&r);
+    free(vocab), free(tiny);
+    r = xv_test_cli(".", "evaluate retrieval --config retrieval_th.yaml --model out_th/model --json --threads 1", NULL);
+    char *res = xv_test_read_file("out_th/result.json", NULL);
+    CHECK(r.status == 0 && strstr(r.out, "\"test\":{\"txt_r1\":") && res && strstr(res, "\"after\""),
+          "evaluate --config on the model it wrote: %s%s", r.out, r.err);
+    xv_test_cli_free(&r);
+    free(res);
+}
+
 int main(void) {
     xv_set_threads(1);
     char dir[256], cwd[1024];
@@ -146,6 +182,7 @@ int main(void) {
     CHECK(xv_test_tiny_model_dir("tiny", 5, true), "tiny model");
     if (xv_test_failures == 0) test_grounding();
     if (xv_test_failures == 0) test_retrieval();
+    if (xv_test_failures == 0) test_init_checkpoint();
     CHECK(chdir(cwd) == 0, "back to %s", cwd);
     if (xv_test_failures == 0) xv_test_remove_dir(dir);
     return xv_test_finish("test_finetune_task_data");

@@ -81,7 +81,7 @@ int main(void) {
         fclose(f);
     }
     xv_finetune_opts o = xv_finetune_opts_default();
-    o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.progress = false, o.eval_before = false;
+    o.config_path = cfg, o.init = model, o.output_dir = out, o.progress = false, o.eval_before = false;
     o.seed = (uint64_t)xv_test_env_num("XV_LEARN_SEED", 1);
     xv_finetune_result r;
     CHECK_OK(xv_finetune_run("grounding", &o, &r));

@@ -77,10 +77,37 @@ static void test_refusals(void) {
     refused("train_file: a\ntest_file: t\nrefcoco_data: [x]\n", "task.yaml:3: \"refcoco_data\" must be");
 }
 
+/* The official task YAML's model keys are known (the model comes from
+ * --init; text_encoder kept for its vocab.txt), and the command-line
+ * overrides replace what they name. */
+static void test_model_keys_and_overrides(void) {
+    const char *p = write_yaml("train_file: a\ntest_file: [t1, t2]\nimage_root: img\nuse_swin: True\n"
+                               "vision_config: 'configs/config_swinB_384.json'\ntext_encoder: 'data/bert-base-uncased'\n"
+                               "text_config: 'configs/config_bert.json'\nbatch_size_test: 32\nembed_dim: 256\n");
+    char *notes = NULL;
+    size_t len = 0;
+    FILE *nf = open_memstream(&notes, &len);
+    xv_finetune_config c;
+    CHECK_OK(xv_finetune_config_load(p, "retrieval", &c, nf));
+    fclose(nf);
+    CHECK(notes && len == 0, "no notes for the official model keys: %s", notes ? notes : "");
+    free(notes);
+    CHECK(c.text_encoder && !strcmp(c.text_encoder, "data/bert-base-uncased"), "text_encoder kept");
+    CHECK_OK(xv_finetune_config_override(&c, "other.json", NULL, "refer/", 7));
+    CHECK(c.test_file.n == 1 && !strcmp(c.test_file.paths[0], "other.json") && !strcmp(c.image_root, "img") &&
+              !strcmp(c.refcoco_data, "refer/") && c.k_test == 7,
+          "--data replaces the test_file list, an absent flag leaves its key");
+    xv_finetune_config_free(&c);
+    CHECK(xv_finetune_config_load(p, "vqa_x", &c, NULL) == XV_ERR_INVALID_ARG &&
+              strstr(xv_error_message(), "no fine-tuning task 'vqa_x' (retrieval, grounding"),
+          "an unknown task is named with the known ones: %s", xv_error_message());
+}
+
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_defaults_and_keys();
     test_refusals();
+    test_model_keys_and_overrides();
     char path[600];
     snprintf(path, sizeof path, "%s/task.yaml", dir);
     unlink(path);
