@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "options.h"
-#include "train/finetune.h"
+#include "train/finetune_task.h"
 #include "xvlm.h"
 
 int xv_cmd_finetune(int argc, char **argv) {
@@ -70,21 +70,19 @@ int xv_cmd_finetune(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     const char *name = task.n ? task.items[0] : "";
     xv_opt_list_free(&task);
-    xv_finetune_task t;
-    if (!strcmp(name, "retrieval")) t = XV_FINETUNE_RETRIEVAL;
-    else if (!strcmp(name, "grounding")) t = XV_FINETUNE_GROUNDING;
-    else if (!*name) return xv_cli_usage_error("finetune", "first name the task: retrieval or grounding");
-    else return xv_cli_usage_error("finetune", "unknown task '%s' (retrieval or grounding)", name);
+    const xv_finetune_task *t = xv_finetune_task_find(name);
+    if (!*name) return xv_cli_usage_error("finetune", "first name the task: %s", xv_finetune_task_names());
+    if (!t) return xv_cli_usage_error("finetune", "unknown task '%s' (%s)", name, xv_finetune_task_names());
     o.progress = !quiet;
     o.eval_before = !no_eval_before;
     o.notes = quiet ? NULL : stderr;
     xvlm_set_threads(threads);
     xv_finetune_result r;
-    if (xv_finetune_run(t, &o, &r) != XV_OK) {
+    if (xv_finetune_run(name, &o, &r) != XV_OK) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
         return 1;
     }
-    const char *metric = t == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";
+    const char *metric = t->metric_label;
     printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "
            "in %s/result.json\n",
            name, (long long)r.start_step, (long long)r.steps, (long long)r.total_steps, r.seconds_train, r.first_loss,
