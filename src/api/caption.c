@@ -59,9 +59,9 @@ xvlm_status xvlm_captioner_load(const char *path, const xvlm_model_params *param
 }
 
 /* The prompt's ids without the final [SEP] (Captioning.py generate). */
-static xv_status prompt_ids(const xvlm_captioner *c, const xvlm_caption_params *p, xv_text_batch *b) {
+static xv_status prompt_ids(const xv_tokenizer *tok, const xvlm_caption_params *p, xv_text_batch *b) {
     const xv_encode_opts o = xv_encode_finetune(0); /* [CLS] + pieces: the stock form minus its [SEP] */
-    XV_TRY(xv_encode_batch(c->tok, &p->prompt, 1, &o, b));
+    XV_TRY(xv_encode_batch(tok, &p->prompt, 1, &o, b));
     if (p->max_length <= b->len)
         return xv_error(XV_ERR_INVALID_ARG, "max_length %d leaves no room for a caption after the prompt \"%s\" "
                                             "(%d ids, [CLS] included; max_length counts them)",
@@ -79,26 +79,26 @@ static xv_status check_params(const xvlm_caption_params *p) {
 }
 
 /* Captions of images [first, first + n) of paths. */
-static xv_status caption_batch(xvlm_captioner *c, const char *const *paths, int n, const xvlm_caption_params *p,
-                               const xv_text_batch *pb, char **captions, float *scores) {
-    xv_graph *g = c->g;
+static xv_status caption_batch(const xv_caption_model *m, const xv_tokenizer *tok, xv_graph *g,
+                               const char *const *paths, int n, const xvlm_caption_params *p, const xv_text_batch *pb,
+                               char **captions, float *scores) {
     xv_graph_reset(g);
     xv_tensor *img, *prompt = xv_tensor_new(g, XV_I32, XV_SHAPE(pb->len));
-    XV_TRY(xv_api_task_images(g, paths, n, c->m->cfg.vision.image_res, &img));
+    XV_TRY(xv_api_task_images(g, paths, n, m->cfg.vision.image_res, &img));
     XV_TRY(xv_graph_status(g));
     memcpy(prompt->idata, pb->ids, sizeof(int32_t) * (size_t)pb->len);
-    xv_tensor *vis = xv_vision_embeds(g, &c->m->vision, img, NULL);
+    xv_tensor *vis = xv_vision_embeds(g, &m->vision, img, NULL);
     xv_tensor *seq = NULL, *score = NULL;
     if (p->greedy) {
-        xv_lm_source src = xv_caption_source(c->m, vis);
+        xv_lm_source src = xv_caption_source(m, vis);
         seq = xv_oscar_generate(g, &src, prompt, p->max_length, NULL, &score, NULL);
     } else if (p->num_beams == 1) {
-        xv_lm_source src = xv_caption_source(c->m, vis);
+        xv_lm_source src = xv_caption_source(m, vis);
         seq = xv_greedy_search(g, &src, prompt, p->max_length, p->min_length);
     } else {
         const xv_beam_opts o = {.num_beams = p->num_beams, .max_length = p->max_length, .min_length = p->min_length,
                                 .length_penalty = 1.0f};
-        xv_lm_source src = xv_caption_source(c->m, xv_repeat_rows(g, vis, o.num_beams));
+        xv_lm_source src = xv_caption_source(m, xv_repeat_rows(g, vis, o.num_beams));
         xv_beam_result r;
         XV_TRY(xv_beam_search(g, &src, prompt, &o, &r));
         seq = r.sequences;
@@ -107,7 +107,7 @@ static xv_status caption_batch(xvlm_captioner *c, const char *const *paths, int 
     XV_TRY(xv_graph_status(g));
     const size_t prompt_chars = strlen(p->prompt);
     for (int i = 0; i < n; i++) {
-        captions[i] = xv_decode_caption(c->tok, seq->idata + (int64_t)i * seq->shape[1], (size_t)seq->shape[1],
+        captions[i] = xv_decode_caption(tok, seq->idata + (int64_t)i * seq->shape[1], (size_t)seq->shape[1],
                                         prompt_chars);
         if (!captions[i]) return xv_error(XV_ERR_NOMEM, "out of memory decoding a caption");
         if (scores) scores[i] = score ? score->data[i] : NAN;
@@ -115,21 +115,22 @@ static xv_status caption_batch(xvlm_captioner *c, const char *const *paths, int 
     return XV_OK;
 }
 
-static xv_status caption_files(xvlm_captioner *c, const char *const *paths, int n, const xvlm_caption_params *params,
-                               char **captions, float *scores) {
-    if (!c || !paths || !captions || n < 0)
-        return xv_error(XV_ERR_INVALID_ARG, "xvlm_caption_image_files: NULL handle, paths or captions");
+xv_status xv_api_caption_files(const xv_caption_model *m, const xv_tokenizer *tok, xv_graph *g,
+                               const char *const *paths, int n, const xvlm_caption_params *params, char **captions,
+                               float *scores) {
+    if (!paths || !captions || n < 0)
+        return xv_error(XV_ERR_INVALID_ARG, "xvlm_caption_image_files: NULL paths or captions");
     const xvlm_caption_params p = params ? *params : xvlm_caption_params_default();
     for (int i = 0; i < n; i++) captions[i] = NULL;
     XV_TRY(check_params(&p));
     xv_text_batch pb = {0};
-    xv_status st = prompt_ids(c, &p, &pb);
+    xv_status st = prompt_ids(tok, &p, &pb);
     for (int first = 0; st == XV_OK && first < n; first += CAPTION_BATCH) {
         const int b = n - first < CAPTION_BATCH ? n - first : CAPTION_BATCH;
-        st = caption_batch(c, paths + first, b, &p, &pb, captions + first, scores ? scores + first : NULL);
+        st = caption_batch(m, tok, g, paths + first, b, &p, &pb, captions + first, scores ? scores + first : NULL);
     }
     xv_text_batch_free(&pb);
-    xv_graph_reset(c->g);
+    xv_graph_reset(g);
     if (st != XV_OK)
         for (int i = 0; i < n; i++) {
             free(captions[i]);
@@ -140,5 +141,6 @@ static xv_status caption_files(xvlm_captioner *c, const char *const *paths, int 
 
 xvlm_status xvlm_caption_image_files(xvlm_captioner *c, const char *const *paths, int n, const xvlm_caption_params *p,
                                      char **captions, float *scores) {
-    return (xvlm_status)caption_files(c, paths, n, p, captions, scores);
+    if (!c) return (xvlm_status)xv_error(XV_ERR_INVALID_ARG, "xvlm_caption_image_files: NULL captioner");
+    return (xvlm_status)xv_api_caption_files(c->m, c->tok, c->g, paths, n, p, captions, scores);
 }

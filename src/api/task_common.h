@@ -5,6 +5,7 @@
 
 #include "core/tensor.h"
 #include "data/tokenizer.h"
+#include "model/captioning.h"
 #include "xvlm.h"
 
 /* The tokenizer of the model at `path` (override: params->vocab_path), no
@@ -17,5 +18,12 @@ xv_status xv_api_task_images(xv_graph *g, const char *const *paths, int n, int r
 
 /* ids/atts of a text batch as I32 graph tensors [batch, len]. */
 xv_status xv_api_task_text(xv_graph *g, const xv_text_batch *b, xv_tensor **ids, xv_tensor **atts);
+
+/* xvlm_caption_image_files on a captioning model and tokenizer (graph g: eval
+ * mode, no gradients; reset here), for the public handle and the
+ * fine-tuning evaluation. */
+xv_status xv_api_caption_files(const xv_caption_model *m, const xv_tokenizer *tok, xv_graph *g,
+                               const char *const *paths, int n, const xvlm_caption_params *params, char **captions,
+                               float *scores);
 
 #endif

@@ -28,3 +28,21 @@ xv_status xv_vqa_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_
 xv_status xv_caption_open(const char *arg, const xv_infer_opts *opts, bool copy, xv_caption_model **out);
 
 #endif
+
+/* ---- fine-tuning starts (vqa-captioning sheet §2.2, §3.2) ---- */
+
+/* A new VQA / captioning model shaped by the pretraining model folder `dir`
+ * (config.json + weights.safetensors, either text layout), its weights
+ * copied as the official load_pretrained copies them: VQA through
+ * xv_vqa_pretrain_source (the decoder's cross-attention key/value drawn
+ * N(0, 0.02), biases 0, from `seed`), captioning by the prefix swap
+ * text_encoder. -> text_decoder. The renamed set is written to `scratch`
+ * (a .safetensors path) and loaded from there with the strict loader. A
+ * folder that already holds a model of the kind is loaded as it is. */
+xv_status xv_vqa_from_pretrained(const char *dir, const char *scratch, uint64_t seed, xv_vqa_model **out);
+xv_status xv_caption_from_pretrained(const char *dir, const char *scratch, xv_caption_model **out);
+
+/* A task model as a model folder: DIR/config.json (cfg), DIR/weights.safetensors
+ * (every parameter and tied name), DIR/vocab.txt (a copy of vocab_path). */
+xv_status xv_task_model_write(const char *dir, const xv_model_config *cfg, const xv_params *p,
+                              const char *vocab_path);

@@ -113,8 +113,13 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     xv_status st = xv_tokenizer_load(w, &f->tok);
     free(w);
     XV_TRY(st);
-    XV_TRY(load_init(f));
-    f->res = f->m->cfg.vision.image_res;
+    if (f->task->open_model) {
+        XV_TRY(f->task->open_model(f));
+    } else {
+        XV_TRY(load_init(f));
+        f->res = f->m->cfg.vision.image_res;
+        f->params = &f->m->params;
+    }
     XV_TRY(f->task->setup(f));
     const int B = f->cfg.batch_size;
     if (f->n < B)
@@ -132,7 +137,7 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     xv_graph_set_training(f->g, true);
     xv_graph_set_free_used_grads(f->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(f->g, true);
-    XV_TRY(xv_adamw_init(&f->opt, &f->m->params, &f->cfg.optim, NULL));
+    XV_TRY(xv_adamw_init(&f->opt, f->params, &f->cfg.optim, &f->large_lr));
     f->opt_ready = true;
     /* the official train loaders drop the last partial batch */
     f->steps_per_epoch = f->n / B;
@@ -144,7 +149,7 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
     rec->loss_itc = rec->loss_itm = rec->loss_mlm = rec->loss_bbox = rec->loss_giou = rec->loss_total = NAN;
     xv_graph *g = f->g;
     xv_graph_reset(g);
-    xv_params_zero_grad(&f->m->params);
+    xv_params_zero_grad(f->params);
     xv_tensor *loss = NULL;
     xv_status st = f->task->loss(f, b, &loss, term, rec);
     if (st == XV_OK) st = xv_graph_status(g);
@@ -165,6 +170,7 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
 xv_status xv_ft_write_model(const xv_ft *f, const char *dir) {
+    if (f->task->write_model) return f->task->write_model(f, dir);
     char *vocab = xv_fs_join(f->o->init_dir, "vocab.txt");
     xv_status st = vocab ? xv_model_folder_write(dir, f->m, vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
     free(vocab);
@@ -177,6 +183,8 @@ void xv_ft_free(xv_ft *f) {
     if (f->opt_ready) xv_adamw_free(&f->opt);
     xv_graph_free(f->g);
     xv_model_free(f->m);
+    if (f->task && f->task->free_model) f->task->free_model(f);
+    xv_init_params_free(&f->large_lr);
     xv_tokenizer_free(f->tok);
     xv_finetune_config_free(&f->cfg);
 }

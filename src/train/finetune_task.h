@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/finetune.h"
+#include "train/param_groups.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "xvlm.h"
@@ -34,7 +35,10 @@ typedef struct xv_ft {
     const xv_finetune_opts *o;
     const xv_finetune_task *task;
     xv_finetune_config cfg;
-    xv_model *m;
+    xv_model *m;       /* the X-VLM model; NULL for a task with its own (open_model) */
+    void *task_model;  /* that task's own model (VQA, captioning) */
+    xv_params *params; /* what the optimizer trains and checkpoints: m's or the task model's */
+    xv_init_params large_lr; /* trained at lr·lr_mult (the task model's init_params; n 0: none) */
     xv_tokenizer *tok;
     int res;         /* the model's image_res after loading (the config's, when it sets one) */
     bool rewindowed; /* loaded at another image_res than the initial model's */
@@ -62,6 +66,13 @@ struct xv_finetune_task {
      * NULL: none. Errors name the file, line and key (yaml_tree.h getters). */
     xv_status (*read_config)(const xv_yaml_node *root, xv_finetune_config *cfg);
     void (*free_config)(xv_finetune_config *cfg); /* frees cfg->task_data; NULL: nothing to free */
+    /* ---- a model of the task's own (NULL: the X-VLM model from --init) ----
+     * Load it from f->o->init_dir (at f->cfg.image_res when set) into
+     * f->task_model, setting f->params and f->res; write it as a model folder;
+     * free it. */
+    xv_status (*open_model)(xv_ft *f);
+    xv_status (*write_model)(const xv_ft *f, const char *dir);
+    void (*free_model)(xv_ft *f);
     /* ---- training ---- */
     int n_terms;
     const char *terms[XV_FT_MAX_TERMS]; /* the loss terms' official names ("loss_itc"): the epoch
@@ -76,7 +87,8 @@ struct xv_finetune_task {
     xv_status (*loss)(xv_ft *f, int64_t b, xv_tensor **loss, double term[XV_FT_MAX_TERMS], xv_update_record *rec);
     void (*free)(xv_ft *f); /* frees f->task_state */
     /* ---- evaluation ---- */
-    /* Score the model as it is now (ctx: the model in memory, no dropout) on
+    /* Score the model as it is now (ctx: the model in memory, no dropout;
+     * NULL for a task with its own model, which reads f->task_model) on
      * every evaluation split; results_name ("zero_shot", "epochN") names the
      * per-sample result file the task may write under OUTPUT_DIR/result/. */
     xv_status (*evaluate)(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out);
@@ -91,7 +103,7 @@ struct xv_finetune_task {
 };
 
 /* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
-extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding;
+extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
@@ -133,6 +145,15 @@ xv_status xv_ft_scores_set_official(xv_finetune_scores *s, struct cJSON *o);
 /* OUTPUT_DIR/result/<results_name>.json, its folder made (*out malloc'd;
  * NULL when results_name is NULL). */
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out);
+
+/* ---- for the tasks with their own model (finetune_json.c) ---- */
+
+/* A JSON list file (an error names the file when it is not a list). */
+xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
+/* root/rel, or rel as written without a root (malloc'd). */
+char *xv_ft_under_root(const char *root, const char *rel);
+/* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
+xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 
 /* ---- the loop's side (finetune_step.c, finetune_eval.c) ---- */
 

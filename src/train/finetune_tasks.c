@@ -5,7 +5,7 @@
 
 #include "train/finetune_task.h"
 
-static const xv_finetune_task *const tasks[] = {&xv_ft_retrieval, &xv_ft_grounding, NULL};
+static const xv_finetune_task *const tasks[] = {&xv_ft_retrieval, &xv_ft_grounding, &xv_ft_vqa, &xv_ft_captioning, NULL};
 
 const xv_finetune_task *const *xv_finetune_tasks(void) { return tasks; }
 
