@@ -55,7 +55,7 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
+        .usage = "xvlm finetune retrieval|grounding|vqa|captioning --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"

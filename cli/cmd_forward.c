@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward_gen.h"
 #include "forward_io.h"
 #include "core/error.h"
 #include "dist/dist.h"
@@ -258,7 +259,7 @@ int xv_cmd_forward(int argc, char **argv) {
     const char *in_path = NULL, *out_path = NULL;
     bool grads = false;
     uint64_t seed = 0;
-    int block_num = -1;
+    int block_num = -1, k = 0;
     const xv_opt opts[] = {
         XV_OPT_MODEL(&mo),
         {.name = "--inputs", .kind = XV_OPT_STRING, .dest = &in_path, .value = "IN", .required = true,
@@ -284,6 +285,9 @@ int xv_cmd_forward(int argc, char **argv) {
         XV_OPT_SEED(&seed, "the ITM negatives when IN does not give them"),
         {.name = "--block-num", .kind = XV_OPT_INT, .dest = &block_num, .value = "L", .lo = 0, .hi = 4096,
          .help = "Grad-CAM layer (default: the input gradcam.block_num)"},
+        {.name = "--k", .kind = XV_OPT_INT, .dest = &k, .value = "K", .lo = 1, .hi = 1 << 20,
+         .help = "VQA: candidates re-ranked per question (default: config.json\n"
+                 "task_config.k_test, else min(128, answers))"},
         XV_OPT_END,
     };
     const xv_cli_spec spec = {
@@ -304,6 +308,14 @@ int xv_cmd_forward(int argc, char **argv) {
                   "    0 val / 1 testA / 2 testB: boxes, IoU, accuracies), weak-supervision step train.idx [B]\n"
                   "    (+ train.itm_neg_image_idx, train.itm_neg_text_idx), box domain pretraining\n"
                   "    bbox_pretrain.text_ids, text_atts, idx_to_group_img, target_bbox, is_image\n"
+                  "  VQA (text_decoder.* and text_encoder.*): train.image, train.question_ids/atts,\n"
+                  "    train.answer_ids/atts, train.answer_weights, train.answers_per_question; ranking\n"
+                  "    eval.question_ids/atts, eval.answer_ids/atts on eval.image or train.image rows eval.image_index\n"
+                  "  captioning (text_decoder.* only): train.image, train.text_ids/atts (+ train.labels),\n"
+                  "    pretrain.text_ids/atts, generation gen.prompt_ids on gen.image or train.image rows\n"
+                  "    gen.image_index (beam search from config.json task_config, gen.beam2 3/18/14 unless\n"
+                  "    gen.<name>.settings [beams, max_length, min_length]), SCST scst.forced_tokens\n"
+                  "    (CIDEr-D references: config.json info.scst)\n"
                   "\n"
                   "Under mpirun (docs/distributed.md) rank r runs the pretraining steps \"rank<r>.P\",\n"
                   "every rank the same number; ITC gathers the features of all ranks, --grads writes\n"
@@ -321,31 +333,45 @@ int xv_cmd_forward(int argc, char **argv) {
     const xv_infer_opts infer = {.image_res = mo.params.image_res, .text_heads = mo.params.text_heads};
 
     xv_model *m = NULL;
+    xv_vqa_model *vqa = NULL;
+    xv_caption_model *cap = NULL;
     xv_st_file *in = NULL;
     xv_st_writer *w = NULL;
-    xv_status st = xv_model_open(mo.model, &infer, false, &m);
+    xv_model_kind kind;
+    char dir[4096];
+    xv_status st = xv_model_kind_of(mo.model, &infer, &kind, dir, sizeof dir);
+    if (st == XV_OK && kind == XV_KIND_VQA) st = xv_vqa_open(mo.model, &infer, false, &vqa);
+    else if (st == XV_OK && kind == XV_KIND_CAPTIONING) st = xv_caption_open(mo.model, &infer, false, &cap);
+    else if (st == XV_OK) st = xv_model_open(mo.model, &infer, false, &m);
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0, task_steps = 0;
-    /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c) replace the pretraining steps. */
-    if (st == XV_OK && xv_dist_world() == 1) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
+    /* Task steps (NLVR2, Grad-CAM, ...: forward_io.c; VQA, captioning:
+     * forward_gen.c) replace the pretraining steps. */
+    if (st == XV_OK && vqa) st = xv_forward_vqa(vqa, dir, in, grads, k, w, &task_steps);
+    else if (st == XV_OK && cap) st = xv_forward_captioning(cap, dir, in, grads, w, &task_steps);
+    else if (st == XV_OK && xv_dist_world() == 1) st = xv_forward_tasks(m, in, grads, seed, block_num, w, &task_steps);
     char mine[32] = ""; /* over several ranks, rank r runs the steps "rank<r>.P" */
     if (xv_dist_world() > 1) snprintf(mine, sizeof mine, "rank%d.", xv_dist_rank());
-    if (st == XV_OK && !task_steps) st = count_steps(in, mine, &steps);
-    for (int i = 0; st == XV_OK && !task_steps && i < xv_st_count(in); i++) {
+    if (st == XV_OK && m && !task_steps) st = count_steps(in, mine, &steps);
+    for (int i = 0; st == XV_OK && m && !task_steps && i < xv_st_count(in); i++) {
         char prefix[256];
         if (!step_prefix(xv_st_at(in, i)->name, mine, prefix, sizeof prefix)) continue;
         /* the negatives' seed per rank, as Pretrain.py seeds seed + rank */
         st = run_step(m, in, prefix, prefix + strlen(mine), grads, seed + (uint64_t)xv_dist_rank(), w);
     }
     if (st == XV_OK && steps + task_steps == 0)
-        st = xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"%simage\" or \"%s<prefix>.image\")",
-                      in_path, mine, mine);
+        st = m ? xv_error(XV_ERR_MISSING, "%s: no step found (no tensor named \"%simage\" or \"%s<prefix>.image\")",
+                          in_path, mine, mine)
+               : xv_error(XV_ERR_MISSING, "%s: no step for %s found (see --help for the input names)", in_path,
+                          xv_model_kind_name(kind));
     if (st == XV_OK) st = gather_outputs(w);
     if (st == XV_OK && xv_dist_rank() == 0) st = xv_st_writer_write(w, out_path);
     xv_st_writer_free(w);
     xv_st_close(in);
     xv_model_free(m);
+    xv_vqa_free(vqa);
+    xv_caption_free(cap);
     if (st != XV_OK) {
         fprintf(stderr, "xvlm forward: %s\n", xv_error_message());
         return 1;

@@ -16,6 +16,8 @@ int xv_cmd_pretrain(int argc, char **argv);
 int xv_cmd_index(int argc, char **argv);
 int xv_cmd_search(int argc, char **argv);
 int xv_cmd_match(int argc, char **argv);
+int xv_cmd_vqa(int argc, char **argv);
+int xv_cmd_caption(int argc, char **argv);
 int xv_cmd_ground(int argc, char **argv);
 int xv_cmd_evaluate(int argc, char **argv);
 int xv_cmd_finetune(int argc, char **argv);
@@ -32,6 +34,8 @@ const xv_command xv_commands[] = {
     {"index", "encode a folder or list of images into a search index (resumable)", xv_cmd_index},
     {"search", "text -> images over an index, or image -> texts (ITC, then ITM re-rank)", xv_cmd_search},
     {"match", "ITM probability and logit of an image with texts", xv_cmd_match},
+    {"vqa", "answer a question about an image (VQA model, official answer ranking)", xv_cmd_vqa},
+    {"caption", "caption images (captioning model, official beam search)", xv_cmd_caption},
     {"ground", "the box a text describes in an image (optionally drawn)", xv_cmd_ground},
     {"evaluate", "zero-shot retrieval (R@K) and box grounding (IoU >= 0.5) on a test split", xv_cmd_evaluate},
     {"finetune", "fine-tune for retrieval (ITC + ITM with image ids) or box grounding (L1 + GIoU)", xv_cmd_finetune},

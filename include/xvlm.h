@@ -274,6 +274,59 @@ typedef struct {
 xvlm_status xvlm_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n, const char *path,
                            const xvlm_index_params *p, xvlm_index_stats *stats);
 
+/* ---- VQA and captioning (the official models/model_vqa.py and
+ * models/model_captioning.py; docs/vqa-captioning.md) ----
+ * Task models load like xvlm_model_load's (a model folder, or an official
+ * checkpoint converted once into the cache) with their vocabulary. A handle
+ * runs one call at a time. */
+typedef struct xvlm_vqa xvlm_vqa;
+typedef struct xvlm_captioner xvlm_captioner;
+
+xvlm_status xvlm_vqa_load(const char *path, const xvlm_model_params *params, xvlm_vqa **out);
+void xvlm_vqa_free(xvlm_vqa *v);
+
+typedef struct {
+    int k;         /* candidates re-ranked by the answer decoder (VQA.yaml k_test: 128; clamped to the list) */
+    int max_words; /* pre_question word cap (50, as the official test set) */
+} xvlm_vqa_params;
+xvlm_vqa_params xvlm_vqa_params_default(void);
+
+typedef struct {
+    int index;  /* into the candidate answers */
+    float prob; /* softmax over the k re-ranked candidates */
+} xvlm_answer;
+
+/* Answer `question` about the image file: the candidates' first pieces are
+ * scored by the decoder on [CLS], the top k re-ranked by their likelihood
+ * (VQA.py rank_answer). out holds min(k, n_answers) entries, best first;
+ * *n_out gets how many were written. An empty question (nothing left after
+ * pre_question) and an empty candidate list are errors. */
+xvlm_status xvlm_vqa_answer(xvlm_vqa *v, const char *image_path, const char *question, const char *const *answers,
+                            int n_answers, const xvlm_vqa_params *p, xvlm_answer *out, int *n_out);
+
+/* An answer_list.json (a JSON list of strings): *answers and each string are
+ * malloc'd; release them with xvlm_strings_free. */
+xvlm_status xvlm_answer_list_load(const char *path, char ***answers, int *n);
+void xvlm_strings_free(char **strings, int n);
+
+xvlm_status xvlm_captioner_load(const char *path, const xvlm_model_params *params, xvlm_captioner **out);
+void xvlm_captioner_free(xvlm_captioner *c);
+
+typedef struct {
+    int num_beams;      /* beam search width (Captioning.yaml: 3); 1 = transformers' greedy search */
+    int max_length;     /* ids in all, prompt included (20) */
+    int min_length;     /* ids before [SEP] may end a caption, prompt included (5) */
+    bool greedy;        /* the official greedy loop (the SCST baseline; ignores min_length and num_beams) */
+    const char *prompt; /* "a picture of " (cut from the decoded caption as the official code does) */
+} xvlm_caption_params;
+xvlm_caption_params xvlm_caption_params_default(void);
+
+/* Caption n image files: captions[i] (malloc'd, free() it) and, when scores
+ * is not NULL, scores[i] (beam search: the hypothesis' summed log-prob /
+ * length; greedy loop: mean token log-prob; transformers greedy: NAN). */
+xvlm_status xvlm_caption_image_files(xvlm_captioner *c, const char *const *paths, int n, const xvlm_caption_params *p,
+                                     char **captions, float *scores);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,4 +37,8 @@ void xv_synth_image_path(const xv_synth_dataset *d, int i, char *buf, size_t cap
 /* Write every JSON file, world.json and vocab.txt into dir (synth_output.c). */
 xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, const xv_synth_stats *stats);
 
+/* vqa_train.json, vqa_test.json, answer_list.json, caption_train.json,
+ * caption_test.json (synth_vqa.c). */
+xv_status xv_synth_write_vqa_captioning(const xv_synth_dataset *d, const char *dir);
+
 #endif

@@ -336,6 +336,11 @@ static cJSON *world_json(const xv_synth_dataset *d, const xv_synth_stats *st) {
         {"grounding_train", "grounding_train.json"},
         {"grounding_test", "grounding_test.json"},
         {"scenes", "scenes.jsonl"},
+        {"vqa_train", "vqa_train.json"},
+        {"vqa_test", "vqa_test.json"},
+        {"answer_list", "answer_list.json"},
+        {"caption_train", "caption_train.json"},
+        {"caption_test", "caption_test.json"},
         {"vocab", "vocab.txt"}};
     for (size_t k = 0; k < sizeof file_keys / sizeof file_keys[0]; k++)
         cJSON_AddStringToObject(files, file_keys[k][0], file_keys[k][1]);
@@ -370,6 +375,7 @@ xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, con
     XV_TRY(write_grounding(d, dir, false));
     XV_TRY(write_grounding(d, dir, true));
     XV_TRY(write_scenes(d, dir));
+    XV_TRY(xv_synth_write_vqa_captioning(d, dir));
     XV_TRY(write_world(d, dir, stats));
     char path[4200];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);

@@ -431,3 +431,11 @@ xv_tensor *xv_oscar_generate(xv_graph *g, const xv_lm_source *src, xv_tensor *pr
     }
     return out;
 }
+
+xv_tensor *xv_repeat_rows(xv_graph *g, xv_tensor *x, int n) {
+    if (!x) return NULL;
+    xv_tensor *idx = xv_tensor_new(g, XV_I32, XV_SHAPE(x->shape[0] * n));
+    if (!idx) return NULL;
+    for (int64_t i = 0; i < idx->numel; i++) idx->idata[i] = (int32_t)(i / n);
+    return xv_gather_rows(g, x, idx);
+}

@@ -20,6 +20,10 @@ typedef struct {
     int eos_id, pad_id;  /* [SEP], [PAD] */
 } xv_lm_source;
 
+/* Every row of x repeated n times in place (torch repeat_interleave on dim
+ * 0): the per-beam / per-sample encoder states. NULL x gives NULL. */
+xv_tensor *xv_repeat_rows(xv_graph *g, xv_tensor *x, int n);
+
 /* Decoder logits at the last position of ids I32 [R, t] (attention all ones):
  * F32 [R, V], a tensor of g. */
 xv_tensor *xv_lm_next_logits(xv_graph *g, const xv_lm_source *src, xv_tensor *ids);

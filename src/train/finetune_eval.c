@@ -56,7 +56,7 @@ xv_status xv_ft_evaluate(xv_ft *f, const char *results_name, xv_finetune_scores 
     /* the model in memory through the API's scoring (its own graph, no dropout) */
     struct xvlm_model mm = {.m = f->m, .tok = f->tok};
     xvlm_ctx *ctx = NULL;
-    XV_TRY(xv_api_ctx_new(&mm, &ctx));
+    if (f->m) XV_TRY(xv_api_ctx_new(&mm, &ctx)); /* a task with its own model reads f->task_model */
     xv_status st = f->task->evaluate(f, ctx, results_name, out);
     xvlm_ctx_free(ctx);
     return st;

@@ -54,7 +54,7 @@ static xv_train_state state_of(run *r, xv_ckpt_counter c[2 + N_SUMS], xv_ckpt_rn
     g[1] = (xv_ckpt_rng){"augment", &r->f.aug};
     g[2] = (xv_ckpt_rng){"negatives", &r->f.neg};
     g[3] = (xv_ckpt_rng){"dropout", xv_graph_rng(r->f.g)};
-    return (xv_train_state){.params = &r->f.m->params, .opt = &r->f.opt, .sched = &r->f.sched, .step = &r->step,
+    return (xv_train_state){.params = r->f.params, .opt = &r->f.opt, .sched = &r->f.sched, .step = &r->step,
                             .epoch = &r->epoch, .counters = c, .n_counters = n, .rngs = g, .n_rngs = 4};
 }
 

@@ -73,7 +73,7 @@ void xv_ft_batch_free(xv_ft_batch *b) {
     memset(b, 0, sizeof *b);
 }
 
-xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab) {
+xv_status xv_ft_open_vocab(xv_ft *f, const char *arg, const char *vocab) {
     /* the model's own vocabulary, else the YAML's text_encoder/vocab.txt (BertTokenizer.from_pretrained) */
     xv_status vs = xv_model_vocab_find(arg, vocab, &f->vocab);
     if (vs == XV_ERR_MISSING && !vocab && f->cfg.text_encoder) {
@@ -82,7 +82,11 @@ xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab) {
         free(te);
     }
     XV_TRY(vs);
-    XV_TRY(xv_tokenizer_from_memory(f->vocab.text, f->vocab.len, f->vocab.origin, &f->tok));
+    return xv_tokenizer_from_memory(f->vocab.text, f->vocab.len, f->vocab.origin, &f->tok);
+}
+
+xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab) {
+    XV_TRY(xv_ft_open_vocab(f, arg, vocab));
     xv_model_config mc;
     char weights[4200];
     XV_TRY(xv_model_locate(arg, &f->o->infer, &mc, weights, sizeof weights));
@@ -97,7 +101,13 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     const xv_finetune_opts *o = f->o;
     XV_TRY(xv_finetune_config_load(o->config_path, task, &f->cfg, o->notes));
     f->task = f->cfg.task;
-    XV_TRY(xv_ft_open_model(f, o->init, NULL));
+    if (f->task->open_model) { /* a task with its own model (VQA, captioning): a model folder */
+        XV_TRY(xv_ft_open_vocab(f, o->init, NULL));
+        XV_TRY(f->task->open_model(f));
+    } else {
+        XV_TRY(xv_ft_open_model(f, o->init, NULL));
+        f->params = &f->m->params;
+    }
     XV_TRY(f->task->setup(f));
     const int B = f->cfg.batch_size;
     if (f->n < B)
@@ -115,7 +125,7 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     xv_graph_set_training(f->g, true);
     xv_graph_set_free_used_grads(f->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(f->g, true);
-    XV_TRY(xv_adamw_init(&f->opt, &f->m->params, &f->cfg.optim, NULL));
+    XV_TRY(xv_adamw_init(&f->opt, f->params, &f->cfg.optim, &f->large_lr));
     f->opt_ready = true;
     /* the official train loaders drop the last partial batch */
     f->steps_per_epoch = f->n / B;
@@ -127,7 +137,7 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
     rec->loss_itc = rec->loss_itm = rec->loss_mlm = rec->loss_bbox = rec->loss_giou = rec->loss_total = NAN;
     xv_graph *g = f->g;
     xv_graph_reset(g);
-    xv_params_zero_grad(&f->m->params);
+    xv_params_zero_grad(f->params);
     xv_tensor *loss = NULL;
     xv_status st = f->task->loss(f, b, &loss, term, rec);
     if (st == XV_OK) st = xv_graph_status(g);
@@ -147,7 +157,10 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
 /* DIR as a model folder (model/model_folder.h) with the input's layout and
  * parts (a pretraining-layout model stays one; a converted official
  * retrieval checkpoint keeps its `text_encoder.*` names). */
-xv_status xv_ft_write_model(const xv_ft *f, const char *dir) { return xv_model_write(dir, f->m, &f->vocab); }
+xv_status xv_ft_write_model(const xv_ft *f, const char *dir) {
+    if (f->task->write_model) return f->task->write_model(f, dir);
+    return xv_model_write(dir, f->m, &f->vocab);
+}
 
 void xv_ft_free(xv_ft *f) {
     if (f->task && f->task->free) f->task->free(f);
@@ -155,6 +168,8 @@ void xv_ft_free(xv_ft *f) {
     if (f->opt_ready) xv_adamw_free(&f->opt);
     xv_graph_free(f->g);
     xv_model_free(f->m);
+    if (f->task && f->task->free_model) f->task->free_model(f);
+    xv_init_params_free(&f->large_lr);
     xv_tokenizer_free(f->tok);
     xv_model_vocab_free(&f->vocab);
     xv_finetune_config_free(&f->cfg);

@@ -24,6 +24,7 @@
 #include "model/model_folder.h"
 #include "train/adamw.h"
 #include "train/finetune.h"
+#include "train/param_groups.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "xvlm.h"
@@ -35,7 +36,10 @@ typedef struct xv_ft {
     const xv_finetune_opts *o;
     const xv_finetune_task *task;
     xv_finetune_config cfg;
-    xv_model *m;
+    xv_model *m;       /* the X-VLM model; NULL for a task with its own (open_model) */
+    void *task_model;  /* that task's own model (VQA, captioning) */
+    xv_params *params; /* what the optimizer trains and checkpoints: m's or the task model's */
+    xv_init_params large_lr; /* trained at lr·lr_mult (the task model's init_params; n 0: none) */
     xv_tokenizer *tok;
     xv_model_vocab vocab; /* the model's vocab.txt, written with every model folder */
     int res;         /* the model's image_res after loading (the config's, when it sets one) */
@@ -63,6 +67,13 @@ struct xv_finetune_task {
      * NULL: none. Errors name the file, line and key (yaml_tree.h getters). */
     xv_status (*read_config)(const xv_yaml_node *root, xv_finetune_config *cfg);
     void (*free_config)(xv_finetune_config *cfg); /* frees cfg->task_data; NULL: nothing to free */
+    /* ---- a model of the task's own (NULL: the X-VLM model from --init) ----
+     * Load it from f->o->init (at f->cfg.image_res when set) into
+     * f->task_model, setting f->params and f->res; write it as a model folder;
+     * free it. */
+    xv_status (*open_model)(xv_ft *f);
+    xv_status (*write_model)(const xv_ft *f, const char *dir);
+    void (*free_model)(xv_ft *f);
     /* ---- training ---- */
     int n_terms;
     const char *terms[XV_FT_MAX_TERMS]; /* the loss terms' official names ("loss_itc"): the epoch
@@ -77,7 +88,8 @@ struct xv_finetune_task {
     xv_status (*loss)(xv_ft *f, int64_t b, xv_tensor **loss, double term[XV_FT_MAX_TERMS], xv_update_record *rec);
     void (*free)(xv_ft *f); /* frees f->task_state */
     /* ---- evaluation ---- */
-    /* Score the model as it is now (ctx: the model in memory, no dropout) on
+    /* Score the model as it is now (ctx: the model in memory, no dropout;
+     * NULL for a task with its own model, which reads f->task_model) on
      * every evaluation split; results_name ("zero_shot", "epochN", or
      * eval_results_name) names the per-sample result file the task may write
      * under OUTPUT_DIR/result/ (xv_ft_result_path). Runs without setup too
@@ -95,7 +107,8 @@ struct xv_finetune_task {
     void (*print_scores)(const xv_finetune_scores *s, FILE *out);
 };
 
-/* Every task, NULL-terminated (finetune_tasks.c). */
+/* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
+extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
@@ -138,12 +151,23 @@ xv_status xv_ft_scores_set_official(xv_finetune_scores *s, struct cJSON *o);
  * NULL when results_name is NULL). */
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out);
 
+/* ---- for the tasks with their own model (finetune_json.c) ---- */
+
+/* A JSON list file (an error names the file when it is not a list). */
+xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
+/* root/rel, or rel as written without a root (malloc'd). */
+char *xv_ft_under_root(const char *root, const char *rel);
+/* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
+xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
+
 /* ---- the loop's side (finetune_step.c, finetune_eval.c) ---- */
 
 /* The model named by `arg` (a folder, a single-file model or an official
  * checkpoint) at f->cfg's image_res, with its vocabulary (`vocab`: another
  * vocab.txt; NULL: the model's). */
 xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab);
+/* Only the vocabulary and tokenizer of that model (f->vocab, f->tok). */
+xv_status xv_ft_open_vocab(xv_ft *f, const char *arg, const char *vocab);
 /* Config, tokenizer, model (rescaled to the config's image_res), the task's
  * training data, optimizer, schedule and random streams. */
 xv_status xv_ft_setup(xv_ft *f, const char *task);

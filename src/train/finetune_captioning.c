@@ -1,0 +1,304 @@
+/* Captioning fine-tuning, as the official Captioning.py with
+ * models/model_captioning.py (vqa-captioning sheet §3), behind
+ * finetune_task.h.
+ *
+ * Model: a captioning model made from the --init pretraining model by the
+ * prefix swap text_encoder. -> text_decoder. (model/task_source.h), or a
+ * captioning model as it is. Training entries {image, caption} of every
+ * train_file (image under image_root), one pair per sample; fine-tuning
+ * train transform; text = prompt + pre_caption(caption, max_tokens) through
+ * [CLS] ... [SEP] cut to max_tokens; labels -100 on padding and the prompt's
+ * ids; label-smoothed cross-entropy (label_smoothing), mean over scored
+ * tokens. Evaluation: each test_file entry (its image; "caption" a string or
+ * a list of references) captioned by beam search (num_beams, max_length,
+ * min_length), written as OUTPUT_DIR/result/<name>.json [{image_id,
+ * caption}], scored with BLEU-1..4, ROUGE-L and CIDEr-D (tasks/caption_metrics.h). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/task_common.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "data/caption.h"
+#include "data/transforms.h"
+#include "model/task_source.h"
+#include "tasks/caption_metrics.h"
+#include "train/finetune_task.h"
+
+typedef struct {
+    char *prompt;
+    double label_smoothing;
+    int num_beams, max_length, min_length;
+} caption_keys;
+
+typedef struct {
+    cJSON *files[16];
+    int n_files;
+    const char **caption; /* [n] */
+    char **paths;         /* [n] */
+    int64_t *path_of;     /* [n] = i */
+    int prompt_len;       /* [CLS] + the prompt's pieces: the masked labels */
+    xv_ft_batch b;
+} caption_data;
+
+static const char *const keys[] = {"batch_size_train", "batch_size_test", "prompt", "label_smoothing", "max_length",
+                                   "min_length", "num_beams", "num_dec_layers", NULL};
+
+static xv_status read_config(const xv_yaml_node *root, xv_finetune_config *cfg) {
+    caption_keys *k = calloc(1, sizeof *k);
+    if (!(cfg->task_data = k)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    *k = (caption_keys){.label_smoothing = 0.1, .num_beams = 3, .max_length = 20, .min_length = 5};
+    const char *prompt = "a picture of ";
+    XV_TRY(xv_yaml_get_string(root, "prompt", &prompt));
+    if (!(k->prompt = strdup(prompt))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    XV_TRY(xv_yaml_get_double(root, "label_smoothing", 0, 1, &k->label_smoothing));
+    XV_TRY(xv_yaml_get_int(root, "num_beams", 1, 64, &k->num_beams));
+    XV_TRY(xv_yaml_get_int(root, "max_length", 2, 4096, &k->max_length));
+    XV_TRY(xv_yaml_get_int(root, "min_length", 0, 4096, &k->min_length));
+    return XV_OK;
+}
+
+static void free_config(xv_finetune_config *cfg) {
+    caption_keys *k = cfg->task_data;
+    if (!k) return;
+    free(k->prompt);
+    free(k);
+    cfg->task_data = NULL;
+}
+
+static xv_status open_model(xv_ft *f) {
+    char *scratch = xv_fs_join(f->o->output_dir, "init_weights.safetensors");
+    xv_caption_model *m = NULL;
+    xv_status st = scratch ? xv_fs_mkdir_p(f->o->output_dir) : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = xv_caption_from_pretrained(f->o->init, scratch, &m);
+    free(scratch);
+    XV_TRY(st);
+    m->sep_id = xv_tokenizer_special_ids(f->tok).sep;
+    f->task_model = m;
+    f->params = &m->params;
+    f->res = m->cfg.vision.image_res;
+    if (f->cfg.image_res && f->cfg.image_res != f->res)
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: image_res %d differs from the model's %d (captioning fine-tuning "
+                        "keeps the model's resolution)", f->o->config_path, f->cfg.image_res, f->res);
+    return XV_OK; /* no init_params: every tensor at the base lr */
+}
+
+static xv_status write_model(const xv_ft *f, const char *dir) {
+    return xv_ft_write_task_model(f, &((const xv_caption_model *)f->task_model)->cfg, dir);
+}
+
+static void free_model(xv_ft *f) {
+    xv_caption_free(f->task_model);
+    f->task_model = NULL;
+}
+
+static xv_status setup(xv_ft *f) {
+    const caption_keys *k = f->cfg.task_data;
+    caption_data *d = calloc(1, sizeof *d);
+    if (!(f->task_state = d)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    if (f->cfg.train_file.n > 16) return xv_error(XV_ERR_INVALID_ARG, "at most 16 train_file entries");
+    int64_t n = 0;
+    for (int i = 0; i < f->cfg.train_file.n; i++) {
+        XV_TRY(xv_ft_read_json_list(f->cfg.train_file.paths[i], &d->files[d->n_files]));
+        n += cJSON_GetArraySize(d->files[d->n_files++]);
+    }
+    d->caption = calloc((size_t)n + 1, sizeof *d->caption);
+    d->paths = calloc((size_t)n + 1, sizeof *d->paths);
+    d->path_of = calloc((size_t)n + 1, sizeof *d->path_of);
+    if (!d->caption || !d->paths || !d->path_of) return xv_error(XV_ERR_NOMEM, "out of memory");
+    int64_t s = 0;
+    for (int fi = 0; fi < d->n_files; fi++) {
+        int i = 0;
+        for (const cJSON *e = d->files[fi]->child; e; e = e->next, i++, s++) {
+            const cJSON *im = cJSON_GetObjectItemCaseSensitive(e, "image"), *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
+            if (!cJSON_IsString(im) || !cJSON_IsString(c))
+                return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\" and \"caption\" (strings)",
+                                f->cfg.train_file.paths[fi], i);
+            if (!(d->paths[s] = xv_ft_under_root(f->cfg.image_root, im->valuestring))) return xv_error(XV_ERR_NOMEM, "out of memory");
+            d->caption[s] = c->valuestring;
+            d->path_of[s] = s;
+        }
+    }
+    f->n = n;
+    xv_text_batch pb;
+    const xv_encode_opts o = xv_encode_finetune(0);
+    XV_TRY(xv_encode_batch(f->tok, (const char *const *)&k->prompt, 1, &o, &pb));
+    d->prompt_len = pb.len; /* the official prompt_length: its ids without [SEP] */
+    xv_text_batch_free(&pb);
+    if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
+    return xv_ft_batch_init(&d->b, f, d->paths, n, d->path_of, n);
+}
+
+static void task_free(xv_ft *f) {
+    caption_data *d = f->task_state;
+    if (!d) return;
+    for (int i = 0; i < d->n_files; i++) cJSON_Delete(d->files[i]);
+    for (int64_t s = 0; d->paths && s < f->n; s++) free(d->paths[s]);
+    free(d->caption), free(d->paths), free(d->path_of);
+    xv_ft_batch_free(&d->b);
+    free(d);
+    f->task_state = NULL;
+}
+
+static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MAX_TERMS], xv_update_record *rec) {
+    caption_data *d = f->task_state;
+    const caption_keys *k = f->cfg.task_data;
+    const xv_caption_model *m = f->task_model;
+    const int B = f->cfg.batch_size, R = f->res;
+    for (int i = 0; i < B; i++) {
+        const int32_t s = f->order[b * B + i];
+        char *clean = NULL;
+        size_t len;
+        XV_TRY(xv_pre_caption(d->caption[s], strlen(d->caption[s]), f->cfg.max_tokens, &clean, &len));
+        free(d->b.clean[i]);
+        d->b.clean[i] = clean;
+        XV_TRY(xv_transform_train(&f->aug, &d->b.images[d->b.img_of[s]], R, XV_TRAIN_FINETUNE,
+                                  d->b.pixels + (size_t)i * 3 * R * R));
+    }
+    xv_text_batch_free(&d->b.tb);
+    const xv_encode_opts o = xv_encode_caption(f->cfg.max_tokens);
+    XV_TRY(xv_encode_caption_batch(f->tok, k->prompt, (const char *const *)d->b.clean, B, &o, &d->b.tb));
+    xv_graph *g = f->g;
+    const xv_text_batch *tb = &d->b.tb;
+    xv_tensor *ids = xv_tensor_wrap_i32(g, tb->ids, XV_SHAPE(tb->batch, tb->len));
+    xv_tensor *atts = xv_tensor_wrap_i32(g, tb->atts, XV_SHAPE(tb->batch, tb->len));
+    xv_tensor *labels = xv_bert_lm_labels(g, ids, m->cfg.text.pad_id, d->prompt_len);
+    xv_tensor *vis = xv_vision_embeds(g, &m->vision, xv_tensor_wrap_f32(g, d->b.pixels, XV_SHAPE(B, 3, R, R)), NULL);
+    xv_caption_lm_out lm;
+    *out = xv_caption_lm_loss(g, m, vis, ids, atts, labels, (float)k->label_smoothing, &lm);
+    XV_TRY(xv_graph_status(g));
+    rec->region = false;
+    term[0] = (*out)->data[0];
+    return XV_OK;
+}
+
+/* ---- evaluation ---- */
+
+typedef struct {
+    char **paths, **captions;
+    const char ***refs;
+    int *n_refs;
+    double *image_id;
+    int n;
+} test_set;
+
+static void test_set_free(test_set *t) {
+    for (int i = 0; i < t->n; i++) {
+        free(t->paths ? t->paths[i] : NULL);
+        free(t->captions ? t->captions[i] : NULL);
+        free(t->refs ? t->refs[i] : NULL);
+    }
+    free(t->paths), free(t->captions), free(t->refs), free(t->n_refs), free(t->image_id);
+}
+
+/* The entries of one test file: image paths and reference lists (borrowed from j). */
+static xv_status test_entries(const xv_ft *f, const cJSON *j, const char *file, test_set *t) {
+    const int n = cJSON_GetArraySize(j);
+    t->paths = calloc((size_t)n + 1, sizeof *t->paths);
+    t->captions = calloc((size_t)n + 1, sizeof *t->captions);
+    t->refs = calloc((size_t)n + 1, sizeof *t->refs);
+    t->n_refs = calloc((size_t)n + 1, sizeof *t->n_refs);
+    t->image_id = calloc((size_t)n + 1, sizeof *t->image_id);
+    if (!t->paths || !t->captions || !t->refs || !t->n_refs || !t->image_id)
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (const cJSON *e = j->child; e; e = e->next, t->n++) {
+        const int i = t->n;
+        const cJSON *im = cJSON_GetObjectItemCaseSensitive(e, "image"), *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "image_id");
+        const int nr = cJSON_IsArray(c) ? cJSON_GetArraySize(c) : 1;
+        if (!cJSON_IsString(im) || !(cJSON_IsString(c) || (cJSON_IsArray(c) && nr > 0)))
+            return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\" and \"caption\" (a string or a list of "
+                            "reference strings)", file, i);
+        if (!(t->paths[i] = xv_ft_under_root(f->cfg.image_root, im->valuestring)) || !(t->refs[i] = calloc((size_t)nr, sizeof(char *))))
+            return xv_error(XV_ERR_NOMEM, "out of memory");
+        t->n_refs[i] = nr;
+        int r = 0;
+        for (const cJSON *s = cJSON_IsArray(c) ? c->child : c; s && r < nr; s = cJSON_IsArray(c) ? s->next : NULL, r++) {
+            if (!cJSON_IsString(s)) return xv_error(XV_ERR_FORMAT, "%s: entry %d: a reference is not a string", file, i);
+            t->refs[i][r] = s->valuestring;
+        }
+        t->image_id[i] = cJSON_IsNumber(id) ? id->valuedouble : i;
+    }
+    return XV_OK;
+}
+
+static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
+    (void)ctx;
+    const caption_keys *k = f->cfg.task_data;
+    if (f->cfg.test_file.n != 1) return xv_error(XV_ERR_INVALID_ARG, "captioning evaluates one test_file");
+    cJSON *j = NULL, *results = cJSON_CreateArray();
+    test_set t = {0};
+    xv_graph *g = xv_graph_new(0);
+    xv_status st = g && results ? xv_ft_read_json_list(f->cfg.test_file.paths[0], &j) : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = test_entries(f, j, f->cfg.test_file.paths[0], &t);
+    if (st == XV_OK) {
+        xv_graph_set_grad(g, false);
+        xv_graph_set_training(g, false);
+        xvlm_caption_params p = {.num_beams = k->num_beams, .max_length = k->max_length, .min_length = k->min_length,
+                                 .prompt = k->prompt};
+        st = xv_api_caption_files(f->task_model, f->tok, g, (const char *const *)t.paths, t.n, &p, t.captions, NULL);
+    }
+    xv_caption_scores sc = {0};
+    if (st == XV_OK)
+        st = xv_caption_scores_compute((const char *const *)t.captions, (const char *const *const *)t.refs, t.n_refs,
+                                       t.n, &sc);
+    for (int i = 0; st == XV_OK && i < t.n; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "image_id", t.image_id[i]);
+        cJSON_AddStringToObject(r, "caption", t.captions[i]);
+        cJSON_AddItemToArray(results, r);
+    }
+    char *path = NULL;
+    if (st == XV_OK) st = xv_ft_result_path(f, results_name, &path);
+    char *text = st == XV_OK && path ? cJSON_Print(results) : NULL;
+    if (text) st = xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE);
+    free(text), free(path);
+    if (st == XV_OK) {
+        static const char *const names[6] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr"};
+        const double v[6] = {sc.bleu[0], sc.bleu[1], sc.bleu[2], sc.bleu[3], sc.rouge_l, sc.cider_d};
+        cJSON *o = cJSON_CreateObject();
+        for (int i = 0; i < 6; i++) {
+            xv_ft_scores_put(out, "test", names[i], v[i]);
+            xv_ft_json_num(o, names[i], v[i]);
+        }
+        out->metric = sc.cider_d;
+        out->aux = sc.bleu[3];
+        st = xv_ft_scores_set_official(out, o);
+    }
+    cJSON_Delete(results);
+    cJSON_Delete(j);
+    test_set_free(&t);
+    xv_graph_free(g);
+    return st;
+}
+
+static void print_scores(const xv_finetune_scores *s, FILE *out) {
+    fprintf(out, "  BLEU-4 %.4f  ROUGE-L %.4f  CIDEr-D %.4f\n", xv_finetune_scores_get(s, "test_Bleu_4"),
+            xv_finetune_scores_get(s, "test_ROUGE_L"), xv_finetune_scores_get(s, "test_CIDEr"));
+}
+
+const xv_finetune_task xv_ft_captioning = {
+    .name = "captioning",
+    .batch_key = "batch_size_train",
+    .keys = keys,
+    .read_config = read_config,
+    .free_config = free_config,
+    .open_model = open_model,
+    .write_model = write_model,
+    .free_model = free_model,
+    .n_terms = 1,
+    .terms = {"loss"},
+    .setup = setup,
+    .loss = loss,
+    .free = task_free,
+    .evaluate = evaluate,
+    .selection = {"test_CIDEr"},
+    .selection_digits = 4,
+    .metric_key = "cider_d",
+    .aux_key = "bleu_4",
+    .metric_label = "CIDEr-D",
+    .print_scores = print_scores,
+};
