@@ -23,24 +23,7 @@ static const double PRED_RGB[3] = {0.95, 0.10, 0.85};
 static cairo_surface_t *load_surface(const char *path, int *w, int *h) {
     xv_image im;
     if (xv_image_load(path, &im) != XV_OK) return NULL;
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, im.width, im.height);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(s);
-        xv_image_free(&im);
-        xv_error(XV_ERR_NOMEM, "%s: cannot make a %dx%d drawing surface", path, im.width, im.height);
-        return NULL;
-    }
-    cairo_surface_flush(s);
-    unsigned char *dst = cairo_image_surface_get_data(s);
-    int stride = cairo_image_surface_get_stride(s);
-    for (int y = 0; y < im.height; y++) {
-        uint32_t *row = (uint32_t *)(dst + (size_t)y * (size_t)stride);
-        for (int x = 0; x < im.width; x++) {
-            const uint8_t *p = xv_image_px(&im, x, y);
-            row[x] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        }
-    }
-    cairo_surface_mark_dirty(s);
+    cairo_surface_t *s = xv_surface_from_image(&im, path);
     *w = im.width;
     *h = im.height;
     xv_image_free(&im);
@@ -129,16 +112,6 @@ static void draw_title(cairo_t *cr, const char *title, double width) {
     cairo_show_text(cr, title);
 }
 
-static xv_status finish(cairo_surface_t *s, cairo_t *cr, const char *path) {
-    cairo_status_t cs = cairo_status(cr);
-    cairo_destroy(cr);
-    xv_status st = cs == CAIRO_STATUS_SUCCESS
-                       ? xv_png_write_surface(s, path)
-                       : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
-    cairo_surface_destroy(s);
-    return st;
-}
-
 static xv_status new_canvas(const char *path, double w, double h, cairo_surface_t **s, cairo_t **cr) {
     *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(w), (int)ceil(h));
     if (cairo_surface_status(*s) != CAIRO_STATUS_SUCCESS) {
@@ -213,12 +186,7 @@ xv_status xv_vis_grounding_grid(const char *png_path, const xv_vis_ground_item *
         cairo_move_to(cr, x0, y0 + cell + 15 * (lines > 0 ? lines : 1) + 14);
         cairo_show_text(cr, tag);
     }
-    if (st != XV_OK) {
-        cairo_destroy(cr);
-        cairo_surface_destroy(s);
-        return st;
-    }
-    return finish(s, cr, png_path);
+    return xv_png_finish(s, cr, png_path, st);
 }
 
 /* ---- retrieval rows ---- */
@@ -274,10 +242,5 @@ xv_status xv_vis_retrieval_rows(const char *png_path, const xv_vis_retrieval_row
             cairo_show_text(cr, label);
         }
     }
-    if (st != XV_OK) {
-        cairo_destroy(cr);
-        cairo_surface_destroy(s);
-        return st;
-    }
-    return finish(s, cr, png_path);
+    return xv_png_finish(s, cr, png_path, st);
 }
