@@ -2,6 +2,7 @@
 
 #include <cairo.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +20,18 @@ static const double PRED_RGB[3] = {0.95, 0.10, 0.85};
 
 /* ---- shared helpers ---- */
 
-/* The image file as a cairo surface (NULL + xv_error on failure). */
-static cairo_surface_t *load_surface(const char *path, int *w, int *h) {
+/* The image file drawn into the side x side square at (x, y), stretched like
+ * the model's test transform sees it; the scale factors into *sx, *sy. false
+ * (error set) when the file cannot be read. */
+static bool paint_image_file(cairo_t *cr, const char *path, double x, double y, double side, double *sx,
+                             double *sy) {
     xv_image im;
-    if (xv_image_load(path, &im) != XV_OK) return NULL;
+    if (xv_image_load(path, &im) != XV_OK) return false;
     cairo_surface_t *s = xv_surface_from_image(&im, path);
-    *w = im.width;
-    *h = im.height;
+    *sx = side / im.width;
+    *sy = side / im.height;
     xv_image_free(&im);
-    return s;
-}
-
-/* Draw the image into the side x side square at (x, y), stretched like the
- * model's test transform sees it. Returns the scale factors. */
-static void paint_image(cairo_t *cr, cairo_surface_t *s, int w, int h, double x, double y, double side, double *sx,
-                        double *sy) {
-    *sx = side / w;
-    *sy = side / h;
+    if (!s) return false;
     cairo_save(cr);
     cairo_translate(cr, x, y);
     cairo_scale(cr, *sx, *sy);
@@ -43,6 +39,8 @@ static void paint_image(cairo_t *cr, cairo_surface_t *s, int w, int h, double x,
     cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
     cairo_paint(cr);
     cairo_restore(cr);
+    cairo_surface_destroy(s);
+    return true;
 }
 
 /* A box outlined in black under its colour, so it reads on any background. */
@@ -156,15 +154,11 @@ xv_status xv_vis_grounding_grid(const char *png_path, const xv_vis_ground_item *
     for (int i = 0; i < n && st == XV_OK; i++) {
         const xv_vis_ground_item *it = &items[i];
         double x0 = MARGIN + (i % columns) * cw, y0 = TITLE_H + legend_h + (i / columns) * ch;
-        int w, h;
-        cairo_surface_t *img = load_surface(it->image_path, &w, &h);
-        if (!img) {
+        double sx, sy;
+        if (!paint_image_file(cr, it->image_path, x0, y0, cell, &sx, &sy)) {
             st = xv_error_wrap(XV_ERR_IO, "grounding grid");
             break;
         }
-        double sx, sy;
-        paint_image(cr, img, w, h, x0, y0, cell, &sx, &sy);
-        cairo_surface_destroy(img);
         cairo_save(cr);
         cairo_rectangle(cr, x0, y0, cell, cell);
         cairo_clip(cr);
@@ -218,15 +212,11 @@ xv_status xv_vis_retrieval_rows(const char *png_path, const xv_vis_retrieval_row
         draw_wrapped(cr, row->query ? row->query : "", MARGIN, y0 + 4, query_w - gap, 17, (int)(thumb / 17));
         for (int k = 0; k < row->n_hits && st == XV_OK; k++) {
             double x0 = MARGIN + query_w + k * (thumb + gap);
-            int w, h;
-            cairo_surface_t *img = load_surface(row->image_path[k], &w, &h);
-            if (!img) {
+            double sx, sy;
+            if (!paint_image_file(cr, row->image_path[k], x0, y0, thumb, &sx, &sy)) {
                 st = xv_error_wrap(XV_ERR_IO, "retrieval examples");
                 break;
             }
-            double sx, sy;
-            paint_image(cr, img, w, h, x0, y0, thumb, &sx, &sy);
-            cairo_surface_destroy(img);
             cairo_rectangle(cr, x0 + 2, y0 + 2, thumb - 4, thumb - 4);
             if (row->is_match[k]) cairo_set_source_rgb(cr, TRUTH_RGB[0], TRUTH_RGB[1], TRUTH_RGB[2]);
             else cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
