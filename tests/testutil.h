@@ -89,6 +89,17 @@ void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t
                                   double first[XV_N_LOSSES], double last[XV_N_LOSSES]);
 
 /* ---- golden comparisons ----
+ * The one comparison of computed values with a fixture's tensor `name` (every
+ * parity test's helpers end here): n values, float or (ints) int32. Integers
+ * must match exactly; floats need max|diff| <= tol · scale, scale = max|ref|
+ * when `relative` (tensors of tiny magnitude, compared to their own maximum),
+ * else max(1, max|ref|). References of any float dtype (F64 kept in double)
+ * or integer dtype. Prints one line; returns max|diff| / scale (0 for equal
+ * integers; INFINITY when the reference is missing, has another count, or
+ * integers differ). A failure is a failed CHECK. */
+double xv_test_compare_values(const xv_st_file *ref, const char *name, const void *values, int64_t n, bool ints,
+                              bool relative, double tol);
+/*
  * For every F32 tensor of `ref_path` whose name starts with `prefix` (and does
  * not contain `skip`, if given), check the tensor of the same name in
  * `out_path`: same shape and max|diff| <= tol · max(1, max|ref|). Prints one
@@ -120,6 +131,21 @@ bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions);
  * and close (NULL, with a failed CHECK, when it cannot be written); the
  * vocab's size goes to *n_vocab. */
 FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab);
+/* The folders of a learning run: a fresh scratch root (from `stem`) with
+ * root/world created for the world, the YAML at root/<yaml_name> and the
+ * run's output root/run. Sets one thread (a model this small gains nothing
+ * from a second, and an OpenMP team spinning on a machine shared with other
+ * tests can make it many times slower). false when a folder cannot be made. */
+typedef struct {
+    char root[64], world[256], yaml[256], out[256];
+} xv_test_learning_dirs;
+bool xv_test_learning_setup(const char *stem, const char *yaml_name, xv_test_learning_dirs *d);
+/* The model the learning tests pretrain, as YAML keys model_config,
+ * embed_dim and optimizer: Swin 32 px (4 px patches, region stride 8, width
+ * 32 -> 64 over two stages of `depth` blocks, absolute position embeddings
+ * when ape), BERT of 4 layers of width 64 split 2/2 over n_vocab words, ITC
+ * width 32; AdamW lr 2e-3 (x2 for the heads), weight decay 0.01. */
+void xv_test_learning_model_yaml(FILE *f, int depth, bool ape, int n_vocab);
 /* Lines in a text file (0 when unreadable), e.g. a vocab's size. */
 int xv_test_count_lines(const char *path);
 
