@@ -50,6 +50,14 @@ xv_fd_opts xv_fd_defaults(void) {
     return o;
 }
 
+xv_fd_opts xv_fd_copy_opts(int max_checks) {
+    xv_fd_opts o = xv_fd_defaults();
+    o.atol = 1e-6;
+    o.rtol = 0;
+    o.max_checks = max_checks;
+    return o;
+}
+
 /* One evaluation: returns L in double; if grads != NULL, runs backward and
  * copies each differentiable input's gradient there. */
 static int evaluate(xv_fd_fn f, void *ctx, const xv_fd_input *in, int n, float **vals,

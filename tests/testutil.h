@@ -67,6 +67,11 @@ typedef struct {
 } xv_fd_opts;
 
 xv_fd_opts xv_fd_defaults(void);
+/* For ops that only move values (gathers, slices, permutes, windows): y is x
+ * moved, so L = sum r_i y_i is linear and its central difference equals r up
+ * to double rounding of L (~1e-13); atol 1e-6, rtol 0 leaves a wide margin
+ * that any misplaced or missing gradient (|r| ~ 0.5) fails. */
+xv_fd_opts xv_fd_copy_opts(int max_checks);
 /* Returns the number of mismatching elements (0 = pass) and reports them. */
 int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inputs, int n,
                 const xv_fd_opts *opts);
