@@ -376,7 +376,8 @@ bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions) {
     return false;
 }
 
-FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab) {
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *prefix, const char *yaml, int dataset_size,
+                                 int *n_vocab) {
     char vocab[1024];
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     *n_vocab = xv_test_count_lines(vocab);
@@ -384,12 +385,12 @@ FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_
     CHECK(f != NULL, "cannot write %s", yaml);
     if (f)
         fprintf(f,
-                "train_file: ['%s/captions.jsonl']\n"
-                "train_file_regions: ['%s/regions.jsonl']\n"
+                "train_file: ['%s/%scaptions.jsonl']\n"
+                "train_file_regions: ['%s/%sregions.jsonl']\n"
                 "train_dataset_size: %d\n"
                 "image_root: '%s'\n"
                 "vocab: '%s'\n",
-                dir, dir, dataset_size, dir, vocab);
+                dir, prefix, dir, prefix, dataset_size, dir, vocab);
     return f;
 }
 

@@ -130,12 +130,14 @@ extern const uint8_t xv_test_colour_rgb[8][3];
  * and captions.jsonl / regions.jsonl opened for writing (false, with a failed
  * CHECK, when something cannot be made; then nothing is left open). */
 bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions);
-/* A pretraining YAML for the world in `dir` (xv_test_world_open): opens
- * `yaml`, writes train_file, train_file_regions, train_dataset_size,
- * image_root and vocab, and returns the file for the caller to add the rest
- * and close (NULL, with a failed CHECK, when it cannot be written); the
- * vocab's size goes to *n_vocab. */
-FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab);
+/* A pretraining YAML for the world in `dir`: <prefix>captions.jsonl and
+ * <prefix>regions.jsonl (prefix "" for xv_test_world_open's files,
+ * "pretrain_" for `xvlm synth`'s) and vocab.txt. Opens `yaml`, writes
+ * train_file, train_file_regions, train_dataset_size, image_root and vocab,
+ * and returns the file for the caller to add the rest and close (NULL, with a
+ * failed CHECK, when it cannot be written); the vocab's size goes to *n_vocab. */
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *prefix, const char *yaml, int dataset_size,
+                                 int *n_vocab);
 /* The folders of a learning run: a fresh scratch root (from `stem`) with
  * root/world created for the world, the YAML at root/<yaml_name> and the
  * run's output root/run. Sets one thread (a model this small gains nothing

@@ -72,7 +72,7 @@ static void make_world(const char *dir) {
 
 static void write_config(const char *dir, const char *yaml) {
     int n_vocab;
-    FILE *f = xv_test_pretrain_yaml_open(dir, yaml, IMAGES, &n_vocab);
+    FILE *f = xv_test_pretrain_yaml_open(dir, "", yaml, IMAGES, &n_vocab);
     if (!f) return;
     fprintf(f,
             "images: {image_key: image, is_image_rpath: True, caption_key: caption, batch_size: 16, num_workers: 1}\n"
