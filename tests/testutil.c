@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/threads.h"
 #include "data/image_write.h"
 #include "data/synth.h"
 #include "io/safetensors.h"
@@ -46,6 +47,14 @@ void xv_test_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed
 
 xv_fd_opts xv_fd_defaults(void) {
     xv_fd_opts o = {.h = 1e-2, .atol = 2e-3, .rtol = 1e-2, .max_checks = 48, .seed = 1234};
+    return o;
+}
+
+xv_fd_opts xv_fd_copy_opts(int max_checks) {
+    xv_fd_opts o = xv_fd_defaults();
+    o.atol = 1e-6;
+    o.rtol = 0;
+    o.max_checks = max_checks;
     return o;
 }
 
@@ -224,6 +233,50 @@ const char *xv_test_mpirun(int np) {
     return cmd;
 }
 
+double xv_test_compare_values(const xv_st_file *ref, const char *name, const void *values, int64_t n, bool ints,
+                              bool relative, double tol) {
+    const xv_st_tensor *r = xv_st_find(ref, name);
+    CHECK(r != NULL, "reference %s is missing", name);
+    CHECK(r == NULL || r->numel == n, "%s: %lld values, the reference has %lld", name, (long long)n,
+          (long long)(r ? r->numel : 0));
+    CHECK(values != NULL, "%s: not computed", name);
+    if (!r || r->numel != n || !values) return INFINITY;
+    size_t count = (size_t)(n ? n : 1);
+    if (ints) {
+        int32_t *a = malloc(sizeof(int32_t) * count);
+        CHECK_OK(xv_st_read_i32(ref, r, a));
+        int64_t differ = 0, first = -1;
+        for (int64_t k = 0; k < n; k++)
+            if (a[k] != ((const int32_t *)values)[k] && differ++ == 0) first = k;
+        printf("  %-72s %lld of %lld differ (exact)\n", name, (long long)differ, (long long)n);
+        CHECK(differ == 0, "%s: integers differ, first at flat index %lld (reference %d, got %d)", name,
+              (long long)first, first >= 0 ? a[first] : 0, first >= 0 ? ((const int32_t *)values)[first] : 0);
+        free(a);
+        return differ ? INFINITY : 0;
+    }
+    double *a = malloc(sizeof(double) * count);
+    if (r->dtype == XV_ST_F64) {
+        memcpy(a, r->data, sizeof(double) * (size_t)n); /* safetensors data is little-endian, as here */
+    } else {
+        float *af = malloc(sizeof(float) * count);
+        CHECK_OK(xv_st_read_f32(ref, r, af));
+        for (int64_t k = 0; k < n; k++) a[k] = af[k];
+        free(af);
+    }
+    const float *v = values;
+    double maxref = 0, maxdiff = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double d = fabs(a[k] - (double)v[k]);
+        if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates */
+        if (fabs(a[k]) > maxref) maxref = fabs(a[k]);
+    }
+    free(a);
+    double scale = relative ? maxref : (maxref > 1 ? maxref : 1), err = scale > 0 ? maxdiff / scale : maxdiff;
+    printf("  %-72s max|diff| %.3e  %s %.3e\n", name, maxdiff, relative ? "rel(own max)" : "rel", err);
+    CHECK(err <= tol, "%s: max|diff| %.3e exceeds %g · %.3g", name, maxdiff, tol, scale);
+    return err;
+}
+
 int xv_test_compare_st(const char *ref_path, const char *out_path, const char *prefix, const char *skip,
                        double tol) {
     xv_st_file *ref = NULL, *out = NULL;
@@ -246,24 +299,13 @@ int xv_test_compare_st(const char *ref_path, const char *out_path, const char *p
                     !memcmp(o->shape, r->shape, sizeof(int64_t) * (size_t)r->ndim);
         CHECK(same, "%s: shape differs", r->name);
         if (!same) continue;
-        size_t n = (size_t)(r->numel ? r->numel : 1);
-        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
-        CHECK_OK(xv_st_read_f32(ref, r, a));
+        float *b = malloc(sizeof(float) * (size_t)(r->numel ? r->numel : 1));
         CHECK_OK(xv_st_read_f32(out, o, b));
-        double maxref = 0, maxdiff = 0;
-        for (int64_t k = 0; k < r->numel; k++) {
-            double d = fabs((double)a[k] - (double)b[k]);
-            if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates */
-            if (fabs(a[k]) > maxref) maxref = fabs(a[k]);
-        }
-        double scale = maxref > 1 ? maxref : 1;
-        printf("  %-72s max|diff| %.3e  rel %.3e\n", r->name, maxdiff, maxdiff / scale);
-        CHECK(maxdiff / scale <= tol, "%s: max|diff| %.3e exceeds %g · %.3g", r->name, maxdiff, tol, scale);
-        if (!(maxdiff / scale <= worst)) {
-            worst = maxdiff / scale;
+        double err = xv_test_compare_values(ref, r->name, b, r->numel, false, false, tol);
+        if (!(err <= worst)) {
+            worst = err;
             worst_name = r->name;
         }
-        free(a);
         free(b);
         compared++;
     }
@@ -357,7 +399,8 @@ bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions) {
     return false;
 }
 
-FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab) {
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *prefix, const char *yaml, int dataset_size,
+                                 int *n_vocab) {
     char vocab[1024];
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     *n_vocab = xv_test_count_lines(vocab);
@@ -365,13 +408,37 @@ FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_
     CHECK(f != NULL, "cannot write %s", yaml);
     if (f)
         fprintf(f,
-                "train_file: ['%s/captions.jsonl']\n"
-                "train_file_regions: ['%s/regions.jsonl']\n"
+                "train_file: ['%s/%scaptions.jsonl']\n"
+                "train_file_regions: ['%s/%sregions.jsonl']\n"
                 "train_dataset_size: %d\n"
                 "image_root: '%s'\n"
                 "vocab: '%s'\n",
-                dir, dir, dataset_size, dir, vocab);
+                dir, prefix, dir, prefix, dataset_size, dir, vocab);
     return f;
+}
+
+bool xv_test_learning_setup(const char *stem, const char *yaml_name, xv_test_learning_dirs *d) {
+    if (!xv_test_scratch_dir(stem, d->root, sizeof d->root)) return false;
+    xv_set_threads(1);
+    snprintf(d->world, sizeof d->world, "%s/world", d->root);
+    snprintf(d->yaml, sizeof d->yaml, "%s/%s", d->root, yaml_name);
+    snprintf(d->out, sizeof d->out, "%s/run", d->root);
+    bool ok = mkdir(d->world, 0755) == 0;
+    CHECK(ok, "cannot create %s", d->world);
+    return ok;
+}
+
+void xv_test_learning_model_yaml(FILE *f, int depth, bool ape, int n_vocab) {
+    fprintf(f,
+            "model_config:\n"
+            "  vision: {image_res: 32, swin_patch_size: 4, patch_size: 8, embed_dim: 32, depths: [%d, %d],\n"
+            "           num_heads: [2, 4], window_size: 4, vision_width: 64%s}\n"
+            "  text: {hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, intermediate_size: 128,\n"
+            "         vocab_size: %d, max_position_embeddings: 16, fusion_layer: 2, encoder_width: 64,\n"
+            "         initializer_range: 0.07}\n"
+            "embed_dim: 32\n"
+            "optimizer: {opt: adamW, lr: 2e-3, weight_decay: 0.01, lr_mult: 2}\n",
+            depth, depth, ape ? ", ape: true" : "", n_vocab);
 }
 
 int xv_test_count_lines(const char *path) {

@@ -67,6 +67,11 @@ typedef struct {
 } xv_fd_opts;
 
 xv_fd_opts xv_fd_defaults(void);
+/* For ops that only move values (gathers, slices, permutes, windows): y is x
+ * moved, so L = sum r_i y_i is linear and its central difference equals r up
+ * to double rounding of L (~1e-13); atol 1e-6, rtol 0 leaves a wide margin
+ * that any misplaced or missing gradient (|r| ~ 0.5) fails. */
+xv_fd_opts xv_fd_copy_opts(int max_checks);
 /* Returns the number of mismatching elements (0 = pass) and reports them. */
 int xv_fd_check(const char *name, xv_fd_fn f, void *ctx, const xv_fd_input *inputs, int n,
                 const xv_fd_opts *opts);
@@ -89,6 +94,17 @@ void xv_test_pretrain_losses_fall(const char *yaml, const char *out_dir, int64_t
                                   double first[XV_N_LOSSES], double last[XV_N_LOSSES]);
 
 /* ---- golden comparisons ----
+ * The one comparison of computed values with a fixture's tensor `name` (every
+ * parity test's helpers end here): n values, float or (ints) int32. Integers
+ * must match exactly; floats need max|diff| <= tol · scale, scale = max|ref|
+ * when `relative` (tensors of tiny magnitude, compared to their own maximum),
+ * else max(1, max|ref|). References of any float dtype (F64 kept in double)
+ * or integer dtype. Prints one line; returns max|diff| / scale (0 for equal
+ * integers; INFINITY when the reference is missing, has another count, or
+ * integers differ). A failure is a failed CHECK. */
+double xv_test_compare_values(const xv_st_file *ref, const char *name, const void *values, int64_t n, bool ints,
+                              bool relative, double tol);
+/*
  * For every F32 tensor of `ref_path` whose name starts with `prefix` (and does
  * not contain `skip`, if given), check the tensor of the same name in
  * `out_path`: same shape and max|diff| <= tol · max(1, max|ref|). Prints one
@@ -118,16 +134,33 @@ extern const uint8_t xv_test_colour_rgb[8][3];
  * and captions.jsonl / regions.jsonl opened for writing (false, with a failed
  * CHECK, when something cannot be made; then nothing is left open). */
 bool xv_test_world_open(const char *dir, FILE **captions, FILE **regions);
-/* A pretraining YAML for the world in `dir` (xv_test_world_open): opens
- * `yaml`, writes train_file, train_file_regions, train_dataset_size,
- * image_root and vocab, and returns the file for the caller to add the rest
- * and close (NULL, with a failed CHECK, when it cannot be written); the
- * vocab's size goes to *n_vocab. */
-FILE *xv_test_pretrain_yaml_open(const char *dir, const char *yaml, int dataset_size, int *n_vocab);
 /* The model_config block of a tiny pretraining YAML, with max_words,
  * max_tokens and max_masks: Swin 32 px (2 stages), BERT 2 layers of 32 with
  * fusion from layer 1, for a vocabulary of n_vocab words. */
 void xv_test_tiny_pretrain_model_yaml(FILE *f, int n_vocab);
+/* A pretraining YAML for the world in `dir`: <prefix>captions.jsonl and
+ * <prefix>regions.jsonl (prefix "" for xv_test_world_open's files,
+ * "pretrain_" for `xvlm synth`'s) and vocab.txt. Opens `yaml`, writes
+ * train_file, train_file_regions, train_dataset_size, image_root and vocab,
+ * and returns the file for the caller to add the rest and close (NULL, with a
+ * failed CHECK, when it cannot be written); the vocab's size goes to *n_vocab. */
+FILE *xv_test_pretrain_yaml_open(const char *dir, const char *prefix, const char *yaml, int dataset_size,
+                                 int *n_vocab);
+/* The folders of a learning run: a fresh scratch root (from `stem`) with
+ * root/world created for the world, the YAML at root/<yaml_name> and the
+ * run's output root/run. Sets one thread (a model this small gains nothing
+ * from a second, and an OpenMP team spinning on a machine shared with other
+ * tests can make it many times slower). false when a folder cannot be made. */
+typedef struct {
+    char root[64], world[256], yaml[256], out[256];
+} xv_test_learning_dirs;
+bool xv_test_learning_setup(const char *stem, const char *yaml_name, xv_test_learning_dirs *d);
+/* The model the learning tests pretrain, as YAML keys model_config,
+ * embed_dim and optimizer: Swin 32 px (4 px patches, region stride 8, width
+ * 32 -> 64 over two stages of `depth` blocks, absolute position embeddings
+ * when ape), BERT of 4 layers of width 64 split 2/2 over n_vocab words, ITC
+ * width 32; AdamW lr 2e-3 (x2 for the heads), weight decay 0.01. */
+void xv_test_learning_model_yaml(FILE *f, int depth, bool ape, int n_vocab);
 /* Lines in a text file (0 when unreadable), e.g. a vocab's size. */
 int xv_test_count_lines(const char *path);
 

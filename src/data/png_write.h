@@ -6,7 +6,17 @@
 #include <cairo.h>
 
 #include "core/error.h"
+#include "data/image.h"
 
 xv_status xv_png_write_surface(cairo_surface_t *s, const char *path);
+
+/* The image as a new RGB24 surface to draw on (NULL and XV_ERR_NOMEM naming
+ * `label` when cairo cannot make it). */
+cairo_surface_t *xv_surface_from_image(const xv_image *im, const char *label);
+
+/* The end of a drawing on s through cr: when st is XV_OK and cr drew without
+ * error, s written to path; cr and s destroyed either way. Returns the first
+ * failure. */
+xv_status xv_png_finish(cairo_surface_t *s, cairo_t *cr, const char *path, xv_status st);
 
 #endif

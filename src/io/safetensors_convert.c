@@ -38,6 +38,26 @@ static xv_status check_member(const xv_st_file *f, const xv_st_tensor *t, const 
     return XV_OK;
 }
 
+/* Element i of little-endian data (safetensors' byte order, as here) at any
+ * alignment. */
+static uint16_t u16_at(const uint8_t *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, p + 2 * i, 2);
+    return v;
+}
+
+static int64_t i64_at(const uint8_t *p, int64_t i) {
+    int64_t v;
+    memcpy(&v, p + 8 * i, 8);
+    return v;
+}
+
+static double f64_at(const uint8_t *p, int64_t i) {
+    double v;
+    memcpy(&v, p + 8 * i, 8);
+    return v;
+}
+
 xv_status xv_st_read_f32(const xv_st_file *f, const xv_st_tensor *t, float *out) {
     XV_TRY(check_member(f, t, out, "xv_st_read_f32"));
     const uint8_t *p = t->data;
@@ -47,23 +67,14 @@ xv_status xv_st_read_f32(const xv_st_file *f, const xv_st_tensor *t, float *out)
         if (n) memcpy(out, p, t->nbytes);
         return XV_OK;
     case XV_ST_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = f16_to_f32(h);
-        }
+        for (int64_t i = 0; i < n; i++) out[i] = f16_to_f32(u16_at(p, i));
         return XV_OK;
     case XV_ST_BF16: /* the top half of a float */
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = bits_to_f32((uint32_t)h << 16);
-        }
+        for (int64_t i = 0; i < n; i++) out[i] = bits_to_f32((uint32_t)u16_at(p, i) << 16);
         return XV_OK;
     case XV_ST_F64:
         for (int64_t i = 0; i < n; i++) {
-            double d;
-            memcpy(&d, p + 8 * i, 8);
+            double d = f64_at(p, i);
             out[i] = (float)d;
             /* Rounding is expected; turning a finite value into inf is not. */
             if (isinf(out[i]) && isfinite(d))
@@ -89,8 +100,7 @@ xv_status xv_st_read_i32(const xv_st_file *f, const xv_st_tensor *t, int32_t *ou
     switch (t->dtype) {
     case XV_ST_I64:
         for (int64_t i = 0; i < n; i++) {
-            int64_t v;
-            memcpy(&v, p + 8 * i, 8);
+            int64_t v = i64_at(p, i);
             if (v < INT32_MIN || v > INT32_MAX) return out_of_range(f, t, i, (long long)v);
             out[i] = (int32_t)v;
         }
@@ -99,11 +109,7 @@ xv_status xv_st_read_i32(const xv_st_file *f, const xv_st_tensor *t, int32_t *ou
         if (n) memcpy(out, p, t->nbytes);
         return XV_OK;
     case XV_ST_I16:
-        for (int64_t i = 0; i < n; i++) {
-            int16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            out[i] = v;
-        }
+        for (int64_t i = 0; i < n; i++) out[i] = (int16_t)u16_at(p, i);
         return XV_OK;
     case XV_ST_I8:
         for (int64_t i = 0; i < n; i++) out[i] = (int8_t)p[i];

@@ -113,38 +113,66 @@ static void cross_entropy_backward(xv_graph *g, xv_node *node) {
     for (int64_t n = 0; n < N; n++) row_backward(s, gout, scale, n, logits->data + n * C, C, gx + n * C);
 }
 
-/* ---------------------------------------------------------------- hard targets */
+/* ---------------------------------------------------------------- forward */
+
+/* Row n's loss; lse[n] is set for every row that is not ignored (ignored
+ * rows: loss 0, and backward skips them). */
+static double row_forward(const ce_saved *s, int64_t n, const float *x, int64_t C) {
+    if (s->kind == CE_SOFT) {
+        const float *y = s->y->data + n * C;
+        s->lse[n] = row_logsumexp(x, C);
+        double l = 0;
+        for (int64_t c = 0; c < C; c++) l -= (double)y[c] * ((double)x[c] - s->lse[n]);
+        return l;
+    }
+    int32_t t = s->targets->idata[n];
+    if (t == s->ignore_index) return 0;
+    s->lse[n] = row_logsumexp(x, C);
+    if (s->kind == CE_HARD) return s->lse[n] - x[t];
+    const double eps = s->eps, off = eps / (double)C, on = 1.0 - eps;
+    double l = on * (s->lse[n] - x[t]);
+    if (eps > 0) {
+        double rest = 0; /* sum over c != t of -log p_c */
+        for (int64_t c = 0; c < C; c++)
+            if (c != t) rest += s->lse[n] - x[c];
+        l += off * rest;
+    }
+    return l;
+}
+
+/* The loss of each row in parallel: per token [N] (CE_TOKEN), else their mean
+ * over the counted rows, summed in row order (deterministic for any thread
+ * count); recorded with s (its lse filled here). */
+static xv_tensor *ce_forward(xv_graph *g, const char *op, xv_tensor *logits, ce_saved s) {
+    int64_t C = xv_last_dim(logits), N = logits->numel / C;
+    const bool per_row = s.kind == CE_TOKEN;
+    s.lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    double *row_loss = per_row ? NULL : xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
+    xv_tensor *out = per_row ? xv_tensor_new(g, XV_F32, XV_SHAPE(N)) : xv_tensor_new(g, XV_F32, XV_SHAPE(1));
+    if (!s.lse || (!per_row && !row_loss) || !out) return NULL;
+#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
+    for (int64_t n = 0; n < N; n++) {
+        double l = row_forward(&s, n, logits->data + n * C, C);
+        if (per_row) out->data[n] = (float)l;
+        else row_loss[n] = l;
+    }
+    if (!per_row) {
+        double total = 0;
+        for (int64_t n = 0; n < N; n++) total += row_loss[n];
+        /* Every row ignored: 0 (PyTorch would return 0/0 = NaN). */
+        int64_t rows = s.kind == CE_HARD ? s.count : N;
+        out->data[0] = rows ? (float)(total / (double)rows) : 0.0f;
+    }
+    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+}
 
 xv_tensor *xv_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index) {
     static const char op[] = "cross_entropy";
     int64_t count;
     if (!check_logits(g, op, logits) || !check_targets(g, op, logits, targets, ignore_index, &count)) return NULL;
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
-    double *row_loss = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
-    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(1));
-    if (!lse || !row_loss || !out) return NULL;
-#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = targets->idata[n];
-        if (t == ignore_index) {
-            row_loss[n] = 0;
-            continue;
-        }
-        const float *x = logits->data + n * C;
-        lse[n] = row_logsumexp(x, C);
-        row_loss[n] = lse[n] - x[t];
-    }
-    double total = 0; /* summed in row order: deterministic for any thread count */
-    for (int64_t n = 0; n < N; n++) total += row_loss[n];
-    /* Every row ignored: 0 (PyTorch would return 0/0 = NaN). */
-    out->data[0] = count ? (float)(total / (double)count) : 0.0f;
-
-    const ce_saved s = {.kind = CE_HARD, .targets = targets, .lse = lse, .count = count, .ignore_index = ignore_index};
-    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+    const ce_saved s = {.kind = CE_HARD, .targets = targets, .count = count, .ignore_index = ignore_index};
+    return ce_forward(g, op, logits, s);
 }
-
-/* ---------------------------------------------------------------- soft targets */
 
 xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     static const char op[] = "cross_entropy_soft";
@@ -153,28 +181,8 @@ xv_tensor *xv_cross_entropy_soft(xv_graph *g, xv_tensor *logits, xv_tensor *y) {
     if (!xv_same_shape(logits, y))
         return xv_graph_fail(g, XV_ERR_SHAPE, "cross_entropy_soft: y %s must have the shape of logits %s",
                              xv_shape_str(y, by, sizeof by), xv_shape_str(logits, bl, sizeof bl));
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
-    double *row_loss = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
-    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(1));
-    if (!lse || !row_loss || !out) return NULL;
-#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        const float *x = logits->data + n * C, *yr = y->data + n * C;
-        lse[n] = row_logsumexp(x, C);
-        double l = 0;
-        for (int64_t c = 0; c < C; c++) l -= (double)yr[c] * ((double)x[c] - lse[n]);
-        row_loss[n] = l;
-    }
-    double total = 0;
-    for (int64_t n = 0; n < N; n++) total += row_loss[n];
-    out->data[0] = N ? (float)(total / (double)N) : 0.0f;
-
-    const ce_saved s = {.kind = CE_SOFT, .y = y, .lse = lse};
-    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+    return ce_forward(g, op, logits, (ce_saved){.kind = CE_SOFT, .y = y});
 }
-
-/* ---------------------------------------------------------------- per-token losses */
 
 xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *targets, int ignore_index,
                                   float smoothing) {
@@ -183,29 +191,6 @@ xv_tensor *xv_token_cross_entropy(xv_graph *g, xv_tensor *logits, xv_tensor *tar
     if (!check_logits(g, op, logits) || !check_targets(g, op, logits, targets, ignore_index, &kept)) return NULL;
     if (!(smoothing >= 0 && smoothing < 1))
         return xv_graph_fail(g, XV_ERR_INVALID_ARG, "%s: label smoothing %g outside [0, 1)", op, smoothing);
-    int64_t C = xv_last_dim(logits), N = logits->numel / C;
-    double *lse = xv_graph_alloc(g, sizeof(double) * (size_t)(N ? N : 1));
-    xv_tensor *out = xv_tensor_new(g, XV_F32, XV_SHAPE(N));
-    if (!lse || !out) return NULL;
-    const double eps = smoothing, off = eps / (double)C, on = 1.0 - eps;
-#pragma omp parallel for schedule(static) if (logits->numel >= XV_PAR_MIN_ELEMS)
-    for (int64_t n = 0; n < N; n++) {
-        int32_t t = targets->idata[n];
-        if (t == ignore_index) {
-            out->data[n] = 0.0f;
-            continue;
-        }
-        const float *x = logits->data + n * C;
-        lse[n] = row_logsumexp(x, C);
-        double l = on * (lse[n] - x[t]);
-        if (eps > 0) {
-            double rest = 0; /* sum over c != t of -log p_c */
-            for (int64_t c = 0; c < C; c++)
-                if (c != t) rest += lse[n] - x[c];
-            l += off * rest;
-        }
-        out->data[n] = (float)l;
-    }
-    const ce_saved s = {.kind = CE_TOKEN, .targets = targets, .lse = lse, .ignore_index = ignore_index, .eps = eps};
-    return xv_record_saved(g, op, out, cross_entropy_backward, &logits, 1, &s, sizeof s) ? out : NULL;
+    const ce_saved s = {.kind = CE_TOKEN, .targets = targets, .ignore_index = ignore_index, .eps = smoothing};
+    return ce_forward(g, op, logits, s);
 }

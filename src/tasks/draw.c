@@ -96,29 +96,9 @@ done:
 }
 
 xv_status xv_draw_boxes_png(const xv_image *im, const xv_drawn_box *boxes, int n, const char *path) {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, im->width, im->height);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(s);
-        return xv_error(XV_ERR_NOMEM, "%s: cannot create a %dx%d drawing surface", path, im->width, im->height);
-    }
-    cairo_surface_flush(s);
-    unsigned char *dst = cairo_image_surface_get_data(s);
-    int stride = cairo_image_surface_get_stride(s);
-    for (int y = 0; y < im->height; y++) {
-        uint32_t *row = (uint32_t *)(dst + (size_t)y * (size_t)stride);
-        for (int x = 0; x < im->width; x++) {
-            const uint8_t *p = xv_image_px(im, x, y);
-            row[x] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        }
-    }
-    cairo_surface_mark_dirty(s);
+    cairo_surface_t *s = xv_surface_from_image(im, path);
+    if (!s) return XV_ERR_NOMEM; /* the message is set */
     cairo_t *cr = cairo_create(s);
     draw_all(cr, boxes, n, im->width, im->height);
-    cairo_status_t cs = cairo_status(cr);
-    cairo_destroy(cr);
-    xv_status st = cs == CAIRO_STATUS_SUCCESS
-                       ? xv_png_write_surface(s, path)
-                       : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
-    cairo_surface_destroy(s);
-    return st;
+    return xv_png_finish(s, cr, path, XV_OK);
 }

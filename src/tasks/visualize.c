@@ -2,6 +2,7 @@
 
 #include <cairo.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,40 +20,18 @@ static const double PRED_RGB[3] = {0.95, 0.10, 0.85};
 
 /* ---- shared helpers ---- */
 
-/* The image file as a cairo surface (NULL + xv_error on failure). */
-static cairo_surface_t *load_surface(const char *path, int *w, int *h) {
+/* The image file drawn into the side x side square at (x, y), stretched like
+ * the model's test transform sees it; the scale factors into *sx, *sy. false
+ * (error set) when the file cannot be read. */
+static bool paint_image_file(cairo_t *cr, const char *path, double x, double y, double side, double *sx,
+                             double *sy) {
     xv_image im;
-    if (xv_image_load(path, &im) != XV_OK) return NULL;
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, im.width, im.height);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(s);
-        xv_image_free(&im);
-        xv_error(XV_ERR_NOMEM, "%s: cannot make a %dx%d drawing surface", path, im.width, im.height);
-        return NULL;
-    }
-    cairo_surface_flush(s);
-    unsigned char *dst = cairo_image_surface_get_data(s);
-    int stride = cairo_image_surface_get_stride(s);
-    for (int y = 0; y < im.height; y++) {
-        uint32_t *row = (uint32_t *)(dst + (size_t)y * (size_t)stride);
-        for (int x = 0; x < im.width; x++) {
-            const uint8_t *p = xv_image_px(&im, x, y);
-            row[x] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        }
-    }
-    cairo_surface_mark_dirty(s);
-    *w = im.width;
-    *h = im.height;
+    if (xv_image_load(path, &im) != XV_OK) return false;
+    cairo_surface_t *s = xv_surface_from_image(&im, path);
+    *sx = side / im.width;
+    *sy = side / im.height;
     xv_image_free(&im);
-    return s;
-}
-
-/* Draw the image into the side x side square at (x, y), stretched like the
- * model's test transform sees it. Returns the scale factors. */
-static void paint_image(cairo_t *cr, cairo_surface_t *s, int w, int h, double x, double y, double side, double *sx,
-                        double *sy) {
-    *sx = side / w;
-    *sy = side / h;
+    if (!s) return false;
     cairo_save(cr);
     cairo_translate(cr, x, y);
     cairo_scale(cr, *sx, *sy);
@@ -60,6 +39,8 @@ static void paint_image(cairo_t *cr, cairo_surface_t *s, int w, int h, double x,
     cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
     cairo_paint(cr);
     cairo_restore(cr);
+    cairo_surface_destroy(s);
+    return true;
 }
 
 /* A box outlined in black under its colour, so it reads on any background. */
@@ -129,16 +110,6 @@ static void draw_title(cairo_t *cr, const char *title, double width) {
     cairo_show_text(cr, title);
 }
 
-static xv_status finish(cairo_surface_t *s, cairo_t *cr, const char *path) {
-    cairo_status_t cs = cairo_status(cr);
-    cairo_destroy(cr);
-    xv_status st = cs == CAIRO_STATUS_SUCCESS
-                       ? xv_png_write_surface(s, path)
-                       : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
-    cairo_surface_destroy(s);
-    return st;
-}
-
 static xv_status new_canvas(const char *path, double w, double h, cairo_surface_t **s, cairo_t **cr) {
     *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(w), (int)ceil(h));
     if (cairo_surface_status(*s) != CAIRO_STATUS_SUCCESS) {
@@ -183,15 +154,11 @@ xv_status xv_vis_grounding_grid(const char *png_path, const xv_vis_ground_item *
     for (int i = 0; i < n && st == XV_OK; i++) {
         const xv_vis_ground_item *it = &items[i];
         double x0 = MARGIN + (i % columns) * cw, y0 = TITLE_H + legend_h + (i / columns) * ch;
-        int w, h;
-        cairo_surface_t *img = load_surface(it->image_path, &w, &h);
-        if (!img) {
+        double sx, sy;
+        if (!paint_image_file(cr, it->image_path, x0, y0, cell, &sx, &sy)) {
             st = xv_error_wrap(XV_ERR_IO, "grounding grid");
             break;
         }
-        double sx, sy;
-        paint_image(cr, img, w, h, x0, y0, cell, &sx, &sy);
-        cairo_surface_destroy(img);
         cairo_save(cr);
         cairo_rectangle(cr, x0, y0, cell, cell);
         cairo_clip(cr);
@@ -213,12 +180,7 @@ xv_status xv_vis_grounding_grid(const char *png_path, const xv_vis_ground_item *
         cairo_move_to(cr, x0, y0 + cell + 15 * (lines > 0 ? lines : 1) + 14);
         cairo_show_text(cr, tag);
     }
-    if (st != XV_OK) {
-        cairo_destroy(cr);
-        cairo_surface_destroy(s);
-        return st;
-    }
-    return finish(s, cr, png_path);
+    return xv_png_finish(s, cr, png_path, st);
 }
 
 /* ---- retrieval rows ---- */
@@ -250,15 +212,11 @@ xv_status xv_vis_retrieval_rows(const char *png_path, const xv_vis_retrieval_row
         draw_wrapped(cr, row->query ? row->query : "", MARGIN, y0 + 4, query_w - gap, 17, (int)(thumb / 17));
         for (int k = 0; k < row->n_hits && st == XV_OK; k++) {
             double x0 = MARGIN + query_w + k * (thumb + gap);
-            int w, h;
-            cairo_surface_t *img = load_surface(row->image_path[k], &w, &h);
-            if (!img) {
+            double sx, sy;
+            if (!paint_image_file(cr, row->image_path[k], x0, y0, thumb, &sx, &sy)) {
                 st = xv_error_wrap(XV_ERR_IO, "retrieval examples");
                 break;
             }
-            double sx, sy;
-            paint_image(cr, img, w, h, x0, y0, thumb, &sx, &sy);
-            cairo_surface_destroy(img);
             cairo_rectangle(cr, x0 + 2, y0 + 2, thumb - 4, thumb - 4);
             if (row->is_match[k]) cairo_set_source_rgb(cr, TRUTH_RGB[0], TRUTH_RGB[1], TRUTH_RGB[2]);
             else cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
@@ -274,10 +232,5 @@ xv_status xv_vis_retrieval_rows(const char *png_path, const xv_vis_retrieval_row
             cairo_show_text(cr, label);
         }
     }
-    if (st != XV_OK) {
-        cairo_destroy(cr);
-        cairo_surface_destroy(s);
-        return st;
-    }
-    return finish(s, cr, png_path);
+    return xv_png_finish(s, cr, png_path, st);
 }

@@ -41,14 +41,10 @@ static bool output_has(const char *file, const char *needle) {
 static void write_yaml(const char *name, const char *data, const char *extra) {
     char p[1100];
     snprintf(p, sizeof p, "%s/%s", root, name);
-    FILE *f = fopen(p, "w");
+    int n_vocab; /* unused: the model below sets vocab_size itself */
+    FILE *f = xv_test_pretrain_yaml_open(data, "pretrain_", p, 16, &n_vocab);
     if (!f) return;
     fprintf(f,
-            "train_file: ['%s/pretrain_captions.jsonl']\n"
-            "train_file_regions: ['%s/pretrain_regions.jsonl']\n"
-            "train_dataset_size: 16\n"
-            "image_root: '%s'\n"
-            "vocab: '%s/vocab.txt'\n"
             "images: {image_key: image, is_image_rpath: True, batch_size: 4, num_workers: 1}\n"
             "regions: {image_key: image, is_image_rpath: True, batch_size: 4, max_images: 2, num_workers: 1}\n"
             "model_config:\n"
@@ -58,7 +54,7 @@ static void write_yaml(const char *name, const char *data, const char *extra) {
             "         vocab_size: 200, max_position_embeddings: 24, fusion_layer: 1, encoder_width: 16}\n"
             "embed_dim: 8\nmax_tokens: 24\nmax_masks: 4\nckpt_frequent_step: 2\n"
             "schedular: {epochs: 2, num_warmup_steps: 1}\n%s",
-            data, data, data, data, extra);
+            extra);
     fclose(f);
 }
 

@@ -39,8 +39,6 @@ enum { IMAGES = 256, SIDE = 32, BATCH = 16, STEPS = 800, START = 20, END = 80 };
 enum { OBJ_MAX = 2 };
 static const double SIDE_RANGE[OBJ_MAX][2] = {{0.55, 0.85}, {0.30, 0.45}};
 
-static char root[64];
-
 static const char *const shape_names[3] = {"square", "circle", "triangle"};
 
 typedef struct {
@@ -129,40 +127,25 @@ static void make_world(const char *dir) {
  * STEPS steps. */
 static void write_config(const char *dir, const char *yaml) {
     int n_vocab;
-    FILE *f = xv_test_pretrain_yaml_open(dir, yaml, IMAGES, &n_vocab);
+    FILE *f = xv_test_pretrain_yaml_open(dir, "", yaml, IMAGES, &n_vocab);
     if (!f) return;
     fprintf(f,
             "images: {image_key: image, is_image_rpath: True, caption_key: caption, batch_size: %d, num_workers: 1}\n"
             "regions: {image_key: image, is_image_rpath: True, caption_key: caption, iter_perc: 0.3,\n"
             "          batch_size: %d, max_images: %d, max_regions: 3, min_perc_in_image: 0.5, num_workers: 1}\n"
-            "model_config:\n"
-            "  vision: {image_res: 32, swin_patch_size: 4, patch_size: 8, embed_dim: 32, depths: [1, 1],\n"
-            "           num_heads: [2, 4], window_size: 4, vision_width: 64, ape: true}\n"
-            "  text: {hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, intermediate_size: 128,\n"
-            "         vocab_size: %d, max_position_embeddings: 16, fusion_layer: 2, encoder_width: 64,\n"
-            "         initializer_range: 0.07}\n"
-            "embed_dim: 32\n"
             "max_words: 12\nmax_tokens: 12\nmax_masks: 4\n"
             "ckpt_frequent_step: 100000\n"
-            "optimizer: {opt: adamW, lr: 2e-3, weight_decay: 0.01, lr_mult: 2}\n"
             "schedular: {sched: linear, lr: 2e-3, epochs: %d, num_warmup_steps: %d}\n",
-            BATCH, BATCH, BATCH / 2, n_vocab, STEPS / (IMAGES / BATCH), START);
+            BATCH, BATCH, BATCH / 2, STEPS / (IMAGES / BATCH), START);
+    xv_test_learning_model_yaml(f, 1, true, n_vocab);
     fclose(f);
 }
 
 int main(void) {
-    if (!xv_test_scratch_dir("xv_test_pretrain_losses_fall", root, sizeof root)) return 1;
-    /* One thread: a model this small gains nothing from a second one, and an
-     * OpenMP team spinning on a machine shared with other tests (ctest -j)
-     * can make it many times slower. */
-    xv_set_threads(1);
-    char world[256], yaml[256], out[256];
-    snprintf(world, sizeof world, "%s/world", root);
-    snprintf(yaml, sizeof yaml, "%s/world.yaml", root);
-    snprintf(out, sizeof out, "%s/run", root);
-    CHECK(mkdir(world, 0755) == 0, "mkdir");
-    make_world(world);
-    write_config(world, yaml);
+    xv_test_learning_dirs d;
+    if (!xv_test_learning_setup("xv_test_pretrain_losses_fall", "world.yaml", &d)) return 1;
+    make_world(d.world);
+    write_config(d.world, d.yaml);
 
     /* Required fractions last/first. Measured with this test (seeds 1, 2, 3
      * via XV_LEARN_SEED; one thread; 32 s of CPU each): ITC 0.39-0.42, ITM
@@ -172,14 +155,12 @@ int main(void) {
      * named among two barely starts in this budget. */
     const double fraction[XV_N_LOSSES] = {0.60, 0.94, 0.25, 0.92, 0.90};
     double first[XV_N_LOSSES], last[XV_N_LOSSES];
-    xv_test_pretrain_losses_fall(yaml, out, STEPS, START, END, fraction, first, last);
+    xv_test_pretrain_losses_fall(d.yaml, d.out, STEPS, START, END, fraction, first, last);
     /* The start of ITM depends on the initial head (0.64-0.69 measured), so
      * also against chance, -(1/3) ln(1/3) - (2/3) ln(2/3) = 0.6365 for one
      * positive per two negatives: measured 0.572-0.586 at the end. */
     const double chance = -log(1.0 / 3) / 3 - 2 * log(2.0 / 3) / 3;
     CHECK(last[XV_LOSS_ITM] < 0.96 * chance, "ITM ends at %.4f, not below 0.96 of chance (%.4f)", last[XV_LOSS_ITM], chance);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (xv_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", root);
+    if (xv_test_failures == 0) xv_test_remove_dir(d.root);
     return xv_test_finish("test_pretrain_losses_fall");
 }

@@ -37,14 +37,6 @@ static char root[64];
 
 static void path_of(char *buf, size_t n, const char *a, const char *b) { snprintf(buf, n, "%s/%s", a, b); }
 
-static int count_lines(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int n = 0;
-    for (int c; (c = fgetc(f)) != EOF;) n += c == '\n';
-    fclose(f);
-    return n;
-}
 
 static void append(const char *path, const char *text) {
     FILE *f = fopen(path, "ab");
@@ -68,22 +60,15 @@ static void make_data(char *yaml, size_t n) {
               "{\"image\": \"images/no_such_file.jpg\", \"caption\": \"a missing image\"}\n");
     path_of(p, sizeof p, data, "pretrain_regions.jsonl");
     append(p, "{\"image\": \"images/train_000002.jpg\", \"elems\": [{\"bb\": [40, 40, 0, 9], \"caption\": \"flat\"}]}\n");
-    path_of(p, sizeof p, data, "vocab.txt");
-    const int vocab = count_lines(p);
-    CHECK(vocab > 100, "vocab.txt has %d tokens", vocab);
     path_of(yaml, n, root, "tiny.yaml");
-    FILE *f = fopen(yaml, "w");
+    int vocab;
+    FILE *f = xv_test_pretrain_yaml_open(data, "pretrain_", yaml, 40, &vocab);
+    CHECK(vocab > 100, "vocab.txt has %d tokens", vocab);
     if (!f) return;
     fprintf(f,
-            "train_file: ['%s/pretrain_captions.jsonl']\n"
-            "train_file_regions: ['%s/pretrain_regions.jsonl']\n"
-            "train_dataset_size: 40\n"
-            "image_root: '%s'\n"
-            "vocab: '%s/vocab.txt'\n"
             "images: {image_key: image, is_image_rpath: True, caption_key: caption, batch_size: 8, num_workers: 2}\n"
             "regions: {image_key: image, is_image_rpath: True, caption_key: caption, iter_perc: 0.5,\n"
-            "          batch_size: 8, max_images: 4, max_regions: 3, min_perc_in_image: 0.5, num_workers: 1}\n",
-            data, data, data, data);
+            "          batch_size: 8, max_images: 4, max_regions: 3, min_perc_in_image: 0.5, num_workers: 1}\n");
     xv_test_tiny_pretrain_model_yaml(f, vocab);
     fputs("ckpt_frequent_step: 3\nckpt_frequent: 1\n"
           "optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01, lr_mult: 2}\n"

@@ -58,42 +58,12 @@ static inline void golden_check(golden_section *s, const xv_st_file *ref, const 
     for (int d = 0; same && d < ndim && r->ndim == ndim; d++) same = r->shape[d] == shape[d];
     CHECK(same, "%s: shape differs from the reference", name);
     if (!same) return;
-    double maxref = 0, maxdiff = 0;
-    if (ints) {
-        int32_t *a = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-        CHECK_OK(xv_st_read_i32(ref, r, a));
-        for (int64_t k = 0; k < n; k++) maxdiff += a[k] != ((const int32_t *)values)[k];
-        printf("  %-72s %lld of %lld differ (exact)\n", name, (long long)maxdiff, (long long)n);
-        CHECK(maxdiff == 0, "%s: integer values differ", name);
-        free(a);
-        s->compared++;
-        return;
-    }
-    double *a = malloc(sizeof(double) * (size_t)(n ? n : 1));
-    if (r->dtype == XV_ST_F64) {
-        memcpy(a, r->data, sizeof(double) * (size_t)n); /* safetensors data is little-endian, as here */
-    } else {
-        float *af = malloc(sizeof(float) * (size_t)(n ? n : 1));
-        CHECK_OK(xv_st_read_f32(ref, r, af));
-        for (int64_t k = 0; k < n; k++) a[k] = af[k];
-        free(af);
-    }
-    const float *v = values;
-    for (int64_t k = 0; k < n; k++) {
-        double d = fabs(a[k] - (double)v[k]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates */
-        if (fabs(a[k]) > maxref) maxref = fabs(a[k]);
-    }
-    bool rel = golden_relative(name);
-    double scale = rel ? maxref : (maxref > 1 ? maxref : 1), err = scale > 0 ? maxdiff / scale : maxdiff;
-    printf("  %-72s max|diff| %.3e  %s %.3e\n", name, maxdiff, rel ? "rel(own max)" : "rel", err);
-    CHECK(err <= GOLDEN_TOL, "%s: max|diff| %.3e exceeds %g · %.3g", name, maxdiff, GOLDEN_TOL, scale);
-    if (!(err <= s->worst)) {
+    double err = xv_test_compare_values(ref, name, values, n, ints, golden_relative(name), GOLDEN_TOL);
+    if (!ints && !(err <= s->worst)) {
         s->worst = err;
         snprintf(s->worst_name, sizeof s->worst_name, "%s", name);
     }
     s->compared++;
-    free(a);
 }
 
 /* A graph tensor (F32 values or I32) against the reference of that name. */

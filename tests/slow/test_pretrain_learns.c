@@ -28,7 +28,6 @@
 #include "train/pretrain_run.h"
 
 enum { IMAGES = 256, SIDE = 48, BATCH = 16, STEPS = 640, WINDOW = 40 };
-static char root[64];
 
 
 /* Write the world: images/NNNN.jpg, captions.jsonl, regions.jsonl, vocab.txt. */
@@ -73,40 +72,25 @@ static void make_world(const char *dir) {
 
 static void write_config(const char *dir, const char *yaml) {
     int n_vocab;
-    FILE *f = xv_test_pretrain_yaml_open(dir, yaml, IMAGES, &n_vocab);
+    FILE *f = xv_test_pretrain_yaml_open(dir, "", yaml, IMAGES, &n_vocab);
     if (!f) return;
     fprintf(f,
             "images: {image_key: image, is_image_rpath: True, caption_key: caption, batch_size: 16, num_workers: 1}\n"
             "regions: {image_key: image, is_image_rpath: True, caption_key: caption, iter_perc: 0.5,\n"
             "          batch_size: 16, max_images: 8, max_regions: 3, min_perc_in_image: 0.5, num_workers: 1}\n"
-            "model_config:\n"
-            "  vision: {image_res: 32, swin_patch_size: 4, patch_size: 8, embed_dim: 32, depths: [2, 2],\n"
-            "           num_heads: [2, 4], window_size: 4, vision_width: 64}\n"
-            "  text: {hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, intermediate_size: 128,\n"
-            "         vocab_size: %d, max_position_embeddings: 16, fusion_layer: 2, encoder_width: 64,\n"
-            "         initializer_range: 0.07}\n"
-            "embed_dim: 32\n"
             "max_words: 12\nmax_tokens: 16\nmax_masks: 4\n"
             "ckpt_frequent_step: 1000\n"
-            "optimizer: {opt: adamW, lr: 2e-3, weight_decay: 0.01, lr_mult: 2}\n"
             "schedular: {sched: linear, lr: 2e-3, epochs: %d, num_warmup_steps: 20}\n",
-            n_vocab, STEPS / (IMAGES / BATCH));
+            STEPS / (IMAGES / BATCH));
+    xv_test_learning_model_yaml(f, 2, false, n_vocab);
     fclose(f);
 }
 
 int main(void) {
-    if (!xv_test_scratch_dir("xv_test_pretrain_learns", root, sizeof root)) return 1;
-    /* One thread: a model this small gains nothing from a second one, and an
-     * OpenMP team spinning on a machine shared with other tests (ctest -j)
-     * can make it many times slower. */
-    xv_set_threads(1);
-    char world[256], yaml[256], out[256];
-    snprintf(world, sizeof world, "%s/world", root);
-    snprintf(yaml, sizeof yaml, "%s/blocks.yaml", root);
-    snprintf(out, sizeof out, "%s/run", root);
-    CHECK(mkdir(world, 0755) == 0, "mkdir");
-    make_world(world);
-    write_config(world, yaml);
+    xv_test_learning_dirs d;
+    if (!xv_test_learning_setup("xv_test_pretrain_learns", "blocks.yaml", &d)) return 1;
+    make_world(d.world);
+    write_config(d.world, d.yaml);
 
     /* Required fractions last/first. Measured with this test (seeds 1, 3, 4 via
      * XV_LEARN_SEED; one thread; 43 s of CPU each): ITC 0.46-0.50, ITM
@@ -118,9 +102,7 @@ int main(void) {
      * reported, not required. */
     const double fraction[XV_N_LOSSES] = {0.65, 0.94, 0.20, 0.94, NAN};
     double first[XV_N_LOSSES], last[XV_N_LOSSES];
-    xv_test_pretrain_losses_fall(yaml, out, STEPS, WINDOW, WINDOW, fraction, first, last);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (xv_test_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", root);
+    xv_test_pretrain_losses_fall(d.yaml, d.out, STEPS, WINDOW, WINDOW, fraction, first, last);
+    if (xv_test_failures == 0) xv_test_remove_dir(d.root);
     return xv_test_finish("test_pretrain_learns");
 }

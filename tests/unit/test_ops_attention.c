@@ -422,41 +422,35 @@ static void test_packed(void) {
     xv_graph_free(g);
 }
 
+/* xv_attention on q [2,3,4] and k = v [2,4,4] of c with args a must fail with
+ * `code`, its message naming `what`; the graph is reset after. */
+static void expect_refused(xv_graph *g, const attn_case *c, const xv_attn_args *a, xv_status code,
+                           const char *what) {
+    xv_tensor *q = xv_tensor_wrap_f32(g, c->q, XV_SHAPE(2, 3, 4)), *k = xv_tensor_wrap_f32(g, c->k, XV_SHAPE(2, 4, 4));
+    CHECK(xv_attention(g, q, k, k, a) == NULL && xv_graph_status(g) == code && strstr(xv_error_message(), what),
+          "%s refused: %s", what, xv_error_message());
+    xv_graph_reset(g);
+}
+
 static void test_errors(void) {
     xv_graph *g = xv_graph_new(1 << 20);
     attn_case c = make_case(2, 3, 4, 2, 2, 2, 0, false, false, -1, 800);
-    xv_tensor *q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), *k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
-    xv_attn_args a = {.heads = 3, .scale = 1};
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && xv_graph_status(g) == XV_ERR_SHAPE &&
-              strstr(xv_error_message(), "xv_attention"),
-          "heads must divide the width: %s", xv_error_message());
-    xv_graph_reset(g);
-    q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
-    a.heads = 2;
+    expect_refused(g, &c, &(xv_attn_args){.heads = 3, .scale = 1}, XV_ERR_SHAPE, "xv_attention"); /* 3 heads, width 4 */
+    const xv_attn_args ok = {.heads = 2, .scale = 1};
+    xv_attn_args a = ok;
     a.key_mask = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 3));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "key_mask"), "key_mask shape: %s",
-          xv_error_message());
-    xv_graph_reset(g);
-    q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
-    a.key_mask = NULL;
+    expect_refused(g, &c, &a, XV_ERR_SHAPE, "key_mask");
+    a = ok;
     a.bias = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(3, 3, 4));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "bias"), "bias shape: %s",
-          xv_error_message());
-    xv_graph_reset(g);
-    q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
-    a.bias = NULL;
+    expect_refused(g, &c, &a, XV_ERR_SHAPE, "bias");
+    a = ok;
     a.group_mask = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 3));
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && strstr(xv_error_message(), "group_mask"), "group_mask shape: %s",
-          xv_error_message());
-    xv_graph_reset(g);
-    q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4)), k = xv_tensor_wrap_f32(g, c.k, XV_SHAPE(2, 4, 4));
-    a.group_mask = NULL;
+    expect_refused(g, &c, &a, XV_ERR_SHAPE, "group_mask");
+    a = ok;
     a.dropout = 1.0f;
-    CHECK(xv_attention(g, q, k, k, &a) == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "dropout 1 refused");
-    xv_graph_reset(g);
-    q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4));
-    a.dropout = 0;
-    CHECK(xv_attention(g, q, NULL, q, &a) == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "NULL k refused");
+    expect_refused(g, &c, &a, XV_ERR_INVALID_ARG, "dropout");
+    xv_tensor *q = xv_tensor_wrap_f32(g, c.q, XV_SHAPE(2, 3, 4));
+    CHECK(xv_attention(g, q, NULL, q, &ok) == NULL && xv_graph_status(g) == XV_ERR_INVALID_ARG, "NULL k refused");
     xv_graph_free(g);
 }
 

@@ -11,6 +11,16 @@
 
 typedef xv_tensor *(*reg_op)(xv_graph *g, xv_tensor *x, float p);
 
+/* A new graph in training mode (*g) and x [rows, cols] on it as a leaf that
+ * wants a gradient. */
+static xv_tensor *training_leaf(xv_graph **g, float *x, int64_t rows, int64_t cols) {
+    *g = xv_graph_new(0);
+    xv_graph_set_training(*g, true);
+    xv_tensor *t = xv_tensor_wrap_f32(*g, x, XV_SHAPE(rows, cols));
+    t->requires_grad = true;
+    return t;
+}
+
 /* Runs op in training mode with the graph seed; returns the output copy
  * (caller frees) and, if base != NULL, the first counter the op used. */
 static float *run_training(reg_op op, const float *x, const int64_t *shape, int ndim, float p,
@@ -105,10 +115,8 @@ static void test_dropout_backward_and_counters(void) {
     float x[N], dout[N];
     xv_test_fill_uniform(x, N, -1, 1, 3);
     xv_test_fill_uniform(dout, N, -1, 1, 4);
-    xv_graph *g = xv_graph_new(0);
-    xv_graph_set_training(g, true);
-    xv_tensor *xt = xv_tensor_wrap_f32(g, x, XV_SHAPE(10, 100));
-    xt->requires_grad = true;
+    xv_graph *g;
+    xv_tensor *xt = training_leaf(&g, x, 10, 100);
     uint64_t c0 = xv_graph_rng(g)->counter;
     xv_tensor *a = xv_dropout(g, xt, 0.3f);
     CHECK(xv_graph_rng(g)->counter == c0 + N / 4, "dropout reserves one counter per 4 elements");
@@ -182,10 +190,8 @@ static void test_drop_path(void) {
     CHECK(memcmp(y, y1, sizeof(float) * B * PER) == 0, "thread count does not change drop-path");
 
     /* Backward: the same per-sample mask. */
-    xv_graph *g = xv_graph_new(0);
-    xv_graph_set_training(g, true);
-    xv_tensor *xt = xv_tensor_wrap_f32(g, x, XV_SHAPE(64, 12));
-    xt->requires_grad = true;
+    xv_graph *g;
+    xv_tensor *xt = training_leaf(&g, x, 64, 12);
     uint64_t c0 = xv_graph_rng(g)->counter;
     xv_tensor *d = xv_drop_path(g, xt, 0.5f);
     CHECK(xv_graph_rng(g)->counter == c0 + 64, "drop-path reserves one counter per sample");

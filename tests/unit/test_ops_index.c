@@ -7,18 +7,6 @@
 
 #include "testutil.h"
 
-/* Finite differences of a row copy: L = sum r_i y_i is linear in the table, so
- * the central difference is exact up to double rounding of L (~1e-13); a
- * duplicate id makes the true derivative a sum of two r's, still exact.
- * 1e-6 is a wide margin that any dropped or misrouted gradient (~0.5) fails. */
-static xv_fd_opts copy_fd_opts(void) {
-    xv_fd_opts o = xv_fd_defaults();
-    o.atol = 1e-6;
-    o.rtol = 0;
-    o.max_checks = 500;
-    return o;
-}
-
 /* ---------------------------------------------------------------- embedding */
 
 typedef struct {
@@ -66,7 +54,7 @@ static void test_embedding_forward_backward(void) {
 
     /* FD without padding (the padding row deliberately breaks the true derivative). */
     emb_ctx c = {ids, XV_SHAPE(2, 3), -1};
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(500);
     xv_fd_input in = {XV_SHAPE(V, D), table, true};
     CHECK(xv_fd_check("fd embedding", fd_embedding, &c, &in, 1, &o) == 0, "fd embedding");
 }
@@ -170,7 +158,7 @@ static void test_gather_rows(void) {
     xv_graph_free(g);
 
     gather_ctx c = {idx, 7};
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(500);
     xv_fd_input in = {XV_SHAPE(5, 3, 2), x, true};
     CHECK(xv_fd_check("fd gather_rows", fd_gather, &c, &in, 1, &o) == 0, "fd gather");
     CHECK(xv_fd_check("fd gather twice", fd_gather_twice, &c, &in, 1, &o) == 0, "fd gather reuse");

@@ -13,18 +13,6 @@
 
 #include "testutil.h"
 
-/* Tolerance for finite differences of pure copies: y is x moved, so
- * L = sum r_i y_i is linear and its central difference equals r exactly up
- * to double rounding of L (~1e-16 |L| / 2h ~ 1e-13). 1e-6 leaves a wide margin
- * while any misplaced or missing gradient (|r| ~ 0.5) fails. */
-static xv_fd_opts copy_fd_opts(void) {
-    xv_fd_opts o = xv_fd_defaults();
-    o.atol = 1e-6;
-    o.rtol = 0;
-    o.max_checks = 200;
-    return o;
-}
-
 typedef xv_tensor *(*unary_op)(xv_graph *g, xv_tensor *x, const void *ctx);
 
 /* Forward equals x[src[k]] at every output k; backward scatters exactly along src. */
@@ -218,7 +206,7 @@ static void test_window_fd(void) {
     int64_t n = (int64_t)c.B * c.H * c.W * c.C;
     float *xd = malloc(sizeof(float) * (size_t)n);
     xv_test_fill_uniform(xd, n, -1, 1, 5);
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     xv_fd_input in = {XV_SHAPE(c.B, c.H * c.W, c.C), xd, true};
     CHECK(xv_fd_check("fd window_partition", fd_partition, &c, &in, 1, &o) == 0, "fd partition");
     xv_fd_input inw = {XV_SHAPE((int64_t)c.B * 6, 9, c.C), xd, true};
@@ -391,7 +379,7 @@ static void test_slice(void) {
 
     float xd[105];
     xv_test_fill_uniform(xd, 105, -1, 1, 3);
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     xv_fd_input in = {XV_SHAPE(3, 7, 5), xd, true};
     CHECK(xv_fd_check("fd slice", fd_slice, &c, &in, 1, &o) == 0, "fd slice");
 
@@ -428,7 +416,7 @@ static void test_reshape(void) {
     xv_graph_free(g);
     float xr[60];
     xv_test_fill_uniform(xr, 60, -1, 1, 8);
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     xv_fd_input in = {XV_SHAPE(4, 15), xr, true};
     CHECK(xv_fd_check("fd reshape+permute", fd_reshape_permute, NULL, &in, 1, &o) == 0, "fd reshape");
 }
@@ -500,7 +488,7 @@ static void test_concat(void) {
     xv_test_fill_uniform(c, 40, -1, 1, 33);
     xv_fd_input in[3] = {{XV_SHAPE(3, 5, 2), a, true}, {XV_SHAPE(1, 5, 2), b, false}, {XV_SHAPE(4, 5, 2), c, true}};
     concat_case c0 = {3, 0};
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     CHECK(xv_fd_check("fd concat dim 0", fd_concat, &c0, in, 3, &o) == 0, "fd concat 0");
     xv_fd_input in2[2] = {{XV_SHAPE(5, 3, 2), a, true}, {XV_SHAPE(5, 1, 2), b, true}};
     concat_case c2 = {2, -2};
@@ -533,7 +521,7 @@ static xv_tensor *fd_two_consumers(xv_graph *g, xv_tensor **in, void *ctx) {
 static void test_two_consumers(void) {
     float xd[2 * 36 * 3];
     xv_test_fill_uniform(xd, 216, -1, 1, 41);
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     o.max_checks = 216;
     xv_fd_input in = {XV_SHAPE(2, 36, 3), xd, true};
     CHECK(xv_fd_check("fd two consumers", fd_two_consumers, NULL, &in, 1, &o) == 0, "fd reuse");
@@ -598,7 +586,7 @@ int main(void) {
     float xm[3 * 24 * 5];
     xv_test_fill_uniform(xm, 360, -1, 1, 51);
     merge_case mc = {3, 4, 6, 5};
-    xv_fd_opts o = copy_fd_opts();
+    xv_fd_opts o = xv_fd_copy_opts(200);
     xv_fd_input inm = {XV_SHAPE(3, 24, 5), xm, true};
     CHECK(xv_fd_check("fd patch_merge", fd_merge, &mc, &inm, 1, &o) == 0, "fd patch_merge");
 
