@@ -7,7 +7,8 @@
 #include "model_opts.h"
 
 typedef struct {
-    const char *task, *data, *image_root, *train, *out, *examples, *refcoco_data;
+    const char *task, *data, *train, *out, *examples, *refcoco_data;
+    xv_fs_root images; /* --image-root, --allow-outside-root */
     int k_test, n_examples;
     xv_cli_model_opts mo;
 } eval_args;
@@ -20,7 +21,7 @@ static int failed(const char *what) {
 
 static int run_retrieval(const eval_args *a, xvlm_ctx *ctx) {
     xv_retrieval_set set;
-    if (xv_retrieval_set_read(a->data, a->image_root, &set) != XV_OK) return failed("reading the test split");
+    if (xv_retrieval_set_read(a->data, &a->images, &set) != XV_OK) return failed("reading the test split");
     xv_eval_retrieval_opts o = xv_eval_retrieval_opts_default();
     o.k_test = a->k_test;
     o.progress = xv_eval_progress_stderr;
@@ -44,7 +45,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     xv_grounding_set set, train;
     double mean_box[4];
     if (a->train) {
-        if (xv_grounding_set_read(a->train, a->image_root, &train) != XV_OK) return failed("reading --train");
+        if (xv_grounding_set_read(a->train, &a->images, &train) != XV_OK) return failed("reading --train");
         xv_status st = xv_grounding_mean_box(&train, a->train, mean_box);
         xv_grounding_set_free(&train);
         if (st != XV_OK) return failed("the mean training box");
@@ -53,7 +54,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     xv_refer refer = {0};
     if (a->refcoco_data && xv_refer_load(a->refcoco_data, "refcoco+", "unc", &refer) != XV_OK)
         return failed("--refcoco-data");
-    xv_status read = xv_grounding_set_read_files(&a->data, 1, a->image_root, a->refcoco_data ? &refer : NULL, &set);
+    xv_status read = xv_grounding_set_read_files(&a->data, 1, &a->images, a->refcoco_data ? &refer : NULL, &set);
     xv_refer_free(&refer);
     if (read != XV_OK) return failed("reading the test split");
     xv_eval_grounding_opts o = xv_eval_grounding_opts_default();
@@ -102,8 +103,8 @@ int xv_cmd_evaluate(int argc, char **argv) {
         XV_CLI_MODEL_OPTIONS(&a.mo),
         {.name = "--data", .kind = XV_OPT_STRING, .dest = &a.data, .value = "FILE", .help = "the test split",
          .required = true},
-        {.name = "--image-root", .kind = XV_OPT_STRING, .dest = &a.image_root, .value = "DIR",
-         .help = "prefix of relative image paths"},
+        XV_OPT_IMAGE_ROOT(&a.images, "prefix of relative image paths; an image that resolves\n"
+                                     "outside it is refused"),
         {.name = "--k-test", .kind = XV_OPT_INT, .dest = &a.k_test, .value = "K", .lo = 1, .hi = 1 << 20,
          .help = "retrieval: pairs re-ranked per query"},
         {.name = "--train", .kind = XV_OPT_STRING, .dest = &a.train, .value = "FILE",

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "train/adamw.h"
 
 /* A fine-tuning task (finetune_task.h); found by its name. */
@@ -48,6 +49,7 @@ typedef struct {
     xv_path_list test_file;  /* test_file; grounding: refcoco+_val.json + refcoco+_test.json, the REFER split of
                                 each ref_id decides val / testA / testB */
     char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
+    bool allow_outside_root; /* allow_outside_root (ours): images may resolve outside image_root */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* the task's batch key: batch_size_train (retrieval) / batch_size (grounding) */
@@ -66,6 +68,12 @@ typedef struct {
     bool careful_hflip;   /* grounding: true */
     void *task_data;      /* a task's own keys (its config hook allocates, its free_config frees) */
 } xv_finetune_config;
+
+/* The dataset path policy of the config's images (image_root,
+ * allow_outside_root), for the task data readers. */
+static inline xv_fs_root xv_finetune_images(const xv_finetune_config *c) {
+    return (xv_fs_root){.root = c->image_root, .allow_outside_root = c->allow_outside_root};
+}
 
 /* The official values for `task` (configs/Retrieval_coco.yaml,
  * Grounding_bbox.yaml); no files set. */

@@ -67,6 +67,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(get_paths(root, "test_file", true, &out->test_file));
     if (task->reads_val_file) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
     XV_TRY(get_path(root, "image_root", &out->image_root));
+    XV_TRY(xv_yaml_get_bool(root, "allow_outside_root", &out->allow_outside_root));
     if (task->read_config) XV_TRY(task->read_config(root, out));
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
     XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 1000000000, &out->batch_size));
@@ -85,7 +86,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
 /* Notes the keys no task knows: a key of another task (batch_size in a
  * Retrieval.yaml) is not noted, as the official configs share keys freely. */
 static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
-    static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "image_res",
+    static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "allow_outside_root", "image_res",
                                          "k_test", "max_words", "max_tokens", "optimizer", "schedular"};
     const int n_shared = (int)(sizeof shared / sizeof *shared);
     int n = n_shared + 1;
