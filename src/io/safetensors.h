@@ -37,7 +37,9 @@ typedef struct xv_st_file xv_st_file;
  * object (only spaces may follow it), known dtypes, shapes of rank <= 8 with
  * integer dims < 2^53 and no overflow, offsets inside the data section,
  * non-overlapping, byte size = numel · dtype size, no duplicate names,
- * __metadata__ string -> string. Gaps between tensors are tolerated.
+ * __metadata__ string -> string. As strict as the reference reader: the header starts with '{', shapes and
+ * offsets are integers written as such, the tensors are contiguous from byte 0
+ * of the data section to the end of the file (no gap, overlap or trailing byte).
  * Errors name the file and the entry (XV_ERR_FORMAT; XV_ERR_MISSING when the
  * file does not exist). */
 xv_status xv_st_open(const char *path, xv_st_file **out);
