@@ -52,6 +52,11 @@ const xv_st_tensor *xv_st_at(const xv_st_file *f, int i);   /* in file order of 
 const xv_st_tensor *xv_st_find(const xv_st_file *f, const char *name); /* NULL if absent */
 const char *xv_st_metadata(const xv_st_file *f, const char *key);      /* NULL if absent */
 const char *xv_st_path(const xv_st_file *f);
+/* The __metadata__ entries, sorted by key (for listing them). */
+int xv_st_metadata_count(const xv_st_file *f);
+void xv_st_metadata_at(const xv_st_file *f, int i, const char **key, const char **value);
+/* Where a tensor's bytes start in the data section (its data_offsets begin). */
+uint64_t xv_st_offset(const xv_st_file *f, const xv_st_tensor *t);
 size_t xv_st_dtype_size(xv_st_dtype dt);
 const char *xv_st_dtype_name(xv_st_dtype dt);
 

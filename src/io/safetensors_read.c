@@ -597,3 +597,15 @@ const char *xv_st_metadata(const xv_st_file *f, const char *key) {
 }
 
 const char *xv_st_path(const xv_st_file *f) { return f ? f->label : NULL; }
+
+int xv_st_metadata_count(const xv_st_file *f) { return f ? f->n_meta : 0; }
+
+void xv_st_metadata_at(const xv_st_file *f, int i, const char **key, const char **value) {
+    const bool ok = f && i >= 0 && i < f->n_meta;
+    *key = ok ? f->meta[i].key : NULL;
+    *value = ok ? f->meta[i].value : NULL;
+}
+
+uint64_t xv_st_offset(const xv_st_file *f, const xv_st_tensor *t) {
+    return (uint64_t)((const uint8_t *)t->data - f->data);
+}
