@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/yaml_tree.h"
+#include "nn/swin_config.h"
 #include "train/finetune_task.h"
 #include "train/schedule.h"
 
@@ -69,11 +70,11 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(get_path(root, "image_root", &out->image_root));
     XV_TRY(xv_yaml_get_bool(root, "allow_outside_root", &out->allow_outside_root));
     if (task->read_config) XV_TRY(task->read_config(root, out));
-    XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
-    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 1000000000, &out->batch_size));
+    XV_TRY(xv_yaml_get_int(root, "image_res", 1, XV_SWIN_MAX_IMAGE_RES, &out->image_res));
+    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 65536, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
-    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1000000000, &out->max_tokens));
+    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1 << 16, &out->max_tokens));
     const xv_yaml_node *opt, *sch;
     XV_TRY(xv_yaml_get_map(root, "optimizer", &opt));
     XV_TRY(xv_yaml_get_map(root, "schedular", &sch));

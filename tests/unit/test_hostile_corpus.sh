@@ -54,6 +54,9 @@ printf 'ok.png\n' >path_inside
 cp path_dotdot path_allow_outside
 printf 'ok\0../decoy.png\n' >path_nul
 mkfifo out.safetensors
+for kv in "image_res: 65536" "batch_size_train: 1000000000000" "max_tokens: 1099511627776"; do
+    printf 'train_file: [a.json]\ntest_file: [b.json]\n%s\n' "$kv" >"config_${kv%%:*}.yaml"
+done
 printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n' >vocab.txt
 
 run_case() { # case -> runs it, output in $S/err, status in $rc
@@ -64,6 +67,7 @@ run_case() { # case -> runs it, output in $S/err, status in $rc
         --allow-outside-root --out x.idx >out 2>err ;;
     path_*) timeout 10 "$XVLM" index --model "$S/no-model" --images "$1" --image-root root --out x.idx >out 2>err ;;
     out_fifo) timeout 10 "$XVLM" preprocess --image-res 8 root/ok.png --out out.safetensors >out 2>err ;;
+    config_*) timeout 10 "$XVLM" finetune retrieval --config "$1.yaml" --init "$S/no-model" --output-dir o >out 2>err ;;
     jsonl_trailing) printf '{"text": "a"} junk\n' | timeout 10 "$XVLM" tokenize --vocab vocab.txt >out 2>err ;;
     *) echo "unknown case" >err; return 99 ;;
     esac
