@@ -197,7 +197,8 @@ int main(int argc, char **argv) {
     features ftr = {0}, fte = {0};
     int rc = 1;
     if (xvlm_model_load(argv[1], NULL, &model) != XVLM_OK || xvlm_ctx_new(model, &ctx) != XVLM_OK ||
-        xv_grounding_set_read(tr_path, argv[2], &tr) != XV_OK || xv_grounding_set_read(te_path, argv[2], &te) != XV_OK ||
+        xv_grounding_set_read(tr_path, &(xv_fs_root){.root = argv[2]}, &tr) != XV_OK ||
+        xv_grounding_set_read(te_path, &(xv_fs_root){.root = argv[2]}, &te) != XV_OK ||
         extract(ctx, &tr, max_train, &ftr) != XV_OK || extract(ctx, &te, te.n_images, &fte) != XV_OK) {
         fprintf(stderr, "position probe: %s\n", xv_error_message());
         goto done;

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "eval_print.h"
 #include "model_opts.h"
 #include "train/finetune_task.h"
 
 typedef struct {
-    const char *task, *data, *image_root, *train, *out, *examples, *refcoco_data, *config, *output_dir;
+    const char *task, *data, *train, *out, *examples, *refcoco_data, *config, *output_dir;
+    xv_fs_root images; /* --image-root, --allow-outside-root */
     int k_test, n_examples;
     bool json;
     xv_cli_model_opts mo;
@@ -24,7 +26,7 @@ static int failed(const char *what) {
 
 static int run_retrieval(const eval_args *a, xvlm_ctx *ctx) {
     xv_retrieval_set set;
-    if (xv_retrieval_set_read(a->data, a->image_root, &set) != XV_OK) return failed("reading the test split");
+    if (xv_retrieval_set_read(a->data, &a->images, &set) != XV_OK) return failed("reading the test split");
     xv_eval_retrieval_opts o = xv_eval_retrieval_opts_default();
     o.k_test = a->k_test;
     o.progress = xv_eval_progress_stderr;
@@ -48,7 +50,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     xv_grounding_set set, train;
     double mean_box[4];
     if (a->train) {
-        if (xv_grounding_set_read(a->train, a->image_root, &train) != XV_OK) return failed("reading --train");
+        if (xv_grounding_set_read(a->train, &a->images, &train) != XV_OK) return failed("reading --train");
         xv_status st = xv_grounding_mean_box(&train, a->train, mean_box);
         xv_grounding_set_free(&train);
         if (st != XV_OK) return failed("the mean training box");
@@ -57,7 +59,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     xv_refer refer = {0};
     if (a->refcoco_data && xv_refer_load(a->refcoco_data, "refcoco+", "unc", &refer) != XV_OK)
         return failed("--refcoco-data");
-    xv_status read = xv_grounding_set_read_files(&a->data, 1, a->image_root, a->refcoco_data ? &refer : NULL, &set);
+    xv_status read = xv_grounding_set_read_files(&a->data, 1, &a->images, a->refcoco_data ? &refer : NULL, &set);
     xv_refer_free(&refer);
     if (read != XV_OK) return failed("reading the test split");
     xv_eval_grounding_opts o = xv_eval_grounding_opts_default();
@@ -82,7 +84,8 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
  * task's table and the official dict (only the dict with --json). */
 static int run_config(const eval_args *a) {
     xv_finetune_eval_opts o = {.config_path = a->config, .model = a->mo.model, .vocab = a->mo.params.vocab_path,
-                               .output_dir = a->output_dir, .test_file = a->data, .image_root = a->image_root,
+                               .output_dir = a->output_dir, .test_file = a->data, .image_root = a->images.root,
+                               .allow_outside_root = a->images.allow_outside_root,
                                .refcoco_data = a->refcoco_data, .k_test = a->k_test, .notes = stderr,
                                .infer = {.image_res = a->mo.params.image_res, .text_heads = a->mo.params.text_heads}};
     xvlm_set_threads(a->mo.threads);
@@ -91,10 +94,12 @@ static int run_config(const eval_args *a) {
     if (!a->json) xv_finetune_task_find(a->task)->print_scores(&s, stdout);
     printf("%s\n", s.official);
     if (a->out) {
-        FILE *f = fopen(a->out, "wb");
-        const bool ok = f && fprintf(f, "%s\n", s.official) > 0;
-        if (f && fclose(f) != 0) return failed("--out");
-        if (!ok) return failed("--out");
+        const size_t n = strlen(s.official);
+        char *line = malloc(n + 1);
+        if (line) memcpy(line, s.official, n), line[n] = '\n';
+        xv_status st = line ? xv_fs_write_file(a->out, line, n + 1, XV_FS_DURABLE) : XV_ERR_NOMEM;
+        free(line);
+        if (st != XV_OK) return failed("--out");
     }
     return 0;
 }
@@ -136,8 +141,8 @@ int xv_cmd_evaluate(int argc, char **argv) {
          .unset = "none written"},
         {.name = "--data", .kind = XV_OPT_STRING, .dest = &a.data, .value = "FILE",
          .help = "the test split (with --config: instead of test_file)"},
-        {.name = "--image-root", .kind = XV_OPT_STRING, .dest = &a.image_root, .value = "DIR",
-         .help = "prefix of relative image paths"},
+        XV_OPT_IMAGE_ROOT(&a.images, "prefix of relative image paths (with --config: instead of\n"
+                                     "image_root); an image that resolves outside it is refused"),
         {.name = "--k-test", .kind = XV_OPT_INT, .dest = &a.k_test, .value = "K", .lo = 1, .hi = 1 << 20,
          .help = "retrieval: pairs re-ranked per query", .unset = "the YAML's, else 128"},
         {.name = "--train", .kind = XV_OPT_STRING, .dest = &a.train, .value = "FILE",

@@ -58,12 +58,15 @@ static const char *const token_kinds[] = {"none", "f16", "f32", NULL};
 int xv_cmd_index(int argc, char **argv) {
     xv_cli_model_opts mo = xv_cli_model_opts_default();
     const char *images = NULL, *out = NULL, *tokens = "f16";
+    xv_fs_root policy = {0}; /* --image-root, --allow-outside-root */
     xvlm_index_params ip = xvlm_index_params_default();
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&mo),
         {.name = "--images", .kind = XV_OPT_STRING, .dest = &images, .value = "LIST_OR_DIR", .required = true,
          .help = "a folder (searched recursively for .jpg/.jpeg/.png) or a text file\n"
                  "with one path per line (relative to the file's folder)"},
+        XV_OPT_IMAGE_ROOT(&policy, "every image must resolve inside DIR (relative list\n"
+                                   "entries are joined to it); others are skipped"),
         XV_OPT_OUT(&out, "INDEX", "the index file", true),
         {.name = "--batch", .kind = XV_OPT_INT, .dest = &ip.batch, .value = "N", .lo = 1, .hi = 4096,
          .help = "images per encoder pass and per resume chunk"},
@@ -95,7 +98,7 @@ int xv_cmd_index(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     ip.tokens = !strcmp(tokens, "none") ? XVLM_TOKENS_NONE : !strcmp(tokens, "f32") ? XVLM_TOKENS_F32 : XVLM_TOKENS_F16;
     xv_cli_image_list list;
-    if (xv_cli_image_list_read(images, &list) != XV_OK) {
+    if (xv_cli_image_list_read(images, &policy, "index", &list) != XV_OK) {
         fprintf(stderr, "xvlm index: %s\n", xv_error_message());
         return 1;
     }

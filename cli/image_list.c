@@ -110,27 +110,76 @@ static xv_status check_text(const char *path) {
     return XV_OK;
 }
 
-xv_status xv_cli_image_list_read(const char *src, xv_cli_image_list *out) {
+/* Adds the image `name` names under the policy's root: its real path when
+ * it resolves inside the root (the index stores absolute paths), the joined
+ * name when it is missing (reading it reports that); a name that resolves
+ * outside is skipped with a warning naming where it came from (`where`). */
+static xv_status push_checked(xv_cli_image_list *l, const xv_fs_root *policy, const char *cmd, const char *where,
+                              const char *name) {
+    char *real = NULL;
+    xv_fs_name_verdict v = xv_fs_resolve(policy, name, &real);
+    if (v == XV_FS_NAME_NOMEM) return XV_ERR_NOMEM;
+    if (v == XV_FS_NAME_OUTSIDE_ROOT) {
+        fprintf(stderr, "xvlm %s: warning: %s: %s; skipped\n", cmd, where, xv_error_message());
+        xv_error_clear();
+        return XV_OK;
+    }
+    xv_error_clear();
+    return push(l, real ? real : xv_fs_join(policy->root, name));
+}
+
+/* The lines of a list file, numbered for the warnings. A line holding a NUL
+ * byte is skipped with a warning: cut at the NUL it would name another file. */
+static xv_status read_list(const char *src, const xv_fs_root *policy, const char *cmd, xv_cli_image_list *out) {
+    XV_TRY(check_text(src));
+    FILE *f = fopen(src, "rb");
+    if (!f) return xv_error(XV_ERR_MISSING, "%s: cannot open", src);
+    char *copy = strdup(src);
+    const char *base = policy && policy->root ? policy->root : copy ? dirname(copy) : ".";
+    char *line = NULL, where[4096];
+    size_t cap = 0;
+    ssize_t len;
+    xv_status st = XV_OK;
+    for (long long no = 1; st == XV_OK && (len = getline(&line, &cap, f)) >= 0; no++) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        snprintf(where, sizeof where, "%s:%lld", src, no);
+        if (memchr(line, '\0', (size_t)len)) {
+            fprintf(stderr, "xvlm %s: warning: %s: the path holds a NUL byte; skipped\n", cmd, where);
+            continue;
+        }
+        if (policy && policy->root) st = push_checked(out, policy, cmd, where, line);
+        else st = push(out, line[0] == '/' ? strdup(line) : xv_fs_join(base, line));
+    }
+    free(line);
+    free(copy);
+    fclose(f);
+    return st;
+}
+
+xv_status xv_cli_image_list_read(const char *src, const xv_fs_root *policy, const char *cmd,
+                                 xv_cli_image_list *out) {
     *out = (xv_cli_image_list){0};
     struct stat s;
     if (stat(src, &s) != 0) return xv_error(XV_ERR_MISSING, "%s: no such folder or list file", src);
     xv_status st;
     if (S_ISDIR(s.st_mode)) {
-        st = walk(src, out, 0);
-        if (st == XV_OK) qsort(out->paths, (size_t)out->n, sizeof *out->paths, cmp_str);
-    } else {
-        xv_cli_image_list lines = {0};
-        st = check_text(src);
-        if (st == XV_OK) st = xv_cli_read_lines(src, &lines);
-        char *copy = strdup(src);
-        const char *base = copy ? dirname(copy) : ".";
-        for (int64_t i = 0; st == XV_OK && i < lines.n; i++) {
-            const char *p = lines.paths[i];
-            if (p[0] == '#') continue;
-            st = push(out, p[0] == '/' ? strdup(p) : xv_fs_join(base, p));
+        xv_cli_image_list found = {0};
+        st = walk(src, &found, 0);
+        if (st == XV_OK) qsort(found.paths, (size_t)found.n, sizeof *found.paths, cmp_str);
+        if (st != XV_OK || !policy || !policy->root) {
+            *out = found; /* no root: every image found, as before */
+            found = (xv_cli_image_list){0};
         }
-        free(copy);
-        xv_cli_image_list_free(&lines);
+        for (int64_t i = 0; st == XV_OK && i < found.n; i++) {
+            /* absolute, so that the root is not put in front of it once more */
+            char *abs = realpath(found.paths[i], NULL);
+            st = abs ? push_checked(out, policy, cmd, found.paths[i], abs) : push(out, strdup(found.paths[i]));
+            free(abs);
+        }
+        xv_cli_image_list_free(&found);
+    } else {
+        st = read_list(src, policy, cmd, out);
     }
     if (st != XV_OK) xv_cli_image_list_free(out);
     return st;

@@ -22,9 +22,11 @@ int xv_cmd_ground(int argc, char **argv);
 int xv_cmd_evaluate(int argc, char **argv);
 int xv_cmd_finetune(int argc, char **argv);
 int xv_cmd_serve(int argc, char **argv);
+int xv_cmd_inspect(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
+    {"inspect", "validate a safetensors file and list its metadata and tensors", xv_cmd_inspect},
     {"convert", "official PyTorch checkpoint -> safetensors + config.json", xv_cmd_convert},
     {"preprocess", "images -> normalised [3,R,R] tensors (official test transform)", xv_cmd_preprocess},
     {"tokenize", "WordPiece-tokenize JSON lines of text as the official pipeline does", xv_cmd_tokenize},

@@ -85,6 +85,14 @@ int xv_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 #define XV_OPT_OUT(target, value_name, what, is_required)                                                    \
     {.name = "--out", .short_name = 'o', .kind = XV_OPT_STRING, .dest = (target), .value = (value_name),     \
      .help = (what), .required = (is_required)}
+/* The dataset path policy (core/fs.h's xv_fs_root *policy): --image-root DIR
+ * (relative image names are joined to DIR and must resolve inside it) and
+ * --allow-outside-root (they may resolve anywhere). */
+#define XV_OPT_IMAGE_ROOT(policy, what)                                                                      \
+    {.name = "--image-root", .kind = XV_OPT_STRING, .dest = &(policy)->root, .value = "DIR", .help = (what)}, \
+    {.name = "--allow-outside-root", .kind = XV_OPT_FLAG, .dest = &(policy)->allow_outside_root,             \
+     .help = "accept image paths that resolve outside --image-root\n"                                        \
+             "(absolute, \"..\", symbolic links out of it)"}
 #define XV_OPT_VOCAB(target, what, is_required) \
     {.name = "--vocab", .kind = XV_OPT_STRING, .dest = (target), .value = "FILE", .help = (what), .required = (is_required)}
 /* Conversion of an official checkpoint: what cannot always be inferred. */

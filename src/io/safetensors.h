@@ -37,7 +37,9 @@ typedef struct xv_st_file xv_st_file;
  * object (only spaces may follow it), known dtypes, shapes of rank <= 8 with
  * integer dims < 2^53 and no overflow, offsets inside the data section,
  * non-overlapping, byte size = numel · dtype size, no duplicate names,
- * __metadata__ string -> string. Gaps between tensors are tolerated.
+ * __metadata__ string -> string. As strict as the reference reader: the header starts with '{', shapes and
+ * offsets are integers written as such, the tensors are contiguous from byte 0
+ * of the data section to the end of the file (no gap, overlap or trailing byte).
  * Errors name the file and the entry (XV_ERR_FORMAT; XV_ERR_MISSING when the
  * file does not exist). */
 xv_status xv_st_open(const char *path, xv_st_file **out);
@@ -50,6 +52,11 @@ const xv_st_tensor *xv_st_at(const xv_st_file *f, int i);   /* in file order of 
 const xv_st_tensor *xv_st_find(const xv_st_file *f, const char *name); /* NULL if absent */
 const char *xv_st_metadata(const xv_st_file *f, const char *key);      /* NULL if absent */
 const char *xv_st_path(const xv_st_file *f);
+/* The __metadata__ entries, sorted by key (for listing them). */
+int xv_st_metadata_count(const xv_st_file *f);
+void xv_st_metadata_at(const xv_st_file *f, int i, const char **key, const char **value);
+/* Where a tensor's bytes start in the data section (its data_offsets begin). */
+uint64_t xv_st_offset(const xv_st_file *f, const xv_st_tensor *t);
 size_t xv_st_dtype_size(xv_st_dtype dt);
 const char *xv_st_dtype_name(xv_st_dtype dt);
 

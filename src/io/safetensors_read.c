@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader copies it as-is"
@@ -106,6 +107,16 @@ static bool json_uint(const cJSON *j, uint64_t *out) {
     return true;
 }
 
+static const char *json_kind(const cJSON *j);
+
+/* Why a JSON value json_uint refused is not a non-negative integer below 2^53. */
+static const char *number_kind(const cJSON *j) {
+    if (!cJSON_IsNumber(j)) return json_kind(j);
+    if (j->valuedouble < 0) return "a negative number";
+    if (!(j->valuedouble <= XV_ST_MAX_INT)) return "a number of 2^53 or more";
+    return "a fractional number";
+}
+
 static const char *json_kind(const cJSON *j) {
     if (cJSON_IsObject(j)) return "an object";
     if (cJSON_IsArray(j)) return "an array";
@@ -139,7 +150,7 @@ static xv_status parse_shape(const char *label, xv_st_tensor *t, const cJSON *j)
         if (!json_uint(d, &v))
             return xv_error(XV_ERR_FORMAT,
                             "%s: tensor '%s': shape[%d] must be a non-negative integer below 2^53, found %s",
-                            label, t->name, t->ndim, cJSON_IsNumber(d) ? "an out-of-range number" : json_kind(d));
+                            label, t->name, t->ndim, number_kind(d));
         has_zero |= v == 0;
         t->shape[t->ndim++] = (int64_t)v;
     }
@@ -170,7 +181,11 @@ static xv_status parse_offsets(const char *label, const char *name, const cJSON 
         !json_uint(j->child->next, &v[1]))
         return xv_error(XV_ERR_FORMAT,
                         "%s: tensor '%s': \"data_offsets\" must be two non-negative integers [begin, end], found %s",
-                        label, name, cJSON_IsArray(j) ? "something else in the array" : json_kind(j));
+                        label, name,
+                        !cJSON_IsArray(j)                ? json_kind(j)
+                        : cJSON_GetArraySize(j) != 2     ? "an array of another length"
+                        : !json_uint(j->child, &v[0])    ? number_kind(j->child)
+                                                         : number_kind(j->child->next));
     sp->begin = v[0];
     sp->end = v[1];
     return XV_OK;
@@ -261,8 +276,12 @@ static int cmp_by_name(const void *a, const void *b) {
     return strcmp(t_sort_tensors[*(const int *)a].name, t_sort_tensors[*(const int *)b].name);
 }
 
-/* Byte counts and offsets: every span inside the data section, its size equal to
- * numel · dtype size, no two spans sharing a byte. */
+/* Byte counts and offsets, as the reference's Metadata::validate: sorted by
+ * offset, each span starts where the previous one ended (the first at 0), its
+ * size is numel · dtype size, and the last one ends where the file ends. So
+ * no gap, no overlap and no trailing bytes: a byte no tensor owns could hide
+ * anything, and a reader that tolerates it accepts files the reference (and
+ * so PyTorch users) cannot load. */
 static xv_status check_layout(xv_st_file *f, st_entry *e, int n) {
     qsort(e, (size_t)n, sizeof *e, cmp_entry_offset);
     for (int i = 0; i < n; i++) {
@@ -282,12 +301,25 @@ static xv_status check_layout(xv_st_file *f, st_entry *e, int n) {
                             (unsigned long long)(sp->end - sp->begin), t->nbytes, xv_st_dtype_name(t->dtype),
                             s);
         }
-        if (i > 0 && e[i - 1].sp.end > sp->begin)
+        const uint64_t expected = i > 0 ? e[i - 1].sp.end : 0;
+        if (i > 0 && !strcmp(e[i - 1].t.name, t->name))
+            return xv_error(XV_ERR_FORMAT, "%s: tensor name '%s' appears twice", f->label, t->name);
+        if (sp->begin < expected)
             return xv_error(XV_ERR_FORMAT, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap",
                             f->label, e[i - 1].t.name, (unsigned long long)e[i - 1].sp.begin,
                             (unsigned long long)e[i - 1].sp.end, t->name, (unsigned long long)sp->begin,
                             (unsigned long long)sp->end);
+        if (sp->begin > expected)
+            return xv_error(XV_ERR_FORMAT,
+                            "%s: tensor '%s' starts at byte %llu of the data section, leaving a gap of %llu bytes "
+                            "after %s (tensors must be contiguous)",
+                            f->label, t->name, (unsigned long long)sp->begin,
+                            (unsigned long long)(sp->begin - expected), i > 0 ? e[i - 1].t.name : "its start");
     }
+    const uint64_t used = n > 0 ? e[n - 1].sp.end : 0;
+    if (used != f->data_len)
+        return xv_error(XV_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor's data (the file must end there)",
+                        f->label, (unsigned long long)(f->data_len - used));
     return XV_OK;
 }
 
@@ -318,6 +350,57 @@ static size_t nul_or_control_at(const char *s, size_t n) {
         }
     }
     return SIZE_MAX;
+}
+
+/* The header's only numbers are shapes and data_offsets, which the reference
+ * reader (huggingface safetensors, serde into usize) takes as non-negative
+ * integers written as such: "4.0", "1e3", "-1" and "007" are refused there.
+ * cJSON turns every number into a double, so the text is checked here, outside
+ * strings. Returns the byte of the first bad number (SIZE_MAX: none) and its
+ * length in *tok_len. */
+static size_t non_integer_number_at(const char *s, size_t n, size_t *tok_len) {
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c != '-' && !(c >= '0' && c <= '9')) continue;
+        size_t j = i;
+        bool bad = c == '-';
+        while (j < n && strchr("0123456789+-.eE", s[j]) && s[j]) {
+            bad |= s[j] == '.' || s[j] == 'e' || s[j] == 'E' || s[j] == '-' || s[j] == '+';
+            j++;
+        }
+        bad |= c == '0' && j - i > 1; /* a leading zero is not JSON */
+        if (bad) {
+            *tok_len = j - i;
+            return i;
+        }
+        i = j - 1;
+    }
+    return SIZE_MAX;
+}
+
+/* What cJSON cannot tell: leading whitespace, and integers written as floats
+ * ("4.0", "1e3") or with a leading zero. Checked on a header that parsed as
+ * an object, so the messages about its structure come first. */
+static xv_status check_header_text(const char *label, const char *json, size_t n) {
+    if (json[0] != '{') /* as the reference (InvalidHeaderStart): the JSON starts right after the length */
+        return xv_error(XV_ERR_FORMAT, "%s: header must start with '{', found whitespace before it", label);
+    size_t tok_len = 0, bad = non_integer_number_at(json, n, &tok_len);
+    if (bad != SIZE_MAX)
+        return xv_error(XV_ERR_FORMAT,
+                        "%s: header byte %zu: number '%.*s' is not written as an integer (shapes and data_offsets "
+                        "are integers, as the reference reader requires)",
+                        label, bad, (int)(tok_len > 40 ? 40 : tok_len), json + bad);
+    return XV_OK;
 }
 
 static xv_status parse_header(xv_st_file *f, const char *json, size_t n) {
@@ -365,6 +448,7 @@ static xv_status parse_header(xv_st_file *f, const char *json, size_t n) {
         }
     }
     cJSON_Delete(root);
+    if (st == XV_OK) st = check_header_text(f->label, json, n);
     if (st == XV_OK) st = check_layout(f, entries, n_entries);
     if (entries) {
         f->tensors = calloc((size_t)n_entries + 1, sizeof *f->tensors);
@@ -432,13 +516,13 @@ xv_status xv_st_open_memory(const void *buf, size_t len, const char *label, xv_s
 xv_status xv_st_open(const char *path, xv_st_file **out) {
     if (!out || !path) return xv_error(XV_ERR_INVALID_ARG, "xv_st_open: path or out is NULL");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return xv_error(errno == ENOENT ? XV_ERR_MISSING : XV_ERR_IO, "%s: cannot open: %s", path,
-                        strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        xv_status st = xv_error(XV_ERR_IO, "%s: not a regular file", path);
+    if (stat(path, &sb) != 0 && errno == ENOENT) /* told apart: callers fall back to other files */
+        return xv_error(XV_ERR_MISSING, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    XV_TRY(xv_fs_open_regular(path, &fd)); /* never blocks on a FIFO */
+    if (fstat(fd, &sb) != 0) {
+        xv_status st = xv_error(XV_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return st;
     }
@@ -513,3 +597,15 @@ const char *xv_st_metadata(const xv_st_file *f, const char *key) {
 }
 
 const char *xv_st_path(const xv_st_file *f) { return f ? f->label : NULL; }
+
+int xv_st_metadata_count(const xv_st_file *f) { return f ? f->n_meta : 0; }
+
+void xv_st_metadata_at(const xv_st_file *f, int i, const char **key, const char **value) {
+    const bool ok = f && i >= 0 && i < f->n_meta;
+    *key = ok ? f->meta[i].key : NULL;
+    *value = ok ? f->meta[i].value : NULL;
+}
+
+uint64_t xv_st_offset(const xv_st_file *f, const xv_st_tensor *t) {
+    return (uint64_t)((const uint8_t *)t->data - f->data);
+}

@@ -28,6 +28,27 @@ xv_status xv_bert_config_validate(const xv_bert_config *t) {
                         "must all be >= 1",
                         t->hidden, t->layers, t->heads, t->intermediate, t->vocab, t->max_positions, t->type_vocab,
                         t->encoder_width);
+    /* Bounded before anything is allocated: an absurd config is refused with its
+     * key and limit instead of growing memory until the machine gives out. The
+     * limits are ~30x BERT-large's and the whole model must fit 64 GiB. */
+    static const struct {
+        const char *key;
+        int limit;
+    } limits[] = {{"hidden_size", 1 << 16},      {"num_hidden_layers", 1 << 10}, {"num_attention_heads", 1 << 12},
+                  {"intermediate_size", 1 << 18}, {"vocab_size", 1 << 24},       {"max_position_embeddings", 1 << 16},
+                  {"type_vocab_size", 1 << 10},  {"encoder_width", 1 << 16}};
+    const int values[] = {t->hidden, t->layers, t->heads, t->intermediate, t->vocab, t->max_positions, t->type_vocab,
+                          t->encoder_width};
+    for (size_t k = 0; k < sizeof values / sizeof *values; k++)
+        if (values[k] > limits[k].limit)
+            return xv_error(XV_ERR_INVALID_ARG, "text: %s %d is beyond the limit %d", limits[k].key, values[k],
+                            limits[k].limit);
+    const double h = t->hidden, params = (double)t->vocab * h + (double)t->max_positions * h +
+                                         (double)t->layers * (4 * h * h + 2 * h * t->intermediate) +
+                                         (double)(t->layers - t->fusion_layer) * 4 * h * h;
+    if (params * 4 > 64.0 * (1ull << 30))
+        return xv_error(XV_ERR_INVALID_ARG, "text: ~%.0f GiB of float32 parameters (over 64 GiB): refused",
+                        params * 4 / (1ull << 30));
     if (t->hidden % t->heads)
         return xv_error(XV_ERR_INVALID_ARG, "text: %d attention heads do not divide hidden_size %d", t->heads,
                         t->hidden);

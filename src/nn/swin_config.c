@@ -36,6 +36,11 @@ xv_status xv_swin_config_validate(const xv_swin_config *v) {
         return xv_error(XV_ERR_INVALID_ARG,
                         "vision: patch size %d, in_chans %d, embed_dim %d and window_size %d must be >= 1",
                         v->patch, v->in_chans, v->embed_dim, v->window);
+    /* Bounded before anything is allocated: at 65536 px the shifted-window mask
+     * alone would be ~17 GB. 4096 is over 10x the official resolutions. */
+    if (v->image_res > XV_SWIN_MAX_IMAGE_RES)
+        return xv_error(XV_ERR_INVALID_ARG, "vision: image_res %d is beyond the limit %d", v->image_res,
+                        XV_SWIN_MAX_IMAGE_RES);
     if (v->image_res < 1 || v->image_res % v->patch)
         return xv_error(XV_ERR_INVALID_ARG, "vision: image_res %d is not a multiple of the patch size %d",
                         v->image_res, v->patch);
@@ -43,6 +48,9 @@ xv_status xv_swin_config_validate(const xv_swin_config *v) {
         return xv_error(XV_ERR_INVALID_ARG, "vision: embed_dim %d too large", v->embed_dim);
     for (int s = 0; s < v->n_stages; s++) {
         int res = (v->image_res / v->patch) >> s, dim = v->embed_dim << s;
+        if (v->depths[s] > 1024 || v->heads[s] > 4096)
+            return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d has depth %d and %d heads (limits 1024 and 4096)",
+                            s, v->depths[s], v->heads[s]);
         if (v->depths[s] < 1 || v->heads[s] < 1)
             return xv_error(XV_ERR_INVALID_ARG, "vision: stage %d has depth %d and %d heads (both must be >= 1)",
                             s, v->depths[s], v->heads[s]);

@@ -9,6 +9,8 @@
 #include "core/error.h"
 
 #define XV_SWIN_MAX_STAGES 8
+/* The largest image_res a config may ask for (refused beyond, before any allocation). */
+#define XV_SWIN_MAX_IMAGE_RES 4096
 
 typedef struct {
     int image_res;      /* input pixels per side */

@@ -75,6 +75,24 @@ static xv_status entry_error(const entries *E, int64_t i, xv_status code, const 
     return xv_error(code, "%s: entry %lld: %s", E->paths[f], (long long)(i - E->start[f]), what);
 }
 
+/* The path of entry i's image: `name` joined to the policy's root, checked
+ * with the one dataset path policy (core/fs.h's xv_fs_resolve). A name that
+ * resolves outside the root is refused, naming the file, the entry and why
+ * (an evaluation that silently drops images would report another split's
+ * numbers). A missing or unreadable image is kept: loading it reports that.
+ * The joined name is kept rather than the real path, as results print it. */
+static xv_status image_path(const entries *E, int64_t i, const xv_fs_root *images, const char *name, char **out) {
+    char *real = NULL;
+    xv_fs_name_verdict v = xv_fs_resolve(images, name, &real);
+    free(real);
+    if (v == XV_FS_NAME_OUTSIDE_ROOT || v == XV_FS_NAME_NOMEM)
+        return entry_error(E, i, v == XV_FS_NAME_NOMEM ? XV_ERR_NOMEM : XV_ERR_INVALID_ARG, "%s",
+                           xv_error_message());
+    xv_error_clear();
+    *out = xv_fs_join(images ? images->root : NULL, name);
+    return *out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+}
+
 static const char *get_string(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
@@ -92,11 +110,11 @@ void xv_retrieval_set_free(xv_retrieval_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, xv_retrieval_set *out) {
-    return xv_retrieval_set_read_files(&json_path, 1, image_root, out);
+xv_status xv_retrieval_set_read(const char *json_path, const xv_fs_root *images, xv_retrieval_set *out) {
+    return xv_retrieval_set_read_files(&json_path, 1, images, out);
 }
 
-xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                       xv_retrieval_set *out) {
     memset(out, 0, sizeof *out);
     entries E;
@@ -136,9 +154,8 @@ xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths
     }
     i = 0;
     for (const cJSON *e = st == XV_OK ? root->child : NULL; e && st == XV_OK; e = e->next, i++) {
-        out->image_paths[i] = xv_fs_join(image_root, get_string(e, "image"));
+        if ((st = image_path(&E, i, images, get_string(e, "image"), &out->image_paths[i])) != XV_OK) break;
         out->n_images = i + 1;
-        if (!out->image_paths[i]) st = xv_error(XV_ERR_NOMEM, "out of memory");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
         const cJSON *first = cJSON_IsString(c) ? c : c->child;
         for (const cJSON *t = first; t && st == XV_OK; t = cJSON_IsString(c) ? NULL : t->next) {
@@ -225,11 +242,11 @@ static xv_status read_target(const entries *E, const cJSON *e, int64_t i, const 
     return XV_OK;
 }
 
-xv_status xv_grounding_set_read(const char *json_path, const char *image_root, xv_grounding_set *out) {
-    return xv_grounding_set_read_files(&json_path, 1, image_root, NULL, out);
+xv_status xv_grounding_set_read(const char *json_path, const xv_fs_root *images, xv_grounding_set *out) {
+    return xv_grounding_set_read_files(&json_path, 1, images, NULL, out);
 }
 
-xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                       const xv_refer *refer, xv_grounding_set *out) {
     memset(out, 0, sizeof *out);
     entries E;
@@ -268,8 +285,8 @@ xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths
         int64_t k = xv_strindex_get(&seen, image);
         if (k < 0) {
             k = out->n_images;
-            out->image_paths[k] = xv_fs_join(image_root, image);
-            if (!out->image_paths[k] || !xv_strindex_put(&seen, image, (int32_t)k)) {
+            if ((st = image_path(&E, i, images, image, &out->image_paths[k])) != XV_OK) break;
+            if (!xv_strindex_put(&seen, image, (int32_t)k)) {
                 free(out->image_paths[k]);
                 st = xv_error(XV_ERR_NOMEM, "out of memory");
                 break;

@@ -13,8 +13,10 @@
  *
  * A list of files is read in full, concatenated in order (the official
  * datasets do `for f in ann_file: self.ann += json.load(open(f))`).
- * Relative image paths are joined to image_root (NULL or "": as written, i.e.
- * from the working directory). Errors name the file, the element index in it
+ * Relative image paths are joined to images->root (NULL policy or root: as
+ * written, i.e. from the working directory); with a root, an image that
+ * resolves outside it (after "..", symbolic links, or absolute) is refused
+ * unless images->allow_outside_root (core/fs.h's dataset path policy). Errors name the file, the element index in it
  * and the key. */
 #ifndef XV_TASKS_EVAL_DATA_H
 #define XV_TASKS_EVAL_DATA_H
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "tasks/refer.h"
 
 /* Evaluation files larger than this are refused before reading (the COCO
@@ -30,13 +33,13 @@
 
 typedef struct {
     int64_t n_images, n_texts;
-    char **image_paths; /* [n_images], image_root joined */
+    char **image_paths; /* [n_images], the root joined */
     char **texts;       /* [n_texts] as written (cleaning happens at encoding) */
     int64_t *txt2img;   /* [n_texts] */
 } xv_retrieval_set;
 
-xv_status xv_retrieval_set_read(const char *json_path, const char *image_root, xv_retrieval_set *out);
-xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_retrieval_set_read(const char *json_path, const xv_fs_root *images, xv_retrieval_set *out);
+xv_status xv_retrieval_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                       xv_retrieval_set *out);
 void xv_retrieval_set_free(xv_retrieval_set *s);
 
@@ -49,14 +52,14 @@ typedef struct {
     int64_t *ref_id;    /* [n] the entry's ref_id (-1 when absent) */
     xv_refer_split *split; /* [n] the ref's REFER split (XV_REFER_OTHER without REFER) */
     int64_t n_images;
-    char **image_paths; /* distinct images, in order of first appearance, image_root joined */
+    char **image_paths; /* distinct images, in order of first appearance, the root joined */
 } xv_grounding_set;
 
 /* Without REFER: the VLUE format, boxes inline. */
-xv_status xv_grounding_set_read(const char *json_path, const char *image_root, xv_grounding_set *out);
+xv_status xv_grounding_set_read(const char *json_path, const xv_fs_root *images, xv_grounding_set *out);
 /* refer NULL: boxes inline; else every entry needs a "ref_id" of the index,
  * which gives its box, image size and split. */
-xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_grounding_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                       const xv_refer *refer, xv_grounding_set *out);
 void xv_grounding_set_free(xv_grounding_set *s);
 

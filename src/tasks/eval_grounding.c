@@ -162,12 +162,12 @@ xv_status xv_eval_grounding_write_results(const char *path, const xv_grounding_s
     return st;
 }
 
-xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const xv_fs_root *images,
                                   const xv_refer *refer, const xv_eval_grounding_opts *opts, const char *results_path,
                                   xv_eval_grounding_result *out, xv_grounding_splits *splits) {
     memset(out, 0, sizeof *out);
     xv_grounding_set set;
-    XV_TRY(xv_grounding_set_read_files(files, n_files, image_root, refer, &set));
+    XV_TRY(xv_grounding_set_read_files(files, n_files, images, refer, &set));
     xv_status st = xv_eval_grounding(ctx, &set, NULL, opts, out);
     if (st == XV_OK) xv_eval_grounding_splits(&set, out, splits);
     if (st == XV_OK && results_path) st = xv_eval_grounding_write_results(results_path, &set, out);

@@ -72,7 +72,7 @@ xv_status xv_eval_grounding_write_results(const char *path, const xv_grounding_s
 /* Grounding_bbox.py's val() + grounding_eval_bbox over test_file (the files
  * concatenated; refer NULL: boxes inline, VLUE): *out the full result,
  * *splits the official dict; results_path (NULL: none) gets the result file. */
-xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+xv_status xv_eval_grounding_files(xvlm_ctx *ctx, const char *const *files, int n_files, const xv_fs_root *images,
                                   const xv_refer *refer, const xv_eval_grounding_opts *opts, const char *results_path,
                                   xv_eval_grounding_result *out, xv_grounding_splits *splits);
 

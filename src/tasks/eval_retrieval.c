@@ -199,11 +199,11 @@ xv_status xv_eval_retrieval(xvlm_ctx *ctx, const xv_retrieval_set *set, const xv
     return st;
 }
 
-xv_status xv_eval_retrieval_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+xv_status xv_eval_retrieval_files(xvlm_ctx *ctx, const char *const *files, int n_files, const xv_fs_root *images,
                                   const xv_eval_retrieval_opts *opts, xv_eval_retrieval_result *out) {
     memset(out, 0, sizeof *out);
     xv_retrieval_set set;
-    XV_TRY(xv_retrieval_set_read_files(files, n_files, image_root, &set));
+    XV_TRY(xv_retrieval_set_read_files(files, n_files, images, &set));
     xv_status st = xv_eval_retrieval(ctx, &set, opts, out);
     xv_retrieval_set_free(&set);
     return st;

@@ -59,7 +59,7 @@ void xv_eval_retrieval_result_free(xv_eval_retrieval_result *r);
 
 /* One split as Retrieval.py evaluates val_file / test_file: the files read
  * (concatenated) and scored; out->itm is itm_eval's dict (txt_r1 ... r_mean). */
-xv_status xv_eval_retrieval_files(xvlm_ctx *ctx, const char *const *files, int n_files, const char *image_root,
+xv_status xv_eval_retrieval_files(xvlm_ctx *ctx, const char *const *files, int n_files, const xv_fs_root *images,
                                   const xv_eval_retrieval_opts *opts, xv_eval_retrieval_result *out);
 
 /* Expected R@1/5/10 of a uniformly random ranking: text->image 100·K/n_img;

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "io/xvlm_config_infer.h"
+#include "core/fs.h"
 #include "train/adamw.h"
 
 /* A fine-tuning task (finetune_task.h); found by its name. */
@@ -51,6 +52,7 @@ typedef struct {
     char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
     char *text_encoder;   /* text_encoder: its vocab.txt when the initial model has none (the official
                              tokenizer comes from there) */
+    bool allow_outside_root; /* allow_outside_root (ours): images may resolve outside image_root */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* the task's batch key: batch_size_train (retrieval) / batch_size (grounding) */
@@ -69,6 +71,12 @@ typedef struct {
     bool careful_hflip;   /* grounding: true */
     void *task_data;      /* a task's own keys (its config hook allocates, its free_config frees) */
 } xv_finetune_config;
+
+/* The dataset path policy of the config's images (image_root,
+ * allow_outside_root), for the task data readers. */
+static inline xv_fs_root xv_finetune_images(const xv_finetune_config *c) {
+    return (xv_fs_root){.root = c->image_root, .allow_outside_root = c->allow_outside_root};
+}
 
 /* The official values for `task` (configs/Retrieval_coco.yaml,
  * Grounding_bbox.yaml); no files set. */
@@ -153,6 +161,7 @@ typedef struct {
                                 with ref_id); NULL: none */
     const char *test_file;   /* overrides (NULL / 0: the YAML's) */
     const char *image_root;
+    bool allow_outside_root; /* true: images may resolve outside the image root (false: the YAML's) */
     const char *refcoco_data;
     int k_test;
     FILE *notes;             /* config notes (may be NULL) */

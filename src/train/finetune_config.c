@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/yaml_tree.h"
+#include "nn/swin_config.h"
 #include "train/finetune_task.h"
 #include "train/schedule.h"
 
@@ -68,12 +69,13 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     if (task->reads_val_file) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
     XV_TRY(get_path(root, "image_root", &out->image_root));
     XV_TRY(get_path(root, "text_encoder", &out->text_encoder));
+    XV_TRY(xv_yaml_get_bool(root, "allow_outside_root", &out->allow_outside_root));
     if (task->read_config) XV_TRY(task->read_config(root, out));
-    XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
-    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 1000000000, &out->batch_size));
+    XV_TRY(xv_yaml_get_int(root, "image_res", 1, XV_SWIN_MAX_IMAGE_RES, &out->image_res));
+    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 65536, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
-    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1000000000, &out->max_tokens));
+    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1 << 16, &out->max_tokens));
     const xv_yaml_node *opt, *sch;
     XV_TRY(xv_yaml_get_map(root, "optimizer", &opt));
     XV_TRY(xv_yaml_get_map(root, "schedular", &sch));
@@ -88,7 +90,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
 static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
     /* the shared keys, and those the official scripts build the model and the evaluation loaders
      * from: the model here comes whole from --init (text_encoder's vocab.txt when it has none) */
-    static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "image_res",
+    static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "allow_outside_root", "image_res",
                                          "k_test", "max_words", "max_tokens", "optimizer", "schedular",
                                          "text_encoder", "use_clip_vit", "use_swin", "vision_config", "patch_size",
                                          "use_roberta", "text_config", "embed_dim", "temp", "batch_size_test",

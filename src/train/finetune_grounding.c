@@ -46,8 +46,9 @@ static xv_status setup(xv_ft *f) {
     /* REFER(config['refcoco_data'], 'refcoco+', 'unc'), as grounding_dataset_bbox */
     const xv_refer *refer = f->cfg.refcoco_data ? &t->refer : NULL;
     if (refer) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &t->refer));
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
     XV_TRY(xv_grounding_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
-                                       f->cfg.image_root, refer, &t->set));
+                                       &images, refer, &t->set));
     f->n = t->set.n;
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
     XV_TRY(xv_ft_batch_init(&t->b, f, t->set.image_paths, t->set.n_images, t->set.image, f->n));
@@ -131,8 +132,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     eo.max_words = f->cfg.max_words;
     char *rpath = NULL;
     xv_status st = xv_ft_result_path(f, results_name, &rpath);
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
     if (st == XV_OK)
-        st = xv_eval_grounding_files(ctx, (const char *const *)files->paths, files->n, f->cfg.image_root,
+        st = xv_eval_grounding_files(ctx, (const char *const *)files->paths, files->n, &images,
                                      refer, &eo, rpath, &r, &sp);
     free(rpath);
     xv_refer_free(&own);

@@ -39,8 +39,9 @@ static xv_status setup(xv_ft *f) {
                         f->o->init);
     retrieval *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
     XV_TRY(xv_retrieval_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
-                                       f->cfg.image_root, &t->set));
+                                       &images, &t->set));
     f->n = t->set.n_texts;
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
     XV_TRY(xv_ft_batch_init(&t->b, f, t->set.image_paths, t->set.n_images, t->set.txt2img, f->n));
@@ -107,7 +108,8 @@ static xv_status score_split(xvlm_ctx *ctx, const xv_ft *f, const char *name, co
     eo.k_test = f->cfg.k_test;
     eo.max_words = f->cfg.max_words;
     eo.max_tokens = f->cfg.max_tokens;
-    xv_status st = xv_eval_retrieval_files(ctx, (const char *const *)files->paths, files->n, f->cfg.image_root, &eo,
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
+    xv_status st = xv_eval_retrieval_files(ctx, (const char *const *)files->paths, files->n, &images, &eo,
                                            &r);
     if (st != XV_OK) return xv_error_wrap(st, "%s split (%s)", name, files->paths[0]);
     const xv_retrieval_result *m = &r.itm; /* Retrieval.py's score: ITC top k_test re-ranked by ITM */

@@ -6,9 +6,11 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "dist/dist.h"
+#include "nn/swin_config.h"
 #include "train/schedule.h"
 
-#define BIG 1000000000 /* upper bound of counts and sizes */
+#define BIG 1000000000 /* upper bound of counts */
+#define MAX_BATCH 65536 /* batch_size: beyond this a run cannot allocate its activations */
 
 /* ---- the model ---- */
 
@@ -40,12 +42,12 @@ static xv_status read_model(const char *path, const xv_yaml_node *root, xv_model
     }
     /* The YAML's own model keys must agree with (or refine) the model config. */
     int image_res = m->vision.image_res, patch = m->vision.region_stride;
-    XV_TRY(xv_yaml_get_int(root, "image_res", 1, BIG, &image_res));
+    XV_TRY(xv_yaml_get_int(root, "image_res", 1, XV_SWIN_MAX_IMAGE_RES, &image_res));
     XV_TRY(xv_yaml_get_int(root, "patch_size", 1, BIG, &patch));
     if (image_res != m->vision.image_res || patch != m->vision.region_stride)
         return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d / patch_size %d differ from model_config's %d / %d",
                         path, image_res, patch, m->vision.image_res, m->vision.region_stride);
-    XV_TRY(xv_yaml_get_int(root, "embed_dim", 1, BIG, &m->embed_dim));
+    XV_TRY(xv_yaml_get_int(root, "embed_dim", 1, 1 << 16, &m->embed_dim));
     double temp = m->temp;
     XV_TRY(xv_yaml_get_double(root, "temp", 1e-6, 10, &temp));
     m->temp = (float)temp;
@@ -61,7 +63,7 @@ static xv_status read_text_keys(const xv_yaml_node *root, const xv_pretrain_run_
     c->image_res = rc->model.vision.image_res;
     c->patch_size = rc->model.vision.region_stride;
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, BIG, &c->max_words));
-    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, BIG, &c->max_tokens));
+    XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1 << 16, &c->max_tokens));
     XV_TRY(xv_yaml_get_double(root, "mask_prob", 0, 1, &c->masking.mask_prob));
     XV_TRY(xv_yaml_get_int(root, "max_masks", 1, BIG, &c->masking.max_masks));
     XV_TRY(xv_yaml_get_bool(root, "mask_whole_word", &c->masking.whole_word));
@@ -105,7 +107,7 @@ static xv_status read_source(const xv_yaml_node *root, const char *name, xv_pret
     XV_TRY(xv_yaml_get_string(m, "caption_key", &c->caption_key));
     XV_TRY(xv_yaml_get_bool(m, "is_image_rpath", &c->is_image_rpath));
     XV_TRY(xv_yaml_get_bool(m, "tokenized", &c->tokenized));
-    XV_TRY(xv_yaml_get_int(m, "batch_size", 2, BIG, &c->batch_size));
+    XV_TRY(xv_yaml_get_int(m, "batch_size", 2, MAX_BATCH, &c->batch_size));
     XV_TRY(xv_yaml_get_int(m, "num_workers", 0, BIG, &c->num_workers));
     if (c->num_workers == 0) c->num_workers = 1; /* the official 0 = loading in the main process */
     XV_TRY(xv_yaml_get_string(m, "image_root", &c->image_root));

@@ -122,7 +122,7 @@ static void check_retrieval(xvlm_ctx *ctx) {
     char data[256];
     snprintf(data, sizeof data, "%s/ret.json", g_dir);
     xv_retrieval_set set;
-    CHECK_OK(xv_retrieval_set_read(data, g_dir, &set));
+    CHECK_OK(xv_retrieval_set_read(data, &(xv_fs_root){.root = g_dir}, &set));
     xv_eval_retrieval_opts o = xv_eval_retrieval_opts_default();
     o.k_test = K_TEST;
     o.pair_chunk = 5; /* several chunks */
@@ -205,7 +205,7 @@ static void check_grounding(xvlm_ctx *ctx) {
     char data[256];
     snprintf(data, sizeof data, "%s/ground.json", g_dir);
     xv_grounding_set set;
-    CHECK_OK(xv_grounding_set_read(data, g_dir, &set));
+    CHECK_OK(xv_grounding_set_read(data, &(xv_fs_root){.root = g_dir}, &set));
     double mean_box[4];
     CHECK_OK(xv_grounding_mean_box(&set, "ground.json", mean_box));
     xv_eval_grounding_opts o = xv_eval_grounding_opts_default();

@@ -91,9 +91,9 @@ int main(void) {
     double mean_box[4];
     char path[400];
     snprintf(path, sizeof path, "%s/grounding_train.json", world);
-    CHECK_OK(xv_grounding_set_read(path, world, &tr));
+    CHECK_OK(xv_grounding_set_read(path, &(xv_fs_root){.root = world}, &tr));
     snprintf(path, sizeof path, "%s/grounding_test.json", world);
-    CHECK_OK(xv_grounding_set_read(path, world, &te));
+    CHECK_OK(xv_grounding_set_read(path, &(xv_fs_root){.root = world}, &te));
     CHECK_OK(xv_grounding_mean_box(&tr, "train", mean_box));
     int hits = 0;
     for (int64_t i = 0; i < te.n; i++) {

@@ -26,7 +26,7 @@ static void test_retrieval_set(void) {
                                            " {\"image\": \"/abs/b.jpg\", \"caption\": \"three\"},\n"
                                            " {\"image\": \"c.jpg\", \"caption\": [\"four\", \"five\", \"six\"]}]");
     xv_retrieval_set s;
-    CHECK_OK(xv_retrieval_set_read(p, "root", &s));
+    CHECK_OK(xv_retrieval_set_read(p, &(xv_fs_root){.root = "root"}, &s));
     CHECK(s.n_images == 3 && s.n_texts == 6, "3 images, 6 texts: %lld, %lld", (long long)s.n_images,
           (long long)s.n_texts);
     if (s.n_texts == 6) {
@@ -67,7 +67,7 @@ static void test_grounding_set(void) {
                   " {\"image\": \"i1.jpg\", \"text\": \"big star\", \"bbox\": [50.5, 100, 50, 100], \"width\": 100,"
                   " \"height\": 200}]");
     xv_grounding_set s;
-    CHECK_OK(xv_grounding_set_read(p, "r/", &s));
+    CHECK_OK(xv_grounding_set_read(p, &(xv_fs_root){.root = "r/"}, &s));
     CHECK(s.n == 3 && s.n_images == 2, "3 expressions in 2 images: %lld, %lld", (long long)s.n,
           (long long)s.n_images);
     if (s.n == 3 && s.n_images == 2) {

@@ -355,9 +355,10 @@ static void test_atomic_write(void) {
     free(old);
 }
 
-/* Tensor data at an odd offset: read through memcpy (UBSan checks alignment). */
+/* Tensor data at an odd offset (after a 1-byte tensor, as tensors are
+ * contiguous): read through memcpy (UBSan checks alignment). */
 static void test_unaligned(void) {
-    const char *h = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[1,9]},"
+    const char *h = "{\"pad\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[1,9]},"
                     "\"y\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[9,17]}}";
     uint8_t data[17] = {0};
     float x[2] = {3.5f, -1.f};
@@ -627,6 +628,30 @@ static void test_broken_headers(void) {
                           "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                           "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                           8, "'a'", "appears twice");
+    /* As strict as the reference reader (huggingface safetensors). */
+    expect_header_refused("gap",
+                          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+                          12, "'b'", "gap of 4 bytes");
+    expect_header_refused("gap-at-start", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+                          "'a'", "gap");
+    expect_header_refused("trailing-data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 7,
+                          "3 trailing bytes", "last tensor");
+    expect_header_refused("trailing-data-no-tensor", "{}", 1, "1 trailing bytes", NULL);
+    expect_header_refused("leading-space", " {}", 0, "start with '{'", "whitespace");
+    expect_header_refused("float-shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4,
+                          "'1.0'", "not written as an integer");
+    expect_header_refused("float-offsets",
+                          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.0,4e0]}}", 4, "'0.0'",
+                          "integer");
+    expect_header_refused("leading-zero", "{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
+                          "'01'", "integer");
+    expect_header_refused("fraction-named", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0.5],\"data_offsets\":[0,4]}}",
+                          4, "shape[0]", "a fractional number");
+    expect_header_refused("duplicate-name-same-span",
+                          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                          "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                          4, "'a'", "appears twice");
     expect_header_refused("meta-non-string", "{\"__metadata__\":{\"k\":1}}", 0, "\"k\"", "must be a string");
     expect_header_refused("meta-not-object", "{\"__metadata__\":[\"k\"]}", 0, "__metadata__", "an array");
     expect_header_refused("meta-twice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "__metadata__",

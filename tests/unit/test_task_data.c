@@ -58,7 +58,7 @@ static void test_refer(void) {
     xv_test_write_file("test.json", "[{\"image\": \"b.jpg\", \"text\": \"a box\", \"ref_id\": 12}]");
     const char *files[2] = {"val.json", "test.json"};
     xv_grounding_set s;
-    CHECK_OK(xv_grounding_set_read_files(files, 2, "images/coco", &r, &s));
+    CHECK_OK(xv_grounding_set_read_files(files, 2, &(xv_fs_root){.root = "images/coco"}, &r, &s));
     CHECK(s.n == 3 && s.n_images == 2 && !strcmp(s.image_paths[1], "images/coco/b.jpg") && s.image[2] == 1,
           "both files in full, image_root joined");
     CHECK(s.ref_id[2] == 12 && s.split[2] == XV_REFER_TESTB && s.bbox[2][2] == 100 && s.size[2][0] == 300 &&
