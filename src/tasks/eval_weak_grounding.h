@@ -17,14 +17,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
-
-/* in [ih, iw] -> out [oh, ow], torch F.interpolate(mode='bicubic',
- * align_corners=False) in float as its CPU kernel: each output row mixes 4
- * source rows, each first interpolated along x. Values may overshoot. */
-void xv_upsample_bicubic_torch(const float *in, int ih, int iw, float *out, int oh, int ow);
-
-/* Score of one proposal box (x, y, w, h) on the upsampled map up [H, W]. */
-float xv_weak_box_score(const float *up, int H, int W, const double box[4], double alpha);
+#include "model/gradcam_boxes.h"
 
 typedef enum { XV_SPLIT_VAL = 0, XV_SPLIT_TESTA = 1, XV_SPLIT_TESTB = 2, XV_N_SPLITS = 3 } xv_refcoco_split;
 
