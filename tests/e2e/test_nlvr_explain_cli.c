@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/safetensors.h"
 #include "testutil.h"
 #include "xvlm.h"
 
@@ -155,6 +156,53 @@ static void ground_weak(void) {
     refused(args, 1, "no proposals for image id 5");
 }
 
+/* Tensor `a` of file fa equals tensor `b` of file fb, bit for bit. */
+static bool same_tensor(const char *fa, const char *a, const char *fb, const char *b) {
+    xv_st_file *x = NULL, *y = NULL;
+    CHECK_OK(xv_st_open(fa, &x));
+    CHECK_OK(xv_st_open(fb, &y));
+    const xv_st_tensor *ta = x ? xv_st_find(x, a) : NULL, *tb = y ? xv_st_find(y, b) : NULL;
+    bool same = ta && tb && ta->numel == tb->numel;
+    float *va = same ? malloc(sizeof(float) * (size_t)ta->numel) : NULL;
+    float *vb = same ? malloc(sizeof(float) * (size_t)tb->numel) : NULL;
+    if (same) {
+        CHECK_OK(xv_st_read_f32(x, ta, va));
+        CHECK_OK(xv_st_read_f32(y, tb, vb));
+    }
+    same = same && !memcmp(va, vb, sizeof(float) * (size_t)ta->numel);
+    free(va), free(vb);
+    xv_st_close(x), xv_st_close(y);
+    return same;
+}
+
+/* convert --nlvr: the official duplication of the fusion layers (tiny: F 2, 4
+ * layers -> 6), a model nlvr then runs; a non-pretraining source is refused. */
+static void convert(const char *fx) {
+    char args[1400], out[200], src[600], dst[300], a[128], b[128];
+    snprintf(out, sizeof out, "%s/nlvr_from_tiny", g_dir);
+    snprintf(args, sizeof args, "convert --nlvr %s/tiny %s", fx, out);
+    xv_test_cli_result r = xv_test_cli(g_dir, args, NULL);
+    CHECK(r.status == 0, "xvlm %s: %s", args, r.err);
+    xv_test_cli_free(&r);
+    snprintf(src, sizeof src, "%s/tiny/weights.safetensors", fx);
+    snprintf(dst, sizeof dst, "%s/weights.safetensors", out);
+    for (int l = 0; l < 4; l++) {
+        const int to[2] = {l < 2 ? l : 2 + 2 * (l - 2), l < 2 ? l : 3 + 2 * (l - 2)};
+        snprintf(a, sizeof a, "text_encoder.bert.encoder.layer.%d.output.dense.weight", l);
+        for (int k = 0; k < (l < 2 ? 1 : 2); k++) {
+            snprintf(b, sizeof b, "text_encoder.encoder.layer.%d.output.dense.weight", to[k]);
+            CHECK(same_tensor(src, a, dst, b), "%s -> %s", a, b);
+        }
+    }
+    snprintf(a, sizeof a, "text_encoder.bert.encoder.layer.2.crossattention.self.query.weight");
+    CHECK(!same_tensor(src, a, dst, "text_encoder.encoder.layer.4.crossattention.self.query.weight"),
+          "layer 2 lands on layers 2 and 3 only, not on 4");
+    snprintf(args, sizeof args, "nlvr --model %s --left %s --right %s --text 'a dog' --json", out, g_img[0], g_img[1]);
+    cJSON_Delete(run_json(args));
+    snprintf(args, sizeof args, "convert --nlvr %s %s/again", g_cam, g_dir);
+    refused(args, 1, "no text_encoder.bert.* tensors");
+}
+
 int main(void) {
     const char *fx = xv_fixtures_dir();
     if (!fx) return xv_test_skip("fixtures absent");
@@ -171,6 +219,7 @@ int main(void) {
     nlvr();
     explain();
     ground_weak();
+    convert(fx);
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_nlvr_explain_cli");
 }
