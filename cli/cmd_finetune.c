@@ -6,6 +6,7 @@
 
 #include "options.h"
 #include "train/finetune.h"
+#include "train/finetune_nlvr.h"
 #include "xvlm.h"
 
 int xv_cmd_finetune(int argc, char **argv) {
@@ -50,7 +51,7 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding --config FILE.yaml --init MODEL_DIR\n"
+        .usage = "xvlm finetune retrieval|grounding|nlvr --config FILE.yaml --init MODEL_DIR\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
@@ -61,7 +62,12 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
                  "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
                  "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
-                 "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
+                 "nlvr: NLVR.py: JSON {images: [left, right], sentence, label \"True\"/\"False\"}, each image\n"
+                 "  RandomResizedCrop(0.5..1) + flip + RandAug, cross-entropy over cls_head (an NLVR2\n"
+                 "  model, or a pretraining one converted as NLVR.py loads it); keys batch_size,\n"
+                 "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
+                 "  accuracy; log.jsonl holds one line per epoch (--resume not offered yet).\n"
+                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
         .opts = opts,
         .positional = &task,
         .max_positional = 1,
@@ -73,12 +79,26 @@ int xv_cmd_finetune(int argc, char **argv) {
     xv_finetune_task t;
     if (!strcmp(name, "retrieval")) t = XV_FINETUNE_RETRIEVAL;
     else if (!strcmp(name, "grounding")) t = XV_FINETUNE_GROUNDING;
-    else if (!*name) return xv_cli_usage_error("finetune", "first name the task: retrieval or grounding");
-    else return xv_cli_usage_error("finetune", "unknown task '%s' (retrieval or grounding)", name);
+    else if (!strcmp(name, "nlvr")) t = XV_FINETUNE_NLVR;
+    else if (!*name) return xv_cli_usage_error("finetune", "first name the task: retrieval, grounding or nlvr");
+    else return xv_cli_usage_error("finetune", "unknown task '%s' (retrieval, grounding or nlvr)", name);
     o.progress = !quiet;
     o.eval_before = !no_eval_before;
     o.notes = quiet ? NULL : stderr;
     xvlm_set_threads(threads);
+    if (t == XV_FINETUNE_NLVR) {
+        if (!o.output_dir) return xv_cli_usage_error("finetune", "nlvr needs --output-dir");
+        xv_nlvr_finetune_result nr;
+        if (xv_finetune_nlvr(&o, &nr) != XV_OK) {
+            fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
+            return 1;
+        }
+        printf("nlvr: %lld steps in %.1f s, loss %.4f -> %.4f; dev accuracy %.4f -> %.4f, test %.4f -> %.4f; best "
+               "epoch %lld (dev %.4f, test %.4f); results in %s/result.json\n",
+               (long long)nr.steps, nr.seconds_train, nr.first_loss, nr.last_loss, nr.val_before, nr.val_after,
+               nr.test_before, nr.test_after, (long long)nr.best_epoch, nr.best_val, nr.best_test, o.output_dir);
+        return 0;
+    }
     xv_finetune_result r;
     if (xv_finetune_run(t, &o, &r) != XV_OK) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());

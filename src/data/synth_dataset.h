@@ -37,4 +37,13 @@ void xv_synth_image_path(const xv_synth_dataset *d, int i, char *buf, size_t cap
 /* Write every JSON file, world.json and vocab.txt into dir (synth_output.c). */
 xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, const xv_synth_stats *stats);
 
+/* NLVR2 statements about image pairs and detector-like proposals
+ * (synth_nlvr.c):
+ *   nlvr_train.json, nlvr_dev.json, nlvr_test.json
+ *       [{"images": [left, right], "sentence", "label": "True" | "False"}]: train
+ *       pairs from the train images, dev and test from the two halves of the test images
+ *   dets.json  {"<test image number>": [[x, y, w, h], ...]}: every true box, a jittered
+ *       copy of each and two random boxes (the official det_file form) */
+xv_status xv_synth_write_nlvr(const xv_synth_dataset *d, const char *dir);
+
 #endif

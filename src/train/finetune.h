@@ -33,7 +33,8 @@
 #include "tasks/metrics.h"
 #include "train/adamw.h"
 
-typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING } xv_finetune_task;
+/* XV_FINETUNE_NLVR runs through train/finetune_nlvr.h (its own loop), sharing the config reader. */
+typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING, XV_FINETUNE_NLVR } xv_finetune_task;
 
 /* A path or a list of paths of the YAML, as written (relative ones from the
  * working directory, as the official scripts run). */

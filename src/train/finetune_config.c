@@ -22,6 +22,7 @@ xv_finetune_config xv_finetune_config_default(xv_finetune_task task) {
     };
     c.optim.lr = 3e-5;  /* optimizer.lr of Retrieval_coco.yaml / Grounding_bbox.yaml */
     c.optim.lr_mult = 1; /* optim.py with an empty init_params list: nothing to multiply */
+    if (task == XV_FINETUNE_NLVR) c.batch_size = 10; /* configs/NLVR.yaml */
     return c;
 }
 
@@ -68,7 +69,7 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
         XV_TRY(get_path(root, "coco_file", &out->coco_file));
     }
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
-    const char *batch_key = grounding ? "batch_size" : "batch_size_train";
+    const char *batch_key = out->task == XV_FINETUNE_RETRIEVAL ? "batch_size_train" : "batch_size";
     XV_TRY(xv_yaml_get_int(root, batch_key, 2, 1000000000, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
