@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "api/api_internal.h"
 #include "tasks/metrics.h"
+
+#include <ctype.h>
 
 void xv_weak_grounding_result_free(xv_weak_grounding_result *r) {
     if (!r) return;
@@ -72,5 +75,64 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
     }
     for (int s = 0; s < XV_N_SPLITS; s++) out->accuracy[s] = count[s] ? (double)hits[s] / (double)count[s] : NAN;
     if (st != XV_OK) xv_weak_grounding_result_free(out);
+    return st;
+}
+
+/* The trailing number of a file name's stem, -1 when it has none. */
+static int64_t image_id_of(const char *path) {
+    const char *dot = strrchr(path, '.'), *end = dot ? dot : path + strlen(path), *p = end;
+    while (p > path && isdigit((unsigned char)p[-1])) p--;
+    return p < end && end - p < 18 ? strtoll(p, NULL, 10) : -1;
+}
+
+static xv_refcoco_split split_of(xv_refer_split s) {
+    return s == XV_REFER_TESTA ? XV_SPLIT_TESTA : s == XV_REFER_TESTB ? XV_SPLIT_TESTB : XV_SPLIT_VAL;
+}
+
+/* Map of expression i (side x side) from its image file and text. */
+static xv_status one_map(xvlm_ctx *ctx, const xv_grounding_set *set, int64_t i, int layer, float *map, int *W, int *H) {
+    const char *path = set->image_paths[set->image[i]], *text = set->texts[i];
+    xvlm_text_params tp = xvlm_text_params_default();
+    tp.max_tokens = 0; /* Grounding.py's tokenizer call cuts nothing */
+    xvlm_images *im = NULL;
+    xvlm_texts *tx = NULL;
+    xv_status st = (xv_status)xvlm_encode_image_files(ctx, &path, 1, NULL, &im);
+    if (st == XV_OK) st = (xv_status)xvlm_encode_texts(ctx, &text, 1, &tp, &tx);
+    if (st == XV_OK) st = (xv_status)xvlm_gradcam(ctx, im, tx, (xvlm_pair){0, 0}, layer, map, NULL);
+    if (st == XV_OK) xvlm_images_size(im, 0, W, H);
+    xvlm_images_free(im);
+    xvlm_texts_free(tx);
+    return st == XV_OK ? XV_OK : xv_error(st, "expression %lld: %s", (long long)i, xvlm_last_error());
+}
+
+xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const xv_refer *refer,
+                                 const xv_dets *dets, int layer, xv_weak_grounding_result *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t n = set->n;
+    xvlm_model_info info;
+    xvlm_model_get_info(ctx->model, &info);
+    const int side = info.map_side, P = side * side;
+    xv_weak_ref *refs = calloc((size_t)(n ? n : 1), sizeof *refs);
+    float *maps = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)P);
+    xv_status st = refs && maps ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n && st == XV_OK; i++) {
+        const xv_refer_ref *r = refer && set->ref_id[i] >= 0 ? xv_refer_find(refer, set->ref_id[i]) : NULL;
+        const int64_t id = r ? r->image_id : image_id_of(set->image_paths[set->image[i]]);
+        const xv_dets_image *d = id >= 0 ? xv_dets_find(dets, id) : NULL;
+        if (!d) {
+            st = xv_error(XV_ERR_MISSING, "expression %lld (%s): no proposals for image id %lld", (long long)i,
+                          set->image_paths[set->image[i]], (long long)id);
+            break;
+        }
+        xv_weak_ref *e = &refs[i];
+        st = one_map(ctx, set, i, layer, maps + i * P, &e->width, &e->height);
+        e->map = maps + i * P;
+        e->dets = (const double(*)[4])d->box;
+        e->n_dets = (int)d->n;
+        memcpy(e->gt, set->bbox[i], sizeof e->gt);
+        e->split = split_of(set->split[i]);
+    }
+    if (st == XV_OK) st = xv_weak_grounding_eval(refs, (int)n, side, XV_GRADCAM_BOX_ALPHA, out, NULL);
+    free(refs), free(maps);
     return st;
 }

@@ -147,6 +147,26 @@ static void ground_weak(void) {
     if (im && tx) CHECK_OK(xvlm_ground_weak(ctx, im, tx, (xvlm_pair){0, 0}, 2, &boxes[0][0], 3, NULL, &chosen));
     CHECK(chosen >= 0 && got == chosen, "ground --weak chose %d, the API %d", got, chosen);
     cJSON_Delete(j);
+
+    /* evaluate weak-grounding: the same choice counted against a ground truth
+     * equal to it (correct) and one far from every proposal (wrong): 1 of 2.
+     * img0.jpg's image id is its trailing number, 0. */
+    char data[200], dets0[200], rec[600];
+    snprintf(data, sizeof data, "%s/weak_test.json", g_dir);
+    snprintf(dets0, sizeof dets0, "%s/dets0.json", g_dir);
+    CHECK(xv_test_write_file(dets0, "{\"0\": [[0, 0, 40, 30], [40, 0, 40, 30], [0, 30, 80, 30]]}"), "dets0.json");
+    if (chosen >= 0) {
+        snprintf(rec, sizeof rec, "[{\"image\": \"img0.jpg\", \"text\": \"the bright square\", \"bbox\": [%g, %g, %g, %g]},"
+                 " {\"image\": \"img0.jpg\", \"text\": \"the bright square\", \"bbox\": [70, 50, 9, 9]}]",
+                 boxes[chosen][0], boxes[chosen][1], boxes[chosen][2], boxes[chosen][3]);
+        CHECK(xv_test_write_file(data, rec), "weak_test.json");
+        snprintf(args, sizeof args, "evaluate weak-grounding --layer 2 --model %s --data %s --image-root %s --dets %s",
+                 g_cam, data, g_dir, dets0);
+        xv_test_cli_result r = xv_test_cli(g_dir, args, NULL);
+        CHECK(r.status == 0 && strstr(r.out, "2 expressions, 1 correct") && strstr(r.out, "all      0.5000"),
+              "xvlm %s: exit %d: %s%s", args, r.status, r.out, r.err);
+        xv_test_cli_free(&r);
+    }
     xvlm_images_free(im), xvlm_texts_free(tx), xvlm_ctx_free(ctx), xvlm_model_free(m);
 
     snprintf(args, sizeof args, "ground --weak --model %s --image %s --text 'a dog'", g_cam, g_img[0]);
