@@ -15,7 +15,7 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# include/xvlm.h, libxvlm.so, the xvlm program and xvlm.pc under $(PREFIX)
+# include/xvlm.h, libxvlm.so, the xvlm program, xvlm.pc and the Python package under $(PREFIX)
 # (staged under $(DESTDIR) when given).
 PREFIX ?= /usr/local
 install: build

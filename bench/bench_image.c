@@ -54,19 +54,6 @@ static unsigned long make_jpeg(uint8_t **out, int w, int h) {
     return len;
 }
 
-/* Fastest of `reps` runs: on a shared, loaded machine the median mostly
- * measures the other processes; both are reported. */
-static double best_of(void (*fn)(void *), void *ctx, int reps) {
-    double best = 1e30;
-    for (int i = 0; i < reps; i++) {
-        double t0 = xv_bench_now();
-        fn(ctx);
-        double t = xv_bench_now() - t0;
-        if (t < best) best = t;
-    }
-    return best;
-}
-
 static void run(void *p) {
     bench_ctx *c = p;
     xv_image im, r;
@@ -94,7 +81,7 @@ int main(void) {
     for (int t = 0; t < (all > 1 ? 2 : 1); t++) {
         xvlm_set_threads(threads[t]);
         c.stage = 1;
-        double dec = xv_bench_median(run, &c, 1.0), dec_best = best_of(run, &c, 50);
+        double dec = xv_bench_median(run, &c, 1.0), dec_best = xv_bench_best(run, &c, 50);
         printf("  threads %d  decode only             median %7.2f ms  best %7.2f ms  %7.1f images/s (best)\n",
                threads[t], dec * 1e3, dec_best * 1e3, 1.0 / dec_best);
         int res[2] = {224, 384};
@@ -102,9 +89,9 @@ int main(void) {
             c.res = res[i];
             c.out = malloc(sizeof(float) * 3 * res[i] * res[i]);
             c.stage = 2;
-            double rs = xv_bench_median(run, &c, 1.0), rs_best = best_of(run, &c, 50);
+            double rs = xv_bench_median(run, &c, 1.0), rs_best = xv_bench_best(run, &c, 50);
             c.stage = 0;
-            double full = xv_bench_median(run, &c, 1.0), full_best = best_of(run, &c, 50);
+            double full = xv_bench_median(run, &c, 1.0), full_best = xv_bench_best(run, &c, 50);
             printf("  threads %d  resize to %d only       median %7.2f ms  best %7.2f ms\n", threads[t], res[i],
                    rs * 1e3, rs_best * 1e3);
             printf("  threads %d  full pipeline @%d       median %7.2f ms  best %7.2f ms  %7.1f images/s (best)\n",

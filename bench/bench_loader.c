@@ -21,6 +21,7 @@
 #include "benchutil.h"
 #include "core/fs.h"
 #include "core/rng.h"
+#include "data/base64.h"
 #include "data/image.h"
 #include "data/image_write.h"
 #include "data/pretrain_data.h"
@@ -33,19 +34,6 @@ static const char *const k_words[] = {"a",    "the",  "red",   "blue",  "green",
 enum { N_WORDS = sizeof k_words / sizeof *k_words };
 
 static char g_dir[64];
-
-static char *base64(const uint8_t *b, size_t n) {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
-        *o++ = a[v >> 18], *o++ = a[(v >> 12) & 63];
-        *o++ = i + 1 < n ? a[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? a[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
 
 /* A photo-like test image: smooth gradients, shapes and noise (JPEG of ~60 KiB). */
 static void make_image(xv_image *im, xv_rng *r) {
@@ -90,7 +78,7 @@ static void make_dataset(void) {
         uint8_t *jpg;
         size_t n;
         if (xv_jpeg_encode(im.rgb, W, H, 90, &jpg, &n) != XV_OK) exit(1);
-        char *enc = base64(jpg, n), cap[256];
+        char *enc = xv_base64_encode(jpg, n), cap[256];
         caption(&r, cap, sizeof cap);
         fprintf(it[i % N_FILES], "{\"binary\": \"%s\", \"caption\": \"%s\"}\n", enc, cap);
         fprintf(rg[i % N_FILES], "{\"binary\": \"%s\", \"caption\": \"%s\", \"elems\": [", enc, cap);

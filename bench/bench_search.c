@@ -117,17 +117,6 @@ static void run_search(void *u) {
         fprintf(stderr, "search failed: %s\n", xvlm_last_error());
 }
 
-static double best_of(void (*fn)(void *), void *ctx, int reps) {
-    double best = 1e30;
-    for (int i = 0; i < reps; i++) {
-        double t0 = xv_bench_now();
-        fn(ctx);
-        double t = xv_bench_now() - t0;
-        if (t < best) best = t;
-    }
-    return best;
-}
-
 static void bench_itc(const char *dir, int64_t n) {
     xv_model_config c;
     const char *js =
@@ -174,7 +163,7 @@ static void bench_itc(const char *dir, int64_t n) {
         t0 = xv_bench_now();
         run_search(&j); /* first query: the features come from the page cache */
         double first = xv_bench_now() - t0;
-        double med = xv_bench_median(run_search, &j, 1.0), best = best_of(run_search, &j, 20);
+        double med = xv_bench_median(run_search, &j, 1.0), best = xv_bench_best(run_search, &j, 20);
         printf("ITC stage, top-10 of %" PRId64 " (%d thread%s): first %.1f ms, median %.2f ms, best %.2f ms "
                "(%.1f GB/s of features)  target < 50 ms: %s\n",
                n, xvlm_get_threads(), xvlm_get_threads() > 1 ? "s" : "", 1e3 * first, 1e3 * med, 1e3 * best,
@@ -250,7 +239,7 @@ static void bench_rerank(const char *dir, const char *base_config) {
         xvlm_images *g = NULL;
         xvlm_index_open(m, index, &g);
         search_job j = {.ctx = ctx, .gallery = g, .query = q, .p = {.k = 10, .rerank = K}};
-        double t = best_of(run_search, &j, 2);
+        double t = xv_bench_best(run_search, &j, 2);
         printf("tokens %-4s: index %.1f KiB per image (built at %.2f s/image); search with rerank %d: %.2f s\n",
                names[k], (double)sb.st_size / 1024 / K, build / K, K, t);
         xvlm_images_free(g);

@@ -18,6 +18,17 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+double xv_bench_best(void (*fn)(void *), void *ctx, int reps) {
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = xv_bench_now();
+        fn(ctx);
+        double t = xv_bench_now() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
 double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds) {
     double times[1000];
     int n = 0;

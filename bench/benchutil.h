@@ -13,6 +13,9 @@ void xv_bench_use_cpu_clock(int on);
 /* Run fn(ctx) repeatedly for at least min_seconds (and >= 3 times); return the
  * median seconds per call. */
 double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds);
+/* Fastest of `reps` runs of fn(ctx) in seconds: on a shared, loaded machine
+ * the median mostly measures the other processes, so benches report both. */
+double xv_bench_best(void (*fn)(void *), void *ctx, int reps);
 /* GFLOP/s of raw cblas_sgemm on C[M,N] = A[M,K]·B[N,K]ᵀ, measured now. */
 double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds);
 /* The same sgemm per second of process CPU time (GFLOP per CPU-second, all

@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "options.h"
-#include "train/finetune.h"
-#include "train/finetune_nlvr.h"
+#include "train/finetune_task.h"
 #include "xvlm.h"
 
 int xv_cmd_finetune(int argc, char **argv) {
@@ -66,7 +65,7 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "  RandomResizedCrop(0.5..1) + flip + RandAug, cross-entropy over cls_head (an NLVR2\n"
                  "  model, or a pretraining one converted as NLVR.py loads it); keys batch_size,\n"
                  "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
-                 "  accuracy; log.jsonl holds one line per epoch (--resume not offered yet).\n"
+                 "  accuracy (val_acc, else test_acc).\n"
                  "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n",
         .opts = opts,
         .positional = &task,
@@ -76,35 +75,19 @@ int xv_cmd_finetune(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     const char *name = task.n ? task.items[0] : "";
     xv_opt_list_free(&task);
-    xv_finetune_task t;
-    if (!strcmp(name, "retrieval")) t = XV_FINETUNE_RETRIEVAL;
-    else if (!strcmp(name, "grounding")) t = XV_FINETUNE_GROUNDING;
-    else if (!strcmp(name, "nlvr")) t = XV_FINETUNE_NLVR;
-    else if (!*name) return xv_cli_usage_error("finetune", "first name the task: retrieval, grounding or nlvr");
-    else return xv_cli_usage_error("finetune", "unknown task '%s' (retrieval, grounding or nlvr)", name);
+    const xv_finetune_task *t = xv_finetune_task_find(name);
+    if (!*name) return xv_cli_usage_error("finetune", "first name the task: %s", xv_finetune_task_names());
+    if (!t) return xv_cli_usage_error("finetune", "unknown task '%s' (%s)", name, xv_finetune_task_names());
     o.progress = !quiet;
     o.eval_before = !no_eval_before;
     o.notes = quiet ? NULL : stderr;
     xvlm_set_threads(threads);
-    if (t == XV_FINETUNE_NLVR) {
-        if (!o.output_dir) return xv_cli_usage_error("finetune", "nlvr needs --output-dir");
-        xv_nlvr_finetune_result nr;
-        if (xv_finetune_nlvr(&o, &nr) != XV_OK) {
-            fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
-            return 1;
-        }
-        printf("nlvr: %lld steps in %.1f s, loss %.4f -> %.4f; dev accuracy %.4f -> %.4f, test %.4f -> %.4f; best "
-               "epoch %lld (dev %.4f, test %.4f); results in %s/result.json\n",
-               (long long)nr.steps, nr.seconds_train, nr.first_loss, nr.last_loss, nr.val_before, nr.val_after,
-               nr.test_before, nr.test_after, (long long)nr.best_epoch, nr.best_val, nr.best_test, o.output_dir);
-        return 0;
-    }
     xv_finetune_result r;
-    if (xv_finetune_run(t, &o, &r) != XV_OK) {
+    if (xv_finetune_run(name, &o, &r) != XV_OK) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
         return 1;
     }
-    const char *metric = t == XV_FINETUNE_RETRIEVAL ? "r_mean" : "accuracy@IoU0.5";
+    const char *metric = t->metric_label;
     printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "
            "in %s/result.json\n",
            name, (long long)r.start_step, (long long)r.steps, (long long)r.total_steps, r.seconds_train, r.first_loss,

@@ -59,17 +59,14 @@ static xvlm_status ground_weak(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_
 
 int xv_cmd_ground(int argc, char **argv) {
     xv_cli_model_opts mo = xv_cli_model_opts_default();
-    const char *image = NULL, *draw_out = NULL, *proposals = NULL;
-    xv_opt_list text_list = {0};
+    xv_cli_image_texts it = {0};
+    const char *draw_out = NULL, *proposals = NULL;
     bool json = false, weak = false;
     int layer = -1;
     int64_t image_id = -1;
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&mo),
-        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
-         .required = true},
-        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
-         .help = "an expression to locate (at least one)"},
+        XV_OPT_IMAGE_TEXTS(&it, "an expression to locate (at least one)"),
         {.name = "--draw", .kind = XV_OPT_STRING, .dest = &draw_out, .value = "OUT.png",
          .help = "write the image with each box and its text drawn on it"},
         {.name = "--weak", .kind = XV_OPT_FLAG, .dest = &weak,
@@ -103,63 +100,54 @@ int xv_cmd_ground(int argc, char **argv) {
         .opts = opts,
         .footer = "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
     };
-    int parse_rc;
-    if (!xv_cli_parse(&spec, argc, argv, &parse_rc)) return parse_rc;
-    const char **texts = text_list.items;
-    const int nt = text_list.n;
-    if (nt == 0) return xv_cli_usage_error("ground", "give at least one --text");
-    if (weak != (proposals != NULL)) {
-        free(texts);
-        return xv_cli_usage_error("ground", "--weak and --proposals go together");
-    }
-    if (!weak && (image_id >= 0 || layer >= 0)) {
-        free(texts);
-        return xv_cli_usage_error("ground", "--image-id and --layer apply to --weak only");
+    int rc;
+    if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    const char *usage = weak != (proposals != NULL) ? "--weak and --proposals go together"
+                        : !weak && (image_id >= 0 || layer >= 0) ? "--image-id and --layer apply to --weak only"
+                                                                 : NULL;
+    if (usage) {
+        xv_opt_list_free(&it.texts);
+        return xv_cli_usage_error("ground", usage);
     }
     xv_dets dets = {0};
     const xv_dets_image *props = NULL;
     if (weak && xv_dets_read(proposals, &dets) != XV_OK) {
         fprintf(stderr, "xvlm ground: %s\n", xv_error_message());
-        free(texts);
+        xv_opt_list_free(&it.texts);
         return 1;
     }
     if (weak && !(props = pick_proposals(&dets, proposals, image_id))) {
         xv_dets_free(&dets);
-        free(texts);
+        xv_opt_list_free(&it.texts);
         return 1;
     }
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if (xv_cli_open_model("ground", &mo, &m, &ctx)) {
+    if ((rc = xv_cli_open_model_for_texts("ground", &mo, &it, &m, &ctx))) {
         xv_dets_free(&dets);
-        free(texts);
-        return 1;
+        return rc;
     }
     if (weak && layer < 0) layer = xvlm_gradcam_default_layer(m);
     /* Grounding_bbox.py does not cut texts to a token count. */
     xvlm_text_params tp = xvlm_text_params_default();
     tp.max_tokens = 0;
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     xvlm_box *boxes = calloc((size_t)nt, sizeof *boxes);
     int *chosen = calloc((size_t)nt, sizeof *chosen);
-    xvlm_status st = pairs && boxes && chosen ? XVLM_OK : XVLM_ERR_NOMEM;
-    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, &tp, &tx);
-    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XVLM_OK && !weak) st = xvlm_ground(ctx, im, tx, pairs, nt, boxes);
-    if (st == XVLM_OK && weak) st = ground_weak(ctx, im, tx, nt, layer, props, boxes, chosen);
-    int rc = st == XVLM_OK ? 0 : 1;
-    if (st == XVLM_ERR_NOMEM && !(pairs && boxes && chosen)) fprintf(stderr, "xvlm ground: out of memory\n");
-    else if (st != XVLM_OK) fprintf(stderr, "xvlm ground: %s\n", xvlm_last_error());
+    xv_cli_encoded e;
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, &tp, &e);
+    if (st == XVLM_OK && !(boxes && chosen)) st = XVLM_ERR_NOMEM;
+    if (st == XVLM_OK && !weak) st = xvlm_ground(ctx, e.im, e.tx, e.pairs, nt, boxes);
+    if (st == XVLM_OK && weak) st = ground_weak(ctx, e.im, e.tx, nt, layer, props, boxes, chosen);
+    rc = st == XVLM_OK ? 0 : 1;
+    if (st != XVLM_OK)
+        fprintf(stderr, "xvlm ground: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     if (rc == 0) {
         int w, h;
-        xvlm_images_size(im, 0, &w, &h);
+        xvlm_images_size(e.im, 0, &w, &h);
         if (json) {
-            printf("{\"image\": ");
-            xv_cli_json_string(stdout, image);
-            printf(", \"width\": %d, \"height\": %d, \"results\": [", w, h);
+            xv_cli_json_image_start(NULL, image, w, h);
             for (int i = 0; i < nt; i++) {
                 const xvlm_box *b = &boxes[i];
                 printf("%s{\"text\": ", i ? ", " : "");
@@ -202,13 +190,10 @@ int xv_cmd_ground(int argc, char **argv) {
             FcFini();
         }
     }
-    xvlm_images_free(im);
-    xvlm_texts_free(tx);
-    free(pairs);
     free(boxes);
     free(chosen);
-    free(texts);
     xv_dets_free(&dets);
+    xv_cli_encoded_free(&e, &it);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return rc;

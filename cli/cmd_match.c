@@ -7,15 +7,11 @@
 
 int xv_cmd_match(int argc, char **argv) {
     xv_cli_model_opts mo = xv_cli_model_opts_default();
-    const char *image = NULL;
-    xv_opt_list text_list = {0};
+    xv_cli_image_texts it = {0};
     bool json = false;
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&mo),
-        {.name = "--image", .kind = XV_OPT_STRING, .dest = &image, .value = "I", .help = "the image",
-         .required = true},
-        {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &text_list, .value = "T",
-         .help = "a text to score (at least one)"},
+        XV_OPT_IMAGE_TEXTS(&it, "a text to score (at least one)"),
         XV_OPT_JSON(&json),
         XV_OPT_END,
     };
@@ -34,41 +30,30 @@ int xv_cmd_match(int argc, char **argv) {
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
-    const char **texts = text_list.items;
-    const int nt = text_list.n;
-    if (nt == 0) return xv_cli_usage_error("match", "give at least one --text");
     xvlm_model *m;
     xvlm_ctx *ctx;
-    if (xv_cli_open_model("match", &mo, &m, &ctx)) {
-        free(texts);
-        return 1;
-    }
+    if ((rc = xv_cli_open_model_for_texts("match", &mo, &it, &m, &ctx))) return rc;
     xvlm_model_info info;
     xvlm_model_get_info(m, &info);
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    xvlm_pair *pairs = calloc((size_t)nt, sizeof *pairs);
+    const char *image = it.image, **texts = it.texts.items;
+    const int nt = it.texts.n;
     float *logit = calloc((size_t)nt, sizeof *logit), *prob = calloc((size_t)nt, sizeof *prob);
     float *sim = calloc((size_t)nt, sizeof *sim);
-    const bool out_of_memory = !(pairs && logit && prob && sim);
-    xvlm_status st = out_of_memory ? XVLM_ERR_NOMEM : XVLM_OK;
-    if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &image, 1, NULL, &im);
-    if (st == XVLM_OK) st = xvlm_encode_texts(ctx, texts, nt, NULL, &tx);
-    for (int i = 0; i < nt && st == XVLM_OK; i++) pairs[i] = (xvlm_pair){.image = 0, .text = i};
-    if (st == XVLM_OK) st = xvlm_itm(ctx, im, tx, pairs, nt, logit, prob);
-    if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(im, tx, sim);
+    xv_cli_encoded e;
+    xvlm_status st = xv_cli_encode_image_texts(ctx, &it, NULL, &e);
+    if (st == XVLM_OK && !(logit && prob && sim)) st = XVLM_ERR_NOMEM;
+    if (st == XVLM_OK) st = xvlm_itm(ctx, e.im, e.tx, e.pairs, nt, logit, prob);
+    if (st == XVLM_OK && info.has_itc) st = xvlm_similarity(e.im, e.tx, sim);
     if (st == XVLM_OK) {
         int w, h;
-        xvlm_images_size(im, 0, &w, &h);
+        xvlm_images_size(e.im, 0, &w, &h);
         if (json) {
-            printf("{\"model\": \"%s\", \"image\": ", info.id);
-            xv_cli_json_string(stdout, image);
-            printf(", \"width\": %d, \"height\": %d, \"results\": [", w, h);
+            xv_cli_json_image_start(info.id, image, w, h);
             for (int i = 0; i < nt; i++) {
                 printf("%s{\"text\": ", i ? ", " : "");
                 xv_cli_json_string(stdout, texts[i]);
                 printf(", \"clean\": ");
-                xv_cli_json_string(stdout, xvlm_texts_text(tx, i));
+                xv_cli_json_string(stdout, xvlm_texts_text(e.tx, i));
                 printf(", \"itm_prob\": %.9g, \"itm_logit\": %.9g", prob[i], logit[i]);
                 if (info.has_itc) printf(", \"itc\": %.9g", sim[i]);
                 printf("}");
@@ -85,15 +70,12 @@ int xv_cmd_match(int argc, char **argv) {
             }
         }
     } else {
-        fprintf(stderr, "xvlm match: %s\n", out_of_memory ? "out of memory" : xvlm_last_error());
+        fprintf(stderr, "xvlm match: %s\n", st == XVLM_ERR_NOMEM ? "out of memory" : xvlm_last_error());
     }
-    xvlm_images_free(im);
-    xvlm_texts_free(tx);
-    free(pairs);
     free(logit);
     free(prob);
     free(sim);
-    free(texts);
+    xv_cli_encoded_free(&e, &it);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return st == XVLM_OK ? 0 : 1;

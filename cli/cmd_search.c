@@ -67,11 +67,27 @@ static void clamp_k(search_opts *o, int64_t n, const char *what) {
     }
 }
 
+/* The k best of the gallery (the images when find_images, else the texts)
+ * for the one query on the other side, printed. */
+static xvlm_status search_and_print(xvlm_ctx *ctx, search_opts *o, const xvlm_images *images,
+                                    const xvlm_texts *texts, bool find_images, int64_t n_gallery,
+                                    const char *gallery_name) {
+    clamp_k(o, n_gallery, gallery_name);
+    xvlm_hit *hits = calloc((size_t)o->k, sizeof *hits);
+    if (!hits) return problem(o, XVLM_ERR_NOMEM, "out of memory");
+    xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
+    int n = 0;
+    xvlm_status st = find_images ? xvlm_search_images(ctx, images, texts, 0, &sp, hits, &n)
+                                 : xvlm_search_texts(ctx, texts, images, 0, &sp, hits, &n);
+    if (st == XVLM_OK && find_images) print_results(o, hits, n, images, NULL, o->text);
+    else if (st == XVLM_OK) print_results(o, hits, n, NULL, texts, o->image);
+    free(hits);
+    return st;
+}
+
 static xvlm_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opts *o) {
     xvlm_images *gallery = NULL;
     xvlm_texts *q = NULL;
-    xvlm_hit *hits = NULL;
-    int n = 0;
     xvlm_status st = xvlm_index_open(m, o->index, &gallery);
     if (st == XVLM_OK && xvlm_images_count(gallery) == 0) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: the index is empty", o->index);
     if (st == XVLM_OK) st = xvlm_encode_texts(ctx, &o->text, 1, NULL, &q);
@@ -79,14 +95,7 @@ static xvlm_status text_to_images(xvlm_ctx *ctx, const xvlm_model *m, search_opt
         fprintf(stderr, "xvlm search: note: the index stores no vision tokens (--tokens none): the %d re-ranked "
                         "candidates are re-encoded from their files (use --rerank 0 for ITC only)\n",
                 o->rerank);
-    if (st == XVLM_OK) {
-        clamp_k(o, xvlm_images_count(gallery), "index");
-        hits = calloc((size_t)o->k, sizeof *hits);
-        xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_images(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XVLM_ERR_NOMEM, "out of memory");
-    }
-    if (st == XVLM_OK) print_results(o, hits, n, gallery, NULL, o->text);
-    free(hits);
+    if (st == XVLM_OK) st = search_and_print(ctx, o, gallery, q, true, xvlm_images_count(gallery), "index");
     xvlm_texts_free(q);
     xvlm_images_free(gallery);
     return st;
@@ -96,21 +105,12 @@ static xvlm_status image_to_texts(xvlm_ctx *ctx, search_opts *o) {
     xv_cli_image_list lines = {0};
     xvlm_images *q = NULL;
     xvlm_texts *gallery = NULL;
-    xvlm_hit *hits = NULL;
-    int n = 0;
     xvlm_status st = (xvlm_status)xv_cli_read_lines(o->texts, &lines); /* same codes, static-asserted in api/public.c */
     if (st == XVLM_OK && lines.n == 0) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: no texts (one per line)", o->texts);
     if (st == XVLM_OK && lines.n > INT32_MAX) st = problem(o, XVLM_ERR_INVALID_ARG, "%s: too many texts", o->texts);
     if (st == XVLM_OK) st = xvlm_encode_image_files(ctx, &o->image, 1, NULL, &q);
     if (st == XVLM_OK) st = xvlm_encode_texts(ctx, (const char *const *)lines.paths, (int)lines.n, NULL, &gallery);
-    if (st == XVLM_OK) {
-        clamp_k(o, lines.n, "text list");
-        hits = calloc((size_t)o->k, sizeof *hits);
-        xvlm_search_params sp = {.k = o->k, .rerank = o->rerank};
-        st = hits ? xvlm_search_texts(ctx, gallery, q, 0, &sp, hits, &n) : problem(o, XVLM_ERR_NOMEM, "out of memory");
-    }
-    if (st == XVLM_OK) print_results(o, hits, n, NULL, gallery, o->image);
-    free(hits);
+    if (st == XVLM_OK) st = search_and_print(ctx, o, q, gallery, false, lines.n, "text list");
     xvlm_images_free(q);
     xvlm_texts_free(gallery);
     xv_cli_image_list_free(&lines);

@@ -20,6 +20,7 @@ int xv_cmd_evaluate(int argc, char **argv);
 int xv_cmd_finetune(int argc, char **argv);
 int xv_cmd_nlvr(int argc, char **argv);
 int xv_cmd_explain(int argc, char **argv);
+int xv_cmd_serve(int argc, char **argv);
 
 const xv_command xv_commands[] = {
     {"info", "print build information (threads, BLAS, version)", xv_cmd_info},
@@ -37,6 +38,7 @@ const xv_command xv_commands[] = {
     {"finetune", "fine-tune for retrieval (ITC + ITM with image ids) or box grounding (L1 + GIoU)", xv_cmd_finetune},
     {"nlvr", "is a statement about two images true? (NLVR2)", xv_cmd_nlvr},
     {"explain", "Grad-CAM heat map of where the ITM score looks for a text", xv_cmd_explain},
+    {"serve", "HTTP server: search, match, ground, embed as JSON, and a web page", xv_cmd_serve},
     {NULL, NULL, NULL},
 };
 

@@ -34,9 +34,46 @@ xv_cli_model_opts xv_cli_model_opts_default(void);
                                    "vocabulary (default vocab.txt in the model folder or beside the checkpoint)", \
                                    false)
 
+/* One image and the texts to read against it (ground, match). */
+typedef struct {
+    const char *image;
+    xv_opt_list texts; /* xv_opt_list_free */
+} xv_cli_image_texts;
+
+/* --image (required) and --text (repeatable): option-table entries. */
+#define XV_OPT_IMAGE_TEXTS(it, text_help)                                                                      \
+    {.name = "--image", .kind = XV_OPT_STRING, .dest = &(it)->image, .value = "I", .help = "the image",      \
+     .required = true},                                                                                      \
+    {.name = "--text", .kind = XV_OPT_STRINGS, .dest = &(it)->texts, .value = "T", .help = (text_help)}
+
+/* At least one --text (else a usage error, returns 2), then the model as
+ * xv_cli_open_model (returns 1 on failure). Returns 0 when both are there;
+ * on failure the text list is freed. */
+int xv_cli_open_model_for_texts(const char *cmd, const xv_cli_model_opts *o, xv_cli_image_texts *it,
+                                xvlm_model **m, xvlm_ctx **ctx);
+
+/* The image, its texts and the pairs (image 0, text i) for each text. */
+typedef struct {
+    xvlm_images *im;
+    xvlm_texts *tx;
+    xvlm_pair *pairs;
+} xv_cli_encoded;
+
+/* Encodes the image and every text (texts with tp, NULL: the defaults).
+ * Prints nothing; xv_cli_encoded_free also after a failure. */
+xvlm_status xv_cli_encode_image_texts(xvlm_ctx *ctx, const xv_cli_image_texts *it, const xvlm_text_params *tp,
+                                      xv_cli_encoded *e);
+
+/* Frees the encodings and the --text list. */
+void xv_cli_encoded_free(xv_cli_encoded *e, xv_cli_image_texts *it);
+
 /* Set the threads, load the model and open a context; prints the error and
  * returns 1 on failure, 0 on success. */
 int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **m, xvlm_ctx **ctx);
+
+/* The start of the JSON object of a command on one image: {"model": id (when
+ * id is not NULL), "image", "width", "height", "results": [ */
+void xv_cli_json_image_start(const char *model_id, const char *image, int width, int height);
 
 /* A JSON string literal (UTF-8 passes through). */
 void xv_cli_json_string(FILE *f, const char *s);

@@ -8,7 +8,8 @@
 #   level 4  api                   src/api/ and the public header include/xvlm.h
 #   level 5  tasks
 #   level 6  train
-#   level 7  cli                   the program (cli/), the top
+#   level 7  serve                 src/serve/: the HTTP server (xvlm serve), a client of the api
+#   level 8  cli                   the program (cli/), the top
 #
 # A file may include headers of its own folder and of any folder on a lower
 # level; a header of the same level's other folder (ops <-> io <-> data) or of
@@ -39,7 +40,8 @@ function level(folder) {
     if (folder == "api") return 4
     if (folder == "tasks") return 5
     if (folder == "train") return 6
-    if (folder == "cli") return 7
+    if (folder == "serve") return 7
+    if (folder == "cli") return 8
     return -1
 }
 FNR == 1 {
@@ -70,7 +72,7 @@ FNR == 1 {
 }
 END {
     if (bad) {
-        printf "check-layers: %d include(s) against the order core < ops|io|data < nn < model < api < tasks < train < cli\n", bad
+        printf "check-layers: %d include(s) against the order core < ops|io|data < nn < model < api < tasks < train < serve < cli\n", bad
         exit 1
     }
 }' "${files[@]}"

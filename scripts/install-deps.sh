@@ -14,6 +14,9 @@ PACKAGES=(
   libzip-dev               # PyTorch .th/.pth checkpoints (zip archives)
   libcairo2-dev            # synthetic images, plots, drawn boxes
   libfontconfig-dev        # (comes with cairo) xvlm ground --draw releases font caches at exit
+  libmicrohttpd-dev        # xvlm serve (optional at build time: without it the command says so)
+  chromium python3-websocket   # the web page's browser test (skipped without them)
+  python3-numpy            # the Python bindings (python/xvlm) and their tests, with Debian's python3
 )
 if [[ "${XV_WITH_FUZZ:-1}" == 1 ]]; then
   PACKAGES+=(clang libclang-rt-14-dev libomp-dev)  # libFuzzer targets (optional; libomp: clang -fopenmp)

@@ -453,22 +453,38 @@ bool xv_test_tiny_vocab(const char *path) {
     return fclose(f) == 0;
 }
 
-bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed) {
+xv_model *xv_test_random_model(const char *js, uint64_t seed, xv_model_config *cfg) {
     xv_model_config c;
     xv_model *m = NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
-    bool ok = xv_config_parse_json(js, dir, &c) == XV_OK && xv_model_create(&c, &parts, &m) == XV_OK &&
-              xv_model_init_random(m, seed) == XV_OK;
+    xv_status st = xv_config_parse_json(js, "test model", &c);
+    if (st == XV_OK) st = xv_model_create(&c, &parts, &m);
+    if (st == XV_OK) st = xv_model_init_random(m, seed);
+    CHECK(st == XV_OK, "random model: %s", xv_error_message());
+    if (st != XV_OK) {
+        xv_model_free(m);
+        return NULL;
+    }
+    if (cfg) *cfg = c;
+    return m;
+}
+
+bool xv_test_save_model_dir(const xv_model *m, const xv_model_config *cfg, const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-    ok = ok && xv_model_save(m, path) == XV_OK;
-    xv_model_free(m);
-    char *cj = ok ? xv_config_to_json(&c) : NULL;
+    bool ok = xv_model_save(m, path) == XV_OK;
+    char *cj = ok ? xv_config_to_json(cfg) : NULL;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = cj ? fopen(path, "w") : NULL;
-    ok = ok && f && fputs(cj, f) >= 0;
-    if (f) fclose(f);
+    ok = ok && cj && xv_test_write_file(path, cj);
     free(cj);
+    return ok;
+}
+
+bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed) {
+    xv_model_config c;
+    xv_model *m = xv_test_random_model(js, seed, &c);
+    bool ok = m && xv_test_save_model_dir(m, &c, dir);
+    xv_model_free(m);
     return ok;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/tensor.h"
+#include "model/model.h"
 #include "ops/ops.h"
 
 extern int xv_test_failures;
@@ -156,8 +157,13 @@ int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, c
 
 /* A vocab.txt with the specials and the words the test texts use (42 entries). */
 bool xv_test_tiny_vocab(const char *path);
-/* A model folder (weights.safetensors + config.json) of the pretraining model
- * that the config JSON `js` describes, with random weights from `seed`. */
+/* The pretraining model that the config JSON `js` describes, with random
+ * weights from `seed`; its config into *cfg when cfg is not NULL. NULL and a
+ * failed CHECK when it cannot be made. */
+xv_model *xv_test_random_model(const char *js, uint64_t seed, xv_model_config *cfg);
+/* m as a model folder: weights.safetensors + config.json (cfg) in dir. */
+bool xv_test_save_model_dir(const xv_model *m, const xv_model_config *cfg, const char *dir);
+/* A model folder of xv_test_random_model(js, seed). */
 bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed);
 /* 64 px, window 8, a 4-stage Swin of width 64, a 3-layer BERT (fusion from
  * layer 1): every part of X-VLM, a few milliseconds per image. With vocab.txt

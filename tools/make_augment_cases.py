@@ -9,12 +9,13 @@ Debian's python3-opencv + python3-numpy:
 
 Tensors (U8 [H,W,3]): `src.<img>` the inputs; `<img>.<Op>[.<arg>]` the outputs."""
 import importlib.util
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torchref'))
+import safetensors_io  # noqa: E402  (tools/torchref: the one safetensors writer)
 
 
 def load_official(repo):
@@ -41,19 +42,6 @@ def test_images():
     few[:, : w // 2] = 200
     few[0, 0] = (3, 3, 3)
     return {'noisy': noisy, 'low': low, 'few': few}
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.uint8)
-        header[name] = {'dtype': 'U8', 'shape': list(a.shape), 'data_offsets': [off, off + a.nbytes]}
-        blobs.append(a.tobytes())
-        off += a.nbytes
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * (-len(h) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
 
 
 def main():
@@ -91,7 +79,8 @@ def main():
                 continue
             with np.errstate(over='ignore'):
                 tensors[f'{iname}.{cname}'] = fn(img.copy())
-    write_safetensors(os.path.join(out, 'expected.safetensors'), tensors)
+    safetensors_io.write(os.path.join(out, 'expected.safetensors'),
+                         {k: np.asarray(v, dtype=np.uint8) for k, v in tensors.items()})
     print(f'{len(tensors)} tensors written to {out}')
 
 

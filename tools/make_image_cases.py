@@ -11,7 +11,6 @@ resize cases, `resize.src` (U8 [H,W,3]) and `resize.WxH` (U8 [H,W,3], PIL's
 resize((W,H), BICUBIC)). PNG files are written by hand here (not by PIL) so that
 every bit depth, colour type, tRNS and interlacing can be produced."""
 import io
-import json
 import os
 import struct
 import sys
@@ -19,6 +18,9 @@ import zlib
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torchref'))
+import safetensors_io  # noqa: E402  (tools/torchref: the one safetensors writer)
 
 rng = np.random.default_rng(20240611)
 
@@ -149,20 +151,6 @@ def jpeg_cases():
     return cases
 
 
-# ----------------------------------------------------------- safetensors out
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.uint8)
-        header[name] = {'dtype': 'U8', 'shape': list(a.shape), 'data_offsets': [off, off + a.nbytes]}
-        blobs.append(a.tobytes())
-        off += a.nbytes
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * (-len(h) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
-
-
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else 'tests/data/images'
     os.makedirs(out, exist_ok=True)
@@ -176,7 +164,8 @@ def main():
     for w, h in [(97, 113), (1, 1), (2, 2), (5, 300), (300, 5), (61, 47), (122, 94), (30, 23), (60, 46),
                  (62, 48), (13, 97), (61, 20), (20, 47), (183, 141), (7, 7)]:
         tensors[f'resize.{w}x{h}'] = np.asarray(Image.fromarray(src).resize((w, h), Image.BICUBIC))
-    write_safetensors(os.path.join(out, 'expected.safetensors'), tensors)
+    safetensors_io.write(os.path.join(out, 'expected.safetensors'),
+                         {k: np.asarray(v, dtype=np.uint8) for k, v in tensors.items()})
     print(f'{len(tensors)} tensors written to {out}')
 
 

@@ -104,27 +104,36 @@ static xv_status candidate_images(xvlm_ctx *ctx, const xvlm_images *gallery, con
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "search: re-encoding a candidate for re-ranking");
 }
 
-xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
-                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
-    XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
+/* Both directions: the gallery is the images (find_images) or the texts, the
+ * query one item of the other side. */
+static xv_status search(xvlm_ctx *ctx, const xvlm_images *images, const xvlm_texts *texts, bool find_images,
+                        int64_t query, const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+    const void *gallery = find_images ? (const void *)images : (const void *)texts;
+    const void *queries = find_images ? (const void *)texts : (const void *)images;
+    int64_t n_queries = !queries ? 0 : find_images ? texts->n : images->n;
+    XV_TRY(check_search(ctx, gallery, queries, n_queries, query, p, hits, n_hits));
     *n_hits = 0;
-    if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)
+    if (images->model_id != ctx->model->id || texts->model_id != ctx->model->id)
         return xv_error(XV_ERR_INVALID_ARG, "search: the gallery or the query was encoded by another model");
+    const float *gallery_feat = find_images ? images->feat : texts->feat;
+    const float *query_feat = find_images ? texts->feat + (size_t)query * (size_t)texts->E
+                                          : images->feat + (size_t)query * (size_t)images->E;
+    int64_t n_gallery = find_images ? images->n : texts->n;
     itc_stage s = {0};
-    xv_status st = run_itc(gallery->feat, gallery->n, gallery->E, queries->feat + (size_t)query * (size_t)queries->E,
-                           p, &s);
-    xvlm_images *fresh = NULL;
+    xv_status st = run_itc(gallery_feat, n_gallery, find_images ? images->E : texts->E, query_feat, p, &s);
+    xvlm_images *fresh = NULL; /* re-encoded candidate images (an index without tokens) */
     xvlm_pair *pairs = NULL;
     float *logit = NULL, *prob = NULL;
-    if (st == XV_OK) st = candidate_images(ctx, gallery, &s, &fresh);
+    if (st == XV_OK && find_images) st = candidate_images(ctx, images, &s, &fresh);
     if (st == XV_OK && s.rerank > 0) {
         pairs = malloc(sizeof *pairs * (size_t)s.rerank);
         logit = malloc(sizeof *logit * (size_t)s.rerank);
         prob = malloc(sizeof *prob * (size_t)s.rerank);
         if (!pairs || !logit || !prob) st = xv_error(XV_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; st == XV_OK && i < s.rerank; i++)
-            pairs[i] = (xvlm_pair){.image = fresh ? i : s.idx[i], .text = query};
-        if (st == XV_OK) st = xv_api_itm(ctx, fresh ? fresh : gallery, queries, pairs, (int)s.rerank, logit, prob);
+            pairs[i] = find_images ? (xvlm_pair){.image = fresh ? i : s.idx[i], .text = query}
+                                   : (xvlm_pair){.image = query, .text = s.idx[i]};
+        if (st == XV_OK) st = xv_api_itm(ctx, fresh ? fresh : images, texts, pairs, (int)s.rerank, logit, prob);
     }
     if (st == XV_OK) st = finish(&s, logit, prob, p, hits, n_hits);
     xvlm_images_free(fresh);
@@ -135,29 +144,12 @@ xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const 
     return st;
 }
 
+xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
+                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
+    return search(ctx, gallery, queries, true, query, p, hits, n_hits);
+}
+
 xv_status xv_api_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,
                               const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
-    XV_TRY(check_search(ctx, gallery, queries, queries ? queries->n : 0, query, p, hits, n_hits));
-    *n_hits = 0;
-    if (gallery->model_id != ctx->model->id || queries->model_id != ctx->model->id)
-        return xv_error(XV_ERR_INVALID_ARG, "search: the gallery or the query was encoded by another model");
-    itc_stage s = {0};
-    xv_status st = run_itc(gallery->feat, gallery->n, gallery->E, queries->feat + (size_t)query * (size_t)queries->E,
-                           p, &s);
-    xvlm_pair *pairs = NULL;
-    float *logit = NULL, *prob = NULL;
-    if (st == XV_OK && s.rerank > 0) {
-        pairs = malloc(sizeof *pairs * (size_t)s.rerank);
-        logit = malloc(sizeof *logit * (size_t)s.rerank);
-        prob = malloc(sizeof *prob * (size_t)s.rerank);
-        if (!pairs || !logit || !prob) st = xv_error(XV_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; st == XV_OK && i < s.rerank; i++) pairs[i] = (xvlm_pair){.image = query, .text = s.idx[i]};
-        if (st == XV_OK) st = xv_api_itm(ctx, queries, gallery, pairs, (int)s.rerank, logit, prob);
-    }
-    if (st == XV_OK) st = finish(&s, logit, prob, p, hits, n_hits);
-    free(pairs);
-    free(logit);
-    free(prob);
-    free_stage(&s);
-    return st;
+    return search(ctx, queries, gallery, false, query, p, hits, n_hits);
 }

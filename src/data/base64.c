@@ -65,3 +65,17 @@ xv_status xv_base64_decode(const char *text, size_t len, size_t max_bytes, const
     *out_len = o;
     return XV_OK;
 }
+
+char *xv_base64_encode(const uint8_t *b, size_t n) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+        *o++ = a[v >> 18], *o++ = a[(v >> 12) & 63];
+        *o++ = i + 1 < n ? a[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}

@@ -20,4 +20,9 @@
 xv_status xv_base64_decode(const char *text, size_t len, size_t max_bytes, const char *label, uint8_t **out,
                            size_t *out_len);
 
+/* n bytes as base64 text with '=' padding, NUL-terminated, malloc'd (NULL
+ * when out of memory): what the loader's decoder reads back (tests, benches,
+ * writing embedded-image records). */
+char *xv_base64_encode(const uint8_t *bytes, size_t n);
+
 #endif

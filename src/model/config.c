@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,27 +26,55 @@ void xv_config_defaults(xv_model_config *c) {
 
 /* ---- cJSON accessors with errors naming file and key ---- */
 
-static xv_status get_int(const cJSON *obj, const char *key, const char *where, bool required, int *out) {
+/* A whole number within ±1e9 (what an int config value may be). */
+static bool is_config_int(const cJSON *it) {
+    return cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble == floor(it->valuedouble) &&
+           fabs(it->valuedouble) <= 1e9;
+}
+
+/* The number under `key`: *out untouched when the key is absent and not
+ * required; integers must be whole and within ±1e9. */
+static xv_status get_number(const cJSON *obj, const char *key, const char *where, bool required, bool integer,
+                            double *out) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it) {
-        if (required) return xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (an integer)", where, key);
-        return XV_OK;
-    }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9)
-        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be an integer", where, key);
-    *out = (int)it->valuedouble;
+    const char *what = integer ? "an integer" : "a finite number";
+    if (!it) return required ? xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (%s)", where, key, what) : XV_OK;
+    if (integer ? !is_config_int(it) : !(cJSON_IsNumber(it) && isfinite(it->valuedouble)))
+        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be %s", where, key, what);
+    *out = it->valuedouble;
+    return XV_OK;
+}
+
+static xv_status get_int(const cJSON *obj, const char *key, const char *where, bool required, int *out) {
+    double v = *out;
+    XV_TRY(get_number(obj, key, where, required, true, &v));
+    *out = (int)v;
     return XV_OK;
 }
 
 static xv_status get_float(const cJSON *obj, const char *key, const char *where, bool required, float *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it) {
-        if (required) return xv_error(XV_ERR_MISSING, "%s: key \"%s\" is missing (a number)", where, key);
-        return XV_OK;
+    double v = *out;
+    XV_TRY(get_number(obj, key, where, required, false, &v));
+    *out = (float)v;
+    return XV_OK;
+}
+
+/* The scalar keys of a config object, one row each: read in table order into
+ * the struct at `base`. */
+typedef enum { FIELD_INT, FIELD_INT_REQUIRED, FIELD_FLOAT } field_kind;
+typedef struct {
+    const char *key;
+    field_kind kind;
+    size_t offset; /* of the int or float member */
+} config_field;
+
+static xv_status get_fields(const cJSON *obj, const char *where, const config_field *fields, size_t n, void *base) {
+    for (size_t i = 0; i < n; i++) {
+        const config_field *f = &fields[i];
+        char *field = (char *)base + f->offset;
+        XV_TRY(f->kind == FIELD_FLOAT ? get_float(obj, f->key, where, false, (float *)field)
+                                      : get_int(obj, f->key, where, f->kind == FIELD_INT_REQUIRED, (int *)field));
     }
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return xv_error(XV_ERR_FORMAT, "%s: \"%s\" must be a finite number", where, key);
-    *out = (float)it->valuedouble;
     return XV_OK;
 }
 
@@ -59,7 +88,7 @@ static xv_status get_int_list(const cJSON *obj, const char *key, const char *whe
                         XV_SWIN_MAX_STAGES);
     for (int i = 0; i < k; i++) {
         const cJSON *e = cJSON_GetArrayItem(it, i);
-        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || fabs(e->valuedouble) > 1e9)
+        if (!is_config_int(e))
             return xv_error(XV_ERR_FORMAT, "%s: \"%s\"[%d] must be an integer", where, key, i);
         out[i] = (int)e->valuedouble;
     }
@@ -95,22 +124,25 @@ static xv_status parse_swin(const cJSON *o, const char *where, xv_swin_config *v
     }
     XV_TRY(refuse_bool(o, "patch_norm", where, false, "X-VLM always normalises patches"));
     XV_TRY(refuse_bool(o, "qkv_bias", where, false, "X-VLM always has q/k/v biases"));
+    static const config_field fields[] = {
+        {"image_res", FIELD_INT_REQUIRED, offsetof(xv_swin_config, image_res)},
+        {"window_size", FIELD_INT_REQUIRED, offsetof(xv_swin_config, window)},
+        {"embed_dim", FIELD_INT_REQUIRED, offsetof(xv_swin_config, embed_dim)},
+        {"vision_width", FIELD_INT_REQUIRED, offsetof(xv_swin_config, vision_width)},
+        {"swin_patch_size", FIELD_INT, offsetof(xv_swin_config, patch)},
+        {"in_chans", FIELD_INT, offsetof(xv_swin_config, in_chans)},
+        {"patch_size", FIELD_INT, offsetof(xv_swin_config, region_stride)},
+        {"mlp_ratio", FIELD_FLOAT, offsetof(xv_swin_config, mlp_ratio)},
+        {"drop_path_rate", FIELD_FLOAT, offsetof(xv_swin_config, drop_path_rate)},
+        {"layer_norm_eps", FIELD_FLOAT, offsetof(xv_swin_config, ln_eps)},
+    };
+    XV_TRY(get_fields(o, where, fields, sizeof fields / sizeof fields[0], v));
     int nd = 0, nh = 0;
-    XV_TRY(get_int(o, "image_res", where, true, &v->image_res));
-    XV_TRY(get_int(o, "window_size", where, true, &v->window));
-    XV_TRY(get_int(o, "embed_dim", where, true, &v->embed_dim));
-    XV_TRY(get_int(o, "vision_width", where, true, &v->vision_width));
     XV_TRY(get_int_list(o, "depths", where, v->depths, &nd));
     XV_TRY(get_int_list(o, "num_heads", where, v->heads, &nh));
     if (nd != nh)
         return xv_error(XV_ERR_FORMAT, "%s: \"depths\" has %d stages but \"num_heads\" has %d", where, nd, nh);
     v->n_stages = nd;
-    XV_TRY(get_int(o, "swin_patch_size", where, false, &v->patch));
-    XV_TRY(get_int(o, "in_chans", where, false, &v->in_chans));
-    XV_TRY(get_int(o, "patch_size", where, false, &v->region_stride));
-    XV_TRY(get_float(o, "mlp_ratio", where, false, &v->mlp_ratio));
-    XV_TRY(get_float(o, "drop_path_rate", where, false, &v->drop_path_rate));
-    XV_TRY(get_float(o, "layer_norm_eps", where, false, &v->ln_eps));
     return XV_OK;
 }
 
@@ -122,21 +154,23 @@ static xv_status parse_bert(const cJSON *o, const char *where, xv_bert_config *t
     const cJSON *pe = cJSON_GetObjectItemCaseSensitive(o, "position_embedding_type");
     if (pe && (!cJSON_IsString(pe) || strcmp(pe->valuestring, "absolute") != 0))
         return xv_error(XV_ERR_UNSUPPORTED, "%s: \"position_embedding_type\" must be \"absolute\"", where);
-    XV_TRY(get_int(o, "hidden_size", where, false, &t->hidden));
-    XV_TRY(get_int(o, "num_hidden_layers", where, false, &t->layers));
-    XV_TRY(get_int(o, "num_attention_heads", where, false, &t->heads));
-    XV_TRY(get_int(o, "intermediate_size", where, false, &t->intermediate));
-    XV_TRY(get_int(o, "vocab_size", where, false, &t->vocab));
-    XV_TRY(get_int(o, "max_position_embeddings", where, false, &t->max_positions));
-    XV_TRY(get_int(o, "type_vocab_size", where, false, &t->type_vocab));
-    XV_TRY(get_int(o, "fusion_layer", where, true, &t->fusion_layer));
-    XV_TRY(get_int(o, "encoder_width", where, false, &t->encoder_width));
-    XV_TRY(get_int(o, "pad_token_id", where, false, &t->pad_id));
-    XV_TRY(get_float(o, "layer_norm_eps", where, false, &t->ln_eps));
-    XV_TRY(get_float(o, "hidden_dropout_prob", where, false, &t->hidden_dropout));
-    XV_TRY(get_float(o, "attention_probs_dropout_prob", where, false, &t->attn_dropout));
-    XV_TRY(get_float(o, "initializer_range", where, false, &t->init_range));
-    return XV_OK;
+    static const config_field fields[] = {
+        {"hidden_size", FIELD_INT, offsetof(xv_bert_config, hidden)},
+        {"num_hidden_layers", FIELD_INT, offsetof(xv_bert_config, layers)},
+        {"num_attention_heads", FIELD_INT, offsetof(xv_bert_config, heads)},
+        {"intermediate_size", FIELD_INT, offsetof(xv_bert_config, intermediate)},
+        {"vocab_size", FIELD_INT, offsetof(xv_bert_config, vocab)},
+        {"max_position_embeddings", FIELD_INT, offsetof(xv_bert_config, max_positions)},
+        {"type_vocab_size", FIELD_INT, offsetof(xv_bert_config, type_vocab)},
+        {"fusion_layer", FIELD_INT_REQUIRED, offsetof(xv_bert_config, fusion_layer)},
+        {"encoder_width", FIELD_INT, offsetof(xv_bert_config, encoder_width)},
+        {"pad_token_id", FIELD_INT, offsetof(xv_bert_config, pad_id)},
+        {"layer_norm_eps", FIELD_FLOAT, offsetof(xv_bert_config, ln_eps)},
+        {"hidden_dropout_prob", FIELD_FLOAT, offsetof(xv_bert_config, hidden_dropout)},
+        {"attention_probs_dropout_prob", FIELD_FLOAT, offsetof(xv_bert_config, attn_dropout)},
+        {"initializer_range", FIELD_FLOAT, offsetof(xv_bert_config, init_range)},
+    };
+    return get_fields(o, where, fields, sizeof fields / sizeof fields[0], t);
 }
 
 /* Configs are tiny; anything over 16 MiB is refused. */
@@ -164,22 +198,21 @@ static cJSON *parse_json_file(const char *path, xv_status *st) {
     return root;
 }
 
-xv_status xv_config_load_swin_json(const char *path, xv_swin_config *out) {
+/* An official Swin JSON (into swin) or BERT JSON (into bert): one of the two is given. */
+static xv_status load_official_json(const char *path, xv_swin_config *swin, xv_bert_config *bert) {
     xv_status st;
     cJSON *root = parse_json_file(path, &st);
-    if (!root) return st;
-    st = parse_swin(root, path, out);
+    if (root) st = swin ? parse_swin(root, path, swin) : parse_bert(root, path, bert);
     cJSON_Delete(root);
     return st;
 }
 
+xv_status xv_config_load_swin_json(const char *path, xv_swin_config *out) {
+    return load_official_json(path, out, NULL);
+}
+
 xv_status xv_config_load_bert_json(const char *path, xv_bert_config *out) {
-    xv_status st;
-    cJSON *root = parse_json_file(path, &st);
-    if (!root) return st;
-    st = parse_bert(root, path, out);
-    cJSON_Delete(root);
-    return st;
+    return load_official_json(path, NULL, out);
 }
 
 static xv_status parse_model_json(const cJSON *root, const char *label, xv_model_config *c) {

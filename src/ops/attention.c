@@ -268,74 +268,59 @@ static void grads_end(const attn_plan *a, attn_grads *gr) {
         }
 }
 
-static void attention_fused_backward(xv_graph *g, xv_node *n) {
+/* What a backward node differentiates: the whole attention (fused mode), or
+ * one of the two nodes of the two-node mode. */
+typedef enum { BACKWARD_FUSED, BACKWARD_CONTEXT, BACKWARD_PROBS } backward_part;
+
+/* Pair t (batch t / H, head t % H) of chunk c, with thread scratch s. `dout`
+ * is the gradient of the node's output (the context, or in BACKWARD_PROBS the
+ * probabilities); `dprobs` (BACKWARD_CONTEXT) receives dL/dP when the
+ * probabilities need it. */
+static void pair_backward(const attn_plan *a, const attn_grads *gr, backward_part part, const float *dout,
+                          float *dprobs, int64_t c, int64_t t, float *s) {
+    int64_t b = t / a->H, h = t % a->H, Lq = a->Lq, Lk = a->Lk;
+    const float *pt = a->probs_t + t * Lq * Lk;
+    float *dpt = scratch_mat(a, s, 0); /* dL/dP of this pair, transposed [Lk, Lq] */
+    bool want_dp = part == BACKWARD_CONTEXT ? dprobs != NULL : (gr->dq || gr->dk || gr->dbias);
+    if (part == BACKWARD_PROBS) transpose(dout + t * Lq * Lk, Lq, Lk, Lk, dpt);
+    else context_backward_pair(a, b, h, pt, dout, gr->dv, want_dp ? dpt : NULL, scratch_mat(a, s, 1));
+    if (part == BACKWARD_CONTEXT) {
+        if (!dprobs) return;
+        float *dp = dprobs + t * Lq * Lk;
+        for (int64_t i = 0; i < Lq; i++)
+            for (int64_t j = 0; j < Lk; j++) dp[i * Lk + j] += dpt[j * Lq + i];
+    } else if (part == BACKWARD_PROBS || want_dp) {
+        probs_backward_pair(a, b, h, pt, dpt, scratch_q(s), scratch_vec(a, s), gr->dq, gr->dk,
+                            chunk_bias_part(a, gr, c));
+    }
+}
+
+/* The (batch, head) pairs in chunks, in parallel; the bias gradient summed
+ * over chunks in order at the end (deterministic for any thread count). */
+static void attention_backward(xv_graph *g, xv_node *n, backward_part part) {
     const attn_plan *a = n->saved;
     attn_grads gr;
-    if (!grads_begin(g, a, true, true, &gr)) return;
-    bool need_dp = gr.dq || gr.dk || gr.dbias;
+    if (!grads_begin(g, a, part != BACKWARD_CONTEXT, part != BACKWARD_PROBS, &gr)) return;
+    float *dprobs = part == BACKWARD_CONTEXT && a->probs->requires_grad ? xv_grad(g, a->probs) : NULL;
+    if (xv_graph_status(g) != XV_OK) return;
     const float *dout = n->out->grad;
     int64_t pairs = a->B * a->H;
 #pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
     for (int64_t c = 0; c < gr.chunks; c++) {
         float *s = gr.scratch + omp_get_thread_num() * a->scratch;
-        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
-            int64_t b = t / a->H, h = t % a->H;
-            const float *pt = a->probs_t + t * a->Lq * a->Lk;
-            float *dpt = scratch_mat(a, s, 0);
-            context_backward_pair(a, b, h, pt, dout, gr.dv, need_dp ? dpt : NULL, scratch_mat(a, s, 1));
-            if (need_dp)
-                probs_backward_pair(a, b, h, pt, dpt, scratch_q(s), scratch_vec(a, s), gr.dq, gr.dk,
-                                    chunk_bias_part(a, &gr, c));
-        }
+        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++)
+            pair_backward(a, &gr, part, dout, dprobs, c, t, s);
     }
     grads_end(a, &gr);
 }
+
+static void attention_fused_backward(xv_graph *g, xv_node *n) { attention_backward(g, n, BACKWARD_FUSED); }
 
 /* Two-node mode, context part: dV, and dL/dP added into the probabilities' gradient. */
-static void attention_context_backward(xv_graph *g, xv_node *n) {
-    const attn_plan *a = n->saved;
-    attn_grads gr;
-    if (!grads_begin(g, a, false, true, &gr)) return;
-    float *dprobs = a->probs->requires_grad ? xv_grad(g, a->probs) : NULL;
-    if (xv_graph_status(g) != XV_OK) return;
-    const float *dout = n->out->grad;
-    int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
-#pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
-    for (int64_t c = 0; c < gr.chunks; c++) {
-        float *s = gr.scratch + omp_get_thread_num() * a->scratch;
-        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
-            int64_t b = t / a->H, h = t % a->H;
-            float *dpt = scratch_mat(a, s, 0);
-            context_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dout, gr.dv, dprobs ? dpt : NULL,
-                                  scratch_mat(a, s, 1));
-            if (!dprobs) continue;
-            float *dp = dprobs + t * Lq * Lk;
-            for (int64_t i = 0; i < Lq; i++)
-                for (int64_t j = 0; j < Lk; j++) dp[i * Lk + j] += dpt[j * Lq + i];
-        }
-    }
-}
+static void attention_context_backward(xv_graph *g, xv_node *n) { attention_backward(g, n, BACKWARD_CONTEXT); }
 
 /* Two-node mode, probabilities part: from dL/dP (all consumers) to q, k, bias. */
-static void attention_probs_backward(xv_graph *g, xv_node *n) {
-    const attn_plan *a = n->saved;
-    attn_grads gr;
-    if (!grads_begin(g, a, true, false, &gr)) return;
-    const float *dprobs = n->out->grad;
-    int64_t pairs = a->B * a->H, Lq = a->Lq, Lk = a->Lk;
-#pragma omp parallel for schedule(dynamic, 1) if (gr.chunks > 1)
-    for (int64_t c = 0; c < gr.chunks; c++) {
-        float *s = gr.scratch + omp_get_thread_num() * a->scratch;
-        for (int64_t t = chunk_start(pairs, gr.chunks, c); t < chunk_start(pairs, gr.chunks, c + 1); t++) {
-            int64_t b = t / a->H, h = t % a->H;
-            float *dpt = scratch_mat(a, s, 0);
-            transpose(dprobs + t * Lq * Lk, Lq, Lk, Lk, dpt);
-            probs_backward_pair(a, b, h, a->probs_t + t * Lq * Lk, dpt, scratch_q(s), scratch_vec(a, s), gr.dq,
-                                gr.dk, chunk_bias_part(a, &gr, c));
-        }
-    }
-    grads_end(a, &gr);
-}
+static void attention_probs_backward(xv_graph *g, xv_node *n) { attention_backward(g, n, BACKWARD_PROBS); }
 
 /* ---------------------------------------------------------------- forward */
 

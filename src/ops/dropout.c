@@ -66,14 +66,8 @@ xv_tensor *xv_dropout(xv_graph *g, xv_tensor *x, float p) {
     float scale = p < 1.0f ? 1.0f / (float)(1.0 - (double)p) : 0.0f;
 #pragma omp parallel for schedule(static) if (x->numel >= XV_PAR_MIN_ELEMS)
     for (int64_t i = 0; i < x->numel; i++) out->data[i] = keep[i] ? x->data[i] * scale : 0.0f;
-    xv_node *node = xv_record(g, op, out, dropout_backward, &x, 1);
-    if (node) {
-        dropout_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        *s = (dropout_saved){.keep = keep, .scale = scale};
-        node->saved = s;
-    }
-    return out;
+    const dropout_saved s = {.keep = keep, .scale = scale};
+    return xv_record_saved(g, op, out, dropout_backward, &x, 1, &s, sizeof s) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- drop-path */
@@ -121,12 +115,6 @@ xv_tensor *xv_drop_path(xv_graph *g, xv_tensor *x, float p) {
         else
             memset(o, 0, sizeof(float) * (size_t)per);
     }
-    xv_node *node = xv_record(g, op, out, drop_path_backward, &x, 1);
-    if (node) {
-        drop_path_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        *s = (drop_path_saved){.keep = keep, .keep_prob = keep_prob};
-        node->saved = s;
-    }
-    return out;
+    const drop_path_saved s = {.keep = keep, .keep_prob = keep_prob};
+    return xv_record_saved(g, op, out, drop_path_backward, &x, 1, &s, sizeof s) ? out : NULL;
 }

@@ -5,6 +5,8 @@
 #ifndef XV_OPS_OP_ARGS_H
 #define XV_OPS_OP_ARGS_H
 
+#include <string.h>
+
 #include "core/tensor.h"
 
 /* Below this many elements a parallel region costs more than it saves. */
@@ -46,6 +48,20 @@ static inline xv_tensor *xv_arg_wrap(xv_graph *g, xv_dtype dt, void *storage,
                                      const int64_t *shape, int ndim) {
     return dt == XV_F32 ? xv_tensor_wrap_f32(g, storage, shape, ndim)
                         : xv_tensor_wrap_i32(g, storage, shape, ndim);
+}
+
+/* Record an op (xv_record) and give its backward a copy of `saved` (`bytes`,
+ * kept in the graph arena). false only when that copy cannot be allocated
+ * (the graph then holds the out-of-memory error); not recording is fine. */
+static inline bool xv_record_saved(xv_graph *g, const char *op, xv_tensor *out, xv_backward_fn bw,
+                                   xv_tensor *const *inputs, int n, const void *saved, size_t bytes) {
+    xv_node *node = xv_record(g, op, out, bw, inputs, n);
+    if (!node) return true;
+    void *copy = xv_graph_alloc(g, bytes);
+    if (!copy) return false;
+    memcpy(copy, saved, bytes);
+    node->saved = copy;
+    return true;
 }
 
 #endif

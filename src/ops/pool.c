@@ -66,13 +66,6 @@ xv_tensor *xv_masked_mean(xv_graph *g, xv_tensor *x, xv_tensor *w) {
         }
         for (int64_t c = 0; c < C; c++) out->data[b * C + c] = (float)(a[c] * inv_den[b]);
     }
-    xv_node *node = xv_record(g, op, out, masked_mean_backward, &x, 1);
-    if (node) {
-        masked_mean_saved *s = xv_graph_alloc(g, sizeof *s);
-        if (!s) return NULL;
-        s->w = w;
-        s->inv_den = inv_den;
-        node->saved = s;
-    }
-    return out;
+    const masked_mean_saved s = {.w = w, .inv_den = inv_den};
+    return xv_record_saved(g, op, out, masked_mean_backward, &x, 1, &s, sizeof s) ? out : NULL;
 }

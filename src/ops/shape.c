@@ -281,14 +281,6 @@ xv_tensor *xv_permute(xv_graph *g, xv_tensor *x, const int *perm) {
         else
             for (int64_t j = 0; j < last; j++) memcpy(d + j * 4, s + (size_t)(j * step) * 4, 4);
     }
-    if (x->dtype == XV_F32) {
-        xv_node *node = xv_record(g, op, out, permute_backward, &x, 1);
-        if (node) {
-            permute_walk *saved = xv_graph_alloc(g, sizeof *saved);
-            if (!saved) return NULL;
-            *saved = w;
-            node->saved = saved;
-        }
-    }
+    if (x->dtype == XV_F32 && !xv_record_saved(g, op, out, permute_backward, &x, 1, &w, sizeof w)) return NULL;
     return out;
 }

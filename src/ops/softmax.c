@@ -28,17 +28,23 @@ void xv_dense_softmax_row_backward(const float *y, const float *dy, float *dx, i
     for (int64_t j = 0; j < n; j++) dx[j] += y[j] * (dy[j] - dot);
 }
 
-/* ---------------------------------------------------------------- softmax */
+/* dx += the gradient of one row of n from the output y and its gradient dy. */
+typedef void (*row_backward_fn)(const float *y, const float *dy, float *dx, int64_t n);
 
-static void softmax_backward(xv_graph *g, xv_node *nd) {
+/* The backward of a last-dim op whose rows are independent: row by row. */
+static void rows_backward(xv_graph *g, xv_node *nd, row_backward_fn row) {
     xv_tensor *x = nd->in[0];
     float *dx = xv_grad(g, x);
     if (!dx) return;
     const float *y = nd->out->data, *dy = nd->out->grad;
     int64_t n = xv_last_dim(x), rows = xv_dense_rows(x);
 #pragma omp parallel for schedule(static) if (x->numel > XV_DENSE_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) xv_dense_softmax_row_backward(y + r * n, dy + r * n, dx + r * n, n);
+    for (int64_t r = 0; r < rows; r++) row(y + r * n, dy + r * n, dx + r * n, n);
 }
+
+/* ---------------------------------------------------------------- softmax */
+
+static void softmax_backward(xv_graph *g, xv_node *nd) { rows_backward(g, nd, xv_dense_softmax_row_backward); }
 
 xv_tensor *xv_softmax(xv_graph *g, xv_tensor *x, xv_tensor *mask_add) {
     static const char op[] = "xv_softmax";
@@ -70,24 +76,17 @@ xv_tensor *xv_softmax(xv_graph *g, xv_tensor *x, xv_tensor *mask_add) {
 
 /* ---------------------------------------------------------------- log-softmax */
 
-static void log_softmax_backward(xv_graph *g, xv_node *nd) {
-    xv_tensor *x = nd->in[0];
-    float *dx = xv_grad(g, x);
-    if (!dx) return;
-    const float *y = nd->out->data, *dy = nd->out->grad;
-    int64_t n = xv_last_dim(x), rows = xv_dense_rows(x);
-#pragma omp parallel for schedule(static) if (x->numel > XV_DENSE_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *yr = y + r * n, *dyr = dy + r * n;
-        float *dxr = dx + r * n;
-        double s = 0;
+/* dx = dy - softmax(x)·Σdy, with softmax(x) = exp(y). */
+static void log_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n) {
+    double s = 0;
 #pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; j++) s += dyr[j];
-        float sf = (float)s;
+    for (int64_t j = 0; j < n; j++) s += dy[j];
+    float sf = (float)s;
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) dxr[j] += dyr[j] - xv_exp_f32(yr[j]) * sf;
-    }
+    for (int64_t j = 0; j < n; j++) dx[j] += dy[j] - xv_exp_f32(y[j]) * sf;
 }
+
+static void log_softmax_backward(xv_graph *g, xv_node *nd) { rows_backward(g, nd, log_softmax_row_backward); }
 
 xv_tensor *xv_log_softmax(xv_graph *g, xv_tensor *x) {
     static const char op[] = "xv_log_softmax";

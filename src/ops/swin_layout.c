@@ -108,16 +108,10 @@ static xv_tensor *window_op(xv_graph *g, xv_tensor *x, int H, int W, int win, in
     if (!out) return NULL;
     int64_t rows = B * H * W;
     window_copy(xv_arg_storage(out), xv_arg_storage(x), &q, rows, C, partition);
-    if (x->dtype == XV_F32) {
-        xv_node *node = xv_record(g, op, out, partition ? window_partition_backward : window_reverse_backward,
-                                  &x, 1);
-        if (node) {
-            window_geom *saved = xv_graph_alloc(g, sizeof *saved);
-            if (!saved) return NULL;
-            *saved = q;
-            node->saved = saved;
-        }
-    }
+    if (x->dtype == XV_F32 &&
+        !xv_record_saved(g, op, out, partition ? window_partition_backward : window_reverse_backward, &x, 1, &q,
+                         sizeof q))
+        return NULL;
     return out;
 }
 

@@ -1,26 +1,18 @@
-/* Fine-tuning X-VLM for image-text retrieval (the official Retrieval.py with
- * models/model_retrieval.py) and for box grounding (Grounding_bbox.py with
- * models/model_bbox.py), §9.1 and §9.2 of docs/architecture.md.
+/* Fine-tuning X-VLM as the official task scripts run it (§9 of
+ * docs/architecture.md): one epoch loop (finetune_run.c) shared by every task,
+ * and one file per task behind the interface of finetune_task.h:
  *
- * Retrieval: training entries {image, caption, image_id}, one (image, caption)
- * pair per sample, shuffled each epoch; fine-tuning train transform
- * (RandomResizedCrop scale 0.5..1, flip, RandAug 10 ops); pre_caption(30);
- * [CLS] + tokens cut to max_tokens, padded to the longest. Loss = ITC with
- * idx = image_id (same-image pairs are positives) + ITM whose hard negatives
- * skip same-image pairs. temp is trained and never clamped.
+ * - "retrieval" (finetune_retrieval.c): Retrieval.py with
+ *   models/model_retrieval.py, ITC (same image_id = positive) + ITM with hard
+ *   negatives; evaluated on val_file and test_file (itm_eval's dicts);
+ * - "grounding" (finetune_grounding.c): Grounding_bbox.py with
+ *   models/model_bbox.py, the region crop around the REFER box, L1 + GIoU;
+ *   evaluated on test_file by REFER split (val_d, testA_d, testB_d).
  *
- * Grounding: entries {image, text, ref_id} with the box from the REFER index
- * of refcoco_data (or {image, text, bbox [x, y, w, h] pixels}); the region crop
- * around the box, flip (skipped when the text mentions left/right:
- * careful_hflip), resize, RandAug over the 5 colour ops; target
- * (cx, cy, w, h)/res. Loss = ΣL1/B + Σ(1 − GIoU)/B.
- *
- * Both: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
+ * Every task: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
  * lr_mult since the fine-tuning models have no init_params), linear schedule
  * with warmup (fraction 0.1), fp32, no gradient clipping, dropout on. The
- * model is evaluated before (zero-shot) and after every epoch: retrieval on
- * val_file and test_file, grounding on test_file by REFER split
- * (tasks/eval_retrieval.h, eval_grounding.h). */
+ * model is evaluated before (zero-shot) and after every epoch. */
 #ifndef XV_TRAIN_FINETUNE_H
 #define XV_TRAIN_FINETUNE_H
 
@@ -29,12 +21,16 @@
 #include <stdio.h>
 
 #include "core/error.h"
-#include "tasks/eval_grounding.h"
-#include "tasks/metrics.h"
+#include "io/xvlm_config_infer.h"
 #include "train/adamw.h"
 
-/* XV_FINETUNE_NLVR runs through train/finetune_nlvr.h (its own loop), sharing the config reader. */
-typedef enum { XV_FINETUNE_RETRIEVAL, XV_FINETUNE_GROUNDING, XV_FINETUNE_NLVR } xv_finetune_task;
+/* A fine-tuning task (finetune_task.h); found by its name. */
+typedef struct xv_finetune_task xv_finetune_task;
+
+/* The task called `name` ("retrieval", "grounding"), NULL when none is. */
+const xv_finetune_task *xv_finetune_task_find(const char *name);
+/* The task names, "retrieval, grounding", for usage messages. */
+const char *xv_finetune_task_names(void);
 
 /* A path or a list of paths of the YAML, as written (relative ones from the
  * working directory, as the official scripts run). */
@@ -43,21 +39,21 @@ typedef struct {
     int n;
 } xv_path_list;
 
-/* The keys of an official Retrieval.yaml / Grounding_bbox.yaml used here. */
+/* The keys of an official task YAML (Retrieval.yaml, Grounding_bbox.yaml)
+ * used here. The shared keys come first; a task reads only those that apply
+ * (its config hook reads its own, into the task keys or task_data). */
 typedef struct {
-    xv_finetune_task task;
+    const xv_finetune_task *task;
     xv_path_list train_file; /* train_file: every file, concatenated (re_train_dataset, grounding_dataset_bbox) */
-    xv_path_list val_file;   /* retrieval: val_file, evaluated next to test_file (n 0: none) */
+    xv_path_list val_file;   /* val_file where the task reads it (retrieval), evaluated next to test_file (n 0: none) */
     xv_path_list test_file;  /* test_file; grounding: refcoco+_val.json + refcoco+_test.json, the REFER split of
                                 each ref_id decides val / testA / testB */
     char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
-    char *refcoco_data;   /* grounding: REFER root, DATA/refcoco+/refs(unc).p + instances.json give the boxes
-                             (NULL: boxes inline, the VLUE format) */
-    char *det_file;       /* grounding: detector proposals (tasks/refer.h xv_dets_read); kept, unused by the box task */
-    char *coco_file;      /* grounding: read by the official code and unused; kept */
+    char *text_encoder;   /* text_encoder: its vocab.txt when the initial model has none (the official
+                             tokenizer comes from there) */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
-    int batch_size;       /* batch_size_train (retrieval) / batch_size (grounding) */
+    int batch_size;       /* the task's batch key: batch_size_train (retrieval) / batch_size (grounding) */
     int k_test;           /* 256 */
     int max_words;        /* pre_caption cap: 30 */
     int max_tokens;       /* 40 */
@@ -65,21 +61,33 @@ typedef struct {
     int epochs;           /* schedular{epochs} */
     double warmup;        /* schedular{num_warmup_steps}: 0.1 */
     bool warmup_is_fraction;
+    /* the grounding tasks' keys (box grounding; weakly-supervised grounding reads them too) */
+    char *refcoco_data;   /* grounding: REFER root, DATA/refcoco+/refs(unc).p + instances.json give the boxes
+                             (NULL: boxes inline, the VLUE format) */
+    char *det_file;       /* grounding: detector proposals (tasks/refer.h xv_dets_read); kept, unused by the box task */
+    char *coco_file;      /* grounding: read by the official code and unused; kept */
     bool careful_hflip;   /* grounding: true */
+    void *task_data;      /* a task's own keys (its config hook allocates, its free_config frees) */
 } xv_finetune_config;
 
 /* The official values for `task` (configs/Retrieval_coco.yaml,
  * Grounding_bbox.yaml); no files set. */
-xv_finetune_config xv_finetune_config_default(xv_finetune_task task);
+xv_finetune_config xv_finetune_config_default(const xv_finetune_task *task);
 
-/* Read `path` for `task` over the defaults; keys that do not apply are noted
- * to `notes` (may be NULL). */
-xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_finetune_config *out, FILE *notes);
+/* Read `path` for the task named `task` over the defaults; keys that do not
+ * apply are noted to `notes` (may be NULL). */
+xv_status xv_finetune_config_load(const char *path, const char *task, xv_finetune_config *out, FILE *notes);
+/* Command-line flags over the YAML: each one given (not NULL, > 0) replaces
+ * its key (test_file by that one file). */
+xv_status xv_finetune_config_override(xv_finetune_config *c, const char *test_file, const char *image_root,
+                                      const char *refcoco_data, int k_test);
 void xv_finetune_config_free(xv_finetune_config *c);
 
 typedef struct {
     const char *config_path;
-    const char *init_dir;    /* model folder: config.json, weights.safetensors, vocab.txt */
+    const char *init;        /* the initial model: a folder, a single-file model or an official
+                                checkpoint (model/model_source.h), with its vocabulary */
+    xv_infer_opts infer;     /* an official checkpoint's conversion hints (image_res, text_heads; 0: inferred) */
     const char *output_dir;  /* see xv_finetune_run */
     /* NULL: a fresh run (refused when output_dir holds checkpoints); "": the
      * newest checkpoint of output_dir/checkpoints (a fresh run when none);
@@ -96,23 +104,63 @@ typedef struct {
 
 xv_finetune_opts xv_finetune_opts_default(void);
 
+#define XV_FT_MAX_SCORES 40
+
+/* One evaluation, as the task's official script reports it. */
+typedef struct {
+    /* named results with the official log keys (retrieval `val_txt_r1` ...
+     * `test_r_mean`, grounding `val_d`, `testA_d`, `testB_d`), logged in each
+     * "epoch" record */
+    int n;
+    char name[XV_FT_MAX_SCORES][32];
+    double value[XV_FT_MAX_SCORES];
+    /* the task's headline numbers (retrieval: test r_mean ITM re-ranked and
+     * ITC-only; grounding: accuracy % at IoU >= 0.5 and mean IoU); NaN: none */
+    double metric, aux;
+    /* the official result dicts as one JSON object (result.json "before" and
+     * "after"): retrieval {"val": itm_eval, "test": itm_eval}, grounding
+     * {val_d, testA_d, testB_d, score} */
+    char official[2048];
+} xv_finetune_scores;
+
+/* The value named `name`, NaN when absent. */
+double xv_finetune_scores_get(const xv_finetune_scores *s, const char *name);
+
 typedef struct {
     int64_t start_step, steps, total_steps; /* steps: done in all (resumes included) */
     double first_loss, last_loss; /* mean loss over the first / last 10 % of this call's steps */
     double seconds_train;
-    /* retrieval: r_mean of the Retrieval.py score (ITC top-k re-ranked by ITM);
-     * grounding: accuracy (% IoU >= 0.5). Test file; NaN when not evaluated. */
-    double metric_before, metric_after;
-    double itc_r_mean_before, itc_r_mean_after; /* retrieval: ITC-only ranking */
-    double mean_iou_before, mean_iou_after;     /* grounding */
+    /* the headline numbers (metric and aux of the scores) before (zero-shot)
+     * and after; NaN when not evaluated */
+    double metric_before, metric_after, aux_before, aux_after;
     int64_t best_epoch;  /* epoch (0-based) of model_best/; -1: none scored above 0 */
     double best_score;   /* its selection score (test_r_mean / val_d, test_d) */
-    /* The official result dicts. Retrieval: itm_eval of val_file (has_val)
-     * and test_file; grounding: grounding_eval_bbox (val_d, testA_d, testB_d). */
-    bool has_val;
-    xv_retrieval_result val_before, val_after, test_before, test_after;
-    xv_grounding_splits splits_before, splits_after;
+    xv_finetune_scores before, after; /* before: n 0 when not evaluated */
+    /* the signal (SIGINT, SIGTERM) that stopped the run after a step, with a
+     * checkpoint to --resume from and no model/ or result.json; 0: none */
+    int interrupted;
 } xv_finetune_result;
+
+/* `xvlm evaluate TASK --config YAML`: the task's evaluation of a model,
+ * everything from the YAML (test_file, val_file, image_root, refcoco_data,
+ * k_test, image_res, ...), the fields below only override. */
+typedef struct {
+    const char *config_path;
+    const char *model;       /* a folder, a single-file model or an official checkpoint */
+    const char *vocab;       /* another vocab.txt (NULL: the model's) */
+    xv_infer_opts infer;     /* an official checkpoint's conversion hints (0: inferred) */
+    const char *output_dir;  /* where per-sample result files go (grounding: result/grounding_bbox_eval.json,
+                                with ref_id); NULL: none */
+    const char *test_file;   /* overrides (NULL / 0: the YAML's) */
+    const char *image_root;
+    const char *refcoco_data;
+    int k_test;
+    FILE *notes;             /* config notes (may be NULL) */
+} xv_finetune_eval_opts;
+
+/* Score the model as the official script's --evaluate does, with the same
+ * per-epoch evaluation as fine-tuning (the official names in out). */
+xv_status xv_finetune_evaluate(const char *task, const xv_finetune_eval_opts *o, xv_finetune_scores *out);
 
 /* The official epoch loop: train an epoch, evaluate every split, log, keep
  * the best epoch, checkpoint. Output directory:
@@ -141,7 +189,9 @@ typedef struct {
  *                    collect_tensor_result collects them: zero_shot.json,
  *                    epochN.json after each epoch
  * A resumed run continues bitwise as the uninterrupted one (same thread
- * count); a killed run loses at most the epoch under way. */
-xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res);
+ * count). SIGINT / SIGTERM stop the run after the current step with a
+ * checkpoint (res->interrupted); a killed run (SIGKILL) loses at most the
+ * epoch under way. */
+xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetune_result *res);
 
 #endif

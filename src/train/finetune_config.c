@@ -1,13 +1,14 @@
-/* Reading the official Retrieval.yaml / Grounding_bbox.yaml keys (finetune.h). */
+/* Reading the shared keys of an official task YAML (finetune.h); the task's
+ * own keys through its read_config hook (finetune_task.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "io/yaml_tree.h"
-#include "train/finetune.h"
+#include "train/finetune_task.h"
 #include "train/schedule.h"
 
-xv_finetune_config xv_finetune_config_default(xv_finetune_task task) {
+xv_finetune_config xv_finetune_config_default(const xv_finetune_task *task) {
     xv_finetune_config c = {
         .task = task,
         .batch_size = 20,
@@ -22,7 +23,6 @@ xv_finetune_config xv_finetune_config_default(xv_finetune_task task) {
     };
     c.optim.lr = 3e-5;  /* optimizer.lr of Retrieval_coco.yaml / Grounding_bbox.yaml */
     c.optim.lr_mult = 1; /* optim.py with an empty init_params list: nothing to multiply */
-    if (task == XV_FINETUNE_NLVR) c.batch_size = 10; /* configs/NLVR.yaml */
     return c;
 }
 
@@ -57,20 +57,19 @@ static void path_list_free(xv_path_list *l) {
     free(l->paths);
 }
 
+xv_status xv_ft_config_path(const xv_yaml_node *root, const char *key, char **out) {
+    return get_path(root, key, out);
+}
+
 static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
-    const bool grounding = out->task == XV_FINETUNE_GROUNDING;
+    const xv_finetune_task *task = out->task;
     XV_TRY(get_paths(root, "train_file", true, &out->train_file));
     XV_TRY(get_paths(root, "test_file", true, &out->test_file));
-    if (!grounding) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
+    if (task->reads_val_file) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
     XV_TRY(get_path(root, "image_root", &out->image_root));
-    if (grounding) {
-        XV_TRY(get_path(root, "refcoco_data", &out->refcoco_data));
-        XV_TRY(get_path(root, "det_file", &out->det_file));
-        XV_TRY(get_path(root, "coco_file", &out->coco_file));
-    }
+    if (task->read_config) XV_TRY(task->read_config(root, out));
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, 65536, &out->image_res));
-    const char *batch_key = out->task == XV_FINETUNE_RETRIEVAL ? "batch_size_train" : "batch_size";
-    XV_TRY(xv_yaml_get_int(root, batch_key, 2, 1000000000, &out->batch_size));
+    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 1000000000, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
     XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1000000000, &out->max_tokens));
@@ -80,26 +79,52 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(xv_yaml_get_double(opt, "lr", 0, 1, &out->optim.lr));
     XV_TRY(xv_yaml_get_double(opt, "weight_decay", 0, 1, &out->optim.weight_decay));
     XV_TRY(xv_yaml_get_int(sch, "epochs", 1, 1000000000, &out->epochs));
-    XV_TRY(xv_schedule_read_warmup(sch, &out->warmup, &out->warmup_is_fraction));
-    return xv_yaml_get_bool(root, "careful_hflip", &out->careful_hflip);
+    return xv_schedule_read_warmup(sch, &out->warmup, &out->warmup_is_fraction);
 }
 
-xv_status xv_finetune_config_load(const char *path, xv_finetune_task task, xv_finetune_config *out, FILE *notes) {
-    *out = xv_finetune_config_default(task);
+/* Notes the keys no task knows: a key of another task (batch_size in a
+ * Retrieval.yaml) is not noted, as the official configs share keys freely. */
+static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
+    static const char *const shared[] = {"train_file", "val_file", "test_file", "image_root", "image_res",
+                                         "k_test", "max_words", "max_tokens", "optimizer", "schedular"};
+    const int n_shared = (int)(sizeof shared / sizeof *shared);
+    int n = n_shared + 1;
+    for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++)
+        for (const char *const *k = (*t)->keys; k && *k; k++) n++;
+    for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++) n++;
+    const char **known = malloc((size_t)n * sizeof *known);
+    if (!known) return xv_error(XV_ERR_NOMEM, "out of memory");
+    int i = 0;
+    for (; i < n_shared; i++) known[i] = shared[i];
+    for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++) {
+        known[i++] = (*t)->batch_key;
+        for (const char *const *k = (*t)->keys; k && *k; k++) known[i++] = *k;
+    }
+    known[i] = NULL;
+    xv_yaml_note_unknown(root, known, notes);
+    free(known);
+    return XV_OK;
+}
+
+xv_status xv_finetune_config_load(const char *path, const char *task, xv_finetune_config *out, FILE *notes) {
+    const xv_finetune_task *t = xv_finetune_task_find(task);
+    if (!t) {
+        memset(out, 0, sizeof *out);
+        return xv_error(XV_ERR_INVALID_ARG, "no fine-tuning task '%s' (%s)", task ? task : "(null)",
+                        xv_finetune_task_names());
+    }
+    *out = xv_finetune_config_default(t);
     xv_yaml_node *root = NULL;
     XV_TRY(xv_yaml_load(path, &root));
     xv_status st = read_keys(root, out);
-    static const char *const used[] = {"train_file", "val_file", "test_file", "image_root", "refcoco_data",
-                                       "det_file", "coco_file", "image_res", "batch_size_train", "batch_size",
-                                       "k_test", "max_words", "max_tokens", "optimizer", "schedular",
-                                       "careful_hflip", NULL};
-    if (st == XV_OK) xv_yaml_note_unknown(root, used, notes);
+    if (st == XV_OK) st = note_unknown(root, notes);
     xv_yaml_free(root);
     if (st != XV_OK) xv_finetune_config_free(out);
     return st;
 }
 
 void xv_finetune_config_free(xv_finetune_config *c) {
+    if (c->task && c->task->free_config) c->task->free_config(c);
     path_list_free(&c->train_file);
     path_list_free(&c->val_file);
     path_list_free(&c->test_file);

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "train/checkpoint.h"
-#include "train/finetune_internal.h"
+#include "train/finetune_task.h"
 #include "train/train_log.h"
 
 xv_finetune_opts xv_finetune_opts_default(void) {
@@ -19,7 +19,8 @@ xv_finetune_opts xv_finetune_opts_default(void) {
     return o;
 }
 
-enum { SUM_A, SUM_B, SUM_LR, SUM_N, N_SUMS }; /* the epoch's sums of the two loss terms and lr, and their count */
+/* the epoch's sums: the loss terms (sums[k]), lr, and their count */
+enum { SUM_LR = XV_FT_MAX_TERMS, SUM_N, N_SUMS };
 
 typedef struct {
     xv_ft f;
@@ -31,37 +32,35 @@ typedef struct {
     double best;             /* its selection score; 0 before, as the official `best = 0` */
     double sums[N_SUMS];     /* train_<term> means of the epoch, as the official train() returns them */
     int64_t saved_step;      /* step of the newest checkpoint written (-1: none) */
-    xv_ft_scores last;       /* the newest evaluation, at step last_step */
+    xv_finetune_scores last; /* the newest evaluation, at step last_step */
     int64_t last_step;
     /* checkpoints hold int64 values: the doubles above travel as their bits */
     int64_t bits[1 + N_SUMS];
 } run;
 
-static bool grounding(const run *r) { return r->f.cfg.task == XV_FINETUNE_GROUNDING; }
-
-/* The official names of the two loss terms of the task. */
-static const char *term_name(const run *r, int k) {
-    static const char *const names[2][2] = {{"loss_itc", "loss_itm"}, {"loss_bbox", "loss_giou"}};
-    return names[grounding(r)][k];
-}
-
-static xv_train_state state_of(run *r, xv_ckpt_counter c[3 + N_SUMS], xv_ckpt_rng g[4]) {
-    static const char *const sum_names[N_SUMS] = {"epoch_sum.a", "epoch_sum.b", "epoch_sum.lr", "epoch_sum.n"};
-    c[0] = (xv_ckpt_counter){"best_epoch", &r->best_epoch};
-    c[1] = (xv_ckpt_counter){"best_score_bits", &r->bits[0]};
-    for (int k = 0; k < N_SUMS; k++) c[2 + k] = (xv_ckpt_counter){sum_names[k], &r->bits[1 + k]};
+/* The checkpoint's counters: best_epoch, best_score_bits, epoch_sum.a, .b
+ * (.c, .d for tasks of more terms), epoch_sum.lr, epoch_sum.n. */
+static xv_train_state state_of(run *r, xv_ckpt_counter c[2 + N_SUMS], xv_ckpt_rng g[4]) {
+    static const char *const term_sums[XV_FT_MAX_TERMS] = {"epoch_sum.a", "epoch_sum.b", "epoch_sum.c", "epoch_sum.d"};
+    const int n_terms = r->f.task->n_terms > 2 ? r->f.task->n_terms : 2;
+    int n = 0;
+    c[n++] = (xv_ckpt_counter){"best_epoch", &r->best_epoch};
+    c[n++] = (xv_ckpt_counter){"best_score_bits", &r->bits[0]};
+    for (int k = 0; k < n_terms; k++) c[n++] = (xv_ckpt_counter){term_sums[k], &r->bits[1 + k]};
+    c[n++] = (xv_ckpt_counter){"epoch_sum.lr", &r->bits[1 + SUM_LR]};
+    c[n++] = (xv_ckpt_counter){"epoch_sum.n", &r->bits[1 + SUM_N]};
     g[0] = (xv_ckpt_rng){"data", &r->f.data};
     g[1] = (xv_ckpt_rng){"augment", &r->f.aug};
     g[2] = (xv_ckpt_rng){"negatives", &r->f.neg};
     g[3] = (xv_ckpt_rng){"dropout", xv_graph_rng(r->f.g)};
     return (xv_train_state){.params = &r->f.m->params, .opt = &r->f.opt, .sched = &r->f.sched, .step = &r->step,
-                            .epoch = &r->epoch, .counters = c, .n_counters = 2 + N_SUMS, .rngs = g, .n_rngs = 4};
+                            .epoch = &r->epoch, .counters = c, .n_counters = n, .rngs = g, .n_rngs = 4};
 }
 
 static xv_status save_checkpoint(run *r) {
     memcpy(&r->bits[0], &r->best, sizeof r->best);
     memcpy(&r->bits[1], r->sums, sizeof r->sums);
-    xv_ckpt_counter c[3 + N_SUMS];
+    xv_ckpt_counter c[2 + N_SUMS];
     xv_ckpt_rng g[4];
     const xv_train_state st = state_of(r, c, g);
     char path[4096];
@@ -74,7 +73,7 @@ static xv_status save_checkpoint(run *r) {
 /* Restore `path`; the epoch orders are replayed from the seed (each epoch
  * shuffles the previous order), which must land on the saved data stream. */
 static xv_status load_checkpoint(run *r, const char *path) {
-    xv_ckpt_counter c[3 + N_SUMS];
+    xv_ckpt_counter c[2 + N_SUMS];
     xv_ckpt_rng g[4];
     const xv_train_state st = state_of(r, c, g);
     XV_TRY(xv_ckpt_load(path, &st, NULL));
@@ -110,7 +109,7 @@ static xv_status resume_point(run *r, int64_t *keep_before) {
     return XV_OK;
 }
 
-static xv_status setup(run *r, xv_finetune_task task, int64_t *keep_before) {
+static xv_status setup(run *r, const char *task, int64_t *keep_before) {
     const xv_finetune_opts *o = r->f.o;
     const char *out = o->output_dir;
     r->ckpt_dir = xv_fs_join(out, "checkpoints");
@@ -168,9 +167,9 @@ static xv_status end_epoch(run *r) {
     add_head(&l, r->step - 1, "epoch", e);
     const double n = r->sums[SUM_N] > 0 ? r->sums[SUM_N] : NAN;
     add_num(&l, "train_lr", r->sums[SUM_LR] / n);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < f->task->n_terms; k++) {
         char name[40];
-        snprintf(name, sizeof name, "train_%s", term_name(r, k));
+        snprintf(name, sizeof name, "train_%s", f->task->terms[k]);
         add_num(&l, name, r->sums[k] / n);
     }
     for (int i = 0; i < r->last.n; i++) add_num(&l, r->last.name[i], r->last.value[i]);
@@ -182,13 +181,13 @@ static xv_status end_epoch(run *r) {
     memset(r->sums, 0, sizeof r->sums);
     if (o->notes && o->progress) {
         /* epochs counted from 0, as the official log */
-        const int prec = grounding(r) ? 4 : 2; /* grounding_eval_bbox gives fractions */
+        const int prec = f->task->selection_digits;
         fprintf(o->notes, "epoch %lld (%lld of %d)  %s %.*f%s", (long long)e, (long long)e + 1, f->cfg.epochs, key,
                 prec, score, better ? " (best)" : "");
         if (!better && r->best_epoch >= 0)
             fprintf(o->notes, "  best %.*f at epoch %lld", prec, r->best, (long long)r->best_epoch);
         fputc('\n', o->notes);
-        xv_ft_print_scores(f, &r->last, o->notes);
+        f->task->print_scores(&r->last, o->notes);
     }
     return save_checkpoint(r);
 }
@@ -199,23 +198,19 @@ static xv_status step(run *r, bool tty, double *loss) {
     const int64_t spe = f->steps_per_epoch, b = r->step % spe;
     if (b == 0) xv_rng_shuffle_i32(&f->data, f->order, f->n);
     const double t0 = xv_monotonic_seconds();
-    xv_ft_losses l;
-    XV_TRY(xv_ft_train_step(f, b, &l));
+    double term[XV_FT_MAX_TERMS];
+    xv_update_record rec = {.step = r->step, .epoch = r->step / spe};
+    XV_TRY(xv_ft_train_step(f, b, term, &rec));
     const int B = f->cfg.batch_size;
-    const xv_update_record rec = {
-        .region = grounding(r), .step = r->step, .epoch = r->step / spe,
-        .loss_itc = l.itc, .loss_itm = l.itm, .loss_mlm = NAN, .loss_bbox = l.bbox, .loss_giou = l.giou,
-        .loss_total = l.total,
-        .lr = xv_adamw_group_lr(&f->opt, 0, xv_schedule_lambda(&f->sched, f->sched.pos - 1)),
-        .lr_large = NAN, .grad_norm = NAN, /* no clipping: the norm is not computed */
-        .n_texts = B, .n_images = B, .seconds = xv_monotonic_seconds() - t0,
-    };
-    r->sums[SUM_A] += grounding(r) ? l.bbox : l.itc;
-    r->sums[SUM_B] += grounding(r) ? l.giou : l.itm;
+    rec.lr = xv_adamw_group_lr(&f->opt, 0, xv_schedule_lambda(&f->sched, f->sched.pos - 1));
+    rec.lr_large = rec.grad_norm = NAN; /* no clipping: the norm is not computed */
+    rec.n_texts = rec.n_images = B;
+    rec.seconds = xv_monotonic_seconds() - t0;
+    for (int k = 0; k < f->task->n_terms; k++) r->sums[k] += term[k];
     r->sums[SUM_LR] += rec.lr;
     r->sums[SUM_N] += 1;
     r->step++;
-    *loss = l.total;
+    *loss = rec.loss_total;
     XV_TRY(xv_train_log_write(r->log, &rec, 0, NULL, NULL, 0));
     if (r->prog) {
         xv_progress_add(r->prog, &rec);
@@ -245,60 +240,30 @@ static xv_status train(run *r, int64_t max_steps, xv_finetune_result *res) {
     return r->step != r->saved_step ? save_checkpoint(r) : XV_OK;
 }
 
-/* A number, or null when not evaluated (NaN is not JSON). */
-static void put_num(cJSON *o, const char *key, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
-    else cJSON_AddNullToObject(o, key);
-}
-
-/* itm_eval's dict (Retrieval.py). */
-static cJSON *recall_dict(const xv_retrieval_result *d) {
-    cJSON *o = cJSON_CreateObject();
-    const double v[9] = {d->txt_r1, d->txt_r5, d->txt_r10, d->txt_r_mean, d->img_r1,
-                         d->img_r5, d->img_r10, d->img_r_mean, d->r_mean};
-    static const char *const k[9] = {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1",
-                                     "img_r5", "img_r10", "img_r_mean", "r_mean"};
-    for (int i = 0; o && i < 9; i++) put_num(o, k[i], v[i]);
-    return o;
-}
-
-/* The official dicts of one evaluation: retrieval {"val": {...}, "test":
- * {...}}, grounding {"val_d", "testA_d", "testB_d", "score"} (fractions). */
-static cJSON *official_dicts(const run *r, const xv_finetune_result *res, bool after) {
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    if (!grounding(r)) {
-        if (res->has_val) cJSON_AddItemToObject(o, "val", recall_dict(after ? &res->val_after : &res->val_before));
-        cJSON_AddItemToObject(o, "test", recall_dict(after ? &res->test_after : &res->test_before));
-    } else {
-        const xv_grounding_splits *sp = after ? &res->splits_after : &res->splits_before;
-        put_num(o, "val_d", sp->val_d);
-        put_num(o, "testA_d", sp->testA_d);
-        put_num(o, "testB_d", sp->testB_d);
-        put_num(o, "score", sp->score);
-    }
-    return o;
-}
-
 /* result.json: the summary of the run, with the official dicts before
  * (zero-shot, when evaluated) and after. */
 static xv_status write_result(const run *r, const xv_finetune_result *res) {
-    const bool ret = !grounding(r);
+    const xv_finetune_task *t = r->f.task;
     cJSON *o = cJSON_CreateObject();
     if (!o) return xv_error(XV_ERR_NOMEM, "out of memory");
-    cJSON_AddStringToObject(o, "task", ret ? "retrieval" : "grounding");
+    char key[64];
+    cJSON_AddStringToObject(o, "task", t->name);
     cJSON_AddNumberToObject(o, "steps", (double)res->steps);
     cJSON_AddNumberToObject(o, "best_epoch", (double)res->best_epoch);
-    put_num(o, "best_score", res->best_score);
-    put_num(o, "loss_first", res->first_loss);
-    put_num(o, "loss_last", res->last_loss);
-    put_num(o, "seconds_train", res->seconds_train);
-    put_num(o, ret ? "r_mean_before" : "accuracy_before", res->metric_before);
-    put_num(o, ret ? "r_mean_after" : "accuracy_after", res->metric_after);
-    put_num(o, ret ? "itc_r_mean_before" : "mean_iou_before", ret ? res->itc_r_mean_before : res->mean_iou_before);
-    put_num(o, ret ? "itc_r_mean_after" : "mean_iou_after", ret ? res->itc_r_mean_after : res->mean_iou_after);
-    if (isfinite(res->metric_before)) cJSON_AddItemToObject(o, "before", official_dicts(r, res, false));
-    cJSON_AddItemToObject(o, "after", official_dicts(r, res, true));
+    xv_ft_json_num(o, "best_score", res->best_score);
+    xv_ft_json_num(o, "loss_first", res->first_loss);
+    xv_ft_json_num(o, "loss_last", res->last_loss);
+    xv_ft_json_num(o, "seconds_train", res->seconds_train);
+    snprintf(key, sizeof key, "%s_before", t->metric_key);
+    xv_ft_json_num(o, key, res->metric_before);
+    snprintf(key, sizeof key, "%s_after", t->metric_key);
+    xv_ft_json_num(o, key, res->metric_after);
+    snprintf(key, sizeof key, "%s_before", t->aux_key);
+    xv_ft_json_num(o, key, res->aux_before);
+    snprintf(key, sizeof key, "%s_after", t->aux_key);
+    xv_ft_json_num(o, key, res->aux_after);
+    if (isfinite(res->metric_before)) cJSON_AddItemToObject(o, "before", cJSON_Parse(res->before.official));
+    cJSON_AddItemToObject(o, "after", cJSON_Parse(res->after.official));
     char *text = cJSON_Print(o), *path = xv_fs_join(r->f.o->output_dir, "result.json");
     cJSON_Delete(o);
     xv_status st = text && path ? xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE)
@@ -309,13 +274,10 @@ static xv_status write_result(const run *r, const xv_finetune_result *res) {
 }
 
 /* The scores of one evaluation into the result (before or after). */
-static void take_scores(const run *r, const xv_ft_scores *s, bool after, xv_finetune_result *res) {
+static void take_scores(const xv_finetune_scores *s, bool after, xv_finetune_result *res) {
     *(after ? &res->metric_after : &res->metric_before) = s->metric;
-    if (grounding(r)) *(after ? &res->mean_iou_after : &res->mean_iou_before) = s->aux;
-    else *(after ? &res->itc_r_mean_after : &res->itc_r_mean_before) = s->aux;
-    *(after ? &res->val_after : &res->val_before) = s->val;
-    *(after ? &res->test_after : &res->test_before) = s->test;
-    *(after ? &res->splits_after : &res->splits_before) = s->splits;
+    *(after ? &res->aux_after : &res->aux_before) = s->aux;
+    *(after ? &res->after : &res->before) = *s;
 }
 
 /* After the last step: the final model, its test score, the log's closing
@@ -330,7 +292,7 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
         snprintf(name, sizeof name, "epoch%lld", (long long)e);
         XV_TRY(xv_ft_evaluate(f, name, &r->last));
     }
-    take_scores(r, &r->last, true, res);
+    take_scores(&r->last, true, res);
     res->best_epoch = r->best_epoch;
     res->best_score = r->best_epoch >= 0 ? r->best : NAN;
     if (r->step == total) {
@@ -344,16 +306,15 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
         l.n += (size_t)snprintf(l.buf + l.n, sizeof l.buf - l.n, "}");
         XV_TRY(xv_train_log_write_json(r->log, l.buf));
         if (f->o->notes && f->o->progress && r->best_epoch >= 0)
-            fprintf(f->o->notes, "best epoch: %lld (%s %.*f)\n", (long long)r->best_epoch, key, grounding(r) ? 4 : 2,
-                    res->best_score);
+            fprintf(f->o->notes, "best epoch: %lld (%s %.*f)\n", (long long)r->best_epoch, key,
+                    f->task->selection_digits, res->best_score);
         else if (f->o->notes && f->o->progress)
             fprintf(f->o->notes, "best epoch: none (no epoch's %s above 0; no model_best/)\n", key);
     }
     xv_train_log_close(r->log);
     r->log = NULL;
     char title[256];
-    snprintf(title, sizeof title, "X-VLM %s fine-tuning: %s", grounding(r) ? "grounding" : "retrieval",
-             f->o->config_path);
+    snprintf(title, sizeof title, "X-VLM %s fine-tuning: %s", f->task->name, f->o->config_path);
     XV_TRY(xv_train_log_plot(r->log_path, r->plot_path, f->o->plot_smooth, title));
     return write_result(r, res);
 }
@@ -365,10 +326,9 @@ static void run_free(run *r) {
     free(r->ckpt_dir), free(r->log_path), free(r->plot_path), free(r->model_dir), free(r->best_dir);
 }
 
-xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_finetune_result *res) {
+xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetune_result *res) {
     memset(res, 0, sizeof *res);
-    res->metric_before = res->metric_after = res->best_score = NAN;
-    res->itc_r_mean_before = res->itc_r_mean_after = res->mean_iou_before = res->mean_iou_after = NAN;
+    res->metric_before = res->metric_after = res->aux_before = res->aux_after = res->best_score = NAN;
     res->best_epoch = -1;
     if (!o->config_path || !o->init_dir || !o->output_dir)
         return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: a config, an initial model and an output folder are needed");
@@ -381,7 +341,6 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
     xv_status st = setup(&r, task, &keep_before);
     const int64_t total = st == XV_OK ? r.f.sched.total_steps : 0;
     const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
-    res->has_val = st == XV_OK && task == XV_FINETUNE_RETRIEVAL && r.f.cfg.val_file.n > 0;
     res->start_step = r.step;
     res->total_steps = total;
     if (st == XV_OK) st = xv_train_log_open(r.log_path, keep_before, &r.log);
@@ -389,12 +348,12 @@ xv_status xv_finetune_run(xv_finetune_task task, const xv_finetune_opts *o, xv_f
         st = xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK && o->eval_before && r.step == 0) {
         /* zero-shot at the fine-tuning resolution: the initial model as loaded */
-        xv_ft_scores before;
+        xv_finetune_scores before;
         st = xv_ft_evaluate(&r.f, "zero_shot", &before);
-        if (st == XV_OK) take_scores(&r, &before, false, res);
+        if (st == XV_OK) take_scores(&before, false, res);
         if (st == XV_OK && o->notes && o->progress) {
             fprintf(o->notes, "before fine-tuning:\n");
-            xv_ft_print_scores(&r.f, &before, o->notes);
+            r.f.task->print_scores(&before, o->notes);
         }
     }
     if (st == XV_OK) st = train(&r, max_steps, res);

@@ -86,7 +86,7 @@ int main(void) {
         o.seed = (uint64_t)xv_test_env_num("XV_LEARN_SEED", 1);
         o.eval_before = false;
         o.progress = false;
-        CHECK_OK(xv_finetune_run(t == 0 ? XV_FINETUNE_RETRIEVAL : XV_FINETUNE_GROUNDING, &o, &r[t]));
+        CHECK_OK(xv_finetune_run(t == 0 ? "retrieval" : "grounding", &o, &r[t]));
         fprintf(stderr, "%s: %lld steps %.1f s, loss %.4f -> %.4f (%.2f)\n", tasks[t], (long long)r[t].steps,
                 r[t].seconds_train, r[t].first_loss, r[t].last_loss, r[t].last_loss / r[t].first_loss);
     }
@@ -107,12 +107,12 @@ int main(void) {
     xv_finetune_opts o = xv_finetune_opts_default();
     o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.max_steps = 2, o.progress = false;
     xv_finetune_result r64;
-    CHECK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64) == XV_ERR_INVALID_ARG &&
+    CHECK(xv_finetune_run("retrieval", &o, &r64) == XV_ERR_INVALID_ARG &&
               strstr(xv_error_message(), "absolute position embedding"),
           "a model with ape is refused at another resolution: %s", xv_error_message());
     snprintf(model, sizeof model, "%s/tiny_no_ape", root);
     CHECK(tiny_model(model, vocab, false), "tiny model in %s: %s", model, xv_error_message());
-    CHECK_OK(xv_finetune_run(XV_FINETUNE_RETRIEVAL, &o, &r64));
+    CHECK_OK(xv_finetune_run("retrieval", &o, &r64));
     CHECK(r64.steps == 2 && isfinite(r64.metric_before) && isfinite(r64.metric_after), "zero-shot and after at 64 px");
     xv_model *m64 = NULL;
     snprintf(cmd, sizeof cmd, "%s/model", out);

@@ -41,7 +41,7 @@ static void write_yaml(const char *path, const char *task) {
     fclose(f);
 }
 
-static xv_status finetune(xv_finetune_task task, const char *cfg, const char *out, const char *resume,
+static xv_status finetune(const char *task, const char *cfg, const char *out, const char *resume,
                           int64_t max_steps, xv_finetune_result *r) {
     xv_finetune_opts o = xv_finetune_opts_default();
     o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.resume = resume, o.max_steps = max_steps;
@@ -103,12 +103,12 @@ static void test_stop_resume(const char *cfg, const char *straight) {
     char out[256];
     snprintf(out, sizeof out, "%s/stopped", root);
     xv_finetune_result r;
-    CHECK_OK(finetune(XV_FINETUNE_RETRIEVAL, cfg, out, NULL, STEPS_PER_EPOCH + 2, &r));
+    CHECK_OK(finetune("retrieval", cfg, out, NULL, STEPS_PER_EPOCH + 2, &r));
     CHECK(r.steps == STEPS_PER_EPOCH + 2, "stopped after %lld steps", (long long)r.steps);
-    CHECK(finetune(XV_FINETUNE_RETRIEVAL, cfg, out, NULL, 0, &r) == XV_ERR_INVALID_ARG &&
+    CHECK(finetune("retrieval", cfg, out, NULL, 0, &r) == XV_ERR_INVALID_ARG &&
               strstr(xv_error_message(), "earlier run"),
           "a fresh run into a folder with checkpoints is refused: %s", xv_error_message());
-    CHECK_OK(finetune(XV_FINETUNE_RETRIEVAL, cfg, out, "", 0, &r));
+    CHECK_OK(finetune("retrieval", cfg, out, "", 0, &r));
     CHECK(r.start_step == STEPS_PER_EPOCH + 2 && r.steps == EPOCHS * STEPS_PER_EPOCH, "resumed at %lld, ended at %lld",
           (long long)r.start_step, (long long)r.steps);
     expect_same_run(straight, out, "stopped mid-epoch and resumed");
@@ -159,7 +159,7 @@ static void test_grounding_outputs(void) {
     xv_finetune_result r;
     xv_finetune_opts o = xv_finetune_opts_default();
     o.config_path = cfg, o.init_dir = model, o.output_dir = out, o.seed = 5, o.progress = false, o.keep_last = 1;
-    CHECK_OK(xv_finetune_run(XV_FINETUNE_GROUNDING, &o, &r));
+    CHECK_OK(xv_finetune_run("grounding", &o, &r));
     const char *files[] = {"log.jsonl", "loss_curves.png", "result.json", "model/config.json",
                            "model/weights.safetensors", "model/vocab.txt", NULL};
     for (int i = 0; files[i]; i++) {
@@ -207,7 +207,7 @@ int main(void) {
     snprintf(straight, sizeof straight, "%s/straight", root);
     write_yaml(cfg, "retrieval");
     xv_finetune_result r;
-    CHECK_OK(finetune(XV_FINETUNE_RETRIEVAL, cfg, straight, NULL, 0, &r));
+    CHECK_OK(finetune("retrieval", cfg, straight, NULL, 0, &r));
     CHECK(r.steps == EPOCHS * STEPS_PER_EPOCH && r.total_steps == r.steps, "%lld steps", (long long)r.steps);
     char *ep = records(straight, "epoch");
     const char *keys[] = {"test_txt_r1", "test_txt_r5", "test_txt_r10", "test_txt_r_mean", "test_img_r1",

@@ -22,21 +22,9 @@ static void write_model(xv_model **out) {
         " \"intermediate_size\": 32, \"vocab_size\": 60, \"max_position_embeddings\": 10, \"fusion_layer\": 1},"
         " \"embed_dim\": 8}";
     xv_model_config c;
-    CHECK_OK(xv_config_parse_json(js, "cli", &c));
-    xv_model_parts parts = xv_model_parts_pretrain();
-    xv_model *m = NULL;
-    CHECK_OK(xv_model_create(&c, &parts, &m));
+    xv_model *m = xv_test_random_model(js, 21, &c);
     if (!m) return;
-    CHECK_OK(xv_model_init_random(m, 21));
-    char path[128];
-    snprintf(path, sizeof path, "%s/weights.safetensors", g_dir);
-    CHECK_OK(xv_model_save(m, path));
-    snprintf(path, sizeof path, "%s/config.json", g_dir);
-    char *cj = xv_config_to_json(&c);
-    FILE *f = fopen(path, "w");
-    fputs(cj, f);
-    fclose(f);
-    free(cj);
+    CHECK(xv_test_save_model_dir(m, &c, g_dir), "model folder %s", g_dir);
     *out = m;
 }
 

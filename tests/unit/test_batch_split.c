@@ -127,12 +127,8 @@ static void check_model(void) {
         " \"intermediate_size\": 48, \"vocab_size\": 90, \"max_position_embeddings\": 16,"
         " \"fusion_layer\": 2}, \"embed_dim\": 8}";
     xv_model_config c;
-    CHECK_OK(xv_config_parse_json(cfg, "split test", &c));
-    xv_model_parts parts = xv_model_parts_pretrain();
-    xv_model *m = NULL;
-    CHECK_OK(xv_model_create(&c, &parts, &m));
+    xv_model *m = xv_test_random_model(cfg, 5, &c);
     if (!m) return;
-    CHECK_OK(xv_model_init_random(m, 5));
     enum { B = 3, L = 7 };
     const int T = 1 + xv_config_num_patches(&c);
     xv_graph *in = xv_graph_new(0);

@@ -23,7 +23,7 @@ static const char *write_yaml(const char *text) {
 }
 
 static void test_defaults_and_keys(void) {
-    xv_finetune_config d = xv_finetune_config_default(XV_FINETUNE_RETRIEVAL);
+    xv_finetune_config d = xv_finetune_config_default(xv_finetune_task_find("retrieval"));
     CHECK(d.optim.lr == 3e-5 && d.optim.weight_decay == 0.01 && d.optim.lr_mult == 1 && d.epochs == 10 &&
               d.warmup == 0.1 && d.warmup_is_fraction && d.k_test == 256 && d.max_words == 30 && d.max_tokens == 40,
           "the official fine-tuning defaults");
@@ -36,7 +36,7 @@ static void test_defaults_and_keys(void) {
     char *notes = NULL;
     size_t len = 0;
     FILE *nf = open_memstream(&notes, &len);
-    CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_RETRIEVAL, &c, nf));
+    CHECK_OK(xv_finetune_config_load(p, "retrieval", &c, nf));
     fclose(nf);
     CHECK(c.train_file.n == 2 && !strcmp(c.train_file.paths[0], "train.json") &&
               !strcmp(c.train_file.paths[1], "more.json") && c.test_file.n == 1 &&
@@ -51,7 +51,7 @@ static void test_defaults_and_keys(void) {
     free(notes);
     xv_finetune_config_free(&c);
 
-    CHECK_OK(xv_finetune_config_load(p, XV_FINETUNE_GROUNDING, &c, NULL));
+    CHECK_OK(xv_finetune_config_load(p, "grounding", &c, NULL));
     CHECK(c.batch_size == 99 && c.careful_hflip, "grounding reads batch_size");
     CHECK(c.refcoco_data && !strcmp(c.refcoco_data, "data/finetune/") && c.val_file.n == 0,
           "grounding reads refcoco_data, not val_file");
@@ -60,7 +60,7 @@ static void test_defaults_and_keys(void) {
 
 static void refused(const char *text, const char *expect) {
     xv_finetune_config c;
-    xv_status st = xv_finetune_config_load(write_yaml(text), XV_FINETUNE_GROUNDING, &c, NULL);
+    xv_status st = xv_finetune_config_load(write_yaml(text), "grounding", &c, NULL);
     CHECK(st != XV_OK && strstr(xv_error_message(), expect), "%s: status %d, message: %s", text, (int)st,
           xv_error_message());
     CHECK(c.train_file.paths == NULL && c.test_file.paths == NULL, "a refused config leaves the output zeroed");

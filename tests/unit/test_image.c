@@ -6,10 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jpeglib.h>
-
 #include "core/fs.h"
 #include "data/image.h"
+#include "data/image_write.h"
 #include "data/resize.h"
 #include "io/safetensors.h"
 #include "testutil.h"
@@ -170,26 +169,15 @@ static size_t make_png_header(uint8_t *out, uint32_t w, uint32_t h) {
     return o;
 }
 
-/* A real 16x16 JPEG written by libjpeg, then its SOF dimensions patched. */
+/* A real 16x16 JPEG written by libjpeg (baseline: one SOF0 segment), then
+ * its SOF dimensions patched. */
 static size_t make_jpeg(uint8_t **out, unsigned w_patch, unsigned h_patch) {
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    unsigned long len = 0;
+    uint8_t rgb[16 * 16 * 3];
+    for (int y = 0; y < 16; y++)
+        for (int i = 0; i < 48; i++) rgb[y * 48 + i] = (uint8_t)(y * 16 + i);
+    size_t len = 0;
     *out = NULL;
-    jpeg_mem_dest(&c, out, &len);
-    c.image_width = 16, c.image_height = 16, c.input_components = 3, c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_start_compress(&c, TRUE);
-    uint8_t row[16 * 3];
-    for (int y = 0; y < 16; y++) {
-        for (int i = 0; i < 48; i++) row[i] = (uint8_t)(y * 16 + i);
-        JSAMPROW r = row;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
+    CHECK_OK(xv_jpeg_encode(rgb, 16, 16, 75, out, &len));
     if (w_patch) {
         for (size_t i = 2; i + 9 < len; i++)
             if ((*out)[i] == 0xff && (*out)[i + 1] == 0xc0) { /* SOF0: len(2) precision(1) height(2) width(2) */

@@ -37,6 +37,9 @@ static void test_base64(void) {
         CHECK_OK(xv_base64_decode(coded[i], strlen(coded[i]), 100, "t", &out, &n));
         CHECK(n == strlen(plain[i]) && memcmp(out, plain[i], n) == 0, "RFC 4648 vector %d", i);
         free(out);
+        char *text = xv_base64_encode((const uint8_t *)plain[i], strlen(plain[i]));
+        CHECK(text && !strcmp(text, coded[i]), "RFC 4648 vector %d encoded as %s", i, text ? text : "(null)");
+        free(text);
     }
     uint8_t *out;
     size_t n;

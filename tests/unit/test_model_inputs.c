@@ -49,13 +49,7 @@ static xv_model *small_model(void) {
         " \"text\": {\"hidden_size\": 16, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
         " \"intermediate_size\": 32, \"vocab_size\": 50, \"max_position_embeddings\": 8, \"fusion_layer\": 1},"
         " \"embed_dim\": 8}";
-    xv_model_config c;
-    CHECK_OK(xv_config_parse_json(js, "small", &c));
-    xv_model_parts parts = xv_model_parts_pretrain();
-    xv_model *m = NULL;
-    CHECK_OK(xv_model_create(&c, &parts, &m));
-    if (m) CHECK_OK(xv_model_init_random(m, 1));
-    return m;
+    return xv_test_random_model(js, 1, NULL);
 }
 
 /* A valid region batch of 2 texts over 2 images (4x4 = 16 patches each),

@@ -9,6 +9,7 @@
 
 #include "core/fs.h"
 #include "data/caption.h"
+#include "data/base64.h"
 #include "data/image.h"
 #include "data/image_write.h"
 #include "data/masking.h"
@@ -67,19 +68,6 @@ static void make_image(xv_image *im, int w, int h, int seed) {
     }
 }
 
-static char *base64(const uint8_t *b, size_t n) {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
-        *o++ = a[v >> 18], *o++ = a[(v >> 12) & 63];
-        *o++ = i + 1 < n ? a[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? a[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
 /* The image-text caption of record i (with a list for every third record). */
 static void caption_of(int i, int variant, char *out, size_t cap) {
     snprintf(out, cap, "A %s %s on the %s%s", k_colors[(i + variant) % 5], k_objects[i % 6], k_places[i % 3],
@@ -120,7 +108,7 @@ static void make_dataset(void) {
             uint8_t *jpg;
             size_t n;
             xv_jpeg_encode(im.rgb, w, h, 90, &jpg, &n);
-            char *enc = base64(jpg, n);
+            char *enc = xv_base64_encode(jpg, n);
             fprintf(b64, "{\"binary\": \"%s\", \"caption\": \"%s\"}\n", enc, c0);
             free(enc);
             free(jpg);

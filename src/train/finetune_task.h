@@ -1,0 +1,161 @@
+/* The per-task side of fine-tuning: what a task supplies to the shared epoch
+ * loop (finetune_run.c), and the run state the loop hands it (xv_ft).
+ *
+ * How a new task plugs in (VQA, captioning, NLVR2, ...):
+ *  1. write src/train/finetune_<task>.c defining `const xv_finetune_task
+ *     xv_ft_<task> = {.name = "<task>", ...}` with the hooks below (keep its
+ *     data and buffers in its own struct behind f->task_state);
+ *  2. declare it and add `&xv_ft_<task>` to the table in finetune_tasks.c.
+ * `xvlm finetune <task>` (log, checkpoints, resume, model_best/, model/,
+ * result.json) and `xvlm evaluate <task> --config` then come as they are. */
+#ifndef XV_TRAIN_FINETUNE_TASK_H
+#define XV_TRAIN_FINETUNE_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "data/image.h"
+#include "data/tokenizer.h"
+#include "io/yaml_tree.h"
+#include "model/model.h"
+#include "model/model_folder.h"
+#include "train/adamw.h"
+#include "train/finetune.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+#include "xvlm.h"
+
+#define XV_FT_MAX_TERMS 4
+
+/* The run state shared by the loop and the task. */
+typedef struct xv_ft {
+    const xv_finetune_opts *o;
+    const xv_finetune_task *task;
+    xv_finetune_config cfg;
+    xv_model *m;
+    xv_tokenizer *tok;
+    xv_model_vocab vocab; /* the model's vocab.txt, written with every model folder */
+    int res;         /* the model's image_res after loading (the config's, when it sets one) */
+    int64_t n;       /* training samples (set by the task's setup) */
+    int32_t *order;  /* the epoch's sample order: shuffled in place at each epoch start */
+    xv_rng data_seed; /* the data stream before the first shuffle (resume replays the shuffles) */
+    /* random streams (checkpointed): data order, augmentation, the task's own
+     * draws (retrieval's hard negatives), and dropout inside the graph */
+    xv_rng data, aug, neg;
+    xv_graph *g;
+    xv_adamw opt;
+    bool opt_ready;
+    xv_lr_schedule sched;
+    int64_t steps_per_epoch; /* the official train loaders drop the last partial batch */
+    void *task_state;        /* the task's training data and batch buffers */
+} xv_ft;
+
+struct xv_finetune_task {
+    const char *name;   /* the CLI's word and result.json's "task": "retrieval" */
+    /* ---- the task YAML ---- */
+    const char *batch_key;    /* the key of the training batch size: "batch_size_train" */
+    bool reads_val_file;      /* val_file is evaluated each epoch next to test_file */
+    const char *const *keys;  /* the task's own keys beyond the shared ones (NULL-terminated; NULL: none) */
+    /* Read the task's own keys of `root` into cfg (task keys or cfg->task_data);
+     * NULL: none. Errors name the file, line and key (yaml_tree.h getters). */
+    xv_status (*read_config)(const xv_yaml_node *root, xv_finetune_config *cfg);
+    void (*free_config)(xv_finetune_config *cfg); /* frees cfg->task_data; NULL: nothing to free */
+    /* ---- training ---- */
+    int n_terms;
+    const char *terms[XV_FT_MAX_TERMS]; /* the loss terms' official names ("loss_itc"): the epoch
+                                           record's train_<term> means */
+    /* Check the model's parts, read the training data (f->cfg's files),
+     * allocate f->task_state and set f->n, the number of training samples. */
+    xv_status (*setup)(xv_ft *f);
+    /* The loss of batch number `b` of f->order (samples order[b*B .. b*B+B-1])
+     * on f->g, which is reset, in training mode, with gradients on; term[k]
+     * gets terms[k]'s value. `rec` gets the update record's kind and loss
+     * fields (train_log.h); the loop fills the rest. */
+    xv_status (*loss)(xv_ft *f, int64_t b, xv_tensor **loss, double term[XV_FT_MAX_TERMS], xv_update_record *rec);
+    void (*free)(xv_ft *f); /* frees f->task_state */
+    /* ---- evaluation ---- */
+    /* Score the model as it is now (ctx: the model in memory, no dropout) on
+     * every evaluation split; results_name ("zero_shot", "epochN", or
+     * eval_results_name) names the per-sample result file the task may write
+     * under OUTPUT_DIR/result/ (xv_ft_result_path). Runs without setup too
+     * (xvlm evaluate): f->task_state is then NULL; f->cfg, f->m, f->tok and
+     * f->o->output_dir are set. */
+    xv_status (*evaluate)(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out);
+    /* The score the official script keeps the best epoch by: the first of
+     * these names the scores hold (Grounding_bbox.py: val_d, else test_d). */
+    const char *eval_results_name; /* the official --evaluate result file: "grounding_bbox_eval" */
+    const char *selection[2];
+    int selection_digits;  /* decimals when printed: 2 for percentages, 4 for fractions */
+    /* result.json's and the summary's names of the headline numbers */
+    const char *metric_key, *aux_key, *metric_label;
+    /* the per-epoch table (one row per split) */
+    void (*print_scores)(const xv_finetune_scores *s, FILE *out);
+};
+
+/* Every task, NULL-terminated (finetune_tasks.c). */
+const xv_finetune_task *const *xv_finetune_tasks(void);
+
+/* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
+
+/* A path key of the task YAML as written (NULL when absent), for read_config. */
+xv_status xv_ft_config_path(const xv_yaml_node *root, const char *key, char **out);
+
+/* The training images, decoded once, and one batch's pixels and texts: the
+ * part of the task state that image-text tasks share. */
+typedef struct {
+    xv_image *images;  /* each distinct image file once */
+    int n_images;
+    int32_t *img_of;   /* [samples] index into images */
+    int batch, res;
+    float *pixels;     /* [batch, 3, res, res] */
+    char **clean;      /* [batch] pre_caption'd texts */
+    xv_text_batch tb;  /* their tokens; alive until the next batch (the graph wraps them) */
+} xv_ft_batch;
+
+/* Decode paths[0..n_paths) (sample i shows paths[path_of[i]], n samples) and
+ * allocate the buffers of f's batch size and resolution. */
+xv_status xv_ft_batch_init(xv_ft_batch *b, const xv_ft *f, char *const *paths, int64_t n_paths,
+                           const int64_t *path_of, int64_t n);
+/* clean[i] = pre_caption(text, f's max_words); frees the previous one. */
+xv_status xv_ft_batch_caption(xv_ft_batch *b, const xv_ft *f, int i, const char *text);
+/* tb from clean[0..batch), [CLS] + tokens cut to max_tokens (0: the model's positions). */
+xv_status xv_ft_batch_encode(xv_ft_batch *b, const xv_ft *f, int max_tokens);
+/* The batch's pixels and tokens through the vision and text encoders on f->g:
+ * *ve image embeddings, *te text embeddings, *atts the attention mask. */
+xv_status xv_ft_batch_encoders(const xv_ft_batch *b, xv_ft *f, xv_tensor **ve, xv_tensor **te, xv_tensor **atts);
+void xv_ft_batch_free(xv_ft_batch *b);
+/* Append `split_name`_`key` (or `key` when split_name is NULL) = v. */
+void xv_ft_scores_put(xv_finetune_scores *s, const char *split_name, const char *key, double v);
+/* A number for JSON: null when not finite (NaN is not JSON). */
+struct cJSON;
+void xv_ft_json_num(struct cJSON *o, const char *key, double v);
+/* `o` printed into s->official (unformatted), then deleted. */
+xv_status xv_ft_scores_set_official(xv_finetune_scores *s, struct cJSON *o);
+/* OUTPUT_DIR/result/<results_name>.json, its folder made (*out malloc'd;
+ * NULL when results_name is NULL). */
+xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out);
+
+/* ---- the loop's side (finetune_step.c, finetune_eval.c) ---- */
+
+/* The model named by `arg` (a folder, a single-file model or an official
+ * checkpoint) at f->cfg's image_res, with its vocabulary (`vocab`: another
+ * vocab.txt; NULL: the model's). */
+xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab);
+/* Config, tokenizer, model (rescaled to the config's image_res), the task's
+ * training data, optimizer, schedule and random streams. */
+xv_status xv_ft_setup(xv_ft *f, const char *task);
+void xv_ft_free(xv_ft *f);
+/* Forward + backward + AdamW of batch number `b` of the epoch's order;
+ * term[] as the task's loss hook, *total the loss, rec the update's loss fields. */
+xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv_update_record *rec);
+/* DIR/{config.json, weights.safetensors, vocab.txt} of the model as it is now. */
+xv_status xv_ft_write_model(const xv_ft *f, const char *dir);
+/* Score the model as it is now through the task's evaluate hook. */
+xv_status xv_ft_evaluate(xv_ft *f, const char *results_name, xv_finetune_scores *out);
+/* The task's selection score (NaN when absent); *name gets its key. */
+double xv_ft_selection(const xv_ft *f, const xv_finetune_scores *s, const char **name);
+
+#endif
