@@ -7,7 +7,10 @@
  *   negatives; evaluated on val_file and test_file (itm_eval's dicts);
  * - "grounding" (finetune_grounding.c): Grounding_bbox.py with
  *   models/model_bbox.py, the region crop around the REFER box, L1 + GIoU;
- *   evaluated on test_file by REFER split (val_d, testA_d, testB_d).
+ *   evaluated on test_file by REFER split (val_d, testA_d, testB_d);
+ * - "nlvr" (finetune_nlvr.c): NLVR.py with models/model_nlvr.py, two images
+ *   per statement, cross-entropy over cls_head; accuracy on val_file (dev)
+ *   and test_file (val_acc, test_acc).
  *
  * Every task: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
  * lr_mult since the fine-tuning models have no init_params), linear schedule
@@ -21,7 +24,6 @@
 #include <stdio.h>
 
 #include "core/error.h"
-#include "io/xvlm_config_infer.h"
 #include "train/adamw.h"
 
 /* A fine-tuning task (finetune_task.h); found by its name. */
@@ -49,8 +51,6 @@ typedef struct {
     xv_path_list test_file;  /* test_file; grounding: refcoco+_val.json + refcoco+_test.json, the REFER split of
                                 each ref_id decides val / testA / testB */
     char *image_root;     /* image_root, joined to each entry's "image" (NULL: the paths as written) */
-    char *text_encoder;   /* text_encoder: its vocab.txt when the initial model has none (the official
-                             tokenizer comes from there) */
     int image_res;        /* image_res (0: the model's); another one rescales the Swin window with it
                              (224/7 -> 384/12) and interpolates the relative-position tables */
     int batch_size;       /* the task's batch key: batch_size_train (retrieval) / batch_size (grounding) */
@@ -77,17 +77,11 @@ xv_finetune_config xv_finetune_config_default(const xv_finetune_task *task);
 /* Read `path` for the task named `task` over the defaults; keys that do not
  * apply are noted to `notes` (may be NULL). */
 xv_status xv_finetune_config_load(const char *path, const char *task, xv_finetune_config *out, FILE *notes);
-/* Command-line flags over the YAML: each one given (not NULL, > 0) replaces
- * its key (test_file by that one file). */
-xv_status xv_finetune_config_override(xv_finetune_config *c, const char *test_file, const char *image_root,
-                                      const char *refcoco_data, int k_test);
 void xv_finetune_config_free(xv_finetune_config *c);
 
 typedef struct {
     const char *config_path;
-    const char *init;        /* the initial model: a folder, a single-file model or an official
-                                checkpoint (model/model_source.h), with its vocabulary */
-    xv_infer_opts infer;     /* an official checkpoint's conversion hints (image_res, text_heads; 0: inferred) */
+    const char *init_dir;    /* model folder: config.json, weights.safetensors, vocab.txt */
     const char *output_dir;  /* see xv_finetune_run */
     /* NULL: a fresh run (refused when output_dir holds checkpoints); "": the
      * newest checkpoint of output_dir/checkpoints (a fresh run when none);
@@ -136,31 +130,7 @@ typedef struct {
     int64_t best_epoch;  /* epoch (0-based) of model_best/; -1: none scored above 0 */
     double best_score;   /* its selection score (test_r_mean / val_d, test_d) */
     xv_finetune_scores before, after; /* before: n 0 when not evaluated */
-    /* the signal (SIGINT, SIGTERM) that stopped the run after a step, with a
-     * checkpoint to --resume from and no model/ or result.json; 0: none */
-    int interrupted;
 } xv_finetune_result;
-
-/* `xvlm evaluate TASK --config YAML`: the task's evaluation of a model,
- * everything from the YAML (test_file, val_file, image_root, refcoco_data,
- * k_test, image_res, ...), the fields below only override. */
-typedef struct {
-    const char *config_path;
-    const char *model;       /* a folder, a single-file model or an official checkpoint */
-    const char *vocab;       /* another vocab.txt (NULL: the model's) */
-    xv_infer_opts infer;     /* an official checkpoint's conversion hints (0: inferred) */
-    const char *output_dir;  /* where per-sample result files go (grounding: result/grounding_bbox_eval.json,
-                                with ref_id); NULL: none */
-    const char *test_file;   /* overrides (NULL / 0: the YAML's) */
-    const char *image_root;
-    const char *refcoco_data;
-    int k_test;
-    FILE *notes;             /* config notes (may be NULL) */
-} xv_finetune_eval_opts;
-
-/* Score the model as the official script's --evaluate does, with the same
- * per-epoch evaluation as fine-tuning (the official names in out). */
-xv_status xv_finetune_evaluate(const char *task, const xv_finetune_eval_opts *o, xv_finetune_scores *out);
 
 /* The official epoch loop: train an epoch, evaluate every split, log, keep
  * the best epoch, checkpoint. Output directory:
@@ -189,9 +159,7 @@ xv_status xv_finetune_evaluate(const char *task, const xv_finetune_eval_opts *o,
  *                    collect_tensor_result collects them: zero_shot.json,
  *                    epochN.json after each epoch
  * A resumed run continues bitwise as the uninterrupted one (same thread
- * count). SIGINT / SIGTERM stop the run after the current step with a
- * checkpoint (res->interrupted); a killed run (SIGKILL) loses at most the
- * epoch under way. */
+ * count); a killed run loses at most the epoch under way. */
 xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetune_result *res);
 
 #endif

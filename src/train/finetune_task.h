@@ -5,9 +5,9 @@
  *  1. write src/train/finetune_<task>.c defining `const xv_finetune_task
  *     xv_ft_<task> = {.name = "<task>", ...}` with the hooks below (keep its
  *     data and buffers in its own struct behind f->task_state);
- *  2. declare it and add `&xv_ft_<task>` to the table in finetune_tasks.c.
- * `xvlm finetune <task>` (log, checkpoints, resume, model_best/, model/,
- * result.json) and `xvlm evaluate <task> --config` then come as they are. */
+ *  2. add `&xv_ft_<task>` to the table of finetune_tasks.c.
+ * `xvlm finetune <task>`, the log, checkpoints, resume, model_best/, model/
+ * and result.json then come from the loop, unchanged. */
 #ifndef XV_TRAIN_FINETUNE_TASK_H
 #define XV_TRAIN_FINETUNE_TASK_H
 
@@ -21,7 +21,6 @@
 #include "data/tokenizer.h"
 #include "io/yaml_tree.h"
 #include "model/model.h"
-#include "model/model_folder.h"
 #include "train/adamw.h"
 #include "train/finetune.h"
 #include "train/schedule.h"
@@ -37,8 +36,8 @@ typedef struct xv_ft {
     xv_finetune_config cfg;
     xv_model *m;
     xv_tokenizer *tok;
-    xv_model_vocab vocab; /* the model's vocab.txt, written with every model folder */
     int res;         /* the model's image_res after loading (the config's, when it sets one) */
+    bool rewindowed; /* loaded at another image_res than the initial model's */
     int64_t n;       /* training samples (set by the task's setup) */
     int32_t *order;  /* the epoch's sample order: shuffled in place at each epoch start */
     xv_rng data_seed; /* the data stream before the first shuffle (resume replays the shuffles) */
@@ -78,15 +77,11 @@ struct xv_finetune_task {
     void (*free)(xv_ft *f); /* frees f->task_state */
     /* ---- evaluation ---- */
     /* Score the model as it is now (ctx: the model in memory, no dropout) on
-     * every evaluation split; results_name ("zero_shot", "epochN", or
-     * eval_results_name) names the per-sample result file the task may write
-     * under OUTPUT_DIR/result/ (xv_ft_result_path). Runs without setup too
-     * (xvlm evaluate): f->task_state is then NULL; f->cfg, f->m, f->tok and
-     * f->o->output_dir are set. */
+     * every evaluation split; results_name ("zero_shot", "epochN") names the
+     * per-sample result file the task may write under OUTPUT_DIR/result/. */
     xv_status (*evaluate)(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out);
     /* The score the official script keeps the best epoch by: the first of
      * these names the scores hold (Grounding_bbox.py: val_d, else test_d). */
-    const char *eval_results_name; /* the official --evaluate result file: "grounding_bbox_eval" */
     const char *selection[2];
     int selection_digits;  /* decimals when printed: 2 for percentages, 4 for fractions */
     /* result.json's and the summary's names of the headline numbers */
@@ -95,7 +90,8 @@ struct xv_finetune_task {
     void (*print_scores)(const xv_finetune_scores *s, FILE *out);
 };
 
-/* Every task, NULL-terminated (finetune_tasks.c). */
+/* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
+extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_nlvr;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
@@ -140,10 +136,6 @@ xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out
 
 /* ---- the loop's side (finetune_step.c, finetune_eval.c) ---- */
 
-/* The model named by `arg` (a folder, a single-file model or an official
- * checkpoint) at f->cfg's image_res, with its vocabulary (`vocab`: another
- * vocab.txt; NULL: the model's). */
-xv_status xv_ft_open_model(xv_ft *f, const char *arg, const char *vocab);
 /* Config, tokenizer, model (rescaled to the config's image_res), the task's
  * training data, optimizer, schedule and random streams. */
 xv_status xv_ft_setup(xv_ft *f, const char *task);

@@ -5,10 +5,7 @@
 
 #include "train/finetune_task.h"
 
-extern const xv_finetune_task xv_ft_retrieval; /* finetune_retrieval.c */
-extern const xv_finetune_task xv_ft_grounding; /* finetune_grounding.c */
-
-static const xv_finetune_task *const tasks[] = {&xv_ft_retrieval, &xv_ft_grounding, NULL};
+static const xv_finetune_task *const tasks[] = {&xv_ft_retrieval, &xv_ft_grounding, &xv_ft_nlvr, NULL};
 
 const xv_finetune_task *const *xv_finetune_tasks(void) { return tasks; }
 
