@@ -10,6 +10,8 @@
 #include "io/convert_torch.h"
 #include "io/torch_ckpt.h"
 #include "model/model_folder.h"
+#include "model/model_source.h"
+#include "model/nlvr.h"
 
 static int list(const char *path) {
     xv_tc_file *f;
@@ -84,9 +86,29 @@ static int convert(const char *in, const char *out, bool single, const xv_infer_
     return 0;
 }
 
+/* An NLVR2 model folder from a pretraining model (any --model form). */
+static int convert_nlvr(const char *in, const char *out, const xv_infer_opts *o, const xv_model_vocab *v, uint64_t seed) {
+    char weights[PATH_MAX + 32];
+    xv_model_config cfg;
+    xv_model *m = NULL;
+    xv_status s = xv_model_locate(in, o, &cfg, weights, sizeof weights);
+    if (s == XV_OK) s = xv_nlvr_from_pretrained(&cfg, weights, seed, &m);
+    if (s == XV_OK) s = xv_model_write(out, m, v);
+    if (s != XV_OK) {
+        fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+        xv_model_free(m);
+        return 1;
+    }
+    printf("%s: NLVR2 model, %d text layers (fusion layers %d.. doubled from %s), new cls_head (seed %llu)\n", out,
+           m->cfg.text.layers, m->cfg.text.fusion_layer, in, (unsigned long long)seed);
+    xv_model_free(m);
+    return 0;
+}
+
 int xv_cmd_convert(int argc, char **argv) {
     xv_infer_opts o = {0};
-    bool listing = false, single = false;
+    bool listing = false, single = false, nlvr = false;
+    uint64_t seed = 42;
     const char *vocab_path = NULL;
     xv_opt_list pos = {0};
     const xv_opt opts[] = {
@@ -99,11 +121,17 @@ int xv_cmd_convert(int argc, char **argv) {
         {.name = "--single-file", .kind = XV_OPT_FLAG, .dest = &single,
          .help = "write OUT as one file (weights, config and vocab; also when OUT\nends in .safetensors)"},
         {.name = "--list", .kind = XV_OPT_FLAG, .dest = &listing, .help = "print every tensor: name, dtype, shape"},
+        {.name = "--nlvr", .kind = XV_OPT_FLAG, .dest = &nlvr,
+         .help = "IN is a pretraining model (folder, single file or .th): write the NLVR2\n"
+                 "model made from it (model_nlvr.py load_pretrained: fusion layer l becomes\n"
+                 "the two layers F+2(l-F) and F+2(l-F)+1; new cls_head)"},
+        XV_OPT_SEED(&seed, "the new cls_head (--nlvr)"),
         XV_OPT_END,
     };
     const xv_cli_spec spec = {
         .cmd = "convert",
         .usage = "xvlm convert IN.th OUT [--vocab FILE] [--single-file] [--image-res N] [--window W] [--text-heads H]\n"
+                 "       xvlm convert --nlvr PRETRAINED OUT [--seed S]\n"
                  "       xvlm convert --list IN.th",
         .about = "Converts an official X-VLM PyTorch checkpoint (torch.save of {'model': state_dict,\n"
                  "'config': ...} or a bare state_dict, torch >= 1.6) without Python. Nothing in the\n"
@@ -130,8 +158,8 @@ int xv_cmd_convert(int argc, char **argv) {
     if (npos != 2) return xv_cli_usage_error("convert", "give the checkpoint IN.th and the output OUT");
     single |= ends_with(out, ".safetensors");
     xv_model_vocab vocab = {0};
-    if (find_vocab(in, vocab_path, single, &vocab) != 0) return 1;
-    int rc2 = convert(in, out, single, &o, &vocab);
+    if (find_vocab(in, vocab_path, single || nlvr, &vocab) != 0) return 1;
+    int rc2 = nlvr ? convert_nlvr(in, out, &o, &vocab, seed) : convert(in, out, single, &o, &vocab);
     xv_model_vocab_free(&vocab);
     return rc2;
 }

@@ -8,12 +8,13 @@
 #include "core/fs.h"
 #include "eval_print.h"
 #include "model_opts.h"
+#include "tasks/eval_weak_grounding.h"
 #include "train/finetune_task.h"
 
 typedef struct {
-    const char *task, *data, *train, *out, *examples, *refcoco_data, *config, *output_dir;
+    const char *task, *data, *train, *out, *examples, *refcoco_data, *config, *output_dir, *dets;
     xv_fs_root images; /* --image-root, --allow-outside-root */
-    int k_test, n_examples;
+    int k_test, n_examples, layer;
     bool json;
     xv_cli_model_opts mo;
 } eval_args;
@@ -124,9 +125,44 @@ static int table(int argc, char **argv) {
     return rc;
 }
 
+/* Grounding.py's evaluation: Grad-CAM maps choose among detector proposals. */
+static int run_weak_grounding(const eval_args *a, xvlm_ctx *ctx, int layer) {
+    xv_refer refer = {0};
+    xv_dets dets = {0};
+    xv_grounding_set set;
+    if (a->refcoco_data && xv_refer_load(a->refcoco_data, "refcoco+", "unc", &refer) != XV_OK)
+        return failed("--refcoco-data");
+    if (xv_dets_read(a->dets, &dets) != XV_OK) {
+        xv_refer_free(&refer);
+        return failed("--dets");
+    }
+    int rc = 0;
+    if (xv_grounding_set_read_files(&a->data, 1, &a->images, a->refcoco_data ? &refer : NULL, &set) != XV_OK) {
+        rc = failed("reading the test split");
+    } else {
+        xv_weak_grounding_result r;
+        if (xv_eval_weak_grounding(ctx, &set, a->refcoco_data ? &refer : NULL, &dets, layer, &r) != XV_OK) {
+            rc = failed("weak grounding");
+        } else {
+            int64_t chosen_true = 0;
+            for (int64_t i = 0; i < set.n; i++) chosen_true += r.correct[i];
+            printf("weak grounding (Grad-CAM layer %d over %s): %lld expressions, %lld correct (IoU >= 0.5)\n", layer,
+                   a->dets, (long long)set.n, (long long)chosen_true);
+            static const char *const names[XV_N_SPLITS] = {"val_d", "testA_d", "testB_d"};
+            for (int s = 0; s < XV_N_SPLITS; s++)
+                if (r.accuracy[s] == r.accuracy[s]) printf("  %-8s %.4f\n", a->refcoco_data || s ? names[s] : "all", r.accuracy[s]);
+            xv_weak_grounding_result_free(&r);
+        }
+        xv_grounding_set_free(&set);
+    }
+    xv_dets_free(&dets);
+    xv_refer_free(&refer);
+    return rc;
+}
+
 int xv_cmd_evaluate(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "table")) return table(argc, argv);
-    eval_args a = {.mo = xv_cli_model_opts_default()};
+    eval_args a = {.layer = -1, .mo = xv_cli_model_opts_default()};
     xv_opt_list task = {0};
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&a.mo),
@@ -151,6 +187,12 @@ int xv_cmd_evaluate(int argc, char **argv) {
          .help = "grounding: the REFER root (the YAML's refcoco_data):\n"
                  "DIR/refcoco+/refs(unc).p and instances.json give each {image, text,\n"
                  "ref_id} its box and split; scores val_d, testA_d, testB_d"},
+        {.name = "--dets", .kind = XV_OPT_STRING, .dest = &a.dets, .value = "FILE",
+         .help = "weak-grounding: detector proposals, the official det_file\n"
+                 "{\"<image id>\": [[x, y, w, h, ...], ...]} (xvlm synth writes dets.json)"},
+        {.name = "--layer", .kind = XV_OPT_INT, .dest = &a.layer, .value = "L", .lo = -1, .hi = 1000,
+         .help = "weak-grounding: the fusion layer Grad-CAM reads (Grounding.yaml block_num)",
+         .unset = "fusion_layer + 3, or the last layer"},
         XV_OPT_OUT(&a.out, "OUT.json",
                    "write the results (grounding: with every prediction) as JSON;\n"
                    "with --config the official dict",
@@ -173,6 +215,8 @@ int xv_cmd_evaluate(int argc, char **argv) {
                  "       xvlm evaluate grounding --model M --data TEST.json --image-root DIR [--train TRAIN.json]\n"
                  "                               [--refcoco-data DIR]\n"
                  "                               [--out OUT.json] [--examples OUT.png] [--n-examples 16]\n"
+                 "       xvlm evaluate weak-grounding --model M --data TEST.json --image-root DIR --dets DETS.json\n"
+                 "                               [--refcoco-data DIR] [--layer L]\n"
                  "       xvlm evaluate table DIR [DIR ...]",
         .about = "--config: the task's evaluation as Retrieval.py / Grounding_bbox.py --evaluate, the same as\n"
                  "fine-tuning runs after each epoch: retrieval itm_eval of val_file (when given) and\n"
@@ -204,17 +248,20 @@ int xv_cmd_evaluate(int argc, char **argv) {
     a.task = task.n ? task.items[0] : "";
     xv_opt_list_free(&task);
     if (!*a.task) return xv_cli_usage_error("evaluate", "first name the task: %s, or table", xv_finetune_task_names());
+    const bool weak = !strcmp(a.task, "weak-grounding");
+    if (weak != (a.dets != NULL)) return xv_cli_usage_error("evaluate", "weak-grounding and --dets go together");
     if (a.train && strcmp(a.task, "grounding")) return xv_cli_usage_error("evaluate", "--train applies to grounding only");
-    if (a.refcoco_data && strcmp(a.task, "grounding"))
-        return xv_cli_usage_error("evaluate", "--refcoco-data applies to grounding only");
+    if (a.refcoco_data && strcmp(a.task, "grounding") && !weak)
+        return xv_cli_usage_error("evaluate", "--refcoco-data applies to grounding and weak-grounding only");
     if (a.config) {
         if (!xv_finetune_task_find(a.task))
             return xv_cli_usage_error("evaluate", "unknown task '%s' (%s)", a.task, xv_finetune_task_names());
         if (a.train || a.examples) return xv_cli_usage_error("evaluate", "--train and --examples go without --config");
         return run_config(&a);
     }
-    if (strcmp(a.task, "retrieval") && strcmp(a.task, "grounding"))
-        return xv_cli_usage_error("evaluate", "unknown task '%s': retrieval, grounding or table (with --config: %s)",
+    if (strcmp(a.task, "retrieval") && strcmp(a.task, "grounding") && !weak)
+        return xv_cli_usage_error("evaluate",
+                                  "unknown task '%s': retrieval, grounding, weak-grounding or table (with --config: %s)",
                                   a.task, xv_finetune_task_names());
     if (!a.data) return xv_cli_usage_error("evaluate", "name the test split: --data FILE, or the task YAML: --config");
     if (a.output_dir || a.json) return xv_cli_usage_error("evaluate", "--output-dir and --json go with --config");
@@ -222,7 +269,8 @@ int xv_cmd_evaluate(int argc, char **argv) {
     xvlm_model *m;
     xvlm_ctx *ctx;
     if (xv_cli_open_model("evaluate", &a.mo, &m, &ctx)) return 1;
-    rc = !strcmp(a.task, "retrieval") ? run_retrieval(&a, ctx) : run_grounding(&a, ctx);
+    if (weak) rc = run_weak_grounding(&a, ctx, a.layer >= 0 ? a.layer : xvlm_gradcam_default_layer(m));
+    else rc = !strcmp(a.task, "retrieval") ? run_retrieval(&a, ctx) : run_grounding(&a, ctx);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     return rc;

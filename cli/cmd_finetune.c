@@ -55,7 +55,7 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding|vqa|captioning --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
+        .usage = "xvlm finetune retrieval|grounding|vqa|captioning|nlvr --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
@@ -66,8 +66,13 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
                  "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
                  "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
-                 "Both: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
-                 "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
+                 "nlvr: NLVR.py: JSON {images: [left, right], sentence, label \"True\"/\"False\"}, each image\n"
+                 "  RandomResizedCrop(0.5..1) + flip + RandAug, cross-entropy over cls_head (an NLVR2\n"
+                 "  model, or a pretraining one converted as NLVR.py loads it); keys batch_size,\n"
+                 "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
+                 "  accuracy (val_acc, else test_acc).\n"
+                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
+                                  "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
                  "continues exactly); a killed run loses at most the epoch under way.\n",
         .opts = opts,
         .positional = &task,

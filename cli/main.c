@@ -21,6 +21,8 @@ int xv_cmd_caption(int argc, char **argv);
 int xv_cmd_ground(int argc, char **argv);
 int xv_cmd_evaluate(int argc, char **argv);
 int xv_cmd_finetune(int argc, char **argv);
+int xv_cmd_nlvr(int argc, char **argv);
+int xv_cmd_explain(int argc, char **argv);
 int xv_cmd_serve(int argc, char **argv);
 int xv_cmd_inspect(int argc, char **argv);
 
@@ -41,6 +43,8 @@ const xv_command xv_commands[] = {
     {"ground", "the box a text describes in an image (optionally drawn)", xv_cmd_ground},
     {"evaluate", "zero-shot retrieval (R@K) and box grounding (IoU >= 0.5) on a test split", xv_cmd_evaluate},
     {"finetune", "fine-tune for retrieval (ITC + ITM with image ids) or box grounding (L1 + GIoU)", xv_cmd_finetune},
+    {"nlvr", "is a statement about two images true? (NLVR2)", xv_cmd_nlvr},
+    {"explain", "Grad-CAM heat map of where the ITM score looks for a text", xv_cmd_explain},
     {"serve", "HTTP server: search, match, ground, embed as JSON, and a web page", xv_cmd_serve},
     {NULL, NULL, NULL},
 };

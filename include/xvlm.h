@@ -116,6 +116,10 @@ typedef struct {
     int vision_width; /* channels of a vision token */
     int max_positions;/* longest text the text encoder accepts, in tokens */
     bool has_itc, has_itm, has_bbox;
+    bool has_nlvr;    /* cls_head over the paired (NLVR2) fusion layers: xvlm_nlvr */
+    int text_layers;  /* encoder layers (text + fusion); fusion layers are fusion_layer .. text_layers - 1 */
+    int fusion_layer;
+    int map_side;     /* patches per image side: Grad-CAM maps are map_side x map_side */
     char id[17];      /* 16 hex digits hashing config + weights: names the model in indexes */
 } xvlm_model_info;
 void xvlm_model_get_info(const xvlm_model *m, xvlm_model_info *out);
@@ -174,6 +178,10 @@ int64_t xvlm_texts_count(const xvlm_texts *tx);
 const float *xvlm_texts_features(const xvlm_texts *tx); /* [count, embed_dim] */
 /* The cleaned text (after pre_caption) of entry i. */
 const char *xvlm_texts_text(const xvlm_texts *tx, int64_t i);
+/* The token ids of entry i ([CLS] first), *len of them (NULL out of range). */
+const int32_t *xvlm_texts_tokens(const xvlm_texts *tx, int64_t i, int64_t *len);
+/* The WordPiece string of a token id ("[UNK]" out of range). */
+const char *xvlm_model_token(const xvlm_model *m, int32_t id);
 
 /* ---- scores ---- */
 /* ITC cosine similarities sim[i·n_texts + t] = image i · text t (no temperature). */
@@ -200,6 +208,49 @@ typedef struct {
  * with the full image). Needs a model with bbox_head and keep_tokens. */
 xvlm_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
                       xvlm_box *out);
+
+/* ---- NLVR2, Grad-CAM, weakly-supervised grounding (src/api/nlvr.c, src/api/gradcam.c) ---- */
+
+/* A statement about two images: images left and right of an image set, text of a text set. */
+typedef struct {
+    int64_t left, right, text;
+} xvlm_nlvr_pair;
+
+/* NLVR2 (NLVR.py evaluation): the text states of the model's text layers go
+ * through the paired fusion layers, even ones reading the left image, odd
+ * ones the right, all vision tokens visible; cls_head on [CLS]. logits [n, 2]
+ * (class 1 = "True") and prob_true = softmax(logits)[1] may each be NULL.
+ * NLVR.py cuts no token: encode the texts with max_tokens 0. Needs a model
+ * with cls_head (has_nlvr) and images encoded with keep_tokens. */
+xvlm_status xvlm_nlvr(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_nlvr_pair *pairs, int n,
+                      float *logits, float *prob_true);
+
+/* The layer Grad-CAM reads by default: the official block_num 9 of X-VLM
+ * base is fusion_layer + 3; smaller models get their last layer when they
+ * have fewer fusion layers. */
+int xvlm_gradcam_default_layer(const xvlm_model *m);
+
+/* Grad-CAM of the ITM score (Grounding.py, gradcam_mode 'itm'): with A the
+ * cross-attention probabilities of encoder layer `layer` (absolute index, a
+ * fusion layer) for the pair's text and image, and G = d itm_logit[1] / dA,
+ * token_maps[t][y·side + x] = mean over heads of A·max(G, 0) at patch (y, x)
+ * (the image CLS key left out), for each of the text's len tokens
+ * (xvlm_texts_tokens), and map = the sum of the token maps / len, the
+ * official mean over the text (one expression: no padding). map [side²] and
+ * token_maps [len·side²] may each be NULL; side = info.map_side. Needs
+ * itm_head and images with tokens. Uses gradient scratch in the model's
+ * parameters: do not run two Grad-CAM calls on one model at the same time. */
+xvlm_status xvlm_gradcam(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                         float *map, float *token_maps);
+
+/* Weakly-supervised grounding (Grounding.py evaluation, dataset/utils.py
+ * grounding_eval) on proposals boxes[n_boxes][4] = (x, y, w, h) in pixels of
+ * the original image: the Grad-CAM map upsampled bicubically (PyTorch, a =
+ * −0.75) to the original size, each box scored Σ map inside / sqrt(w·h);
+ * *chosen = the first box of highest score above 0, -1 when no score is
+ * above 0. scores [n_boxes] may be NULL. */
+xvlm_status xvlm_ground_weak(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                             const float *boxes, int n_boxes, float *scores, int *chosen);
 
 /* ---- search ---- */
 typedef struct {

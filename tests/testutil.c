@@ -612,3 +612,47 @@ bool xv_test_tiny_image(const char *path, int w, int h, int k) {
     free(px);
     return st == XV_OK;
 }
+
+bool xv_test_nlvr_world(const char *dir, int images, int test_images, int epochs) {
+    static const char *const model_json =
+        "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
+        " \"num_heads\": [1, 2, 2, 4], \"vision_width\": 64, \"patch_size\": 32},"
+        " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
+        " \"intermediate_size\": 64, \"vocab_size\": 256, \"max_position_embeddings\": 32, \"fusion_layer\": 1},"
+        " \"embed_dim\": 8}";
+    char args[512], path[512], model[400];
+    snprintf(args, sizeof args, "--out %s/world --seed 5 --images %d --test-images %d --size 64", dir, images,
+             test_images);
+    char err[512];
+    int st = xv_test_cli_status(dir, "synth", args, err, sizeof err);
+    CHECK(st == 0, "xvlm synth %s: exit %d: %s", args, st, err);
+    snprintf(model, sizeof model, "%s/model", dir);
+    bool ok = st == 0 && mkdir(model, 0755) == 0 && xv_test_model_dir_from_json(model, model_json, 7);
+    snprintf(path, sizeof path, "%s/world/vocab.txt", dir);
+    char *vocab = ok ? xv_test_read_file(path, NULL) : NULL;
+    snprintf(path, sizeof path, "%s/vocab.txt", model);
+    ok = vocab && xv_test_write_file(path, vocab);
+    free(vocab);
+    char y[1600];
+    snprintf(y, sizeof y,
+             "train_file: ['%s/world/nlvr_train.json']\nval_file: '%s/world/nlvr_dev.json'\n"
+             "test_file: '%s/world/nlvr_test.json'\nimage_root: '%s/world'\nimage_res: 64\nbatch_size: 8\n"
+             "optimizer: {opt: adamW, lr: 0.003, weight_decay: 0.01, lr_mult: 2}\n"
+             "schedular: {sched: linear, lr: 0.003, epochs: %d, num_warmup_steps: 0.1}\n",
+             dir, dir, dir, dir, epochs);
+    snprintf(path, sizeof path, "%s/nlvr.yaml", dir);
+    ok = ok && xv_test_write_file(path, y);
+    CHECK(ok, "NLVR world in %s", dir);
+    return ok;
+}
+
+bool xv_test_same_file(const char *a, const char *b, const char *name) {
+    char pa[512], pb[512];
+    size_t la = 0, lb = 0;
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    char *da = xv_test_read_file(pa, &la), *db = xv_test_read_file(pb, &lb);
+    const bool same = da && db && la == lb && !memcmp(da, db, la);
+    free(da), free(db);
+    return same;
+}

@@ -212,6 +212,13 @@ bool xv_test_model_dir_from_json(const char *dir, const char *js, uint64_t seed)
 bool xv_test_tiny_model_dir(const char *dir, uint64_t seed, bool with_vocab);
 /* The config JSON of that tiny model (Swin 64 px, BERT 16 wide, 3 layers). */
 extern const char *const xv_test_tiny_model_json;
+/* An NLVR2 fine-tuning world under dir: `xvlm synth` (images train + test_images
+ * test images, 64 px, seed 5) in dir/world, a tiny random pretraining model
+ * (BERT 32 wide, the world's vocabulary) in dir/model, and dir/nlvr.yaml
+ * (NLVR.yaml keys: batch 8, lr 0.003, `epochs`). A failure is a failed CHECK. */
+bool xv_test_nlvr_world(const char *dir, int images, int test_images, int epochs);
+/* Whether a/name and b/name hold the same bytes. */
+bool xv_test_same_file(const char *a, const char *b, const char *name);
 /* A w x h JPEG: a coloured background with a lighter rectangle, varied by k. */
 bool xv_test_tiny_image(const char *path, int w, int h, int k);
 

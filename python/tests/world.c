@@ -53,7 +53,8 @@ static bool write_layout(const char *path) {
     STRUCT(xvlm_model_info, FIELD(xvlm_model_info, image_res); FIELD(xvlm_model_info, embed_dim);
            FIELD(xvlm_model_info, image_tokens); FIELD(xvlm_model_info, vision_width);
            FIELD(xvlm_model_info, max_positions); FIELD(xvlm_model_info, has_itc); FIELD(xvlm_model_info, has_itm);
-           FIELD(xvlm_model_info, has_bbox); FIELD(xvlm_model_info, id));
+           FIELD(xvlm_model_info, has_bbox); FIELD(xvlm_model_info, has_nlvr); FIELD(xvlm_model_info, text_layers);
+           FIELD(xvlm_model_info, fusion_layer); FIELD(xvlm_model_info, map_side); FIELD(xvlm_model_info, id));
     STRUCT(xvlm_image_params, FIELD(xvlm_image_params, keep_tokens); FIELD(xvlm_image_params, batch));
     STRUCT(xvlm_rgb, FIELD(xvlm_rgb, rgb); FIELD(xvlm_rgb, width); FIELD(xvlm_rgb, height); FIELD(xvlm_rgb, stride));
     STRUCT(xvlm_text_params, FIELD(xvlm_text_params, max_words); FIELD(xvlm_text_params, max_tokens));

@@ -21,7 +21,9 @@ class ModelParams(ctypes.Structure):
 class ModelInfo(ctypes.Structure):
     _fields_ = [("image_res", ctypes.c_int), ("embed_dim", ctypes.c_int), ("image_tokens", ctypes.c_int),
                 ("vision_width", ctypes.c_int), ("max_positions", ctypes.c_int), ("has_itc", ctypes.c_bool),
-                ("has_itm", ctypes.c_bool), ("has_bbox", ctypes.c_bool), ("id", ctypes.c_char * 17)]
+                ("has_itm", ctypes.c_bool), ("has_bbox", ctypes.c_bool), ("has_nlvr", ctypes.c_bool),
+                ("text_layers", ctypes.c_int), ("fusion_layer", ctypes.c_int), ("map_side", ctypes.c_int),
+                ("id", ctypes.c_char * 17)]
 
 
 class ImageParams(ctypes.Structure):

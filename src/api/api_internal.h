@@ -47,6 +47,7 @@ struct xvlm_texts {
     float *feat;    /* [n, E] or NULL */
     float *states;  /* [sum len_i, H] */
     int64_t *off;   /* [n + 1]: text i = rows off[i] .. off[i+1] */
+    int32_t *ids;   /* [sum len_i]: the token id of each row ([CLS] first) */
     char **clean;   /* pre_caption output per text */
 };
 
@@ -68,6 +69,12 @@ xv_status xv_api_itm(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx,
                      float *logit, float *prob);
 xv_status xv_api_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_pair *pairs, int n,
                         xvlm_box *out);
+xv_status xv_api_nlvr(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_nlvr_pair *pairs, int n,
+                       float *logits, float *prob_true);
+xv_status xv_api_gradcam(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                         float *map, float *token_maps);
+xv_status xv_api_ground_weak(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                             const float *boxes, int n_boxes, float *scores, int *chosen);
 xv_status xv_api_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
                                const xvlm_search_params *p, xvlm_hit *hits, int *n_hits);
 xv_status xv_api_search_texts(xvlm_ctx *ctx, const xvlm_texts *gallery, const xvlm_images *queries, int64_t query,

@@ -100,6 +100,12 @@ void xvlm_model_get_info(const xvlm_model *mm, xvlm_model_info *o) {
     o->has_itc = m->parts.itc;
     o->has_itm = m->parts.itm;
     o->has_bbox = m->parts.bbox;
+    o->has_nlvr = m->parts.nlvr;
+    o->text_layers = m->cfg.text.layers;
+    o->fusion_layer = m->cfg.text.fusion_layer;
+    int64_t side = 0, patches = xv_config_num_patches(&m->cfg);
+    while ((side + 1) * (side + 1) <= patches) side++;
+    o->map_side = side * side == patches ? (int)side : 0;
     memcpy(o->id, mm->id_hex, sizeof o->id);
 }
 

@@ -69,6 +69,21 @@ xvlm_status xvlm_ground(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *
     return to_public(xv_api_ground(ctx, im, tx, pairs, n, out));
 }
 
+xvlm_status xvlm_nlvr(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xvlm_nlvr_pair *pairs, int n,
+                      float *logits, float *prob_true) {
+    return to_public(xv_api_nlvr(ctx, im, tx, pairs, n, logits, prob_true));
+}
+
+xvlm_status xvlm_gradcam(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                         float *map, float *token_maps) {
+    return to_public(xv_api_gradcam(ctx, im, tx, pair, layer, map, token_maps));
+}
+
+xvlm_status xvlm_ground_weak(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair, int layer,
+                             const float *boxes, int n_boxes, float *scores, int *chosen) {
+    return to_public(xv_api_ground_weak(ctx, im, tx, pair, layer, boxes, n_boxes, scores, chosen));
+}
+
 xvlm_status xvlm_search_images(xvlm_ctx *ctx, const xvlm_images *gallery, const xvlm_texts *queries, int64_t query,
                                const xvlm_search_params *p, xvlm_hit *hits, int *n_hits) {
     return to_public(xv_api_search_images(ctx, gallery, queries, query, p, hits, n_hits));

@@ -21,6 +21,7 @@ void xvlm_texts_free(xvlm_texts *tx) {
     free(tx->feat);
     free(tx->states);
     free(tx->off);
+    free(tx->ids);
     free(tx);
 }
 
@@ -28,6 +29,19 @@ int64_t xvlm_texts_count(const xvlm_texts *tx) { return tx ? tx->n : 0; }
 const float *xvlm_texts_features(const xvlm_texts *tx) { return tx ? tx->feat : NULL; }
 const char *xvlm_texts_text(const xvlm_texts *tx, int64_t i) {
     return tx && i >= 0 && i < tx->n ? tx->clean[i] : NULL;
+}
+
+const int32_t *xvlm_texts_tokens(const xvlm_texts *tx, int64_t i, int64_t *len) {
+    if (!tx || i < 0 || i >= tx->n) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = tx->off[i + 1] - tx->off[i];
+    return tx->ids + tx->off[i];
+}
+
+const char *xvlm_model_token(const xvlm_model *m, int32_t id) {
+    return m ? xv_tokenizer_id_to_token(m->tok, id) : NULL;
 }
 
 /* Tokenize and encode texts [first, first+b): states appended after row
@@ -58,16 +72,19 @@ static xv_status encode_batch(xvlm_ctx *ctx, xvlm_texts *tx, int first, int b, c
             int64_t nc = *cap ? *cap * 2 : 256;
             while (nc < *rows + len) nc *= 2;
             float *s = realloc(tx->states, sizeof(float) * (size_t)nc * (size_t)H);
-            if (!s) {
+            if (s) tx->states = s;
+            int32_t *grown = s ? realloc(tx->ids, sizeof(int32_t) * (size_t)nc) : NULL;
+            if (!grown) {
                 st = xv_error(XV_ERR_NOMEM, "out of memory for text states");
                 break;
             }
-            tx->states = s;
+            tx->ids = grown;
             *cap = nc;
         }
         /* Real tokens come first ([CLS] + tokens), padding after them. */
         memcpy(tx->states + (size_t)*rows * (size_t)H, states->data + (size_t)i * (size_t)tb.len * (size_t)H,
                sizeof(float) * (size_t)len * (size_t)H);
+        memcpy(tx->ids + *rows, tb.ids + (size_t)i * (size_t)tb.len, sizeof(int32_t) * (size_t)len);
         tx->off[first + i] = *rows;
         *rows += len;
         tx->off[first + i + 1] = *rows;

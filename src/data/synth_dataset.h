@@ -41,4 +41,13 @@ xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, con
  * caption_test.json (synth_vqa.c). */
 xv_status xv_synth_write_vqa_captioning(const xv_synth_dataset *d, const char *dir);
 
+/* NLVR2 statements about image pairs and detector-like proposals
+ * (synth_nlvr.c):
+ *   nlvr_train.json, nlvr_dev.json, nlvr_test.json
+ *       [{"images": [left, right], "sentence", "label": "True" | "False"}]: train
+ *       pairs from the train images, dev and test from the two halves of the test images
+ *   dets.json  {"<test image number>": [[x, y, w, h], ...]}: every true box, a jittered
+ *       copy of each and two random boxes (the official det_file form) */
+xv_status xv_synth_write_nlvr(const xv_synth_dataset *d, const char *dir);
+
 #endif

@@ -377,6 +377,7 @@ xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, con
     XV_TRY(write_scenes(d, dir));
     XV_TRY(xv_synth_write_vqa_captioning(d, dir));
     XV_TRY(write_world(d, dir, stats));
+    XV_TRY(xv_synth_write_nlvr(d, dir));
     char path[4200];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     return xv_synth_write_vocab(path);

@@ -30,6 +30,19 @@ xv_status xv_gradcam_map(const float *probs, const float *grads, const int32_t *
     return XV_OK;
 }
 
+void xv_gradcam_token_maps(const float *probs, const float *grads, int64_t heads, int64_t L, int64_t n, float *out) {
+    const int64_t P = n * n, T = 1 + P;
+    for (int64_t t = 0; t < L; t++)
+        for (int64_t p = 0; p < P; p++) {
+            double acc = 0;
+            for (int64_t h = 0; h < heads; h++) {
+                int64_t at = (h * L + t) * T + 1 + p;
+                acc += (double)probs[at] * (double)(grads[at] > 0 ? grads[at] : 0.0f);
+            }
+            out[t * P + p] = (float)(acc / (double)heads);
+        }
+}
+
 xv_status xv_gradcam(xv_graph *g, xv_model *m, const xv_gradcam_batch *b, xv_gradcam_out *out) {
     memset(out, 0, sizeof *out);
     const xv_bert_config *c = &m->cfg.text;

@@ -47,4 +47,9 @@ xv_status xv_gradcam(xv_graph *g, xv_model *m, const xv_gradcam_batch *b, xv_gra
 xv_status xv_gradcam_map(const float *probs, const float *grads, const int32_t *text_atts, int64_t B, int64_t heads,
                          int64_t L, int64_t n, float *map);
 
+/* One sample's map per text row, before the mean over the text: A and G
+ * [heads, L, 1+P] -> out [L, n, n], out[t][p] = mean over heads of
+ * A[h, t, 1+p]·max(G[h, t, 1+p], 0). The expression's map is their sum / L. */
+void xv_gradcam_token_maps(const float *probs, const float *grads, int64_t heads, int64_t L, int64_t n, float *out);
+
 #endif

@@ -97,4 +97,13 @@ int xv_nlvr_rename(const char *key, int fusion_layer, char out[2][256]);
  * *loaded (optional) gets the number of parameters filled. */
 xv_status xv_nlvr_load_pretrained(xv_model *m, const char *weights_path, int *loaded);
 
+/* A new NLVR2 model (cls_head, paired layout: num_hidden_layers F + 2·(N − F))
+ * from a pretraining model of config src_cfg whose weights are weights_path
+ * (pretraining text layout `text_encoder.bert.*`, as the official conversion
+ * needs: a fine-tuning-layout file would fill only half the paired layers, so
+ * it is refused). cls_head starts from seed (N(0, 0.02) matrices, LayerNorm
+ * 1/0, zero biases). */
+xv_status xv_nlvr_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                  xv_model **out);
+
 #endif

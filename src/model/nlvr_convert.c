@@ -96,3 +96,41 @@ xv_status xv_nlvr_load_pretrained(xv_model *m, const char *weights_path, int *lo
     if (st == XV_OK && loaded) *loaded = n;
     return st;
 }
+
+/* Whether the weights carry the pretraining text layout. */
+static xv_status require_bert_layout(const char *weights_path) {
+    xv_st_file *f;
+    XV_TRY(xv_st_open(weights_path, &f));
+    bool bert = false, paired = false;
+    for (int i = 0; i < xv_st_count(f); i++) {
+        const char *n = xv_st_at(f, i)->name;
+        bert |= !strncmp(n, "text_encoder.bert.", 18);
+        paired |= !strncmp(n, "cls_head.", 9) || !strncmp(n, "ta_head.", 8);
+    }
+    xv_st_close(f);
+    if (paired) return xv_error(XV_ERR_INVALID_ARG, "%s: already an NLVR2 model (cls_head / ta_head)", weights_path);
+    if (!bert)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: no text_encoder.bert.* tensors: the NLVR2 conversion duplicates the "
+                        "fusion layers of a pretraining checkpoint (a fine-tuned model's text_encoder.* would fill only "
+                        "half of the paired layers)", weights_path);
+    return XV_OK;
+}
+
+xv_status xv_nlvr_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                  xv_model **out) {
+    *out = NULL;
+    XV_TRY(require_bert_layout(weights_path));
+    xv_model_config cfg = *src_cfg;
+    cfg.text.layers = cfg.text.fusion_layer + 2 * (src_cfg->text.layers - src_cfg->text.fusion_layer);
+    const xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .nlvr = true};
+    xv_model *m;
+    XV_TRY(xv_model_create(&cfg, &parts, &m));
+    xv_status st = xv_model_init_random(m, seed);
+    if (st == XV_OK) st = xv_nlvr_load_pretrained(m, weights_path, NULL);
+    if (st != XV_OK) {
+        xv_model_free(m);
+        return st;
+    }
+    *out = m;
+    return XV_OK;
+}

@@ -317,3 +317,70 @@ xv_status xv_grounding_mean_box(const xv_grounding_set *s, const char *label, do
     for (int k = 0; k < 4; k++) out[k] = sum[k] / (double)s->n;
     return XV_OK;
 }
+
+/* ---- NLVR2 ---- */
+
+void xv_nlvr_set_free(xv_nlvr_set *s) {
+    if (!s) return;
+    for (int64_t i = 0; s->sentences && i < s->n; i++) free(s->sentences[i]);
+    for (int64_t i = 0; s->image_paths && i < s->n_images; i++) free(s->image_paths[i]);
+    free(s->sentences), free(s->label), free(s->pair), free(s->image_paths);
+    memset(s, 0, sizeof *s);
+}
+
+/* Entry i's fields, validated. */
+static xv_status nlvr_entry(const entries *E, const cJSON *e, int64_t i, const char *img[2], const char **sentence,
+                            int32_t *label) {
+    const cJSON *im = cJSON_GetObjectItemCaseSensitive(e, "images");
+    if (!cJSON_IsObject(e) || cJSON_GetArraySize(im) != 2 || !cJSON_IsArray(im) ||
+        !cJSON_IsString(cJSON_GetArrayItem(im, 0)) || !cJSON_IsString(cJSON_GetArrayItem(im, 1)))
+        return entry_error(E, i, XV_ERR_FORMAT, "expected an object with \"images\": [two image paths]");
+    img[0] = cJSON_GetArrayItem(im, 0)->valuestring, img[1] = cJSON_GetArrayItem(im, 1)->valuestring;
+    if (!(*sentence = get_string(e, "sentence"))) return entry_error(E, i, XV_ERR_FORMAT, "no string \"sentence\"");
+    const char *l = get_string(e, "label");
+    if (!l || (strcmp(l, "True") && strcmp(l, "False")))
+        return entry_error(E, i, XV_ERR_FORMAT, "\"label\" must be the string \"True\" or \"False\"");
+    *label = !strcmp(l, "True");
+    return XV_OK;
+}
+
+xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                 xv_nlvr_set *out) {
+    memset(out, 0, sizeof *out);
+    entries E;
+    xv_status st = entries_read(json_paths, n_paths, &E);
+    const int64_t n = st == XV_OK ? cJSON_GetArraySize(E.all) : 0;
+    if (st == XV_OK && n == 0) st = xv_error(XV_ERR_FORMAT, "%s: no statements", json_paths[0]);
+    if (st == XV_OK) {
+        out->sentences = calloc((size_t)n, sizeof *out->sentences);
+        out->label = calloc((size_t)n, sizeof *out->label);
+        out->pair = calloc((size_t)n, sizeof *out->pair);
+        out->image_paths = calloc((size_t)(2 * n), sizeof *out->image_paths);
+        if (!out->sentences || !out->label || !out->pair || !out->image_paths)
+            st = xv_error(XV_ERR_NOMEM, "out of memory");
+    }
+    xv_strindex seen = {0};
+    int64_t i = 0;
+    for (const cJSON *e = st == XV_OK ? E.all->child : NULL; e && st == XV_OK; e = e->next, i++) {
+        const char *img[2] = {NULL, NULL}, *sentence = NULL;
+        st = nlvr_entry(&E, e, i, img, &sentence, &out->label[i]);
+        if (st == XV_OK && !(out->sentences[i] = strdup(sentence))) st = xv_error(XV_ERR_NOMEM, "out of memory");
+        out->n = i + 1;
+        for (int k = 0; k < 2 && st == XV_OK; k++) {
+            char *path = xv_fs_join(image_root, img[k]);
+            int32_t at = path ? xv_strindex_get(&seen, path) : -1;
+            if (path && at < 0) {
+                at = (int32_t)out->n_images;
+                if (!xv_strindex_put(&seen, path, at)) at = -2;
+                else out->image_paths[out->n_images++] = path, path = NULL;
+            }
+            free(path);
+            if (at < 0) st = xv_error(XV_ERR_NOMEM, "out of memory");
+            else out->pair[i][k] = at;
+        }
+    }
+    xv_strindex_free(&seen);
+    entries_free(&E);
+    if (st != XV_OK) xv_nlvr_set_free(out);
+    return st;
+}

@@ -68,4 +68,20 @@ void xv_grounding_set_free(xv_grounding_set *s);
  * width or height is absent. */
 xv_status xv_grounding_mean_box(const xv_grounding_set *s, const char *label, double out[4]);
 
+/* NLVR2 (dataset/nlvr_dataset.py): a JSON list of {"images": [left, right],
+ * "sentence": str, "label": "True" | "False"} (any other label is an error
+ * naming the entry, as the official dataset raises). */
+typedef struct {
+    int64_t n;          /* statements */
+    char **sentences;   /* [n] as written */
+    int32_t *label;     /* [n] 1 = "True", 0 = "False" */
+    int64_t (*pair)[2]; /* [n] left, right: indices into image_paths */
+    int64_t n_images;
+    char **image_paths; /* distinct images, in order of first appearance, image_root joined */
+} xv_nlvr_set;
+
+xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+                                 xv_nlvr_set *out);
+void xv_nlvr_set_free(xv_nlvr_set *s);
+
 #endif

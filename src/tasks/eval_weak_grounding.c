@@ -5,65 +5,10 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "api/api_internal.h"
 #include "tasks/metrics.h"
 
-/* PyTorch's cubic convolution kernels (upsample_bicubic2d, A = -0.75). */
-#define CUBIC_A (-0.75f)
-static float cubic1(float x) { return ((CUBIC_A + 2) * x - (CUBIC_A + 3)) * x * x + 1; }
-static float cubic2(float x) { return ((CUBIC_A * x - 5 * CUBIC_A) * x + 8 * CUBIC_A) * x - 4 * CUBIC_A; }
-
-/* Source start index and the four tap weights of output index o. */
-static int taps(int o, float scale, float w[4]) {
-    float real = scale * ((float)o + 0.5f) - 0.5f; /* not clamped for cubic */
-    float fl = floorf(real), t = real - fl;
-    w[0] = cubic2(t + 1);
-    w[1] = cubic1(t);
-    w[2] = cubic1(1 - t);
-    w[3] = cubic2(2 - t);
-    return (int)fl - 1;
-}
-
-static int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
-
-void xv_upsample_bicubic_torch(const float *in, int ih, int iw, float *out, int oh, int ow) {
-    const float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
-    for (int y = 0; y < oh; y++) {
-        float wy[4];
-        int y0 = taps(y, sy, wy);
-        for (int x = 0; x < ow; x++) {
-            float wx[4];
-            int x0 = taps(x, sx, wx);
-            float acc = 0;
-            for (int k = 0; k < 4; k++) {
-                const float *row = in + (int64_t)clampi(y0 + k, ih - 1) * iw;
-                float r = 0;
-                for (int j = 0; j < 4; j++) r += row[clampi(x0 + j, iw - 1)] * wx[j];
-                acc += r * wy[k];
-            }
-            out[(int64_t)y * ow + x] = acc;
-        }
-    }
-}
-
-/* Python's a[int(lo) : int(hi)] bounds on an axis of length n. */
-static void py_slice(double lo, double hi, int n, int *start, int *stop) {
-    long s = (long)lo, e = (long)hi; /* int(): toward zero */
-    if (s < 0) s += n;
-    if (e < 0) e += n;
-    *start = (int)(s < 0 ? 0 : s > n ? n : s);
-    *stop = (int)(e < 0 ? 0 : e > n ? n : e);
-}
-
-float xv_weak_box_score(const float *up, int H, int W, const double box[4], double alpha) {
-    int y0, y1, x0, x1;
-    py_slice(box[1], box[1] + box[3], H, &y0, &y1);
-    py_slice(box[0], box[0] + box[2], W, &x0, &x1);
-    double sum = 0;
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) sum += up[(int64_t)y * W + x];
-    /* float32 tensor divided by a Python float: float32 arithmetic */
-    return (float)sum / (float)pow(box[2] * box[3], alpha);
-}
+#include <ctype.h>
 
 void xv_weak_grounding_result_free(xv_weak_grounding_result *r) {
     if (!r) return;
@@ -109,12 +54,9 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
             break;
         }
         xv_upsample_bicubic_torch(e->map, n, n, up, e->height, e->width);
-        float best = 0;
-        int chosen = -1;
-        for (int k = 0; k < e->n_dets; k++) {
-            float s = out->box_scores[at + k] = xv_weak_box_score(up, e->height, e->width, e->dets[k], alpha);
-            if (s > best) best = s, chosen = k;
-        }
+        for (int k = 0; k < e->n_dets; k++)
+            out->box_scores[at + k] = xv_weak_box_score(up, e->height, e->width, e->dets[k], alpha);
+        int chosen = xv_weak_choose(out->box_scores + at, e->n_dets);
         at += e->n_dets;
         if (upsampled) upsampled[r] = up;
         else free(up);
@@ -133,5 +75,64 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
     }
     for (int s = 0; s < XV_N_SPLITS; s++) out->accuracy[s] = count[s] ? (double)hits[s] / (double)count[s] : NAN;
     if (st != XV_OK) xv_weak_grounding_result_free(out);
+    return st;
+}
+
+/* The trailing number of a file name's stem, -1 when it has none. */
+static int64_t image_id_of(const char *path) {
+    const char *dot = strrchr(path, '.'), *end = dot ? dot : path + strlen(path), *p = end;
+    while (p > path && isdigit((unsigned char)p[-1])) p--;
+    return p < end && end - p < 18 ? strtoll(p, NULL, 10) : -1;
+}
+
+static xv_refcoco_split split_of(xv_refer_split s) {
+    return s == XV_REFER_TESTA ? XV_SPLIT_TESTA : s == XV_REFER_TESTB ? XV_SPLIT_TESTB : XV_SPLIT_VAL;
+}
+
+/* Map of expression i (side x side) from its image file and text. */
+static xv_status one_map(xvlm_ctx *ctx, const xv_grounding_set *set, int64_t i, int layer, float *map, int *W, int *H) {
+    const char *path = set->image_paths[set->image[i]], *text = set->texts[i];
+    xvlm_text_params tp = xvlm_text_params_default();
+    tp.max_tokens = 0; /* Grounding.py's tokenizer call cuts nothing */
+    xvlm_images *im = NULL;
+    xvlm_texts *tx = NULL;
+    xv_status st = (xv_status)xvlm_encode_image_files(ctx, &path, 1, NULL, &im);
+    if (st == XV_OK) st = (xv_status)xvlm_encode_texts(ctx, &text, 1, &tp, &tx);
+    if (st == XV_OK) st = (xv_status)xvlm_gradcam(ctx, im, tx, (xvlm_pair){0, 0}, layer, map, NULL);
+    if (st == XV_OK) xvlm_images_size(im, 0, W, H);
+    xvlm_images_free(im);
+    xvlm_texts_free(tx);
+    return st == XV_OK ? XV_OK : xv_error(st, "expression %lld: %s", (long long)i, xvlm_last_error());
+}
+
+xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const xv_refer *refer,
+                                 const xv_dets *dets, int layer, xv_weak_grounding_result *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t n = set->n;
+    xvlm_model_info info;
+    xvlm_model_get_info(ctx->model, &info);
+    const int side = info.map_side, P = side * side;
+    xv_weak_ref *refs = calloc((size_t)(n ? n : 1), sizeof *refs);
+    float *maps = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)P);
+    xv_status st = refs && maps ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n && st == XV_OK; i++) {
+        const xv_refer_ref *r = refer && set->ref_id[i] >= 0 ? xv_refer_find(refer, set->ref_id[i]) : NULL;
+        const int64_t id = r ? r->image_id : image_id_of(set->image_paths[set->image[i]]);
+        const xv_dets_image *d = id >= 0 ? xv_dets_find(dets, id) : NULL;
+        if (!d) {
+            st = xv_error(XV_ERR_MISSING, "expression %lld (%s): no proposals for image id %lld", (long long)i,
+                          set->image_paths[set->image[i]], (long long)id);
+            break;
+        }
+        xv_weak_ref *e = &refs[i];
+        st = one_map(ctx, set, i, layer, maps + i * P, &e->width, &e->height);
+        e->map = maps + i * P;
+        e->dets = (const double(*)[4])d->box;
+        e->n_dets = (int)d->n;
+        memcpy(e->gt, set->bbox[i], sizeof e->gt);
+        e->split = split_of(set->split[i]);
+    }
+    if (st == XV_OK) st = xv_weak_grounding_eval(refs, (int)n, side, XV_GRADCAM_BOX_ALPHA, out, NULL);
+    free(refs), free(maps);
     return st;
 }

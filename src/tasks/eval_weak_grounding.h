@@ -17,14 +17,10 @@
 #include <stdint.h>
 
 #include "core/error.h"
-
-/* in [ih, iw] -> out [oh, ow], torch F.interpolate(mode='bicubic',
- * align_corners=False) in float as its CPU kernel: each output row mixes 4
- * source rows, each first interpolated along x. Values may overshoot. */
-void xv_upsample_bicubic_torch(const float *in, int ih, int iw, float *out, int oh, int ow);
-
-/* Score of one proposal box (x, y, w, h) on the upsampled map up [H, W]. */
-float xv_weak_box_score(const float *up, int H, int W, const double box[4], double alpha);
+#include "model/gradcam_boxes.h"
+#include "tasks/eval_data.h"
+#include "tasks/refer.h"
+#include "xvlm.h"
 
 typedef enum { XV_SPLIT_VAL = 0, XV_SPLIT_TESTA = 1, XV_SPLIT_TESTB = 2, XV_N_SPLITS = 3 } xv_refcoco_split;
 
@@ -57,5 +53,18 @@ typedef struct {
 xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, double alpha,
                                  xv_weak_grounding_result *out, float **upsampled);
 void xv_weak_grounding_result_free(xv_weak_grounding_result *r);
+
+/* ---- the whole evaluation (Grounding.py `val` + grounding_eval) ---- */
+
+/* Every expression of `set` grounded among the proposals of its image in
+ * `dets` (tasks/refer.h): the image id is REFER's (refer given: the entry's
+ * ref_id names it), else the trailing number of the image's file name
+ * (COCO_train2014_000000581000.jpg -> 581000, test_000012.jpg -> 12). The
+ * REFER split decides val / testA / testB; without REFER every expression
+ * counts in val. The map is xvlm_gradcam's at encoder layer `layer`, one
+ * expression at a time (its scale differs from a padded batch's; the choice
+ * does not). out as xv_weak_grounding_eval's. */
+xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const xv_refer *refer,
+                                 const xv_dets *dets, int layer, xv_weak_grounding_result *out);
 
 #endif

@@ -7,7 +7,10 @@
  *   negatives; evaluated on val_file and test_file (itm_eval's dicts);
  * - "grounding" (finetune_grounding.c): Grounding_bbox.py with
  *   models/model_bbox.py, the region crop around the REFER box, L1 + GIoU;
- *   evaluated on test_file by REFER split (val_d, testA_d, testB_d).
+ *   evaluated on test_file by REFER split (val_d, testA_d, testB_d);
+ * - "nlvr" (finetune_nlvr.c): NLVR.py with models/model_nlvr.py, two images
+ *   per statement, cross-entropy over cls_head; accuracy on val_file (dev)
+ *   and test_file (val_acc, test_acc).
  *
  * Every task: AdamW (lr 3e-5, weight decay 0.01, the official decay groups, no
  * lr_mult since the fine-tuning models have no init_params), linear schedule

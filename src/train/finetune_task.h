@@ -108,7 +108,7 @@ struct xv_finetune_task {
 };
 
 /* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
-extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning;
+extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning, xv_ft_nlvr;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */

@@ -324,7 +324,7 @@ static void check_cli(void) {
         int rc;
         const char *msg;
     } bad[] = {
-        {"captioning --model x --data y", 2, "retrieval, grounding or table"},
+        {"captioning --model x --data y", 2, "retrieval, grounding, weak-grounding or table"},
         {"table", 2, "at least one run folder"},
         {"retrieval --data y", 2, "--model M is required"},
         {"retrieval --model x --data y --train z", 2, "--train applies to grounding only"},

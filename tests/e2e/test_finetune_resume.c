@@ -52,18 +52,6 @@ static xv_status finetune(const char *task, const char *cfg, const char *out, co
     return xv_finetune_run(task, &o, r);
 }
 
-/* Whether a/NAME and b/NAME hold the same bytes. */
-static bool same_bytes(const char *a, const char *b, const char *name) {
-    char pa[512], pb[512];
-    size_t la = 0, lb = 0;
-    snprintf(pa, sizeof pa, "%s/%s", a, name);
-    snprintf(pb, sizeof pb, "%s/%s", b, name);
-    char *da = xv_test_read_file(pa, &la), *db = xv_test_read_file(pb, &lb);
-    const bool same = da && db && la == lb && !memcmp(da, db, la);
-    free(da), free(db);
-    return same;
-}
-
 /* The log's records of `kind`, each line as written, joined. */
 static char *records(const char *dir, const char *kind) {
     char path[512], want[64], *line = NULL;
@@ -92,8 +80,8 @@ static int count(const char *text, const char *what) {
 }
 
 static void expect_same_run(const char *a, const char *b, const char *what) {
-    CHECK(same_bytes(a, b, "model/weights.safetensors"), "%s: final weights differ", what);
-    CHECK(same_bytes(a, b, "model_best/weights.safetensors"), "%s: best weights differ", what);
+    CHECK(xv_test_same_file(a, b, "model/weights.safetensors"), "%s: final weights differ", what);
+    CHECK(xv_test_same_file(a, b, "model_best/weights.safetensors"), "%s: best weights differ", what);
     char *ea = records(a, "epoch"), *eb = records(b, "epoch"), *ua = records(a, "image"), *ub = records(b, "image");
     CHECK(ea && eb && count(ea, "\n") == EPOCHS && !strcmp(ea, eb), "%s: epoch records differ:\n%s---\n%s", what,
           ea, eb);

@@ -1,0 +1,241 @@
+/* NLVR2 fine-tuning, as the official NLVR.py with models/model_nlvr.py
+ * (shared/docs/xvlm-nlvr-grounding.md §1.5-1.6), behind finetune_task.h.
+ *
+ * Config: configs/NLVR.yaml's keys (train_file, val_file = dev, test_file,
+ * image_root, image_res, batch_size, max_words, optimizer, schedular).
+ * Data: JSON lists of {images: [left, right], sentence, label "True"/"False"}.
+ * Start: an NLVR2 model folder (cls_head) as it is, or a pretraining one
+ * converted as NLVR.py's load_pretrained does (xv_nlvr_from_pretrained,
+ * cls_head drawn from --seed).
+ * Training: both images of a statement drawn independently through the
+ * fine-tuning transform (no left/right swap), the statement pre_caption'd
+ * and tokenized without a cut, cross-entropy over cls_head ("loss").
+ * Evaluation: accuracy (mean of argmax == label, Resize test transform) on
+ * dev (val_acc) and test (test_acc); the best epoch has the best dev
+ * accuracy (test without a dev file), as NLVR.py keeps checkpoint_best.pth. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "data/transforms.h"
+#include "model/model_source.h"
+#include "model/nlvr.h"
+#include "tasks/eval_data.h"
+#include "train/finetune_task.h"
+
+/* An evaluation split: its statements and their images, decoded once. */
+typedef struct {
+    xv_nlvr_set set;
+    xv_image *images; /* [set.n_images] */
+} split;
+
+typedef struct {
+    xv_nlvr_set train; /* its images live in b.images (b.img_of: 2 per statement, left then right) */
+    split dev, test;
+    xv_ft_batch b;     /* b.pixels holds 2B images: every left one, then every right one */
+    int32_t *targets;  /* [batch] */
+} nlvr;
+
+static void split_free(split *s) {
+    for (int64_t i = 0; s->images && i < s->set.n_images; i++) xv_image_free(&s->images[i]);
+    free(s->images);
+    xv_nlvr_set_free(&s->set);
+}
+
+static xv_status split_read(const xv_path_list *files, const char *root, split *s) {
+    if (!files->n) return XV_OK;
+    XV_TRY(xv_nlvr_set_read_files((const char *const *)files->paths, files->n, root, &s->set));
+    if (!(s->images = calloc((size_t)s->set.n_images, sizeof *s->images)))
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < s->set.n_images; i++) XV_TRY(xv_image_load(s->set.image_paths[i], &s->images[i]));
+    return XV_OK;
+}
+
+/* A pretraining model becomes an NLVR2 one (NLVR.py load_pretrained: the
+ * fusion layers duplicated, a new cls_head). */
+static xv_status convert_init(xv_ft *f) {
+    xv_model_config mc;
+    char weights[4200];
+    XV_TRY(xv_model_locate(f->o->init, &f->o->infer, &mc, weights, sizeof weights));
+    if (mc.vision.image_res != f->m->cfg.vision.image_res)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d differs from the pretraining model's %d: convert it "
+                        "with `xvlm convert --nlvr` at that resolution first", f->o->config_path, f->cfg.image_res,
+                        mc.vision.image_res);
+    xv_model *m;
+    XV_TRY(xv_nlvr_from_pretrained(&f->m->cfg, weights, f->o->seed, &m));
+    xv_model_free(f->m);
+    f->m = m;
+    f->params = &m->params;
+    return XV_OK;
+}
+
+static xv_status setup(xv_ft *f) {
+    if (!f->m->parts.nlvr) XV_TRY(convert_init(f));
+    nlvr *t = calloc(1, sizeof *t);
+    if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    XV_TRY(xv_nlvr_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
+                                  f->cfg.image_root, &t->train));
+    XV_TRY(split_read(&f->cfg.val_file, f->cfg.image_root, &t->dev));
+    XV_TRY(split_read(&f->cfg.test_file, f->cfg.image_root, &t->test));
+    f->n = t->train.n;
+    if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
+    XV_TRY(xv_ft_batch_init(&t->b, f, t->train.image_paths, t->train.n_images, &t->train.pair[0][0], 2 * f->n));
+    const size_t img = (size_t)3 * f->res * f->res, B = (size_t)f->cfg.batch_size;
+    float *pixels = realloc(t->b.pixels, 2 * B * img * sizeof *pixels);
+    if (pixels) t->b.pixels = pixels;
+    if (!pixels || !(t->targets = malloc(B * sizeof *t->targets))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    return XV_OK;
+}
+
+static void task_free(xv_ft *f) {
+    nlvr *t = f->task_state;
+    if (!t) return;
+    xv_nlvr_set_free(&t->train);
+    split_free(&t->dev);
+    split_free(&t->test);
+    xv_ft_batch_free(&t->b);
+    free(t->targets);
+    free(t);
+    f->task_state = NULL;
+}
+
+/* Statements rows[0 .. n) of `set` (images[k][i]: the image of side k of
+ * statement i) into the batch; train: the random transform, else the test one. */
+static xv_status make_batch(xv_ft *f, nlvr *t, const xv_nlvr_set *set, const xv_image *const *sides[2],
+                            const int32_t *rows, int n, bool train) {
+    const int R = f->res;
+    const size_t img = (size_t)3 * R * R;
+    for (int i = 0; i < n; i++) {
+        const int32_t r = rows[i];
+        for (int k = 0; k < 2; k++) {
+            const xv_image *im = sides[k][i];
+            float *px = t->b.pixels + ((size_t)k * (size_t)n + (size_t)i) * img;
+            XV_TRY(train ? xv_transform_train(&f->aug, im, R, XV_TRAIN_FINETUNE, px) : xv_transform_test(im, R, px));
+        }
+        t->targets[i] = set->label[r];
+        xv_status st = xv_ft_batch_caption(&t->b, f, i, set->sentences[r]);
+        if (st != XV_OK) return xv_error_wrap(st, "statement %d (\"%.60s\")", r, set->sentences[r]);
+    }
+    t->b.batch = n; /* the last evaluation batch may be short */
+    xv_status st = xv_ft_batch_encode(&t->b, f, 0); /* NLVR.py cuts no token */
+    t->b.batch = f->cfg.batch_size;
+    return st;
+}
+
+/* The NLVR forward of the made batch of n statements on f->g. */
+static xv_status forward(xv_ft *f, nlvr *t, int n, xv_nlvr_out *out) {
+    const int R = f->res;
+    xv_graph *g = f->g;
+    const xv_text_batch *tb = &t->b.tb;
+    xv_nlvr_batch nb = {
+        .images = xv_tensor_wrap_f32(g, t->b.pixels, XV_SHAPE(2 * n, 3, R, R)),
+        .text_ids = xv_tensor_wrap_i32(g, tb->ids, XV_SHAPE(n, tb->len)),
+        .text_atts = xv_tensor_wrap_i32(g, tb->atts, XV_SHAPE(n, tb->len)),
+        .targets = xv_tensor_wrap_i32(g, t->targets, XV_SHAPE(n)),
+    };
+    XV_TRY(xv_graph_status(g));
+    return xv_nlvr_forward(g, f->m, &nb, out);
+}
+
+static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MAX_TERMS], xv_update_record *rec) {
+    nlvr *t = f->task_state;
+    const int B = f->cfg.batch_size;
+    const int32_t *rows = f->order + b * B;
+    const xv_image *left[B], *right[B];
+    for (int i = 0; i < B; i++) {
+        left[i] = &t->b.images[t->b.img_of[2 * rows[i]]];
+        right[i] = &t->b.images[t->b.img_of[2 * rows[i] + 1]];
+    }
+    const xv_image *const *sides[2] = {left, right};
+    XV_TRY(make_batch(f, t, &t->train, sides, rows, B, true));
+    xv_nlvr_out o;
+    XV_TRY(forward(f, t, B, &o));
+    *out = o.loss;
+    rec->region = false; /* an image-text update whose only loss is the total */
+    term[0] = o.loss->data[0];
+    return XV_OK;
+}
+
+/* Accuracy on a split, NLVR.py's evaluate: batches in order, no dropout. */
+static xv_status accuracy(xv_ft *f, nlvr *t, const split *s, double *acc) {
+    *acc = NAN;
+    if (!s->set.n) return XV_OK;
+    const int B = f->cfg.batch_size;
+    int32_t rows[B];
+    const xv_image *left[B], *right[B];
+    const xv_image *const *sides[2] = {left, right};
+    int64_t hits = 0;
+    xv_status st = XV_OK;
+    for (int64_t first = 0; first < s->set.n && st == XV_OK; first += B) {
+        const int n = s->set.n - first < B ? (int)(s->set.n - first) : B;
+        for (int i = 0; i < n; i++) {
+            rows[i] = (int32_t)(first + i);
+            left[i] = &s->images[s->set.pair[first + i][0]];
+            right[i] = &s->images[s->set.pair[first + i][1]];
+        }
+        st = make_batch(f, t, &s->set, sides, rows, n, false);
+        xv_graph_reset(f->g);
+        xv_nlvr_out o;
+        if (st == XV_OK) st = forward(f, t, n, &o);
+        for (int i = 0; st == XV_OK && i < n; i++) hits += o.pred_class->idata[i] == t->targets[i];
+    }
+    *acc = (double)hits / (double)s->set.n;
+    return st;
+}
+
+/* dev and test accuracy on the loop's graph in evaluation mode (the fusion
+ * pass pairs two images per statement, which the API's text sets do not
+ * batch); the loop's training mode is restored after. */
+static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
+    (void)ctx, (void)results_name;
+    nlvr *t = f->task_state;
+    xv_graph *g = f->g;
+    xv_graph_set_training(g, false);
+    xv_graph_set_grad(g, false);
+    double dev = NAN, test = NAN;
+    xv_status st = accuracy(f, t, &t->dev, &dev);
+    if (st == XV_OK) st = accuracy(f, t, &t->test, &test);
+    xv_graph_reset(g);
+    xv_graph_set_training(g, true);
+    xv_graph_set_grad(g, true);
+    XV_TRY(st);
+    if (t->dev.set.n) xv_ft_scores_put(out, "val", "acc", dev);
+    xv_ft_scores_put(out, "test", "acc", test);
+    out->metric = test, out->aux = dev;
+    cJSON *d = cJSON_CreateObject(), *v = cJSON_CreateObject(), *s = cJSON_CreateObject();
+    if (!d || !v || !s) {
+        cJSON_Delete(d), cJSON_Delete(v), cJSON_Delete(s);
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    }
+    xv_ft_json_num(v, "acc", dev);
+    xv_ft_json_num(s, "acc", test);
+    cJSON_AddItemToObject(d, "val", v);
+    cJSON_AddItemToObject(d, "test", s);
+    return xv_ft_scores_set_official(out, d);
+}
+
+static void print_scores(const xv_finetune_scores *s, FILE *out) {
+    for (int i = 0; i < s->n; i++) fprintf(out, "  %s %.4f", s->name[i], s->value[i]);
+    fputc('\n', out);
+}
+
+const xv_finetune_task xv_ft_nlvr = {
+    .name = "nlvr",
+    .batch_key = "batch_size",
+    .reads_val_file = true,
+    .n_terms = 1,
+    .terms = {"loss"},
+    .setup = setup,
+    .loss = loss,
+    .free = task_free,
+    .evaluate = evaluate,
+    .selection = {"val_acc", "test_acc"},
+    .selection_digits = 4,
+    .metric_key = "test_acc",
+    .aux_key = "val_acc",
+    .metric_label = "test accuracy",
+    .print_scores = print_scores,
+};
