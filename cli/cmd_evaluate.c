@@ -91,7 +91,7 @@ static int run_config(const eval_args *a) {
                                .infer = {.image_res = a->mo.params.image_res, .text_heads = a->mo.params.text_heads}};
     xvlm_set_threads(a->mo.threads);
     xv_finetune_scores s;
-    if (xv_finetune_evaluate(a->task, &o, &s) != XV_OK) return failed(a->config);
+    if (xv_finetune_evaluate(a->task, &o, &s) != XV_OK) return failed("--config");
     if (!a->json) xv_finetune_task_find(a->task)->print_scores(&s, stdout);
     printf("%s\n", s.official);
     if (a->out) {
