@@ -156,18 +156,28 @@ static xv_status from_pretrained(const char *dir, const char *scratch, xv_params
     return st;
 }
 
+/* The pretraining model at `dir` that a task model starts from: *own is set
+ * when dir already holds a model of the task's kind `own_kind` (loaded as it
+ * is, not converted); otherwise cfg gets the pretraining config. */
+static xv_status pretraining_source(const char *dir, xv_model_kind own_kind, const char *task, bool *own,
+                                    xv_model_config *cfg) {
+    xv_model_kind kind;
+    char resolved[4096], wpath[4096];
+    XV_TRY(xv_model_kind_of(dir, NULL, &kind, resolved, sizeof resolved));
+    *own = kind == own_kind;
+    if (*own) return XV_OK;
+    if (kind != XV_KIND_XVLM)
+        return xv_error(XV_ERR_INVALID_ARG, "%s is %s: %s starts from a pretraining model", dir,
+                        xv_model_kind_name(kind), task);
+    return xv_model_dir_config(dir, cfg, wpath, sizeof wpath);
+}
+
 xv_status xv_vqa_from_pretrained(const char *dir, const char *scratch, uint64_t seed, xv_vqa_model **out) {
     *out = NULL;
-    xv_model_kind kind;
-    char resolved[4096];
-    XV_TRY(xv_model_kind_of(dir, NULL, &kind, resolved, sizeof resolved));
-    if (kind == XV_KIND_VQA) return xv_vqa_load_dir(dir, true, out);
-    if (kind != XV_KIND_XVLM)
-        return xv_error(XV_ERR_INVALID_ARG, "%s is %s: VQA starts from a pretraining model", dir,
-                        xv_model_kind_name(kind));
-    char wpath[4096];
+    bool own;
     xv_model_config cfg;
-    XV_TRY(xv_model_dir_config(dir, &cfg, wpath, sizeof wpath));
+    XV_TRY(pretraining_source(dir, XV_KIND_VQA, "VQA", &own, &cfg));
+    if (own) return xv_vqa_load_dir(dir, true, out);
     XV_TRY(xv_vqa_create(&cfg, out));
     xv_status st = from_pretrained(dir, scratch, &(*out)->params, cfg.vision.window, vqa_source_name, *out, seed,
                                    &(*out)->mapped);
@@ -180,16 +190,10 @@ xv_status xv_vqa_from_pretrained(const char *dir, const char *scratch, uint64_t 
 
 xv_status xv_caption_from_pretrained(const char *dir, const char *scratch, xv_caption_model **out) {
     *out = NULL;
-    xv_model_kind kind;
-    char resolved[4096];
-    XV_TRY(xv_model_kind_of(dir, NULL, &kind, resolved, sizeof resolved));
-    if (kind == XV_KIND_CAPTIONING) return xv_caption_load_dir(dir, true, out);
-    if (kind != XV_KIND_XVLM)
-        return xv_error(XV_ERR_INVALID_ARG, "%s is %s: captioning starts from a pretraining model", dir,
-                        xv_model_kind_name(kind));
-    char wpath[4096];
+    bool own;
     xv_model_config cfg;
-    XV_TRY(xv_model_dir_config(dir, &cfg, wpath, sizeof wpath));
+    XV_TRY(pretraining_source(dir, XV_KIND_CAPTIONING, "captioning", &own, &cfg));
+    if (own) return xv_caption_load_dir(dir, true, out);
     XV_TRY(xv_caption_create(&cfg, out));
     xv_status st = from_pretrained(dir, scratch, &(*out)->params, cfg.vision.window, caption_source_name, *out, 0,
                                    &(*out)->mapped);
