@@ -203,6 +203,22 @@ int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, c
     return r.status;
 }
 
+cJSON *xv_test_cli_json(const char *scratch, const char *args) {
+    xv_test_cli_result r = xv_test_cli(scratch, args, NULL);
+    CHECK(r.status == 0, "xvlm %s: exit %d, stderr: %s", args, r.status, r.err);
+    cJSON *j = r.status == 0 ? cJSON_Parse(r.out) : NULL;
+    CHECK(r.status != 0 || j, "xvlm %s: stdout is not JSON: %s", args, r.out);
+    xv_test_cli_free(&r);
+    return j;
+}
+
+void xv_test_cli_refused(const char *scratch, const char *args, int status, const char *words) {
+    xv_test_cli_result r = xv_test_cli(scratch, args, NULL);
+    CHECK(r.status == status && strstr(r.err, words), "xvlm %s: exit %d (want %d), stderr \"%s\" should say \"%s\"",
+          args, r.status, status, r.err, words);
+    xv_test_cli_free(&r);
+}
+
 int xv_test_run(const char *cmd) {
     printf("$ %s\n", cmd);
     fflush(stdout);

@@ -193,6 +193,11 @@ xv_test_cli_result xv_test_cli(const char *scratch, const char *args, const char
 void xv_test_cli_free(xv_test_cli_result *r);
 /* `xvlm CMD ARGS` (no input): the exit status, its stderr copied into err. */
 int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, char *err, size_t errlen);
+/* `xvlm ARGS` expected to succeed with one JSON value on stdout: the parsed
+ * value (NULL, with a failed CHECK, otherwise; free with cJSON_Delete). */
+struct cJSON *xv_test_cli_json(const char *scratch, const char *args);
+/* `xvlm ARGS` expected to fail with exit `status` and a stderr containing `words`. */
+void xv_test_cli_refused(const char *scratch, const char *args, int status, const char *words);
 
 /* ---- a tiny random X-VLM, its vocabulary, and test images ---- */
 

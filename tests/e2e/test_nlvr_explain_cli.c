@@ -17,28 +17,11 @@
 
 static char g_dir[64], g_nlvr[600], g_cam[600], g_img[2][160], g_dets[160];
 
-static cJSON *run_json(const char *args) {
-    xv_test_cli_result r = xv_test_cli(g_dir, args, NULL);
-    CHECK(r.status == 0, "xvlm %s: exit %d: %s", args, r.status, r.err);
-    cJSON *j = r.status == 0 ? cJSON_Parse(r.out) : NULL;
-    CHECK(r.status != 0 || j, "JSON output of xvlm %s: %s", args, r.out);
-    xv_test_cli_free(&r);
-    return j;
-}
-
-/* The command fails with `status` and its stderr names `what`. */
-static void refused(const char *args, int status, const char *what) {
-    xv_test_cli_result r = xv_test_cli(g_dir, args, NULL);
-    CHECK(r.status == status && strstr(r.err, what), "xvlm %s: exit %d (want %d), stderr \"%s\" (want \"%s\")", args,
-          r.status, status, r.err, what);
-    xv_test_cli_free(&r);
-}
-
 static void nlvr(void) {
     char args[1400];
     snprintf(args, sizeof args, "nlvr --model %s --left %s --right %s --text 'The left image is darker.' --text "
              "'two dogs' --json", g_nlvr, g_img[0], g_img[1]);
-    cJSON *j = run_json(args);
+    cJSON *j = xv_test_cli_json(g_dir, args);
     xvlm_model *m = NULL;
     xvlm_ctx *ctx = NULL;
     xvlm_images *im = NULL;
@@ -66,11 +49,11 @@ static void nlvr(void) {
     xvlm_images_free(im), xvlm_texts_free(tx), xvlm_ctx_free(ctx), xvlm_model_free(m);
 
     snprintf(args, sizeof args, "nlvr --model %s --left %s --right %s --text 'a dog'", g_cam, g_img[0], g_img[1]);
-    refused(args, 1, "cls_head");
+    xv_test_cli_refused(g_dir, args, 1, "cls_head");
     snprintf(args, sizeof args, "nlvr --model %s --left %s --right %s/none.png --text 'a dog'", g_nlvr, g_img[0], g_dir);
-    refused(args, 1, "none.png");
+    xv_test_cli_refused(g_dir, args, 1, "none.png");
     snprintf(args, sizeof args, "nlvr --model %s --left %s --text 'a dog'", g_nlvr, g_img[0]);
-    refused(args, 2, "--right");
+    xv_test_cli_refused(g_dir, args, 2, "--right");
 }
 
 static void explain(void) {
@@ -78,7 +61,7 @@ static void explain(void) {
     snprintf(png, sizeof png, "%s/heat.png", g_dir);
     snprintf(args, sizeof args, "explain --model %s --image %s --text 'the bright square' --layer 2 --per-word "
              "--out %s --json", g_cam, g_img[0], png);
-    cJSON *j = run_json(args);
+    cJSON *j = xv_test_cli_json(g_dir, args);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(j, "map");
     CHECK(cJSON_GetArraySize(map) == 7 && cJSON_GetArraySize(cJSON_GetArrayItem(map, 0)) == 7, "a 7x7 map");
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "token_maps")) ==
@@ -113,22 +96,22 @@ static void explain(void) {
     free(bytes);
 
     snprintf(args, sizeof args, "explain --model %s --image %s --text '?!'", g_cam, g_img[0]);
-    refused(args, 1, "empty after cleaning");
+    xv_test_cli_refused(g_dir, args, 1, "empty after cleaning");
     snprintf(args, sizeof args, "explain --model %s --image %s --text 'a dog' --layer 1", g_cam, g_img[0]);
-    refused(args, 1, "layer 1 is not a fusion layer of this model (2..3");
+    xv_test_cli_refused(g_dir, args, 1, "layer 1 is not a fusion layer of this model (2..3");
     snprintf(args, sizeof args, "explain --model %s --image %s --text 'a dog' --layer 4", g_cam, g_img[0]);
-    refused(args, 1, "layer 4 is not a fusion layer");
+    xv_test_cli_refused(g_dir, args, 1, "layer 4 is not a fusion layer");
     snprintf(args, sizeof args, "explain --model %s --image %s/config.json --text 'a dog'", g_cam, g_cam);
-    refused(args, 1, "config.json: not a JPEG or PNG");
+    xv_test_cli_refused(g_dir, args, 1, "config.json: not a JPEG or PNG");
     snprintf(args, sizeof args, "explain --model %s --image %s --text 'a dog'", g_nlvr, g_img[0]);
-    refused(args, 1, "itm_head");
+    xv_test_cli_refused(g_dir, args, 1, "itm_head");
 }
 
 static void ground_weak(void) {
     char args[1400];
     snprintf(args, sizeof args, "ground --weak --proposals %s --layer 2 --model %s --image %s --text 'the bright square' "
              "--json", g_dets, g_cam, g_img[0]);
-    cJSON *j = run_json(args);
+    cJSON *j = xv_test_cli_json(g_dir, args);
     const cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "results"), 0);
     int got = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r0, "proposal"));
     xvlm_model *m = NULL;
@@ -170,10 +153,10 @@ static void ground_weak(void) {
     xvlm_images_free(im), xvlm_texts_free(tx), xvlm_ctx_free(ctx), xvlm_model_free(m);
 
     snprintf(args, sizeof args, "ground --weak --model %s --image %s --text 'a dog'", g_cam, g_img[0]);
-    refused(args, 2, "--weak and --proposals go together");
+    xv_test_cli_refused(g_dir, args, 2, "--weak and --proposals go together");
     snprintf(args, sizeof args, "ground --weak --proposals %s --image-id 5 --model %s --image %s --text 'a dog'", g_dets,
              g_cam, g_img[0]);
-    refused(args, 1, "no proposals for image id 5");
+    xv_test_cli_refused(g_dir, args, 1, "no proposals for image id 5");
 }
 
 /* Tensor `a` of file fa equals tensor `b` of file fb, bit for bit. */
@@ -218,9 +201,9 @@ static void convert(const char *fx) {
     CHECK(!same_tensor(src, a, dst, "text_encoder.encoder.layer.4.crossattention.self.query.weight"),
           "layer 2 lands on layers 2 and 3 only, not on 4");
     snprintf(args, sizeof args, "nlvr --model %s --left %s --right %s --text 'a dog' --json", out, g_img[0], g_img[1]);
-    cJSON_Delete(run_json(args));
+    cJSON_Delete(xv_test_cli_json(g_dir, args));
     snprintf(args, sizeof args, "convert --nlvr %s %s/again", g_cam, g_dir);
-    refused(args, 1, "no text_encoder.bert.* tensors");
+    xv_test_cli_refused(g_dir, args, 1, "no text_encoder.bert.* tensors");
 }
 
 int main(void) {

@@ -14,29 +14,11 @@
 static char scratch[512], answers[600];
 static const char *fx;
 
-/* `xvlm ARGS` expected to succeed with one JSON object on stdout. */
-static cJSON *run_json(const char *args) {
-    xv_test_cli_result r = xv_test_cli(scratch, args, NULL);
-    CHECK(r.status == 0, "xvlm %s: status %d, stderr: %s", args, r.status, r.err);
-    cJSON *j = r.status == 0 ? cJSON_Parse(r.out) : NULL;
-    CHECK(r.status != 0 || j, "xvlm %s: stdout is not JSON: %s", args, r.out);
-    xv_test_cli_free(&r);
-    return j;
-}
-
-/* `xvlm ARGS` expected to fail with `status` and stderr containing `words`. */
-static void refused(const char *args, int status, const char *words) {
-    xv_test_cli_result r = xv_test_cli(scratch, args, NULL);
-    CHECK(r.status == status && strstr(r.err, words), "xvlm %s: status %d (want %d), stderr \"%s\" should say \"%s\"",
-          args, r.status, status, r.err, words);
-    xv_test_cli_free(&r);
-}
-
 static void vqa(void) {
     char args[2048];
     snprintf(args, sizeof args, "vqa --model '%s/vqa' --image '%s/images/rgb_baseline.jpg' --question 'What is the woman "
              "holding?' --answers '%s' --k 12 --top 12 --json", fx, fx, answers);
-    cJSON *j = run_json(args);
+    cJSON *j = xv_test_cli_json(scratch, args);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "answers");
     CHECK(cJSON_GetArraySize(list) == 12, "12 answers printed (k 12), got %d", cJSON_GetArraySize(list));
     double sum = 0, prev = 2;
@@ -55,24 +37,24 @@ static void vqa(void) {
 
     snprintf(args, sizeof args, "vqa --model '%s/vqa' --image '%s/images/rgb_baseline.jpg' --question ' ?! ' --answers '%s'",
              fx, fx, answers);
-    refused(args, 1, "empty");
+    xv_test_cli_refused(scratch, args, 1, "empty");
     snprintf(args, sizeof args, "vqa --model '%s/vqa' --image '%s/images/rgb_baseline.jpg' --question '' --answers '%s'",
              fx, fx, answers);
-    refused(args, 1, "question is empty");
+    xv_test_cli_refused(scratch, args, 1, "question is empty");
     char bad[600];
     snprintf(bad, sizeof bad, "%s/bad_answers.json", scratch);
     xv_test_write_file(bad, "[\"yes\", 3]");
     snprintf(args, sizeof args, "vqa --model '%s/vqa' --image '%s/images/rgb_baseline.jpg' --question 'what' --answers '%s'",
              fx, fx, bad);
-    refused(args, 1, "entry 1 is not a non-empty string");
+    xv_test_cli_refused(scratch, args, 1, "entry 1 is not a non-empty string");
     xv_test_write_file(bad, "{\"answers\": [\"yes\"]}");
-    refused(args, 1, "JSON list of answer strings");
+    xv_test_cli_refused(scratch, args, 1, "JSON list of answer strings");
     snprintf(args, sizeof args, "vqa --model '%s/vqa' --image '%s/no_such.jpg' --question 'what' --answers '%s'", fx,
              scratch, answers);
-    refused(args, 1, "no_such.jpg");
+    xv_test_cli_refused(scratch, args, 1, "no_such.jpg");
     snprintf(args, sizeof args, "vqa --model '%s/captioning' --image '%s/images/rgb_baseline.jpg' --question 'what' "
              "--answers '%s'", fx, fx, answers);
-    refused(args, 1, "not a VQA model");
+    xv_test_cli_refused(scratch, args, 1, "not a VQA model");
 }
 
 /* The caption of each image when captioned together with others. */
@@ -82,7 +64,7 @@ static void caption(void) {
     char *alone[3] = {0};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/images/%s' --json", fx, fx, imgs[i]);
-        cJSON *j = run_json(args);
+        cJSON *j = xv_test_cli_json(scratch, args);
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "results"), 0),
                                                           "caption");
         CHECK(cJSON_IsString(c) && *c->valuestring, "%s: a caption", imgs[i]);
@@ -91,7 +73,7 @@ static void caption(void) {
     }
     snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/images/%s' --image '%s/images/%s' "
              "--image '%s/images/%s' --json", fx, fx, imgs[0], fx, imgs[1], fx, imgs[2]);
-    cJSON *j = run_json(args);
+    cJSON *j = xv_test_cli_json(scratch, args);
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
     CHECK(cJSON_GetArraySize(res) == 3, "3 results");
     for (int i = 0; i < 3 && cJSON_GetArraySize(res) == 3; i++) {
@@ -104,14 +86,14 @@ static void caption(void) {
     for (int i = 0; i < 3; i++) free(alone[i]);
 
     snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/images/gray.png' --beam 0", fx, fx);
-    refused(args, 2, "--beam");
+    xv_test_cli_refused(scratch, args, 2, "--beam");
     /* the fixture's prompt is 10 ids ([CLS] a p ##i ##c ##t ##u ##r ##e of) */
     snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/images/gray.png' --max-len 10", fx, fx);
-    refused(args, 1, "leaves no room for a caption after the prompt");
+    xv_test_cli_refused(scratch, args, 1, "leaves no room for a caption after the prompt");
     snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/no_such.png'", fx, scratch);
-    refused(args, 1, "no_such.png");
+    xv_test_cli_refused(scratch, args, 1, "no_such.png");
     snprintf(args, sizeof args, "caption --model '%s/captioning' --image '%s/images/gray.png' --min-len 30", fx, fx);
-    refused(args, 1, "min_length 30");
+    xv_test_cli_refused(scratch, args, 1, "min_length 30");
 }
 
 int main(void) {
