@@ -49,33 +49,6 @@ static const char *task_str(const cJSON *cfg, const char *key, const char *fallb
     return cJSON_IsString(v) ? v->valuestring : fallback;
 }
 
-typedef struct {
-    const char *name;
-    const xv_tensor *t;
-} named;
-
-static xv_status put_all(xv_st_writer *w, const char *prefix, const named *outs, size_t n) {
-    for (size_t i = 0; i < n; i++) XV_TRY(xv_forward_put(w, prefix, outs[i].name, outs[i].t));
-    return XV_OK;
-}
-
-/* The gradient an activation holds, under `name`. */
-static xv_status put_grad(xv_st_writer *w, const char *name, const xv_tensor *t) {
-    if (!t || !t->grad) return xv_error(XV_ERR_INTERNAL, "%s: no gradient reached it", name);
-    xv_tensor view = *t;
-    view.data = t->grad;
-    return xv_forward_put(w, "", name, &view);
-}
-
-static xv_graph *step_graph(bool grads) {
-    xv_graph *g = xv_graph_new(0);
-    if (g) {
-        xv_graph_set_grad(g, grads);
-        xv_graph_set_training(g, false);
-    }
-    return g;
-}
-
 static xv_status backward(xv_graph *g, xv_params *p, xv_tensor *loss) {
     XV_TRY(xv_graph_status(g));
     xv_params_zero_grad(p);
@@ -105,7 +78,7 @@ static xv_status step_images(const xv_st_file *in, xv_graph *g, const char *pref
 /* ---- VQA ---- */
 
 static xv_status vqa_train(xv_vqa_model *m, const xv_st_file *in, bool grads, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_tensor *img, *q_ids, *q_atts, *n_ans, *a_ids, *a_atts, *wts;
     xv_status st = xv_forward_input(in, g, "train.image", true, true, &img);
@@ -125,11 +98,11 @@ static xv_status vqa_train(xv_vqa_model *m, const xv_st_file *in, bool grads, xv
     }
     if (st == XV_OK && grads) st = backward(g, &m->params, o.loss);
     if (st == XV_OK) {
-        const named outs[] = {{"vision_embeds", vis},      {"question_states", qs}, {"decoder_hidden", o.hidden},
+        const xv_forward_named outs[] = {{"vision_embeds", vis},      {"question_states", qs}, {"decoder_hidden", o.hidden},
                               {"decoder_logits", o.logits}, {"answer_nll", o.nll},   {"loss", o.loss}};
-        st = put_all(w, "train.", outs, sizeof outs / sizeof *outs);
-        if (st == XV_OK && grads) st = put_grad(w, "train.grad.vision_embeds", vis);
-        if (st == XV_OK && grads) st = put_grad(w, "train.grad.question_states", qs);
+        st = xv_forward_put_all(w, "train.", outs, sizeof outs / sizeof *outs);
+        if (st == XV_OK && grads) st = xv_forward_put_grad(w, "", "train.grad.vision_embeds", vis);
+        if (st == XV_OK && grads) st = xv_forward_put_grad(w, "", "train.grad.question_states", qs);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "train.", &m->params);
         if (st == XV_OK) printf("train.   vqa loss %.6f\n", o.loss->data[0]);
     }
@@ -138,7 +111,7 @@ static xv_status vqa_train(xv_vqa_model *m, const xv_st_file *in, bool grads, xv
 }
 
 static xv_status vqa_eval(xv_vqa_model *m, const xv_st_file *in, int k, xv_st_writer *w) {
-    xv_graph *g = step_graph(false);
+    xv_graph *g = xv_forward_step_graph(false);
     if (!g) return XV_ERR_NOMEM;
     xv_tensor *img, *q_ids, *q_atts, *a_ids, *a_atts;
     xv_status st = step_images(in, g, "eval.", &img);
@@ -159,7 +132,7 @@ static xv_status vqa_eval(xv_vqa_model *m, const xv_st_file *in, int k, xv_st_wr
     }
     if (st == XV_OK) st = xv_vqa_rank(g, m, qs, q_atts, a_ids, a_atts, k, true, &r);
     if (st == XV_OK) {
-        const named outs[] = {{"vision_embeds", vis},
+        const xv_forward_named outs[] = {{"vision_embeds", vis},
                               {"question_states", qs},
                               {"start_logits", r.start_logits},
                               {"first_token_probs", r.first_token_probs},
@@ -172,7 +145,7 @@ static xv_status vqa_eval(xv_vqa_model *m, const xv_st_file *in, int k, xv_st_wr
                               {"topk_probs", r.topk_probs},
                               {"topk_ids", r.topk_ids},
                               {"pred_answer_index", r.pred}};
-        st = put_all(w, "eval.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "eval.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) printf("eval.    %lld questions ranked over %lld answers (k %d)\n", (long long)qs->shape[0],
                                 (long long)a_ids->shape[0], k);
     }
@@ -201,7 +174,7 @@ xv_status xv_forward_vqa(xv_vqa_model *m, const char *dir, const xv_st_file *in,
 
 static xv_status caption_train(xv_caption_model *m, const xv_st_file *in, bool grads, float smoothing,
                                int prompt_len, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_tensor *img, *ids, *atts, *labels;
     xv_status st = xv_forward_input(in, g, "train.image", true, true, &img);
@@ -223,11 +196,11 @@ static xv_status caption_train(xv_caption_model *m, const xv_st_file *in, bool g
         st = xv_graph_status(g);
     }
     if (st == XV_OK) {
-        const named outs[] = {{"vision_embeds", vis},       {"decoder_hidden", o.hidden},
+        const xv_forward_named outs[] = {{"vision_embeds", vis},       {"decoder_hidden", o.hidden},
                               {"logits", o.logits},         {"token_loss", o.token_loss},
                               {"loss", o.loss},             {"loss_without_smoothing", plain.loss}};
-        st = put_all(w, "train.", outs, sizeof outs / sizeof *outs);
-        if (st == XV_OK && grads) st = put_grad(w, "train.grad.vision_embeds", vis);
+        st = xv_forward_put_all(w, "train.", outs, sizeof outs / sizeof *outs);
+        if (st == XV_OK && grads) st = xv_forward_put_grad(w, "", "train.grad.vision_embeds", vis);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "train.", &m->params);
         if (st == XV_OK) printf("train.   captioning loss %.6f\n", o.loss->data[0]);
     }
@@ -236,7 +209,7 @@ static xv_status caption_train(xv_caption_model *m, const xv_st_file *in, bool g
 }
 
 static xv_status caption_pretrain(xv_caption_model *m, const xv_st_file *in, xv_st_writer *w) {
-    xv_graph *g = step_graph(false);
+    xv_graph *g = xv_forward_step_graph(false);
     if (!g) return XV_ERR_NOMEM;
     xv_tensor *img, *ids, *atts;
     xv_status st = step_images(in, g, "pretrain.", &img);
@@ -249,8 +222,8 @@ static xv_status caption_pretrain(xv_caption_model *m, const xv_st_file *in, xv_
         st = xv_graph_status(g);
     }
     if (st == XV_OK) {
-        const named outs[] = {{"token_nll", o.token_loss}, {"loss", o.loss}};
-        st = put_all(w, "pretrain.", outs, sizeof outs / sizeof *outs);
+        const xv_forward_named outs[] = {{"token_nll", o.token_loss}, {"loss", o.loss}};
+        st = xv_forward_put_all(w, "pretrain.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) printf("pretrain. captioning loss %.6f\n", o.loss->data[0]);
     }
     xv_graph_free(g);
@@ -273,11 +246,11 @@ static xv_status beam(xv_caption_model *m, const xv_st_file *in, xv_graph *g, xv
     xv_beam_result r;
     XV_TRY(xv_beam_search(g, &src, prompt, &o, &r));
     snprintf(key, sizeof key, "gen.%s.", name);
-    const named outs[] = {{"sequences", r.sequences},     {"sequence_scores", r.sequence_scores},
+    const xv_forward_named outs[] = {{"sequences", r.sequences},     {"sequence_scores", r.sequence_scores},
                           {"cand_scores", r.cand_scores}, {"cand_tokens", r.cand_tokens},
                           {"cand_beam", r.cand_beam},     {"beam_scores", r.beam_scores},
                           {"beam_tokens", r.beam_tokens}, {"beam_rows", r.beam_rows}};
-    return put_all(w, key, outs, sizeof outs / sizeof *outs);
+    return xv_forward_put_all(w, key, outs, sizeof outs / sizeof *outs);
 }
 
 typedef struct {
@@ -288,7 +261,7 @@ typedef struct {
 
 static xv_status caption_gen(xv_caption_model *m, const xv_st_file *in, const caption_settings *cs,
                              xv_st_writer *w) {
-    xv_graph *g = step_graph(false);
+    xv_graph *g = xv_forward_step_graph(false);
     if (!g) return XV_ERR_NOMEM;
     xv_tensor *img, *prompt;
     xv_status st = step_images(in, g, "gen.", &img);
@@ -306,8 +279,8 @@ static xv_status caption_gen(xv_caption_model *m, const xv_st_file *in, const ca
         xv_tensor *greedy = st == XV_OK ? xv_oscar_generate(g, &src, prompt, cs->beam.max_length, NULL, &lp, NULL) : NULL;
         xv_tensor *hf = st == XV_OK ? xv_greedy_search(g, &src, prompt, cs->beam.max_length, cs->beam.min_length) : NULL;
         if (st == XV_OK) st = xv_graph_status(g);
-        const named outs[] = {{"greedy.sequences", greedy}, {"greedy.mean_logprob", lp}, {"hf_greedy.sequences", hf}};
-        if (st == XV_OK) st = put_all(w, "gen.", outs, sizeof outs / sizeof *outs);
+        const xv_forward_named outs[] = {{"greedy.sequences", greedy}, {"greedy.mean_logprob", lp}, {"hf_greedy.sequences", hf}};
+        if (st == XV_OK) st = xv_forward_put_all(w, "gen.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) printf("gen.     %lld images: beam search, greedy loops\n", (long long)img->shape[0]);
     }
     xv_graph_free(g);
@@ -395,7 +368,7 @@ static xv_status caption_scst(xv_caption_model *m, const xv_st_file *in, const c
     xv_tokenizer *tok = NULL;
     xv_status st = vocab ? xv_tokenizer_load(vocab, &tok) : xv_error(XV_ERR_MISSING, "step scst.: no vocab.txt");
     free(vocab);
-    xv_graph *g = step_graph(false), *gg = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(false), *gg = xv_forward_step_graph(grads);
     xv_cider *c = NULL;
     if (st == XV_OK && (!g || !gg)) st = XV_ERR_NOMEM;
     if (st == XV_OK) st = cider_from(corpus, &c);
@@ -431,9 +404,9 @@ static xv_status caption_scst(xv_caption_model *m, const xv_st_file *in, const c
     }
     if (st == XV_OK && grads) st = backward(gg, &m->params, loss);
     if (st == XV_OK) {
-        const named outs[] = {{"greedy_sequences", greedy}, {"sample_sequences", samples},
+        const xv_forward_named outs[] = {{"greedy_sequences", greedy}, {"sample_sequences", samples},
                               {"sample_mean_logprob", lp},  {"loss", loss}};
-        st = put_all(w, "scst.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "scst.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) st = xv_st_writer_add(w, "scst.cider_d", XV_ST_F64, XV_SHAPE(R + B), cider, false);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "scst.", &m->params);
         if (st == XV_OK) printf("scst.    loss %.6f (%d samples per image)\n", loss->data[0], n);

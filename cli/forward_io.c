@@ -63,15 +63,17 @@ xv_status xv_forward_put_grads(xv_st_writer *w, const char *prefix, const xv_par
     return XV_OK;
 }
 
-/* A named output of a step. */
-typedef struct {
-    const char *name;
-    xv_tensor *t;
-} named;
-
-static xv_status put_all(xv_st_writer *w, const char *prefix, const named *outs, size_t n) {
+/* A xv_forward_named output of a step. */
+xv_status xv_forward_put_all(xv_st_writer *w, const char *prefix, const xv_forward_named *outs, size_t n) {
     for (size_t i = 0; i < n; i++) XV_TRY(xv_forward_put(w, prefix, outs[i].name, outs[i].t));
     return XV_OK;
+}
+
+xv_status xv_forward_put_grad(xv_st_writer *w, const char *prefix, const char *name, const xv_tensor *t) {
+    if (!t || !t->grad) return xv_error(XV_ERR_INTERNAL, "%s%s: no gradient reached it", prefix, name);
+    xv_tensor view = *t;
+    view.data = t->grad;
+    return xv_forward_put(w, prefix, name, &view);
 }
 
 /* text_embedding_output and layer_out.<i>, or (grads) the gradients they hold. */
@@ -83,18 +85,12 @@ static xv_status put_layers(xv_st_writer *w, const char *prefix, const xv_model 
         if (i < 0) snprintf(name, sizeof name, "text_embedding_output%s", grads ? "_grad" : "");
         else snprintf(name, sizeof name, "layer_out%s.%d", grads ? "_grad" : "", i);
         if (!grads) XV_TRY(xv_forward_put(w, prefix, name, t));
-        else if (t && t->grad) {
-            xv_tensor view = *t;
-            view.data = t->grad;
-            XV_TRY(xv_forward_put(w, prefix, name, &view));
-        }
+        else if (t && t->grad) XV_TRY(xv_forward_put_grad(w, prefix, name, t));
     }
     return XV_OK;
 }
 
-/* A fresh graph for one step: eval mode, recording when gradients are asked
- * for, every activation gradient kept (the layer gradients are outputs). */
-static xv_graph *step_graph(bool grads) {
+xv_graph *xv_forward_step_graph(bool grads) {
     xv_graph *g = xv_graph_new(0);
     if (g) {
         xv_graph_set_grad(g, grads);
@@ -111,7 +107,7 @@ static xv_status finish(xv_graph *g, xv_model *m, xv_tensor *loss, bool grads) {
 }
 
 static xv_status nlvr_step(xv_model *m, const xv_st_file *in, bool grads, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_nlvr_batch b = {0};
     xv_nlvr_out o = {0};
@@ -122,9 +118,9 @@ static xv_status nlvr_step(xv_model *m, const xv_st_file *in, bool grads, xv_st_
     if (st == XV_OK) st = xv_nlvr_forward(g, m, &b, &o);
     if (st == XV_OK) st = finish(g, m, o.loss, grads);
     if (st == XV_OK) {
-        const named outs[] = {{"vision_embeds", o.vision_embeds}, {"cross_cls", o.cross_cls}, {"logits", o.logits},
+        const xv_forward_named outs[] = {{"vision_embeds", o.vision_embeds}, {"cross_cls", o.cross_cls}, {"logits", o.logits},
                               {"loss", o.loss}, {"pred_class", o.pred_class}, {"accuracy", o.accuracy}};
-        st = put_all(w, "nlvr.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "nlvr.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) st = put_layers(w, "nlvr.", m, o.text_embedding_output, o.layer_out, false);
         if (st == XV_OK && grads) st = put_layers(w, "nlvr.", m, o.text_embedding_output, o.layer_out, true);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "nlvr.", &m->params);
@@ -135,7 +131,7 @@ static xv_status nlvr_step(xv_model *m, const xv_st_file *in, bool grads, xv_st_
 }
 
 static xv_status ta_step(xv_model *m, const xv_st_file *in, bool grads, uint64_t seed, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_rng rng;
     xv_rng_seed(&rng, seed);
@@ -153,7 +149,7 @@ static xv_status ta_step(xv_model *m, const xv_st_file *in, bool grads, uint64_t
     if (st == XV_OK) st = finish(g, m, o.loss, grads);
     if (st == XV_OK) {
         const bool drawn = !b.labels;
-        const named outs[] = {{"vision_embeds", o.vision_embeds},
+        const xv_forward_named outs[] = {{"vision_embeds", o.vision_embeds},
                               {"image_feat", o.image_feat},
                               {"sim", o.sim},
                               {"weights", o.weights},
@@ -163,7 +159,7 @@ static xv_status ta_step(xv_model *m, const xv_st_file *in, bool grads, uint64_t
                               {"left_idx", drawn ? o.left_idx : NULL}, /* only when drawn here */
                               {"right_idx", drawn ? o.right_idx : NULL},
                               {"labels", drawn ? o.labels : NULL}};
-        st = put_all(w, "ta.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "ta.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) st = put_layers(w, "ta.", m, o.text_embedding_output, o.layer_out, false);
         if (st == XV_OK && grads) st = put_layers(w, "ta.", m, o.text_embedding_output, o.layer_out, true);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "ta.", &m->params);
@@ -218,9 +214,9 @@ static xv_status gradcam_boxes(const xv_st_file *in, xv_graph *g, const xv_gradc
             for (int c = 0; c < 4; c++) box->data[4 * r + c] = (float)res.box[r][c];
         }
         memcpy(scores->data, res.box_scores, sizeof(float) * (size_t)(R * K));
-        const named outs[] = {{"box_scores", scores}, {"chosen_box_idx", idx}, {"chosen_box", box},
+        const xv_forward_named outs[] = {{"box_scores", scores}, {"chosen_box_idx", idx}, {"chosen_box", box},
                               {"correct", correct}};
-        st = put_all(w, "gradcam.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "gradcam.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) st = xv_st_writer_add(w, "gradcam.iou", XV_ST_F64, XV_SHAPE(R), res.iou, false);
         if (st == XV_OK && splits)
             st = xv_st_writer_add(w, "gradcam.accuracy", XV_ST_F64, XV_SHAPE(XV_N_SPLITS), res.accuracy, false);
@@ -231,7 +227,7 @@ static xv_status gradcam_boxes(const xv_st_file *in, xv_graph *g, const xv_gradc
 }
 
 static xv_status gradcam_step(xv_model *m, const xv_st_file *in, int block_num, xv_st_writer *w) {
-    xv_graph *g = step_graph(true); /* the map needs the gradient */
+    xv_graph *g = xv_forward_step_graph(true); /* the map needs the gradient */
     if (!g) return XV_ERR_NOMEM;
     xv_gradcam_batch b = {.block_num = block_num};
     xv_gradcam_out o = {0};
@@ -247,11 +243,11 @@ static xv_status gradcam_step(xv_model *m, const xv_st_file *in, int block_num, 
     if (st == XV_OK) {
         xv_tensor grads = *o.attn_probs;
         grads.data = o.attn_probs->grad;
-        const named outs[] = {{"vision_embeds", o.vision_embeds}, {"cross_cls", o.cross_cls},
+        const xv_forward_named outs[] = {{"vision_embeds", o.vision_embeds}, {"cross_cls", o.cross_cls},
                               {"itm_logits", o.itm_logits},       {"loss", o.loss},
                               {"attn_probs", o.attn_probs},       {"attn_grads", &grads},
                               {"map", o.map}};
-        st = put_all(w, "gradcam.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "gradcam.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK) st = put_layers(w, "gradcam.", m, o.text_embedding_output, o.layer_out, false);
         if (st == XV_OK) st = put_layers(w, "gradcam.", m, o.text_embedding_output, o.layer_out, true);
         if (st == XV_OK) st = gradcam_boxes(in, g, &o, w);
@@ -262,7 +258,7 @@ static xv_status gradcam_step(xv_model *m, const xv_st_file *in, int block_num, 
 }
 
 static xv_status weak_train_step(xv_model *m, const xv_st_file *in, bool grads, uint64_t seed, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_rng rng;
     xv_rng_seed(&rng, seed);
@@ -277,13 +273,13 @@ static xv_status weak_train_step(xv_model *m, const xv_st_file *in, bool grads, 
     if (st == XV_OK) st = xv_weak_grounding_step(g, m, &b, &o);
     if (st == XV_OK) st = finish(g, m, o.loss_total, grads);
     if (st == XV_OK) {
-        const named outs[] = {{"image_feat", o.image_feat},       {"text_feat", o.text_feat},
+        const xv_forward_named outs[] = {{"image_feat", o.image_feat},       {"text_feat", o.text_feat},
                               {"sim_i2t", o.sim_i2t},             {"itm_cross_cls", o.itm_cross_cls},
                               {"itm_logits", o.itm_logits},       {"loss_itc", o.loss_itc},
                               {"loss_itm", o.loss_itm},           {"loss_total", o.loss_total},
                               {"itm_neg_image_idx", b.neg_image_idx ? NULL : o.neg_image_idx},
                               {"itm_neg_text_idx", b.neg_text_idx ? NULL : o.neg_text_idx}};
-        st = put_all(w, "train.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "train.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "train.", &m->params);
         if (st == XV_OK) printf("train.   loss_total %.6f\n", o.loss_total->data[0]);
     }
@@ -292,7 +288,7 @@ static xv_status weak_train_step(xv_model *m, const xv_st_file *in, bool grads, 
 }
 
 static xv_status bbox_pretrain_step(xv_model *m, const xv_st_file *in, bool grads, xv_st_writer *w) {
-    xv_graph *g = step_graph(grads);
+    xv_graph *g = xv_forward_step_graph(grads);
     if (!g) return XV_ERR_NOMEM;
     xv_bbox_pretrain_batch b = {0};
     xv_bbox_pretrain_out o = {0};
@@ -305,10 +301,10 @@ static xv_status bbox_pretrain_step(xv_model *m, const xv_st_file *in, bool grad
     if (st == XV_OK) st = xv_bbox_pretrain_step(g, m, &b, &o);
     if (st == XV_OK) st = finish(g, m, o.loss_total, grads);
     if (st == XV_OK) {
-        const named outs[] = {{"text_embeds", o.text_embeds}, {"bbox_cross_cls", o.bbox_cross_cls},
+        const xv_forward_named outs[] = {{"text_embeds", o.text_embeds}, {"bbox_cross_cls", o.bbox_cross_cls},
                               {"bbox_pred", o.bbox_pred},     {"loss_bbox", o.loss_bbox},
                               {"loss_giou", o.loss_giou},     {"loss_total", o.loss_total}};
-        st = put_all(w, "bbox_pretrain.", outs, sizeof outs / sizeof *outs);
+        st = xv_forward_put_all(w, "bbox_pretrain.", outs, sizeof outs / sizeof *outs);
         if (st == XV_OK && grads) st = xv_forward_put_grads(w, "bbox_pretrain.", &m->params);
         if (st == XV_OK) printf("bbox_pretrain. loss_total %.6f\n", o.loss_total->data[0]);
     }

@@ -19,6 +19,18 @@ xv_status xv_forward_put(xv_st_writer *w, const char *prefix, const char *name, 
 /* prefix + "grad." + name for every parameter (tied names repeated; zeros where none). */
 xv_status xv_forward_put_grads(xv_st_writer *w, const char *prefix, const xv_params *p);
 
+/* A step's outputs by name, written under prefix + name (NULL ones skipped). */
+typedef struct {
+    const char *name;
+    const xv_tensor *t;
+} xv_forward_named;
+xv_status xv_forward_put_all(xv_st_writer *w, const char *prefix, const xv_forward_named *outs, size_t n);
+/* The gradient activation t holds, under prefix + name (an error when none reached it). */
+xv_status xv_forward_put_grad(xv_st_writer *w, const char *prefix, const char *name, const xv_tensor *t);
+/* A fresh graph for one step: eval mode, recording when gradients are asked
+ * for, every activation gradient kept (the layer gradients are outputs). */
+xv_graph *xv_forward_step_graph(bool grads);
+
 /* Runs every task step present in `in` for the parts m has (NLVR2 "nlvr.",
  * text assignment "ta.", Grad-CAM "gradcam." with block_num, weak grounding
  * "train.", box domain pretraining "bbox_pretrain.") and writes their
