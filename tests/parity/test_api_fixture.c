@@ -10,19 +10,8 @@
 #include <string.h>
 
 #include "core/fs.h"
-#include "io/safetensors.h"
-#include "testutil.h"
+#include "golden.h"
 #include "xvlm.h"
-
-static float *tensor(const xv_st_file *f, const char *name, int64_t *numel) {
-    const xv_st_tensor *t = xv_st_find(f, name);
-    CHECK(t != NULL, "%s present", name);
-    if (!t) return NULL;
-    float *v = malloc(sizeof *v * (size_t)t->numel);
-    CHECK_OK(xv_st_read_f32(f, t, v));
-    if (numel) *numel = t->numel;
-    return v;
-}
 
 /* max |got - ref| over n values relative to max(1, max |ref|). */
 static double rel_err(const float *got, int64_t gstride, const float *ref, int64_t rstride, int rows, int cols) {
@@ -45,24 +34,15 @@ static const char **captions(const cJSON *cfg, const char *step, int *n) {
 }
 
 int main(void) {
-    const char *fx = xv_fixtures_dir();
-    if (!fx) return xv_test_skip("fixtures absent");
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/tiny", fx);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *cfg_text = xv_test_read_file(path, NULL);
-    cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
-    CHECK(cfg != NULL, "config.json");
+    char dir[1024];
+    xv_st_file *in = NULL, *out = NULL;
+    if (!golden_open("tiny", dir, sizeof dir, &in, &out)) return xv_test_skip("fixtures absent");
+    cJSON *cfg = golden_json(dir, "config.json");
     xvlm_set_threads(2);
     xvlm_model *m = NULL;
     xvlm_ctx *ctx = NULL;
     CHECK_OK(xvlm_model_load(dir, NULL, &m));
     if (m) CHECK_OK(xvlm_ctx_new(m, &ctx));
-    xv_st_file *in = NULL, *out = NULL;
-    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &in));
-    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &out));
     if (!cfg || !ctx || !in || !out) return xv_test_finish("test_api_fixture");
 
     /* The fixture's texts: pre_caption(30), [CLS] + tokens cut to 16. */
@@ -72,9 +52,9 @@ int main(void) {
     /* Image-text step: image b with caption b. */
     int nt = 0;
     const char **caps = captions(cfg, "image", &nt);
-    float *img = tensor(in, "image.image", NULL);
-    float *ifeat = tensor(out, "image.image_feat", NULL), *tfeat = tensor(out, "image.text_feat", NULL);
-    float *logits = tensor(out, "image.itm_logits", NULL);
+    float *img = golden_floats(in, "image.image", NULL);
+    float *ifeat = golden_floats(out, "image.image_feat", NULL), *tfeat = golden_floats(out, "image.text_feat", NULL);
+    float *logits = golden_floats(out, "image.itm_logits", NULL);
     xvlm_images *im = NULL;
     xvlm_texts *tx = NULL;
     CHECK_OK(xvlm_encode_images_tensor(ctx, img, nt, NULL, &im));
@@ -103,9 +83,9 @@ int main(void) {
     /* Region step: the box of text b in its (whole) image idx_to_group_img[b]. */
     caps = captions(cfg, "region", &nt);
     int64_t ni = 0;
-    img = tensor(in, "region.image", &ni);
+    img = golden_floats(in, "region.image", &ni);
     ni /= 3 * 224 * 224;
-    float *bbox = tensor(out, "region.bbox_pred", NULL), *rtfeat = tensor(out, "region.text_feat", NULL);
+    float *bbox = golden_floats(out, "region.bbox_pred", NULL), *rtfeat = golden_floats(out, "region.text_feat", NULL);
     const xv_st_tensor *gt = xv_st_find(in, "region.idx_to_group_img");
     int32_t group[8] = {0};
     if (gt) CHECK_OK(xv_st_read_i32(in, gt, group));
@@ -138,6 +118,5 @@ int main(void) {
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
     cJSON_Delete(cfg);
-    free(cfg_text);
     return xv_test_finish("test_api_fixture");
 }

@@ -15,9 +15,11 @@
  * 5e-4 from a tie, far above fp32 rounding); CIDEr-D ≤ 1e-9 (double arithmetic). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "data/detokenize.h"
-#include "fixture_compare.h"
+#include "golden.h"
 #include "model/captioning.h"
 #include "model/model.h"
 #include "tasks/cider.h"
@@ -28,8 +30,8 @@
 
 static void train_step(xv_caption_model *m, const xv_st_file *in, const xv_st_file *ref) {
     xv_graph *g = xv_graph_new(0);
-    xv_tensor *vis = xv_vision_embeds(g, &m->vision, fx_input(g, in, "train.image", true), NULL);
-    xv_tensor *ids = fx_input(g, in, "train.text_ids", false), *atts = fx_input(g, in, "train.text_atts", false);
+    xv_tensor *vis = xv_vision_embeds(g, &m->vision, golden_input(g, in, "train.image", true), NULL);
+    xv_tensor *ids = golden_input(g, in, "train.text_ids", false), *atts = golden_input(g, in, "train.text_atts", false);
     xv_tensor *labels = xv_bert_lm_labels(g, ids, m->cfg.text.pad_id, PROMPT_LEN);
     fx_values(in, "train.labels", NULL, labels ? labels->idata : NULL, labels ? labels->numel : 0, 0);
     xv_caption_lm_out o, plain;
@@ -58,10 +60,10 @@ static void train_step(xv_caption_model *m, const xv_st_file *in, const xv_st_fi
     }
     xv_graph_reset(g);
     xv_graph_set_grad(g, false);
-    vis = xv_vision_embeds(g, &m->vision, fx_input(g, in, "train.image", true), NULL);
-    ids = fx_input(g, in, "pretrain.text_ids", false);
+    vis = xv_vision_embeds(g, &m->vision, golden_input(g, in, "train.image", true), NULL);
+    ids = golden_input(g, in, "pretrain.text_ids", false);
     xv_caption_lm_out p;
-    xv_caption_lm_loss(g, m, vis, ids, fx_input(g, in, "pretrain.text_atts", false),
+    xv_caption_lm_loss(g, m, vis, ids, golden_input(g, in, "pretrain.text_atts", false),
                        xv_bert_lm_labels(g, ids, m->cfg.text.pad_id, 0), 0.0f, &p);
     fx_tensor(ref, "pretrain.token_nll", p.token_loss, FWD_TOL);
     fx_tensor(ref, "pretrain.loss", p.loss, FWD_TOL);
@@ -135,9 +137,9 @@ static void beam(const xv_caption_model *m, xv_graph *g, xv_tensor *vis, xv_tens
 static void generation(const xv_caption_model *m, const xv_st_file *in, const xv_st_file *ref) {
     xv_graph *g = xv_graph_new(0);
     xv_graph_set_grad(g, false);
-    xv_tensor *images = xv_gather_rows(g, fx_input(g, in, "train.image", true), fx_input(g, in, "gen.image_index", false));
+    xv_tensor *images = xv_gather_rows(g, golden_input(g, in, "train.image", true), golden_input(g, in, "gen.image_index", false));
     xv_tensor *vis = xv_vision_embeds(g, &m->vision, images, NULL);
-    xv_tensor *prompt = fx_input(g, in, "gen.prompt_ids", false);
+    xv_tensor *prompt = golden_input(g, in, "gen.prompt_ids", false);
     xv_lm_source src = xv_caption_source(m, vis);
     xv_tensor *rows = repeat_rows(g, prompt, (int)vis->shape[0]);
     fx_tensor(ref, "gen.first_step_logits", xv_lm_next_logits(g, &src, rows), FWD_TOL);
@@ -222,14 +224,14 @@ static void scst(xv_caption_model *m, const xv_st_file *in, const xv_st_file *re
     const int n = 3; /* info.scst.sample_n */
     xv_graph *g = xv_graph_new(0);
     xv_graph_set_grad(g, false);
-    xv_tensor *images = xv_gather_rows(g, fx_input(g, in, "train.image", true), fx_input(g, in, "gen.image_index", false));
+    xv_tensor *images = xv_gather_rows(g, golden_input(g, in, "train.image", true), golden_input(g, in, "gen.image_index", false));
     xv_tensor *vis = xv_vision_embeds(g, &m->vision, images, NULL), *vis_n = repeat_rows(g, vis, n);
-    xv_tensor *prompt = fx_input(g, in, "gen.prompt_ids", false);
+    xv_tensor *prompt = golden_input(g, in, "gen.prompt_ids", false);
     xv_lm_source src = xv_caption_source(m, vis), src_n = xv_caption_source(m, vis_n);
     xv_tensor *greedy = xv_oscar_generate(g, &src, prompt, 20, NULL, NULL, NULL);
     fx_tensor(ref, "scst.greedy_sequences", greedy, 0);
     xv_tensor *lp = NULL, *chosen = NULL;
-    xv_tensor *samples = xv_oscar_generate(g, &src_n, prompt, 20, fx_input(g, in, "scst.forced_tokens", false), &lp,
+    xv_tensor *samples = xv_oscar_generate(g, &src_n, prompt, 20, golden_input(g, in, "scst.forced_tokens", false), &lp,
                                            &chosen);
     fx_tensor(ref, "scst.sample_sequences", samples, 0);
     check_captions(greedy, info_at((const char *[]){"scst", "greedy_captions"}, 2), "info.scst.greedy_captions");
@@ -264,13 +266,13 @@ static void scst(xv_caption_model *m, const xv_st_file *in, const xv_st_file *re
 int main(void) {
     char dir[1024];
     xv_st_file *in, *ref;
-    if (!fx_open("captioning", dir, sizeof dir, &in, &ref)) return xv_test_skip("fixtures absent");
+    if (!golden_open("captioning", dir, sizeof dir, &in, &ref)) return xv_test_skip("fixtures absent");
     xv_caption_model *m = NULL;
     CHECK_OK(xv_caption_load_dir(dir, false, &m));
     char path[1200];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     CHECK_OK(xv_tokenizer_load(path, &tok));
-    cJSON *config = fx_config(dir);
+    cJSON *config = golden_json(dir, "config.json");
     info = cJSON_GetObjectItemCaseSensitive(config, "info");
     CHECK(info != NULL, "%s/config.json: no \"info\"", dir);
     if (m && in && ref && tok && info) {

@@ -9,11 +9,11 @@
  * allows it): the candidate rows are matched on eval.topk_ids_first before
  * comparing, and a reordering between unequal probabilities fails. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-/* Only fx_values / fx_section of the shared helpers are used here. */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "fixture_compare.h"
+#include "golden.h"
 
 #define FWD_TOL 1e-5
 #define GRAD_TOL 1e-4
@@ -119,19 +119,12 @@ static void compare_file(const char *ref_path, const char *out_path) {
 }
 
 int main(void) {
-    const char *fx = xv_fixtures_dir(), *bin = getenv("XV_BIN");
-    if (!fx) return xv_test_skip("fixtures absent");
-    if (!bin) return xv_test_skip("XV_BIN not set");
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (!xv_fixtures_dir()) return xv_test_skip("fixtures absent");
+    if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN not set");
     const char *cases[] = {"vqa", "captioning"};
     for (int c = 0; c < 2; c++) {
-        char out[512], ref[1200], cmd[4096];
-        snprintf(out, sizeof out, "%s/xv_forward_%s_%d.safetensors", tmp, cases[c], (int)getpid());
-        snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/%s' --inputs '%s/%s/inputs.safetensors' --out '%s' --grads",
-                 bin, fx, cases[c], fx, cases[c], out);
-        CHECK(xv_test_run(cmd) == 0, "xvlm forward on %s failed", cases[c]);
-        snprintf(ref, sizeof ref, "%s/%s/outputs.safetensors", fx, cases[c]);
-        compare_file(ref, out);
+        char out[512], ref[1200];
+        if (golden_forward_cli(cases[c], "", out, sizeof out, ref, sizeof ref)) compare_file(ref, out);
         unlink(out);
     }
     return xv_test_finish("test_forward_gen_cli");

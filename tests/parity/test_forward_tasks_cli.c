@@ -48,19 +48,13 @@ static void compare_file(const char *ref_path, const char *out_path, const char 
 }
 
 int main(void) {
-    const char *fx = xv_fixtures_dir(), *bin = getenv("XV_BIN");
-    if (!fx) return xv_test_skip("fixtures absent");
-    if (!bin) return xv_test_skip("XV_BIN not set");
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (!xv_fixtures_dir()) return xv_test_skip("fixtures absent");
+    if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN not set");
     const char *cases[2][3] = {{"nlvr", "", NULL}, {"gradcam", "--block-num 2", "gradcam.accuracy"}};
     for (int c = 0; c < 2; c++) {
-        char out[512], ref[1200], cmd[4096];
-        snprintf(out, sizeof out, "%s/xv_forward_%s_%d.safetensors", tmp, cases[c][0], (int)getpid());
-        snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/%s' --inputs '%s/%s/inputs.safetensors' --out '%s' --grads %s",
-                 bin, fx, cases[c][0], fx, cases[c][0], out, cases[c][1]);
-        CHECK(xv_test_run(cmd) == 0, "xvlm forward on %s failed", cases[c][0]);
-        snprintf(ref, sizeof ref, "%s/%s/outputs.safetensors", fx, cases[c][0]);
-        compare_file(ref, out, cases[c][2]);
+        char out[512], ref[1200];
+        if (golden_forward_cli(cases[c][0], cases[c][1], out, sizeof out, ref, sizeof ref))
+            compare_file(ref, out, cases[c][2]);
         unlink(out);
     }
     return xv_test_finish("test_forward_tasks_cli");

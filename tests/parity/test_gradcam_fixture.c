@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fs.h"
 #include "golden.h"
 #include "model/gradcam.h"
 #include "model/grounding_steps.h"
@@ -18,17 +17,12 @@
 
 /* config.json: gradcam.block_num and inputs_info.gradcam.ref_splits. */
 static bool read_config(const char *dir, int *block_num, xv_refcoco_split *splits, int n_refs) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    CHECK_OK(xv_fs_read_file(path, 16 << 20, &text, &len));
-    cJSON *root = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
+    cJSON *root = golden_json(dir, "config.json");
     cJSON *bn = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "gradcam"), "block_num");
     cJSON *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "inputs_info"), "gradcam"),
                                     "ref_splits");
     bool ok = cJSON_IsNumber(bn) && cJSON_GetArraySize(sp) == n_refs;
-    CHECK(ok, "%s: gradcam.block_num or %d inputs_info.gradcam.ref_splits missing", path, n_refs);
+    CHECK(ok, "%s/config.json: gradcam.block_num or %d inputs_info.gradcam.ref_splits missing", dir, n_refs);
     if (ok) {
         *block_num = bn->valueint;
         for (int r = 0; r < n_refs; r++) {
@@ -37,7 +31,6 @@ static bool read_config(const char *dir, int *block_num, xv_refcoco_split *split
         }
     }
     cJSON_Delete(root);
-    free(text);
     return ok;
 }
 
@@ -203,15 +196,11 @@ static void bbox_pretrain_step(xv_model *m, const xv_st_file *in, const xv_st_fi
 int main(void) {
     const char *fx = xv_fixtures_dir();
     if (!fx) return xv_test_skip("fixtures absent");
-    char dir[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/gradcam", fx);
+    char dir[1024];
+    xv_st_file *in = NULL, *ref = NULL;
+    golden_open("gradcam", dir, sizeof dir, &in, &ref);
     xv_model *m = NULL;
     CHECK_OK(xv_model_load_dir(dir, false, &m));
-    xv_st_file *in = NULL, *ref = NULL;
-    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &in));
-    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &ref));
     int block_num = -1;
     xv_refcoco_split splits[4];
     if (m && in && ref && read_config(dir, &block_num, splits, 4)) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fs.h"
 #include "golden.h"
 #include "model/nlvr.h"
 
@@ -85,14 +84,11 @@ static void ta_step(xv_model *m, const xv_st_file *in, const xv_st_file *ref) {
 /* conversion.json pretrain_to_nlvr: the renaming of every source key, which
  * target key it fills, what is missing and what is left over. */
 static void conversion_map(const char *fx, int fusion_layer) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/nlvr/conversion.json", fx);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    CHECK_OK(xv_fs_read_file(path, 64 << 20, &text, &len));
-    cJSON *root = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/nlvr", fx);
+    cJSON *root = golden_json(dir, "conversion.json");
     cJSON *conv = cJSON_GetObjectItem(root, "pretrain_to_nlvr");
-    CHECK(conv != NULL, "%s: no pretrain_to_nlvr", path);
+    CHECK(conv != NULL, "%s/conversion.json: no pretrain_to_nlvr", dir);
     if (!conv) goto done;
     cJSON *sources = cJSON_GetObjectItem(conv, "source_keys"), *targets = cJSON_GetObjectItem(conv, "target_keys");
     cJSON *loaded = cJSON_GetObjectItem(conv, "loaded_from"), *unexpected = cJSON_GetObjectItem(conv, "unexpected_after_renaming");
@@ -149,7 +145,6 @@ static void conversion_map(const char *fx, int fusion_layer) {
     cJSON_Delete(mine);
 done:
     cJSON_Delete(root);
-    free(text);
 }
 
 /* The converted model holds, for every parameter, the tensor of its source
@@ -203,11 +198,15 @@ static void conversion_values(const char *fx, const xv_model *nlvr) {
 int main(void) {
     const char *fx = xv_fixtures_dir();
     if (!fx) return xv_test_skip("fixtures absent");
-    char dir[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/nlvr", fx);
+    char dir[1024];
+    xv_st_file *in = NULL, *ref = NULL;
+    golden_open("nlvr", dir, sizeof dir, &in, &ref);
     xv_model *m = NULL;
     CHECK_OK(xv_model_load_dir(dir, false, &m));
-    if (!m) return xv_test_finish("test_nlvr_fixture");
+    if (!m) {
+        xv_st_close(in), xv_st_close(ref);
+        return xv_test_finish("test_nlvr_fixture");
+    }
     CHECK(m->parts.nlvr && m->parts.ta && xv_model_paired(&m->parts), "fixture weights: NLVR and text-assignment parts");
     /* Shared key/value: one tensor under both layer names. */
     CHECK(xv_params_find(&m->params, "text_encoder.encoder.layer.2.crossattention.self.key.weight") ==
@@ -217,11 +216,6 @@ int main(void) {
               xv_params_find(&m->params, "text_encoder.encoder.layer.3.crossattention.self.query.weight"),
           "queries are not shared");
     xv_params_set_requires_grad(&m->params, true);
-    xv_st_file *in = NULL, *ref = NULL;
-    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &in));
-    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, &ref));
     if (in && ref) {
         nlvr_step(m, in, ref);
         ta_step(m, in, ref);

@@ -15,57 +15,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/safetensors.h"
 #include "model/gradcam_boxes.h"
-#include "testutil.h"
+#include "golden.h"
 #include "xvlm.h"
-
-static float *tensor(const xv_st_file *f, const char *name, int64_t *numel) {
-    const xv_st_tensor *t = xv_st_find(f, name);
-    CHECK(t != NULL, "%s present", name);
-    if (!t) return NULL;
-    float *v = malloc(sizeof *v * (size_t)t->numel);
-    CHECK_OK(xv_st_read_f32(f, t, v));
-    if (numel) *numel = t->numel;
-    return v;
-}
 
 static const cJSON *info(const cJSON *cfg, const char *step, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "inputs_info"), step), key);
 }
 
-static cJSON *load_config(const char *dir) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = xv_test_read_file(path, NULL);
-    cJSON *cfg = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK(cfg != NULL, "%s", path);
-    return cfg;
+/* The model, a context, the inputs and golden outputs, and config.json of
+ * FIXTURES/<name>; false when one of them is missing (a failed CHECK). */
+typedef struct {
+    xvlm_model *m;
+    xvlm_ctx *ctx;
+    xv_st_file *in, *ref;
+    cJSON *cfg;
+} fixture;
+
+static bool fixture_open(const char *name, fixture *f) {
+    char dir[1024];
+    *f = (fixture){0};
+    golden_open(name, dir, sizeof dir, &f->in, &f->ref);
+    f->cfg = golden_json(dir, "config.json");
+    CHECK_OK(xvlm_model_load(dir, NULL, &f->m));
+    if (f->m) CHECK_OK(xvlm_ctx_new(f->m, &f->ctx));
+    return f->cfg && f->ctx && f->in && f->ref;
 }
 
-static bool open_fixture(const char *dir, xvlm_model **m, xvlm_ctx **ctx, xv_st_file **in, xv_st_file **ref) {
-    char path[600];
-    CHECK_OK(xvlm_model_load(dir, NULL, m));
-    if (*m) CHECK_OK(xvlm_ctx_new(*m, ctx));
-    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, in));
-    snprintf(path, sizeof path, "%s/outputs.safetensors", dir);
-    CHECK_OK(xv_st_open(path, ref));
-    return *ctx && *in && *ref;
+static void fixture_close(fixture *f) {
+    xv_st_close(f->in), xv_st_close(f->ref);
+    xvlm_ctx_free(f->ctx), xvlm_model_free(f->m);
+    cJSON_Delete(f->cfg);
 }
 
-static void nlvr(const char *fx) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/nlvr", fx);
-    cJSON *cfg = load_config(dir);
-    xvlm_model *m = NULL;
-    xvlm_ctx *ctx = NULL;
-    xv_st_file *in = NULL, *ref = NULL;
-    if (cfg && open_fixture(dir, &m, &ctx, &in, &ref)) {
+static void nlvr(void) {
+    fixture f;
+    if (fixture_open("nlvr", &f)) {
+        xvlm_ctx *ctx = f.ctx;
+        const xv_st_file *in = f.in, *ref = f.ref;
+        const cJSON *cfg = f.cfg;
         int64_t npx = 0, nz = 0;
-        float *px = tensor(in, "nlvr.images", &npx), *want = tensor(ref, "nlvr.logits", &nz);
+        float *px = golden_floats(in, "nlvr.images", &npx), *want = golden_floats(ref, "nlvr.logits", &nz);
         const cJSON *sent = info(cfg, "nlvr", "sentences_after_pre_caption");
         const int B = cJSON_GetArraySize(sent);
         const char *texts[8];
@@ -103,21 +94,17 @@ static void nlvr(const char *fx) {
         xvlm_texts_free(tx);
         free(px), free(want);
     }
-    xv_st_close(in), xv_st_close(ref);
-    xvlm_ctx_free(ctx), xvlm_model_free(m);
-    cJSON_Delete(cfg);
+    fixture_close(&f);
 }
 
-static void gradcam(const char *fx) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/gradcam", fx);
-    cJSON *cfg = load_config(dir);
-    xvlm_model *m = NULL;
-    xvlm_ctx *ctx = NULL;
-    xv_st_file *in = NULL, *ref = NULL;
-    if (cfg && open_fixture(dir, &m, &ctx, &in, &ref)) {
+static void gradcam(void) {
+    fixture f;
+    if (fixture_open("gradcam", &f)) {
+        xvlm_ctx *ctx = f.ctx;
+        const xv_st_file *in = f.in, *ref = f.ref;
+        const cJSON *cfg = f.cfg;
         int64_t npx = 0, nmap = 0, natt = 0;
-        float *px = tensor(in, "image", &npx), *want = tensor(ref, "gradcam.map", &nmap);
+        float *px = golden_floats(in, "image", &npx), *want = golden_floats(ref, "gradcam.map", &nmap);
         const xv_st_tensor *at = xv_st_find(in, "gradcam.text_atts");
         natt = at ? at->numel : 0;
         int32_t *atts = at ? malloc(sizeof(int32_t) * (size_t)natt) : NULL;
@@ -126,7 +113,7 @@ static void gradcam(const char *fx) {
         const int R = cJSON_GetArraySize(ex);
         const int layer = (int)cJSON_GetNumberValue(info(cfg, "gradcam", "block_num"));
         xvlm_model_info mi;
-        xvlm_model_get_info(m, &mi);
+        xvlm_model_get_info(f.m, &mi);
         const int side = mi.map_side, P = side * side, L = R ? (int)(natt / R) : 0;
         CHECK(R == 4 && side == 7 && nmap == R * P && layer == 2, "4 expressions, 7x7 maps, layer 2");
         xvlm_images *im = NULL;
@@ -182,16 +169,13 @@ static void gradcam(const char *fx) {
         xvlm_texts_free(tx);
         free(px), free(want), free(atts);
     }
-    xv_st_close(in), xv_st_close(ref);
-    xvlm_ctx_free(ctx), xvlm_model_free(m);
-    cJSON_Delete(cfg);
+    fixture_close(&f);
 }
 
 int main(void) {
-    const char *fx = xv_fixtures_dir();
-    if (!fx) return xv_test_skip("fixtures absent");
+    if (!xv_fixtures_dir()) return xv_test_skip("fixtures absent");
     xvlm_set_threads(2);
-    nlvr(fx);
-    gradcam(fx);
+    nlvr();
+    gradcam();
     return xv_test_finish("test_nlvr_gradcam_api");
 }

@@ -9,8 +9,10 @@
  * with a float64 recomputation to ~1e-6 relative; fp32 summation order moves
  * forward values by ~1e-6 and gradients by ~2e-5. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "fixture_compare.h"
+#include "golden.h"
 #include "model/model.h"
 #include "model/vqa.h"
 
@@ -19,14 +21,14 @@
 
 static void train_step(const xv_vqa_model *m, const xv_st_file *in, const xv_st_file *ref) {
     xv_graph *g = xv_graph_new(0);
-    xv_tensor *vis = xv_vision_embeds(g, &m->vision, fx_input(g, in, "train.image", true), NULL);
-    xv_tensor *q_atts = fx_input(g, in, "train.question_atts", false);
-    xv_tensor *qs = xv_vqa_question_states(g, m, vis, fx_input(g, in, "train.question_ids", false), q_atts);
+    xv_tensor *vis = xv_vision_embeds(g, &m->vision, golden_input(g, in, "train.image", true), NULL);
+    xv_tensor *q_atts = golden_input(g, in, "train.question_atts", false);
+    xv_tensor *qs = xv_vqa_question_states(g, m, vis, golden_input(g, in, "train.question_ids", false), q_atts);
     xv_vqa_train_out o;
-    xv_tensor *loss = xv_vqa_train_forward(g, m, qs, q_atts, fx_input(g, in, "train.answers_per_question", false),
-                                           fx_input(g, in, "train.answer_ids", false),
-                                           fx_input(g, in, "train.answer_atts", false),
-                                           fx_input(g, in, "train.answer_weights", true), &o);
+    xv_tensor *loss = xv_vqa_train_forward(g, m, qs, q_atts, golden_input(g, in, "train.answers_per_question", false),
+                                           golden_input(g, in, "train.answer_ids", false),
+                                           golden_input(g, in, "train.answer_atts", false),
+                                           golden_input(g, in, "train.answer_weights", true), &o);
     CHECK(loss != NULL, "training forward: %s", xv_error_message());
     if (loss) {
         fx_tensor(ref, "train.vision_embeds", vis, FWD_TOL);
@@ -60,14 +62,14 @@ static int golden_column(const int32_t *golden_ids, int k, int q, int32_t a) {
 static void ranking(const xv_vqa_model *m, const xv_st_file *in, const xv_st_file *ref) {
     xv_graph *g = xv_graph_new(0);
     xv_graph_set_grad(g, false);
-    xv_tensor *images = xv_gather_rows(g, fx_input(g, in, "train.image", true), fx_input(g, in, "eval.image_index", false));
+    xv_tensor *images = xv_gather_rows(g, golden_input(g, in, "train.image", true), golden_input(g, in, "eval.image_index", false));
     xv_tensor *vis = xv_vision_embeds(g, &m->vision, images, NULL);
-    xv_tensor *q_atts = fx_input(g, in, "eval.question_atts", false);
-    xv_tensor *qs = xv_vqa_question_states(g, m, vis, fx_input(g, in, "eval.question_ids", false), q_atts);
+    xv_tensor *q_atts = golden_input(g, in, "eval.question_atts", false);
+    xv_tensor *qs = xv_vqa_question_states(g, m, vis, golden_input(g, in, "eval.question_ids", false), q_atts);
     const int k = 5; /* info.k_test */
     xv_vqa_ranking r;
-    CHECK_OK(xv_vqa_rank(g, m, qs, q_atts, fx_input(g, in, "eval.answer_ids", false),
-                         fx_input(g, in, "eval.answer_atts", false), k, true, &r));
+    CHECK_OK(xv_vqa_rank(g, m, qs, q_atts, golden_input(g, in, "eval.answer_ids", false),
+                         golden_input(g, in, "eval.answer_atts", false), k, true, &r));
     if (xv_graph_status(g) == XV_OK && r.pred) {
         fx_tensor(ref, "eval.vision_embeds", vis, FWD_TOL);
         fx_tensor(ref, "eval.question_states", qs, FWD_TOL);
@@ -125,7 +127,7 @@ static const char *canonical(const char *name) {
 /* xv_vqa_pretrain_source against config.json init_from_pretrain, for every
  * parameter name and alias of the model. */
 static void init_mapping(const xv_vqa_model *m, const char *dir) {
-    cJSON *root = fx_config(dir);
+    cJSON *root = golden_json(dir, "config.json");
     const cJSON *init = cJSON_GetObjectItemCaseSensitive(root, "init_from_pretrain");
     const cJSON *renamed = cJSON_GetObjectItemCaseSensitive(init, "renamed");
     const cJSON *fresh = cJSON_GetObjectItemCaseSensitive(init, "new_random_init");
@@ -157,7 +159,7 @@ static void init_mapping(const xv_vqa_model *m, const char *dir) {
 int main(void) {
     char dir[1024];
     xv_st_file *in, *ref;
-    if (!fx_open("vqa", dir, sizeof dir, &in, &ref)) return xv_test_skip("fixtures absent");
+    if (!golden_open("vqa", dir, sizeof dir, &in, &ref)) return xv_test_skip("fixtures absent");
     xv_vqa_model *m = NULL;
     CHECK_OK(xv_vqa_load_dir(dir, false, &m));
     if (m && in && ref) {
