@@ -36,25 +36,27 @@ static void toy_init(toy *m, uint64_t seed) {
     for (int l = 0; l < LAYERS; l++) {
         char n[64];
         block *b = &m->b[l];
+/* A parameter named l<l>.<field>; a linear layer's weight (normal, std s)
+ * and zero bias; a LayerNorm's unit gain and zero bias. */
 #define P(field, ...)                                                                  \
     snprintf(n, sizeof n, "l%d." #field, l);                                           \
     b->field = param(m, n, __VA_ARGS__, &r)
-        P(qw, XV_SHAPE(DIM, DIM), s, 0);
-        P(qb, XV_SHAPE(DIM), 0, 0);
-        P(kw, XV_SHAPE(DIM, DIM), s, 0);
-        P(kb, XV_SHAPE(DIM), 0, 0);
-        P(vw, XV_SHAPE(DIM, DIM), s, 0);
-        P(vb, XV_SHAPE(DIM), 0, 0);
-        P(ow, XV_SHAPE(DIM, DIM), s, 0);
-        P(ob, XV_SHAPE(DIM), 0, 0);
-        P(ln1g, XV_SHAPE(DIM), 0, 1);
-        P(ln1b, XV_SHAPE(DIM), 0, 0);
-        P(f1w, XV_SHAPE(FFN, DIM), s, 0);
-        P(f1b, XV_SHAPE(FFN), 0, 0);
-        P(f2w, XV_SHAPE(DIM, FFN), s, 0);
-        P(f2b, XV_SHAPE(DIM), 0, 0);
-        P(ln2g, XV_SHAPE(DIM), 0, 1);
-        P(ln2b, XV_SHAPE(DIM), 0, 0);
+#define LINEAR(w, bias, out, in)                                                       \
+    P(w, XV_SHAPE(out, in), s, 0);                                                     \
+    P(bias, XV_SHAPE(out), 0, 0)
+#define LAYERNORM(gain, bias)                                                          \
+    P(gain, XV_SHAPE(DIM), 0, 1);                                                      \
+    P(bias, XV_SHAPE(DIM), 0, 0)
+        LINEAR(qw, qb, DIM, DIM);
+        LINEAR(kw, kb, DIM, DIM);
+        LINEAR(vw, vb, DIM, DIM);
+        LINEAR(ow, ob, DIM, DIM);
+        LAYERNORM(ln1g, ln1b);
+        LINEAR(f1w, f1b, FFN, DIM);
+        LINEAR(f2w, f2b, DIM, FFN);
+        LAYERNORM(ln2g, ln2b);
+#undef LAYERNORM
+#undef LINEAR
 #undef P
     }
     m->outw = param(m, "outw", XV_SHAPE(VOCAB, DIM), s, 0, &r);

@@ -218,29 +218,31 @@ int main(void) {
     expect_refused(&c, path("e3.safetensors"), XV_ERR_MISSING, "text_encoder.cls.predictions.transform.dense.weight",
                    "[16,16]", "partial MLM head");
 
-    /* Broken files. */
-    edit bad1 = {.drop = {"vision_encoder.layers.0.blocks.1.attn.qkv.weight"}};
-    rewrite(good, path("bad1.safetensors"), &bad1);
-    expect_refused(&c, path("bad1.safetensors"), XV_ERR_MISSING, "vision_encoder.layers.0.blocks.1.attn.qkv.weight",
-                   "[24,8]", "missing tensor");
-    edit bad2 = {.flatten = "text_proj.weight"};
-    rewrite(good, path("bad2.safetensors"), &bad2);
-    expect_refused(&c, path("bad2.safetensors"), XV_ERR_SHAPE, "text_proj.weight has shape [128]", "expects [8,16]",
-                   "wrong shape");
-    edit bad3 = {.extra = "text_encoder.bert.pooler.dense.bias"};
-    rewrite(good, path("bad3.safetensors"), &bad3);
-    expect_refused(&c, path("bad3.safetensors"), XV_ERR_FORMAT, "unexpected tensor text_encoder.bert.pooler.dense.bias",
-                   "[4]", "unexpected tensor");
-    edit bad4 = {.perturb = "text_encoder.cls.predictions.decoder.weight"};
-    rewrite(good, path("bad4.safetensors"), &bad4);
-    expect_refused(&c, path("bad4.safetensors"), XV_ERR_FORMAT, "text_encoder.cls.predictions.decoder.weight", "differ",
-                   "tied tensors differ");
-    edit bad5 = {.as_i64 = "itm_head.3.bias"};
-    rewrite(good, path("bad5.safetensors"), &bad5);
-    expect_refused(&c, path("bad5.safetensors"), XV_ERR_FORMAT, "itm_head.3.bias", "I64", "integer weights");
-    edit bad6 = {.rename_from = "text_encoder.bert.encoder.layer.0.", .rename_to = "text_encoder.encoder.layer.0."};
-    rewrite(good, path("bad6.safetensors"), &bad6);
-    expect_refused(&c, path("bad6.safetensors"), XV_ERR_FORMAT, "mixes", NULL, "mixed layouts");
+    /* Broken files: one edit each, the error it must give (status, two words of
+     * the message). */
+    static const struct {
+        edit e;
+        xv_status code;
+        const char *n1, *n2, *what;
+    } broken[] = {
+        {{.drop = {"vision_encoder.layers.0.blocks.1.attn.qkv.weight"}}, XV_ERR_MISSING,
+         "vision_encoder.layers.0.blocks.1.attn.qkv.weight", "[24,8]", "missing tensor"},
+        {{.flatten = "text_proj.weight"}, XV_ERR_SHAPE, "text_proj.weight has shape [128]", "expects [8,16]",
+         "wrong shape"},
+        {{.extra = "text_encoder.bert.pooler.dense.bias"}, XV_ERR_FORMAT,
+         "unexpected tensor text_encoder.bert.pooler.dense.bias", "[4]", "unexpected tensor"},
+        {{.perturb = "text_encoder.cls.predictions.decoder.weight"}, XV_ERR_FORMAT,
+         "text_encoder.cls.predictions.decoder.weight", "differ", "tied tensors differ"},
+        {{.as_i64 = "itm_head.3.bias"}, XV_ERR_FORMAT, "itm_head.3.bias", "I64", "integer weights"},
+        {{.rename_from = "text_encoder.bert.encoder.layer.0.", .rename_to = "text_encoder.encoder.layer.0."},
+         XV_ERR_FORMAT, "mixes", NULL, "mixed layouts"},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad%zu.safetensors", i + 1);
+        rewrite(good, path(name), &broken[i].e);
+        expect_refused(&c, path(name), broken[i].code, broken[i].n1, broken[i].n2, broken[i].what);
+    }
 
     /* F16 weights are converted. */
     edit f16 = {.as_f16 = "bbox_head.3.weight"};

@@ -38,26 +38,32 @@ static void vqa_normalisation(void) {
 }
 
 static void vqa_accuracy(void) {
+    /* Ten annotators: `n_first` say `first`, the others `rest`. */
+    static const struct {
+        int n_first;
+        const char *first, *rest, *answer;
+        double want;
+        const char *what;
+    } cases[] = {
+        /* "two" -> "2"; all ten say "2": every leave-one-out subset has 9 matches -> min(1, 9/3) = 1 */
+        {10, "2", "", "two", 1.0, "two vs 10 x 2"},
+        /* 2 yes, 8 no; answer "Yes" -> "yes": a yes-annotator left out leaves 1 match (1/3), a
+         * no-annotator left out leaves 2 (2/3): (2·1/3 + 8·2/3) / 10 = 0.6 */
+        {2, "yes", "no", "Yes", 0.6, "Yes vs 2 yes 8 no"},
+        /* "the dog." -> "dog"; 3 dog, 7 cat: (3·2/3 + 7·1) / 10 = 0.9 */
+        {3, "dog", "cat", " the dog.\n", 0.9, "the dog. vs 3 dog 7 cat"},
+        /* "dont know" -> "don't know"; 1 such annotator, 9 "no": (1·0 + 9·1/3) / 10 = 0.3 */
+        {1, "don't know", "no", "dont know", 0.3, "dont know vs 1 + 9 no"},
+        /* The annotators' answers get punctuation only when they differ: 4 "hot-dog" + 6 "hot dog"
+         * all become "hot dog" -> 1; ten identical "hot-dog" stay as written -> 0. */
+        {4, "hot-dog", "hot dog", "hot dog", 1.0, "hot dog vs mixed hyphenation"},
+        {10, "hot-dog", "", "hot dog", 0.0, "hot dog vs 10 x hot-dog"},
+    };
     const char *gt[10];
-    /* "two" -> "2"; all ten say "2": every leave-one-out subset has 9 matches -> min(1, 9/3) = 1 */
-    annotators(gt, 10, "2", "");
-    NEAR(xv_vqa_accuracy("two", gt, 10), 1.0, 1e-12, "two vs 10 x 2");
-    /* 2 yes, 8 no; answer "Yes" -> "yes": a yes-annotator left out leaves 1 match (1/3), a
-     * no-annotator left out leaves 2 (2/3): (2·1/3 + 8·2/3) / 10 = 0.6 */
-    annotators(gt, 2, "yes", "no");
-    NEAR(xv_vqa_accuracy("Yes", gt, 10), 0.6, 1e-12, "Yes vs 2 yes 8 no");
-    /* "the dog." -> "dog"; 3 dog, 7 cat: (3·2/3 + 7·1) / 10 = 0.9 */
-    annotators(gt, 3, "dog", "cat");
-    NEAR(xv_vqa_accuracy(" the dog.\n", gt, 10), 0.9, 1e-12, "the dog. vs 3 dog 7 cat");
-    /* "dont know" -> "don't know"; 1 such annotator, 9 "no": (1·0 + 9·1/3) / 10 = 0.3 */
-    annotators(gt, 1, "don't know", "no");
-    NEAR(xv_vqa_accuracy("dont know", gt, 10), 0.3, 1e-12, "dont know vs 1 + 9 no");
-    /* The annotators' answers get punctuation only when they differ: 4 "hot-dog" + 6 "hot dog"
-     * all become "hot dog" -> 1; ten identical "hot-dog" stay as written -> 0. */
-    annotators(gt, 4, "hot-dog", "hot dog");
-    NEAR(xv_vqa_accuracy("hot dog", gt, 10), 1.0, 1e-12, "hot dog vs mixed hyphenation");
-    annotators(gt, 10, "hot-dog", "");
-    NEAR(xv_vqa_accuracy("hot dog", gt, 10), 0.0, 1e-12, "hot dog vs 10 x hot-dog");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        annotators(gt, cases[i].n_first, cases[i].first, cases[i].rest);
+        NEAR(xv_vqa_accuracy(cases[i].answer, gt, 10), cases[i].want, 1e-12, cases[i].what);
+    }
     CHECK(isnan(xv_vqa_accuracy("x", gt, 0)), "no annotators: NAN");
 }
 
