@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/fs.h"
+#include "data/json_file.h"
 #include "data/synth_dataset.h"
 
 /* Separate from the image streams: the pairs change nothing else. */
@@ -124,24 +125,14 @@ static cJSON *proposals(const xv_synth_scene *s, xv_rng *g) {
     return arr;
 }
 
-static xv_status write_json(const char *dir, const char *name, cJSON *j) {
-    char *text = j ? cJSON_Print(j) : NULL, *path = xv_fs_join(dir, name);
-    xv_status st = text && path ? xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE)
-                                : xv_error(XV_ERR_NOMEM, "%s/%s: out of memory", dir, name);
-    cJSON_free(text);
-    free(path);
-    cJSON_Delete(j);
-    return st;
-}
-
 xv_status xv_synth_write_nlvr(const xv_synth_dataset *d, const char *dir) {
     xv_rng root, g;
     xv_rng_seed(&root, d->p.seed);
     g = xv_rng_split(&root, NLVR_STREAM);
     const int half = d->n_train + d->n_test / 2, end = d->n_train + d->n_test;
-    XV_TRY(write_json(dir, "nlvr_train.json", pairs(d, 0, d->n_train, &g)));
-    XV_TRY(write_json(dir, "nlvr_dev.json", pairs(d, d->n_train, half, &g)));
-    XV_TRY(write_json(dir, "nlvr_test.json", pairs(d, half, end, &g)));
+    XV_TRY(xv_json_write_file(dir, "nlvr_train.json", pairs(d, 0, d->n_train, &g), XV_JSON_PRETTY, XV_FS_DURABLE));
+    XV_TRY(xv_json_write_file(dir, "nlvr_dev.json", pairs(d, d->n_train, half, &g), XV_JSON_PRETTY, XV_FS_DURABLE));
+    XV_TRY(xv_json_write_file(dir, "nlvr_test.json", pairs(d, half, end, &g), XV_JSON_PRETTY, XV_FS_DURABLE));
     g = xv_rng_split(&root, DETS_STREAM);
     cJSON *dets = cJSON_CreateObject();
     for (int i = d->n_train; i < end && dets; i++) {
@@ -149,5 +140,5 @@ xv_status xv_synth_write_nlvr(const xv_synth_dataset *d, const char *dir) {
         snprintf(key, sizeof key, "%d", i - d->n_train);
         cJSON_AddItemToObject(dets, key, proposals(&d->img[i].scene, &g));
     }
-    return write_json(dir, "dets.json", dets);
+    return xv_json_write_file(dir, "dets.json", dets, XV_JSON_PRETTY, XV_FS_DURABLE);
 }

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "data/json_file.h"
 #include "data/synth_dataset.h"
 
 #define ANNOTATORS 10
@@ -108,17 +109,6 @@ static void image_captions(const xv_synth_dataset *d, int i, cJSON *list) {
     }
 }
 
-static xv_status write_json(const char *dir, const char *name, cJSON *j) {
-    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    char *path = xv_fs_join(dir, name);
-    xv_status st = text && path ? xv_fs_write_file(path, text, strlen(text), XV_FS_NO_FSYNC)
-                                : xv_error(XV_ERR_NOMEM, "%s/%s: out of memory", dir, name);
-    cJSON_free(text);
-    free(path);
-    cJSON_Delete(j);
-    return st;
-}
-
 xv_status xv_synth_write_vqa_captioning(const xv_synth_dataset *d, const char *dir) {
     cJSON *vqa[2] = {cJSON_CreateArray(), cJSON_CreateArray()}, *cap[2] = {cJSON_CreateArray(), cJSON_CreateArray()};
     int qid = 0;
@@ -127,13 +117,13 @@ xv_status xv_synth_write_vqa_captioning(const xv_synth_dataset *d, const char *d
         image_questions(d, i, vqa[split], &qid);
         image_captions(d, i, cap[split]);
     }
-    xv_status st = write_json(dir, "vqa_train.json", vqa[0]);
-    if (st == XV_OK) st = write_json(dir, "vqa_test.json", vqa[1]);
-    else cJSON_Delete(vqa[1]);
-    if (st == XV_OK) st = write_json(dir, "caption_train.json", cap[0]);
-    else cJSON_Delete(cap[0]);
-    if (st == XV_OK) st = write_json(dir, "caption_test.json", cap[1]);
-    else cJSON_Delete(cap[1]);
-    if (st == XV_OK) st = write_json(dir, "answer_list.json", answer_list());
+    /* each file takes its document, written or not */
+    const char *const names[4] = {"vqa_train.json", "vqa_test.json", "caption_train.json", "caption_test.json"};
+    cJSON *docs[4] = {vqa[0], vqa[1], cap[0], cap[1]};
+    xv_status st = XV_OK;
+    for (int k = 0; k < 4; k++)
+        if (st == XV_OK) st = xv_json_write_file(dir, names[k], docs[k], XV_JSON_COMPACT, XV_FS_NO_FSYNC);
+        else cJSON_Delete(docs[k]);
+    if (st == XV_OK) st = xv_json_write_file(dir, "answer_list.json", answer_list(), XV_JSON_COMPACT, XV_FS_NO_FSYNC);
     return st;
 }
