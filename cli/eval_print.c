@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "data/json_file.h"
 #include "tasks/visualize.h"
 
 /* ---- tables ---- */
@@ -55,28 +56,15 @@ void xv_print_grounding_table(FILE *f, const xv_grounding_set *s, const xv_eval_
 
 static cJSON *recall_json(const xv_retrieval_result *r) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "txt_r1", r->txt_r1);
-    cJSON_AddNumberToObject(o, "txt_r5", r->txt_r5);
-    cJSON_AddNumberToObject(o, "txt_r10", r->txt_r10);
-    cJSON_AddNumberToObject(o, "txt_r_mean", r->txt_r_mean);
-    cJSON_AddNumberToObject(o, "img_r1", r->img_r1);
-    cJSON_AddNumberToObject(o, "img_r5", r->img_r5);
-    cJSON_AddNumberToObject(o, "img_r10", r->img_r10);
-    cJSON_AddNumberToObject(o, "img_r_mean", r->img_r_mean);
-    cJSON_AddNumberToObject(o, "r_mean", r->r_mean);
+    double v[XV_RECALL_N];
+    xv_recall_values(r, v);
+    for (int k = 0; k < XV_RECALL_N; k++) cJSON_AddNumberToObject(o, xv_recall_keys[k], v[k]);
     return o;
 }
 
+/* Pretty, with a final newline, atomic (a run's result files). */
 static xv_status write_json(const char *path, cJSON *root) {
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!text) return xv_error(XV_ERR_NOMEM, "%s: out of memory", path);
-    FILE *f = fopen(path, "w");
-    xv_status st = XV_OK;
-    if (!f || fputs(text, f) == EOF || fputc('\n', f) == EOF) st = xv_error(XV_ERR_IO, "%s: cannot write", path);
-    if (f && fclose(f) != 0 && st == XV_OK) st = xv_error(XV_ERR_IO, "%s: cannot write", path);
-    cJSON_free(text);
-    return st;
+    return xv_json_write_file(NULL, path, root, XV_JSON_PRETTY | XV_JSON_NEWLINE, XV_FS_DURABLE);
 }
 
 xv_status xv_write_retrieval_json(const char *path, const char *label, const xv_eval_retrieval_result *r) {

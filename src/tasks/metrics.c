@@ -14,6 +14,15 @@ double xv_iou_inclusive(const double a[4], const double b[4]) {
     return uni > 0 ? inter / uni : 0;
 }
 
+const char *const xv_recall_keys[XV_RECALL_N] = {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1",
+                                                 "img_r5", "img_r10", "img_r_mean", "r_mean"};
+
+void xv_recall_values(const xv_retrieval_result *r, double v[XV_RECALL_N]) {
+    const double all[XV_RECALL_N] = {r->txt_r1, r->txt_r5, r->txt_r10, r->txt_r_mean, r->img_r1,
+                                     r->img_r5, r->img_r10, r->img_r_mean, r->r_mean};
+    for (int k = 0; k < XV_RECALL_N; k++) v[k] = all[k];
+}
+
 int xv_grounding_correct(const double pred[4], const double gt[4]) { return xv_iou_inclusive(gt, pred) >= 0.5; }
 
 int64_t xv_rank_in_row(const float *row, int64_t n, int64_t target) {

@@ -50,6 +50,12 @@ typedef struct {
     double r_mean;
 } xv_retrieval_result;
 
+/* The nine numbers of a result under itm_eval's keys, in the struct's order:
+ * the one list that every JSON writer of recalls goes through. */
+#define XV_RECALL_N 9
+extern const char *const xv_recall_keys[XV_RECALL_N];
+void xv_recall_values(const xv_retrieval_result *r, double v[XV_RECALL_N]);
+
 /* itm_eval. scores_i2t [n_img, n_txt], scores_t2i [n_txt, n_img]; txt2img[t] is
  * text t's image (img2txt is its inverse: every text of an image counts). An
  * image without texts can never be a hit (its rank stays 1e20 in the official

@@ -27,9 +27,6 @@ typedef struct {
     int32_t *idx, *neg_img, *neg_txt; /* [batch] each: the image of each pair, the hard negatives */
 } retrieval;
 
-static const char *const recall_keys[9] = {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1",
-                                           "img_r5", "img_r10", "img_r_mean", "r_mean"};
-
 /* Entries of the same image file are one image (as image_id groups them in
  * the official files), so idx = the image's index. */
 static xv_status setup(xv_ft *f) {
@@ -94,9 +91,9 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
 /* itm_eval's dict (Retrieval.py). */
 static cJSON *recall_dict(const xv_retrieval_result *d) {
     cJSON *o = cJSON_CreateObject();
-    const double v[9] = {d->txt_r1, d->txt_r5, d->txt_r10, d->txt_r_mean, d->img_r1,
-                         d->img_r5, d->img_r10, d->img_r_mean, d->r_mean};
-    for (int i = 0; o && i < 9; i++) xv_ft_json_num(o, recall_keys[i], v[i]);
+    double v[XV_RECALL_N];
+    xv_recall_values(d, v);
+    for (int i = 0; o && i < XV_RECALL_N; i++) xv_ft_json_num(o, xv_recall_keys[i], v[i]);
     return o;
 }
 
@@ -113,9 +110,9 @@ static xv_status score_split(xvlm_ctx *ctx, const xv_ft *f, const char *name, co
                                            &r);
     if (st != XV_OK) return xv_error_wrap(st, "%s split (%s)", name, files->paths[0]);
     const xv_retrieval_result *m = &r.itm; /* Retrieval.py's score: ITC top k_test re-ranked by ITM */
-    const double v[9] = {m->txt_r1, m->txt_r5, m->txt_r10, m->txt_r_mean, m->img_r1,
-                         m->img_r5, m->img_r10, m->img_r_mean, m->r_mean};
-    for (int k = 0; k < 9; k++) xv_ft_scores_put(out, name, recall_keys[k], v[k]);
+    double v[XV_RECALL_N];
+    xv_recall_values(m, v);
+    for (int k = 0; k < XV_RECALL_N; k++) xv_ft_scores_put(out, name, xv_recall_keys[k], v[k]);
     if (!strcmp(name, "test")) out->metric = m->r_mean, out->aux = r.itc.r_mean;
     cJSON_AddItemToObject(dicts, name, recall_dict(m));
     xv_eval_retrieval_result_free(&r);
