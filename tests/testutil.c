@@ -439,8 +439,19 @@ bool xv_test_learning_setup(const char *stem, const char *yaml_name, xv_test_lea
     snprintf(d->world, sizeof d->world, "%s/world", d->root);
     snprintf(d->yaml, sizeof d->yaml, "%s/%s", d->root, yaml_name);
     snprintf(d->out, sizeof d->out, "%s/run", d->root);
+    snprintf(d->model, sizeof d->model, "%s/model", d->root);
+    snprintf(d->vocab, sizeof d->vocab, "%s/vocab.txt", d->world);
     bool ok = mkdir(d->world, 0755) == 0;
     CHECK(ok, "cannot create %s", d->world);
+    return ok;
+}
+
+bool xv_test_synth_world(const char *world, const char *args) {
+    const char *bin = getenv("XV_BIN");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' %s 2>/dev/null", bin ? bin : "xvlm", world, args);
+    const bool ok = bin && system(cmd) == 0;
+    CHECK(ok, "%s", cmd);
     return ok;
 }
 

@@ -147,14 +147,18 @@ void xv_test_tiny_pretrain_model_yaml(FILE *f, int n_vocab);
 FILE *xv_test_pretrain_yaml_open(const char *dir, const char *prefix, const char *yaml, int dataset_size,
                                  int *n_vocab);
 /* The folders of a learning run: a fresh scratch root (from `stem`) with
- * root/world created for the world, the YAML at root/<yaml_name> and the
- * run's output root/run. Sets one thread (a model this small gains nothing
- * from a second, and an OpenMP team spinning on a machine shared with other
- * tests can make it many times slower). false when a folder cannot be made. */
+ * root/world created for the world (its vocab at world/vocab.txt), the YAML
+ * at root/<yaml_name>, the model at root/model and the run's output root/run.
+ * Sets one thread (a model this small gains nothing from a second, and an
+ * OpenMP team spinning on a machine shared with other tests can make it many
+ * times slower). false when a folder cannot be made. */
 typedef struct {
-    char root[64], world[256], yaml[256], out[256];
+    char root[64], world[256], yaml[256], out[256], model[256], vocab[300];
 } xv_test_learning_dirs;
 bool xv_test_learning_setup(const char *stem, const char *yaml_name, xv_test_learning_dirs *d);
+/* `xvlm synth --out world ARGS` with the program of $XV_BIN (its stderr
+ * dropped); false, with a failed CHECK, when it fails. */
+bool xv_test_synth_world(const char *world, const char *args);
 /* The model the learning tests pretrain, as YAML keys model_config,
  * embed_dim and optimizer: Swin 32 px (4 px patches, region stride 8, width
  * 32 -> 64 over two stages of `depth` blocks, absolute position embeddings

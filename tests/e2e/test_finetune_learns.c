@@ -56,20 +56,14 @@ static void write_yaml(const char *path, const char *world, const char *task, in
 }
 
 int main(void) {
-    const char *bin = getenv("XV_BIN");
-    if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
-    /* a tiny model gains nothing from a second thread, and a spinning OpenMP
-     * team on a shared machine is several times slower */
-    xv_set_threads(1);
-    char root[64];
-    if (!xv_test_scratch_dir("xv_finetune", root, sizeof root)) return xv_test_skip("cannot create a temporary folder");
-    char world[256], model[256], cfg[256], out[256], vocab[300], cmd[1200];
-    snprintf(world, sizeof world, "%s/world", root);
-    snprintf(model, sizeof model, "%s/tiny", root);
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", world);
-    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images %d --test-images 8 --size 64 2>/dev/null",
-             bin, world, 200);
-    CHECK(system(cmd) == 0, "%s", cmd);
+    if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN (the xvlm program) not set");
+    xv_test_learning_dirs d;
+    if (!xv_test_learning_setup("xv_finetune", "retrieval.yaml", &d))
+        return xv_test_skip("cannot create a temporary folder");
+    const char *root = d.root, *world = d.world, *vocab = d.vocab;
+    char model[300], cfg[300], out[300], cmd[1200];
+    snprintf(model, sizeof model, "%s", d.model);
+    xv_test_synth_world(world, "--seed 3 --images 200 --test-images 8 --size 64");
     CHECK(tiny_model(model, vocab, true), "tiny model in %s: %s", model, xv_error_message());
 
     const char *tasks[2] = {"retrieval", "grounding"};

@@ -52,22 +52,13 @@ static bool fresh_model(const char *dir, const char *vocab_src) {
 }
 
 int main(void) {
-    const char *bin = getenv("XV_BIN");
-    if (!bin) return xv_test_skip("XV_BIN (the xvlm program) not set");
-    xv_set_threads(1);
-    char root[64];
-    if (!xv_test_scratch_dir("xv_oracle", root, sizeof root)) return xv_test_skip("cannot create a temporary folder");
-    char world[256], model[256], cfg[256], out[256], vocab[300], cmd[1200];
-    snprintf(world, sizeof world, "%s/world", root);
-    snprintf(model, sizeof model, "%s/model", root);
-    snprintf(cfg, sizeof cfg, "%s/grounding.yaml", root);
-    snprintf(out, sizeof out, "%s/out", root);
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", world);
-    snprintf(cmd, sizeof cmd,
-             "'%s' synth --out '%s' --seed 2 --images 600 --test-images 60 --size 128 --objects 1:1 --threads 1 "
-             "2>/dev/null", bin, world);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    CHECK(fresh_model(model, vocab), "fresh model in %s: %s", model, xv_error_message());
+    if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN (the xvlm program) not set");
+    xv_test_learning_dirs d;
+    if (!xv_test_learning_setup("xv_oracle", "grounding.yaml", &d)) return xv_test_skip("cannot create a temporary folder");
+    const char *root = d.root, *world = d.world, *model = d.model, *cfg = d.yaml, *out = d.out;
+    char cmd[1200];
+    xv_test_synth_world(world, "--seed 2 --images 600 --test-images 60 --size 128 --objects 1:1 --threads 1");
+    CHECK(fresh_model(model, d.vocab), "fresh model in %s: %s", model, xv_error_message());
     FILE *f = fopen(cfg, "w");
     CHECK(f != NULL, "%s", cfg);
     if (f) {
