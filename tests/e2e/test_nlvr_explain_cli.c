@@ -56,6 +56,31 @@ static void nlvr(void) {
     xv_test_cli_refused(g_dir, args, 2, "--right");
 }
 
+/* The Grad-CAM model through the public API, with img0 and "the bright
+ * square" encoded (no token cut), as explain and ground --weak see them. */
+typedef struct {
+    xvlm_model *m;
+    xvlm_ctx *ctx;
+    xvlm_images *im;
+    xvlm_texts *tx;
+} api_pair;
+
+static bool api_open(api_pair *a) {
+    *a = (api_pair){0};
+    const char *path = g_img[0], *text = "the bright square";
+    xvlm_text_params tp = xvlm_text_params_default();
+    tp.max_tokens = 0;
+    CHECK_OK(xvlm_model_load(g_cam, NULL, &a->m));
+    if (a->m) CHECK_OK(xvlm_ctx_new(a->m, &a->ctx));
+    if (a->ctx) CHECK_OK(xvlm_encode_image_files(a->ctx, &path, 1, NULL, &a->im));
+    if (a->ctx) CHECK_OK(xvlm_encode_texts(a->ctx, &text, 1, &tp, &a->tx));
+    return a->im && a->tx;
+}
+
+static void api_close(api_pair *a) {
+    xvlm_images_free(a->im), xvlm_texts_free(a->tx), xvlm_ctx_free(a->ctx), xvlm_model_free(a->m);
+}
+
 static void explain(void) {
     char args[1400], png[200];
     snprintf(png, sizeof png, "%s/heat.png", g_dir);
@@ -68,19 +93,9 @@ static void explain(void) {
               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "tokens")),
           "one token map per token");
     /* the same map as the API's */
-    xvlm_model *m = NULL;
-    xvlm_ctx *ctx = NULL;
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    const char *path = g_img[0], *text = "the bright square";
-    xvlm_text_params tp = xvlm_text_params_default();
-    tp.max_tokens = 0;
     float want[49];
-    CHECK_OK(xvlm_model_load(g_cam, NULL, &m));
-    if (m) CHECK_OK(xvlm_ctx_new(m, &ctx));
-    if (ctx) CHECK_OK(xvlm_encode_image_files(ctx, &path, 1, NULL, &im));
-    if (ctx) CHECK_OK(xvlm_encode_texts(ctx, &text, 1, &tp, &tx));
-    if (im && tx) CHECK_OK(xvlm_gradcam(ctx, im, tx, (xvlm_pair){0, 0}, 2, want, NULL));
+    api_pair a;
+    if (api_open(&a)) CHECK_OK(xvlm_gradcam(a.ctx, a.im, a.tx, (xvlm_pair){0, 0}, 2, want, NULL));
     double d = 0, mx = 0;
     for (int y = 0; y < 7 && cJSON_GetArraySize(map) == 7; y++)
         for (int x = 0; x < 7; x++) {
@@ -89,7 +104,7 @@ static void explain(void) {
         }
     CHECK(mx > 0 && d <= 1e-6 * mx, "explain's map is the API's (max |diff| %g of %g)", d, mx);
     cJSON_Delete(j);
-    xvlm_images_free(im), xvlm_texts_free(tx), xvlm_ctx_free(ctx), xvlm_model_free(m);
+    api_close(&a);
     size_t len = 0;
     char *bytes = xv_test_read_file(png, &len);
     CHECK(bytes && len > 8 && !memcmp(bytes, "\x89PNG", 4), "%s is a PNG", png);
@@ -114,20 +129,11 @@ static void ground_weak(void) {
     cJSON *j = xv_test_cli_json(g_dir, args);
     const cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "results"), 0);
     int got = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r0, "proposal"));
-    xvlm_model *m = NULL;
-    xvlm_ctx *ctx = NULL;
-    xvlm_images *im = NULL;
-    xvlm_texts *tx = NULL;
-    const char *path = g_img[0], *text = "the bright square";
-    xvlm_text_params tp = xvlm_text_params_default();
-    tp.max_tokens = 0;
     const float boxes[3][4] = {{0, 0, 40, 30}, {40, 0, 40, 30}, {0, 30, 80, 30}};
     int chosen = -2;
-    CHECK_OK(xvlm_model_load(g_cam, NULL, &m));
-    if (m) CHECK_OK(xvlm_ctx_new(m, &ctx));
-    if (ctx) CHECK_OK(xvlm_encode_image_files(ctx, &path, 1, NULL, &im));
-    if (ctx) CHECK_OK(xvlm_encode_texts(ctx, &text, 1, &tp, &tx));
-    if (im && tx) CHECK_OK(xvlm_ground_weak(ctx, im, tx, (xvlm_pair){0, 0}, 2, &boxes[0][0], 3, NULL, &chosen));
+    api_pair a;
+    if (api_open(&a))
+        CHECK_OK(xvlm_ground_weak(a.ctx, a.im, a.tx, (xvlm_pair){0, 0}, 2, &boxes[0][0], 3, NULL, &chosen));
     CHECK(chosen >= 0 && got == chosen, "ground --weak chose %d, the API %d", got, chosen);
     cJSON_Delete(j);
 
@@ -150,7 +156,7 @@ static void ground_weak(void) {
               "xvlm %s: exit %d: %s%s", args, r.status, r.out, r.err);
         xv_test_cli_free(&r);
     }
-    xvlm_images_free(im), xvlm_texts_free(tx), xvlm_ctx_free(ctx), xvlm_model_free(m);
+    api_close(&a);
 
     snprintf(args, sizeof args, "ground --weak --model %s --image %s --text 'a dog'", g_cam, g_img[0]);
     xv_test_cli_refused(g_dir, args, 2, "--weak and --proposals go together");
