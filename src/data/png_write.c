@@ -19,6 +19,10 @@ xv_status xv_png_write_surface(cairo_surface_t *s, const char *path) {
 }
 
 cairo_surface_t *xv_surface_from_image(const xv_image *im, const char *label) {
+    return xv_surface_from_image_mapped(im, label, NULL, NULL);
+}
+
+cairo_surface_t *xv_surface_from_image_mapped(const xv_image *im, const char *label, xv_pixel_fn fn, void *user) {
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, im->width, im->height);
     if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(s);
@@ -31,7 +35,9 @@ cairo_surface_t *xv_surface_from_image(const xv_image *im, const char *label) {
     for (int y = 0; y < im->height; y++) {
         uint32_t *row = (uint32_t *)(dst + (size_t)y * (size_t)stride);
         for (int x = 0; x < im->width; x++) {
-            const uint8_t *p = xv_image_px(im, x, y);
+            const uint8_t *px = xv_image_px(im, x, y);
+            uint8_t p[3] = {px[0], px[1], px[2]};
+            if (fn) fn(user, x, y, p);
             row[x] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
         }
     }

@@ -21,28 +21,27 @@ void xv_heat_colour(double v, uint8_t rgb[3]) {
     for (int c = 0; c < 3; c++) rgb[c] = (uint8_t)lround(255 * (stops[k][c] * (1 - t) + stops[k + 1][c] * t));
 }
 
+/* One map over the image: each pixel halfway between the image's colour and
+ * the map's heat colour (the map scaled by its peak). */
+typedef struct {
+    const float *map;
+    int width;
+    float peak;
+} blend_map;
+
+static void blend_pixel(void *user, int x, int y, uint8_t rgb[3]) {
+    const blend_map *b = user;
+    uint8_t h[3];
+    xv_heat_colour(b->peak > 0 ? b->map[(int64_t)y * b->width + x] / b->peak : 0, h);
+    for (int c = 0; c < 3; c++) rgb[c] = (uint8_t)((rgb[c] + h[c]) / 2);
+}
+
 /* The image blended with one map, as a cairo surface of the image's size. */
-static cairo_surface_t *blend(const xv_image *im, const float *map) {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, im->width, im->height);
-    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) return s;
+static cairo_surface_t *blend(const xv_image *im, const float *map, const char *label) {
+    blend_map b = {.map = map, .width = im->width};
     const int64_t npx = (int64_t)im->width * im->height;
-    float peak = 0;
-    for (int64_t i = 0; i < npx; i++) peak = map[i] > peak ? map[i] : peak;
-    cairo_surface_flush(s);
-    unsigned char *dst = cairo_image_surface_get_data(s);
-    int stride = cairo_image_surface_get_stride(s);
-    for (int y = 0; y < im->height; y++) {
-        uint32_t *row = (uint32_t *)(dst + (size_t)y * (size_t)stride);
-        for (int x = 0; x < im->width; x++) {
-            const uint8_t *p = xv_image_px(im, x, y);
-            uint8_t h[3];
-            xv_heat_colour(peak > 0 ? map[(int64_t)y * im->width + x] / peak : 0, h);
-            uint32_t r = (p[0] + h[0]) / 2, g = (p[1] + h[1]) / 2, b = (p[2] + h[2]) / 2;
-            row[x] = r << 16 | g << 8 | b;
-        }
-    }
-    cairo_surface_mark_dirty(s);
-    return s;
+    for (int64_t i = 0; i < npx; i++) b.peak = map[i] > b.peak ? map[i] : b.peak;
+    return xv_surface_from_image_mapped(im, label, blend_pixel, &b);
 }
 
 xv_status xv_draw_heatmaps_png(const xv_image *im, const float *const *maps, const char *const *labels, int n,
@@ -65,8 +64,8 @@ xv_status xv_draw_heatmaps_png(const xv_image *im, const float *const *maps, con
     xv_status st = XV_OK;
     for (int i = 0; i < n && st == XV_OK; i++) {
         const double x0 = GAP + (i % cols) * cw, y0 = GAP + (i / cols) * ch;
-        cairo_surface_t *panel = blend(im, maps[i]);
-        if (cairo_surface_status(panel) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_t *panel = blend(im, maps[i], path);
+        if (!panel) {
             st = xv_error(XV_ERR_NOMEM, "%s: cannot create a %dx%d panel", path, im->width, im->height);
         } else {
             cairo_save(cr);
@@ -87,11 +86,5 @@ xv_status xv_draw_heatmaps_png(const xv_image *im, const float *const *maps, con
         }
         cairo_surface_destroy(panel);
     }
-    cairo_status_t cs = cairo_status(cr);
-    cairo_destroy(cr);
-    if (st == XV_OK)
-        st = cs == CAIRO_STATUS_SUCCESS ? xv_png_write_surface(canvas, path)
-                                        : xv_error(XV_ERR_IO, "%s: cannot draw the PNG: %s", path, cairo_status_to_string(cs));
-    cairo_surface_destroy(canvas);
-    return st;
+    return xv_png_finish(canvas, cr, path, st);
 }
