@@ -164,6 +164,9 @@ xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out
 xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
 /* root/rel, or rel as written without a root (malloc'd). */
 char *xv_ft_under_root(const char *root, const char *rel);
+/* OUTPUT_DIR/name for a scratch file of this process: OUTPUT_DIR/rank<r>.name
+ * under mpirun, where every rank writes its own (malloc'd). */
+char *xv_ft_scratch_path(const xv_ft *f, const char *name);
 /* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 

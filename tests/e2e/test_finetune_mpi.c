@@ -9,8 +9,8 @@
  * - `mpirun -np 2 xvlm evaluate retrieval` (the ITM re-rank split across the
  *   ranks and summed) prints the same recalls and writes the same score
  *   file as one process, with and without --config;
- * - grounding fine-tuning over 2 ranks writes its model, result.json and
- *   per-epoch result files, once.
+ * - grounding, VQA, captioning and NLVR2 fine-tuning over 2 ranks run to
+ *   their end and write their model, result.json and result files.
  * Skipped when the build has no MPI or mpirun is absent. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -169,6 +169,50 @@ static void test_grounding(void) {
     free(upd), free(ep);
 }
 
+/* VQA, captioning and NLVR2 on the NLVR test world (its model has the
+ * world's vocabulary), one epoch each. */
+static void test_other_tasks(void) {
+    char dir[256], p[512];
+    snprintf(dir, sizeof dir, "%s/tasks", root);
+    mkdir(dir, 0777);
+    if (!xv_test_nlvr_world(dir, 24, 4, 1)) return;
+    snprintf(p, sizeof p, "%s/vqa.yaml", dir);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fprintf(f, "train_file: ['%s/world/vqa_train.json']\ntest_file: ['%s/world/vqa_test.json']\n"
+                   "vqa_root: '%s/world'\nvg_root: '%s/world'\nanswer_list: '%s/world/answer_list.json'\n"
+                   "batch_size_train: 8\nk_test: 4\n", dir, dir, dir, dir, dir);
+        fputs("optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01, lr_mult: 2}\n"
+              "schedular: {sched: linear, lr: 1e-3, epochs: 1, num_warmup_steps: 0.1}\n", f);
+        fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/captioning.yaml", dir);
+    if ((f = fopen(p, "w"))) {
+        fprintf(f, "train_file: ['%s/world/caption_train.json']\ntest_file: '%s/world/caption_test.json'\n"
+                   "image_root: '%s/world'\nbatch_size_train: 8\nprompt: 'a picture of '\nmax_length: 10\n"
+                   "min_length: 3\nnum_beams: 2\n", dir, dir, dir);
+        fputs("optimizer: {opt: adamW, lr: 1e-3, weight_decay: 0.01, lr_mult: 2}\n"
+              "schedular: {sched: linear, lr: 1e-3, epochs: 1, num_warmup_steps: 0.1}\n", f);
+        fclose(f);
+    }
+    static const char *const tasks[3] = {"vqa", "captioning", "nlvr"};
+    for (int t = 0; t < 3; t++) {
+        char cfg[512], init[512], out[512];
+        snprintf(cfg, sizeof cfg, "%s/%s.yaml", dir, tasks[t]);
+        snprintf(init, sizeof init, "%s/model", dir);
+        snprintf(out, sizeof out, "%s/out_%s", dir, tasks[t]);
+        char args[2048];
+        snprintf(args, sizeof args,
+                 "finetune %s --config '%s' --init '%s' --output-dir '%s' --threads 1 --seed 5 --no-eval-before --quiet",
+                 tasks[t], cfg, init, out);
+        CHECK(run(true, args, "task.out") == 0, "the 2-rank %s run failed", tasks[t]);
+        char *res = file_in(out, "result.json"), *model_w = file_in(out, "model/config.json");
+        CHECK(res && model_w && number(res, "steps") >= 1, "%s: result.json and model/ written: %s", tasks[t],
+              res ? res : "(none)");
+        free(res), free(model_w);
+    }
+}
+
 int main(void) {
     bin = getenv("XV_BIN");
     mpirun = xv_test_mpirun(2);
@@ -187,6 +231,7 @@ int main(void) {
     if (xv_test_failures == 0) test_retrieval(cfg);
     if (xv_test_failures == 0) test_evaluate(cfg);
     if (xv_test_failures == 0) test_grounding();
+    if (xv_test_failures == 0) test_other_tasks();
     if (xv_test_failures == 0) xv_test_remove_dir(root);
     return xv_test_finish("test_finetune_mpi");
 }
