@@ -153,6 +153,41 @@ xv_status xv_dist_allreduce_max_i32(int32_t *v, int64_t n) {
     return allreduce(v, n, MPI_INT32_T, sizeof *v, MPI_MAX, "MPI_Allreduce (max of ints)");
 }
 
+struct xv_dist_request {
+    MPI_Request q;
+};
+
+xv_status xv_dist_iallreduce_sum_f32(float *v, int64_t n, xv_dist_request **req) {
+    *req = NULL;
+    if (g_world == 1) return XV_OK;
+    if (n > (int64_t)(CHUNK / sizeof *v))
+        return xv_error(XV_ERR_UNSUPPORTED, "non-blocking all-reduce of %lld floats (limit 2^28)", (long long)n);
+    xv_dist_request *r = malloc(sizeof *r);
+    if (!r) return xv_error(XV_ERR_NOMEM, "out of memory");
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r->q);
+    if (rc != MPI_SUCCESS) {
+        free(r);
+        return mpi_fail(rc, "MPI_Iallreduce (sum of floats)");
+    }
+    *req = r;
+    return XV_OK;
+}
+
+xv_status xv_dist_progress(xv_dist_request *req, int *done) {
+    int flag = 1;
+    if (req) MPI_TRY(MPI_Test(&req->q, &flag, MPI_STATUS_IGNORE), "MPI_Iallreduce (sum of floats)");
+    if (done) *done = flag;
+    return XV_OK;
+}
+
+xv_status xv_dist_wait(xv_dist_request *req) {
+    if (!req) return XV_OK;
+    const int rc = wait_for(&req->q, "MPI_Iallreduce (sum of floats)");
+    free(req);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Iallreduce (sum of floats)");
+    return XV_OK;
+}
+
 xv_status xv_dist_gather_bytes(const void *send, size_t len, void **out, size_t *lens) {
     *out = NULL;
     if (g_world == 1) {

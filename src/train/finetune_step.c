@@ -162,8 +162,8 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
             st = xv_error(XV_ERR_NUMERIC, "fine-tuning: loss %g at step %lld", rec->loss_total,
                           (long long)f->sched.pos);
     }
-    if (st == XV_OK) st = xv_backward(g, loss);
-    if (st == XV_OK) st = xv_dist_average_grads(g, f->params); /* DDP: (Σ over ranks) / world */
+    /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
+    if (st == XV_OK) st = xv_dist_backward_averaged(g, loss, f->params);
     /* fp32 without clipping, as the official fine-tuning runs */
     if (st == XV_OK) st = xv_adamw_step(&f->opt, xv_schedule_factor(&f->sched));
     xv_schedule_step(&f->sched);

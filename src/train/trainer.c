@@ -314,18 +314,16 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     rec->loss_total = value_of(out.loss_total);
 
     /* A non-finite loss on any rank skips the update on all of them (as its
-     * NaN gradients, averaged, would under apex). */
+     * NaN gradients, averaged, would under apex), agreed before the backward,
+     * whose gradient all-reduces every rank must join. */
     bool bad_loss = !isfinite(rec->loss_total);
-    if (!bad_loss) {
-        st = xv_backward(g, out.loss_total);
-        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
-    }
     XV_TRY(any_rank(&bad_loss));
     if (bad_loss) {
         rec->skipped = true;
     } else {
-        st = xv_dist_average_grads(g, &t->m->params); /* DDP: (Σ over ranks) / world */
-        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld", (long long)t->step);
+        /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
+        st = xv_dist_backward_averaged(g, out.loss_total, &t->m->params);
+        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
         if (t->cfg.clip_norm > 0) {
             st = xv_clip_grad_norm(&t->m->params, t->cfg.clip_norm, &rec->grad_norm);

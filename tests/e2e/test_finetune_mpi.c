@@ -6,6 +6,10 @@
  *   (one log line per step);
  * - stopped mid-epoch (--max-steps), then --resume, it ends byte-identical
  *   to the uninterrupted 2-rank run (final and best weights, epoch records);
+ * - the gradient all-reduce overlapped with the backward (buckets of 4096
+ *   floats here, so that many start while the walk goes on) gives the same
+ *   bits as the all-reduce after the backward (XV_DIST_OVERLAP=0): with two
+ *   ranks every element is a + b either way;
  * - `mpirun -np 2 xvlm evaluate retrieval` (the ITM re-rank split across the
  *   ranks and summed) prints the same recalls and writes the same score
  *   file as one process, with and without --config;
@@ -90,9 +94,10 @@ static double number(const char *json, const char *key) {
 }
 
 static void test_retrieval(const char *cfg) {
-    char straight[256], halves[256], extra[64];
+    char straight[256], halves[256], sequential[256], extra[64];
     snprintf(straight, sizeof straight, "%s/straight", root);
     snprintf(halves, sizeof halves, "%s/halves", root);
+    snprintf(sequential, sizeof sequential, "%s/sequential", root);
     CHECK(finetune("retrieval", cfg, straight, "") == 0, "the 2-rank retrieval run failed");
     char *res = file_in(straight, "result.json"), *upd = lines_with(straight, "\"kind\": \"image\"");
     const double first = number(res, "loss_first"), last = number(res, "loss_last");
@@ -102,6 +107,12 @@ static void test_retrieval(const char *cfg) {
           "%d update records, %g steps: expected %d (each rank takes half of the pairs)", count(upd, "\n"),
           number(res, "steps"), EPOCHS * STEPS_PER_EPOCH);
     free(res), free(upd);
+
+    setenv("XV_DIST_OVERLAP", "0", 1);
+    CHECK(finetune("retrieval", cfg, sequential, "") == 0, "the run without overlap failed");
+    unsetenv("XV_DIST_OVERLAP");
+    CHECK(xv_test_same_file(straight, sequential, "model/weights.safetensors"),
+          "overlapped and sequential all-reduce give different weights");
 
     snprintf(extra, sizeof extra, "--max-steps %d", STEPS_PER_EPOCH + 2);
     CHECK(finetune("retrieval", cfg, halves, extra) == 0, "the stopped run failed");
@@ -219,6 +230,7 @@ int main(void) {
     if (!bin) return xv_test_skip("XV_BIN not set");
     if (!mpirun) return xv_test_skip("no MPI in this build, or mpirun absent");
     if (!xv_test_scratch_dir("xv_test_finetune_mpi", root, sizeof root)) return 1;
+    setenv("XV_DIST_BUCKET_FLOATS", "4096", 1); /* the ranks inherit it from mpirun */
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(model, sizeof model, "%s/tiny", root);
     char args[512], cfg[256];
