@@ -81,6 +81,11 @@ xv_status xv_dist_average_grads(xv_graph *g, xv_params *p);
  * element is a + b either way); for more, the sum's order is MPI's for each
  * bucket size. In a world of one, xv_backward. */
 xv_status xv_dist_backward_averaged(xv_graph *g, xv_tensor *loss, xv_params *p);
+/* The buffer the gradients are packed into for their all-reduce, at least n
+ * floats (NULL, error set, when out of memory). One buffer, kept from step to
+ * step and grown when needed: fresh pages at every step cost their
+ * first-touch faults, measured as more than the all-reduce itself. */
+float *xv_dist_bucket_buffer(int64_t n);
 /* Floats per gradient bucket: XV_DIST_BUCKET_FLOATS, else 8 Mi (32 MiB). */
 int64_t xv_dist_bucket_floats(void);
 /* false when XV_DIST_OVERLAP=0: xv_dist_backward_averaged then reduces after

@@ -2,6 +2,7 @@
 #include "dist/dist.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static xv_status mpi_fail(int rc, const char *call) {
 /* The watchdog: every collective is started non-blocking and waited for
  * here, so a rank that hangs without dying (a stalled file system, a stopped
  * process) ends the job after XV_DIST_TIMEOUT seconds instead of leaving the
- * others waiting for ever. Polling sleeps 50 µs between tests. */
+ * others waiting for ever. */
 static int wait_for(MPI_Request *req, const char *what) {
     const double t0 = MPI_Wtime();
     for (;;) {
@@ -40,7 +41,12 @@ static int wait_for(MPI_Request *req, const char *what) {
         if (g_timeout > 0 && MPI_Wtime() - t0 > g_timeout)
             xv_dist_abort(1, "%s: no answer from the other ranks for %.0f s (XV_DIST_TIMEOUT): a rank hangs; "
                              "ending the job", what, g_timeout);
-        nanosleep(&(struct timespec){0, 50000}, NULL);
+        /* Open MPI moves a collective on only inside its calls, round by
+         * round: poll at once (yielding the core to a process that wants it)
+         * for the first second, as a blocking call does; sleep between polls
+         * after that, for a rank that waits long for a slower one. */
+        if (MPI_Wtime() - t0 < 1.0) sched_yield();
+        else nanosleep(&(struct timespec){0, 50000}, NULL);
     }
 }
 

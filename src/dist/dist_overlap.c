@@ -27,9 +27,10 @@ typedef struct {
     int n_reduced, next_final;
     int *bucket_of;            /* [n] */
     int n_buckets, next_start; /* buckets started: [0, next_start) */
+    int next_done;             /* buckets known to be reduced: [0, next_done) */
     int *first, *pending;      /* [n_buckets]: first member in order, members not final yet */
     int64_t *offset;           /* [n_buckets + 1]: floats before each bucket in buf */
-    float *buf;
+    float *buf; /* the kept buffer (plan) */
     xv_dist_request **req;
     int32_t walked; /* nodes the walk has run */
     xv_status status;
@@ -119,10 +120,7 @@ static xv_status plan(xv_graph *g, overlap *o) {
         o->offset[o->n_buckets] += n;
         filled += n;
     }
-    const int64_t total = o->offset[o->n_buckets];
-    if (!(o->buf = malloc(sizeof *o->buf * (size_t)(total + 1))))
-        return xv_error(XV_ERR_NOMEM, "out of memory (%lld gradient floats to reduce)", (long long)total);
-    return XV_OK;
+    return (o->buf = xv_dist_bucket_buffer(o->offset[o->n_buckets])) ? XV_OK : XV_ERR_NOMEM;
 }
 
 /* Pack and start every bucket, in order, whose gradients are all final. */
@@ -150,16 +148,22 @@ static void on_node(void *user, const xv_node *node) {
     overlap *o = user;
     mark_final(o);
     start_ready(o);
-    /* MPI moves a non-blocking collective on only inside its calls */
-    for (int b = 0; o->status == XV_OK && b < o->next_start; b++)
-        if (o->req[b]) o->status = xv_dist_progress(o->req[b], NULL);
+    /* MPI moves a non-blocking collective on only inside its calls: one
+     * test per node, of the oldest bucket not known to be done (a test may
+     * yield the core where processes outnumber cores) */
+    while (o->status == XV_OK && o->next_done < o->next_start) {
+        int done = 0;
+        o->status = xv_dist_progress(o->req[o->next_done], &done);
+        if (!done) break;
+        o->next_done++;
+    }
     o->walked++;
 }
 
 static void overlap_free(overlap *o) {
     for (int b = 0; o->req && b < o->n_buckets; b++) free(o->req[b]); /* only after a failure (wait frees) */
     free(o->final_at), free(o->agreed), free(o->order), free(o->by_final), free(o->bucket_of);
-    free(o->first), free(o->pending), free(o->offset), free(o->buf), free(o->req);
+    free(o->first), free(o->pending), free(o->offset), free(o->req);
 }
 
 xv_status xv_dist_backward_averaged(xv_graph *g, xv_tensor *loss, xv_params *p) {

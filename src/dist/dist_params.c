@@ -18,6 +18,17 @@ int64_t xv_dist_bucket_floats(void) {
     return n;
 }
 
+float *xv_dist_bucket_buffer(int64_t n) {
+    static float *kept;
+    static int64_t kept_n;
+    if (n + 1 > kept_n) {
+        free(kept);
+        kept_n = (kept = malloc(sizeof *kept * (size_t)(n + 1))) ? n + 1 : 0;
+        if (!kept) xv_error(XV_ERR_NOMEM, "out of memory (a gradient buffer of %lld floats)", (long long)n);
+    }
+    return kept;
+}
+
 bool xv_dist_overlap_enabled(void) {
     const char *e = getenv("XV_DIST_OVERLAP");
     return !e || strcmp(e, "0") != 0;
@@ -72,8 +83,8 @@ xv_status xv_dist_average_grads(xv_graph *g, xv_params *p) {
     for (int i = 0; i < p->n; i++)
         if (p->items[i]->numel > biggest) biggest = p->items[i]->numel;
     const int64_t bucket = xv_dist_bucket_floats(), cap = biggest > bucket ? biggest : bucket;
-    float *buf = malloc(sizeof(float) * (size_t)cap);
-    if (!buf) return xv_error(XV_ERR_NOMEM, "out of memory (gradient bucket of %lld floats)", (long long)cap);
+    float *buf = xv_dist_bucket_buffer(cap);
+    if (!buf) return XV_ERR_NOMEM;
     /* Sum, then × 1/world, as apex's DDP does (for two ranks the same bits
      * as halving first). */
     const float scale = 1.0f / (float)world;
@@ -89,6 +100,5 @@ xv_status xv_dist_average_grads(xv_graph *g, xv_params *p) {
         }
         filled += k;
     }
-    free(buf);
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "averaging gradients over %d ranks", world);
 }
