@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "eval_print.h"
 #include "model_opts.h"
 #include "tasks/eval_weak_grounding.h"
@@ -17,6 +18,8 @@ typedef struct {
     int k_test, n_examples, layer;
     bool json;
     xv_cli_model_opts mo;
+    xv_eval_progress_fn progress; /* rank 0's progress lines and notes (NULL on the other ranks) */
+    FILE *notes;
 } eval_args;
 
 /* Prints the error of a failed step; returns the exit code. */
@@ -30,7 +33,7 @@ static int run_retrieval(const eval_args *a, xvlm_ctx *ctx) {
     if (xv_retrieval_set_read(a->data, &a->images, &set) != XV_OK) return failed("reading the test split");
     xv_eval_retrieval_opts o = xv_eval_retrieval_opts_default();
     o.k_test = a->k_test;
-    o.progress = xv_eval_progress_stderr;
+    o.progress = a->progress;
     o.user = "evaluate";
     xv_eval_retrieval_result r;
     int rc = 0;
@@ -64,7 +67,7 @@ static int run_grounding(const eval_args *a, xvlm_ctx *ctx) {
     xv_refer_free(&refer);
     if (read != XV_OK) return failed("reading the test split");
     xv_eval_grounding_opts o = xv_eval_grounding_opts_default();
-    o.progress = xv_eval_progress_stderr;
+    o.progress = a->progress;
     o.user = "evaluate";
     xv_eval_grounding_result r;
     int rc = 0;
@@ -87,7 +90,7 @@ static int run_config(const eval_args *a) {
     xv_finetune_eval_opts o = {.config_path = a->config, .model = a->mo.model, .vocab = a->mo.params.vocab_path,
                                .output_dir = a->output_dir, .test_file = a->data, .image_root = a->images.root,
                                .allow_outside_root = a->images.allow_outside_root,
-                               .refcoco_data = a->refcoco_data, .k_test = a->k_test, .notes = stderr,
+                               .refcoco_data = a->refcoco_data, .k_test = a->k_test, .notes = a->notes,
                                .infer = {.image_res = a->mo.params.image_res, .text_heads = a->mo.params.text_heads}};
     xvlm_set_threads(a->mo.threads);
     xv_finetune_scores s;
@@ -245,6 +248,14 @@ int xv_cmd_evaluate(int argc, char **argv) {
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
+    a.progress = xv_eval_progress_stderr, a.notes = stderr;
+    if (xv_dist_rank() != 0) {
+        /* Under mpirun every rank evaluates (retrieval splits its ITM re-rank
+         * across them, the others repeat the whole of it); rank 0 alone
+         * prints and writes. Errors still reach stderr. */
+        a.progress = NULL, a.notes = NULL, a.out = a.examples = NULL;
+        if (!freopen("/dev/null", "w", stdout)) return 1;
+    }
     a.task = task.n ? task.items[0] : "";
     xv_opt_list_free(&task);
     if (!*a.task) return xv_cli_usage_error("evaluate", "first name the task: %s, or table", xv_finetune_task_names());

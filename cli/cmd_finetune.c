@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
+#include "dist/dist.h"
 #include "options.h"
 #include "train/finetune_task.h"
 #include "xvlm.h"
@@ -73,7 +75,10 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "  accuracy (val_acc, else test_acc).\n"
                  "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
                                   "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
-                 "continues exactly); a killed run loses at most the epoch under way.\n",
+                 "continues exactly); a killed run loses at most the epoch under way.\n"
+                 "Under mpirun (docs/distributed.md): batch size per rank, the data sharded as\n"
+                 "DistributedSampler does, gradients averaged, retrieval's ITC over the global batch;\n"
+                 "rank 0 alone writes; --resume needs the same number of processes.\n",
         .opts = opts,
         .positional = &task,
         .max_positional = 1,
@@ -94,6 +99,8 @@ int xv_cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "xvlm finetune: %s\n", xvlm_last_error());
         return 1;
     }
+    xv_cli_ranks_stop_together = r.interrupted != 0; /* every rank stopped after the same step */
+    if (xv_dist_rank() != 0) return r.interrupted ? 1 : 0; /* rank 0 reports */
     if (r.interrupted) {
         fprintf(stderr,
                 "xvlm finetune: interrupted by %s at step %lld of %lld; the checkpoint in %s/checkpoints holds it: "

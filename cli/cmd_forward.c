@@ -146,8 +146,7 @@ static xv_status run_step(xv_model *m, const xv_st_file *in, const char *prefix,
     if (st == XV_OK) st = xv_pretrain_forward(g, m, &b, &neg, &o);
     if (st == XV_OK && grads) {
         xv_params_zero_grad(&m->params);
-        st = xv_backward(g, o.loss_total);
-        if (st == XV_OK) st = xv_dist_average_grads(g, &m->params); /* DDP's averaging */
+        st = xv_dist_backward_averaged(g, o.loss_total, &m->params); /* DDP's averaging, overlapped */
     }
     const bool dist = xv_dist_world() > 1, writes_shared = xv_dist_rank() == 0;
     if (st == XV_OK) {

@@ -11,6 +11,8 @@ struct xv_graph {
     xv_grad_store grads; /* gradients of activations (grad_store.h) */
     bool free_used_grads;
     xv_node *tape; /* last recorded node */
+    xv_backward_hook hook; /* called after each node of a backward walk (NULL: none) */
+    void *hook_user;
     bool grad_enabled;
     bool training;
     xv_status status;
@@ -66,6 +68,8 @@ void xv_graph_set_training(xv_graph *g, bool training) { g->training = training;
 bool xv_graph_training(const xv_graph *g) { return g->training; }
 void xv_graph_set_free_used_grads(xv_graph *g, bool enabled) { g->free_used_grads = enabled; }
 size_t xv_graph_grads_peak(const xv_graph *g) { return g->grads.peak; }
+void xv_graph_set_backward_hook(xv_graph *g, xv_backward_hook fn, void *user) { g->hook = fn, g->hook_user = user; }
+const xv_node *xv_graph_tape(const xv_graph *g) { return g->tape; }
 xv_rng *xv_graph_rng(xv_graph *g) { return &g->rng; }
 xv_arena *xv_graph_arena(xv_graph *g) { return &g->arena; }
 
@@ -211,6 +215,7 @@ float *xv_grad(xv_graph *g, xv_tensor *t) {
  * in the arena is its scratch: the space goes back once the node is done. */
 static xv_status run_tape(xv_graph *g) {
     for (xv_node *n = g->tape; n; n = n->prev) {
+        if (g->hook) g->hook(g->hook_user, n);
         if (!n->out->grad) continue; /* nothing downstream of this node reached the loss */
         const xv_arena_mark_t mark = xv_arena_mark(&g->arena);
         n->backward(g, n);

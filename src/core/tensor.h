@@ -86,6 +86,15 @@ bool xv_graph_training(const xv_graph *g);
  * memory then holds only the gradients in flight. Off, every gradient stays
  * readable until the next reset (tests of intermediate gradients). */
 void xv_graph_set_free_used_grads(xv_graph *g, bool enabled);
+/* Called by a backward walk with each node of the tape, newest first, just
+ * before the node's backward runs (skipped or not): every gradient the nodes
+ * before it in the walk add into is then final for the nodes that only those
+ * read. Data-parallel training starts its gradient all-reduces from it
+ * (src/dist/). NULL removes it. */
+typedef void (*xv_backward_hook)(void *user, const xv_node *node);
+void xv_graph_set_backward_hook(xv_graph *g, xv_backward_hook fn, void *user);
+/* The newest node of the tape (NULL when empty); older ones follow ->prev. */
+const xv_node *xv_graph_tape(const xv_graph *g);
 /* High-water mark of the activation gradients' bytes over the graph's life. */
 size_t xv_graph_grads_peak(const xv_graph *g);
 /* The RNG used by stochastic ops (dropout, drop-path). */

@@ -12,6 +12,7 @@
 #ifndef XV_DIST_DIST_H
 #define XV_DIST_DIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,17 @@ xv_status xv_dist_allreduce_sum_f32(float *v, int64_t n);
 xv_status xv_dist_allreduce_sum_f64(double *v, int64_t n);
 /* In place: v = max over ranks. */
 xv_status xv_dist_allreduce_max_i32(int32_t *v, int64_t n);
+/* Non-blocking in-place sum of floats (at most 2^28 of them): started now,
+ * moved along by xv_dist_progress, finished by xv_dist_wait (which frees the
+ * request and applies the XV_DIST_TIMEOUT watchdog). v must stay untouched
+ * until then. Every rank starts its non-blocking reductions in the same
+ * order. *req is NULL in a world of one. */
+typedef struct xv_dist_request xv_dist_request;
+xv_status xv_dist_iallreduce_sum_f32(float *v, int64_t n, xv_dist_request **req);
+/* Let MPI move a started reduction on (MPI progresses inside its calls);
+ * *done (may be NULL) tells whether it has finished. */
+xv_status xv_dist_progress(xv_dist_request *req, int *done);
+xv_status xv_dist_wait(xv_dist_request *req);
 /* Rank 0 receives every rank's byte string (lengths may differ): *out gets a
  * malloc'd concatenation in rank order, lens[r] (world entries) each length.
  * Other ranks get *out = NULL. */
@@ -59,6 +71,26 @@ xv_status xv_dist_broadcast_params(xv_params *p);
  * same set everywhere. Buckets of parameters are packed into one buffer per
  * call. Nothing in a world of one. */
 xv_status xv_dist_average_grads(xv_graph *g, xv_params *p);
+
+/* xv_backward of `loss` with the same averaging overlapped (dist_overlap.c,
+ * as torch DDP's reducer): buckets of gradients in the order the walk
+ * finishes them, each all-reduced while the walk computes the rest; the
+ * averaged gradients are in place when it returns. A collective: every rank
+ * calls it, so a rank that skips a step must agree with the others first. For
+ * two ranks the same bits as xv_backward + xv_dist_average_grads (each
+ * element is a + b either way); for more, the sum's order is MPI's for each
+ * bucket size. In a world of one, xv_backward. */
+xv_status xv_dist_backward_averaged(xv_graph *g, xv_tensor *loss, xv_params *p);
+/* The buffer the gradients are packed into for their all-reduce, at least n
+ * floats (NULL, error set, when out of memory). One buffer, kept from step to
+ * step and grown when needed: fresh pages at every step cost their
+ * first-touch faults, measured as more than the all-reduce itself. */
+float *xv_dist_bucket_buffer(int64_t n);
+/* Floats per gradient bucket: XV_DIST_BUCKET_FLOATS, else 8 Mi (32 MiB). */
+int64_t xv_dist_bucket_floats(void);
+/* false when XV_DIST_OVERLAP=0: xv_dist_backward_averaged then reduces after
+ * the backward (xv_dist_average_grads), to measure or rule out the overlap. */
+bool xv_dist_overlap_enabled(void);
 
 /* ---- the all-gather as a graph op (dist_gather.c) ---- */
 

@@ -2,6 +2,7 @@
 #include "dist/dist.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static xv_status mpi_fail(int rc, const char *call) {
 /* The watchdog: every collective is started non-blocking and waited for
  * here, so a rank that hangs without dying (a stalled file system, a stopped
  * process) ends the job after XV_DIST_TIMEOUT seconds instead of leaving the
- * others waiting for ever. Polling sleeps 50 µs between tests. */
+ * others waiting for ever. */
 static int wait_for(MPI_Request *req, const char *what) {
     const double t0 = MPI_Wtime();
     for (;;) {
@@ -40,7 +41,12 @@ static int wait_for(MPI_Request *req, const char *what) {
         if (g_timeout > 0 && MPI_Wtime() - t0 > g_timeout)
             xv_dist_abort(1, "%s: no answer from the other ranks for %.0f s (XV_DIST_TIMEOUT): a rank hangs; "
                              "ending the job", what, g_timeout);
-        nanosleep(&(struct timespec){0, 50000}, NULL);
+        /* Open MPI moves a collective on only inside its calls, round by
+         * round: poll at once (yielding the core to a process that wants it)
+         * for the first second, as a blocking call does; sleep between polls
+         * after that, for a rank that waits long for a slower one. */
+        if (MPI_Wtime() - t0 < 1.0) sched_yield();
+        else nanosleep(&(struct timespec){0, 50000}, NULL);
     }
 }
 
@@ -151,6 +157,41 @@ xv_status xv_dist_allreduce_sum_f64(double *v, int64_t n) {
 }
 xv_status xv_dist_allreduce_max_i32(int32_t *v, int64_t n) {
     return allreduce(v, n, MPI_INT32_T, sizeof *v, MPI_MAX, "MPI_Allreduce (max of ints)");
+}
+
+struct xv_dist_request {
+    MPI_Request q;
+};
+
+xv_status xv_dist_iallreduce_sum_f32(float *v, int64_t n, xv_dist_request **req) {
+    *req = NULL;
+    if (g_world == 1) return XV_OK;
+    if (n > (int64_t)(CHUNK / sizeof *v))
+        return xv_error(XV_ERR_UNSUPPORTED, "non-blocking all-reduce of %lld floats (limit 2^28)", (long long)n);
+    xv_dist_request *r = malloc(sizeof *r);
+    if (!r) return xv_error(XV_ERR_NOMEM, "out of memory");
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r->q);
+    if (rc != MPI_SUCCESS) {
+        free(r);
+        return mpi_fail(rc, "MPI_Iallreduce (sum of floats)");
+    }
+    *req = r;
+    return XV_OK;
+}
+
+xv_status xv_dist_progress(xv_dist_request *req, int *done) {
+    int flag = 1;
+    if (req) MPI_TRY(MPI_Test(&req->q, &flag, MPI_STATUS_IGNORE), "MPI_Iallreduce (sum of floats)");
+    if (done) *done = flag;
+    return XV_OK;
+}
+
+xv_status xv_dist_wait(xv_dist_request *req) {
+    if (!req) return XV_OK;
+    const int rc = wait_for(&req->q, "MPI_Iallreduce (sum of floats)");
+    free(req);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Iallreduce (sum of floats)");
+    return XV_OK;
 }
 
 xv_status xv_dist_gather_bytes(const void *send, size_t len, void **out, size_t *lens) {

@@ -5,9 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Floats per all-reduce call: 8 Mi (32 MiB), torch DDP's bucket order of size,
- * so the call count stays small without doubling the gradients' memory. */
-#define BUCKET_FLOATS ((int64_t)8 << 20)
+/* Floats per all-reduce call: 8 Mi (32 MiB) unless XV_DIST_BUCKET_FLOATS
+ * says otherwise, torch DDP's bucket order of size, so the call count stays
+ * small without doubling the gradients' memory. */
+int64_t xv_dist_bucket_floats(void) {
+    static int64_t n;
+    if (!n) {
+        const char *e = getenv("XV_DIST_BUCKET_FLOATS");
+        const long long v = e ? atoll(e) : 0;
+        n = v > 0 ? v : (int64_t)8 << 20;
+    }
+    return n;
+}
+
+float *xv_dist_bucket_buffer(int64_t n) {
+    static float *kept;
+    static int64_t kept_n;
+    if (n + 1 > kept_n) {
+        free(kept);
+        kept_n = (kept = malloc(sizeof *kept * (size_t)(n + 1))) ? n + 1 : 0;
+        if (!kept) xv_error(XV_ERR_NOMEM, "out of memory (a gradient buffer of %lld floats)", (long long)n);
+    }
+    return kept;
+}
+
+bool xv_dist_overlap_enabled(void) {
+    const char *e = getenv("XV_DIST_OVERLAP");
+    return !e || strcmp(e, "0") != 0;
+}
 
 xv_status xv_dist_broadcast_params(xv_params *p) {
     if (xv_dist_world() == 1) return XV_OK;
@@ -57,9 +82,9 @@ xv_status xv_dist_average_grads(xv_graph *g, xv_params *p) {
     int64_t biggest = 0;
     for (int i = 0; i < p->n; i++)
         if (p->items[i]->numel > biggest) biggest = p->items[i]->numel;
-    const int64_t cap = biggest > BUCKET_FLOATS ? biggest : BUCKET_FLOATS;
-    float *buf = malloc(sizeof(float) * (size_t)cap);
-    if (!buf) return xv_error(XV_ERR_NOMEM, "out of memory (gradient bucket of %lld floats)", (long long)cap);
+    const int64_t bucket = xv_dist_bucket_floats(), cap = biggest > bucket ? biggest : bucket;
+    float *buf = xv_dist_bucket_buffer(cap);
+    if (!buf) return XV_ERR_NOMEM;
     /* Sum, then × 1/world, as apex's DDP does (for two ranks the same bits
      * as halving first). */
     const float scale = 1.0f / (float)world;
@@ -75,6 +100,5 @@ xv_status xv_dist_average_grads(xv_graph *g, xv_params *p) {
         }
         filled += k;
     }
-    free(buf);
     return st == XV_OK ? XV_OK : xv_error_wrap(st, "averaging gradients over %d ranks", world);
 }

@@ -7,6 +7,7 @@
 #include "api/itc_topk.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 
 xv_eval_retrieval_opts xv_eval_retrieval_opts_default(void) {
     return (xv_eval_retrieval_opts){
@@ -87,7 +88,12 @@ static xv_status mark_topk(const float *sims, int64_t rows, int64_t cols, int64_
     return XV_OK;
 }
 
-/* ITM logits of the marked pairs, in chunks (row-major order of the pairs). */
+/* ITM logits of the marked pairs, in chunks (row-major order of the pairs).
+ * Under mpirun each rank scores a contiguous share of the chunks and the
+ * logits are summed over the ranks, as Retrieval.py splits its re-rank across
+ * ranks and all-reduces the score matrices. Each chunk is the batch one
+ * process would run, and the other ranks add zeros, so the logits keep the
+ * bits of a one-process evaluation. */
 static xv_status score_needed(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const uint8_t *needed,
                               float *logit, const xv_eval_retrieval_opts *o, int64_t *n_pairs) {
     const int64_t n_img = xvlm_images_count(im), n_txt = xvlm_texts_count(tx), total = n_img * n_txt;
@@ -95,23 +101,30 @@ static xv_status score_needed(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_t
     for (int64_t a = 0; a < total; a++) n += needed[a];
     *n_pairs = n;
     const int chunk = o->pair_chunk > 0 ? o->pair_chunk : 1024;
+    const int64_t n_chunks = (n + chunk - 1) / chunk, world = xv_dist_world(), rank = xv_dist_rank();
+    const int64_t first = n_chunks * rank / world, end = n_chunks * (rank + 1) / world; /* this rank's chunks */
     xvlm_pair *pairs = malloc(sizeof *pairs * (size_t)chunk);
-    float *out = malloc(sizeof *out * (size_t)chunk);
-    xv_status st = pairs && out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    int64_t a = 0, done = 0;
-    report(o, "itm", 0, n);
-    while (st == XV_OK && done < n) {
+    float *vals = calloc((size_t)n + 1, sizeof *vals); /* the logits in pair order; 0 where another rank scores */
+    xv_status st = pairs && vals ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    const int64_t my_total = (end * chunk < n ? end * chunk : n) - first * chunk;
+    int64_t a = 0, done = 0, mine = 0;
+    report(o, "itm", 0, my_total);
+    for (int64_t c = 0; st == XV_OK && c < end; c++) {
         int b = 0;
         for (; a < total && b < chunk; a++)
             if (needed[a]) pairs[b++] = (xvlm_pair){.image = a / n_txt, .text = a % n_txt};
-        st = xv_api_itm(ctx, im, tx, pairs, b, out, NULL);
-        for (int j = 0; st == XV_OK && j < b; j++)
-            logit[(size_t)pairs[j].image * (size_t)n_txt + (size_t)pairs[j].text] = out[j];
+        if (c >= first) {
+            st = xv_api_itm(ctx, im, tx, pairs, b, vals + done, NULL);
+            mine += b;
+            if (st == XV_OK) report(o, "itm", mine, my_total);
+        }
         done += b;
-        if (st == XV_OK) report(o, "itm", done, n);
     }
+    if (st == XV_OK) st = xv_dist_allreduce_sum_f32(vals, n);
+    for (int64_t k = 0, j = 0; st == XV_OK && k < total; k++)
+        if (needed[k]) logit[k] = vals[j++];
     free(pairs);
-    free(out);
+    free(vals);
     return st;
 }
 

@@ -14,7 +14,12 @@
  *
  * Retrieval.py runs the fusion encoder twice for a pair that is in both
  * top-k lists; here each distinct pair runs once and both matrices read its
- * logit (the same pair through the same encoder gives the same score). */
+ * logit (the same pair through the same encoder gives the same score).
+ *
+ * Under mpirun (src/dist/) xv_eval_retrieval is a collective: every rank
+ * encodes everything and ranks the ITC similarities, the ITM pairs are split
+ * across the ranks and their logits summed, as Retrieval.py's evaluation does;
+ * every rank gets the whole result, bit for bit that of one process. */
 #ifndef XV_TASKS_EVAL_RETRIEVAL_H
 #define XV_TASKS_EVAL_RETRIEVAL_H
 

@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "train/finetune_task.h"
 
 void xv_ft_scores_put(xv_finetune_scores *s, const char *split_name, const char *key, double v) {
@@ -40,7 +41,7 @@ xv_status xv_ft_scores_set_official(xv_finetune_scores *s, cJSON *o) {
 
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out) {
     *out = NULL;
-    if (!results_name || !f->o->output_dir) return XV_OK;
+    if (!results_name || !f->o->output_dir || xv_dist_rank() != 0) return XV_OK; /* rank 0 alone writes */
     char name[64];
     snprintf(name, sizeof name, "%s.json", results_name);
     char *dir = xv_fs_join(f->o->output_dir, "result");

@@ -1,12 +1,14 @@
 /* Helpers of the tasks with their own models and JSON lists (VQA,
- * captioning): reading a list file, joining an image root, writing the
- * task model. */
+ * captioning): reading a list file, joining an image root, a scratch path
+ * per rank, writing the task model. */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "model/task_source.h"
 #include "train/finetune_task.h"
 
@@ -34,4 +36,11 @@ xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, con
     xv_status st = vocab ? xv_task_model_write(dir, cfg, f->params, vocab) : xv_error(XV_ERR_NOMEM, "out of memory");
     free(vocab);
     return st;
+}
+
+char *xv_ft_scratch_path(const xv_ft *f, const char *name) {
+    if (xv_dist_world() == 1) return xv_fs_join(f->o->output_dir, name);
+    char own[256];
+    snprintf(own, sizeof own, "rank%d.%s", xv_dist_rank(), name);
+    return xv_fs_join(f->o->output_dir, own);
 }

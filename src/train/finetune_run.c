@@ -9,7 +9,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "train/checkpoint.h"
+#include "train/rank_state.h"
 #include "train/stop_signal.h"
 #include "train/finetune_task.h"
 #include "train/train_log.h"
@@ -25,6 +27,7 @@ enum { SUM_LR = XV_FT_MAX_TERMS, SUM_N, N_SUMS };
 
 typedef struct {
     xv_ft f;
+    bool writes; /* rank 0: the log, checkpoints, models and result files (every rank trains and evaluates) */
     char *ckpt_dir, *log_path, *plot_path, *model_dir, *best_dir;
     xv_train_log *log;
     xv_progress *prog;
@@ -37,36 +40,56 @@ typedef struct {
     int64_t last_step;
     /* checkpoints hold int64 values: the doubles above travel as their bits */
     int64_t bits[1 + N_SUMS];
+    /* the checkpoint's view: the shared counters and data stream, then every
+     * rank's epoch sums and augment / negatives / dropout streams */
+    xv_rank_state ranks;
+    xv_ckpt_counter counters[2 + N_SUMS * 64];
+    xv_ckpt_rng rngs[1 + 3 * 64];
+    int n_counters, n_rngs;
 } run;
 
-/* The checkpoint's counters: best_epoch, best_score_bits, epoch_sum.a, .b
- * (.c, .d for tasks of more terms), epoch_sum.lr, epoch_sum.n. */
-static xv_train_state state_of(run *r, xv_ckpt_counter c[2 + N_SUMS], xv_ckpt_rng g[4]) {
+/* The checkpoint's counters: best_epoch, best_score_bits, then epoch_sum.a,
+ * .b (.c, .d for tasks of more terms), epoch_sum.lr, epoch_sum.n; streams:
+ * data, then augment, negatives, dropout. Under mpirun the sums and those
+ * three streams are each rank's own, as "rank<r>.epoch_sum.a" ... (the epoch
+ * record's means are over every rank's updates). */
+static xv_status build_state(run *r) {
     static const char *const term_sums[XV_FT_MAX_TERMS] = {"epoch_sum.a", "epoch_sum.b", "epoch_sum.c", "epoch_sum.d"};
     const int n_terms = r->f.task->n_terms > 2 ? r->f.task->n_terms : 2;
+    xv_ckpt_counter mine[N_SUMS];
     int n = 0;
-    c[n++] = (xv_ckpt_counter){"best_epoch", &r->best_epoch};
-    c[n++] = (xv_ckpt_counter){"best_score_bits", &r->bits[0]};
-    for (int k = 0; k < n_terms; k++) c[n++] = (xv_ckpt_counter){term_sums[k], &r->bits[1 + k]};
-    c[n++] = (xv_ckpt_counter){"epoch_sum.lr", &r->bits[1 + SUM_LR]};
-    c[n++] = (xv_ckpt_counter){"epoch_sum.n", &r->bits[1 + SUM_N]};
-    g[0] = (xv_ckpt_rng){"data", &r->f.data};
-    g[1] = (xv_ckpt_rng){"augment", &r->f.aug};
-    g[2] = (xv_ckpt_rng){"negatives", &r->f.neg};
-    g[3] = (xv_ckpt_rng){"dropout", xv_graph_rng(r->f.g)};
+    for (int k = 0; k < n_terms; k++) mine[n++] = (xv_ckpt_counter){term_sums[k], &r->bits[1 + k]};
+    mine[n++] = (xv_ckpt_counter){"epoch_sum.lr", &r->bits[1 + SUM_LR]};
+    mine[n++] = (xv_ckpt_counter){"epoch_sum.n", &r->bits[1 + SUM_N]};
+    const xv_ckpt_rng streams[3] = {{"augment", &r->f.aug}, {"negatives", &r->f.neg}, {"dropout", xv_graph_rng(r->f.g)}};
+    XV_TRY(xv_rank_state_init(&r->ranks, mine, n, streams, 3));
+    const int world = xv_dist_world();
+    if (world > 64) return xv_error(XV_ERR_UNSUPPORTED, "fine-tuning: at most 64 ranks (%d)", world);
+    r->counters[0] = (xv_ckpt_counter){"best_epoch", &r->best_epoch};
+    r->counters[1] = (xv_ckpt_counter){"best_score_bits", &r->bits[0]};
+    memcpy(r->counters + 2, r->ranks.counters, sizeof *r->counters * (size_t)(world * n));
+    r->n_counters = 2 + world * n;
+    r->rngs[0] = (xv_ckpt_rng){"data", &r->f.data};
+    memcpy(r->rngs + 1, r->ranks.rngs, sizeof *r->rngs * (size_t)(world * 3));
+    r->n_rngs = 1 + world * 3;
+    return XV_OK;
+}
+
+static xv_train_state state_of(run *r) {
     return (xv_train_state){.params = r->f.params, .opt = &r->f.opt, .sched = &r->f.sched, .step = &r->step,
-                            .epoch = &r->epoch, .counters = c, .n_counters = n, .rngs = g, .n_rngs = 4};
+                            .epoch = &r->epoch, .counters = r->counters, .n_counters = r->n_counters,
+                            .rngs = r->rngs, .n_rngs = r->n_rngs};
 }
 
 static xv_status save_checkpoint(run *r) {
     memcpy(&r->bits[0], &r->best, sizeof r->best);
     memcpy(&r->bits[1], r->sums, sizeof r->sums);
-    xv_ckpt_counter c[2 + N_SUMS];
-    xv_ckpt_rng g[4];
-    const xv_train_state st = state_of(r, c, g);
+    XV_TRY(xv_rank_state_gather(&r->ranks));
+    r->saved_step = r->step;
+    if (xv_dist_rank() != 0) return XV_OK; /* rank 0 alone writes */
+    const xv_train_state st = state_of(r);
     char path[4096];
     XV_TRY(xv_ckpt_save(r->ckpt_dir, r->f.o->keep_last, &st, path, sizeof path));
-    r->saved_step = r->step;
     if (r->f.o->notes && r->f.o->progress) fprintf(r->f.o->notes, "checkpoint %s\n", path);
     return XV_OK;
 }
@@ -74,18 +97,18 @@ static xv_status save_checkpoint(run *r) {
 /* Restore `path`; the epoch orders are replayed from the seed (each epoch
  * shuffles the previous order), which must land on the saved data stream. */
 static xv_status load_checkpoint(run *r, const char *path) {
-    xv_ckpt_counter c[2 + N_SUMS];
-    xv_ckpt_rng g[4];
-    const xv_train_state st = state_of(r, c, g);
+    const xv_train_state st = state_of(r);
     XV_TRY(xv_ckpt_load(path, &st, NULL));
+    xv_rank_state_pick(&r->ranks);
     memcpy(&r->best, &r->bits[0], sizeof r->best);
     memcpy(r->sums, &r->bits[1], sizeof r->sums);
     xv_ft *f = &r->f;
-    xv_rng data = f->data_seed;
-    for (int64_t i = 0; i < f->n; i++) f->order[i] = (int32_t)i;
+    const xv_rng saved = f->data;
+    f->data = f->data_seed;
+    for (int64_t i = 0; i < f->n; i++) f->perm[i] = (int32_t)i;
     const int64_t shuffles = (r->step + f->steps_per_epoch - 1) / f->steps_per_epoch;
-    for (int64_t e = 0; e < shuffles; e++) xv_rng_shuffle_i32(&data, f->order, f->n);
-    if (data.key != f->data.key || data.counter != f->data.counter)
+    for (int64_t e = 0; e < shuffles; e++) xv_ft_shuffle(f);
+    if (saved.key != f->data.key || saved.counter != f->data.counter)
         return xv_error(XV_ERR_INVALID_ARG,
                         "%s: its data order does not follow from --seed %llu and this training file: resume with "
                         "the seed and data of the run that wrote it",
@@ -121,8 +144,9 @@ static xv_status setup(run *r, const char *task, int64_t *keep_before) {
     if (!r->ckpt_dir || !r->log_path || !r->plot_path || !r->model_dir || !r->best_dir)
         return xv_error(XV_ERR_NOMEM, "out of memory");
     XV_TRY(xv_ft_setup(&r->f, task));
+    XV_TRY(build_state(r));
     XV_TRY(xv_fs_mkdir_p(r->ckpt_dir));
-    xv_ckpt_remove_stale(r->ckpt_dir, o->notes);
+    if (xv_dist_rank() == 0) xv_ckpt_remove_stale(r->ckpt_dir, o->notes);
     return resume_point(r, keep_before);
 }
 
@@ -152,6 +176,8 @@ static xv_status end_epoch(run *r) {
     const xv_finetune_opts *o = f->o;
     const int64_t e = r->step / f->steps_per_epoch - 1;
     r->epoch = e + 1;
+    /* the epoch's means over every rank's updates (synchronize_between_processes) */
+    XV_TRY(xv_dist_allreduce_sum_f64(r->sums, N_SUMS));
     char rname[32];
     snprintf(rname, sizeof rname, "epoch%lld", (long long)e); /* collect_tensor_result's 'epoch%d' */
     XV_TRY(xv_ft_evaluate(f, rname, &r->last));
@@ -162,7 +188,7 @@ static xv_status end_epoch(run *r) {
     const bool better = score > r->best;
     if (better) {
         r->best = score, r->best_epoch = e;
-        XV_TRY(xv_ft_write_model(f, r->best_dir));
+        if (r->writes) XV_TRY(xv_ft_write_model(f, r->best_dir));
     }
     line l;
     add_head(&l, r->step - 1, "epoch", e);
@@ -178,7 +204,7 @@ static xv_status end_epoch(run *r) {
                             ", \"selection\": \"%s\", \"best\": %s}", key, better ? "true" : "false");
     if (l.n >= sizeof l.buf) return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: epoch record longer than %zu bytes",
                                              sizeof l.buf);
-    XV_TRY(xv_train_log_write_json(r->log, l.buf));
+    if (r->writes) XV_TRY(xv_train_log_write_json(r->log, l.buf));
     memset(r->sums, 0, sizeof r->sums);
     if (o->notes && o->progress) {
         /* epochs counted from 0, as the official log */
@@ -197,7 +223,7 @@ static xv_status end_epoch(run *r) {
 static xv_status step(run *r, bool tty, double *loss) {
     xv_ft *f = &r->f;
     const int64_t spe = f->steps_per_epoch, b = r->step % spe;
-    if (b == 0) xv_rng_shuffle_i32(&f->data, f->order, f->n);
+    if (b == 0) xv_ft_shuffle(f);
     const double t0 = xv_monotonic_seconds();
     double term[XV_FT_MAX_TERMS];
     xv_update_record rec = {.step = r->step, .epoch = r->step / spe};
@@ -212,7 +238,7 @@ static xv_status step(run *r, bool tty, double *loss) {
     r->sums[SUM_N] += 1;
     r->step++;
     *loss = rec.loss_total;
-    XV_TRY(xv_train_log_write(r->log, &rec, 0, NULL, NULL, 0));
+    if (r->writes) XV_TRY(xv_train_log_write(r->log, &rec, 0, NULL, NULL, 0));
     if (r->prog) {
         xv_progress_add(r->prog, &rec);
         if (tty || r->step % 10 == 0 || r->step % spe == 0) xv_progress_print(r->prog, f->o->notes, r->step, tty);
@@ -227,7 +253,7 @@ static xv_status train(run *r, int64_t max_steps, xv_finetune_result *res) {
     const bool tty = r->prog && isatty(fileno(r->f.o->notes));
     const double t0 = xv_monotonic_seconds();
     double first = 0, last = 0;
-    while (r->step < max_steps && !xv_stop_requested()) {
+    while (r->step < max_steps && !xv_stop_requested_anywhere()) {
         const int64_t s = r->step - start;
         double loss;
         XV_TRY(step(r, tty, &loss));
@@ -285,7 +311,7 @@ static void take_scores(const xv_finetune_scores *s, bool after, xv_finetune_res
  * "best" record (the official log.txt's "best epoch: N"), the plot. */
 static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     xv_ft *f = &r->f;
-    XV_TRY(xv_ft_write_model(f, r->model_dir));
+    if (r->writes) XV_TRY(xv_ft_write_model(f, r->model_dir));
     if (r->last_step != r->step || r->step == 0) {
         /* stopped inside an epoch (max_steps): the epoch under way names the result file */
         char name[32];
@@ -296,6 +322,7 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     take_scores(&r->last, true, res);
     res->best_epoch = r->best_epoch;
     res->best_score = r->best_epoch >= 0 ? r->best : NAN;
+    if (!r->writes) return XV_OK;
     if (r->step == total) {
         const char *key;
         line l;
@@ -323,11 +350,16 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
 static void run_free(run *r) {
     xv_progress_free(r->prog);
     xv_train_log_close(r->log);
+    xv_rank_state_free(&r->ranks);
     xv_ft_free(&r->f);
     free(r->ckpt_dir), free(r->log_path), free(r->plot_path), free(r->model_dir), free(r->best_dir);
 }
 
-xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetune_result *res) {
+xv_status xv_finetune_run(const char *task, const xv_finetune_opts *opts, xv_finetune_result *res) {
+    /* Over several ranks, rank 0 alone prints, logs and writes files. */
+    xv_finetune_opts own = *opts;
+    if (xv_dist_rank() != 0) own.notes = NULL, own.progress = false;
+    const xv_finetune_opts *o = &own;
     memset(res, 0, sizeof *res);
     res->metric_before = res->metric_after = res->aux_before = res->aux_after = res->best_score = NAN;
     res->best_epoch = -1;
@@ -336,6 +368,7 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
     run r;
     memset(&r, 0, sizeof r);
     r.f.o = o;
+    r.writes = xv_dist_rank() == 0;
     r.best_epoch = -1;
     r.saved_step = r.last_step = -1;
     int64_t keep_before = -1;
@@ -344,7 +377,7 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
     const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
     res->start_step = r.step;
     res->total_steps = total;
-    if (st == XV_OK) st = xv_train_log_open(r.log_path, keep_before, &r.log);
+    if (st == XV_OK && r.writes) st = xv_train_log_open(r.log_path, keep_before, &r.log);
     if (st == XV_OK && o->progress && o->notes && !(r.prog = xv_progress_new(50, max_steps, r.step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");
     xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step, with a checkpoint */
@@ -360,7 +393,7 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *o, xv_finetu
         }
     }
     if (st == XV_OK) st = train(&r, max_steps, res);
-    res->interrupted = xv_stop_requested();
+    res->interrupted = st == XV_OK ? xv_stop_requested_anywhere() : xv_stop_requested();
     xv_stop_guard_end(&guard);
     res->steps = r.step;
     if (st == XV_OK && !res->interrupted) st = finish(&r, total, res);

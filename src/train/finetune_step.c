@@ -1,12 +1,14 @@
 /* The fine-tuning run's model, optimizer, random streams and one update,
  * around the task's hooks (finetune_task.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "data/caption.h"
+#include "dist/dist.h"
 #include "io/strindex.h"
 #include "model/model_folder.h"
 #include "model/model_source.h"
@@ -109,27 +111,40 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
         f->params = &f->m->params;
     }
     XV_TRY(f->task->setup(f));
-    const int B = f->cfg.batch_size;
-    if (f->n < B)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries, fewer than one batch of %d", f->cfg.train_file.paths[0],
-                        (long long)f->n, B);
-    if (!(f->order = malloc((size_t)f->n * sizeof *f->order)) || !(f->g = xv_graph_new(0)))
+    const int B = f->cfg.batch_size, world = xv_dist_world();
+    f->n_mine = (f->n + world - 1) / world; /* DistributedSampler: ceil(n / world) samples per rank */
+    if (f->n_mine < B) {
+        char per_rank[80] = "";
+        if (world > 1) snprintf(per_rank, sizeof per_rank, ", %lld per rank over %d ranks", (long long)f->n_mine, world);
+        return xv_error(XV_ERR_INVALID_ARG, "%s: %lld entries%s, fewer than one batch of %d", f->cfg.train_file.paths[0],
+                        (long long)f->n, per_rank, B);
+    }
+    if (!(f->perm = malloc((size_t)f->n * sizeof *f->perm)) || !(f->order = malloc((size_t)f->n_mine * sizeof *f->order)) ||
+        !(f->g = xv_graph_new(0)))
         return xv_error(XV_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < f->n; i++) f->order[i] = (int32_t)i;
-    xv_rng root;
+    for (int64_t i = 0; i < f->n; i++) f->perm[i] = (int32_t)i;
+    xv_rng root, own;
     xv_rng_seed(&root, o->seed);
-    f->data = f->data_seed = xv_rng_split(&root, 1);
-    f->aug = xv_rng_split(&root, 2);
-    f->neg = xv_rng_split(&root, 3);
-    *xv_graph_rng(f->g) = xv_rng_split(&root, 4);
+    xv_rng_seed(&own, o->seed + (uint64_t)xv_dist_rank()); /* the official scripts seed rank r with seed + r */
+    f->data = f->data_seed = xv_rng_split(&root, 1);     /* the same order on every rank (the sampler's) */
+    f->aug = xv_rng_split(&own, 2);
+    f->neg = xv_rng_split(&own, 3);
+    *xv_graph_rng(f->g) = xv_rng_split(&own, 4);
     xv_graph_set_training(f->g, true);
     xv_graph_set_free_used_grads(f->g, true); /* only parameter gradients are read after backward */
     xv_graph_set_grad(f->g, true);
+    XV_TRY(xv_dist_broadcast_params(f->params)); /* the same initial weights on every rank */
     XV_TRY(xv_adamw_init(&f->opt, f->params, &f->cfg.optim, &f->large_lr));
     f->opt_ready = true;
     /* the official train loaders drop the last partial batch */
-    f->steps_per_epoch = f->n / B;
+    f->steps_per_epoch = f->n_mine / B;
     return xv_schedule_init(&f->sched, f->steps_per_epoch * f->cfg.epochs, f->cfg.warmup, f->cfg.warmup_is_fraction);
+}
+
+void xv_ft_shuffle(xv_ft *f) {
+    xv_rng_shuffle_i32(&f->data, f->perm, f->n);
+    const int64_t world = xv_dist_world(), rank = xv_dist_rank();
+    for (int64_t k = 0; k < f->n_mine; k++) f->order[k] = f->perm[(rank + k * world) % f->n];
 }
 
 xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv_update_record *rec) {
@@ -147,7 +162,8 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
             st = xv_error(XV_ERR_NUMERIC, "fine-tuning: loss %g at step %lld", rec->loss_total,
                           (long long)f->sched.pos);
     }
-    if (st == XV_OK) st = xv_backward(g, loss);
+    /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
+    if (st == XV_OK) st = xv_dist_backward_averaged(g, loss, f->params);
     /* fp32 without clipping, as the official fine-tuning runs */
     if (st == XV_OK) st = xv_adamw_step(&f->opt, xv_schedule_factor(&f->sched));
     xv_schedule_step(&f->sched);
@@ -164,7 +180,7 @@ xv_status xv_ft_write_model(const xv_ft *f, const char *dir) {
 
 void xv_ft_free(xv_ft *f) {
     if (f->task && f->task->free) f->task->free(f);
-    free(f->order);
+    free(f->perm), free(f->order);
     if (f->opt_ready) xv_adamw_free(&f->opt);
     xv_graph_free(f->g);
     xv_model_free(f->m);

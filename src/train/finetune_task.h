@@ -44,16 +44,23 @@ typedef struct xv_ft {
     xv_model_vocab vocab; /* the model's vocab.txt, written with every model folder */
     int res;         /* the model's image_res after loading (the config's, when it sets one) */
     int64_t n;       /* training samples (set by the task's setup) */
-    int32_t *order;  /* the epoch's sample order: shuffled in place at each epoch start */
+    int32_t *perm;   /* the epoch's order of all n samples: shuffled in place at each epoch start, the
+                        same on every rank */
+    int32_t *order;  /* this rank's samples of the epoch ([n_mine]): what the loss hook reads. Under
+                        mpirun DistributedSampler's shard, perm padded from its start to a multiple of
+                        the world, every world-th from the rank's index; in one process perm itself */
+    int64_t n_mine;
     xv_rng data_seed; /* the data stream before the first shuffle (resume replays the shuffles) */
-    /* random streams (checkpointed): data order, augmentation, the task's own
-     * draws (retrieval's hard negatives), and dropout inside the graph */
+    /* random streams (checkpointed): data order (seeded with the seed on
+     * every rank), augmentation, the task's own draws (retrieval's hard
+     * negatives), and dropout inside the graph (seed + rank, as the official
+     * scripts seed each rank) */
     xv_rng data, aug, neg;
     xv_graph *g;
     xv_adamw opt;
     bool opt_ready;
     xv_lr_schedule sched;
-    int64_t steps_per_epoch; /* the official train loaders drop the last partial batch */
+    int64_t steps_per_epoch; /* n_mine / batch: the official train loaders drop the last partial batch */
     void *task_state;        /* the task's training data and batch buffers */
 } xv_ft;
 
@@ -148,7 +155,7 @@ void xv_ft_json_num(struct cJSON *o, const char *key, double v);
 /* `o` printed into s->official (unformatted), then deleted. */
 xv_status xv_ft_scores_set_official(xv_finetune_scores *s, struct cJSON *o);
 /* OUTPUT_DIR/result/<results_name>.json, its folder made (*out malloc'd;
- * NULL when results_name is NULL). */
+ * NULL when results_name is NULL, and on every rank but 0 under mpirun). */
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out);
 
 /* ---- for the tasks with their own model (finetune_json.c) ---- */
@@ -157,6 +164,9 @@ xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out
 xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
 /* root/rel, or rel as written without a root (malloc'd). */
 char *xv_ft_under_root(const char *root, const char *rel);
+/* OUTPUT_DIR/name for a scratch file of this process: OUTPUT_DIR/rank<r>.name
+ * under mpirun, where every rank writes its own (malloc'd). */
+char *xv_ft_scratch_path(const xv_ft *f, const char *name);
 /* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 
@@ -172,7 +182,11 @@ xv_status xv_ft_open_vocab(xv_ft *f, const char *arg, const char *vocab);
  * training data, optimizer, schedule and random streams. */
 xv_status xv_ft_setup(xv_ft *f, const char *task);
 void xv_ft_free(xv_ft *f);
-/* Forward + backward + AdamW of batch number `b` of the epoch's order;
+/* The epoch's start: perm shuffled by the data stream, this rank's order
+ * taken from it. */
+void xv_ft_shuffle(xv_ft *f);
+/* Forward + backward (gradients averaged over the ranks) + AdamW of batch
+ * number `b` of the rank's order;
  * term[] as the task's loss hook, *total the loss, rec the update's loss fields. */
 xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv_update_record *rec);
 /* DIR/{config.json, weights.safetensors, vocab.txt} of the model as it is now. */

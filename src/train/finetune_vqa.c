@@ -81,7 +81,7 @@ static void free_config(xv_finetune_config *cfg) {
 }
 
 static xv_status open_model(xv_ft *f) {
-    char *scratch = xv_fs_join(f->o->output_dir, "init_weights.safetensors");
+    char *scratch = xv_ft_scratch_path(f, "init_weights.safetensors");
     xv_vqa_model *m = NULL;
     xv_status st = scratch ? xv_fs_mkdir_p(f->o->output_dir) : xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) st = xv_vqa_from_pretrained(f->o->init, scratch, f->o->seed, &m);

@@ -20,15 +20,6 @@ xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
     return o;
 }
 
-/* Every rank stops at the same step when any was signalled (mpirun forwards
- * a signal to all ranks, but they may see it at different steps). A failed
- * agreement stops too: the next collective reports the cause. */
-static bool stop_requested_anywhere(void) {
-    int32_t v = xv_stop_requested() != 0;
-    if (xv_dist_world() > 1 && xv_dist_allreduce_max_i32(&v, 1) != XV_OK) return true;
-    return v != 0;
-}
-
 typedef struct {
     const xv_pretrain_run_opts *o;
     xv_pretrain_run_config rc;
@@ -181,7 +172,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     const bool tty = isatty(fileno(stderr));
     double last_print = 0;
     int64_t last_saved = -1;
-    while (xv_trainer_steps_done(r->t) < max_steps && !stop_requested_anywhere()) {
+    while (xv_trainer_steps_done(r->t) < max_steps && !xv_stop_requested_anywhere()) {
         xv_update_record rec[2];
         int n = 0;
         XV_TRY(xv_trainer_step(r->t, rec, &n));
@@ -207,7 +198,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
         }
     }
     if (tty && r->prog) fputc('\n', stderr);
-    res->interrupted = stop_requested_anywhere();
+    res->interrupted = xv_stop_requested_anywhere() != 0;
     if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r, false));
     return XV_OK;
 }

@@ -1,5 +1,9 @@
 #include "train/stop_signal.h"
 
+#include <stdint.h>
+
+#include "dist/dist.h"
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) { stop_signal = sig; }
@@ -19,3 +23,12 @@ void xv_stop_guard_end(const xv_stop_guard *g) {
 }
 
 int xv_stop_requested(void) { return stop_signal; }
+
+/* mpirun forwards a signal to every rank, but they may see it at different
+ * steps: all stop at the step where any saw it. A failed agreement stops too
+ * (SIGTERM); the next collective reports the cause. */
+int xv_stop_requested_anywhere(void) {
+    int32_t v = stop_signal;
+    if (xv_dist_world() > 1 && xv_dist_allreduce_max_i32(&v, 1) != XV_OK) return SIGTERM;
+    return v;
+}

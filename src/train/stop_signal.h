@@ -16,5 +16,8 @@ void xv_stop_guard_begin(xv_stop_guard *g);
 void xv_stop_guard_end(const xv_stop_guard *g);
 /* The signal caught since xv_stop_guard_begin, 0 when none. */
 int xv_stop_requested(void);
+/* The same agreed by every rank of an mpirun job (a collective, called by all
+ * after the same step): the signal any rank caught, 0 when none did. */
+int xv_stop_requested_anywhere(void);
 
 #endif

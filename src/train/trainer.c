@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 #include "model/pretrain.h"
 #include "train/clip.h"
+#include "train/rank_state.h"
 
 enum { SRC_IMAGES = 0, SRC_REGIONS = 1, N_SRC = 2 };
 static const char *const src_prefix[N_SRC] = {"data.images.", "data.regions."};
@@ -30,23 +31,18 @@ struct xv_trainer {
     xv_rng coin, neg; /* the dropout stream is the graph's own */
     int64_t step, epoch;
     int64_t fixed[N_FIXED_COUNTERS];
-    /* checkpoint view: fixed counters, then each source's position values */
+    /* checkpoint view: the fixed counters, then every rank's source
+     * positions ("rank<r>." names over several ranks, rank_state.h); the
+     * coin, then every rank's negatives and dropout streams */
     int64_t *src_vals[N_SRC];
     int src_len[N_SRC];
-    char **names; /* owned names of the per-rank counters and streams */
-    int n_names;
+    char **names; /* owned "data.<kind>.<name>" of this rank's position values */
+    int n_vals;
+    xv_rank_state ranks;
     xv_ckpt_counter *counters;
     int n_counters;
     xv_ckpt_rng *rngs;
     int n_rngs;
-    /* Over several ranks the checkpoint holds every rank's source positions
-     * and per-rank streams under "rank<r>." names: rank r's values are
-     * all_vals[r·n_vals ..] (the sources' values in order) and all_rngs[2r],
-     * all_rngs[2r + 1] (negatives, dropout), gathered before a save and
-     * picked out after a load. NULL in one process. */
-    int64_t *all_vals;
-    int n_vals;
-    xv_rng *all_rngs;
     char *config_text;
 };
 
@@ -66,20 +62,18 @@ xv_trainer_config xv_trainer_config_default(void) {
     return c;
 }
 
-static char *name_dup(const char *rank, const char *a, const char *b) {
-    size_t len = strlen(rank) + strlen(a) + strlen(b) + 1;
+static char *name_dup(const char *a, const char *b) {
+    size_t len = strlen(a) + strlen(b) + 1;
     char *s = malloc(len);
-    if (s) snprintf(s, len, "%s%s%s", rank, a, b);
+    if (s) snprintf(s, len, "%s%s", a, b);
     return s;
 }
 
 /* Name every checkpoint counter and stream: the fixed counters, the coin, and
  * "data.<kind>.<name>" for each value of a source's position with the
- * "negatives" and "dropout" streams, once per rank ("rank<r>." prefixed) when
- * there are several. */
+ * "negatives" and "dropout" streams, once per rank (rank_state.h). */
 static xv_status build_counters(xv_trainer *t) {
     static const char *const fixed_names[N_FIXED_COUNTERS] = {"skipped_updates", "region_backwards"};
-    const int world = xv_dist_world();
     t->n_vals = 0;
     for (int k = 0; k < N_SRC; k++) {
         const xv_batch_source *s = &t->src[k];
@@ -92,79 +86,31 @@ static xv_status build_counters(xv_trainer *t) {
         if (!t->src_vals[k]) return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
         t->n_vals += t->src_len[k];
     }
-    const int total = N_FIXED_COUNTERS + world * t->n_vals;
-    t->counters = calloc((size_t)total, sizeof *t->counters);
-    t->names = calloc((size_t)total + 2 * (size_t)world, sizeof *t->names);
-    t->rngs = calloc(1 + 2 * (size_t)world, sizeof *t->rngs);
-    if (world > 1) {
-        t->all_vals = calloc((size_t)world * (size_t)t->n_vals + 1, sizeof *t->all_vals);
-        t->all_rngs = calloc(2 * (size_t)world, sizeof *t->all_rngs);
-    }
-    if (!t->counters || !t->names || !t->rngs || (world > 1 && (!t->all_vals || !t->all_rngs)))
-        return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-    for (int i = 0; i < N_FIXED_COUNTERS; i++) t->counters[i] = (xv_ckpt_counter){fixed_names[i], &t->fixed[i]};
-    t->rngs[0] = (xv_ckpt_rng){"coin", &t->coin};
-    int n = N_FIXED_COUNTERS, n_names = 0;
-    t->n_rngs = 1;
-    for (int r = 0; r < world; r++) {
-        char rank[32] = "";
-        if (world > 1) snprintf(rank, sizeof rank, "rank%d.", r);
-        int64_t *vals = world > 1 ? t->all_vals + (size_t)r * (size_t)t->n_vals : NULL;
-        for (int k = 0; k < N_SRC; k++)
-            for (int i = 0; i < t->src_len[k]; i++, n++) {
-                const char *sn = t->src[k].state_name(t->src[k].ctx, i);
-                if (!(t->names[n_names++] = name_dup(rank, src_prefix[k], sn ? sn : "")))
-                    return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-                t->counters[n] = (xv_ckpt_counter){t->names[n_names - 1], vals ? vals++ : &t->src_vals[k][i]};
-            }
-        static const char *const streams[2] = {"negatives", "dropout"};
-        for (int j = 0; j < 2; j++) {
-            if (!(t->names[n_names++] = name_dup(rank, streams[j], "")))
-                return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-            xv_rng *own = j == 0 ? &t->neg : xv_graph_rng(t->g);
-            t->rngs[t->n_rngs++] = (xv_ckpt_rng){t->names[n_names - 1], world > 1 ? &t->all_rngs[2 * r + j] : own};
+    xv_ckpt_counter *mine = calloc((size_t)t->n_vals + 1, sizeof *mine);
+    t->names = calloc((size_t)t->n_vals + 1, sizeof *t->names);
+    xv_status st = mine && t->names ? XV_OK : xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+    int n = 0;
+    for (int k = 0; st == XV_OK && k < N_SRC; k++)
+        for (int i = 0; st == XV_OK && i < t->src_len[k]; i++, n++) {
+            const char *sn = t->src[k].state_name(t->src[k].ctx, i);
+            if (!(t->names[n] = name_dup(src_prefix[k], sn ? sn : ""))) st = xv_error(XV_ERR_NOMEM, "out of memory");
+            mine[n] = (xv_ckpt_counter){t->names[n], &t->src_vals[k][i]};
         }
-    }
-    t->n_counters = n;
-    t->n_names = n_names;
+    const xv_ckpt_rng streams[2] = {{"negatives", &t->neg}, {"dropout", xv_graph_rng(t->g)}};
+    if (st == XV_OK) st = xv_rank_state_init(&t->ranks, mine, t->n_vals, streams, 2);
+    free(mine);
+    XV_TRY(st);
+    const int world = xv_dist_world();
+    t->n_counters = N_FIXED_COUNTERS + world * t->n_vals;
+    t->n_rngs = 1 + world * 2;
+    t->counters = calloc((size_t)t->n_counters, sizeof *t->counters);
+    t->rngs = calloc((size_t)t->n_rngs, sizeof *t->rngs);
+    if (!t->counters || !t->rngs) return xv_error(XV_ERR_NOMEM, "trainer: out of memory");
+    for (int i = 0; i < N_FIXED_COUNTERS; i++) t->counters[i] = (xv_ckpt_counter){fixed_names[i], &t->fixed[i]};
+    memcpy(t->counters + N_FIXED_COUNTERS, t->ranks.counters, sizeof *t->counters * (size_t)(world * t->n_vals));
+    t->rngs[0] = (xv_ckpt_rng){"coin", &t->coin};
+    memcpy(t->rngs + 1, t->ranks.rngs, sizeof *t->rngs * (size_t)(world * 2));
     return XV_OK;
-}
-
-/* Over several ranks: every rank's positions and streams into all_vals /
- * all_rngs (a collective), before a save. */
-static xv_status gather_rank_state(xv_trainer *t) {
-    if (!t->all_vals) return XV_OK;
-    const int n = t->n_vals + 4; /* the values, then (key, counter) of both streams */
-    int64_t *mine = malloc(sizeof *mine * (size_t)n), *all = malloc(sizeof *all * (size_t)n * (size_t)xv_dist_world());
-    xv_status st = mine && all ? XV_OK : xv_error(XV_ERR_NOMEM, "trainer: out of memory");
-    if (st == XV_OK) {
-        int j = 0;
-        for (int k = 0; k < N_SRC; k++)
-            for (int i = 0; i < t->src_len[k]; i++) mine[j++] = t->src_vals[k][i];
-        const xv_rng *own[2] = {&t->neg, xv_graph_rng(t->g)};
-        for (int q = 0; q < 2; q++) mine[j++] = (int64_t)own[q]->key, mine[j++] = (int64_t)own[q]->counter;
-        st = xv_dist_allgather(mine, all, sizeof *mine * (size_t)n);
-    }
-    for (int r = 0; st == XV_OK && r < xv_dist_world(); r++) {
-        const int64_t *v = all + (size_t)r * (size_t)n;
-        memcpy(t->all_vals + (size_t)r * (size_t)t->n_vals, v, sizeof *v * (size_t)t->n_vals);
-        for (int q = 0; q < 2; q++)
-            t->all_rngs[2 * r + q] = (xv_rng){(uint64_t)v[t->n_vals + 2 * q], (uint64_t)v[t->n_vals + 2 * q + 1]};
-    }
-    free(mine), free(all);
-    return st;
-}
-
-/* After a load over several ranks: this rank's slice back into its sources'
- * values and its streams. */
-static void pick_rank_state(xv_trainer *t) {
-    if (!t->all_vals) return;
-    const int r = xv_dist_rank();
-    const int64_t *v = t->all_vals + (size_t)r * (size_t)t->n_vals;
-    for (int k = 0; k < N_SRC; k++)
-        for (int i = 0; i < t->src_len[k]; i++) t->src_vals[k][i] = *v++;
-    t->neg = t->all_rngs[2 * r];
-    *xv_graph_rng(t->g) = t->all_rngs[2 * r + 1];
 }
 
 xv_status xv_trainer_new(xv_model *model, const xv_trainer_config *cfg, const xv_batch_source *images,
@@ -233,12 +179,11 @@ void xv_trainer_free(xv_trainer *t) {
     xv_graph_free(t->g);
     for (int k = 0; k < N_SRC; k++) free(t->src_vals[k]);
     if (t->names)
-        for (int i = 0; i < t->n_names; i++) free(t->names[i]);
+        for (int i = 0; i < t->n_vals; i++) free(t->names[i]);
     free(t->names);
+    xv_rank_state_free(&t->ranks);
     free(t->counters);
     free(t->rngs);
-    free(t->all_vals);
-    free(t->all_rngs);
     free(t->config_text);
     free(t);
 }
@@ -314,18 +259,16 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     rec->loss_total = value_of(out.loss_total);
 
     /* A non-finite loss on any rank skips the update on all of them (as its
-     * NaN gradients, averaged, would under apex). */
+     * NaN gradients, averaged, would under apex), agreed before the backward,
+     * whose gradient all-reduces every rank must join. */
     bool bad_loss = !isfinite(rec->loss_total);
-    if (!bad_loss) {
-        st = xv_backward(g, out.loss_total);
-        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
-    }
     XV_TRY(any_rank(&bad_loss));
     if (bad_loss) {
         rec->skipped = true;
     } else {
-        st = xv_dist_average_grads(g, &t->m->params); /* DDP: (Σ over ranks) / world */
-        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld", (long long)t->step);
+        /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
+        st = xv_dist_backward_averaged(g, out.loss_total, &t->m->params);
+        if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
         if (t->cfg.clip_norm > 0) {
             st = xv_clip_grad_norm(&t->m->params, t->cfg.clip_norm, &rec->grad_norm);
@@ -396,7 +339,7 @@ static xv_status save_sources(xv_trainer *t) {
 
 xv_status xv_trainer_save(xv_trainer *t, const char *dir, int keep_last, char *path_out, size_t cap) {
     XV_TRY(save_sources(t));
-    XV_TRY(gather_rank_state(t));
+    XV_TRY(xv_rank_state_gather(&t->ranks));
     if (path_out && cap) path_out[0] = '\0';
     if (xv_dist_rank() != 0) return XV_OK; /* rank 0 alone writes */
     xv_train_state s = train_state(t);
@@ -405,7 +348,7 @@ xv_status xv_trainer_save(xv_trainer *t, const char *dir, int keep_last, char *p
 
 xv_status xv_trainer_write(xv_trainer *t, const char *path) {
     XV_TRY(save_sources(t));
-    XV_TRY(gather_rank_state(t));
+    XV_TRY(xv_rank_state_gather(&t->ranks));
     if (xv_dist_rank() != 0) return XV_OK;
     xv_train_state s = train_state(t);
     return xv_ckpt_write(path, &s);
@@ -428,7 +371,7 @@ static xv_status restore_grad_buffers(xv_trainer *t) {
 xv_status xv_trainer_load(xv_trainer *t, const char *path) {
     xv_train_state s = train_state(t);
     XV_TRY(xv_ckpt_load(path, &s, NULL));
-    pick_rank_state(t);
+    xv_rank_state_pick(&t->ranks);
     for (int k = 0; k < N_SRC; k++)
         if (t->src_len[k] > 0) {
             xv_status st = t->src[k].state_restore(t->src[k].ctx, t->src_vals[k], t->src_len[k]);
