@@ -19,3 +19,7 @@ void xv_stop_guard_end(const xv_stop_guard *g) {
 }
 
 int xv_stop_requested(void) { return stop_signal; }
+
+const char *xv_stop_signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+int xv_stop_exit_status(int sig) { return 128 + sig; }

@@ -16,5 +16,11 @@ void xv_stop_guard_begin(xv_stop_guard *g);
 void xv_stop_guard_end(const xv_stop_guard *g);
 /* The signal caught since xv_stop_guard_begin, 0 when none. */
 int xv_stop_requested(void);
+/* "SIGINT" or "SIGTERM" (what the messages of a stopped command say). */
+const char *xv_stop_signal_name(int sig);
+/* The exit status of a command stopped by `sig`: 128 + sig (130 for SIGINT,
+ * 143 for SIGTERM), as a shell reports a command the signal killed, so a
+ * script tells an interrupted run from a failed one (1). */
+int xv_stop_exit_status(int sig);
 
 #endif
