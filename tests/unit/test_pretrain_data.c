@@ -744,6 +744,47 @@ static void test_config_errors(void) {
     CHECK(xv_pretrain_open(&c, 2, 2, 1, &l) == XV_ERR_INVALID_ARG, "rank outside world");
 }
 
+static int always(void) { return 1; }
+
+/* A signal while the consumer waits for a batch the workers are still making
+ * (here: slow, from 3000 x 3000 images; in the field a stalled read): the
+ * interrupt hook ends the wait at once, takes nothing, and closing stops the
+ * worker after the image under way. Without the hook the same batch comes. */
+static void test_interrupted_wait(void) {
+    enum { SIDE = 3000, RECORDS = 24 };
+    xv_image im;
+    make_image(&im, SIDE, SIDE, 3);
+    CHECK_OK(xv_jpeg_write(path_of("%s", "big.jpg"), im.rgb, SIDE, SIDE, 90));
+    xv_image_free(&im);
+    FILE *f = fopen(path_of("%s", "big.jsonl"), "wb");
+    for (int i = 0; i < RECORDS; i++) fprintf(f, "{\"image\": \"big.jpg\", \"caption\": \"a red car\"}\n");
+    fclose(f);
+    const char *files[] = {path_of("%s", "big.jsonl")};
+    xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+    c.num_workers = 1;
+    c.batch_size = RECORDS; /* one batch: RECORDS decodes of 9 Mpixel, seconds of work */
+    c.interrupted = always;
+    xv_pretrain_loader *l = NULL;
+    CHECK_OK(xv_pretrain_open(&c, 0, 1, 4, &l));
+    if (!l) return;
+    xv_pretrain_batch b;
+    double t0 = xv_monotonic_seconds();
+    CHECK(xv_pretrain_next(l, &b) == XV_ERR_INTERRUPTED && strstr(xv_error_message(), "interrupted while waiting") &&
+              xv_pretrain_batches_consumed(l) == 0,
+          "the wait ends on the hook, nothing taken: %s", xv_error_message());
+    xv_pretrain_close(l);
+    const double stop_s = xv_monotonic_seconds() - t0;
+    c.interrupted = NULL;
+    CHECK_OK(xv_pretrain_open(&c, 0, 1, 4, &l));
+    t0 = xv_monotonic_seconds();
+    CHECK(l && xv_pretrain_next(l, &b) == XV_OK && b.n_images == RECORDS, "without the hook the batch comes");
+    const double batch_s = xv_monotonic_seconds() - t0;
+    xv_pretrain_close(l);
+    printf("interrupted wait and close: %.3f s; the batch it did not wait for: %.3f s\n", stop_s, batch_s);
+    /* The worker finishes at most the image under way (1/RECORDS of the batch). */
+    CHECK(stop_s < batch_s / 4, "stopped in %.3f s, well before the batch (%.3f s)", stop_s, batch_s);
+}
+
 int main(void) {
     if (!xv_test_scratch_dir("xv_pretrain_data", g_dir, sizeof g_dir)) return 1;
     make_dataset();
@@ -762,6 +803,7 @@ int main(void) {
     test_sharding();
     test_bad_data();
     test_config_errors();
+    test_interrupted_wait();
     xv_tokenizer_free(g_tok);
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_pretrain_data");
