@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/fs.h"
@@ -744,6 +745,50 @@ static void test_config_errors(void) {
     CHECK(xv_pretrain_open(&c, 2, 2, 1, &l) == XV_ERR_INVALID_ARG, "rank outside world");
 }
 
+/* The loader over records naming an image without read permission, in a
+ * child that drops root (root reads any file): 0 when every record was
+ * counted unreadable and none corrupt. */
+static int unreadable_child(const char *jsonl) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
+    const char *files[] = {jsonl};
+    xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+    c.repeat = false;
+    c.batch_size = 1;
+    c.num_workers = 1;
+    c.max_warnings = 0;
+    xv_pretrain_loader *l = NULL;
+    if (xv_pretrain_open(&c, 0, 1, 2, &l) != XV_OK) return 3;
+    xv_pretrain_batch b;
+    int images = 0;
+    while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) images += b.n_images;
+    const xv_pretrain_counters k = xv_pretrain_get_counters(l);
+    xv_pretrain_close(l);
+    fprintf(stderr, "no-permission image: %d taken, %lld unreadable, %lld corrupt\n", images, (long long)k.unreadable_image,
+           (long long)k.corrupt_image);
+    return images == 1 && k.unreadable_image >= 1 && k.corrupt_image == 0 ? 0 : 1; /* counters as of the last batch taken */
+}
+
+/* A permission error on an image is counted as unreadable (and warned with
+ * the reason), not as a corrupt image. */
+static void test_permission_denied(void) {
+    write_text(path_of("%s", "perm.jsonl"), "{\"image\": \"img/noperm.jpg\", \"caption\": \"a red car\"}\n"
+                                             "{\"image\": \"img/img01.jpg\", \"caption\": \"a red car\"}\n"
+                                             "{\"image\": \"img/noperm.jpg\", \"caption\": \"a blue car\"}\n");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 000 '%s'", path_of("%s", "img/img00.jpg"),
+             path_of("%s", "img/noperm.jpg"), path_of("%s", "img/noperm.jpg"));
+    CHECK(system(cmd) == 0, "%s", cmd);
+    chmod(g_dir, 0755); /* the unprivileged child walks the scratch folder */
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) _exit(unreadable_child(path_of("%s", "perm.jsonl")));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    chmod(g_dir, 0700);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the no-permission image counted unreadable, not corrupt (child status %d)", status);
+}
+
 static int always(void) { return 1; }
 
 /* A signal while the consumer waits for a batch the workers are still making
@@ -804,6 +849,7 @@ int main(void) {
     test_bad_data();
     test_config_errors();
     test_interrupted_wait();
+    test_permission_denied();
     xv_tokenizer_free(g_tok);
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_pretrain_data");
