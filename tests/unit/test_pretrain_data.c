@@ -789,6 +789,44 @@ static void test_permission_denied(void) {
           "the no-permission image counted unreadable, not corrupt (child status %d)", status);
 }
 
+/* image_root = img/, a decoy image in its parent: "../decoy.jpg" and the
+ * decoy's absolute path are skipped and counted outside_root (the decoy is
+ * never a sample), the image inside is taken; allow_outside_root takes all. */
+static void test_outside_root(void) {
+    char cmd[600], json[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path_of("%s", "img/img02.jpg"), path_of("%s", "decoy.jpg"));
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(json, sizeof json,
+             "{\"image\": \"../decoy.jpg\", \"caption\": \"a red car\"}\n"
+             "{\"image\": \"%s\", \"caption\": \"a red car\"}\n"
+             "{\"image\": \"img01.jpg\", \"caption\": \"a red car\"}\n",
+             path_of("%s", "decoy.jpg"));
+    write_text(path_of("%s", "outside.jsonl"), json);
+    const char *files[] = {path_of("%s", "outside.jsonl")};
+    for (int allow = 0; allow < 2; allow++) {
+        xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+        c.image_root = path_of("%s", "img");
+        c.allow_outside_root = allow;
+        c.repeat = false;
+        c.batch_size = allow ? 3 : 1;
+        c.num_workers = 1;
+        c.max_warnings = 0;
+        xv_pretrain_loader *l = NULL;
+        CHECK_OK(xv_pretrain_open(&c, 0, 1, 2, &l));
+        if (!l) return;
+        xv_pretrain_batch b;
+        int images = 0;
+        xv_pretrain_counters k = {0};
+        while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) images += b.n_images, k = xv_pretrain_get_counters(l);
+        xv_pretrain_close(l);
+        if (allow)
+            CHECK(images == 3 && k.outside_root == 0, "allow_outside_root: all 3 taken (%d)", images);
+        else
+            CHECK(images == 1 && k.outside_root == 2, "escaping paths skipped: %d taken, %lld outside the root", images,
+                  (long long)k.outside_root);
+    }
+}
+
 static int always(void) { return 1; }
 
 /* A signal while the consumer waits for a batch the workers are still making
@@ -850,6 +888,7 @@ int main(void) {
     test_config_errors();
     test_interrupted_wait();
     test_permission_denied();
+    test_outside_root();
     xv_tokenizer_free(g_tok);
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_pretrain_data");
