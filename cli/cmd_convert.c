@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "options.h"
 #include "core/error.h"
@@ -58,17 +59,23 @@ static int find_vocab(const char *in, const char *vocab_path, bool single, xv_mo
 
 static int convert(const char *in, const char *out, bool single, const xv_infer_opts *o, const xv_model_vocab *v) {
     char weights[PATH_MAX], config[PATH_MAX], vocab_out[PATH_MAX];
+    char *made = NULL; /* the outermost output folder this run makes: removed again on failure */
     if (single) {
         snprintf(weights, sizeof weights, "%s", out);
     } else {
+        made = xv_fs_first_missing(out);
         if (xv_fs_mkdir_p(out) != XV_OK) {
             fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+            xv_fs_rmdir_up(out, made);
+            free(made);
             return 1;
         }
         if ((size_t)snprintf(weights, sizeof weights, "%s/weights.safetensors", out) >= sizeof weights ||
             (size_t)snprintf(config, sizeof config, "%s/config.json", out) >= sizeof config ||
             (size_t)snprintf(vocab_out, sizeof vocab_out, "%s/vocab.txt", out) >= sizeof vocab_out) {
             fprintf(stderr, "xvlm convert: output path too long\n");
+            xv_fs_rmdir_up(out, made);
+            free(made);
             return 2;
         }
     }
@@ -77,8 +84,15 @@ static int convert(const char *in, const char *out, bool single, const xv_infer_
     if (s == XV_OK && !single && v->text) s = xv_fs_write_file(vocab_out, v->text, v->len, XV_FS_DURABLE);
     if (s != XV_OK) {
         fprintf(stderr, "xvlm convert: %s\n", xv_error_message());
+        if (made) { /* a folder this run made holds only what this run wrote */
+            unlink(weights);
+            unlink(config);
+            xv_fs_rmdir_up(out, made);
+        }
+        free(made);
         return 1;
     }
+    free(made);
     printf("%s: %d tensors (%zu bytes), %d buffers dropped, %d relative-position tables interpolated%s\n", weights,
            st.written, st.bytes, st.dropped, st.interpolated, single ? "; config and vocabulary in its metadata" : "");
     if (!single) printf("%s\n", config);

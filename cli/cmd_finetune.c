@@ -1,6 +1,5 @@
 /* `xvlm finetune retrieval|grounding`: the official Retrieval.py and
  * Grounding_bbox.py fine-tuning (train/finetune.h does the work). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "dist/dist.h"
 #include "options.h"
 #include "train/finetune_task.h"
+#include "train/stop_signal.h"
 #include "xvlm.h"
 
 int xv_cmd_finetune(int argc, char **argv) {
@@ -74,8 +74,8 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
                  "  accuracy (val_acc, else test_acc).\n"
                  "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
-                                  "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
-                 "continues exactly); a killed run loses at most the epoch under way.\n"
+                 "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 130 /\n"
+                 "143; --resume continues exactly); a killed run loses at most the epoch under way.\n"
                  "Under mpirun (docs/distributed.md): batch size per rank, the data sharded as\n"
                  "DistributedSampler does, gradients averaged, retrieval's ITC over the global batch;\n"
                  "rank 0 alone writes; --resume needs the same number of processes.\n",
@@ -105,9 +105,8 @@ int xv_cmd_finetune(int argc, char **argv) {
         fprintf(stderr,
                 "xvlm finetune: interrupted by %s at step %lld of %lld; the checkpoint in %s/checkpoints holds it: "
                 "run the same command with --resume to continue exactly\n",
-                r.interrupted == SIGINT ? "SIGINT" : "SIGTERM", (long long)r.steps, (long long)r.total_steps,
-                o.output_dir);
-        return 1;
+                xv_stop_signal_name(r.interrupted), (long long)r.steps, (long long)r.total_steps, o.output_dir);
+        return xv_stop_exit_status(r.interrupted);
     }
     const char *metric = t->metric_label;
     printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "

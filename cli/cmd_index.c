@@ -8,6 +8,7 @@
 #include "core/fs.h" /* the monotonic clock */
 #include "image_list.h"
 #include "model_opts.h"
+#include "train/stop_signal.h"
 
 typedef struct {
     double t0;
@@ -53,6 +54,11 @@ static void warn(void *user, const char *msg) {
     fprintf(stderr, "%sxvlm index: warning: %s\n", p->tty ? "\n" : "", msg);
 }
 
+static int stop_requested(void *user) {
+    (void)user;
+    return xv_stop_requested();
+}
+
 static const char *const token_kinds[] = {"none", "f16", "f32", NULL};
 
 int xv_cmd_index(int argc, char **argv) {
@@ -92,7 +98,9 @@ int xv_cmd_index(int argc, char **argv) {
                   "runs resume: run the same command again and finished batches (kept in\n"
                   "INDEX.parts/) are not encoded again.\n"
                   "\n"
-                  "Exit status: 0 ok, 1 runtime error, 2 usage.\n",
+                  "SIGINT / SIGTERM stop the run between batches (exit status 130 / 143).\n"
+                  "\n"
+                  "Exit status: 0 ok, 1 runtime error, 2 usage, 130 / 143 interrupted.\n",
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
@@ -117,10 +125,18 @@ int xv_cmd_index(int argc, char **argv) {
     ip.progress = progress;
     ip.warn = warn;
     ip.user = &ps;
+    ip.stop = stop_requested;
     xvlm_index_stats stats;
     double t0 = xv_monotonic_seconds();
+    xv_stop_guard guard; /* SIGINT / SIGTERM: stop between chunks, the finished ones kept */
+    xv_stop_guard_begin(&guard);
     xvlm_status st = xvlm_index_build(ctx, (const char *const *)list.paths, list.n, out, &ip, &stats);
-    if (st == XVLM_OK && stats.indexed == 0) {
+    xv_stop_guard_end(&guard);
+    int stopped_by = st == XVLM_ERR_INTERRUPTED ? xv_stop_requested() : 0;
+    if (stopped_by) {
+        fprintf(stderr, "%sxvlm index: %s by %s: %s\n", ps.tty ? "\n" : "", out, xv_stop_signal_name(stopped_by),
+                xvlm_last_error());
+    } else if (st == XVLM_OK && stats.indexed == 0) {
         fprintf(stderr, "xvlm index: none of the %lld images could be read\n", (long long)stats.total);
     } else if (st == XVLM_OK) {
         struct stat sb;
@@ -135,5 +151,6 @@ int xv_cmd_index(int argc, char **argv) {
     xv_cli_image_list_free(&list);
     xvlm_ctx_free(ctx);
     xvlm_model_free(m);
+    if (stopped_by) return xv_stop_exit_status(stopped_by);
     return st == XVLM_OK && stats.indexed > 0 ? 0 : 1;
 }

@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 #include "options.h"
 #include "train/pretrain_run.h"
+#include "train/stop_signal.h"
 #include "xvlm.h"
 
 int xv_cmd_pretrain(int argc, char **argv) {
@@ -54,8 +55,9 @@ int xv_cmd_pretrain(int argc, char **argv) {
                   "at the end (atomic, last 3 kept), DIR/log.jsonl (one JSON object per update: losses,\n"
                   "lr, grad norm, samples/s, skipped-data counters), DIR/loss_curves.png and the final\n"
                   "model as DIR/model/{config.json,weights.safetensors}. SIGINT/SIGTERM stop after the\n"
-                  "current step with a checkpoint. Exit status: 0 ok, 1 runtime error or interrupted,\n"
-                  "2 usage.\n",
+                  "current step with a checkpoint (or, when waiting for data, at once, keeping the last\n"
+                  "checkpoint). Exit status: 0 ok, 1 runtime error, 2 usage, 130 / 143 stopped by\n"
+                  "SIGINT / SIGTERM (--resume continues).\n",
     };
     int rc;
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
@@ -76,6 +78,15 @@ int xv_cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "%s at step %lld of %lld (%lld updates, %lld skipped) in %.1f s; outputs in %s\n",
                 res.interrupted ? "interrupted" : "done", (long long)res.steps_done, (long long)res.total_steps,
                 (long long)res.updates, (long long)res.skipped_updates, res.seconds, o.output_dir);
-    xv_cli_ranks_stop_together = res.interrupted; /* every rank stopped after the same step */
-    return res.interrupted ? 1 : 0;
+    xv_cli_ranks_stop_together = res.interrupted != 0; /* every rank stopped after the same step */
+    if (!res.interrupted) return 0;
+    if (xv_dist_rank() == 0 && res.checkpoint_step >= 0)
+        fprintf(stderr,
+                "xvlm pretrain: interrupted by %s; the checkpoint of step %lld in %s/checkpoints is complete: run the "
+                "same command with --resume to continue exactly\n",
+                xv_stop_signal_name(res.interrupted), (long long)res.checkpoint_step, o.output_dir);
+    else if (xv_dist_rank() == 0)
+        fprintf(stderr, "xvlm pretrain: interrupted by %s before the first checkpoint: nothing to resume from\n",
+                xv_stop_signal_name(res.interrupted));
+    return xv_stop_exit_status(res.interrupted);
 }

@@ -52,7 +52,8 @@ typedef enum {
     XVLM_ERR_MISSING = 6,     /* a required key/tensor/file is absent */
     XVLM_ERR_UNSUPPORTED = 7, /* valid input that this build cannot handle */
     XVLM_ERR_NUMERIC = 8,     /* NaN/Inf where a finite value is required */
-    XVLM_ERR_INTERNAL = 9
+    XVLM_ERR_INTERNAL = 9,
+    XVLM_ERR_INTERRUPTED = 10 /* stopped at a safe point on request (xvlm_index_params.stop) */
 } xvlm_status;
 
 /* The message of the last failing call on this thread ("" if none). */
@@ -305,6 +306,10 @@ typedef struct {
     /* Called for each image that cannot be read (it is skipped); NULL = silent. */
     void (*warn)(void *user, const char *message);
     void *user;
+    /* Polled before each chunk and before its encoder pass (a signal handler's
+     * flag, say): nonzero stops the build there with XVLM_ERR_INTERRUPTED, the
+     * finished chunks kept for a later call to resume from. NULL = never. */
+    int (*stop)(void *user);
 } xvlm_index_params;
 xvlm_index_params xvlm_index_params_default(void);
 

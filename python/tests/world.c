@@ -65,7 +65,8 @@ static bool write_layout(const char *path) {
     STRUCT(xvlm_hit, FIELD(xvlm_hit, index); FIELD(xvlm_hit, score); FIELD(xvlm_hit, itc);
            FIELD(xvlm_hit, itm_logit); FIELD(xvlm_hit, itm_prob); FIELD(xvlm_hit, reranked));
     STRUCT(xvlm_index_params, FIELD(xvlm_index_params, batch); FIELD(xvlm_index_params, tokens);
-           FIELD(xvlm_index_params, progress); FIELD(xvlm_index_params, warn); FIELD(xvlm_index_params, user));
+           FIELD(xvlm_index_params, progress); FIELD(xvlm_index_params, warn); FIELD(xvlm_index_params, user);
+           FIELD(xvlm_index_params, stop));
     STRUCT(xvlm_index_stats, FIELD(xvlm_index_stats, total); FIELD(xvlm_index_stats, encoded);
            FIELD(xvlm_index_stats, reused); FIELD(xvlm_index_stats, skipped); FIELD(xvlm_index_stats, indexed));
     fputs("}\n", out);

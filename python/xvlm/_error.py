@@ -2,7 +2,8 @@
 
 # xvlm_status of include/xvlm.h, by value.
 STATUS_NAMES = ("XVLM_OK", "XVLM_ERR_INVALID_ARG", "XVLM_ERR_IO", "XVLM_ERR_FORMAT", "XVLM_ERR_SHAPE",
-                "XVLM_ERR_NOMEM", "XVLM_ERR_MISSING", "XVLM_ERR_UNSUPPORTED", "XVLM_ERR_NUMERIC", "XVLM_ERR_INTERNAL")
+                "XVLM_ERR_NOMEM", "XVLM_ERR_MISSING", "XVLM_ERR_UNSUPPORTED", "XVLM_ERR_NUMERIC", "XVLM_ERR_INTERNAL",
+                "XVLM_ERR_INTERRUPTED")
 
 
 class Error(Exception):

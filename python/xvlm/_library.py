@@ -58,11 +58,12 @@ class CHit(ctypes.Structure):
 
 PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 WARN_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+STOP_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
 
 class IndexParams(ctypes.Structure):
     _fields_ = [("batch", ctypes.c_int), ("tokens", ctypes.c_int), ("progress", PROGRESS_FN), ("warn", WARN_FN),
-                ("user", ctypes.c_void_p)]
+                ("user", ctypes.c_void_p), ("stop", STOP_FN)]
 
 
 class IndexStats(ctypes.Structure):

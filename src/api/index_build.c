@@ -178,6 +178,13 @@ typedef struct {
     char msg[ERRLEN];
 } input_result;
 
+static bool stop_asked(const xvlm_index_params *p) { return p->stop && p->stop(p->user); }
+
+static xv_status interrupted(const build_state *s) {
+    return xv_error(XV_ERR_INTERRUPTED, "interrupted with %" PRId64 " images done, kept in %s: the same command "
+                    "resumes from there", s->next, s->dir);
+}
+
 /* Encode inputs [first, first+b) into chunk k: unreadable images are
  * skipped (warned, and listed in the chunk's metadata). */
 static xv_status do_chunk(xvlm_ctx *ctx, build_state *s, const char *const *paths, int64_t first, int b,
@@ -237,6 +244,7 @@ static xv_status do_chunk(xvlm_ctx *ctx, build_state *s, const char *const *path
         }
         c->path_blob = blob;
         c->path_blob_bytes = (int64_t)bytes;
+        if (st == XV_OK && stop_asked(p)) st = interrupted(s); /* the chunk is dropped whole */
         if (st == XV_OK) st = xv_api_vision_pass(ctx, px, good, (float *)c->feat, (float *)c->tokens);
     }
     char path[PATH_MAX + 32], s_first[24], s_inputs[24], s_skipped[24];
@@ -298,6 +306,8 @@ xv_status xv_api_index_build(xvlm_ctx *ctx, const char *const *paths, int64_t n,
     float *px = malloc(sizeof(float) * (size_t)p.batch * 3 * (size_t)R * (size_t)R);
     if (!px && st == XV_OK) st = xv_error(XV_ERR_NOMEM, "out of memory for a batch of %d images", p.batch);
     while (st == XV_OK && s.next < n) {
+        if (stop_asked(&p)) st = interrupted(&s);
+        if (st != XV_OK) break;
         int b = n - s.next < p.batch ? (int)(n - s.next) : p.batch;
         st = do_chunk(ctx, &s, paths, s.next, b, &p, px, &encoded);
         if (st == XV_OK && p.progress) p.progress(p.user, s.next, n);

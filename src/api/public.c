@@ -17,6 +17,7 @@ XV_SAME_CODE(ERR_MISSING);
 XV_SAME_CODE(ERR_UNSUPPORTED);
 XV_SAME_CODE(ERR_NUMERIC);
 XV_SAME_CODE(ERR_INTERNAL);
+XV_SAME_CODE(ERR_INTERRUPTED);
 
 static xvlm_status to_public(xv_status s) { return (xvlm_status)s; }
 

@@ -51,6 +51,7 @@ const char *xv_status_name(xv_status s) {
     case XV_ERR_UNSUPPORTED: return "unsupported";
     case XV_ERR_NUMERIC: return "numeric error";
     case XV_ERR_INTERNAL: return "internal error";
+    case XV_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

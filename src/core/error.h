@@ -16,7 +16,8 @@ typedef enum {
     XV_ERR_MISSING = 6,     /* a required key/tensor/file is absent */
     XV_ERR_UNSUPPORTED = 7, /* valid input that this build cannot handle */
     XV_ERR_NUMERIC = 8,     /* NaN/Inf where a finite value is required */
-    XV_ERR_INTERNAL = 9
+    XV_ERR_INTERNAL = 9,
+    XV_ERR_INTERRUPTED = 10 /* stopped at a safe point on request (SIGINT / SIGTERM) */
 } xv_status;
 
 /* Set the thread's last error and return `code`, so callers can write

@@ -153,6 +153,36 @@ xv_status xv_fs_mkdir_p(const char *path) {
     return st;
 }
 
+char *xv_fs_first_missing(const char *path) {
+    if (!path || !*path) return NULL;
+    char *buf = strdup(path);
+    if (!buf) return NULL;
+    struct stat sb;
+    for (char *p = buf + 1;; p++) { /* every parent, then the folder itself */
+        if (*p && (*p != '/' || p[-1] == '/')) continue;
+        const char c = *p;
+        *p = '\0';
+        if (stat(buf, &sb) != 0) return buf; /* buf now ends at the first missing one */
+        if (!c) break;
+        *p = c;
+    }
+    free(buf);
+    return NULL;
+}
+
+void xv_fs_rmdir_up(const char *path, const char *top) {
+    if (!path || !top) return;
+    char *buf = strdup(path);
+    size_t n = buf ? strlen(buf) : 0;
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+    while (buf && rmdir(buf) == 0 && strcmp(buf, top) != 0) {
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf) break;
+        *slash = '\0';
+    }
+    free(buf);
+}
+
 xv_status xv_fs_open_regular(const char *path, int *fd_out) {
     *fd_out = -1;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */

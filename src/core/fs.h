@@ -50,6 +50,16 @@ xv_status xv_fs_write_file(const char *path, const void *data, size_t len, xv_fs
  * existing folder is fine; an existing non-folder is an error naming it. */
 xv_status xv_fs_mkdir_p(const char *path);
 
+/* Undoing a mkdir -p when the step it was made for fails, so a failed command
+ * leaves no empty folder behind: xv_fs_first_missing(path) before the mkdir
+ * (the outermost folder of `path`, itself or a parent, that does not exist
+ * yet; malloc'd; NULL when `path` exists or out of memory), then on failure
+ * xv_fs_rmdir_up(path, that): rmdir `path` and each parent up to and
+ * including it, stopping at the first that is not empty. A NULL `top` does
+ * nothing (the folder was there before). */
+char *xv_fs_first_missing(const char *path);
+void xv_fs_rmdir_up(const char *path, const char *top);
+
 /* Read a whole regular file into a malloc'd buffer, with one extra '\0' after
  * the last byte (so text can be used as a C string; `*len` excludes it).
  * Files over `max_bytes` are refused with an error naming the file. Empty

@@ -80,6 +80,48 @@ const char *xv_json_parse_record(char *line, size_t len, cJSON **out, int *nul_e
 
 bool xv_json_has_nul(const char *s, int nul_escapes) { return nul_escapes > 0 && s && strchr(s, '\x01'); }
 
+/* 1-based line of byte `at` of s. */
+static long line_of(const char *s, const char *at) {
+    long line = 1;
+    for (const char *p = s; p < at; p++) line += *p == '\n';
+    return line;
+}
+
+xv_status xv_json_read_list(const char *path, int64_t max_bytes, cJSON **out) {
+    *out = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    XV_TRY(xv_fs_read_file(path, max_bytes, &buf, &len));
+    char *text = (char *)buf;
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        xv_status st = xv_error(XV_ERR_FORMAT, "%s:%ld: a raw NUL byte", path, line_of(text, nul));
+        free(buf);
+        return st;
+    }
+    rewrite_nul_escapes(text, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    xv_status st = XV_OK;
+    if (!root) st = xv_error(XV_ERR_FORMAT, "%s:%ld: not valid JSON", path, end ? line_of(text, end) : 1L);
+    else if (!cJSON_IsArray(root)) st = xv_error(XV_ERR_FORMAT, "%s: expected a JSON list of entries", path);
+    else if (!end || end < text || end > text + len || !blank(end, (size_t)(text + len - end))) {
+        const char *extra = end && end >= text && end <= text + len ? end : text;
+        while (extra < text + len && blank(extra, 1)) extra++; /* name the line of the first extra byte */
+        st = xv_error(XV_ERR_FORMAT, "%s:%ld: bytes after the JSON list (one list per file)", path,
+                      line_of(text, extra));
+    }
+    free(buf);
+    if (st != XV_OK) {
+        cJSON_Delete(root);
+        return st;
+    }
+    *out = root;
+    return XV_OK;
+}
+
+bool xv_json_bad_name(const char *name) { return strchr(name, '\x01') != NULL; }
+
 /* ---------------------------------------------------------------- file list */
 
 void xv_file_list_free(xv_file_list *l) {

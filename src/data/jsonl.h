@@ -61,6 +61,18 @@ const char *xv_json_parse_record(char *line, size_t len, cJSON **out, int *nul_e
  * "\u0000" (now the character U+0001). */
 bool xv_json_has_nul(const char *s, int nul_escapes);
 
+/* ---- a whole JSON file holding one list (the fine-tuning and evaluation sets) ---- */
+/* Read the regular file `path` (at most max_bytes) as exactly one JSON list:
+ * a raw NUL byte, or anything but whitespace after the list, is refused with
+ * the file and line named. "\u0000" escapes become U+0001 as in
+ * xv_json_parse_record (texts tokenize as officially; xv_json_bad_name then
+ * refuses a file name holding one instead of cutting it short). */
+xv_status xv_json_read_list(const char *path, int64_t max_bytes, cJSON **out);
+/* Whether a file name taken from JSON holds U+0001 (a "\u0000" escape, or the
+ * character itself): no dataset names such a file, and the name would
+ * otherwise reach the system cut short. */
+bool xv_json_bad_name(const char *name);
+
 /* ---- the file list ---- */
 typedef struct {
     char **paths;

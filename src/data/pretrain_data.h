@@ -113,6 +113,10 @@ typedef struct {
     /* robustness */
     size_t max_line_bytes; /* 0 = XV_JSONL_DEFAULT_MAX_LINE */
     int max_warnings;      /* per worker; < 0 = unlimited */
+    /* Polled while xv_pretrain_next waits for a batch (every 20 ms): nonzero
+     * makes it return XV_ERR_INTERRUPTED at once, whatever the workers are
+     * doing (a slow or stalled read). NULL: wait for the batch. */
+    int (*interrupted)(void);
 } xv_pretrain_config;
 
 /* The official 4M values (configs/Pretrain_XVLM_base_4m.yaml) for `kind`,

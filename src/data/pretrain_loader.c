@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "data/pretrain_loader_internal.h"
 #include "data/pretrain_sample.h"
@@ -464,6 +465,15 @@ xv_status xv_pretrain_state_restore(xv_pretrain_loader *l, const int64_t *v, int
 
 /* ------------------------------------------------------------ the consumer */
 
+/* Wait on cv for at most 20 ms (then the caller polls its interrupt hook). */
+static void wait_a_little(pthread_cond_t *cv, pthread_mutex_t *mu) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 20 * 1000 * 1000;
+    if (until.tv_nsec >= 1000 * 1000 * 1000) until.tv_sec++, until.tv_nsec -= 1000 * 1000 * 1000;
+    pthread_cond_timedwait(cv, mu, &until);
+}
+
 xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch) {
     release_lent(l);
     for (int tries = 0; tries < l->n_workers; tries++) {
@@ -474,7 +484,17 @@ xv_status xv_pretrain_next(xv_pretrain_loader *l, xv_pretrain_batch *batch) {
         }
         pthread_mutex_lock(&w->mu);
         slot_t *slot = &w->slots[w->cons % w->n_slots];
-        while (slot->state != SLOT_READY && !w->finished) pthread_cond_wait(&w->cv, &w->mu);
+        while (slot->state != SLOT_READY && !w->finished) {
+            if (!l->cfg.interrupted) {
+                pthread_cond_wait(&w->cv, &w->mu);
+            } else if (l->cfg.interrupted()) {
+                pthread_mutex_unlock(&w->mu); /* nothing taken: a later call goes on from here */
+                return xv_error(XV_ERR_INTERRUPTED, "pretrain data: interrupted while waiting for batch %lld",
+                                (long long)l->n_consumed);
+            } else {
+                wait_a_little(&w->cv, &w->mu);
+            }
+        }
         if (slot->state == SLOT_READY) {
             slot->state = SLOT_LENT;
             pthread_mutex_unlock(&w->mu);

@@ -58,17 +58,24 @@ xv_status xv_model_resolve(const char *arg, const xv_infer_opts *opts, char *dir
     snprintf(weights, sizeof weights, "%s/weights.safetensors", dir);
     struct stat cs;
     if (stat(cfg, &cs) == 0 && stat(weights, &cs) == 0) return XV_OK; /* converted before */
-    XV_TRY(xv_fs_mkdir_p(dir));
+    char *made = xv_fs_first_missing(dir); /* the cache root too, on a first use */
+    xv_status s = xv_fs_mkdir_p(dir);
+    if (s != XV_OK) {
+        xv_fs_rmdir_up(dir, made);
+        free(made);
+        return s;
+    }
     fprintf(stderr, "xvlm: converting %s once into %s (run `xvlm convert` yourself to choose the folder)\n", arg,
             dir);
     /* weights first, config last: the config's presence marks a finished conversion */
-    xv_status s = xv_convert_torch(arg, weights, cfg, opts, NULL, NULL);
+    s = xv_convert_torch(arg, weights, cfg, opts, NULL, NULL);
     if (s != XV_OK) {
-        /* Leave no half-made entry behind. */
+        /* Leave no half-made entry behind, nor the folders made for it. */
         unlink(weights);
         unlink(cfg);
-        rmdir(dir);
+        xv_fs_rmdir_up(dir, made);
     }
+    free(made);
     if (s != XV_OK)
         return xv_error_wrap(s,
                              "%s: cannot convert the checkpoint (if its configuration cannot be inferred, give the "

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "data/jsonl.h"
 #include "io/strindex.h"
 
 /* The entries of one or more JSON-array files, concatenated in order. */
@@ -24,22 +25,6 @@ static void entries_free(entries *E) {
     free(E->start);
 }
 
-static xv_status read_array(const char *path, cJSON **out) {
-    *out = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    XV_TRY(xv_fs_read_file(path, XV_EVAL_MAX_FILE_BYTES, &buf, &len));
-    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
-    free(buf);
-    if (!root) return xv_error(XV_ERR_FORMAT, "%s: not valid JSON", path);
-    if (!cJSON_IsArray(root)) {
-        cJSON_Delete(root);
-        return xv_error(XV_ERR_FORMAT, "%s: expected a JSON array of entries", path);
-    }
-    *out = root;
-    return XV_OK;
-}
-
 static xv_status entries_read(const char *const *paths, int n_paths, entries *E) {
     memset(E, 0, sizeof *E);
     E->paths = paths;
@@ -50,7 +35,7 @@ static xv_status entries_read(const char *const *paths, int n_paths, entries *E)
     if (!E->all || !E->start) return xv_error(XV_ERR_NOMEM, "out of memory");
     for (int f = 0; f < n_paths; f++) {
         cJSON *one;
-        XV_TRY(read_array(paths[f], &one));
+        XV_TRY(xv_json_read_list(paths[f], XV_EVAL_MAX_FILE_BYTES, &one));
         int64_t n = E->start[f];
         while (one->child) {
             cJSON *e = cJSON_DetachItemViaPointer(one, one->child);
@@ -75,22 +60,25 @@ static xv_status entry_error(const entries *E, int64_t i, xv_status code, const 
     return xv_error(code, "%s: entry %lld: %s", E->paths[f], (long long)(i - E->start[f]), what);
 }
 
-/* The path of entry i's image: `name` joined to the policy's root, checked
- * with the one dataset path policy (core/fs.h's xv_fs_resolve). A name that
- * resolves outside the root is refused, naming the file, the entry and why
- * (an evaluation that silently drops images would report another split's
- * numbers). A missing or unreadable image is kept: loading it reports that.
- * The joined name is kept rather than the real path, as results print it. */
-static xv_status image_path(const entries *E, int64_t i, const xv_fs_root *images, const char *name, char **out) {
+xv_status xv_dataset_image_path(const xv_fs_root *images, const char *name, char **out) {
+    *out = NULL;
+    if (xv_json_bad_name(name))
+        return xv_error(XV_ERR_INVALID_ARG, "the image name holds a NUL (\\u0000) or U+0001: not a file name");
     char *real = NULL;
     xv_fs_name_verdict v = xv_fs_resolve(images, name, &real);
     free(real);
     if (v == XV_FS_NAME_OUTSIDE_ROOT || v == XV_FS_NAME_NOMEM)
-        return entry_error(E, i, v == XV_FS_NAME_NOMEM ? XV_ERR_NOMEM : XV_ERR_INVALID_ARG, "%s",
-                           xv_error_message());
+        return v == XV_FS_NAME_NOMEM ? XV_ERR_NOMEM : XV_ERR_INVALID_ARG; /* the message says why */
     xv_error_clear();
     *out = xv_fs_join(images ? images->root : NULL, name);
     return *out ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+}
+
+/* The path of entry i's image (xv_dataset_image_path), a refusal naming the
+ * file and the entry. */
+static xv_status image_path(const entries *E, int64_t i, const xv_fs_root *images, const char *name, char **out) {
+    xv_status st = xv_dataset_image_path(images, name, out);
+    return st == XV_OK ? XV_OK : entry_error(E, i, st, "%s", xv_error_message());
 }
 
 static const char *get_string(const cJSON *o, const char *key) {
@@ -344,7 +332,7 @@ static xv_status nlvr_entry(const entries *E, const cJSON *e, int64_t i, const c
     return XV_OK;
 }
 
-xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                  xv_nlvr_set *out) {
     memset(out, 0, sizeof *out);
     entries E;
@@ -367,9 +355,11 @@ xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, con
         if (st == XV_OK && !(out->sentences[i] = strdup(sentence))) st = xv_error(XV_ERR_NOMEM, "out of memory");
         out->n = i + 1;
         for (int k = 0; k < 2 && st == XV_OK; k++) {
-            char *path = xv_fs_join(image_root, img[k]);
-            int32_t at = path ? xv_strindex_get(&seen, path) : -1;
-            if (path && at < 0) {
+            char *path = NULL;
+            st = image_path(&E, i, images, img[k], &path);
+            if (st != XV_OK) break;
+            int32_t at = xv_strindex_get(&seen, path);
+            if (at < 0) {
                 at = (int32_t)out->n_images;
                 if (!xv_strindex_put(&seen, path, at)) at = -2;
                 else out->image_paths[out->n_images++] = path, path = NULL;

@@ -80,8 +80,18 @@ typedef struct {
     char **image_paths; /* distinct images, in order of first appearance, image_root joined */
 } xv_nlvr_set;
 
-xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const char *image_root,
+xv_status xv_nlvr_set_read_files(const char *const *json_paths, int n_paths, const xv_fs_root *images,
                                  xv_nlvr_set *out);
+
+/* The path to open for an image a dataset entry names, under the one dataset
+ * path policy (core/fs.h's xv_fs_resolve): `name` joined to the root; a name
+ * resolving outside the root (unless allow_outside_root), or holding a NUL
+ * escape, is refused with a message saying why (callers add the file and
+ * entry: an evaluation or a fine-tuning run that silently dropped images
+ * would report another split's numbers). A missing or unreadable image is
+ * kept: loading it reports that. The joined name is returned rather than the
+ * real path, as results print it. */
+xv_status xv_dataset_image_path(const xv_fs_root *images, const char *name, char **out);
 void xv_nlvr_set_free(xv_nlvr_set *s);
 
 #endif

@@ -117,7 +117,7 @@ static xv_status setup(xv_ft *f) {
             if (!cJSON_IsString(im) || !cJSON_IsString(c))
                 return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\" and \"caption\" (strings)",
                                 f->cfg.train_file.paths[fi], i);
-            if (!(d->paths[s] = xv_ft_under_root(f->cfg.image_root, im->valuestring))) return xv_error(XV_ERR_NOMEM, "out of memory");
+            XV_TRY(xv_ft_image_path(&f->cfg, NULL, im->valuestring, f->cfg.train_file.paths[fi], i, &d->paths[s]));
             d->caption[s] = c->valuestring;
             d->path_of[s] = s;
         }
@@ -212,8 +212,8 @@ static xv_status test_entries(const xv_ft *f, const cJSON *j, const char *file, 
         if (!cJSON_IsString(im) || !(cJSON_IsString(c) || (cJSON_IsArray(c) && nr > 0)))
             return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\" and \"caption\" (a string or a list of "
                             "reference strings)", file, i);
-        if (!(t->paths[i] = xv_ft_under_root(f->cfg.image_root, im->valuestring)) || !(t->refs[i] = calloc((size_t)nr, sizeof(char *))))
-            return xv_error(XV_ERR_NOMEM, "out of memory");
+        XV_TRY(xv_ft_image_path(&f->cfg, NULL, im->valuestring, file, i, &t->paths[i]));
+        if (!(t->refs[i] = calloc((size_t)nr, sizeof(char *)))) return xv_error(XV_ERR_NOMEM, "out of memory");
         t->n_refs[i] = nr;
         int r = 0;
         for (const cJSON *s = cJSON_IsArray(c) ? c->child : c; s && r < nr; s = cJSON_IsArray(c) ? s->next : NULL, r++) {

@@ -8,28 +8,24 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "data/jsonl.h"
 #include "dist/dist.h"
 #include "model/task_source.h"
+#include "tasks/eval_data.h"
 #include "train/finetune_task.h"
 
 #define MAX_JSON_BYTES (1LL << 31)
 
 xv_status xv_ft_read_json_list(const char *path, struct cJSON **out) {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    *out = NULL;
-    XV_TRY(xv_fs_read_file(path, MAX_JSON_BYTES, &buf, &len));
-    *out = cJSON_ParseWithLength((const char *)buf, len);
-    free(buf);
-    if (!*out || !cJSON_IsArray(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return xv_error(XV_ERR_FORMAT, "%s: expected a JSON list of entries", path);
-    }
-    return XV_OK;
+    return xv_json_read_list(path, MAX_JSON_BYTES, out);
 }
 
-char *xv_ft_under_root(const char *root, const char *rel) { return root ? xv_fs_join(root, rel) : strdup(rel); }
+xv_status xv_ft_image_path(const xv_finetune_config *cfg, const char *root, const char *name, const char *file,
+                           int entry, char **out) {
+    const xv_fs_root images = {.root = root ? root : cfg->image_root, .allow_outside_root = cfg->allow_outside_root};
+    xv_status st = xv_dataset_image_path(&images, name, out);
+    return st == XV_OK ? XV_OK : xv_error(st, "%s: entry %d: %s", file, entry, xv_error_message());
+}
 
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir) {
     char *vocab = xv_fs_join(f->o->init, "vocab.txt");

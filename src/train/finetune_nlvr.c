@@ -45,9 +45,9 @@ static void split_free(split *s) {
     xv_nlvr_set_free(&s->set);
 }
 
-static xv_status split_read(const xv_path_list *files, const char *root, split *s) {
+static xv_status split_read(const xv_path_list *files, const xv_fs_root *images, split *s) {
     if (!files->n) return XV_OK;
-    XV_TRY(xv_nlvr_set_read_files((const char *const *)files->paths, files->n, root, &s->set));
+    XV_TRY(xv_nlvr_set_read_files((const char *const *)files->paths, files->n, images, &s->set));
     if (!(s->images = calloc((size_t)s->set.n_images, sizeof *s->images)))
         return xv_error(XV_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < s->set.n_images; i++) XV_TRY(xv_image_load(s->set.image_paths[i], &s->images[i]));
@@ -76,10 +76,11 @@ static xv_status setup(xv_ft *f) {
     if (!f->m->parts.nlvr) XV_TRY(convert_init(f));
     nlvr *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    XV_TRY(xv_nlvr_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
-                                  f->cfg.image_root, &t->train));
-    XV_TRY(split_read(&f->cfg.val_file, f->cfg.image_root, &t->dev));
-    XV_TRY(split_read(&f->cfg.test_file, f->cfg.image_root, &t->test));
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
+    XV_TRY(xv_nlvr_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n, &images,
+                                  &t->train));
+    XV_TRY(split_read(&f->cfg.val_file, &images, &t->dev));
+    XV_TRY(split_read(&f->cfg.test_file, &images, &t->test));
     f->n = t->train.n;
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
     XV_TRY(xv_ft_batch_init(&t->b, f, t->train.image_paths, t->train.n_images, &t->train.pair[0][0], 2 * f->n));

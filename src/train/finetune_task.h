@@ -160,13 +160,18 @@ xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out
 
 /* ---- for the tasks with their own model (finetune_json.c) ---- */
 
-/* A JSON list file (an error names the file when it is not a list). */
+/* A JSON list file (data/jsonl.h's xv_json_read_list: an error names the
+ * file, and the line of trailing bytes). */
 xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
-/* root/rel, or rel as written without a root (malloc'd). */
-char *xv_ft_under_root(const char *root, const char *rel);
 /* OUTPUT_DIR/name for a scratch file of this process: OUTPUT_DIR/rank<r>.name
  * under mpirun, where every rank writes its own (malloc'd). */
 char *xv_ft_scratch_path(const xv_ft *f, const char *name);
+/* The image `name` of entry `entry` of `file` under the dataset path policy
+ * (tasks/eval_data.h's xv_dataset_image_path) with `root` (NULL: the YAML's
+ * image_root) and the YAML's allow_outside_root; malloc'd into *out. A
+ * refusal names the file and the entry. */
+xv_status xv_ft_image_path(const xv_finetune_config *cfg, const char *root, const char *name, const char *file,
+                           int entry, char **out);
 /* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 

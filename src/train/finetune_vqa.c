@@ -122,7 +122,7 @@ static xv_status add_entry(vqa_data *d, const vqa_keys *k, const xv_finetune_con
         return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\", \"question\" and \"answer\" (a list of strings; "
                         "one string for dataset \"vg\")", file, i);
     const char *root = vg ? k->vg_root : dataset && !strcmp(dataset, "gqa") ? NULL : k->vqa_root;
-    if (!(d->paths[s] = xv_ft_under_root(root ? root : cfg->image_root, image))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    XV_TRY(xv_ft_image_path(cfg, root, image, file, i, &d->paths[s]));
     d->question[s] = question;
     d->path_of[s] = s;
     if (vg) {
@@ -343,9 +343,10 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
                 st = xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\", \"question\" and \"question_id\"", file, i);
                 break;
             }
-            char *path = xv_ft_under_root(k->vqa_root ? k->vqa_root : f->cfg.image_root, image);
+            char *path = NULL;
             int pred = 0;
-            st = path ? predict(f, g, path, question, a_ids, a_atts, kk, &pred) : xv_error(XV_ERR_NOMEM, "out of memory");
+            st = xv_ft_image_path(&f->cfg, k->vqa_root, image, file, i, &path);
+            if (st == XV_OK) st = predict(f, g, path, question, a_ids, a_atts, kk, &pred);
             free(path);
             if (st != XV_OK) break;
             cJSON *r = cJSON_CreateObject();

@@ -5,6 +5,7 @@
 
 #include "data/pretrain_data.h"
 #include "dist/dist.h"
+#include "train/stop_signal.h"
 
 typedef struct {
     xv_pretrain_loader *l;
@@ -36,10 +37,14 @@ static int64_t counter_value(void *ctx, int i) {
 xv_status xv_loader_source_open(const xv_pretrain_run_config *rc, bool regions, uint64_t seed,
                                 xv_batch_source *out) {
     memset(out, 0, sizeof *out);
-    const xv_pretrain_config *c = regions ? &rc->regions : &rc->images;
+    xv_pretrain_config c = regions ? rc->regions : rc->images;
+    /* A signal ends the wait for a batch (train/stop_signal.h). One process
+     * only: ranks leaving a step at different points would leave the others
+     * waiting in its collectives, so there every rank stops between steps. */
+    if (xv_dist_world() == 1) c.interrupted = xv_stop_requested;
     source *s = calloc(1, sizeof *s);
     if (!s) return xv_error(XV_ERR_NOMEM, "out of memory");
-    xv_status st = xv_pretrain_open(c, xv_dist_rank(), xv_dist_world(), seed, &s->l); /* this rank's shard */
+    xv_status st = xv_pretrain_open(&c, xv_dist_rank(), xv_dist_world(), seed, &s->l); /* this rank's shard */
     if (st != XV_OK) {
         free(s);
         return xv_error_wrap(st, "%s loader", regions ? "region" : "image-text");

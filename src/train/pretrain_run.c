@@ -1,6 +1,7 @@
 #include "core/fs.h"
 #include "train/pretrain_run.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,10 +173,19 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
     const bool tty = isatty(fileno(stderr));
     double last_print = 0;
     int64_t last_saved = -1;
+    res->checkpoint_step = res->start_step > 0 ? res->start_step : -1; /* > 0: resumed from that checkpoint */
     while (xv_trainer_steps_done(r->t) < max_steps && !xv_stop_requested_anywhere()) {
         xv_update_record rec[2];
         int n = 0;
-        XV_TRY(xv_trainer_step(r->t, rec, &n));
+        xv_status st = xv_trainer_step(r->t, rec, &n);
+        if (st == XV_ERR_INTERRUPTED) {
+            /* Stopped waiting for a batch, maybe after the step's region update:
+             * the model is then between two steps' states, so nothing is saved;
+             * the newest checkpoint stays as it was, complete. */
+            res->interrupted = xv_stop_requested();
+            return XV_OK;
+        }
+        if (st != XV_OK) return st;
         read_counters(r);
         for (int i = 0; r->log && i < n; i++) {
             XV_TRY(xv_train_log_write(r->log, &rec[i], xv_trainer_skipped(r->t), r->cnt_names, r->cnt_values,
@@ -190,7 +200,7 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
         const bool epoch_end = done % spe == 0 && (done / spe) % r->rc.ckpt_frequent == 0;
         if (done % r->rc.ckpt_frequent_step == 0 || epoch_end) {
             XV_TRY(save_checkpoint(r, tty && r->prog));
-            last_saved = done;
+            last_saved = res->checkpoint_step = done;
         }
         if (r->prog && (tty || xv_monotonic_seconds() - last_print >= 10 || done == max_steps)) {
             xv_progress_print(r->prog, stderr, done, tty);
@@ -198,8 +208,9 @@ static xv_status loop(run *r, int64_t max_steps, xv_pretrain_run_result *res) {
         }
     }
     if (tty && r->prog) fputc('\n', stderr);
-    res->interrupted = xv_stop_requested_anywhere() != 0;
+    res->interrupted = xv_stop_requested_anywhere();
     if (xv_trainer_steps_done(r->t) != last_saved) XV_TRY(save_checkpoint(r, false));
+    res->checkpoint_step = xv_trainer_steps_done(r->t);
     return XV_OK;
 }
 
@@ -215,18 +226,18 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *opts, xv_pretrain_run_resu
     run r;
     memset(&r, 0, sizeof r);
     r.o = o;
+    /* SIGINT / SIGTERM from here on: a run signalled while it sets up stops
+     * before its first step; one in the loop after the current step (or at
+     * once when it waits for data); the final model and plot are finished. */
+    xv_stop_guard guard;
+    xv_stop_guard_begin(&guard);
     xv_status st = setup(&r, &res->start_step);
     const int64_t total = st == XV_OK ? xv_pretrain_steps_per_epoch(&r.rc) * r.rc.epochs : 0;
     const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
     res->total_steps = total;
     if (st == XV_OK && o->progress && !(r.prog = xv_progress_new(50, max_steps, res->start_step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) {
-        xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step */
-        xv_stop_guard_begin(&guard);
-        st = loop(&r, max_steps, res);
-        xv_stop_guard_end(&guard);
-    }
+    if (st == XV_OK) st = loop(&r, max_steps, res);
     if (st == XV_OK && !res->interrupted && xv_dist_rank() == 0) st = write_model(&r);
     if (st == XV_OK && xv_dist_rank() == 0) {
         xv_train_log_close(r.log);
@@ -241,5 +252,6 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *opts, xv_pretrain_run_resu
     }
     res->seconds = xv_monotonic_seconds() - t0;
     run_free(&r);
+    xv_stop_guard_end(&guard);
     return st;
 }

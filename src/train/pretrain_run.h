@@ -48,7 +48,8 @@ typedef struct {
     int64_t start_step, steps_done, total_steps;
     int64_t updates, skipped_updates;
     double seconds;
-    bool interrupted; /* stopped by a signal (a checkpoint was written) */
+    int interrupted;            /* the signal that stopped the run (SIGINT / SIGTERM), 0 when none */
+    int64_t checkpoint_step;    /* the step of the newest complete checkpoint of the folder, -1 if none */
 } xv_pretrain_run_result;
 
 xv_status xv_pretrain_run(const xv_pretrain_run_opts *o, xv_pretrain_run_result *result);

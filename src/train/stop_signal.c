@@ -32,3 +32,6 @@ int xv_stop_requested_anywhere(void) {
     if (xv_dist_world() > 1 && xv_dist_allreduce_max_i32(&v, 1) != XV_OK) return SIGTERM;
     return v;
 }
+const char *xv_stop_signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+int xv_stop_exit_status(int sig) { return 128 + sig; }

@@ -19,5 +19,11 @@ int xv_stop_requested(void);
 /* The same agreed by every rank of an mpirun job (a collective, called by all
  * after the same step): the signal any rank caught, 0 when none did. */
 int xv_stop_requested_anywhere(void);
+/* "SIGINT" or "SIGTERM" (what the messages of a stopped command say). */
+const char *xv_stop_signal_name(int sig);
+/* The exit status of a command stopped by `sig`: 128 + sig (130 for SIGINT,
+ * 143 for SIGTERM), as a shell reports a command the signal killed, so a
+ * script tells an interrupted run from a failed one (1). */
+int xv_stop_exit_status(int sig);
 
 #endif

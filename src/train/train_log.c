@@ -57,6 +57,15 @@ xv_status xv_train_log_open(const char *path, int64_t keep_before, xv_train_log 
     return XV_OK;
 }
 
+/* Push the record to the file; a failure names the log and the reason
+ * (ENOSPC: "No space left on device" for a full disk). */
+static xv_status flush_record(xv_train_log *l) {
+    errno = 0;
+    if (fflush(l->f) != 0 || ferror(l->f))
+        return xv_error(XV_ERR_IO, "%s: write failed: %s", l->path, strerror(errno ? errno : EIO));
+    return XV_OK;
+}
+
 static void num(FILE *f, const char *key, double v) {
     if (isfinite(v)) fprintf(f, ", \"%s\": %.9g", key, v);
     else fprintf(f, ", \"%s\": null", key);
@@ -85,15 +94,12 @@ xv_status xv_train_log_write(xv_train_log *l, const xv_update_record *r, int64_t
     fprintf(f, ", \"skipped_updates\": %lld, \"data\": {", (long long)skipped_updates);
     for (int i = 0; i < n; i++) fprintf(f, "%s\"%s\": %lld", i ? ", " : "", counter_names[i], (long long)counter_values[i]);
     fprintf(f, "}}\n");
-    if (fflush(f) != 0 || ferror(f)) /* errno holds the reason (ENOSPC for a full disk) */
-        return xv_error(XV_ERR_IO, "%s: write failed: %s", l->path, strerror(errno ? errno : EIO));
-    return XV_OK;
+    return flush_record(l);
 }
 
 xv_status xv_train_log_write_json(xv_train_log *l, const char *json) {
     fprintf(l->f, "%s\n", json);
-    if (fflush(l->f) != 0 || ferror(l->f)) return xv_error(XV_ERR_IO, "%s: write failed", l->path);
-    return XV_OK;
+    return flush_record(l);
 }
 
 void xv_train_log_close(xv_train_log *l) {

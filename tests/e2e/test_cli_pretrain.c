@@ -2,11 +2,14 @@
  * runtime errors with a message naming the problem (exit 1): a missing
  * config, a key of the wrong type, a fresh run into a folder holding another
  * run's checkpoints, a resume from an older checkpoint than the folder's
- * newest; and a short run's outputs (log, plot, model, checkpoints). */
+ * newest; a short run's outputs (log, plot, model, checkpoints); SIGTERM to an
+ * endless run (exit 143, checkpoint intact, no temp file, --resume goes on). */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/fs.h"
@@ -38,7 +41,7 @@ static bool output_has(const char *file, const char *needle) {
     return found;
 }
 
-static void write_yaml(const char *name, const char *data, const char *extra) {
+static void write_yaml(const char *name, const char *data, int epochs, const char *extra) {
     char p[1100];
     snprintf(p, sizeof p, "%s/%s", root, name);
     int n_vocab; /* unused: the model below sets vocab_size itself */
@@ -53,9 +56,67 @@ static void write_yaml(const char *name, const char *data, const char *extra) {
             "  text: {hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 32,\n"
             "         vocab_size: 200, max_position_embeddings: 24, fusion_layer: 1, encoder_width: 16}\n"
             "embed_dim: 8\nmax_tokens: 24\nmax_masks: 4\nckpt_frequent_step: 2\n"
-            "schedular: {epochs: 2, num_warmup_steps: 1}\n%s",
-            extra);
+            "schedular: {epochs: %d, num_warmup_steps: 1}\n%s",
+            epochs, extra);
     fclose(f);
+}
+
+/* Whether `dir` (one level) holds a file whose name contains ".tmp". */
+static bool has_temp_file(const char *dir) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -q '\\.tmp'", dir);
+    return system(cmd) == 0;
+}
+
+/* SIGTERM to a run of endless steps, once its second checkpoint is written:
+ * it exits within seconds with 143 (128 + SIGTERM), names the complete
+ * checkpoint it leaves, leaves no temp file and no model, and --resume goes
+ * on from that checkpoint. */
+static void test_sigterm(void) {
+    char out[600], ckpt[700], err[700];
+    snprintf(out, sizeof out, "%s/sig", root);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoints/checkpoint_000000004.safetensors", out);
+    snprintf(err, sizeof err, "%s/err.txt", root);
+    char yaml[600];
+    snprintf(yaml, sizeof yaml, "%s/endless.yaml", root);
+    printf("$ xvlm pretrain --config endless.yaml (SIGTERM after the checkpoint of step 4)\n");
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(err, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(127);
+        execl(bin, bin, "pretrain", "--config", yaml, "--output-dir", out, "--threads", "1", "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    for (int i = 0; i < 60000 && access(ckpt, F_OK) != 0 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    const double t0 = xv_monotonic_seconds();
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    const double took = xv_monotonic_seconds() - t0;
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 143 && took < 5, "exit 143 (status %d) in %.2f s (< 5)", status,
+          took);
+    CHECK(output_has("err.txt", "interrupted by SIGTERM; the checkpoint of step") &&
+              output_has("err.txt", "--resume"),
+          "the message names the signal, the checkpoint and --resume");
+    uint8_t *text = NULL;
+    size_t n = 0;
+    const char *at = xv_fs_read_file(err, 1 << 20, &text, &n) == XV_OK ? strstr((char *)text, "checkpoint of step ") : NULL;
+    const long step = at ? strtol(at + 19, NULL, 10) : -1;
+    free(text);
+    char args[2048], sub[700];
+    snprintf(sub, sizeof sub, "%s/checkpoints", out);
+    CHECK(step >= 4 && !has_temp_file(out) && !has_temp_file(sub), "stopped at step %ld with no temp file left", step);
+    snprintf(args, sizeof args, "%s/model", out);
+    CHECK(access(args, F_OK) != 0, "no final model after an interrupted run");
+    snprintf(args, sizeof args, "'%s' inspect '%s/checkpoint_%09ld.safetensors' > /dev/null 2>&1", bin, sub, step);
+    CHECK(system(args) == 0, "the checkpoint of step %ld passes xvlm inspect", step);
+    snprintf(args, sizeof args, "--config '%s' --output-dir '%s' --max-steps %ld --threads 1 --quiet --resume", yaml,
+             out, step + 1);
+    char want[64];
+    snprintf(want, sizeof want, "at step %ld\n", step);
+    CHECK(run(args) == 0 && output_has("err.txt", "resumed from") && output_has("err.txt", want),
+          "--resume continues from step %ld", step);
 }
 
 int main(void) {
@@ -69,8 +130,9 @@ int main(void) {
     sp.seed = 9, sp.train_images = 16, sp.test_images = 1, sp.size = 48, sp.threads = 1, sp.progress = false;
     xv_synth_stats stats;
     CHECK_OK(xv_synth_generate(&sp, data, &stats));
-    write_yaml("ok.yaml", data, "");
-    write_yaml("badtype.yaml", data, "optimizer: {lr: fast}\n");
+    write_yaml("ok.yaml", data, 2, "");
+    write_yaml("badtype.yaml", data, 2, "optimizer: {lr: fast}\n");
+    write_yaml("endless.yaml", data, 1000000, "");
     char args[4096];
 
     CHECK(run("--help") == 0 && output_has("out.txt", "usage: xvlm pretrain"), "--help");
@@ -109,6 +171,8 @@ int main(void) {
              "--config '%s/ok.yaml' --output-dir '%s/run2' --max-steps 1 --threads 1 --quiet --init '%s/run/model'", root,
              root, root);
     CHECK(run(args) == 0, "--init from a run's model folder");
+
+    test_sigterm();
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/threads.h"
 #include "testutil.h"
@@ -49,6 +50,48 @@ static void check_results(const char *out, const char *name, const char *k1, con
           "%s: a JSON list of {%s, %s}", path, k1, k2);
     cJSON_Delete(j);
     free(text);
+}
+
+/* Hostile image names (issue 18): `world`/SPLIT_train.json with its first
+ * entry's image replaced by `image`, fine-tuned from `model`: refused before
+ * any step with `words` in the message (a decoy image lies in the root's
+ * parent: taking it would train). An alarm fails a hang. */
+static void hostile_train_file(const char *root, const char *world, const char *model, bool vqa, const char *image,
+                               const char *words) {
+    char path[512], cfg[512], out[512];
+    snprintf(path, sizeof path, "%s/%s_train.json", world, vqa ? "vqa" : "caption");
+    char *text = xv_test_read_file(path, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!cJSON_IsArray(j) || !j->child) {
+        CHECK(false, "%s: a list", path);
+        cJSON_Delete(j);
+        return;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(j->child, "image", cJSON_CreateString(image));
+    text = cJSON_Print(j);
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/hostile_%s.json", root, vqa ? "vqa" : "caption");
+    xv_test_write_file(path, text);
+    free(text);
+    snprintf(cfg, sizeof cfg, "%s/hostile.yaml", root);
+    write_yaml(cfg, world, vqa, 1);
+    FILE *f = fopen(cfg, "a"); /* a later train_file replaces the first */
+    if (f) fprintf(f, "train_file: ['%s']\n", path), fclose(f);
+    snprintf(out, sizeof out, "%s/out_hostile", root);
+    xv_finetune_opts o = xv_finetune_opts_default();
+    o.config_path = cfg;
+    o.init = model;
+    o.output_dir = out;
+    o.eval_before = false;
+    o.progress = false;
+    xv_finetune_result r;
+    alarm(60);
+    xv_status st = xv_finetune_run(vqa ? "vqa" : "captioning", &o, &r);
+    alarm(0);
+    CHECK(st != XV_OK && strstr(xv_error_message(), words), "%s image '%s' refused (%s): %s", vqa ? "VQA" : "caption",
+          image, words, xv_error_message());
+    xv_test_remove_dir(out);
 }
 
 int main(void) {
@@ -103,6 +146,19 @@ int main(void) {
         snprintf(cmd, sizeof cmd, "'%s' caption --model '%s/model' --image '%s/images/test_000000.jpg' --threads 1 "
                  ">/dev/null", bin, out[1], world);
         CHECK(system(cmd) == 0, "%s", cmd);
+    }
+    if (xv_test_failures == 0) {
+        char decoy[300], abs_decoy[300], fifo[300];
+        snprintf(decoy, sizeof decoy, "%s/decoy.jpg", root);
+        CHECK(xv_test_tiny_image(decoy, 64, 64, 1), "decoy in the root's parent");
+        snprintf(abs_decoy, sizeof abs_decoy, "%s", decoy);
+        snprintf(fifo, sizeof fifo, "%s/images/fifo.jpg", world);
+        CHECK(mkfifo(fifo, 0600) == 0, "FIFO in the world");
+        hostile_train_file(root, world, model, true, "../decoy.jpg", "entry 0: ");
+        hostile_train_file(root, world, model, true, "../decoy.jpg", "outside the image root");
+        hostile_train_file(root, world, model, true, abs_decoy, "outside the image root");
+        hostile_train_file(root, world, model, false, "../decoy.jpg", "outside the image root");
+        hostile_train_file(root, world, model, true, "images/fifo.jpg", "FIFO");
     }
     if (xv_test_failures == 0) xv_test_remove_dir(root);
     else fprintf(stderr, "kept %s for inspection\n", root);

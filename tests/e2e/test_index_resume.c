@@ -1,5 +1,6 @@
 /* `xvlm index` on 1,000 small images (one thread: the tiny model's ops are
- * too small to share, and the runs stay fast on a busy machine): shows progress, survives SIGKILL, and a
+ * too small to share, and the runs stay fast on a busy machine): shows progress, survives SIGKILL, stops
+ * on SIGTERM within seconds (exit status 143, saying so, no temp file left, every chunk complete), and a
  * rerun continues from the finished chunks without encoding them again (the
  * counts come from the command's summary), skipping a missing and a corrupt
  * image once; the resumed index is byte-identical in features, sizes and paths
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "core/fs.h"
 #include "io/safetensors.h"
 
 #define N_IMAGES 1000
@@ -37,9 +39,22 @@ static int count_chunks(const char *parts) {
     return n;
 }
 
-/* Start `xvlm index`, SIGKILL it once `kill_at` chunks exist; returns the
- * chunks present after it died (-1 if it finished first). */
-static int run_and_kill(const char *bin, char *const argv[], const char *parts, int kill_at, const char *err_path) {
+/* Whether the parts folder holds a temp file (a chunk written halfway). */
+static bool has_temp_file(const char *parts) {
+    DIR *d = opendir(parts);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while ((e = readdir(d))) found |= strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return found;
+}
+
+/* Start `xvlm index`, send it `sig` once `kill_at` chunks exist; returns the
+ * chunks present after it ended (-1 if it finished first), its wait status in
+ * *status and the seconds from the signal to its end in *took. */
+static int run_and_signal(const char *bin, char *const argv[], const char *parts, int kill_at, int sig,
+                          const char *err_path, int *status, double *took) {
     pid_t pid = fork();
     if (pid == 0) {
         FILE *e = freopen(err_path, "w", stderr);
@@ -49,15 +64,15 @@ static int run_and_kill(const char *bin, char *const argv[], const char *parts, 
         execv(bin, argv);
         _exit(127);
     }
-    int status = 0;
     for (;;) {
-        if (waitpid(pid, &status, WNOHANG) == pid) return -1; /* finished before the kill */
+        if (waitpid(pid, status, WNOHANG) == pid) return -1; /* finished before the signal */
         if (count_chunks(parts) >= kill_at) break;
         nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "killed by SIGKILL");
+    const double t0 = xv_monotonic_seconds();
+    kill(pid, sig);
+    waitpid(pid, status, 0);
+    *took = xv_monotonic_seconds() - t0;
     return count_chunks(parts);
 }
 
@@ -112,13 +127,27 @@ int main(void) {
     snprintf(batch, sizeof batch, "%d", BATCH);
     char *const argv[] = {(char *)bin, "index", "--model", model, "--images", list, "--out", index,
                           "--batch", batch, "--threads", "1", NULL};
-    int chunks = run_and_kill(bin, argv, parts, 3, err);
+    int status = 0;
+    double took = 0;
+    int chunks = run_and_signal(bin, argv, parts, 3, SIGKILL, err, &status, &took);
     CHECK(chunks >= 3, "interrupted after %d chunks (the run must not finish before the kill)", chunks);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "killed by SIGKILL");
     char *e1 = xv_test_read_file(err, NULL);
     CHECK(e1 && strstr(e1, "images (") && strstr(e1, "missing.jpg"), "progress and the skip warning shown: %s",
           e1 ? e1 : "");
     free(e1);
     CHECK(access(index, F_OK) != 0, "no index before completion");
+
+    /* SIGTERM: the run resumes the killed one, then stops between chunks. */
+    const int killed_chunks = chunks;
+    chunks = run_and_signal(bin, argv, parts, killed_chunks + 2, SIGTERM, err, &status, &took);
+    char *et = xv_test_read_file(err, NULL);
+    CHECK(chunks >= killed_chunks + 2 && WIFEXITED(status) && WEXITSTATUS(status) == 143 && took < 5 && et &&
+              strstr(et, "by SIGTERM: interrupted with") && strstr(et, "the same command resumes"),
+          "SIGTERM after %d chunks: exit 143 (status %d) in %.2f s (< 5), saying so: %s", chunks, status, took,
+          et ? et : "");
+    free(et);
+    CHECK(!has_temp_file(parts) && access(index, F_OK) != 0, "no temp file and no index after SIGTERM");
 
     char cmd[1024], out2[128], err2[128];
     /* Another setting cannot continue this run. */

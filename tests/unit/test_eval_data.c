@@ -2,8 +2,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/image.h"
 #include "tasks/eval_data.h"
 #include "tasks/eval_retrieval.h"
 #include "testutil.h"
@@ -43,7 +45,7 @@ static void test_retrieval_set(void) {
         {"[{\"image\": \"a.jpg\", \"caption\": [\"x\", 3]}]", "entry 0: \"caption\" holds a non-string"},
         {"[{\"image\": \"a.jpg\", \"caption\": \"x\"}, {\"caption\": \"y\"}]", "entry 1: expected an object"},
         {"[{\"image\": \"a.jpg\", \"caption\": {}}]", "must be a string or a list"},
-        {"{\"image\": \"a.jpg\"}", "expected a JSON array"},
+        {"{\"image\": \"a.jpg\"}", "expected a JSON list"},
         {"[{\"image\": \"a.jpg\", \"caption\": []}]", "no images or no captions"},
         {"[{\"image\": ", "not valid JSON"},
     };
@@ -144,10 +146,76 @@ static void test_chance(void) {
     free(t2i);
 }
 
+/* A retrieval file of one entry naming `image`, read under root/ (the decoy
+ * lies in root's parent); returns the status, the set freed. */
+static xv_status read_one(const char *json, bool allow_outside) {
+    char root[128];
+    snprintf(root, sizeof root, "%s/root", dir);
+    xv_retrieval_set s;
+    xv_status st = xv_retrieval_set_read(write_file("one.json", json),
+                                         &(xv_fs_root){.root = root, .allow_outside_root = allow_outside}, &s);
+    if (st == XV_OK) xv_retrieval_set_free(&s);
+    return st;
+}
+
+/* The refusals of hostile input (issue 18): a path escaping the root (".."
+ * and absolute), trailing bytes after the list, a "\u0000" in a path, and an
+ * NLVR2 pair escaping the root, each refused naming the file and the entry
+ * or line; a FIFO named as an image is kept by the reader but refused, at
+ * once, by the image loader (an alarm fails a hang). */
+static void test_refusals(void) {
+    char path[256], json[512];
+    snprintf(path, sizeof path, "%s/root", dir);
+    mkdir(path, 0755);
+    CHECK(xv_test_tiny_image(write_file("decoy.png", ""), 8, 8, 1), "decoy written");
+    CHECK(xv_test_tiny_image(write_file("root/ok.png", ""), 8, 8, 2), "image written");
+    snprintf(path, sizeof path, "%s/root/fifo.png", dir);
+    CHECK(mkfifo(path, 0600) == 0, "FIFO made");
+
+    CHECK(read_one("[{\"image\": \"ok.png\", \"caption\": \"x\"}]", false) == XV_OK, "inside the root");
+    CHECK(read_one("[{\"image\": \"../decoy.png\", \"caption\": \"x\"}]", false) == XV_ERR_INVALID_ARG &&
+              strstr(xv_error_message(), "one.json: entry 0") && strstr(xv_error_message(), "outside the image root"),
+          "'..' refused naming file and entry: %s", xv_error_message());
+    CHECK(read_one("[{\"image\": \"../decoy.png\", \"caption\": \"x\"}]", true) == XV_OK,
+          "allow_outside_root takes it");
+    snprintf(json, sizeof json, "[{\"image\": \"%s/decoy.png\", \"caption\": \"x\"}]", dir);
+    CHECK(read_one(json, false) == XV_ERR_INVALID_ARG && strstr(xv_error_message(), "outside the image root"),
+          "an absolute path refused: %s", xv_error_message());
+    CHECK(read_one("[{\"image\": \"ok.png\", \"caption\": \"x\"}] junk", false) == XV_ERR_FORMAT &&
+              strstr(xv_error_message(), "one.json:1: bytes after the JSON list"),
+          "trailing garbage refused naming the line: %s", xv_error_message());
+    CHECK(read_one("[{\"image\": \"ok.png\", \"caption\": \"x\"}]\n\n{}\n", false) == XV_ERR_FORMAT &&
+              strstr(xv_error_message(), "one.json:3:"),
+          "a second value refused naming its line: %s", xv_error_message());
+    CHECK(read_one("[{\"image\": \"ok.png\\u0000.jpg\", \"caption\": \"x\"}]", false) == XV_ERR_INVALID_ARG &&
+              strstr(xv_error_message(), "entry 0") && strstr(xv_error_message(), "NUL"),
+          "a \\u0000 in a path refused, not cut short to ok.png: %s", xv_error_message());
+    CHECK(read_one("[{\"image\": \"ok.png\", \"caption\": \"a\\u0000b\"}]", false) == XV_OK,
+          "a \\u0000 in a caption is kept (the tokenizer drops it)");
+
+    char root[128];
+    snprintf(root, sizeof root, "%s/root", dir);
+    const char *nlvr = write_file("nlvr.json", "[{\"images\": [\"ok.png\", \"../decoy.png\"], \"sentence\": \"s\", "
+                                               "\"label\": \"True\"}]");
+    xv_nlvr_set ns;
+    CHECK(xv_nlvr_set_read_files(&nlvr, 1, &(xv_fs_root){.root = root}, &ns) == XV_ERR_INVALID_ARG &&
+              strstr(xv_error_message(), "nlvr.json: entry 0") && strstr(xv_error_message(), "outside the image root"),
+          "an NLVR2 image escaping the root refused: %s", xv_error_message());
+
+    CHECK(read_one("[{\"image\": \"fifo.png\", \"caption\": \"x\"}]", false) == XV_OK, "a FIFO name is kept");
+    alarm(10); /* a blocking open fails the test instead of hanging it */
+    xv_image im;
+    snprintf(path, sizeof path, "%s/root/fifo.png", dir);
+    CHECK(xv_image_load(path, &im) == XV_ERR_IO && strstr(xv_error_message(), "FIFO"),
+          "loading the FIFO refused at once: %s", xv_error_message());
+    alarm(0);
+}
+
 int main(void) {
     if (!xv_test_scratch_dir("xv_eval_data", dir, sizeof dir)) return 1;
     test_retrieval_set();
     test_grounding_set();
+    test_refusals();
     test_chance();
     xv_test_remove_dir(dir);
     return xv_test_finish("test_eval_data");

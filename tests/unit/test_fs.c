@@ -144,6 +144,21 @@ static void test_mkdir_p(void) {
     CHECK(xv_fs_mkdir_p(at("a/file/sub")) == XV_ERR_IO && strstr(xv_error_message(), "a/file/sub"),
           "a file as a parent named: %s", xv_error_message());
     CHECK(xv_fs_mkdir_p("") == XV_ERR_INVALID_ARG, "empty path refused");
+
+    /* Undoing a mkdir -p: only the folders it made go, the existing parent stays. */
+    char *made = xv_fs_first_missing(at("a/new/x/y"));
+    CHECK(made && !strcmp(made, at("a/new")), "first missing: %s", made ? made : "(none)");
+    CHECK_OK(xv_fs_mkdir_p(at("a/new/x/y")));
+    xv_fs_rmdir_up(at("a/new/x/y"), made);
+    CHECK(stat(at("a/new"), &st) != 0 && stat(at("a/b"), &st) == 0, "a/new removed, a/b kept");
+    free(made);
+    CHECK(xv_fs_first_missing(at("a/b")) == NULL, "an existing folder: nothing to undo");
+    made = xv_fs_first_missing(at("a/new2/x"));
+    CHECK_OK(xv_fs_mkdir_p(at("a/new2/x")));
+    CHECK_OK(xv_fs_write_file(at("a/new2/keep"), "x", 1, XV_FS_DURABLE));
+    xv_fs_rmdir_up(at("a/new2/x"), made);
+    CHECK(stat(at("a/new2/x"), &st) != 0 && stat(at("a/new2/keep"), &st) == 0, "stops at a folder not empty");
+    free(made);
 }
 
 static void test_read_file(void) {

@@ -58,6 +58,7 @@ for kv in "image_res: 65536" "batch_size_train: 1000000000000" "max_tokens: 1099
     printf 'train_file: [a.json]\ntest_file: [b.json]\n%s\n' "$kv" >"config_${kv%%:*}.yaml"
 done
 printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n' >vocab.txt
+printf 'not a zip archive' >junk.th # a corrupt official checkpoint (vocab.txt beside it)
 
 run_case() { # case -> runs it, output in $S/err, status in $rc
     case $1 in
@@ -68,6 +69,9 @@ run_case() { # case -> runs it, output in $S/err, status in $rc
     path_*) timeout 10 "$XVLM" index --model "$S/no-model" --images "$1" --image-root root --out x.idx >out 2>err ;;
     out_fifo) timeout 10 "$XVLM" preprocess --image-res 8 root/ok.png --out out.safetensors >out 2>err ;;
     config_*) timeout 10 "$XVLM" finetune retrieval --config "$1.yaml" --init "$S/no-model" --output-dir o >out 2>err ;;
+    leftover_convert) timeout 10 "$XVLM" convert junk.th conv/a/b >out 2>err ;;
+    leftover_cache) XV_CACHE_DIR="$S/cache/xvlm" timeout 10 "$XVLM" match --model junk.th --image root/ok.png \
+        --text a >out 2>err ;;
     jsonl_trailing) printf '{"text": "a"} junk\n' | timeout 10 "$XVLM" tokenize --vocab vocab.txt >out 2>err ;;
     *) echo "unknown case" >err; return 99 ;;
     esac
@@ -98,6 +102,9 @@ done <"$MANIFEST"
 # The outputs that must not have changed kind: FIFOs stay FIFOs, no temp files.
 [[ -p out.safetensors ]] || { echo "FAIL out_fifo: the FIFO was replaced"; fail=$((fail + 1)); }
 [[ -e out.safetensors.tmp || -e o.safetensors ]] && { echo "FAIL: an output was left behind"; fail=$((fail + 1)); }
+# A failed conversion leaves no folder it made (the output's, the cache's).
+[[ -e conv ]] && { echo "FAIL leftover_convert: conv/ left behind"; fail=$((fail + 1)); }
+[[ -e cache ]] && { echo "FAIL leftover_cache: cache/ left behind"; fail=$((fail + 1)); }
 ((n >= 20)) || { echo "FAIL: only $n cases read from $MANIFEST"; fail=$((fail + 1)); }
 echo "hostile corpus: $((n - fail)) of $n cases as expected"
 ((fail == 0))

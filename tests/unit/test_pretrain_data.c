@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/fs.h"
@@ -744,6 +745,129 @@ static void test_config_errors(void) {
     CHECK(xv_pretrain_open(&c, 2, 2, 1, &l) == XV_ERR_INVALID_ARG, "rank outside world");
 }
 
+/* The loader over records naming an image without read permission, in a
+ * child that drops root (root reads any file): 0 when every record was
+ * counted unreadable and none corrupt. */
+static int unreadable_child(const char *jsonl) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
+    const char *files[] = {jsonl};
+    xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+    c.repeat = false;
+    c.batch_size = 1;
+    c.num_workers = 1;
+    c.max_warnings = 0;
+    xv_pretrain_loader *l = NULL;
+    if (xv_pretrain_open(&c, 0, 1, 2, &l) != XV_OK) return 3;
+    xv_pretrain_batch b;
+    int images = 0;
+    while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) images += b.n_images;
+    const xv_pretrain_counters k = xv_pretrain_get_counters(l);
+    xv_pretrain_close(l);
+    fprintf(stderr, "no-permission image: %d taken, %lld unreadable, %lld corrupt\n", images, (long long)k.unreadable_image,
+           (long long)k.corrupt_image);
+    return images == 1 && k.unreadable_image >= 1 && k.corrupt_image == 0 ? 0 : 1; /* counters as of the last batch taken */
+}
+
+/* A permission error on an image is counted as unreadable (and warned with
+ * the reason), not as a corrupt image. */
+static void test_permission_denied(void) {
+    write_text(path_of("%s", "perm.jsonl"), "{\"image\": \"img/noperm.jpg\", \"caption\": \"a red car\"}\n"
+                                             "{\"image\": \"img/img01.jpg\", \"caption\": \"a red car\"}\n"
+                                             "{\"image\": \"img/noperm.jpg\", \"caption\": \"a blue car\"}\n");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 000 '%s'", path_of("%s", "img/img00.jpg"),
+             path_of("%s", "img/noperm.jpg"), path_of("%s", "img/noperm.jpg"));
+    CHECK(system(cmd) == 0, "%s", cmd);
+    chmod(g_dir, 0755); /* the unprivileged child walks the scratch folder */
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) _exit(unreadable_child(path_of("%s", "perm.jsonl")));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    chmod(g_dir, 0700);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the no-permission image counted unreadable, not corrupt (child status %d)", status);
+}
+
+/* image_root = img/, a decoy image in its parent: "../decoy.jpg" and the
+ * decoy's absolute path are skipped and counted outside_root (the decoy is
+ * never a sample), the image inside is taken; allow_outside_root takes all. */
+static void test_outside_root(void) {
+    char cmd[600], json[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path_of("%s", "img/img02.jpg"), path_of("%s", "decoy.jpg"));
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(json, sizeof json,
+             "{\"image\": \"../decoy.jpg\", \"caption\": \"a red car\"}\n"
+             "{\"image\": \"%s\", \"caption\": \"a red car\"}\n"
+             "{\"image\": \"img01.jpg\", \"caption\": \"a red car\"}\n",
+             path_of("%s", "decoy.jpg"));
+    write_text(path_of("%s", "outside.jsonl"), json);
+    const char *files[] = {path_of("%s", "outside.jsonl")};
+    for (int allow = 0; allow < 2; allow++) {
+        xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+        c.image_root = path_of("%s", "img");
+        c.allow_outside_root = allow;
+        c.repeat = false;
+        c.batch_size = allow ? 3 : 1;
+        c.num_workers = 1;
+        c.max_warnings = 0;
+        xv_pretrain_loader *l = NULL;
+        CHECK_OK(xv_pretrain_open(&c, 0, 1, 2, &l));
+        if (!l) return;
+        xv_pretrain_batch b;
+        int images = 0;
+        xv_pretrain_counters k = {0};
+        while (xv_pretrain_next(l, &b) == XV_OK && b.n_images > 0) images += b.n_images, k = xv_pretrain_get_counters(l);
+        xv_pretrain_close(l);
+        if (allow)
+            CHECK(images == 3 && k.outside_root == 0, "allow_outside_root: all 3 taken (%d)", images);
+        else
+            CHECK(images == 1 && k.outside_root == 2, "escaping paths skipped: %d taken, %lld outside the root", images,
+                  (long long)k.outside_root);
+    }
+}
+
+static int always(void) { return 1; }
+
+/* A signal while the consumer waits for a batch the workers are still making
+ * (here: slow, from 3000 x 3000 images; in the field a stalled read): the
+ * interrupt hook ends the wait at once, takes nothing, and closing stops the
+ * worker after the image under way. Without the hook the same batch comes. */
+static void test_interrupted_wait(void) {
+    enum { SIDE = 3000, RECORDS = 24 };
+    xv_image im;
+    make_image(&im, SIDE, SIDE, 3);
+    CHECK_OK(xv_jpeg_write(path_of("%s", "big.jpg"), im.rgb, SIDE, SIDE, 90));
+    xv_image_free(&im);
+    FILE *f = fopen(path_of("%s", "big.jsonl"), "wb");
+    for (int i = 0; i < RECORDS; i++) fprintf(f, "{\"image\": \"big.jpg\", \"caption\": \"a red car\"}\n");
+    fclose(f);
+    const char *files[] = {path_of("%s", "big.jsonl")};
+    xv_pretrain_config c = config(XV_PRETRAIN_IMAGES, files, 1);
+    c.num_workers = 1;
+    c.batch_size = RECORDS; /* one batch: RECORDS decodes of 9 Mpixel, seconds of work */
+    c.interrupted = always;
+    xv_pretrain_loader *l = NULL;
+    CHECK_OK(xv_pretrain_open(&c, 0, 1, 4, &l));
+    if (!l) return;
+    xv_pretrain_batch b;
+    double t0 = xv_monotonic_seconds();
+    CHECK(xv_pretrain_next(l, &b) == XV_ERR_INTERRUPTED && strstr(xv_error_message(), "interrupted while waiting") &&
+              xv_pretrain_batches_consumed(l) == 0,
+          "the wait ends on the hook, nothing taken: %s", xv_error_message());
+    xv_pretrain_close(l);
+    const double stop_s = xv_monotonic_seconds() - t0;
+    c.interrupted = NULL;
+    CHECK_OK(xv_pretrain_open(&c, 0, 1, 4, &l));
+    t0 = xv_monotonic_seconds();
+    CHECK(l && xv_pretrain_next(l, &b) == XV_OK && b.n_images == RECORDS, "without the hook the batch comes");
+    const double batch_s = xv_monotonic_seconds() - t0;
+    xv_pretrain_close(l);
+    printf("interrupted wait and close: %.3f s; the batch it did not wait for: %.3f s\n", stop_s, batch_s);
+    /* The worker finishes at most the image under way (1/RECORDS of the batch). */
+    CHECK(stop_s < batch_s / 4, "stopped in %.3f s, well before the batch (%.3f s)", stop_s, batch_s);
+}
+
 int main(void) {
     if (!xv_test_scratch_dir("xv_pretrain_data", g_dir, sizeof g_dir)) return 1;
     make_dataset();
@@ -762,6 +886,9 @@ int main(void) {
     test_sharding();
     test_bad_data();
     test_config_errors();
+    test_interrupted_wait();
+    test_permission_denied();
+    test_outside_root();
     xv_tokenizer_free(g_tok);
     xv_test_remove_dir(g_dir);
     return xv_test_finish("test_pretrain_data");

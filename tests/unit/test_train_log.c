@@ -172,10 +172,31 @@ static void test_progress(void) {
     xv_progress_free(p);
 }
 
+/* A full disk while writing the log (/dev/full answers every write with
+ * ENOSPC): the error names the log and the reason, for both writers. */
+static void test_full_disk(void) {
+    if (access("/dev/full", W_OK) != 0) {
+        printf("note: no writable /dev/full, full-disk check not run\n");
+        return;
+    }
+    xv_train_log *l = NULL;
+    CHECK_OK(xv_train_log_open("/dev/full", -1, &l));
+    if (!l) return;
+    const xv_update_record r = {.step = 1, .loss_total = 1};
+    CHECK(xv_train_log_write(l, &r, 0, NULL, NULL, 0) == XV_ERR_IO && strstr(xv_error_message(), "/dev/full") &&
+              strstr(xv_error_message(), "No space left on device"),
+          "full disk named with its reason: %s", xv_error_message());
+    CHECK(xv_train_log_write_json(l, "{\"a\": 1}") == XV_ERR_IO &&
+              strstr(xv_error_message(), "No space left on device"),
+          "full disk (JSON record) named with its reason: %s", xv_error_message());
+    xv_train_log_close(l);
+}
+
 int main(void) {
     if (!xv_test_scratch_dir("xv_test_trainlog", dir, sizeof dir)) return 1;
     test_ticks();
     test_log();
+    test_full_disk();
     test_progress();
     xv_test_release_font_caches();
     xv_test_remove_dir(dir);
