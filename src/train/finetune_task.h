@@ -54,6 +54,7 @@ typedef struct xv_ft {
     bool opt_ready;
     xv_lr_schedule sched;
     int64_t steps_per_epoch; /* the official train loaders drop the last partial batch */
+    int64_t eval_every;      /* steps between evaluations: steps_per_epoch, or the YAML's eval_steps */
     void *task_state;        /* the task's training data and batch buffers */
 } xv_ft;
 
@@ -109,6 +110,7 @@ struct xv_finetune_task {
 
 /* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
 extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning, xv_ft_nlvr;
+extern const xv_finetune_task xv_ft_captioning_scst;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */

@@ -14,14 +14,6 @@
 #include "testutil.h"
 #include "train/finetune.h"
 
-/* A 32-px tiny X-VLM (every part, pretraining layout) for the synth vocab. */
-static const char *const tiny_json =
-    "{\"vision\": {\"image_res\": 32, \"window_size\": 4, \"embed_dim\": 16, \"depths\": [1, 1, 1],"
-    " \"num_heads\": [1, 2, 4], \"vision_width\": 64, \"patch_size\": 16, \"ape\": true},"
-    " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
-    " \"intermediate_size\": 64, \"vocab_size\": 192, \"max_position_embeddings\": 40, \"fusion_layer\": 1},"
-    " \"embed_dim\": 16}";
-
 static void write_yaml(const char *path, const char *world, bool vqa, int epochs) {
     FILE *f = fopen(path, "w");
     if (!f) return;
@@ -60,13 +52,7 @@ int main(void) {
     char world[256], model[256], cfg[256], out[2][256], cmd[1400];
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(model, sizeof model, "%s/tiny", root);
-    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images 96 --test-images 8 --size 64 2>/dev/null", bin,
-             world);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    mkdir(model, 0777);
-    CHECK(xv_test_model_dir_from_json(model, tiny_json, 7), "tiny model: %s", xv_error_message());
-    snprintf(cmd, sizeof cmd, "cp '%s/vocab.txt' '%s/vocab.txt'", world, model);
-    CHECK(system(cmd) == 0, "%s", cmd);
+    CHECK(xv_test_vqacap_world(root, 96), "the world");
 
     const char *tasks[2] = {"vqa", "captioning"};
     const int epochs[2] = {4, 4};
