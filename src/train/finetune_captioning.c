@@ -71,9 +71,9 @@ void xv_caption_free_config(xv_finetune_config *cfg) {
 }
 
 xv_status xv_caption_open_model(xv_ft *f) {
-    char *scratch = xv_fs_join(f->o->output_dir, "init_weights.safetensors");
+    char *scratch = NULL;
     xv_caption_model *m = NULL;
-    xv_status st = scratch ? xv_fs_mkdir_p(f->o->output_dir) : xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_ft_init_scratch(f, &scratch);
     if (st == XV_OK) st = xv_caption_from_pretrained(f->o->init, scratch, &m);
     free(scratch);
     XV_TRY(st);

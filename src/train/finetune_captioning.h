@@ -48,13 +48,14 @@ xv_status xv_caption_evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name,
 void xv_caption_print_scores(const xv_finetune_scores *s, FILE *out);
 
 /* The fields of both task definitions (xv_finetune_task initialisers):
- * keys, model, and the evaluation with its CIDEr-D selection. */
+ * keys, model, and the evaluation with its CIDEr-D selection (--evaluate
+ * writes result/test_eval.json, as Captioning.py). */
 #define XV_CAPTION_TASK_COMMON                                                                                   \
     .batch_key = "batch_size_train", .keys = xv_caption_yaml_keys, .read_config = xv_caption_read_config,       \
     .free_config = xv_caption_free_config, .open_model = xv_caption_open_model,                                 \
     .write_model = xv_caption_write_model, .free_model = xv_caption_free_model
 #define XV_CAPTION_TASK_EVALUATION                                                                               \
-    .evaluate = xv_caption_evaluate, .selection = {"test_CIDEr"}, .selection_digits = 4, .metric_key = "cider_d", \
+    .evaluate = xv_caption_evaluate, .eval_results_name = "test_eval", .selection = {"test_CIDEr"}, .selection_digits = 4, .metric_key = "cider_d", \
     .aux_key = "bleu_4", .metric_label = "CIDEr-D", .print_scores = xv_caption_print_scores
 
 #endif

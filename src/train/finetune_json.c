@@ -35,3 +35,11 @@ xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, con
     free(vocab);
     return st;
 }
+
+xv_status xv_ft_init_scratch(const xv_ft *f, char **out) {
+    *out = NULL;
+    if (!f->o->output_dir) return XV_OK;
+    XV_TRY(xv_fs_mkdir_p(f->o->output_dir));
+    if (!(*out = xv_fs_join(f->o->output_dir, "init_weights.safetensors"))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    return XV_OK;
+}

@@ -159,6 +159,10 @@ xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out
 xv_status xv_ft_read_json_list(const char *path, struct cJSON **out);
 /* root/rel, or rel as written without a root (malloc'd). */
 char *xv_ft_under_root(const char *root, const char *rel);
+/* OUTPUT_DIR/init_weights.safetensors, its folder made: where the task model
+ * made from a pretraining --init is kept (*out malloc'd; NULL without an
+ * output folder, when only a model of the task's kind opens). */
+xv_status xv_ft_init_scratch(const xv_ft *f, char **out);
 /* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 
