@@ -227,8 +227,14 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
         XV_TRY(xv_pre_question(d->question[s], strlen(d->question[s]), f->cfg.max_words, &clean, &len));
         free(d->b.clean[i]);
         d->b.clean[i] = clean;
-        XV_TRY(xv_transform_train(&f->aug, &d->b.images[d->b.img_of[s]], R, XV_TRAIN_FINETUNE_NOFLIP,
-                                  d->b.pixels + (size_t)i * 3 * R * R));
+        /* the careful flip of vqa_dataset.py, then the crop and RandAug without a flip */
+        xv_image *im = &d->b.images[d->b.img_of[s]];
+        const int n_given = (int)(d->ans_off[s + 1] - d->ans_off[s]);
+        const bool flip = xv_vqa_flip_draw(&f->aug, d->question[s], d->ans + d->ans_off[s], n_given);
+        if (flip) xv_image_hflip(im); /* the decoded image is shared: flipped back below */
+        const xv_status ts = xv_transform_train(&f->aug, im, R, XV_TRAIN_FINETUNE_NOFLIP, d->b.pixels + (size_t)i * 3 * R * R);
+        if (flip) xv_image_hflip(im);
+        XV_TRY(ts);
         d->batch_n[i] = (int32_t)(d->ans_off[s + 1] - d->ans_off[s]);
         for (int64_t a = d->ans_off[s]; a < d->ans_off[s + 1]; a++, n_ans++) {
             d->batch_ans[n_ans] = d->ans[a];
