@@ -170,20 +170,24 @@ int xv_cmd_evaluate(int argc, char **argv) {
     const xv_opt opts[] = {
         XV_CLI_MODEL_OPTIONS(&a.mo),
         {.name = "--config", .kind = XV_OPT_STRING, .dest = &a.config, .value = "YAML",
-         .help = "the official task YAML (Retrieval_coco.yaml, Grounding_bbox.yaml):\n"
+         .help = "the official task YAML (Retrieval_coco.yaml, Grounding_bbox.yaml,\n"
+                 "VQA.yaml, Captioning.yaml, NLVR.yaml):\n"
                  "test_file, val_file, image_root, refcoco_data, k_test, image_res,\n"
                  "max_words, max_tokens from it (relative paths from the working\n"
                  "directory); the flags below override"},
         {.name = "--output-dir", .kind = XV_OPT_STRING, .dest = &a.output_dir, .value = "DIR",
          .help = "with --config: where result/ files go (grounding:\n"
-                 "result/grounding_bbox_eval.json with each ref_id's box)",
+                 "result/grounding_bbox_eval.json with each ref_id's box; vqa:\n"
+                 "result/vqa_eval.json [{question_id, answer}]; captioning:\n"
+                 "result/test_eval.json [{image_id, caption}])",
          .unset = "none written"},
         {.name = "--data", .kind = XV_OPT_STRING, .dest = &a.data, .value = "FILE",
          .help = "the test split (with --config: instead of test_file)"},
         XV_OPT_IMAGE_ROOT(&a.images, "prefix of relative image paths (with --config: instead of\n"
                                      "image_root); an image that resolves outside it is refused"),
         {.name = "--k-test", .kind = XV_OPT_INT, .dest = &a.k_test, .value = "K", .lo = 1, .hi = 1 << 20,
-         .help = "retrieval: pairs re-ranked per query", .unset = "the YAML's, else 128"},
+         .help = "retrieval: pairs re-ranked per query; vqa: candidate answers ranked",
+         .unset = "the YAML's, else 128"},
         {.name = "--train", .kind = XV_OPT_STRING, .dest = &a.train, .value = "FILE",
          .help = "grounding: training split for the mean-box baseline"},
         {.name = "--refcoco-data", .kind = XV_OPT_STRING, .dest = &a.refcoco_data, .value = "DIR",
@@ -210,7 +214,7 @@ int xv_cmd_evaluate(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "evaluate",
-        .usage = "xvlm evaluate retrieval|grounding --config TASK.yaml --model M [--output-dir DIR] [--json]\n"
+        .usage = "xvlm evaluate TASK --config TASK.yaml --model M [--output-dir DIR] [--json]\n"
                  "                               [--data TEST.json] [--image-root DIR] [--k-test K]\n"
                  "                               [--refcoco-data DIR] [--out OUT.json]\n"
                  "       xvlm evaluate retrieval --model M --data TEST.json --image-root DIR [--k-test 128]\n"
@@ -224,8 +228,13 @@ int xv_cmd_evaluate(int argc, char **argv) {
         .about = "--config: the task's evaluation as Retrieval.py / Grounding_bbox.py --evaluate, the same as\n"
                  "fine-tuning runs after each epoch: retrieval itm_eval of val_file (when given) and\n"
                  "test_file (val_txt_r1 ... test_r_mean); grounding grounding_eval_bbox of test_file by\n"
-                 "REFER split (val_d, testA_d, testB_d). The model at the YAML's image_res. Prints the\n"
-                 "table, then the official dict as one JSON line.\n"
+                 "REFER split (val_d, testA_d, testB_d); vqa the answers of test_file ranked as VQA.py\n"
+                 "(acc: VQA accuracy of answer lists, calculate_acc's exact match of strings, and\n"
+                 "answer_prior_acc: the most frequent training answer of each question type);\n"
+                 "captioning beam search on test_file (BLEU-1..4, ROUGE-L, CIDEr-D as the coco-caption\n"
+                 "toolkit, against each entry's caption list); captioning_scst the same. The model at the\n"
+                 "YAML's image_res (vqa, captioning: a fine-tuned model of the task). Prints the table,\n"
+                 "then the official dict as one JSON line.\n"
                  "\n"
                  "retrieval: a re_eval_dataset file ([{image, caption: [..]}]). Every image and text is\n"
                  "encoded once; ITC similarities rank the gallery; for each image (text) the k-test texts\n"

@@ -640,6 +640,36 @@ bool xv_test_tiny_image(const char *path, int w, int h, int k) {
     return st == XV_OK;
 }
 
+/* `xvlm synth ARGS` (its --out under dir) and a random model of model_json
+ * with the world's vocabulary in dir/model_name. */
+static bool synth_world_and_model(const char *dir, const char *args, const char *model_json, const char *model_name) {
+    char path[512], model[400], err[512];
+    const int st = xv_test_cli_status(dir, "synth", args, err, sizeof err);
+    CHECK(st == 0, "xvlm synth %s: exit %d: %s", args, st, err);
+    snprintf(model, sizeof model, "%s/%s", dir, model_name);
+    bool ok = st == 0 && mkdir(model, 0755) == 0 && xv_test_model_dir_from_json(model, model_json, 7);
+    snprintf(path, sizeof path, "%s/world/vocab.txt", dir);
+    char *vocab = ok ? xv_test_read_file(path, NULL) : NULL;
+    snprintf(path, sizeof path, "%s/vocab.txt", model);
+    ok = vocab && xv_test_write_file(path, vocab);
+    free(vocab);
+    return ok;
+}
+
+bool xv_test_vqacap_world(const char *dir, int images) {
+    static const char *const model_json =
+        "{\"vision\": {\"image_res\": 32, \"window_size\": 4, \"embed_dim\": 16, \"depths\": [1, 1, 1],"
+        " \"num_heads\": [1, 2, 4], \"vision_width\": 64, \"patch_size\": 16, \"ape\": true},"
+        " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
+        " \"intermediate_size\": 64, \"vocab_size\": 192, \"max_position_embeddings\": 40, \"fusion_layer\": 1},"
+        " \"embed_dim\": 16}";
+    char args[512];
+    snprintf(args, sizeof args, "--out %s/world --seed 3 --images %d --test-images 8 --size 64", dir, images);
+    const bool ok = synth_world_and_model(dir, args, model_json, "tiny");
+    CHECK(ok, "VQA / captioning world in %s", dir);
+    return ok;
+}
+
 bool xv_test_nlvr_world(const char *dir, int images, int test_images, int epochs) {
     static const char *const model_json =
         "{\"vision\": {\"image_res\": 64, \"window_size\": 8, \"embed_dim\": 8, \"depths\": [2, 2, 1, 1],"
@@ -647,19 +677,10 @@ bool xv_test_nlvr_world(const char *dir, int images, int test_images, int epochs
         " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
         " \"intermediate_size\": 64, \"vocab_size\": 256, \"max_position_embeddings\": 32, \"fusion_layer\": 1},"
         " \"embed_dim\": 8}";
-    char args[512], path[512], model[400];
+    char args[512], path[512];
     snprintf(args, sizeof args, "--out %s/world --seed 5 --images %d --test-images %d --size 64", dir, images,
              test_images);
-    char err[512];
-    int st = xv_test_cli_status(dir, "synth", args, err, sizeof err);
-    CHECK(st == 0, "xvlm synth %s: exit %d: %s", args, st, err);
-    snprintf(model, sizeof model, "%s/model", dir);
-    bool ok = st == 0 && mkdir(model, 0755) == 0 && xv_test_model_dir_from_json(model, model_json, 7);
-    snprintf(path, sizeof path, "%s/world/vocab.txt", dir);
-    char *vocab = ok ? xv_test_read_file(path, NULL) : NULL;
-    snprintf(path, sizeof path, "%s/vocab.txt", model);
-    ok = vocab && xv_test_write_file(path, vocab);
-    free(vocab);
+    bool ok = synth_world_and_model(dir, args, model_json, "model");
     char y[1600];
     snprintf(y, sizeof y,
              "train_file: ['%s/world/nlvr_train.json']\nval_file: '%s/world/nlvr_dev.json'\n"

@@ -226,6 +226,11 @@ extern const char *const xv_test_tiny_model_json;
  * (BERT 32 wide, the world's vocabulary) in dir/model, and dir/nlvr.yaml
  * (NLVR.yaml keys: batch 8, lr 0.003, `epochs`). A failure is a failed CHECK. */
 bool xv_test_nlvr_world(const char *dir, int images, int test_images, int epochs);
+/* A VQA / captioning fine-tuning world under dir: `xvlm synth` (images train
+ * + 8 test images, 64 px, seed 3) in dir/world and a random 32-px tiny
+ * pretraining model (BERT 32 wide, the world's vocabulary) in dir/tiny. A
+ * failure is a failed CHECK. */
+bool xv_test_vqacap_world(const char *dir, int images);
 /* Whether a/name and b/name hold the same bytes. */
 bool xv_test_same_file(const char *a, const char *b, const char *name);
 /* A w x h JPEG: a coloured background with a lighter rectangle, varied by k. */

@@ -131,6 +131,11 @@ bool xv_flip_allowed(xv_flip_policy policy, const char *const *texts, int n) {
     return true;
 }
 
+bool xv_vqa_flip_draw(xv_rng *r, const char *question, const char *const *answers, int n_answers) {
+    if (!xv_rng_coin(r)) return false; /* rand() < 0.5 comes first, whatever the texts */
+    return !xv_text_mentions_left_right(question) && xv_flip_allowed(XV_FLIP_CAREFUL, answers, n_answers);
+}
+
 /* Replacement for a whole word equal to left/right in one of three casings. */
 static const char *swap_word(const char *w, size_t n) {
     static const char *pairs[][2] = {{"left", "right"}, {"Left", "Right"}, {"LEFT", "RIGHT"}};

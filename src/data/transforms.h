@@ -85,6 +85,11 @@ typedef enum {
 /* Whether a sample whose texts are texts[0..n) may be flipped under `policy`
  * (with XV_FLIP_SWAP_WORDS the caller then swaps the words of every text). */
 bool xv_flip_allowed(xv_flip_policy policy, const char *const *texts, int n);
+/* The VQA training flip (vqa_dataset.py, careful_hflip always on): a coin
+ * with p 0.5 is drawn for every sample, and heads flips the whole image
+ * (before the crop) unless "left" or "right" is a substring of the question
+ * or of one of its answers (case-sensitive, as the official `in`). */
+bool xv_vqa_flip_draw(xv_rng *r, const char *question, const char *const *answers, int n_answers);
 
 /* ---- region crop (region pretraining batches and box grounding) ----
  * 1. crop corners x0 ~ U{0..floor(x)}, y0 ~ U{0..floor(y)},

@@ -70,6 +70,20 @@ static int64_t argmax_row(const float *x, int64_t V) {
     return best;
 }
 
+/* A token drawn from the distribution of log-probabilities x (torch.multinomial
+ * of softmax, temperature 1, no top-k / top-p filtering); one uniform per draw. */
+static int64_t draw_row(xv_rng *rng, const float *x, int64_t V) {
+    double u = xv_rng_uniform_double(rng), c = 0;
+    int64_t last = 0;
+    for (int64_t t = 0; t < V; t++) {
+        if (x[t] == -INFINITY) continue;
+        c += exp((double)x[t]);
+        last = t;
+        if (u < c) return t;
+    }
+    return last; /* u beyond the rounded total: the last token with mass */
+}
+
 static xv_status check_source(const xv_lm_source *src, int64_t *R, int64_t *V) {
     if (!src->lm || !src->enc || src->enc->ndim != 3)
         return xv_error(XV_ERR_INVALID_ARG, "generate: need a decoder and encoder states [R, T, width]");
@@ -308,6 +322,7 @@ typedef struct {
     int max_length, min_length;
     bool oscar;
     xv_tensor *forced;
+    xv_rng *sample;     /* draw each token from softmax(logits) (OSCAR sampling) */
     float *logprob_sum; /* [R] (OSCAR) */
     int32_t *steps_unfinished, *chosen; /* [R], [R, max steps] (OSCAR) */
 } greedy_opts;
@@ -345,6 +360,7 @@ static xv_status greedy_run(xv_graph *g, const xv_lm_source *src, seqs *s, const
             }
             if (o->oscar) {
                 log_softmax_row(x, V);
+                if (o->sample) tok = draw_row(o->sample, x, V);
                 if (unfinished[r]) o->logprob_sum[r] += x[tok], o->steps_unfinished[r]++;
                 o->chosen[r * max_steps + step] = (int32_t)tok;
             }
@@ -382,8 +398,8 @@ xv_tensor *xv_greedy_search(xv_graph *g, const xv_lm_source *src, xv_tensor *pro
     return out;
 }
 
-xv_tensor *xv_oscar_generate(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length,
-                             xv_tensor *forced, xv_tensor **mean_logprob, xv_tensor **chosen) {
+static xv_tensor *oscar_run(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length,
+                            xv_tensor *forced, xv_rng *sample, xv_tensor **mean_logprob, xv_tensor **chosen) {
     int64_t R = 0, V = 0;
     xv_status st = check_source(src, &R, &V);
     seqs s = {0};
@@ -394,7 +410,7 @@ xv_tensor *xv_oscar_generate(xv_graph *g, const xv_lm_source *src, xv_tensor *pr
         return xv_graph_fail(g, XV_ERR_SHAPE, "generate: forced tokens must be I32 [%lld, steps]", (long long)R);
     }
     const int64_t max_steps = max_length - s.len;
-    greedy_opts o = {.max_length = max_length, .oscar = true, .forced = forced};
+    greedy_opts o = {.max_length = max_length, .oscar = true, .forced = forced, .sample = sample};
     o.logprob_sum = xv_graph_calloc(g, sizeof(float) * (size_t)R);
     o.steps_unfinished = xv_graph_calloc(g, sizeof(int32_t) * (size_t)R);
     o.chosen = xv_graph_calloc(g, sizeof(int32_t) * (size_t)(R * max_steps));
@@ -438,4 +454,15 @@ xv_tensor *xv_repeat_rows(xv_graph *g, xv_tensor *x, int n) {
     if (!idx) return NULL;
     for (int64_t i = 0; i < idx->numel; i++) idx->idata[i] = (int32_t)(i / n);
     return xv_gather_rows(g, x, idx);
+}
+
+xv_tensor *xv_oscar_generate(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length,
+                             xv_tensor *forced, xv_tensor **mean_logprob, xv_tensor **chosen) {
+    return oscar_run(g, src, prompt, max_length, forced, NULL, mean_logprob, chosen);
+}
+
+xv_tensor *xv_oscar_sample(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length, xv_rng *rng,
+                           xv_tensor **mean_logprob, xv_tensor **chosen) {
+    if (!rng) return xv_graph_fail(g, XV_ERR_INVALID_ARG, "generate: sampling needs a random stream");
+    return oscar_run(g, src, prompt, max_length, NULL, rng, mean_logprob, chosen);
 }

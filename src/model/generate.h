@@ -11,6 +11,7 @@
 #ifndef XV_MODEL_GENERATE_H
 #define XV_MODEL_GENERATE_H
 
+#include "core/rng.h"
 #include "nn/bert_lm.h"
 
 typedef struct {
@@ -67,5 +68,9 @@ xv_tensor *xv_greedy_search(xv_graph *g, const xv_lm_source *src, xv_tensor *pro
  * replacement and the final [SEP]. */
 xv_tensor *xv_oscar_generate(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length,
                              xv_tensor *forced, xv_tensor **mean_logprob, xv_tensor **chosen);
+/* The same loop sampling each token from softmax(logits) with `rng`
+ * (generate(sample=True) of the SCST step: temperature 1, no top-k / top-p). */
+xv_tensor *xv_oscar_sample(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt, int max_length, xv_rng *rng,
+                           xv_tensor **mean_logprob, xv_tensor **chosen);
 
 #endif

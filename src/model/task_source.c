@@ -177,6 +177,9 @@ xv_status xv_vqa_from_pretrained(const char *dir, const char *scratch, uint64_t 
     bool own;
     xv_model_config cfg;
     XV_TRY(pretraining_source(dir, XV_KIND_VQA, "VQA", &own, &cfg));
+    if (!own && !scratch)
+        return xv_error(XV_ERR_INVALID_ARG, "%s is a pretraining model: give a VQA model (or an output folder to "
+                        "make one from it)", dir);
     if (own) return xv_vqa_load_dir(dir, true, out);
     XV_TRY(xv_vqa_create(&cfg, out));
     xv_status st = from_pretrained(dir, scratch, &(*out)->params, cfg.vision.window, vqa_source_name, *out, seed,
@@ -193,6 +196,9 @@ xv_status xv_caption_from_pretrained(const char *dir, const char *scratch, xv_ca
     bool own;
     xv_model_config cfg;
     XV_TRY(pretraining_source(dir, XV_KIND_CAPTIONING, "captioning", &own, &cfg));
+    if (!own && !scratch)
+        return xv_error(XV_ERR_INVALID_ARG, "%s is a pretraining model: give a captioning model (or an output folder to "
+                        "make one from it)", dir);
     if (own) return xv_caption_load_dir(dir, true, out);
     XV_TRY(xv_caption_create(&cfg, out));
     xv_status st = from_pretrained(dir, scratch, &(*out)->params, cfg.vision.window, caption_source_name, *out, 0,

@@ -38,7 +38,8 @@ xv_status xv_caption_open(const char *arg, const xv_infer_opts *opts, bool copy,
  * N(0, 0.02), biases 0, from `seed`), captioning by the prefix swap
  * text_encoder. -> text_decoder. The renamed set is written to `scratch`
  * (a .safetensors path) and loaded from there with the strict loader. A
- * folder that already holds a model of the kind is loaded as it is. */
+ * folder that already holds a model of the kind is loaded as it is (scratch
+ * may then be NULL; a pretraining folder without scratch is refused). */
 xv_status xv_vqa_from_pretrained(const char *dir, const char *scratch, uint64_t seed, xv_vqa_model **out);
 xv_status xv_caption_from_pretrained(const char *dir, const char *scratch, xv_caption_model **out);
 

@@ -64,6 +64,8 @@ typedef struct {
     int max_tokens;       /* 40 */
     xv_adamw_config optim; /* optimizer{lr: 3e-5, weight_decay: 0.01}; lr_mult 1 (no init_params) */
     int epochs;           /* schedular{epochs} */
+    int num_training_steps; /* schedular{num_training_steps} (Captioning_scst.yaml; 0: epochs x steps per epoch) */
+    int eval_steps;       /* eval_steps: steps between evaluations (Captioning_scst.yaml; 0: every epoch) */
     double warmup;        /* schedular{num_warmup_steps}: 0.1 */
     bool warmup_is_fraction;
     /* the grounding tasks' keys (box grounding; weakly-supervised grounding reads them too) */

@@ -26,53 +26,54 @@
 #include "data/transforms.h"
 #include "model/task_source.h"
 #include "tasks/caption_metrics.h"
-#include "train/finetune_task.h"
+#include "train/finetune_captioning.h"
 
 typedef struct {
-    char *prompt;
-    double label_smoothing;
-    int num_beams, max_length, min_length;
-} caption_keys;
-
-typedef struct {
-    cJSON *files[16];
-    int n_files;
-    const char **caption; /* [n] */
-    char **paths;         /* [n] */
-    int64_t *path_of;     /* [n] = i */
-    int prompt_len;       /* [CLS] + the prompt's pieces: the masked labels */
+    xv_caption_train_set t;
+    int prompt_len; /* [CLS] + the prompt's pieces: the masked labels */
     xv_ft_batch b;
 } caption_data;
 
-static const char *const keys[] = {"batch_size_train", "batch_size_test", "prompt", "label_smoothing", "max_length",
-                                   "min_length", "num_beams", "num_dec_layers", NULL};
+const char *const xv_caption_yaml_keys[] = {"batch_size_train", "batch_size_test", "prompt", "label_smoothing",
+                                            "max_length", "min_length", "num_beams", "num_dec_layers",
+                                            "sc_train_sample_n", "sc_baseline_type", "sc_beam_size",
+                                            "cider_cached_tokens", NULL};
 
-static xv_status read_config(const xv_yaml_node *root, xv_finetune_config *cfg) {
-    caption_keys *k = calloc(1, sizeof *k);
+xv_status xv_caption_read_config(const xv_yaml_node *root, xv_finetune_config *cfg) {
+    xv_caption_keys *k = calloc(1, sizeof *k);
     if (!(cfg->task_data = k)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    *k = (caption_keys){.label_smoothing = 0.1, .num_beams = 3, .max_length = 20, .min_length = 5};
-    const char *prompt = "a picture of ";
+    *k = (xv_caption_keys){.label_smoothing = 0.1, .num_beams = 3, .max_length = 20, .min_length = 5,
+                           .sc_train_sample_n = 5};
+    const char *prompt = "a picture of ", *baseline = "greedy";
     XV_TRY(xv_yaml_get_string(root, "prompt", &prompt));
     if (!(k->prompt = strdup(prompt))) return xv_error(XV_ERR_NOMEM, "out of memory");
     XV_TRY(xv_yaml_get_double(root, "label_smoothing", 0, 1, &k->label_smoothing));
     XV_TRY(xv_yaml_get_int(root, "num_beams", 1, 64, &k->num_beams));
     XV_TRY(xv_yaml_get_int(root, "max_length", 2, 4096, &k->max_length));
     XV_TRY(xv_yaml_get_int(root, "min_length", 0, 4096, &k->min_length));
+    XV_TRY(xv_yaml_get_int(root, "sc_train_sample_n", 1, 1024, &k->sc_train_sample_n));
+    XV_TRY(xv_yaml_get_string(root, "sc_baseline_type", &baseline));
+    if (strcmp(baseline, "greedy") && strcmp(baseline, "sample"))
+        return xv_yaml_type_error(xv_yaml_get(root, "sc_baseline_type"), "'greedy' or 'sample'");
+    k->sc_baseline_sample = !strcmp(baseline, "sample");
+    if (k->sc_baseline_sample && k->sc_train_sample_n < 2)
+        return xv_error(XV_ERR_INVALID_ARG, "sc_baseline_type 'sample' needs sc_train_sample_n of at least 2 (got %d)",
+                        k->sc_train_sample_n);
     return XV_OK;
 }
 
-static void free_config(xv_finetune_config *cfg) {
-    caption_keys *k = cfg->task_data;
+void xv_caption_free_config(xv_finetune_config *cfg) {
+    xv_caption_keys *k = cfg->task_data;
     if (!k) return;
     free(k->prompt);
     free(k);
     cfg->task_data = NULL;
 }
 
-static xv_status open_model(xv_ft *f) {
-    char *scratch = xv_ft_scratch_path(f, "init_weights.safetensors");
+xv_status xv_caption_open_model(xv_ft *f) {
+    char *scratch = NULL;
     xv_caption_model *m = NULL;
-    xv_status st = scratch ? xv_fs_mkdir_p(f->o->output_dir) : xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_ft_init_scratch(f, &scratch);
     if (st == XV_OK) st = xv_caption_from_pretrained(f->o->init, scratch, &m);
     free(scratch);
     XV_TRY(st);
@@ -86,58 +87,78 @@ static xv_status open_model(xv_ft *f) {
     return XV_OK; /* no init_params: every tensor at the base lr */
 }
 
-static xv_status write_model(const xv_ft *f, const char *dir) {
+xv_status xv_caption_write_model(const xv_ft *f, const char *dir) {
     return xv_ft_write_task_model(f, &((const xv_caption_model *)f->task_model)->cfg, dir);
 }
 
-static void free_model(xv_ft *f) {
+void xv_caption_free_model(xv_ft *f) {
     xv_caption_free(f->task_model);
     f->task_model = NULL;
 }
 
-static xv_status setup(xv_ft *f) {
-    const caption_keys *k = f->cfg.task_data;
-    caption_data *d = calloc(1, sizeof *d);
-    if (!(f->task_state = d)) return xv_error(XV_ERR_NOMEM, "out of memory");
+xv_status xv_caption_train_set_read(const xv_ft *f, xv_caption_train_set *t) {
+    memset(t, 0, sizeof *t);
     if (f->cfg.train_file.n > 16) return xv_error(XV_ERR_INVALID_ARG, "at most 16 train_file entries");
     int64_t n = 0;
     for (int i = 0; i < f->cfg.train_file.n; i++) {
-        XV_TRY(xv_ft_read_json_list(f->cfg.train_file.paths[i], &d->files[d->n_files]));
-        n += cJSON_GetArraySize(d->files[d->n_files++]);
+        XV_TRY(xv_ft_read_json_list(f->cfg.train_file.paths[i], &t->files[t->n_files]));
+        n += cJSON_GetArraySize(t->files[t->n_files++]);
     }
-    d->caption = calloc((size_t)n + 1, sizeof *d->caption);
-    d->paths = calloc((size_t)n + 1, sizeof *d->paths);
-    d->path_of = calloc((size_t)n + 1, sizeof *d->path_of);
-    if (!d->caption || !d->paths || !d->path_of) return xv_error(XV_ERR_NOMEM, "out of memory");
-    int64_t s = 0;
-    for (int fi = 0; fi < d->n_files; fi++) {
+    t->caption = calloc((size_t)n + 1, sizeof *t->caption);
+    t->paths = calloc((size_t)n + 1, sizeof *t->paths);
+    t->path_of = calloc((size_t)n + 1, sizeof *t->path_of);
+    if (!t->caption || !t->paths || !t->path_of) return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int fi = 0; fi < t->n_files; fi++) {
         int i = 0;
-        for (const cJSON *e = d->files[fi]->child; e; e = e->next, i++, s++) {
+        for (const cJSON *e = t->files[fi]->child; e; e = e->next, i++) {
             const cJSON *im = cJSON_GetObjectItemCaseSensitive(e, "image"), *c = cJSON_GetObjectItemCaseSensitive(e, "caption");
             if (!cJSON_IsString(im) || !cJSON_IsString(c))
                 return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\" and \"caption\" (strings)",
                                 f->cfg.train_file.paths[fi], i);
-            XV_TRY(xv_ft_image_path(&f->cfg, NULL, im->valuestring, f->cfg.train_file.paths[fi], i, &d->paths[s]));
-            d->caption[s] = c->valuestring;
-            d->path_of[s] = s;
+            XV_TRY(xv_ft_image_path(&f->cfg, NULL, im->valuestring, f->cfg.train_file.paths[fi], i, &t->paths[t->n]));
+            t->caption[t->n] = c->valuestring;
+            t->path_of[t->n] = t->n;
+            t->n++;
         }
     }
-    f->n = n;
+    return XV_OK;
+}
+
+void xv_caption_train_set_free(xv_caption_train_set *t) {
+    for (int i = 0; i < t->n_files; i++) cJSON_Delete(t->files[i]);
+    for (int64_t s = 0; t->paths && s < t->n; s++) free(t->paths[s]);
+    free(t->caption), free(t->paths), free(t->path_of);
+    memset(t, 0, sizeof *t);
+}
+
+xv_status xv_caption_prompt_ids(const xv_ft *f, int32_t **ids, int *len) {
+    const xv_caption_keys *k = f->cfg.task_data;
     xv_text_batch pb;
     const xv_encode_opts o = xv_encode_finetune(0);
     XV_TRY(xv_encode_batch(f->tok, (const char *const *)&k->prompt, 1, &o, &pb));
-    d->prompt_len = pb.len; /* the official prompt_length: its ids without [SEP] */
+    *len = pb.len;
+    *ids = malloc(sizeof **ids * (size_t)pb.len);
+    if (*ids) memcpy(*ids, pb.ids, sizeof **ids * (size_t)pb.len);
     xv_text_batch_free(&pb);
+    return *ids ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+}
+
+static xv_status setup(xv_ft *f) {
+    caption_data *d = calloc(1, sizeof *d);
+    if (!(f->task_state = d)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    XV_TRY(xv_caption_train_set_read(f, &d->t));
+    f->n = d->t.n;
+    int32_t *prompt = NULL;
+    XV_TRY(xv_caption_prompt_ids(f, &prompt, &d->prompt_len));
+    free(prompt);
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
-    return xv_ft_batch_init(&d->b, f, d->paths, n, d->path_of, n);
+    return xv_ft_batch_init(&d->b, f, d->t.paths, d->t.n, d->t.path_of, d->t.n);
 }
 
 static void task_free(xv_ft *f) {
     caption_data *d = f->task_state;
     if (!d) return;
-    for (int i = 0; i < d->n_files; i++) cJSON_Delete(d->files[i]);
-    for (int64_t s = 0; d->paths && s < f->n; s++) free(d->paths[s]);
-    free(d->caption), free(d->paths), free(d->path_of);
+    xv_caption_train_set_free(&d->t);
     xv_ft_batch_free(&d->b);
     free(d);
     f->task_state = NULL;
@@ -145,14 +166,14 @@ static void task_free(xv_ft *f) {
 
 static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MAX_TERMS], xv_update_record *rec) {
     caption_data *d = f->task_state;
-    const caption_keys *k = f->cfg.task_data;
+    const xv_caption_keys *k = f->cfg.task_data;
     const xv_caption_model *m = f->task_model;
     const int B = f->cfg.batch_size, R = f->res;
     for (int i = 0; i < B; i++) {
         const int32_t s = f->order[b * B + i];
         char *clean = NULL;
         size_t len;
-        XV_TRY(xv_pre_caption(d->caption[s], strlen(d->caption[s]), f->cfg.max_tokens, &clean, &len));
+        XV_TRY(xv_pre_caption(d->t.caption[s], strlen(d->t.caption[s]), f->cfg.max_tokens, &clean, &len));
         free(d->b.clean[i]);
         d->b.clean[i] = clean;
         XV_TRY(xv_transform_train(&f->aug, &d->b.images[d->b.img_of[s]], R, XV_TRAIN_FINETUNE,
@@ -225,9 +246,9 @@ static xv_status test_entries(const xv_ft *f, const cJSON *j, const char *file, 
     return XV_OK;
 }
 
-static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
+xv_status xv_caption_evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx;
-    const caption_keys *k = f->cfg.task_data;
+    const xv_caption_keys *k = f->cfg.task_data;
     if (f->cfg.test_file.n != 1) return xv_error(XV_ERR_INVALID_ARG, "captioning evaluates one test_file");
     cJSON *j = NULL, *results = cJSON_CreateArray();
     test_set t = {0};
@@ -275,30 +296,18 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     return st;
 }
 
-static void print_scores(const xv_finetune_scores *s, FILE *out) {
+void xv_caption_print_scores(const xv_finetune_scores *s, FILE *out) {
     fprintf(out, "  BLEU-4 %.4f  ROUGE-L %.4f  CIDEr-D %.4f\n", xv_finetune_scores_get(s, "test_Bleu_4"),
             xv_finetune_scores_get(s, "test_ROUGE_L"), xv_finetune_scores_get(s, "test_CIDEr"));
 }
 
 const xv_finetune_task xv_ft_captioning = {
     .name = "captioning",
-    .batch_key = "batch_size_train",
-    .keys = keys,
-    .read_config = read_config,
-    .free_config = free_config,
-    .open_model = open_model,
-    .write_model = write_model,
-    .free_model = free_model,
+    XV_CAPTION_TASK_COMMON,
     .n_terms = 1,
     .terms = {"loss"},
     .setup = setup,
     .loss = loss,
     .free = task_free,
-    .evaluate = evaluate,
-    .selection = {"test_CIDEr"},
-    .selection_digits = 4,
-    .metric_key = "cider_d",
-    .aux_key = "bleu_4",
-    .metric_label = "CIDEr-D",
-    .print_scores = print_scores,
+    XV_CAPTION_TASK_EVALUATION,
 };

@@ -82,6 +82,8 @@ static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     XV_TRY(xv_yaml_get_double(opt, "lr", 0, 1, &out->optim.lr));
     XV_TRY(xv_yaml_get_double(opt, "weight_decay", 0, 1, &out->optim.weight_decay));
     XV_TRY(xv_yaml_get_int(sch, "epochs", 1, 1000000000, &out->epochs));
+    XV_TRY(xv_yaml_get_int(sch, "num_training_steps", 1, 1000000000, &out->num_training_steps));
+    XV_TRY(xv_yaml_get_int(root, "eval_steps", 1, 1000000000, &out->eval_steps));
     return xv_schedule_read_warmup(sch, &out->warmup, &out->warmup_is_fraction);
 }
 
@@ -94,7 +96,7 @@ static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
                                          "k_test", "max_words", "max_tokens", "optimizer", "schedular",
                                          "text_encoder", "use_clip_vit", "use_swin", "vision_config", "patch_size",
                                          "use_roberta", "text_config", "embed_dim", "temp", "batch_size_test",
-                                         "batch_size_test_text"};
+                                         "batch_size_test_text", "eval_steps"};
     const int n_shared = (int)(sizeof shared / sizeof *shared);
     int n = n_shared + 1;
     for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++)

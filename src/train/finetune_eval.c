@@ -86,7 +86,12 @@ xv_status xv_finetune_evaluate(const char *task, const xv_finetune_eval_opts *eo
     if (st == XV_OK) st = xv_finetune_config_override(&f.cfg, eo->test_file, eo->image_root, eo->refcoco_data,
                                                       eo->k_test);
     if (eo->allow_outside_root) f.cfg.allow_outside_root = true;
-    if (st == XV_OK) st = xv_ft_open_model(&f, eo->model, eo->vocab);
+    if (st == XV_OK && f.task->open_model) { /* a task with its own model (VQA, captioning) */
+        st = xv_ft_open_vocab(&f, eo->model, eo->vocab);
+        if (st == XV_OK) st = f.task->open_model(&f);
+    } else if (st == XV_OK) {
+        st = xv_ft_open_model(&f, eo->model, eo->vocab);
+    }
     if (st == XV_OK) st = xv_ft_evaluate(&f, f.task->eval_results_name, out);
     xv_ft_free(&f);
     return st;

@@ -40,3 +40,11 @@ char *xv_ft_scratch_path(const xv_ft *f, const char *name) {
     snprintf(own, sizeof own, "rank%d.%s", xv_dist_rank(), name);
     return xv_fs_join(f->o->output_dir, own);
 }
+
+xv_status xv_ft_init_scratch(const xv_ft *f, char **out) {
+    *out = NULL;
+    if (!f->o->output_dir) return XV_OK;
+    XV_TRY(xv_fs_mkdir_p(f->o->output_dir));
+    if (!(*out = xv_ft_scratch_path(f, "init_weights.safetensors"))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    return XV_OK;
+}

@@ -138,7 +138,11 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     f->opt_ready = true;
     /* the official train loaders drop the last partial batch */
     f->steps_per_epoch = f->n_mine / B;
-    return xv_schedule_init(&f->sched, f->steps_per_epoch * f->cfg.epochs, f->cfg.warmup, f->cfg.warmup_is_fraction);
+    /* Captioning_scst.py: num_training_steps in all, evaluated every eval_steps */
+    const int64_t total = f->cfg.num_training_steps ? f->cfg.num_training_steps : f->steps_per_epoch * f->cfg.epochs;
+    f->eval_every = f->cfg.eval_steps ? f->cfg.eval_steps : f->steps_per_epoch;
+    if (f->cfg.num_training_steps) f->cfg.epochs = (int)((total + f->eval_every - 1) / f->eval_every);
+    return xv_schedule_init(&f->sched, total, f->cfg.warmup, f->cfg.warmup_is_fraction);
 }
 
 void xv_ft_shuffle(xv_ft *f) {

@@ -61,6 +61,7 @@ typedef struct xv_ft {
     bool opt_ready;
     xv_lr_schedule sched;
     int64_t steps_per_epoch; /* n_mine / batch: the official train loaders drop the last partial batch */
+    int64_t eval_every;      /* steps between evaluations: steps_per_epoch, or the YAML's eval_steps */
     void *task_state;        /* the task's training data and batch buffers */
 } xv_ft;
 
@@ -116,6 +117,7 @@ struct xv_finetune_task {
 
 /* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
 extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning, xv_ft_nlvr;
+extern const xv_finetune_task xv_ft_captioning_scst;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
@@ -172,6 +174,10 @@ char *xv_ft_scratch_path(const xv_ft *f, const char *name);
  * refusal names the file and the entry. */
 xv_status xv_ft_image_path(const xv_finetune_config *cfg, const char *root, const char *name, const char *file,
                            int entry, char **out);
+/* OUTPUT_DIR/init_weights.safetensors, its folder made: where the task model
+ * made from a pretraining --init is kept (*out malloc'd; NULL without an
+ * output folder, when only a model of the task's kind opens). */
+xv_status xv_ft_init_scratch(const xv_ft *f, char **out);
 /* The task model as a model folder: cfg, f->params and --init's vocab.txt. */
 xv_status xv_ft_write_task_model(const xv_ft *f, const xv_model_config *cfg, const char *dir);
 

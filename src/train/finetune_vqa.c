@@ -29,12 +29,12 @@
 #include "data/transforms.h"
 #include "model/task_source.h"
 #include "tasks/vqa_accuracy.h"
+#include "tasks/vqa_prior.h"
 #include "train/finetune_task.h"
 
 typedef struct {
     char *vqa_root, *vg_root, *answer_list;
-    int k_test;
-} vqa_keys;
+} vqa_keys; /* k_test is the shared cfg.k_test (128 for VQA) */
 
 /* The training questions and their weighted answers. */
 typedef struct {
@@ -59,11 +59,10 @@ static const char *const keys[] = {"batch_size_train", "vqa_root", "vg_root", "a
 static xv_status read_config(const xv_yaml_node *root, xv_finetune_config *cfg) {
     vqa_keys *k = calloc(1, sizeof *k);
     if (!(cfg->task_data = k)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    k->k_test = 128;
+    cfg->k_test = 128; /* VQA.yaml; the shared reader then takes the YAML's k_test */
     XV_TRY(xv_ft_config_path(root, "vqa_root", &k->vqa_root));
     XV_TRY(xv_ft_config_path(root, "vg_root", &k->vg_root));
     XV_TRY(xv_ft_config_path(root, "answer_list", &k->answer_list));
-    XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1 << 20, &k->k_test));
     const xv_yaml_node *opt = NULL;
     XV_TRY(xv_yaml_get_map(root, "optimizer", &opt));
     cfg->optim.lr_mult = 2; /* VQA.yaml */
@@ -81,9 +80,9 @@ static void free_config(xv_finetune_config *cfg) {
 }
 
 static xv_status open_model(xv_ft *f) {
-    char *scratch = xv_ft_scratch_path(f, "init_weights.safetensors");
+    char *scratch = NULL;
     xv_vqa_model *m = NULL;
-    xv_status st = scratch ? xv_fs_mkdir_p(f->o->output_dir) : xv_error(XV_ERR_NOMEM, "out of memory");
+    xv_status st = xv_ft_init_scratch(f, &scratch);
     if (st == XV_OK) st = xv_vqa_from_pretrained(f->o->init, scratch, f->o->seed, &m);
     free(scratch);
     XV_TRY(st);
@@ -228,8 +227,14 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
         XV_TRY(xv_pre_question(d->question[s], strlen(d->question[s]), f->cfg.max_words, &clean, &len));
         free(d->b.clean[i]);
         d->b.clean[i] = clean;
-        XV_TRY(xv_transform_train(&f->aug, &d->b.images[d->b.img_of[s]], R, XV_TRAIN_FINETUNE_NOFLIP,
-                                  d->b.pixels + (size_t)i * 3 * R * R));
+        /* the careful flip of vqa_dataset.py, then the crop and RandAug without a flip */
+        xv_image *im = &d->b.images[d->b.img_of[s]];
+        const int n_given = (int)(d->ans_off[s + 1] - d->ans_off[s]);
+        const bool flip = xv_vqa_flip_draw(&f->aug, d->question[s], d->ans + d->ans_off[s], n_given);
+        if (flip) xv_image_hflip(im); /* the decoded image is shared: flipped back below */
+        const xv_status ts = xv_transform_train(&f->aug, im, R, XV_TRAIN_FINETUNE_NOFLIP, d->b.pixels + (size_t)i * 3 * R * R);
+        if (flip) xv_image_hflip(im);
+        XV_TRY(ts);
         d->batch_n[i] = (int32_t)(d->ans_off[s + 1] - d->ans_off[s]);
         for (int64_t a = d->ans_off[s]; a < d->ans_off[s + 1]; a++, n_ans++) {
             d->batch_ans[n_ans] = d->ans[a];
@@ -310,6 +315,29 @@ static double score_one(const char *pred, const cJSON *answer) {
     return strlen(pred) == (size_t)(e - s) && !strncmp(pred, s, (size_t)(e - s)) ? 1.0 : 0.0;
 }
 
+/* The answer-prior baseline from every train_file (tasks/vqa_prior.h):
+ * each annotator's answer counted under its question's type. */
+static xv_status answer_prior(const xv_ft *f, xv_vqa_prior **out) {
+    XV_TRY(xv_vqa_prior_new(out));
+    xv_status st = XV_OK;
+    for (int fi = 0; st == XV_OK && fi < f->cfg.train_file.n; fi++) {
+        cJSON *train = NULL;
+        st = xv_ft_read_json_list(f->cfg.train_file.paths[fi], &train);
+        for (const cJSON *e = train ? train->child : NULL; st == XV_OK && e; e = e->next) {
+            const char *question = str_key(e, "question");
+            const cJSON *answer = cJSON_GetObjectItemCaseSensitive(e, "answer");
+            const char *given[64];
+            int n = 0;
+            if (cJSON_IsString(answer)) given[n++] = answer->valuestring;
+            for (const cJSON *a = cJSON_IsArray(answer) ? answer->child : NULL; a && n < 64; a = a->next)
+                if (cJSON_IsString(a)) given[n++] = a->valuestring;
+            if (question) st = xv_vqa_prior_add(*out, str_key(e, "question_type"), question, given, n);
+        }
+        cJSON_Delete(train);
+    }
+    return st;
+}
+
 static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx;
     const vqa_keys *k = f->cfg.task_data;
@@ -328,8 +356,15 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     f->g = cand; /* encode() writes into f->g */
     if (st == XV_OK) st = encode(f, (const char *const *)answers, n_answers, xv_encode_vqa_answer(), &a_ids, &a_atts);
     f->g = train_g;
-    const int kk = k->k_test < n_answers ? k->k_test : n_answers;
-    double sum = 0;
+    const int kk = f->cfg.k_test < n_answers ? f->cfg.k_test : n_answers;
+    xv_vqa_prior *prior = NULL;
+    if (st == XV_OK && answer_prior(f, &prior) != XV_OK) {
+        /* a baseline only: the evaluation goes on without it (prior_acc null) */
+        if (f->o->notes) fprintf(f->o->notes, "note: no answer-prior baseline: %s\n", xv_error_message());
+        xv_vqa_prior_free(prior);
+        prior = NULL;
+    }
+    double sum = 0, prior_sum = 0;
     int n = 0, scored = 0;
     for (int fi = 0; st == XV_OK && fi < f->cfg.test_file.n; fi++) {
         const char *file = f->cfg.test_file.paths[fi];
@@ -355,7 +390,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
             cJSON_AddItemToArray(results, r);
             n++;
             if (cJSON_IsArray(answer) || cJSON_IsString(answer)) {
+                const char *guess = prior ? xv_vqa_prior_answer(prior, str_key(e, "question_type"), question) : NULL;
                 sum += score_one(answers[pred], answer);
+                prior_sum += guess ? score_one(guess, answer) : 0;
                 scored++;
             }
         }
@@ -371,14 +408,19 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     if (st == XV_OK) {
         /* accuracy only when every question has its answer (calculate_acc's rule) */
         const double acc = scored == n && n ? 100.0 * sum / n : NAN;
+        const double prior_acc = scored == n && n && prior ? 100.0 * prior_sum / n : NAN;
         xv_ft_scores_put(out, "test", "acc", acc);
+        xv_ft_scores_put(out, "test", "prior_acc", prior_acc);
         out->metric = acc;
+        out->aux = prior_acc;
         cJSON *o = cJSON_CreateObject();
         xv_ft_json_num(o, "acc", acc);
+        xv_ft_json_num(o, "answer_prior_acc", prior_acc);
         cJSON_AddNumberToObject(o, "questions", n);
         st = xv_ft_scores_set_official(out, o);
     }
     cJSON_Delete(results);
+    xv_vqa_prior_free(prior);
     xv_graph_free(g);
     xv_graph_free(cand);
     xvlm_strings_free(answers, n_answers);
@@ -386,7 +428,8 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
 }
 
 static void print_scores(const xv_finetune_scores *s, FILE *out) {
-    fprintf(out, "  VQA accuracy %.2f\n", xv_finetune_scores_get(s, "test_acc"));
+    fprintf(out, "  VQA accuracy %.2f  (answer prior per question type %.2f)\n", xv_finetune_scores_get(s, "test_acc"),
+            xv_finetune_scores_get(s, "test_prior_acc"));
 }
 
 const xv_finetune_task xv_ft_vqa = {
@@ -404,10 +447,11 @@ const xv_finetune_task xv_ft_vqa = {
     .loss = loss,
     .free = task_free,
     .evaluate = evaluate,
+    .eval_results_name = "vqa_eval", /* VQA.py --evaluate: result/vqa_eval.json */
     .selection = {"test_acc"},
     .selection_digits = 2,
     .metric_key = "acc",
-    .aux_key = "acc",
+    .aux_key = "answer_prior_acc",
     .metric_label = "VQA accuracy",
     .print_scores = print_scores,
 };

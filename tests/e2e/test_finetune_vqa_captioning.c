@@ -15,14 +15,6 @@
 #include "testutil.h"
 #include "train/finetune.h"
 
-/* A 32-px tiny X-VLM (every part, pretraining layout) for the synth vocab. */
-static const char *const tiny_json =
-    "{\"vision\": {\"image_res\": 32, \"window_size\": 4, \"embed_dim\": 16, \"depths\": [1, 1, 1],"
-    " \"num_heads\": [1, 2, 4], \"vision_width\": 64, \"patch_size\": 16, \"ape\": true},"
-    " \"text\": {\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"
-    " \"intermediate_size\": 64, \"vocab_size\": 192, \"max_position_embeddings\": 40, \"fusion_layer\": 1},"
-    " \"embed_dim\": 16}";
-
 static void write_yaml(const char *path, const char *world, bool vqa, int epochs) {
     FILE *f = fopen(path, "w");
     if (!f) return;
@@ -103,13 +95,7 @@ int main(void) {
     char world[256], model[256], cfg[256], out[2][256], cmd[1400];
     snprintf(world, sizeof world, "%s/world", root);
     snprintf(model, sizeof model, "%s/tiny", root);
-    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s' --seed 3 --images 96 --test-images 8 --size 64 2>/dev/null", bin,
-             world);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    mkdir(model, 0777);
-    CHECK(xv_test_model_dir_from_json(model, tiny_json, 7), "tiny model: %s", xv_error_message());
-    snprintf(cmd, sizeof cmd, "cp '%s/vocab.txt' '%s/vocab.txt'", world, model);
-    CHECK(system(cmd) == 0, "%s", cmd);
+    CHECK(xv_test_vqacap_world(root, 96), "the world");
 
     const char *tasks[2] = {"vqa", "captioning"};
     const int epochs[2] = {4, 4};
@@ -138,6 +124,29 @@ int main(void) {
         CHECK(isfinite(r[1].metric_after) && r[1].metric_after >= 0, "a CIDEr-D");
         check_results(out[0], "epoch3", "question_id", "answer");
         check_results(out[1], "epoch3", "image_id", "caption");
+        /* `xvlm evaluate TASK --config` on the fine-tuned folders: the official
+         * --evaluate result files and the same scores as the last epoch's */
+        for (int t = 0; t < 2; t++) {
+            snprintf(cfg, sizeof cfg, "%s/%s.yaml", root, tasks[t]);
+            snprintf(cmd, sizeof cmd, "evaluate %s --config '%s' --model '%s/model' --output-dir '%s/eval' --json "
+                     "--threads 1", tasks[t], cfg, out[t], out[t]);
+            cJSON *j = xv_test_cli_json(root, cmd);
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, t == 0 ? "acc" : "CIDEr");
+            CHECK(cJSON_IsNumber(v) && fabs(v->valuedouble - r[t].metric_after) < 1e-9,
+                  "evaluate %s: %g, the fine-tuning's last evaluation %g", tasks[t], cJSON_IsNumber(v) ? v->valuedouble : NAN,
+                  r[t].metric_after);
+            if (t == 0) {
+                const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "answer_prior_acc");
+                CHECK(cJSON_IsNumber(p) && p->valuedouble > 0 && p->valuedouble <= 100, "an answer-prior accuracy");
+            }
+            cJSON_Delete(j);
+            snprintf(cmd, sizeof cmd, "%s/eval", out[t]);
+            check_results(cmd, t == 0 ? "vqa_eval" : "test_eval", t == 0 ? "question_id" : "image_id",
+                          t == 0 ? "answer" : "caption");
+        }
+        /* a pretraining model is not a VQA model to evaluate */
+        snprintf(cmd, sizeof cmd, "evaluate vqa --config '%s/vqa.yaml' --model '%s' --threads 1", root, model);
+        xv_test_cli_refused(root, cmd, 1, "is a pretraining model");
         /* the fine-tuned folders serve the inference commands */
         snprintf(cmd, sizeof cmd, "'%s' vqa --model '%s/model' --image '%s/images/test_000000.jpg' --question "
                  "'what colour is the star?' --answers '%s/answer_list.json' --threads 1 >/dev/null", bin, out[0],

@@ -8,6 +8,7 @@
 
 #include "tasks/caption_metrics.h"
 #include "tasks/vqa_accuracy.h"
+#include "tasks/vqa_prior.h"
 #include "testutil.h"
 
 #define NEAR(got, want, tol, what) \
@@ -131,6 +132,30 @@ static void all_metrics(void) {
           "an image without references is refused");
 }
 
+/* The answer prior: the most frequent training answer of the question's type
+ * (first two words of pre_question, or question_type), else overall. */
+static void answer_prior(void) {
+    xv_vqa_prior *p = NULL;
+    CHECK_OK(xv_vqa_prior_new(&p));
+    if (!p) return;
+    CHECK(xv_vqa_prior_answer(p, NULL, "how many?") == NULL, "nothing counted: no answer");
+    const char *red3[3] = {"red", "red", "blue"}, *blue2[2] = {"blue", "blue"}, *two[3] = {"2", "2", "3"};
+    const char *yes[1] = {"yes"};
+    CHECK_OK(xv_vqa_prior_add(p, NULL, "What colour is the star?", red3, 3));   /* what colour: red 2, blue 1 */
+    CHECK_OK(xv_vqa_prior_add(p, NULL, "what  colour is the circle", blue2, 2)); /* blue 3 now: blue wins */
+    CHECK_OK(xv_vqa_prior_add(p, NULL, "How many stars are there?", two, 3));   /* how many: 2 */
+    CHECK_OK(xv_vqa_prior_add(p, "is there a", "Is there a dog?", yes, 1));      /* given type */
+    const char *a = xv_vqa_prior_answer(p, NULL, "what colour is the square?");
+    CHECK(a && !strcmp(a, "blue"), "what colour: blue (3 of 5), got %s", a ? a : "(null)");
+    a = xv_vqa_prior_answer(p, NULL, "how many squares?");
+    CHECK(a && !strcmp(a, "2"), "how many: 2, got %s", a ? a : "(null)");
+    a = xv_vqa_prior_answer(p, "is there a", "anything");
+    CHECK(a && !strcmp(a, "yes"), "the given type's answer, got %s", a ? a : "(null)");
+    a = xv_vqa_prior_answer(p, NULL, "where is the cat?");
+    CHECK(a && !strcmp(a, "blue"), "an unseen type: the most frequent overall (blue 3), got %s", a ? a : "(null)");
+    xv_vqa_prior_free(p);
+}
+
 int main(void) {
     vqa_normalisation();
     vqa_accuracy();
@@ -138,5 +163,6 @@ int main(void) {
     bleu();
     rouge();
     all_metrics();
+    answer_prior();
     return xv_test_finish("test_task_metrics");
 }

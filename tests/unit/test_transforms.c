@@ -130,6 +130,31 @@ static int check_box_pixels(const xv_image *out, int ch, const xv_box *b, double
     return bad;
 }
 
+/* VQA's careful flip: a coin per sample whatever the texts; heads flips
+ * unless the question or an answer holds "left"/"right" (as substrings). */
+static void check_vqa_flip(void) {
+    const char *plain[2] = {"red", "blue"}, *sided[2] = {"red", "on the right"};
+    xv_rng a, b, c;
+    xv_rng_seed(&a, 11);
+    b = c = a;
+    int heads = 0, flips_q = 0, flips_a = 0, flips_bright = 0;
+    for (int i = 0; i < 2000; i++) {
+        heads += xv_vqa_flip_draw(&a, "what colour is the star?", plain, 2);
+        flips_q += xv_vqa_flip_draw(&b, "what is left of the star?", plain, 2);
+        flips_a += xv_vqa_flip_draw(&c, "where is the star?", sided, 2);
+        flips_bright += xv_vqa_flip_draw(&c, "is the star bright?", plain, 1);
+    }
+    CHECK(heads > 900 && heads < 1100, "a neutral question flips about half the time: %d of 2000", heads);
+    CHECK(flips_q == 0, "'left' in the question: never flipped (%d)", flips_q);
+    CHECK(flips_a == 0, "'right' in an answer: never flipped (%d)", flips_a);
+    CHECK(flips_bright == 0, "'bright' holds 'right': never flipped, as the official substring test (%d)", flips_bright);
+    CHECK(a.counter == b.counter, "the coin is drawn whether or not the texts allow the flip");
+    int flips_upper = 0;
+    for (int i = 0; i < 2000; i++) flips_upper += xv_vqa_flip_draw(&b, "Is it on the LEFT or the Right?", plain, 2);
+    CHECK(flips_upper > 900 && flips_upper < 1100, "case-sensitive as the official 'left' in s: %d of 2000",
+          flips_upper);
+}
+
 static void check_region_crop(void) {
     const int W = 240, H = 180, res = 96;
     const xv_box A = {70, 40, 50, 60}, B = {150, 100, 80, 70};
@@ -322,5 +347,6 @@ int main(void) {
     check_augment_ops();
     check_randaugment_determinism();
     check_train_pipeline();
+    check_vqa_flip();
     return xv_test_finish("test_transforms");
 }
