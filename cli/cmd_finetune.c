@@ -102,6 +102,12 @@ int xv_cmd_finetune(int argc, char **argv) {
                 o.output_dir);
         return 1;
     }
+    if (!t->evaluate) {
+        printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; model in %s/model\n", name,
+               (long long)r.start_step, (long long)r.steps, (long long)r.total_steps, r.seconds_train, r.first_loss,
+               r.last_loss, o.output_dir);
+        return 0;
+    }
     const char *metric = t->metric_label;
     printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "
            "in %s/result.json\n",
