@@ -14,6 +14,10 @@
  * - the box losses (L1 + GIoU) fall over the epochs;
  * - model/ keeps the pretraining layout and opens with `xvlm ground`;
  * - a model without bbox_head is refused, naming what is missing.
+ * Weakly-supervised grounding (`xvlm finetune weak_grounding`): 2 epochs run,
+ * each epoch record has the ITC/ITM losses, test_d and the baselines
+ * (test_random_d, test_peak_in_box, test_box_share); result.json the
+ * accuracy; a YAML without det_file is refused.
  * About 40 CPU-seconds. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -136,6 +140,45 @@ static void box_stage(void) {
     xv_test_cli_refused(dir, args, 1, "no bbox_head");
 }
 
+/* Grounding.py on the world's expressions: ITC + ITM, Grad-CAM evaluation over dets.json. */
+static void weak_stage(void) {
+    char yaml[160], out[160], path[256], args[1024], y[1200];
+    snprintf(yaml, sizeof yaml, "%s/weak.yaml", dir);
+    snprintf(out, sizeof out, "%s/weak", dir);
+    snprintf(y, sizeof y,
+             "train_file: ['%s/world/grounding_train.json']\ntest_file: ['%s/world/grounding_test.json']\n"
+             "image_root: '%s/world'\ndet_file: '%s/world/dets.json'\nimage_res: 64\nbatch_size: 8\n"
+             "block_num: 1\noptimizer: {opt: adamW, lr: 0.001, weight_decay: 0.01}\n"
+             "schedular: {sched: linear, lr: 0.001, epochs: 2, num_warmup_steps: 0.1}\n",
+             dir, dir, dir, dir);
+    if (!xv_test_write_file(yaml, y)) return;
+    snprintf(args, sizeof args, "finetune weak_grounding --config %s --init %s --output-dir %s --seed 3 "
+             "--threads 2 --quiet", yaml, model, out);
+    if (cli(args)) return;
+    snprintf(path, sizeof path, "%s/result.json", out);
+    char *res = xv_test_read_file(path, NULL);
+    cJSON *r = res ? cJSON_Parse(res) : NULL;
+    const double acc = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "accuracy_after"));
+    const double peak = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "peak_in_box_after"));
+    CHECK(r && acc >= 0 && acc <= 1 && peak >= 0 && peak <= 1, "result.json: accuracy %g, peak_in_box %g", acc, peak);
+    cJSON_Delete(r);
+    free(res);
+    snprintf(path, sizeof path, "%s/log.jsonl", out);
+    char *log = xv_test_read_file(path, NULL);
+    const char *e = log ? strstr(log, "\"kind\": \"epoch\"") : NULL;
+    CHECK(e && strstr(e, "\"train_loss_itc\"") && strstr(e, "\"test_d\"") && strstr(e, "\"test_random_d\"") &&
+          strstr(e, "\"test_box_share\""), "epoch record with the losses, test_d and the baselines");
+    free(log);
+    /* the official det_file is required: the evaluation chooses among its proposals */
+    snprintf(y, sizeof y, "train_file: ['%s/world/grounding_train.json']\ntest_file: ['%s/world/grounding_test.json']\n"
+             "image_root: '%s/world'\nbatch_size: 8\n", dir, dir, dir);
+    snprintf(path, sizeof path, "%s/weak_no_dets.yaml", dir);
+    xv_test_write_file(path, y);
+    snprintf(args, sizeof args, "finetune weak_grounding --config %s --init %s --output-dir %s/refused_weak --quiet",
+             path, model, dir);
+    xv_test_cli_refused(dir, args, 1, "\"det_file\" is missing");
+}
+
 int main(void) {
     char out[128], yaml[160], yaml2[160], straight[160], resumed[160], nlvr_out[160], path[256], path2[256],
         args[1024];
@@ -200,6 +243,7 @@ int main(void) {
     if (cli(args)) return xv_test_finish("test_domain_pretrain");
     CHECK(xv_test_same_file(straight, resumed, "model/weights.safetensors"), "resumed: final weights differ");
     box_stage();
+    weak_stage();
     xv_test_remove_dir(dir);
     return xv_test_finish("test_domain_pretrain");
 }
