@@ -55,7 +55,8 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding|vqa|captioning|nlvr --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
+        .usage = "xvlm finetune retrieval|grounding|vqa|captioning|nlvr|nlvr_pretrain|grounding_bbox_pretrain|weak_grounding\n"
+                 "                     --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
@@ -71,7 +72,15 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "  model, or a pretraining one converted as NLVR.py loads it); keys batch_size,\n"
                  "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
                  "  accuracy (val_acc, else test_acc).\n"
-                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
+                 "nlvr_pretrain: NLVR_pretrain.py text assignment on a JSON-lines image-text corpus\n"
+                 "  (images{batch_size, ...}); model/ is the domain-pretrained start of `finetune nlvr`.\n"
+                 "grounding_bbox_pretrain: Grounding_bbox_pretrain.py, box L1 + GIoU on region corpora\n"
+                 "  (train_file_regions, regions{batch_size, max_images, ...}).\n"
+                 "  Both: no evaluation, clipping to accelerator.CLIP_GRAD_NORM (1.0).\n"
+                 "weak_grounding: Grounding.py: ITC + ITM with the image as the label; Grad-CAM over\n"
+                 "  det_file's proposals (block_num) after every epoch, model_best/ by val_d, else test_d.\n"
+                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping\n"
+                 "  unless said.\n"
                                   "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 1; --resume\n"
                  "continues exactly); a killed run loses at most the epoch under way.\n",
         .opts = opts,

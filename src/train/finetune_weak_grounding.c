@@ -173,8 +173,10 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     if (st != XV_OK) return xv_error_wrap(st, "weak grounding on %s", f->cfg.test_file.paths[0]);
     cJSON *d = cJSON_CreateObject();
     if (!d) return xv_error(XV_ERR_NOMEM, "out of memory");
-    static const char *const names[] = {"val_d", "testA_d", "testB_d"};
-    for (int s = 0; s < XV_N_SPLITS; s++) xv_ft_json_num(d, names[s], xv_finetune_scores_get(out, names[s]));
+    static const char *const names[] = {"val_d", "testA_d", "testB_d", "test_d"}; /* test_d: without REFER */
+    for (int s = 0; s < 4; s++)
+        if (s < XV_N_SPLITS ? f->cfg.refcoco_data != NULL : !f->cfg.refcoco_data)
+            xv_ft_json_num(d, names[s], xv_finetune_scores_get(out, names[s]));
     return xv_ft_scores_set_official(out, d);
 }
 
