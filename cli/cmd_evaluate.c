@@ -153,7 +153,15 @@ static int run_weak_grounding(const eval_args *a, xvlm_ctx *ctx, int layer) {
                    a->dets, (long long)set.n, (long long)chosen_true);
             static const char *const names[XV_N_SPLITS] = {"val_d", "testA_d", "testB_d"};
             for (int s = 0; s < XV_N_SPLITS; s++)
-                if (r.accuracy[s] == r.accuracy[s]) printf("  %-8s %.4f\n", a->refcoco_data || s ? names[s] : "all", r.accuracy[s]);
+                if (r.accuracy[s] == r.accuracy[s])
+                    printf("  %-8s %.4f   (a random proposal: %.4f)\n", a->refcoco_data || s ? names[s] : "all",
+                           r.accuracy[s], r.random_accuracy[s]);
+            int64_t peaks = 0;
+            double share = 0;
+            for (int64_t i = 0; i < set.n; i++) peaks += r.peak_in_box[i], share += r.box_share[i];
+            printf("Grad-CAM peak inside the true box: %lld of %lld (%.1f %%); a peak drawn uniformly over the image: "
+                   "%.1f %% (the boxes' mean share of the image)\n", (long long)peaks, (long long)set.n,
+                   set.n ? 100.0 * (double)peaks / (double)set.n : 0.0, set.n ? 100.0 * share / (double)set.n : 0.0);
             xv_weak_grounding_result_free(&r);
         }
         xv_grounding_set_free(&set);

@@ -57,7 +57,9 @@ int xv_cmd_finetune(int argc, char **argv) {
     };
     const xv_cli_spec spec = {
         .cmd = "finetune",
-        .usage = "xvlm finetune retrieval|grounding|vqa|captioning|nlvr --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
+        .usage = "xvlm finetune retrieval|grounding|vqa|captioning|captioning_scst|nlvr|\n"
+                 "                     nlvr_pretrain|grounding_bbox_pretrain|weak_grounding\n"
+                 "                     --config FILE.yaml --init M [--image-res R] [--text-heads N]\n"
                  "                     [--output-dir DIR] [--resume [CKPT]] [--keep-last N] [--seed S]\n"
                  "                     [--max-steps N] [--threads N] [--no-eval-before] [--quiet]",
         .about = "retrieval: Retrieval.py: ITC (same image_id = positive) + ITM (negatives from other\n"
@@ -68,12 +70,25 @@ int xv_cmd_finetune(int argc, char **argv) {
                  "grounding: Grounding_bbox.py: box crop + careful flip + colour RandAug, loss L1 + GIoU;\n"
                  "  accuracy at IoU >= 0.5 on test_file after every epoch, per REFER split (val_d,\n"
                  "  testA_d, testB_d; test_d without refcoco_data); model_best/ by val_d, else test_d.\n"
+                 "vqa: VQA.py: questions with weighted answers, the answer decoder's loss; VQA accuracy\n"
+                 "  of the ranked answer list (k_test) after every epoch, with the answer prior.\n"
+                 "captioning: Captioning.py: prompt + caption as a causal LM with label smoothing; beam\n"
+                 "  search and BLEU / CIDEr-D on test_file. captioning_scst: Captioning_scst.py, sampled\n"
+                 "  captions rewarded by CIDEr-D against the greedy baseline (num_training_steps, eval_steps).\n"
                  "nlvr: NLVR.py: JSON {images: [left, right], sentence, label \"True\"/\"False\"}, each image\n"
                  "  RandomResizedCrop(0.5..1) + flip + RandAug, cross-entropy over cls_head (an NLVR2\n"
                  "  model, or a pretraining one converted as NLVR.py loads it); keys batch_size,\n"
                  "  val_file (dev), test_file; accuracy on both after every epoch, model_best/ by dev\n"
                  "  accuracy (val_acc, else test_acc).\n"
-                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping.\n"
+                 "nlvr_pretrain: NLVR_pretrain.py text assignment on a JSON-lines image-text corpus\n"
+                 "  (images{batch_size, ...}); model/ is the domain-pretrained start of `finetune nlvr`.\n"
+                 "grounding_bbox_pretrain: Grounding_bbox_pretrain.py, box L1 + GIoU on region corpora\n"
+                 "  (train_file_regions, regions{batch_size, max_images, ...}).\n"
+                 "  Both: no evaluation, clipping to accelerator.CLIP_GRAD_NORM (1.0).\n"
+                 "weak_grounding: Grounding.py: ITC + ITM with the image as the label; Grad-CAM over\n"
+                 "  det_file's proposals (block_num) after every epoch, model_best/ by val_d, else test_d.\n"
+                 "All: AdamW (optimizer.lr, weight_decay), linear schedule with warmup, no clipping\n"
+                 "  unless said.\n"
                  "SIGINT / SIGTERM stop after the current step with a checkpoint (exit status 130 /\n"
                  "143; --resume continues exactly); a killed run loses at most the epoch under way.\n"
                  "Under mpirun (docs/distributed.md): batch size per rank, the data sharded as\n"
@@ -107,6 +122,12 @@ int xv_cmd_finetune(int argc, char **argv) {
                 "run the same command with --resume to continue exactly\n",
                 xv_stop_signal_name(r.interrupted), (long long)r.steps, (long long)r.total_steps, o.output_dir);
         return xv_stop_exit_status(r.interrupted);
+    }
+    if (!t->evaluate) {
+        printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; model in %s/model\n", name,
+               (long long)r.start_step, (long long)r.steps, (long long)r.total_steps, r.seconds_train, r.first_loss,
+               r.last_loss, o.output_dir);
+        return 0;
     }
     const char *metric = t->metric_label;
     printf("%s: steps %lld..%lld of %lld in %.1f s, loss %.4f -> %.4f; %s %.2f -> %.2f, best epoch %lld; results "

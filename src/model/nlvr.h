@@ -105,5 +105,14 @@ xv_status xv_nlvr_load_pretrained(xv_model *m, const char *weights_path, int *lo
  * 1/0, zero biases). */
 xv_status xv_nlvr_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
                                   xv_model **out);
+/* The text-assignment model of NLVR_pretrain.py (ta_head, vision_proj, paired
+ * layout) from a pretraining model the same way: vision_proj is loaded,
+ * ta_head is new (seed, as cls_head above). Needs config embed_dim. */
+xv_status xv_ta_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                xv_model **out);
+/* An NLVR2 model from a text-assignment one, as NLVR.py loads the domain-
+ * pretrained checkpoint (load_nlvr_pretrain: the paired layout as it is,
+ * vision_proj and ta_head dropped, a new cls_head from seed). */
+xv_status xv_nlvr_from_ta(const xv_model *ta, uint64_t seed, xv_model **out);
 
 #endif

@@ -116,17 +116,55 @@ static xv_status require_bert_layout(const char *weights_path) {
     return XV_OK;
 }
 
-xv_status xv_nlvr_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
-                                  xv_model **out) {
+/* A new paired-layout model with `parts` from a pretraining checkpoint. */
+static xv_status paired_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                        const xv_model_parts *parts, xv_model **out) {
     *out = NULL;
     XV_TRY(require_bert_layout(weights_path));
     xv_model_config cfg = *src_cfg;
     cfg.text.layers = cfg.text.fusion_layer + 2 * (src_cfg->text.layers - src_cfg->text.fusion_layer);
-    const xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .nlvr = true};
     xv_model *m;
-    XV_TRY(xv_model_create(&cfg, &parts, &m));
+    XV_TRY(xv_model_create(&cfg, parts, &m));
     xv_status st = xv_model_init_random(m, seed);
     if (st == XV_OK) st = xv_nlvr_load_pretrained(m, weights_path, NULL);
+    if (st != XV_OK) {
+        xv_model_free(m);
+        return st;
+    }
+    *out = m;
+    return XV_OK;
+}
+
+xv_status xv_nlvr_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                  xv_model **out) {
+    const xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .nlvr = true};
+    return paired_from_pretrained(src_cfg, weights_path, seed, &parts, out);
+}
+
+xv_status xv_ta_from_pretrained(const xv_model_config *src_cfg, const char *weights_path, uint64_t seed,
+                                xv_model **out) {
+    if (src_cfg->embed_dim <= 0)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: the text-assignment model pairs images by vision_proj features, "
+                        "but the pretraining model has no embed_dim", weights_path);
+    const xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .ta = true};
+    return paired_from_pretrained(src_cfg, weights_path, seed, &parts, out);
+}
+
+xv_status xv_nlvr_from_ta(const xv_model *ta, uint64_t seed, xv_model **out) {
+    *out = NULL;
+    if (!ta->parts.ta) return xv_error(XV_ERR_INVALID_ARG, "NLVR from text assignment: the model has no ta_head");
+    const xv_model_parts parts = {.layout = XV_LAYOUT_FINETUNE, .nlvr = true};
+    xv_model *m;
+    XV_TRY(xv_model_create(&ta->cfg, &parts, &m));
+    xv_status st = xv_model_init_random(m, seed);
+    /* every tensor of the NLVR2 model that the text-assignment one has, verbatim (load_nlvr_pretrain) */
+    for (int i = 0; st == XV_OK && i < m->params.n; i++) {
+        xv_tensor *t = m->params.items[i];
+        const xv_tensor *src = xv_params_find(&ta->params, t->name);
+        if (!src) continue; /* cls_head: new */
+        if (src->numel != t->numel) st = xv_error(XV_ERR_SHAPE, "NLVR from text assignment: %s differs in size", t->name);
+        else memcpy(t->data, src->data, sizeof(float) * (size_t)t->numel);
+    }
     if (st != XV_OK) {
         xv_model_free(m);
         return st;

@@ -17,7 +17,24 @@ void xv_weak_grounding_result_free(xv_weak_grounding_result *r) {
     free(r->box);
     free(r->iou);
     free(r->correct);
+    free(r->peak_in_box);
+    free(r->box_share);
     memset(r, 0, sizeof *r);
+}
+
+/* Whether the first maximum of up [H, W] lies inside box (x, y, w, h). */
+static int peak_inside(const float *up, int H, int W, const double box[4]) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < (int64_t)H * W; i++)
+        if (up[i] > up[best]) best = i;
+    const double px = (double)(best % W), py = (double)(best / W);
+    return px >= box[0] && px < box[0] + box[2] && py >= box[1] && py < box[1] + box[3];
+}
+
+/* The share of the H x W image that box (x, y, w, h) covers. */
+static double box_share(const double box[4], int H, int W) {
+    const double w = fmin(box[0] + box[2], W) - fmax(box[0], 0), h = fmin(box[1] + box[3], H) - fmax(box[1], 0);
+    return w > 0 && h > 0 ? w * h / ((double)W * H) : 0;
 }
 
 xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, double alpha,
@@ -37,12 +54,16 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
     out->box = malloc(sizeof(double[4]) * (size_t)(n_refs ? n_refs : 1));
     out->iou = malloc(sizeof(double) * (size_t)(n_refs ? n_refs : 1));
     out->correct = malloc(sizeof(int) * (size_t)(n_refs ? n_refs : 1));
-    if (!out->box_scores || !out->chosen || !out->box || !out->iou || !out->correct) {
+    out->peak_in_box = malloc(sizeof(int) * (size_t)(n_refs ? n_refs : 1));
+    out->box_share = malloc(sizeof(double) * (size_t)(n_refs ? n_refs : 1));
+    if (!out->box_scores || !out->chosen || !out->box || !out->iou || !out->correct || !out->peak_in_box ||
+        !out->box_share) {
         xv_weak_grounding_result_free(out);
         return xv_error(XV_ERR_NOMEM, "out of memory");
     }
     for (int r = 0; upsampled && r < n_refs; r++) upsampled[r] = NULL;
     int count[XV_N_SPLITS] = {0}, hits[XV_N_SPLITS] = {0};
+    double random_hits[XV_N_SPLITS] = {0};
     const double *prev = NULL;
     int64_t at = 0;
     xv_status st = XV_OK;
@@ -54,8 +75,14 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
             break;
         }
         xv_upsample_bicubic_torch(e->map, n, n, up, e->height, e->width);
-        for (int k = 0; k < e->n_dets; k++)
+        int good = 0;
+        for (int k = 0; k < e->n_dets; k++) {
             out->box_scores[at + k] = xv_weak_box_score(up, e->height, e->width, e->dets[k], alpha);
+            good += xv_iou_inclusive(e->gt, e->dets[k]) >= 0.5;
+        }
+        if (e->n_dets) random_hits[e->split] += (double)good / e->n_dets;
+        out->peak_in_box[r] = peak_inside(up, e->height, e->width, e->gt);
+        out->box_share[r] = box_share(e->gt, e->height, e->width);
         int chosen = xv_weak_choose(out->box_scores + at, e->n_dets);
         at += e->n_dets;
         if (upsampled) upsampled[r] = up;
@@ -73,7 +100,10 @@ xv_status xv_weak_grounding_eval(const xv_weak_ref *refs, int n_refs, int n, dou
         count[e->split]++;
         hits[e->split] += out->correct[r];
     }
-    for (int s = 0; s < XV_N_SPLITS; s++) out->accuracy[s] = count[s] ? (double)hits[s] / (double)count[s] : NAN;
+    for (int s = 0; s < XV_N_SPLITS; s++) {
+        out->accuracy[s] = count[s] ? (double)hits[s] / (double)count[s] : NAN;
+        out->random_accuracy[s] = count[s] ? random_hits[s] / (double)count[s] : NAN;
+    }
     if (st != XV_OK) xv_weak_grounding_result_free(out);
     return st;
 }

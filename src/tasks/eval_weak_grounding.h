@@ -42,6 +42,12 @@ typedef struct {
     int *correct;        /* [n_refs] IoU >= 0.5 */
     double accuracy[XV_N_SPLITS]; /* val_d, testA_d, testB_d; NaN for a split without expressions
                                      (the official code divides by zero there) */
+    /* what the numbers compare with (not official): */
+    double random_accuracy[XV_N_SPLITS]; /* expected accuracy of a proposal drawn uniformly: the mean over the
+                                            expressions of (proposals with IoU >= 0.5) / proposals */
+    int *peak_in_box;  /* [n_refs] the upsampled map's maximum (first in row order) lies inside the true box */
+    double *box_share; /* [n_refs] the true box's share of the image area (clipped to the image): the
+                          chance that a peak drawn uniformly over the image falls inside */
 } xv_weak_grounding_result;
 
 /* Grounds refs[0 .. n_refs) in order (n: map side). upsampled (optional,

@@ -68,6 +68,8 @@ typedef struct {
     int eval_steps;       /* eval_steps: steps between evaluations (Captioning_scst.yaml; 0: every epoch) */
     double warmup;        /* schedular{num_warmup_steps}: 0.1 */
     bool warmup_is_fraction;
+    double clip_grad_norm; /* global gradient-norm clip (the apex stages' accelerator.CLIP_GRAD_NORM); 0: none,
+                              as the fine-tuning scripts run */
     /* the grounding tasks' keys (box grounding; weakly-supervised grounding reads them too) */
     char *refcoco_data;   /* grounding: REFER root, DATA/refcoco+/refs(unc).p + instances.json give the boxes
                              (NULL: boxes inline, the VLUE format) */

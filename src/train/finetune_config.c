@@ -64,15 +64,16 @@ xv_status xv_ft_config_path(const xv_yaml_node *root, const char *key, char **ou
 
 static xv_status read_keys(const xv_yaml_node *root, xv_finetune_config *out) {
     const xv_finetune_task *task = out->task;
-    XV_TRY(get_paths(root, "train_file", true, &out->train_file));
-    XV_TRY(get_paths(root, "test_file", true, &out->test_file));
+    XV_TRY(get_paths(root, task->train_key ? task->train_key : "train_file", true, &out->train_file));
+    /* a training-only stage (NLVR_pretrain.py) evaluates nothing */
+    XV_TRY(get_paths(root, "test_file", task->evaluate != NULL, &out->test_file));
     if (task->reads_val_file) XV_TRY(get_paths(root, "val_file", false, &out->val_file));
     XV_TRY(get_path(root, "image_root", &out->image_root));
     XV_TRY(get_path(root, "text_encoder", &out->text_encoder));
     XV_TRY(xv_yaml_get_bool(root, "allow_outside_root", &out->allow_outside_root));
     if (task->read_config) XV_TRY(task->read_config(root, out));
     XV_TRY(xv_yaml_get_int(root, "image_res", 1, XV_SWIN_MAX_IMAGE_RES, &out->image_res));
-    XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 65536, &out->batch_size));
+    if (task->batch_key) XV_TRY(xv_yaml_get_int(root, task->batch_key, 2, 65536, &out->batch_size));
     XV_TRY(xv_yaml_get_int(root, "k_test", 1, 1000000000, &out->k_test));
     XV_TRY(xv_yaml_get_int(root, "max_words", 1, 1000000000, &out->max_words));
     XV_TRY(xv_yaml_get_int(root, "max_tokens", 2, 1 << 16, &out->max_tokens));
@@ -107,7 +108,7 @@ static xv_status note_unknown(const xv_yaml_node *root, FILE *notes) {
     int i = 0;
     for (; i < n_shared; i++) known[i] = shared[i];
     for (const xv_finetune_task *const *t = xv_finetune_tasks(); *t; t++) {
-        known[i++] = (*t)->batch_key;
+        if ((*t)->batch_key) known[i++] = (*t)->batch_key;
         for (const char *const *k = (*t)->keys; k && *k; k++) known[i++] = *k;
     }
     known[i] = NULL;

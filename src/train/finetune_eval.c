@@ -20,6 +20,11 @@ void xv_ft_scores_put(xv_finetune_scores *s, const char *split_name, const char 
     s->value[s->n++] = v;
 }
 
+void xv_ft_print_scores(const xv_finetune_scores *s, FILE *out) {
+    for (int i = 0; i < s->n; i++) fprintf(out, "  %s %.4f", s->name[i], s->value[i]);
+    fputc('\n', out);
+}
+
 double xv_finetune_scores_get(const xv_finetune_scores *s, const char *name) {
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->name[i], name)) return s->value[i];
@@ -54,6 +59,9 @@ xv_status xv_ft_evaluate(xv_ft *f, const char *results_name, xv_finetune_scores 
     memset(out, 0, sizeof *out);
     out->metric = out->aux = NAN;
     snprintf(out->official, sizeof out->official, "{}");
+    if (!f->task->evaluate)
+        return xv_error(XV_ERR_UNSUPPORTED, "%s: a training-only stage (the official script evaluates nothing)",
+                        f->task->name);
     /* the model in memory through the API's scoring (its own graph, no dropout) */
     struct xvlm_model mm = {.m = f->m, .tok = f->tok};
     xvlm_ctx *ctx = NULL;

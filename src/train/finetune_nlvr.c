@@ -4,9 +4,10 @@
  * Config: configs/NLVR.yaml's keys (train_file, val_file = dev, test_file,
  * image_root, image_res, batch_size, max_words, optimizer, schedular).
  * Data: JSON lists of {images: [left, right], sentence, label "True"/"False"}.
- * Start: an NLVR2 model folder (cls_head) as it is, or a pretraining one
- * converted as NLVR.py's load_pretrained does (xv_nlvr_from_pretrained,
- * cls_head drawn from --seed).
+ * Start: an NLVR2 model folder (cls_head) as it is, the text-assignment
+ * model of `finetune nlvr_pretrain` as NLVR.py loads the domain-pretrained
+ * checkpoint (xv_nlvr_from_ta), or a pretraining one converted as NLVR.py's
+ * load_pretrained does (xv_nlvr_from_pretrained); cls_head drawn from --seed.
  * Training: both images of a statement drawn independently through the
  * fine-tuning transform (no left/right swap), the statement pre_caption'd
  * and tokenized without a cut, cross-entropy over cls_head ("loss").
@@ -54,18 +55,25 @@ static xv_status split_read(const xv_path_list *files, const xv_fs_root *images,
     return XV_OK;
 }
 
-/* A pretraining model becomes an NLVR2 one (NLVR.py load_pretrained: the
- * fusion layers duplicated, a new cls_head). */
-static xv_status convert_init(xv_ft *f) {
-    xv_model_config mc;
-    char weights[4200];
-    XV_TRY(xv_model_locate(f->o->init, &f->o->infer, &mc, weights, sizeof weights));
-    if (mc.vision.image_res != f->m->cfg.vision.image_res)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d differs from the pretraining model's %d: convert it "
-                        "with `xvlm convert --nlvr` at that resolution first", f->o->config_path, f->cfg.image_res,
-                        mc.vision.image_res);
+xv_status xv_ft_init_paired(xv_ft *f, bool to_nlvr) {
+    const xv_model_parts *p = &f->m->parts;
+    if (to_nlvr ? p->nlvr : p->ta) return XV_OK;
     xv_model *m;
-    XV_TRY(xv_nlvr_from_pretrained(&f->m->cfg, weights, f->o->seed, &m));
+    if (to_nlvr && p->ta) { /* the domain-pretrained checkpoint, loaded as it is (load_nlvr_pretrain) */
+        XV_TRY(xv_nlvr_from_ta(f->m, f->o->seed, &m));
+    } else if (xv_model_paired(p)) {
+        return xv_error(XV_ERR_INVALID_ARG, "%s: an NLVR2 model (cls_head): text assignment starts from a "
+                        "pretraining model", f->o->init);
+    } else { /* a pretraining model, converted as load_pretrained does */
+        xv_model_config mc;
+        char weights[4200];
+        XV_TRY(xv_model_locate(f->o->init, &f->o->infer, &mc, weights, sizeof weights));
+        if (mc.vision.image_res != f->m->cfg.vision.image_res)
+            return xv_error(XV_ERR_INVALID_ARG, "%s: image_res %d differs from the pretraining model's %d: convert it "
+                            "with `xvlm convert --nlvr` at that resolution first", f->o->config_path, f->cfg.image_res,
+                            mc.vision.image_res);
+        XV_TRY((to_nlvr ? xv_nlvr_from_pretrained : xv_ta_from_pretrained)(&f->m->cfg, weights, f->o->seed, &m));
+    }
     xv_model_free(f->m);
     f->m = m;
     f->params = &m->params;
@@ -73,7 +81,7 @@ static xv_status convert_init(xv_ft *f) {
 }
 
 static xv_status setup(xv_ft *f) {
-    if (!f->m->parts.nlvr) XV_TRY(convert_init(f));
+    XV_TRY(xv_ft_init_paired(f, true));
     nlvr *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
     const xv_fs_root images = xv_finetune_images(&f->cfg);
@@ -218,11 +226,6 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     return xv_ft_scores_set_official(out, d);
 }
 
-static void print_scores(const xv_finetune_scores *s, FILE *out) {
-    for (int i = 0; i < s->n; i++) fprintf(out, "  %s %.4f", s->name[i], s->value[i]);
-    fputc('\n', out);
-}
-
 const xv_finetune_task xv_ft_nlvr = {
     .name = "nlvr",
     .batch_key = "batch_size",
@@ -238,5 +241,5 @@ const xv_finetune_task xv_ft_nlvr = {
     .metric_key = "test_acc",
     .aux_key = "val_acc",
     .metric_label = "test accuracy",
-    .print_scores = print_scores,
+    .print_scores = xv_ft_print_scores,
 };

@@ -180,10 +180,11 @@ static xv_status end_epoch(run *r) {
     XV_TRY(xv_dist_allreduce_sum_f64(r->sums, N_SUMS));
     char rname[32];
     snprintf(rname, sizeof rname, "epoch%lld", (long long)e); /* collect_tensor_result's 'epoch%d' */
-    XV_TRY(xv_ft_evaluate(f, rname, &r->last));
+    const bool scored = f->task->evaluate != NULL; /* a training-only stage logs its losses only */
+    if (scored) XV_TRY(xv_ft_evaluate(f, rname, &r->last));
     r->last_step = r->step;
     const char *key;
-    const double score = xv_ft_selection(f, &r->last, &key);
+    const double score = scored ? xv_ft_selection(f, &r->last, &key) : NAN;
     /* Retrieval.py / Grounding_bbox.py: `if score > best` with best = 0 at the start */
     const bool better = score > r->best;
     if (better) {
@@ -199,14 +200,16 @@ static xv_status end_epoch(run *r) {
         snprintf(name, sizeof name, "train_%s", f->task->terms[k]);
         add_num(&l, name, r->sums[k] / n);
     }
-    for (int i = 0; i < r->last.n; i++) add_num(&l, r->last.name[i], r->last.value[i]);
-    l.n += (size_t)snprintf(l.buf + l.n, l.n < sizeof l.buf ? sizeof l.buf - l.n : 0,
-                            ", \"selection\": \"%s\", \"best\": %s}", key, better ? "true" : "false");
+    for (int i = 0; scored && i < r->last.n; i++) add_num(&l, r->last.name[i], r->last.value[i]);
+    if (scored)
+        l.n += (size_t)snprintf(l.buf + l.n, l.n < sizeof l.buf ? sizeof l.buf - l.n : 0,
+                                ", \"selection\": \"%s\", \"best\": %s", key, better ? "true" : "false");
+    l.n += (size_t)snprintf(l.buf + l.n, l.n < sizeof l.buf ? sizeof l.buf - l.n : 0, "}");
     if (l.n >= sizeof l.buf) return xv_error(XV_ERR_INVALID_ARG, "fine-tuning: epoch record longer than %zu bytes",
                                              sizeof l.buf);
     if (r->writes) XV_TRY(xv_train_log_write_json(r->log, l.buf));
     memset(r->sums, 0, sizeof r->sums);
-    if (o->notes && o->progress) {
+    if (o->notes && o->progress && scored) {
         /* epochs counted from 0, as the official log */
         const int prec = f->task->selection_digits;
         fprintf(o->notes, "epoch %lld (%lld of %d)  %s %.*f%s", (long long)e, (long long)e + 1, f->cfg.epochs, key,
@@ -230,7 +233,7 @@ static xv_status step(run *r, bool tty, double *loss) {
     XV_TRY(xv_ft_train_step(f, b, term, &rec));
     const int B = f->cfg.batch_size;
     rec.lr = xv_adamw_group_lr(&f->opt, 0, xv_schedule_lambda(&f->sched, f->sched.pos - 1));
-    rec.lr_large = rec.grad_norm = NAN; /* no clipping: the norm is not computed */
+    rec.lr_large = NAN; /* grad_norm: set by the step where it clips, else NaN */
     rec.n_texts = rec.n_images = B;
     rec.seconds = xv_monotonic_seconds() - t0;
     for (int k = 0; k < f->task->n_terms; k++) r->sums[k] += term[k];
@@ -281,16 +284,18 @@ static xv_status write_result(const run *r, const xv_finetune_result *res) {
     xv_ft_json_num(o, "loss_first", res->first_loss);
     xv_ft_json_num(o, "loss_last", res->last_loss);
     xv_ft_json_num(o, "seconds_train", res->seconds_train);
-    snprintf(key, sizeof key, "%s_before", t->metric_key);
-    xv_ft_json_num(o, key, res->metric_before);
-    snprintf(key, sizeof key, "%s_after", t->metric_key);
-    xv_ft_json_num(o, key, res->metric_after);
-    snprintf(key, sizeof key, "%s_before", t->aux_key);
-    xv_ft_json_num(o, key, res->aux_before);
-    snprintf(key, sizeof key, "%s_after", t->aux_key);
-    xv_ft_json_num(o, key, res->aux_after);
+    if (t->evaluate) {
+        snprintf(key, sizeof key, "%s_before", t->metric_key);
+        xv_ft_json_num(o, key, res->metric_before);
+        snprintf(key, sizeof key, "%s_after", t->metric_key);
+        xv_ft_json_num(o, key, res->metric_after);
+        snprintf(key, sizeof key, "%s_before", t->aux_key);
+        xv_ft_json_num(o, key, res->aux_before);
+        snprintf(key, sizeof key, "%s_after", t->aux_key);
+        xv_ft_json_num(o, key, res->aux_after);
+    }
     if (isfinite(res->metric_before)) cJSON_AddItemToObject(o, "before", cJSON_Parse(res->before.official));
-    cJSON_AddItemToObject(o, "after", cJSON_Parse(res->after.official));
+    if (t->evaluate) cJSON_AddItemToObject(o, "after", cJSON_Parse(res->after.official));
     char *text = cJSON_Print(o), *path = xv_fs_join(r->f.o->output_dir, "result.json");
     cJSON_Delete(o);
     xv_status st = text && path ? xv_fs_write_file(path, text, strlen(text), XV_FS_DURABLE)
@@ -312,7 +317,8 @@ static void take_scores(const xv_finetune_scores *s, bool after, xv_finetune_res
 static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     xv_ft *f = &r->f;
     if (r->writes) XV_TRY(xv_ft_write_model(f, r->model_dir));
-    if (r->last_step != r->step || r->step == 0) {
+    const bool scored = f->task->evaluate != NULL;
+    if (scored && (r->last_step != r->step || r->step == 0)) {
         /* stopped inside an epoch (max_steps): the epoch under way names the result file */
         char name[32];
         const int64_t e = r->step > 0 ? (r->step - 1) / f->eval_every : 0;
@@ -323,7 +329,7 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     res->best_epoch = r->best_epoch;
     res->best_score = r->best_epoch >= 0 ? r->best : NAN;
     if (!r->writes) return XV_OK;
-    if (r->step == total) {
+    if (scored && r->step == total) {
         const char *key;
         line l;
         add_head(&l, total, "best", r->epoch - 1);
@@ -382,7 +388,7 @@ xv_status xv_finetune_run(const char *task, const xv_finetune_opts *opts, xv_fin
         st = xv_error(XV_ERR_NOMEM, "out of memory");
     xv_stop_guard guard; /* SIGINT / SIGTERM: stop after the current step, with a checkpoint */
     xv_stop_guard_begin(&guard);
-    if (st == XV_OK && o->eval_before && r.step == 0) {
+    if (st == XV_OK && o->eval_before && r.step == 0 && r.f.task->evaluate) {
         /* zero-shot at the fine-tuning resolution: the initial model as loaded */
         xv_finetune_scores before;
         st = xv_ft_evaluate(&r.f, "zero_shot", &before);

@@ -12,6 +12,7 @@
 #include "io/strindex.h"
 #include "model/model_folder.h"
 #include "model/model_source.h"
+#include "train/clip.h"
 #include "train/finetune_task.h"
 
 xv_status xv_ft_batch_init(xv_ft_batch *b, const xv_ft *f, char *const *paths, int64_t n_paths,
@@ -168,7 +169,9 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
     }
     /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
     if (st == XV_OK) st = xv_dist_backward_averaged(g, loss, f->params);
-    /* fp32 without clipping, as the official fine-tuning runs */
+    /* fp32; clipped only where the official stage clips (the apex pretraining stages) */
+    rec->grad_norm = NAN;
+    if (st == XV_OK && f->cfg.clip_grad_norm > 0) st = xv_clip_grad_norm(f->params, f->cfg.clip_grad_norm, &rec->grad_norm);
     if (st == XV_OK) st = xv_adamw_step(&f->opt, xv_schedule_factor(&f->sched));
     xv_schedule_step(&f->sched);
     return st;

@@ -18,6 +18,8 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "data/image.h"
+#include "data/jsonl.h"
+#include "data/pretrain_sample.h"
 #include "data/tokenizer.h"
 #include "io/yaml_tree.h"
 #include "model/model.h"
@@ -67,6 +69,7 @@ typedef struct xv_ft {
 
 struct xv_finetune_task {
     const char *name;   /* the CLI's word and result.json's "task": "retrieval" */
+    const char *train_key;    /* the key of the training files (NULL: "train_file") */
     /* ---- the task YAML ---- */
     const char *batch_key;    /* the key of the training batch size: "batch_size_train" */
     bool reads_val_file;      /* val_file is evaluated each epoch next to test_file */
@@ -117,7 +120,7 @@ struct xv_finetune_task {
 
 /* The built-in tasks, and all of them NULL-terminated (finetune_tasks.c). */
 extern const xv_finetune_task xv_ft_retrieval, xv_ft_grounding, xv_ft_vqa, xv_ft_captioning, xv_ft_nlvr;
-extern const xv_finetune_task xv_ft_captioning_scst;
+extern const xv_finetune_task xv_ft_captioning_scst, xv_ft_nlvr_pretrain, xv_ft_bbox_pretrain, xv_ft_weak_grounding;
 const xv_finetune_task *const *xv_finetune_tasks(void);
 
 /* ---- shared by the tasks (finetune_config.c, finetune_step.c, finetune_eval.c) ---- */
@@ -149,6 +152,8 @@ xv_status xv_ft_batch_encode(xv_ft_batch *b, const xv_ft *f, int max_tokens);
  * *ve image embeddings, *te text embeddings, *atts the attention mask. */
 xv_status xv_ft_batch_encoders(const xv_ft_batch *b, xv_ft *f, xv_tensor **ve, xv_tensor **te, xv_tensor **atts);
 void xv_ft_batch_free(xv_ft_batch *b);
+/* Every score on one line, "  name value" (a task's print_scores). */
+void xv_ft_print_scores(const xv_finetune_scores *s, FILE *out);
 /* Append `split_name`_`key` (or `key` when split_name is NULL) = v. */
 void xv_ft_scores_put(xv_finetune_scores *s, const char *split_name, const char *key, double v);
 /* A number for JSON: null when not finite (NaN is not JSON). */
@@ -159,6 +164,35 @@ xv_status xv_ft_scores_set_official(xv_finetune_scores *s, struct cJSON *o);
 /* OUTPUT_DIR/result/<results_name>.json, its folder made (*out malloc'd;
  * NULL when results_name is NULL, and on every rank but 0 under mpirun). */
 xv_status xv_ft_result_path(const xv_ft *f, const char *results_name, char **out);
+
+/* ---- the training-only stages' corpus (finetune_corpus.c) ---- */
+
+/* The JSON-lines corpus of NLVR_pretrain.py / Grounding_bbox_pretrain.py
+ * (f->cfg.train_file), every record parsed once, and the pretraining sample
+ * pipeline over it (data/pretrain_sample.h: xv_sample_image_text,
+ * xv_sample_region) on f's tokenizer, resolution, image root and "augment"
+ * stream; the MLM masks it also makes are ignored, as officially. */
+typedef struct {
+    xv_file_list files; /* where[].path points into it */
+    cJSON **recs;
+    xv_jsonl_where *where;
+    int64_t n;
+    xv_sample_shared sh;
+    xv_pretrain_counters count;
+    int warn_budget;
+    xv_sampler s;
+} xv_ft_corpus;
+
+/* `data`: the loader settings (image_key, caption_key, is_image_rpath,
+ * crop_scale, regions); the rest comes from f. */
+xv_status xv_ft_corpus_open(xv_ft *f, const xv_pretrain_config *data, const char *label, xv_ft_corpus *c);
+void xv_ft_corpus_free(xv_ft_corpus *c);
+
+/* The paired-layout model the NLVR2 stages train (finetune_nlvr.c), made from
+ * f->m in place: to_nlvr: an NLVR2 model (kept), from the text-assignment
+ * model or a pretraining one; false: the text-assignment model, from a
+ * pretraining one. New heads are drawn from --seed. */
+xv_status xv_ft_init_paired(xv_ft *f, bool to_nlvr);
 
 /* ---- for the tasks with their own model (finetune_json.c) ---- */
 

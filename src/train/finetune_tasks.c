@@ -6,7 +6,8 @@
 #include "train/finetune_task.h"
 
 static const xv_finetune_task *const tasks[] = {&xv_ft_retrieval, &xv_ft_grounding, &xv_ft_vqa, &xv_ft_captioning,
-                                                &xv_ft_captioning_scst, &xv_ft_nlvr, NULL};
+                                                &xv_ft_captioning_scst, &xv_ft_nlvr, &xv_ft_nlvr_pretrain,
+                                                &xv_ft_bbox_pretrain, &xv_ft_weak_grounding, NULL};
 
 const xv_finetune_task *const *xv_finetune_tasks(void) { return tasks; }
 

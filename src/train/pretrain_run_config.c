@@ -71,8 +71,7 @@ static xv_status read_text_keys(const xv_yaml_node *root, const xv_pretrain_run_
     return xv_yaml_get_int(root, "skipgram_size", 1, BIG, &c->masking.skipgram_size);
 }
 
-/* images.crop_scale: [lo, hi] with 0 < lo <= hi <= 1 (RandomResizedCrop's area range). */
-static xv_status read_crop_scale(const xv_yaml_node *map, xv_pretrain_config *c) {
+xv_status xv_read_crop_scale(const xv_yaml_node *map, double *min, double *max) {
     const xv_yaml_node *n = xv_yaml_get(map, "crop_scale");
     if (!n) return XV_OK;
     if (n->kind != XV_YAML_SEQ || n->n != 2) return xv_yaml_type_error(n, "a list of two numbers [min, max]");
@@ -85,7 +84,7 @@ static xv_status read_crop_scale(const xv_yaml_node *map, xv_pretrain_config *c)
     if (!(v[0] > 0 && v[0] <= v[1] && v[1] <= 1))
         return xv_error(XV_ERR_INVALID_ARG, "%s:%d: \"%s\" = [%g, %g] must satisfy 0 < min <= max <= 1", n->file,
                         n->line, n->name, v[0], v[1]);
-    c->crop_scale_min = v[0], c->crop_scale_max = v[1];
+    *min = v[0], *max = v[1];
     return XV_OK;
 }
 
@@ -118,7 +117,7 @@ static xv_status read_source(const xv_yaml_node *root, const char *name, xv_pret
         XV_TRY(xv_yaml_get_double(m, "min_perc_in_image", 0, 1, &c->min_perc_in_image));
         XV_TRY(xv_yaml_get_bool(m, "careful_hflip", &c->careful_hflip));
     } else {
-        XV_TRY(read_crop_scale(m, c));
+        XV_TRY(xv_read_crop_scale(m, &c->crop_scale_min, &c->crop_scale_max));
     }
     xv_yaml_note_unknown(m, regions ? known_regions : known_images, notes);
     return XV_OK;

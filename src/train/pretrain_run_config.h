@@ -69,4 +69,8 @@ void xv_pretrain_run_config_free(xv_pretrain_run_config *c);
  * rank, as in Pretrain.py. */
 int64_t xv_pretrain_steps_per_epoch(const xv_pretrain_run_config *c);
 
+/* images.crop_scale of `map`: [lo, hi] with 0 < lo <= hi <= 1 (RandomResizedCrop's
+ * area range; ours, the official pipeline keeps (0.2, 1)); absent: unchanged. */
+xv_status xv_read_crop_scale(const xv_yaml_node *map, double *min, double *max);
+
 #endif

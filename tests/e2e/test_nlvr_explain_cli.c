@@ -118,6 +118,8 @@ static void explain(void) {
     xv_test_cli_refused(g_dir, args, 1, "layer 4 is not a fusion layer");
     snprintf(args, sizeof args, "explain --model %s --image %s/config.json --text 'a dog'", g_cam, g_cam);
     xv_test_cli_refused(g_dir, args, 1, "config.json: not a JPEG or PNG");
+    snprintf(args, sizeof args, "explain --model %s --image %s/no_such_image.jpg --text 'a dog'", g_cam, g_dir);
+    xv_test_cli_refused(g_dir, args, 1, "no_such_image.jpg");
     snprintf(args, sizeof args, "explain --model %s --image %s --text 'a dog'", g_nlvr, g_img[0]);
     xv_test_cli_refused(g_dir, args, 1, "itm_head");
 }

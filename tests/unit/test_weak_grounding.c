@@ -4,6 +4,7 @@
  * running-max choice (first of equal scores, previous box kept, errors) and
  * the split accuracies. */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "model/gradcam.h"
@@ -187,11 +188,36 @@ static void test_choice(void) {
     }
 }
 
+/* The baselines beside the accuracy: the random-proposal expectation, the
+ * peak-in-box count and the box's share of the image. */
+static void test_baselines(void) {
+    /* a 2x2 map whose top-left cell is the largest: upsampled to 8x8, the maximum is in the top-left quarter */
+    const float map[4] = {1.0f, 0.2f, 0.2f, 0.1f};
+    const double dets[4][4] = {{0, 0, 4, 4}, {0.5, 0, 4, 4}, {4, 4, 4, 4}, {0, 4, 2, 2}};
+    xv_weak_ref refs[2] = {
+        {.map = map, .height = 8, .width = 8, .dets = dets, .n_dets = 4, .gt = {0, 0, 4, 4}, .split = XV_SPLIT_VAL},
+        {.map = map, .height = 8, .width = 8, .dets = dets, .n_dets = 4, .gt = {4, 4, 6, 6}, .split = XV_SPLIT_VAL},
+    };
+    xv_weak_grounding_result r;
+    CHECK_OK(xv_weak_grounding_eval(refs, 2, 2, 0.5, &r, NULL));
+    if (!r.peak_in_box) return;
+    /* ref 0: proposals 0 and 1 reach IoU >= 0.5 (1, and 14/18 with inclusive pixels), 2 and 3 do not: 2 of 4;
+     * ref 1: the nearest, proposal 2, has IoU 16/36 < 0.5 with the nominal box: 0 of 4 */
+    CHECK(fabs(r.random_accuracy[XV_SPLIT_VAL] - 0.25) < 1e-12, "random proposal: (2/4 + 0/4) / 2 = 0.25 (got %g)",
+          r.random_accuracy[XV_SPLIT_VAL]);
+    CHECK(r.peak_in_box[0] == 1 && r.peak_in_box[1] == 0, "the peak lies in the top-left box only (%d %d)",
+          r.peak_in_box[0], r.peak_in_box[1]);
+    CHECK(fabs(r.box_share[0] - 0.25) < 1e-12 && fabs(r.box_share[1] - 0.25) < 1e-12,
+          "box shares 16/64, and 16/64 after clipping (got %g %g)", r.box_share[0], r.box_share[1]);
+    xv_weak_grounding_result_free(&r);
+}
+
 int main(void) {
     test_map();
     test_gradcam_small();
     test_upsample();
     test_box_score();
     test_choice();
+    test_baselines();
     return xv_test_finish("test_weak_grounding");
 }
