@@ -49,9 +49,14 @@ clean:
 # The README's main command: dependencies, the xvlm program, the synthetic world,
 # pretraining from scratch, zero-shot retrieval and grounding, pictures (scripts/demo.sh,
 # docs/demo.md). demo-ablations adds the paper's Table 4 in miniature (about an hour).
-.PHONY: demo demo-ablations
+# demo-all: every task (VQA, captioning, NLVR2 when their configs exist, Grad-CAM, two
+# ablations), one summary table and out/demo/pictures/.
+.PHONY: demo demo-ablations demo-all
 demo:
 	BUILD=$(BUILD) bash scripts/demo.sh
 
 demo-ablations:
 	BUILD=$(BUILD) bash scripts/demo.sh --ablations
+
+demo-all:
+	BUILD=$(BUILD) bash scripts/demo.sh --all

@@ -61,7 +61,8 @@ int xv_cmd_synth(int argc, char **argv) {
                  "X-VLM data formats. The same seed gives the same bytes, whatever the thread count.\n",
         .opts = opts,
         .footer = "Writes: images/{train,test}_NNNNNN.jpg, pretrain_captions.jsonl, pretrain_regions.jsonl,\n"
-                  "retrieval_{train,test}.json, grounding_{train,test}.json, scenes.jsonl, world.json,\n"
+                  "retrieval_{train,test}.json, grounding_{train,test}.json, grounding_test_{attributes,spatial}.json\n"
+                  "(the test expressions in two halves), scenes.jsonl, world.json,\n"
                   "vocab.txt ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4).\n",
     };
     int rc;

@@ -1,6 +1,8 @@
 /* `xvlm evaluate table DIR...`: the results of several evaluated runs side by
  * side (each DIR holds the retrieval.json and/or grounding.json that
- * `xvlm evaluate ... --json` wrote), with the chance and mean-box rows. */
+ * `xvlm evaluate ... --json` wrote, and optionally grounding_attributes.json
+ * and grounding_spatial.json: the two halves of the synthetic test split),
+ * with the chance and mean-box rows. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -55,13 +57,15 @@ static const char *base_name(const char *dir) {
 }
 
 int xv_eval_table(int n, char **dirs) {
-    printf("%-24s %15s %15s %7s %15s\n", "", "text -> image", "image -> text", "", "grounding");
-    printf("%-24s %7s %7s %7s %7s %7s %7s %7s\n", "run", "ITC R@1", "+ITM", "ITC R@1", "+ITM", "r_mean", "acc %",
-           "meanbox");
+    printf("%-24s %15s %15s %7s %31s\n", "", "text -> image", "image -> text", "", "grounding accuracy %");
+    printf("%-24s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n", "run", "ITC R@1", "+ITM", "ITC R@1", "+ITM", "r_mean", "all",
+           "attrib.", "spatial", "meanbox");
     int bad = 0;
     cJSON *chance = NULL;
     for (int i = 0; i < n; i++) {
         cJSON *r = read_json(dirs[i], "retrieval.json", &bad), *g = read_json(dirs[i], "grounding.json", &bad);
+        cJSON *ga = read_json(dirs[i], "grounding_attributes.json", &bad);
+        cJSON *gs = read_json(dirs[i], "grounding_spatial.json", &bad);
         if (!r && !g && !bad) {
             fprintf(stderr, "xvlm evaluate table: %s has neither retrieval.json nor grounding.json\n", dirs[i]);
             bad = 1;
@@ -73,11 +77,15 @@ int xv_eval_table(int n, char **dirs) {
         cell(num(r, "itm", "txt_r1"));
         cell(num(r, "itm", "r_mean"));
         cell(num(g, "accuracy", NULL));
+        cell(num(ga, "accuracy", NULL));
+        cell(num(gs, "accuracy", NULL));
         cell(num(g, "baseline_accuracy", NULL));
         printf("\n");
         if (r && !chance) chance = cJSON_DetachItemFromObjectCaseSensitive(r, "chance");
         cJSON_Delete(r);
         cJSON_Delete(g);
+        cJSON_Delete(ga);
+        cJSON_Delete(gs);
     }
     if (chance) {
         printf("%-24s", "chance");

@@ -162,6 +162,9 @@ typedef struct {
  *   retrieval_test.json      [{"image", "caption": [captions_per_image strings]}]
  *   grounding_train.json, grounding_test.json
  *                            [{"image", "text", "ref_id", "bbox": [x,y,w,h], "width", "height"}]
+ *   grounding_test_attributes.json, grounding_test_spatial.json
+ *                            the test expressions in two halves (like RefCOCO+ testA / testB):
+ *                            by attributes alone, and by a relation or an extreme
  *   scenes.jsonl             one line per image (train, then test): the scene itself
  *   world.json               vocabulary, geometry constants, parameters, counts
  *   vocab.txt                a BERT-style WordPiece vocabulary covering every text

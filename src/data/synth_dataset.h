@@ -22,6 +22,7 @@ typedef struct {
     xv_synth_region regions[XV_SYNTH_MAX_RELATION_REGIONS];
     int n_regions;
     char *refs[XV_SYNTH_MAX_OBJECTS]; /* a referring expression per object, NULL if none */
+    bool ref_spatial[XV_SYNTH_MAX_OBJECTS]; /* refs[k] is a relation or an extreme, not attributes */
 } xv_synth_image;
 
 typedef struct {

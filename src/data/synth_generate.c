@@ -156,6 +156,7 @@ static xv_status sample_refs(xv_synth_dataset *d, int i) {
         char text[XV_SYNTH_TEXT_MAX];
         xv_synth_expr_text(&e, text, sizeof text);
         if (!(im->refs[k] = dup_text(text))) return xv_error(XV_ERR_NOMEM, "synth: expressions of image %d", i);
+        im->ref_spatial[k] = e.kind != XV_EXPR_ATTRIBUTES;
     }
     return XV_OK;
 }

@@ -173,14 +173,22 @@ static xv_status write_retrieval(const xv_synth_dataset *d, const char *dir) {
     return out_close(&o, true);
 }
 
-static xv_status write_grounding(const xv_synth_dataset *d, const char *dir, bool test) {
+/* Which expressions a grounding file holds: the test split also comes as its
+ * two halves, like RefCOCO+ testA / testB: expressions by attributes alone
+ * ("red circle") and spatial ones (relations and extremes: "circle above blue
+ * square", "lowest star"). */
+typedef enum { REFS_ALL, REFS_ATTRIBUTES, REFS_SPATIAL } refs_kind;
+
+static xv_status write_grounding(const xv_synth_dataset *d, const char *dir, const char *name, bool test,
+                                 refs_kind kind) {
     out_file o;
-    XV_TRY(out_open(&o, dir, test ? "grounding_test.json" : "grounding_train.json"));
+    XV_TRY(out_open(&o, dir, name));
     int first = test ? d->n_train : 0, last = test ? d->n_train + d->n_test : d->n_train, ref_id = 0;
     for (int i = first; i < last; i++) {
         const xv_synth_image *im = &d->img[i];
         for (int k = 0; k < im->scene.n; k++) {
             if (!im->refs[k]) continue;
+            if (kind != REFS_ALL && im->ref_spatial[k] != (kind == REFS_SPATIAL)) continue;
             cJSON *j = image_record(d, i);
             cJSON_AddStringToObject(j, "text", im->refs[k]);
             cJSON_AddNumberToObject(j, "ref_id", ref_id++);
@@ -335,6 +343,8 @@ static cJSON *world_json(const xv_synth_dataset *d, const xv_synth_stats *st) {
         {"retrieval_test", "retrieval_test.json"},
         {"grounding_train", "grounding_train.json"},
         {"grounding_test", "grounding_test.json"},
+        {"grounding_test_attributes", "grounding_test_attributes.json"},
+        {"grounding_test_spatial", "grounding_test_spatial.json"},
         {"scenes", "scenes.jsonl"},
         {"vqa_train", "vqa_train.json"},
         {"vqa_test", "vqa_test.json"},
@@ -372,8 +382,10 @@ static xv_status write_world(const xv_synth_dataset *d, const char *dir, const x
 xv_status xv_synth_write_outputs(const xv_synth_dataset *d, const char *dir, const xv_synth_stats *stats) {
     XV_TRY(write_pretrain(d, dir));
     XV_TRY(write_retrieval(d, dir));
-    XV_TRY(write_grounding(d, dir, false));
-    XV_TRY(write_grounding(d, dir, true));
+    XV_TRY(write_grounding(d, dir, "grounding_train.json", false, REFS_ALL));
+    XV_TRY(write_grounding(d, dir, "grounding_test.json", true, REFS_ALL));
+    XV_TRY(write_grounding(d, dir, "grounding_test_attributes.json", true, REFS_ATTRIBUTES));
+    XV_TRY(write_grounding(d, dir, "grounding_test_spatial.json", true, REFS_SPATIAL));
     XV_TRY(write_scenes(d, dir));
     XV_TRY(xv_synth_write_vqa_captioning(d, dir));
     XV_TRY(write_world(d, dir, stats));

@@ -43,7 +43,12 @@ int main(void) {
     CHECK(full.trainer.iter_perc > 0 && full.trainer.bbox_loss && full.regions.n_files == 1 &&
               strstr(full.regions.files[0], "/pretrain_regions.jsonl"),
           "the full run has region updates with box losses on the whole region file");
-    CHECK(full.model.vision.ape, "the demo model uses Swin's absolute position embedding (docs/demo.md)");
+    CHECK(full.model.vision.ape && full.model.vision.ape_sincos,
+          "the demo model's tokens know where they are: ape started as the 2-D sine-cosine table (docs/demo.md)");
+    CHECK(full.model.vision.image_res / full.model.vision.region_stride == 8,
+          "the demo model's final grid is 8 x 8 (a 4 x 4 grid could not place boxes: docs/demo.md), got %d x %d",
+          full.model.vision.image_res / full.model.vision.region_stride,
+          full.model.vision.image_res / full.model.vision.region_stride);
     CHECK(full.model.text.vocab == 163, "vocab_size = the synthetic world's vocab.txt (163 tokens)");
 
     if (load("no_objects", &c)) {

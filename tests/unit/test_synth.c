@@ -21,7 +21,7 @@
 static const char *const g_json_files[] = {
     "pretrain_captions.jsonl", "pretrain_regions.jsonl", "pretrain_regions_objects.jsonl",
     "pretrain_regions_relations.jsonl", "retrieval_train.json", "retrieval_test.json", "grounding_train.json",
-    "grounding_test.json", "scenes.jsonl", "world.json", "vocab.txt"};
+    "grounding_test.json", "grounding_test_attributes.json", "grounding_test_spatial.json", "scenes.jsonl", "world.json", "vocab.txt"};
 #define N_JSON_FILES ((int)(sizeof g_json_files / sizeof g_json_files[0]))
 
 static char *slurp(const char *path, size_t *len) {
@@ -224,6 +224,40 @@ static void check_ablation_files(const char *dir) {
     for (int i = 0; i < nr; i++) cJSON_Delete(rel[i]);
 }
 
+/* grounding_test_attributes.json and grounding_test_spatial.json split
+ * grounding_test.json in two, in its order: attribute-only expressions, and
+ * those with a relation or an extreme word. */
+static bool spatial_text(const char *t) {
+    static const char *const words[] = {"above", "below", "left of", "right of", "next to", "larger than",
+                                        "smaller than", "leftmost", "rightmost", "highest", "lowest"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if (strstr(t, words[k])) return true;
+    return false;
+}
+
+static void check_test_halves(const char *dir) {
+    cJSON *all = load_json(dir, "grounding_test.json");
+    cJSON *half[2] = {load_json(dir, "grounding_test_attributes.json"), load_json(dir, "grounding_test_spatial.json")};
+    int next[2] = {0, 0};
+    const cJSON *e;
+    cJSON_ArrayForEach(e, all) {
+        const char *text = cJSON_GetObjectItemCaseSensitive(e, "text")->valuestring;
+        int h = spatial_text(text);
+        const cJSON *got = cJSON_GetArrayItem(half[h], next[h]);
+        const cJSON *gt = got ? cJSON_GetObjectItemCaseSensitive(got, "text") : NULL;
+        CHECK(cJSON_IsString(gt) && !strcmp(gt->valuestring, text) &&
+                  cJSON_Compare(cJSON_GetObjectItemCaseSensitive(got, "bbox"), cJSON_GetObjectItemCaseSensitive(e, "bbox"), 1) &&
+                  cJSON_GetObjectItemCaseSensitive(got, "ref_id")->valueint == next[h],
+              "'%s' is entry %d of the %s half", text, next[h], h ? "spatial" : "attributes");
+        next[h]++;
+    }
+    CHECK(next[0] == cJSON_GetArraySize(half[0]) && next[1] == cJSON_GetArraySize(half[1]) && next[0] > 0 && next[1] > 0,
+          "the halves hold %d + %d of the test expressions, nothing else", next[0], next[1]);
+    cJSON_Delete(all);
+    cJSON_Delete(half[0]);
+    cJSON_Delete(half[1]);
+}
+
 static void check_finetune_files(const char *dir) {
     cJSON *train = load_json(dir, "retrieval_train.json"), *test = load_json(dir, "retrieval_test.json"), *e;
     CHECK(cJSON_GetArraySize(train) == 12 * 5, "%d retrieval train entries", cJSON_GetArraySize(train));
@@ -264,6 +298,8 @@ static void check_finetune_files(const char *dir) {
         CHECK(n >= images * 2 - 2 && n <= images * 4, "%d grounding entries for %d images", n, images);
         cJSON_Delete(g);
     }
+
+    check_test_halves(dir);
 
     cJSON *w = load_json(dir, "world.json");
     const cJSON *splits = cJSON_GetObjectItemCaseSensitive(w, "splits"), *vocab = cJSON_GetObjectItemCaseSensitive(w, "vocab");
