@@ -20,12 +20,11 @@
 #include "tasks/eval_data.h"
 #include "tasks/eval_grounding.h"
 #include "tasks/refer.h"
+#include "train/finetune_grounding_data.h"
 #include "train/finetune_task.h"
 
 typedef struct {
-    xv_refer refer; /* with refcoco_data: REFER's boxes and splits (train and evaluation) */
-    xv_grounding_set set;
-    xv_ft_batch b;
+    xv_ft_grounding_data d;
     float *target; /* [batch, 4] */
 } grounding;
 
@@ -43,15 +42,8 @@ static xv_status setup(xv_ft *f) {
         return xv_error(XV_ERR_INVALID_ARG, "%s: grounding fine-tuning needs bbox_head", f->o->init);
     grounding *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    /* REFER(config['refcoco_data'], 'refcoco+', 'unc'), as grounding_dataset_bbox */
-    const xv_refer *refer = f->cfg.refcoco_data ? &t->refer : NULL;
-    if (refer) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &t->refer));
-    const xv_fs_root images = xv_finetune_images(&f->cfg);
-    XV_TRY(xv_grounding_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
-                                       &images, refer, &t->set));
-    f->n = t->set.n;
+    XV_TRY(xv_ft_grounding_data_read(f, &t->d));
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
-    XV_TRY(xv_ft_batch_init(&t->b, f, t->set.image_paths, t->set.n_images, t->set.image, f->n));
     if (!(t->target = malloc((size_t)f->cfg.batch_size * 4 * sizeof *t->target)))
         return xv_error(XV_ERR_NOMEM, "out of memory");
     return XV_OK;
@@ -60,9 +52,7 @@ static xv_status setup(xv_ft *f) {
 static void task_free(xv_ft *f) {
     grounding *t = f->task_state;
     if (!t) return;
-    xv_grounding_set_free(&t->set);
-    xv_refer_free(&t->refer);
-    xv_ft_batch_free(&t->b);
+    xv_ft_grounding_data_free(&t->d);
     free(t->target);
     free(t);
     f->task_state = NULL;
@@ -71,15 +61,15 @@ static void task_free(xv_ft *f) {
 /* Sample s as the crop around its box, into row i of the batch. */
 static xv_status make_sample(xv_ft *f, grounding *t, int i, int32_t s) {
     const int R = f->res;
-    const xv_image *im = &t->b.images[t->b.img_of[s]];
-    const double *bb = t->set.bbox[s];
+    const xv_image *im = &t->d.b.images[t->d.b.img_of[s]];
+    const double *bb = t->d.set.bbox[s];
     const xv_box box = {bb[0], bb[1], bb[2], bb[3]};
-    const char *text = t->set.texts[s];
+    const char *text = t->d.set.texts[s];
     const bool flip_ok =
         xv_flip_allowed(f->cfg.careful_hflip ? XV_FLIP_CAREFUL : XV_FLIP_ALWAYS_ALLOWED, &text, 1);
     xv_region_crop c;
     xv_status st = xv_region_crop_draw(&f->aug, im->width, im->height, box, flip_ok, R, &c);
-    if (st != XV_OK) return xv_error_wrap(st, "train_file entry %d (ref_id %lld)", s, (long long)t->set.ref_id[s]);
+    if (st != XV_OK) return xv_error_wrap(st, "train_file entry %d (ref_id %lld)", s, (long long)t->d.set.ref_id[s]);
     xv_image crop = {0};
     xv_box mapped;
     XV_TRY(xv_region_crop_apply(im, &c, &crop));
@@ -88,7 +78,7 @@ static xv_status make_sample(xv_ft *f, grounding *t, int i, int32_t s) {
         return xv_error(XV_ERR_INVALID_ARG, "train_file entry %d: box outside its crop", s);
     }
     xv_box_target(&mapped, R, t->target + 4 * i);
-    st = xv_transform_train(&f->aug, &crop, R, XV_TRAIN_BOX, t->b.pixels + (size_t)i * 3 * R * R);
+    st = xv_transform_train(&f->aug, &crop, R, XV_TRAIN_BOX, t->d.b.pixels + (size_t)i * 3 * R * R);
     xv_image_free(&crop);
     return st;
 }
@@ -98,13 +88,13 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
     const int B = f->cfg.batch_size;
     for (int i = 0; i < B; i++) {
         const int32_t s = f->order[b * B + i];
-        XV_TRY(xv_ft_batch_caption(&t->b, f, i, t->set.texts[s]));
+        XV_TRY(xv_ft_batch_caption(&t->d.b, f, i, t->d.set.texts[s]));
         XV_TRY(make_sample(f, t, i, s));
     }
-    XV_TRY(xv_ft_batch_encode(&t->b, f, 0)); /* only the model's positions cap the text, as Grounding_bbox.py */
+    XV_TRY(xv_ft_batch_encode(&t->d.b, f, 0)); /* only the model's positions cap the text, as Grounding_bbox.py */
     xv_graph *g = f->g;
     xv_tensor *ve, *te, *atts;
-    XV_TRY(xv_ft_batch_encoders(&t->b, f, &ve, &te, &atts));
+    XV_TRY(xv_ft_batch_encoders(&t->d.b, f, &ve, &te, &atts));
     xv_tensor *target = xv_tensor_wrap_f32(g, t->target, XV_SHAPE(B, 4));
     xv_tensor *giou = NULL;
     xv_tensor *l1 = xv_bbox_loss(g, xv_bbox_predict(g, f->m, ve, te, atts, NULL), target, NULL, &giou);
@@ -123,9 +113,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     grounding *t = f->task_state;
     const xv_path_list *files = &f->cfg.test_file;
     /* without setup (xvlm evaluate), the REFER index is read here */
-    xv_refer own = {0};
-    const xv_refer *refer = !f->cfg.refcoco_data ? NULL : t ? &t->refer : &own;
-    if (refer == &own) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &own));
+    xv_refer own;
+    const xv_refer *refer;
+    XV_TRY(xv_ft_grounding_refer(f, t ? &t->d : NULL, &own, &refer));
     xv_eval_grounding_result r;
     xv_grounding_splits sp;
     xv_eval_grounding_opts eo = xv_eval_grounding_opts_default();

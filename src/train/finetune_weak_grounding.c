@@ -33,6 +33,7 @@
 #include "tasks/eval_data.h"
 #include "tasks/eval_weak_grounding.h"
 #include "tasks/refer.h"
+#include "train/finetune_grounding_data.h"
 #include "train/finetune_task.h"
 
 typedef struct {
@@ -40,9 +41,7 @@ typedef struct {
 } weak_config;
 
 typedef struct {
-    xv_refer refer;
-    xv_grounding_set set;
-    xv_ft_batch b;
+    xv_ft_grounding_data d;
     int32_t *idx; /* [batch] image index of each expression */
 } weak;
 
@@ -76,14 +75,8 @@ static xv_status setup(xv_ft *f) {
                         "vision_proj, text_proj and itm_head", f->o->init);
     weak *t = calloc(1, sizeof *t);
     if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    const xv_refer *refer = f->cfg.refcoco_data ? &t->refer : NULL;
-    if (refer) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &t->refer));
-    const xv_fs_root images = xv_finetune_images(&f->cfg);
-    XV_TRY(xv_grounding_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n,
-                                       &images, refer, &t->set));
-    f->n = t->set.n;
+    XV_TRY(xv_ft_grounding_data_read(f, &t->d));
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
-    XV_TRY(xv_ft_batch_init(&t->b, f, t->set.image_paths, t->set.n_images, t->set.image, f->n));
     if (!(t->idx = malloc((size_t)f->cfg.batch_size * sizeof *t->idx))) return xv_error(XV_ERR_NOMEM, "out of memory");
     return XV_OK;
 }
@@ -91,9 +84,7 @@ static xv_status setup(xv_ft *f) {
 static void task_free(xv_ft *f) {
     weak *t = f->task_state;
     if (!t) return;
-    xv_grounding_set_free(&t->set);
-    xv_refer_free(&t->refer);
-    xv_ft_batch_free(&t->b);
+    xv_ft_grounding_data_free(&t->d);
     free(t->idx);
     free(t);
     f->task_state = NULL;
@@ -104,18 +95,18 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
     const int B = f->cfg.batch_size, R = f->res;
     for (int i = 0; i < B; i++) {
         const int32_t s = f->order[b * B + i];
-        XV_TRY(xv_transform_train(&f->aug, &t->b.images[t->b.img_of[s]], R, XV_TRAIN_RESIZE_FLIP,
-                                  t->b.pixels + (size_t)i * 3 * R * R));
-        t->idx[i] = (int32_t)t->set.image[s];
-        xv_status st = xv_ft_batch_caption(&t->b, f, i, t->set.texts[s]);
+        XV_TRY(xv_transform_train(&f->aug, &t->d.b.images[t->d.b.img_of[s]], R, XV_TRAIN_RESIZE_FLIP,
+                                  t->d.b.pixels + (size_t)i * 3 * R * R));
+        t->idx[i] = (int32_t)t->d.set.image[s];
+        xv_status st = xv_ft_batch_caption(&t->d.b, f, i, t->d.set.texts[s]);
         if (st != XV_OK) return xv_error_wrap(st, "train_file entry %d", s);
     }
-    XV_TRY(xv_ft_batch_encode(&t->b, f, 0)); /* padding='longest' without truncation: no cut */
+    XV_TRY(xv_ft_batch_encode(&t->d.b, f, 0)); /* padding='longest' without truncation: no cut */
     xv_graph *g = f->g;
     const xv_weak_grounding_batch wb = {
-        .image = xv_tensor_wrap_f32(g, t->b.pixels, XV_SHAPE(B, 3, R, R)),
-        .text_ids = xv_tensor_wrap_i32(g, t->b.tb.ids, XV_SHAPE(B, t->b.tb.len)),
-        .text_atts = xv_tensor_wrap_i32(g, t->b.tb.atts, XV_SHAPE(B, t->b.tb.len)),
+        .image = xv_tensor_wrap_f32(g, t->d.b.pixels, XV_SHAPE(B, 3, R, R)),
+        .text_ids = xv_tensor_wrap_i32(g, t->d.b.tb.ids, XV_SHAPE(B, t->d.b.tb.len)),
+        .text_atts = xv_tensor_wrap_i32(g, t->d.b.tb.atts, XV_SHAPE(B, t->d.b.tb.len)),
         .idx = xv_tensor_wrap_i32(g, t->idx, XV_SHAPE(B)),
         .rng = &f->neg,
     };
@@ -134,9 +125,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
     (void)results_name;
     weak *t = f->task_state;
     const weak_config *c = f->cfg.task_data;
-    xv_refer own = {0};
-    const xv_refer *refer = !f->cfg.refcoco_data ? NULL : t ? &t->refer : &own;
-    if (refer == &own) XV_TRY(xv_refer_load(f->cfg.refcoco_data, "refcoco+", "unc", &own));
+    xv_refer own;
+    const xv_refer *refer;
+    XV_TRY(xv_ft_grounding_refer(f, t ? &t->d : NULL, &own, &refer));
     xv_dets dets = {0};
     xv_grounding_set set = {0};
     const xv_fs_root images = xv_finetune_images(&f->cfg);
