@@ -72,7 +72,7 @@ static int draw_wrapped(cairo_t *cr, const char *text, double x, double y, doubl
         while (*e && *e != ' ') e++;
         if (e == p) break;
         int wl = (int)(e - p);
-        snprintf(trial, sizeof trial, "%s%s%.*s", line, line[0] ? " " : "", wl, p);
+        if (snprintf(trial, sizeof trial, "%s%s%.*s", line, line[0] ? " " : "", wl, p) >= (int)sizeof trial) break;
         cairo_text_extents_t te;
         cairo_text_extents(cr, trial, &te);
         if (te.x_advance <= max_w || !line[0]) {
