@@ -555,6 +555,14 @@ void xv_test_cli_free(xv_test_cli_result *r) {
     r->out = r->err = NULL;
 }
 
+int xv_test_cli_ok(const char *scratch, const char *args) {
+    xv_test_cli_result r = xv_test_cli(scratch, args, NULL);
+    CHECK(r.status == 0, "xvlm %s: exit %d: %s", args, r.status, r.err);
+    const int st = r.status;
+    xv_test_cli_free(&r);
+    return st;
+}
+
 /* The words the test texts use; every other word becomes [UNK] pieces. */
 static const char *const TINY_WORDS[] = {
     "a", "an", "the", "red", "green", "blue", "yellow", "white", "black", "square", "circle", "triangle",

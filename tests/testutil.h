@@ -195,6 +195,9 @@ typedef struct {
  * files in `scratch`. */
 xv_test_cli_result xv_test_cli(const char *scratch, const char *args, const char *input);
 void xv_test_cli_free(xv_test_cli_result *r);
+/* `xvlm ARGS` expected to succeed: a failure is CHECKed with its stderr;
+ * returns the exit status. */
+int xv_test_cli_ok(const char *scratch, const char *args);
 /* `xvlm CMD ARGS` (no input): the exit status, its stderr copied into err. */
 int xv_test_cli_status(const char *scratch, const char *cmd, const char *args, char *err, size_t errlen);
 /* `xvlm ARGS` expected to succeed with one JSON value on stdout: the parsed

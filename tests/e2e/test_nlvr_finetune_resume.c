@@ -11,13 +11,7 @@
 
 static char dir[64], model[128], yaml[160];
 
-static int cli(const char *args) {
-    xv_test_cli_result r = xv_test_cli(dir, args, NULL);
-    CHECK(r.status == 0, "xvlm %s: exit %d: %s", args, r.status, r.err);
-    int st = r.status;
-    xv_test_cli_free(&r);
-    return st;
-}
+static int cli(const char *args) { return xv_test_cli_ok(dir, args); }
 
 static int finetune(const char *out, const char *extra) {
     char args[1024];
