@@ -149,6 +149,10 @@ int main(void) {
     if (system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0)
         return xv_test_skip("/usr/bin/python3 with torch is not available");
     if (!xv_test_scratch_dir("xvlm_convert", tmp_dir, sizeof tmp_dir)) return xv_test_finish("test_torch_convert");
+    /* A model is written with its vocabulary: like a user's official checkpoint with
+     * bert's vocab.txt beside it, a small one (within every generated config's rows). */
+    static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nred\ncircle\n";
+    CHECK_OK(xv_fs_write_file(in_tmp("vocab.txt"), vocab, sizeof vocab - 1, XV_FS_NO_FSYNC));
 
     /* tiny: the fixture's shapes, compared tensor by tensor */
     CHECK(generate("tiny") == 0, "generator (tiny)");
@@ -183,6 +187,7 @@ int main(void) {
     }
     cJSON_Delete(e.crc);
     unlink(in_tmp("base_pretrain_fp32.th")), unlink(in_tmp("base_pretrain_fp32.expected.json"));
+    unlink(in_tmp("vocab.txt"));
     rmdir(tmp_dir);
     return xv_test_finish("test_torch_convert");
 }
