@@ -134,7 +134,7 @@ def main():
           f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs; 1024^3 products, GFLOP/s (GFLOP/cpu-s): "
           + ", ".join(f"{side} {'torch.mm' if side.startswith('torch') else 'sgemm'} {span(side, 0)} ({span(side, 1)})"
                       for side, _ in sides)
-          + "".join(f"; {side} bf16 1024^3 {min(v):.0f}-{max(v):.0f} GFLOP/s" for side, v in bf16_peaks.items() if v)
+          + "".join(f"; bf16 1024^3 on the {side} side {min(v):.0f}-{max(v):.0f} GFLOP/s" for side, v in bf16_peaks.items() if v)
           + "\n")
     for tag in ["", " bf16"]:
         if "C" + tag in res:
