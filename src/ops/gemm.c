@@ -198,7 +198,8 @@ bool xv_gemm_linear_bf16(xv_graph *g, const float *x, const uint16_t *w, const x
     int64_t n = rows * in;
     uint16_t *xb = xv_graph_alloc(g, sizeof(uint16_t) * (size_t)n);
     if (!xb) return false;
-    int chunks = n >= BF16_SPLIT_VALUES ? omp_get_max_threads() : 1;
+    /* inside a batch stream (nn/batch_split.h) this thread converts alone */
+    int chunks = n >= BF16_SPLIT_VALUES && !omp_in_parallel() ? omp_get_max_threads() : 1;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int c = 0; c < chunks; c++) {
         int64_t i0 = n * c / chunks, i1 = n * (c + 1) / chunks;
