@@ -27,8 +27,8 @@
  * does, so the peak RSS printed at the end is weights + activations + scratch;
  * --save-weights writes the random weights of --config there and exits;
  * --precision bf16 runs the Linear products in bf16 as `xvlm --precision
- * bf16` does, and the peak lines add the rate of that bf16 product on
- * 1024^3, the reference for what bf16 can reach here.) */
+ * bf16` does, and the peak lines add the rates of the Linear forward on
+ * 1024^3 in fp32 and in bf16, the references for what each can reach here.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,24 +192,28 @@ static bool make_inputs(ctx *c, xv_graph *hold) {
 }
 
 /* GFLOP/s of the Linear forward [1024, 1024] x [1024, 1024]^T as the model
- * runs it in bf16 (input rounding included), best of 3 runs of >= 0.3 s. */
-static double bf16_linear_gflops(void) {
+ * runs it (oneDNN when built in), in fp32 or in bf16 (input rounding
+ * included), best of 3 runs of >= 0.3 s: the rates the pieces can approach. */
+static double linear_gflops(bool bf16) {
     enum { N = 1024 };
     xv_graph *g = xv_graph_new(0);
     float *x = calloc((size_t)N * N, sizeof *x), *y = calloc((size_t)N * N, sizeof *y);
-    uint16_t *w = calloc((size_t)N * N, sizeof *w);
+    float *w = calloc((size_t)N * N, sizeof *w);
+    uint16_t *wb = calloc((size_t)N * N, sizeof *wb);
     double best = 0;
-    for (int i = 0; x && w && i < N * N; i++) {
+    for (int i = 0; x && w && wb && i < N * N; i++) {
         x[i] = (float)(i % 7) - 3;
-        w[i] = xv_f32_to_bf16((float)(i % 5) - 2);
+        w[i] = (float)(i % 5) - 2;
+        wb[i] = xv_f32_to_bf16(w[i]);
     }
     const xv_gemm_epilogue ep = {0};
-    for (int round = 0; g && x && y && w && round < 3; round++) {
+    for (int round = 0; g && x && y && w && wb && round < 3; round++) {
         int n = 0;
         double t0 = xv_bench_now(), t;
         do {
             xv_graph_reset(g);
-            if (!xv_gemm_linear_bf16(g, x, w, &ep, y, N, N, N)) break;
+            bool ok = bf16 ? xv_gemm_linear_bf16(g, x, wb, &ep, y, N, N, N) : xv_gemm_linear(g, x, w, &ep, y, N, N, N);
+            if (!ok) break;
             n++;
         } while ((t = xv_bench_now() - t0) < 0.3);
         if (n && 2.0 * N * N * N * n / t * 1e-9 > best) best = 2.0 * N * N * N * n / t * 1e-9;
@@ -218,6 +222,7 @@ static double bf16_linear_gflops(void) {
     free(x);
     free(y);
     free(w);
+    free(wb);
     return best;
 }
 
@@ -296,7 +301,8 @@ int main(int argc, char **argv) {
            xv_bench_now() - t_start);
     if (peak) printf("# sgemm 1024^3 before: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", peak0, peak_cpu);
     printf("# Linear forward: %s, %s (oneDNN ISA %s)\n", precision, bf16 ? "onednn" : xv_gemm_backend(), xv_gemm_isa());
-    if (peak && bf16) printf("# bf16 Linear 1024^3 before: %.1f GFLOP/s\n", bf16_linear_gflops());
+    if (peak && bf16)
+        printf("# Linear 1024^3 before: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", linear_gflops(false), linear_gflops(true));
     printf("# %-11s %-26s %9s %8s %8s %8s %8s %6s %9s %6s\n", "piece", "shape", "median s", "best s", "cpu s", "GFLOP",
            "GFLOP/s", "%peak", "GF/cpu-s", "%peak");
     for (int i = 0; i < N_PIECES && !c.failed; i++) {
@@ -319,7 +325,8 @@ int main(int argc, char **argv) {
     if (peak)
         printf("# sgemm 1024^3 after: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0),
                xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0));
-    if (peak && bf16) printf("# bf16 Linear 1024^3 after: %.1f GFLOP/s\n", bf16_linear_gflops());
+    if (peak && bf16)
+        printf("# Linear 1024^3 after: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", linear_gflops(false), linear_gflops(true));
     printf("# peak RSS %.0f MiB; weights %.0f MiB (float32)%s\n", xv_bench_peak_rss_mib(),
            4.0 * (double)xv_params_count(&c.m->params) / (1 << 20), bf16 ? " + their bf16 copies" : "");
     xv_graph_free(c.g);

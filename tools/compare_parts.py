@@ -39,8 +39,11 @@ def run(cmd):
     rows, peaks, bf16 = {}, [], []
     for line in out.splitlines():
         f = line.split()
-        if line.startswith("#") and "1024^3 bf16" in line or line.startswith("# bf16 Linear 1024^3"):
+        if line.startswith("#") and "1024^3 bf16" in line:  # torch.mm in bf16
             bf16.append(float(f[f.index("GFLOP/s") - 1]))
+            continue
+        if line.startswith("# Linear 1024^3"):  # C: "fp32 R GFLOP/s, bf16 R GFLOP/s"
+            bf16.append(float(f[f.index("bf16") + 1]))
             continue
         if line.startswith("#"):
             if "GFLOP/s," in line and ("sgemm" in line or "torch.mm" in line):
