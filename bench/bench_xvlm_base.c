@@ -21,10 +21,14 @@
  * usage: bench_xvlm_base [--config PATH] [--batch B] [--length L] [--reps N]
  *                        [--threads N (2)] [--only PIECE]... [--no-peak]
  *                        [--weights W.safetensors | --save-weights W.safetensors]
+ *                        [--precision fp32|bf16]
  * (--no-peak skips the sgemm reference, for profiling the pieces alone;
  * --weights runs on weights left in the file's read-only mapping, as inference
  * does, so the peak RSS printed at the end is weights + activations + scratch;
- * --save-weights writes the random weights of --config there and exits.) */
+ * --save-weights writes the random weights of --config there and exits;
+ * --precision bf16 runs the Linear products in bf16 as `xvlm --precision
+ * bf16` does, and the peak lines add the rates of the Linear forward on
+ * 1024^3 in fp32 and in bf16, the references for what each can reach here.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +36,10 @@
 
 #include "benchutil.h"
 #include "core/fs.h"
+#include "core/half.h"
 #include "model/losses.h"
 #include "model/model.h"
+#include "model/precision.h"
 #include "ops/gemm.h"
 #include "xvlm.h"
 
@@ -185,16 +191,52 @@ static bool make_inputs(ctx *c, xv_graph *hold) {
     return true;
 }
 
+/* GFLOP/s of the Linear forward [1024, 1024] x [1024, 1024]^T as the model
+ * runs it (oneDNN when built in), in fp32 or in bf16 (input rounding
+ * included), best of 3 runs of >= 0.3 s: the rates the pieces can approach. */
+static double linear_gflops(bool bf16) {
+    enum { N = 1024 };
+    xv_graph *g = xv_graph_new(0);
+    float *x = calloc((size_t)N * N, sizeof *x), *y = calloc((size_t)N * N, sizeof *y);
+    float *w = calloc((size_t)N * N, sizeof *w);
+    uint16_t *wb = calloc((size_t)N * N, sizeof *wb);
+    double best = 0;
+    for (int i = 0; x && w && wb && i < N * N; i++) {
+        x[i] = (float)(i % 7) - 3;
+        w[i] = (float)(i % 5) - 2;
+        wb[i] = xv_f32_to_bf16(w[i]);
+    }
+    const xv_gemm_epilogue ep = {0};
+    for (int round = 0; g && x && y && w && wb && round < 3; round++) {
+        int n = 0;
+        double t0 = xv_bench_now(), t;
+        do {
+            xv_graph_reset(g);
+            bool ok = bf16 ? xv_gemm_linear_bf16(g, x, wb, &ep, y, N, N, N) : xv_gemm_linear(g, x, w, &ep, y, N, N, N);
+            if (!ok) break;
+            n++;
+        } while ((t = xv_bench_now() - t0) < 0.3);
+        if (n && 2.0 * N * N * N * n / t * 1e-9 > best) best = 2.0 * N * N * N * n / t * 1e-9;
+    }
+    xv_graph_free(g);
+    free(x);
+    free(y);
+    free(w);
+    free(wb);
+    return best;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: bench_xvlm_base [--config PATH] [--batch B] [--length L] [--reps N] [--threads N]\n"
                     "                       [--only PIECE]... [--no-peak]\n"
                     "                       [--weights W.safetensors | --save-weights W.safetensors]\n"
+                    "                       [--precision fp32|bf16]\n"
                     "pieces: vision text fusion_itm box\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
-    const char *cfg_path = "configs/xvlm_base_224.json", *weights = NULL, *save = NULL;
+    const char *cfg_path = "configs/xvlm_base_224.json", *weights = NULL, *save = NULL, *precision = "fp32";
     int B = 8, L = 30, reps = 5, threads = 2;
     bool only[N_PIECES] = {0}, any_only = false, peak = true;
     for (int i = 1; i < argc; i++) {
@@ -210,6 +252,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights")) weights = argv[++i];
         else if (!strcmp(argv[i], "--save-weights")) save = argv[++i];
+        else if (!strcmp(argv[i], "--precision")) precision = argv[++i];
         else if (!strcmp(argv[i], "--only")) {
             const char *n = argv[++i];
             int k = 0;
@@ -219,7 +262,9 @@ int main(int argc, char **argv) {
         } else
             return usage();
     }
-    if (B < 1 || L < 2 || reps < 1 || threads < 1 || (weights && save)) return usage();
+    bool bf16 = !strcmp(precision, "bf16");
+    if (B < 1 || L < 2 || reps < 1 || threads < 1 || (weights && save) || (!bf16 && strcmp(precision, "fp32")))
+        return usage();
     xvlm_set_threads(threads);
     double t_start = xv_bench_now();
     xv_model_config cf;
@@ -232,6 +277,7 @@ int main(int argc, char **argv) {
     xv_status st = weights ? xv_model_load(&cf, weights, false, &c.m) : xv_model_create(&cf, &parts, &c.m);
     if (st == XV_OK && !weights) st = xv_model_init_random(c.m, 1);
     if (st == XV_OK && save) st = xv_model_save(c.m, save);
+    if (st == XV_OK && !save && bf16) st = xv_params_set_precision(&c.m->params, XV_PRECISION_BF16);
     if (st != XV_OK) {
         fprintf(stderr, "%s\n", xvlm_last_error());
         return 1;
@@ -254,7 +300,9 @@ int main(int argc, char **argv) {
            (long long)xv_params_count(&c.m->params), weights ? "mapped from the file" : "random, in memory",
            xv_bench_now() - t_start);
     if (peak) printf("# sgemm 1024^3 before: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", peak0, peak_cpu);
-    printf("# Linear forward backend: %s\n", xv_gemm_backend());
+    printf("# Linear forward: %s, %s (oneDNN ISA %s)\n", precision, bf16 ? "onednn" : xv_gemm_backend(), xv_gemm_isa());
+    if (peak && bf16)
+        printf("# Linear 1024^3 before: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", linear_gflops(false), linear_gflops(true));
     printf("# %-11s %-26s %9s %8s %8s %8s %8s %6s %9s %6s\n", "piece", "shape", "median s", "best s", "cpu s", "GFLOP",
            "GFLOP/s", "%peak", "GF/cpu-s", "%peak");
     for (int i = 0; i < N_PIECES && !c.failed; i++) {
@@ -277,8 +325,10 @@ int main(int argc, char **argv) {
     if (peak)
         printf("# sgemm 1024^3 after: %.1f GFLOP/s, %.1f GFLOP/cpu-s\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 1.0),
                xv_bench_sgemm_gflops_cpu(1024, 1024, 1024, 1.0));
-    printf("# peak RSS %.0f MiB; weights %.0f MiB (float32)\n", xv_bench_peak_rss_mib(),
-           4.0 * (double)xv_params_count(&c.m->params) / (1 << 20));
+    if (peak && bf16)
+        printf("# Linear 1024^3 after: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", linear_gflops(false), linear_gflops(true));
+    printf("# peak RSS %.0f MiB; weights %.0f MiB (float32)%s\n", xv_bench_peak_rss_mib(),
+           4.0 * (double)xv_params_count(&c.m->params) / (1 << 20), bf16 ? " + their bf16 copies" : "");
     xv_graph_free(c.g);
     xv_graph_free(hold);
     xv_model_free(c.m);

@@ -49,7 +49,8 @@ int xv_cmd_caption(int argc, char **argv) {
     char **captions = calloc((size_t)n, sizeof *captions);
     float *scores = calloc((size_t)n, sizeof *scores);
     xvlm_status st = captions && scores ? XVLM_OK : XVLM_ERR_NOMEM;
-    if (st == XVLM_OK) st = xvlm_captioner_load(mo.model, &mo.params, &c);
+    xvlm_model_params params = xv_cli_model_params(&mo);
+    if (st == XVLM_OK) st = xvlm_captioner_load(mo.model, &params, &c);
     if (st == XVLM_OK) st = xvlm_caption_image_files(c, images.items, n, &cp, captions, scores);
     if (st == XVLM_OK && json) {
         printf("{\"results\": [");

@@ -13,6 +13,7 @@
 #include "dist/dist.h"
 #include "model_opts.h"
 #include "model/model_source.h"
+#include "model/precision.h"
 #include "model/pretrain.h"
 #include "xvlm.h"
 
@@ -342,6 +343,10 @@ int xv_cmd_forward(int argc, char **argv) {
     if (st == XV_OK && kind == XV_KIND_VQA) st = xv_vqa_open(mo.model, &infer, false, &vqa);
     else if (st == XV_OK && kind == XV_KIND_CAPTIONING) st = xv_caption_open(mo.model, &infer, false, &cap);
     else if (st == XV_OK) st = xv_model_open(mo.model, &infer, false, &m);
+    if (st == XV_OK) {
+        xv_precision prec = xv_cli_model_params(&mo).precision == XVLM_BF16 ? XV_PRECISION_BF16 : XV_PRECISION_FP32;
+        st = xv_params_set_precision(m ? &m->params : vqa ? &vqa->params : &cap->params, prec);
+    }
     if (st == XV_OK) st = xv_st_open(in_path, &in);
     if (st == XV_OK) st = xv_st_writer_new(&w);
     int steps = 0, task_steps = 0;

@@ -60,7 +60,8 @@ int xv_cmd_vqa(int argc, char **argv) {
     xvlm_vqa *v = NULL;
     xvlm_answer *out = NULL;
     xvlm_status st = xvlm_answer_list_load(list_path, &answers, &n);
-    if (st == XVLM_OK) st = xvlm_vqa_load(mo.model, &mo.params, &v);
+    xvlm_model_params params = xv_cli_model_params(&mo);
+    if (st == XVLM_OK) st = xvlm_vqa_load(mo.model, &params, &v);
     if (st == XVLM_OK && !(out = calloc((size_t)n, sizeof *out))) st = XVLM_ERR_NOMEM;
     if (st == XVLM_OK) st = xvlm_vqa_answer(v, image, question, (const char *const *)answers, n, &vp, out, &got);
     if (st == XVLM_OK) {

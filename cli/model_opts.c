@@ -1,17 +1,27 @@
 #include "model_opts.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+
+const char *const xv_cli_precisions[] = {"fp32", "bf16", NULL};
 
 xv_cli_model_opts xv_cli_model_opts_default(void) {
-    return (xv_cli_model_opts){.model = NULL, .params = xvlm_model_params_default(), .threads = 0};
+    return (xv_cli_model_opts){.model = NULL, .params = xvlm_model_params_default(), .threads = 0, .precision = "fp32"};
+}
+
+xvlm_model_params xv_cli_model_params(const xv_cli_model_opts *o) {
+    xvlm_model_params p = o->params;
+    p.precision = o->precision && !strcmp(o->precision, "bf16") ? XVLM_BF16 : XVLM_FP32;
+    return p;
 }
 
 int xv_cli_open_model(const char *cmd, const xv_cli_model_opts *o, xvlm_model **m, xvlm_ctx **ctx) {
     xvlm_set_threads(o->threads);
     *m = NULL;
     *ctx = NULL;
-    if (xvlm_model_load(o->model, &o->params, m) != XVLM_OK || xvlm_ctx_new(*m, ctx) != XVLM_OK) {
+    xvlm_model_params params = xv_cli_model_params(o);
+    if (xvlm_model_load(o->model, &params, m) != XVLM_OK || xvlm_ctx_new(*m, ctx) != XVLM_OK) {
         fprintf(stderr, "xvlm %s: %s\n", cmd, xvlm_last_error());
         xvlm_model_free(*m);
         *m = NULL;

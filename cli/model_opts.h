@@ -12,13 +12,19 @@
 
 typedef struct {
     const char *model;
-    xvlm_model_params params;
+    xvlm_model_params params; /* precision: read from .precision by xv_cli_model_params */
     int threads;
+    const char *precision; /* "fp32" or "bf16" */
 } xv_cli_model_opts;
 
 xv_cli_model_opts xv_cli_model_opts_default(void);
 
-/* --model, --image-res, --text-heads, --threads: option-table entries. */
+/* o->params with the --precision given. */
+xvlm_model_params xv_cli_model_params(const xv_cli_model_opts *o);
+
+extern const char *const xv_cli_precisions[]; /* "fp32", "bf16", NULL */
+
+/* --model, --image-res, --text-heads, --threads, --precision: option-table entries. */
 #define XV_OPT_MODEL(mo)                                                                                            \
     {.name = "--model", .short_name = 'm', .kind = XV_OPT_STRING, .dest = &(mo)->model, .value = "M",              \
      .help = "model folder (config.json, weights.safetensors, vocab.txt), a single-file\n"                      \
@@ -26,7 +32,11 @@ xv_cli_model_opts xv_cli_model_opts_default(void);
              "once into a cache)",                                                                                  \
      .required = true},                                                                                             \
     XV_OPT_IMAGE_RES(&(mo)->params.image_res), XV_OPT_TEXT_HEADS(&(mo)->params.text_heads),                   \
-    XV_OPT_THREADS(&(mo)->threads)
+    XV_OPT_THREADS(&(mo)->threads),                                                                             \
+    {.name = "--precision", .kind = XV_OPT_CHOICE, .dest = &(mo)->precision, .value = "P",                   \
+     .choices = xv_cli_precisions,                                                                              \
+     .help = "of the Linear products: fp32, or bf16 (weights and inputs rounded to bfloat16,\n"                \
+             "sums in fp32; needs AVX512-BF16 or AMX: docs/performance.md)"}
 
 /* XV_OPT_MODEL and --vocab: the options of the commands that use the public API. */
 #define XV_CLI_MODEL_OPTIONS(mo)                                                                              \

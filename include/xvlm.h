@@ -91,11 +91,20 @@ typedef struct xvlm_ctx xvlm_ctx;
 typedef struct xvlm_images xvlm_images;
 typedef struct xvlm_texts xvlm_texts;
 
+/* XVLM_BF16: every Linear layer's weights are rounded to bfloat16 once, at
+ * load, and each product's input on the way in; sums, LayerNorm, softmax,
+ * GELU and attention stay fp32. Needs oneDNN and a CPU with AVX512-BF16 or
+ * AMX (else loading fails with XVLM_ERR_UNSUPPORTED); keeps the fp32 weights
+ * too (+50% weight memory). Scores move by about 1e-2 relative: see
+ * docs/performance.md. The model id stays that of the weights. */
+typedef enum { XVLM_FP32 = 0, XVLM_BF16 = 1 } xvlm_precision;
+
 typedef struct {
     const char *vocab_path; /* NULL: vocab.txt in the model folder, the single file's own, or beside the .th file */
     int image_res;          /* .th only: input pixels when the checkpoint does not say (0: inferred) */
     int text_heads;         /* .th only: BERT attention heads (0: hidden size / 64) */
     bool copy_weights;      /* false: weights stay in the read-only file mapping (less memory) */
+    xvlm_precision precision; /* of the Linear products (default XVLM_FP32; see xvlm_precision) */
 } xvlm_model_params;
 xvlm_model_params xvlm_model_params_default(void);
 

@@ -2,13 +2,16 @@
 """PyTorch fp32 timings of the four X-VLM base inference pieces, the side-by-side
 reference for bench/bench_xvlm_base.c (same pieces, shapes and FLOP convention).
 
-    /usr/bin/python3 tools/bench_torch_parts.py [--threads 2] [--reps 5] [--only PIECE ...]
+    /usr/bin/python3 tools/bench_torch_parts.py [--threads 2] [--reps 5] [--only PIECE ...] [--precision bf16]
 
 A minimal model written for timing only: random weights, eval mode, under
 torch.no_grad(), with the tensor operations of the official code (Swin:
 roll + window partition by view/permute, q*scale @ k^T + relative-position
 bias + shift mask, softmax, @ v; BERT: transpose_for_scores, scores / sqrt(d)
 + additive mask, softmax, context permute; exact-erf GELU; LayerNorm).
+--precision bf16 converts every weight, buffer, input and mask to bfloat16, as
+`model.bfloat16()` does to the official model (CPU autocast fails on the
+official Swin code in torch 1.13), so the whole forward runs in bf16.
 
 Pieces:
   vision      Swin-B 224 on B images, then the mean token prepended (1 + 49 tokens)
@@ -39,6 +42,25 @@ HEAD_EPS = 1e-5
 
 def randn(*shape, std=0.02):
     return torch.randn(*shape) * std
+
+
+DTYPE = torch.float32  # of the weights, inputs and masks (--precision)
+
+
+def to_dtype(obj, seen=None):
+    """Every floating-point tensor reachable from obj's attributes (and lists), converted to DTYPE in place."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return obj.to(DTYPE) if obj.is_floating_point() else obj
+    if isinstance(obj, list):
+        obj[:] = [to_dtype(x, seen) for x in obj]
+    elif hasattr(obj, "__dict__"):
+        for k, v in vars(obj).items():
+            setattr(obj, k, to_dtype(v, seen))
+    return obj
 
 
 class Linear:
@@ -201,14 +223,14 @@ class Bert:
         n = ids.shape[1]
         x = F.embedding(ids, self.word) + F.embedding(torch.zeros_like(ids), self.type)
         x = self.emb_ln(x + F.embedding(torch.arange(n), self.pos))
-        mask = (1.0 - atts[:, None, None, :].float()) * -10000.0
+        mask = ((1.0 - atts[:, None, None, :].float()) * -10000.0).to(DTYPE)
         for layer in self.layers[:BERT["fusion"]]:
             x = layer(x, mask)
         return x
 
     def fusion(self, x, atts, image, image_atts):
-        mask = (1.0 - atts[:, None, None, :].float()) * -10000.0
-        image_mask = (1.0 - image_atts[:, None, None, :].float()) * -10000.0
+        mask = ((1.0 - atts[:, None, None, :].float()) * -10000.0).to(DTYPE)
+        image_mask = ((1.0 - image_atts[:, None, None, :].float()) * -10000.0).to(DTYPE)
         for layer in self.layers[BERT["fusion"]:]:
             x = layer(x, mask, image, image_mask)
         return x
@@ -263,9 +285,9 @@ def timed(fn, reps):
     return statistics.median(wall), min(wall), statistics.median(cpu)
 
 
-def mm_rate(n=1024):
+def mm_rate(n=1024, dtype=torch.float32):
     """torch.mm n^3: (GFLOP/s, GFLOP per CPU-second)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     med, _, cpu = timed(lambda: torch.mm(a, b), 9)
     return 2 * n ** 3 / med / 1e9, 2 * n ** 3 / cpu / 1e9
 
@@ -277,12 +299,16 @@ def main():
     ap.add_argument("--length", type=int, default=30)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", action="append", choices=["vision", "text", "fusion_itm", "box"])
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
+    global DTYPE
+    DTYPE = torch.bfloat16 if a.precision == "bf16" else torch.float32
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     b, n = a.batch, a.length
     swin, bert, itm, box = Swin(), Bert(), Head(2), Head(4)
-    images = torch.randn(b, 3, SWIN["res"], SWIN["res"])
+    to_dtype([swin, bert, itm, box])
+    images = torch.randn(b, 3, SWIN["res"], SWIN["res"]).to(DTYPE)
     ids = torch.randint(104, BERT["vocab"], (b, n))
     ids[:, 0] = 101
     atts = torch.ones(b, n, dtype=torch.long)
@@ -303,8 +329,10 @@ def main():
              fusion_flops(b, n, k, 4)),
         ]
         peak, peak_cpu = mm_rate()
-        print(f"# torch {torch.__version__}, {a.threads} threads")
+        print(f"# torch {torch.__version__}, {a.threads} threads, {a.precision}")
         print(f"# torch.mm 1024^3 before: {peak:.1f} GFLOP/s, {peak_cpu:.1f} GFLOP/cpu-s")
+        if DTYPE != torch.float32:
+            print(f"# torch.mm 1024^3 bf16 before: {mm_rate(dtype=DTYPE)[0]:.1f} GFLOP/s")
         print(f"# {'piece':<11s} {'shape':<26s} {'median s':>9s} {'best s':>8s} {'cpu s':>8s} {'GFLOP':>8s} "
               f"{'GFLOP/s':>8s} {'%peak':>6s} {'GF/cpu-s':>9s} {'%peak':>6s}")
         for name, shape, fn, flops in pieces:
@@ -316,6 +344,8 @@ def main():
                   f"{100 * gf / med / peak:5.0f}% {gf / cpu:9.1f} {100 * gf / cpu / peak_cpu:5.0f}%", flush=True)
         after, after_cpu = mm_rate()
         print(f"# torch.mm 1024^3 after: {after:.1f} GFLOP/s, {after_cpu:.1f} GFLOP/cpu-s")
+        if DTYPE != torch.float32:
+            print(f"# torch.mm 1024^3 bf16 after: {mm_rate(dtype=DTYPE)[0]:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

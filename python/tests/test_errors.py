@@ -82,6 +82,20 @@ class TestErrors(WorldTest):
         self.assertError(lambda: index.search(TEXTS[0]), "closed")
         other.close()
 
+    def test_precision(self):
+        with self.assertRaises(ValueError):
+            xvlm.Model(self.w.model, precision="fp16")
+        try:
+            m = xvlm.Model(self.w.model, precision="bf16")
+        except xvlm.Error as e:  # a CPU without AVX512-BF16 or AMX says so
+            self.assertIn("bf16 precision needs", str(e))
+            return
+        with m, xvlm.Model(self.w.model) as ref:
+            got, want = m.encode_texts(TEXTS), ref.encode_texts(TEXTS)
+            self.assertFalse(np.array_equal(got, want))  # the bf16 products ran
+            # bf16 rounding (2^-9 per operand) through a few layers: the tiny fixture's bound
+            self.assertLess(np.abs(got - want).max(), 2 ** -6 * max(1.0, np.abs(want).max()))
+
     def test_closed_model(self):
         m = xvlm.Model(self.w.model)
         with m:

@@ -49,7 +49,8 @@ static bool write_layout(const char *path) {
     bool first = true;
     fputs("{", out);
     STRUCT(xvlm_model_params, FIELD(xvlm_model_params, vocab_path); FIELD(xvlm_model_params, image_res);
-           FIELD(xvlm_model_params, text_heads); FIELD(xvlm_model_params, copy_weights));
+           FIELD(xvlm_model_params, text_heads); FIELD(xvlm_model_params, copy_weights);
+           FIELD(xvlm_model_params, precision));
     STRUCT(xvlm_model_info, FIELD(xvlm_model_info, image_res); FIELD(xvlm_model_info, embed_dim);
            FIELD(xvlm_model_info, image_tokens); FIELD(xvlm_model_info, vision_width);
            FIELD(xvlm_model_info, max_positions); FIELD(xvlm_model_info, has_itc); FIELD(xvlm_model_info, has_itm);

@@ -15,7 +15,7 @@ c_float_p = ctypes.POINTER(ctypes.c_float)
 
 class ModelParams(ctypes.Structure):
     _fields_ = [("vocab_path", ctypes.c_char_p), ("image_res", ctypes.c_int), ("text_heads", ctypes.c_int),
-                ("copy_weights", ctypes.c_bool)]
+                ("copy_weights", ctypes.c_bool), ("precision", ctypes.c_int)]  # xvlm_precision: 0 fp32, 1 bf16
 
 
 class ModelInfo(ctypes.Structure):

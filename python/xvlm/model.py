@@ -91,7 +91,8 @@ class Model(Owned):
 
     _model = _ctx = None  # C handles, set once made
 
-    def __init__(self, path, threads=None, vocab=None, image_res=0, text_heads=0, copy_weights=False):
+    def __init__(self, path, threads=None, vocab=None, image_res=0, text_heads=0, copy_weights=False,
+                 precision="fp32"):
         self._lock = threading.Lock()
         L = lib()
         if threads is not None:
@@ -100,6 +101,9 @@ class Model(Owned):
         vocab_bytes = encode_str(vocab, "vocab", path=True) if vocab is not None else None
         params.vocab_path = vocab_bytes
         params.image_res, params.text_heads, params.copy_weights = int(image_res), int(text_heads), bool(copy_weights)
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+        params.precision = 1 if precision == "bf16" else 0
         model, ctx = ctypes.c_void_p(), ctypes.c_void_p()
         check(L.xvlm_model_load(encode_str(path, "model path", path=True), ctypes.byref(params), ctypes.byref(model)))
         self._model = model

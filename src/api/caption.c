@@ -42,6 +42,7 @@ static xv_status captioner_load(const char *path, const xvlm_model_params *param
     if (!c) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = xv_caption_open(path, &infer, p.copy_weights, &c->m);
     if (st == XV_OK) st = xv_api_task_tokenizer(path, &p, c->m->cfg.text.vocab, &c->tok);
+    if (st == XV_OK) st = xv_api_set_precision(&c->m->params, &p);
     if (st == XV_OK && !(c->g = xv_graph_new(0))) st = xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) {
         c->m->sep_id = xv_tokenizer_special_ids(c->tok).sep; /* ends captions */

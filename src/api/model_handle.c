@@ -9,13 +9,15 @@
 #include <sys/stat.h>
 
 #include "api/api_internal.h"
+#include "api/task_common.h"
 #include "core/error.h"
 #include "io/checksum.h"
 #include "model/model_folder.h"
 #include "model/model_source.h"
 
 xvlm_model_params xvlm_model_params_default(void) {
-    return (xvlm_model_params){.vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = false};
+    return (xvlm_model_params){
+        .vocab_path = NULL, .image_res = 0, .text_heads = 0, .copy_weights = false, .precision = XVLM_FP32};
 }
 
 /* The id covers what changes the numbers: the config and each parameter's
@@ -73,6 +75,7 @@ xv_status xv_api_model_load(const char *path, const xvlm_model_params *params, x
     if (st == XV_OK) st = xv_model_open(path, &infer, p.copy_weights != 0, &mm->m);
     if (st == XV_OK) st = load_vocab(&vocab, mm);
     if (st == XV_OK) st = model_id(mm);
+    if (st == XV_OK) st = xv_api_set_precision(&mm->m->params, &p);
     xv_model_vocab_free(&vocab);
     if (st != XV_OK) {
         xvlm_model_free(mm);

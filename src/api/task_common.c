@@ -7,6 +7,16 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "model/model_folder.h"
+#include "model/precision.h"
+
+xv_status xv_api_set_precision(xv_params *weights, const xvlm_model_params *params) {
+    switch (params->precision) {
+    case XVLM_FP32: return xv_params_set_precision(weights, XV_PRECISION_FP32);
+    case XVLM_BF16: return xv_params_set_precision(weights, XV_PRECISION_BF16);
+    }
+    return xv_error(XV_ERR_INVALID_ARG, "xvlm_model_params.precision: unknown value %d (XVLM_FP32 or XVLM_BF16)",
+                    (int)params->precision);
+}
 
 xv_status xv_api_task_tokenizer(const char *path, const xvlm_model_params *params, int vocab, xv_tokenizer **out) {
     *out = NULL;

@@ -1,5 +1,6 @@
 /* What the VQA and captioning handles (src/api/vqa.c, caption.c) share:
- * opening the vocabulary that goes with a model, and preparing image files. */
+ * opening the vocabulary that goes with a model, and preparing image files;
+ * and what every model handle shares: the precision of its products. */
 #ifndef XV_API_TASK_COMMON_H
 #define XV_API_TASK_COMMON_H
 
@@ -11,6 +12,10 @@
 /* The tokenizer of the model at `path` (override: params->vocab_path), no
  * larger than `vocab` word embeddings. */
 xv_status xv_api_task_tokenizer(const char *path, const xvlm_model_params *params, int vocab, xv_tokenizer **out);
+
+/* params->precision applied to a freshly loaded model's parameters
+ * (model/precision.h); an unknown value is an error. */
+xv_status xv_api_set_precision(xv_params *weights, const xvlm_model_params *params);
 
 /* paths[0..n) decoded and test-transformed into a new graph tensor
  * [n, 3, res, res]; an unreadable image is named in the error. */

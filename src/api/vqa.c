@@ -38,6 +38,7 @@ static xv_status vqa_load(const char *path, const xvlm_model_params *params, xvl
     if (!v) return xv_error(XV_ERR_NOMEM, "out of memory");
     xv_status st = xv_vqa_open(path, &infer, p.copy_weights, &v->m);
     if (st == XV_OK) st = xv_api_task_tokenizer(path, &p, v->m->cfg.text.vocab, &v->tok);
+    if (st == XV_OK) st = xv_api_set_precision(&v->m->params, &p);
     if (st == XV_OK && !(v->g = xv_graph_new(0))) st = xv_error(XV_ERR_NOMEM, "out of memory");
     if (st == XV_OK) {
         xv_graph_set_grad(v->g, false);

@@ -49,3 +49,32 @@ void xv_f32_to_f16_n(const float *in, uint16_t *out, size_t n) {
 void xv_f16_to_f32_n(const uint16_t *in, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = xv_f16_to_f32(in[i]);
 }
+
+/* Branch-free but for NaN, so the loop below vectorises. */
+static inline uint16_t bf16_round(uint32_t x) {
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* NaN stays (quiet) NaN */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+uint16_t xv_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    return bf16_round(x);
+}
+
+float xv_bf16_to_f32(uint16_t b) {
+    uint32_t x = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+void xv_f32_to_bf16_n(const float *in, uint16_t *out, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, in + i, sizeof x);
+        out[i] = bf16_round(x);
+    }
+}

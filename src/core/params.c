@@ -10,6 +10,7 @@ void xv_params_free(xv_params *p) {
         xv_tensor *t = p->items[i];
         if (p->owns_data[i]) free(t->data);
         free(t->grad);
+        free(t->bf16);
         free((char *)t->name);
         free(t);
     }

@@ -44,6 +44,8 @@ typedef struct xv_tensor {
     bool persistent;    /* owned outside the graph (parameters); grad is not arena memory */
     xv_node *node;      /* op that produced it (NULL for leaves) */
     const char *name;   /* parameters: the official state_dict key */
+    uint16_t *bf16;     /* parameters: a bf16 copy of data that Linear products read instead
+                           (--precision bf16, model/precision.h), owned by the params; else NULL */
 } xv_tensor;
 
 /* Backward of one recorded op: reads node->out->grad, adds into inputs' grads. */

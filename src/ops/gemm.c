@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "ops/dense_internal.h"
 
 /* OpenBLAS threads: a tall product is split by rows into one block per thread,
@@ -64,12 +65,13 @@ static void init_backend(void) {
 }
 
 /* oneDNN matmul: src [rows, in] (tag ab), weights [in, out] read from w[out, in]
- * (tag ba: no copy), bias [1, out], dst [rows, out]. Primitive descriptors and
+ * (tag ba: no copy), both of type dt (f32, or bf16 with fp32 accumulation),
+ * bias [1, out] and dst [rows, out] in f32. Primitive descriptors and
  * primitives come from oneDNN's primitive cache after the first call of a
  * shape; the scratchpad (packed blocks) is taken from the graph arena.
  * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
-static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
-                        int64_t rows, int64_t in, int64_t out, bool *oom) {
+static bool dnnl_linear(xv_graph *g, const void *x, const void *w, dnnl_data_type_t dt, const xv_gemm_epilogue *ep,
+                        float *y, int64_t rows, int64_t in, int64_t out, bool *oom) {
     const float *b = ep->bias;
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
@@ -83,8 +85,8 @@ static bool dnnl_linear(xv_graph *g, const float *x, const float *w, const xv_ge
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t mem[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
-              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_ba) == dnnl_success &&
+    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, dnnl_ab) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, dnnl_ba) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
@@ -139,7 +141,7 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
     pthread_once(&g_once, init_backend);
     if (g_use_dnnl) {
         bool oom = false;
-        if (dnnl_linear(g, x, w, ep, y, rows, in, out, &oom)) return true;
+        if (dnnl_linear(g, x, w, dnnl_f32, ep, y, rows, in, out, &oom)) return true;
         if (oom) return false;
     }
     blas_linear(x, w, ep, y, rows, in, out);
@@ -149,6 +151,66 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
 const char *xv_gemm_backend(void) {
     pthread_once(&g_once, init_backend);
     return g_use_dnnl ? "onednn" : "openblas";
+}
+
+/* oneDNN's name of the instruction set its kernels use (ONEDNN_MAX_CPU_ISA
+ * may lower it). The values are bit sets: a later ISA contains the earlier. */
+static dnnl_cpu_isa_t effective_isa(void) { return dnnl_get_effective_cpu_isa(); }
+
+static bool isa_has(dnnl_cpu_isa_t isa, dnnl_cpu_isa_t want) { return ((unsigned)isa & (unsigned)want) == (unsigned)want; }
+
+const char *xv_gemm_isa(void) {
+    pthread_once(&g_once, init_backend);
+    if (!g_use_dnnl) return "none";
+    static const struct {
+        dnnl_cpu_isa_t isa;
+        const char *name;
+    } k_names[] = {{dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"}, {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+                   {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"}, {dnnl_cpu_isa_avx512_core, "avx512_core"},
+                   {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"}, {dnnl_cpu_isa_avx2, "avx2"}, {dnnl_cpu_isa_avx, "avx"},
+                   {dnnl_cpu_isa_sse41, "sse41"}};
+    dnnl_cpu_isa_t isa = effective_isa();
+    for (size_t i = 0; i < sizeof k_names / sizeof k_names[0]; i++)
+        if (isa_has(isa, k_names[i].isa)) return k_names[i].name;
+    return "generic";
+}
+
+xv_status xv_gemm_bf16_ready(void) {
+    pthread_once(&g_once, init_backend);
+    if (!g_use_dnnl)
+        return xv_error(XV_ERR_UNSUPPORTED, "bf16 precision needs oneDNN's matmul, which XV_GEMM=blas turned off");
+    if (!isa_has(effective_isa(), dnnl_cpu_isa_avx512_core_bf16))
+        return xv_error(XV_ERR_UNSUPPORTED,
+                        "bf16 precision needs a CPU with AVX512-BF16 or AMX; oneDNN reports only %s here "
+                        "(use --precision fp32)",
+                        xv_gemm_isa());
+    return XV_OK;
+}
+
+/* Converting the input rows costs about 1/out of the product (one pass over
+ * rows x in floats against rows x in x out multiply-adds): threaded from this
+ * many values, below which one fork/join costs more than it saves. */
+#define BF16_SPLIT_VALUES (1 << 16)
+
+bool xv_gemm_linear_bf16(xv_graph *g, const float *x, const uint16_t *w, const xv_gemm_epilogue *ep, float *y,
+                         int64_t rows, int64_t in, int64_t out) {
+    pthread_once(&g_once, init_backend);
+    int64_t n = rows * in;
+    uint16_t *xb = xv_graph_alloc(g, sizeof(uint16_t) * (size_t)n);
+    if (!xb) return false;
+    /* inside a batch stream (nn/batch_split.h) this thread converts alone */
+    int chunks = n >= BF16_SPLIT_VALUES && !omp_in_parallel() ? omp_get_max_threads() : 1;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int c = 0; c < chunks; c++) {
+        int64_t i0 = n * c / chunks, i1 = n * (c + 1) / chunks;
+        xv_f32_to_bf16_n(x + i0, xb + i0, (size_t)(i1 - i0));
+    }
+    bool oom = false;
+    if (g_use_dnnl && dnnl_linear(g, xb, w, dnnl_bf16, ep, y, rows, in, out, &oom)) return true;
+    if (oom) return false;
+    xv_graph_fail(g, XV_ERR_UNSUPPORTED, "bf16 Linear product [%lld, %lld] x [%lld, %lld]^T: oneDNN has no kernel for it",
+                  (long long)rows, (long long)in, (long long)out, (long long)in);
+    return false;
 }
 
 #else
@@ -161,5 +223,20 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
 }
 
 const char *xv_gemm_backend(void) { return "openblas"; }
+
+const char *xv_gemm_isa(void) { return "none"; }
+
+xv_status xv_gemm_bf16_ready(void) {
+    return xv_error(XV_ERR_UNSUPPORTED, "bf16 precision needs oneDNN's matmul: this build has no oneDNN "
+                                        "(install libdnnl-dev and rebuild)");
+}
+
+bool xv_gemm_linear_bf16(xv_graph *g, const float *x, const uint16_t *w, const xv_gemm_epilogue *ep, float *y,
+                         int64_t rows, int64_t in, int64_t out) {
+    (void)x, (void)w, (void)ep, (void)y;
+    xv_graph_fail(g, XV_ERR_UNSUPPORTED, "bf16 Linear product [%lld, %lld] x [%lld, %lld]^T: built without oneDNN",
+                  (long long)rows, (long long)in, (long long)out, (long long)in);
+    return false;
+}
 
 #endif

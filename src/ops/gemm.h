@@ -45,4 +45,22 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
 /* Which backend xv_gemm_linear uses: "onednn" or "openblas". */
 const char *xv_gemm_backend(void);
 
+/* bf16 inference (--precision bf16): the same product with the weights as
+ * bf16 ([out, in], converted once at load: model/precision.h) and x rounded to
+ * bf16 on the way in (nearest even), products summed in fp32, the epilogue in
+ * fp32. oneDNN only (its brgemm kernels on AVX512-BF16 or AMX). On a CPU
+ * without those oneDNN would emulate bf16 more slowly than fp32, so
+ * xv_gemm_bf16_ready refuses instead. False (graph error set) when out of
+ * arena memory or when oneDNN has no kernel. */
+bool xv_gemm_linear_bf16(xv_graph *g, const float *x, const uint16_t *w, const xv_gemm_epilogue *ep, float *y,
+                         int64_t rows, int64_t in, int64_t out);
+
+/* XV_OK when xv_gemm_linear_bf16 can run here; else an error (set) naming what is missing:
+ * oneDNN in the build, oneDNN not turned off by XV_GEMM=blas, AVX512-BF16 or AMX. */
+xv_status xv_gemm_bf16_ready(void);
+
+/* The instruction set of oneDNN's kernels ("avx512_core_bf16", "avx512_core_amx", ...;
+ * ONEDNN_MAX_CPU_ISA may lower it), or "none" when oneDNN is not in use. */
+const char *xv_gemm_isa(void);
+
 #endif

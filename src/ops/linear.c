@@ -1,6 +1,7 @@
 /* xv_linear and xv_bmm. The Linear forward goes to xv_gemm_linear (oneDNN
- * matmul with the bias fused, or OpenBLAS with bias rows and beta = 1); every
- * other product to cblas_sgemm, gradients accumulating with beta = 1. */
+ * matmul with the bias fused, or OpenBLAS with bias rows and beta = 1), or to
+ * xv_gemm_linear_bf16 for a weight converted to bf16 at load; every other
+ * product to cblas_sgemm, gradients accumulating with beta = 1. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -133,7 +134,10 @@ static xv_tensor *linear_forward(xv_graph *g, const char *op, xv_tensor *x, xv_t
     if (rows > 0 && out > 0) {
         xv_gemm_epilogue ep = {b ? b->data : NULL, act, res ? res->data : NULL};
         if (in > 0) {
-            if (!xv_gemm_linear(g, x->data, w->data, &ep, y->data, rows, in, out)) return NULL;
+            /* A weight with a bf16 copy (--precision bf16) is read as bf16; gradients stay fp32. */
+            bool ok = w->bf16 ? xv_gemm_linear_bf16(g, x->data, w->bf16, &ep, y->data, rows, in, out)
+                              : xv_gemm_linear(g, x->data, w->data, &ep, y->data, rows, in, out);
+            if (!ok) return NULL;
         } else {
             for (int64_t r = 0; r < rows; r++) /* empty product: the bias alone */
                 if (b) memcpy(y->data + r * out, b->data, sizeof(float) * (size_t)out);

@@ -73,8 +73,47 @@ static void test_parts(void) {
     unlink(path);
 }
 
+/* float -> bf16 rounds to nearest, ties to even, as torch's .bfloat16(). */
+static void test_bf16(void) {
+    static const struct {
+        uint32_t in;
+        uint16_t out;
+    } cases[] = {
+        {0x3f800000u, 0x3f80u}, /* 1 exactly */
+        {0x3f808000u, 0x3f80u}, /* halfway, even below: down */
+        {0x3f818000u, 0x3f82u}, /* halfway, odd below: up */
+        {0x3f808001u, 0x3f81u}, /* just above halfway: up */
+        {0x3f807fffu, 0x3f80u}, /* just below halfway: down */
+        {0xbf808001u, 0xbf81u}, /* the sign is kept */
+        {0x7f7fffffu, 0x7f80u}, /* the largest float rounds to infinity */
+        {0x7f800000u, 0x7f80u}, /* infinity */
+        {0x00000001u, 0x0000u}, /* the smallest subnormal: to zero */
+        {0x80000000u, 0x8000u}, /* -0 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float f;
+        memcpy(&f, &cases[i].in, sizeof f);
+        uint16_t got = xv_f32_to_bf16(f), got_n = 0;
+        xv_f32_to_bf16_n(&f, &got_n, 1);
+        CHECK(got == cases[i].out && got_n == got, "bf16(0x%08x) = 0x%04x / 0x%04x, want 0x%04x", cases[i].in, got,
+              got_n, cases[i].out);
+        uint32_t back;
+        float b = xv_bf16_to_f32(cases[i].out);
+        memcpy(&back, &b, sizeof back);
+        CHECK(back == (uint32_t)cases[i].out << 16, "bf16 0x%04x widens to 0x%08x", cases[i].out, back);
+    }
+    uint16_t nan = xv_f32_to_bf16(NAN);
+    CHECK((nan & 0x7f80u) == 0x7f80u && (nan & 0x7fu), "NaN stays NaN (0x%04x)", nan);
+    /* a NaN whose payload sits in the low half only must not become infinity */
+    uint32_t low_nan = 0x7f800001u;
+    float ln;
+    memcpy(&ln, &low_nan, sizeof ln);
+    CHECK(isnan(xv_bf16_to_f32(xv_f32_to_bf16(ln))), "low-payload NaN stays NaN");
+}
+
 int main(void) {
     test_half();
+    test_bf16();
     test_parts();
     return xv_test_finish("test_half");
 }
