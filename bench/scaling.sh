@@ -1,7 +1,7 @@
 #!/bin/sh
 # Data-parallel scaling on one machine (docs/distributed.md, "Measurements"):
 # samples/s of 1 process x 2 threads against 2 processes x 1 thread (mpirun),
-# the latter with the all-reduce overlapped with the backward and without
+# next to 1 process x 1 thread (what one rank computes alone), the 2 ranks with the all-reduce overlapped with the backward and without
 # (XV_DIST_OVERLAP=0), and the all-reduce's own time per call.
 #
 #   bench/scaling.sh [demo] [base] [allreduce]        (default: all three)
@@ -76,11 +76,13 @@ for part in $parts; do
     demo)
         sed "s#out/demo/synth#$DEMO_WORLD#g" configs/demo/pretrain_full.yaml >"$SCRATCH/demo.yaml"
         cp configs/demo/model.json "$SCRATCH/model.json"
+        demo_run "1x1" 1 1 1
         demo_run "1x2" 1 2 1
         demo_run "2x1" 2 1 1
         demo_run "2x1 XV_DIST_OVERLAP=0" 2 1 0
         ;;
     base)
+        base_run "1x1" 1 1 1
         base_run "1x2" 1 2 1
         base_run "2x1" 2 1 1
         base_run "2x1 XV_DIST_OVERLAP=0" 2 1 0
