@@ -268,10 +268,9 @@ int xv_cmd_evaluate(int argc, char **argv) {
     a.progress = xv_eval_progress_stderr, a.notes = stderr;
     if (xv_dist_rank() != 0) {
         /* Under mpirun every rank evaluates its share (retrieval splits its
-         * ITM re-rank; grounding, vqa, captioning and nlvr deal out their
-         * samples as DistributedSampler; weak-grounding repeats the whole)
-         * and gets every result; rank 0 alone prints and writes. Errors
-         * still reach stderr. */
+         * ITM re-rank; the other tasks deal out their samples as
+         * DistributedSampler) and gets every result; rank 0 alone prints and
+         * writes. Errors still reach stderr. */
         a.progress = NULL, a.notes = NULL, a.out = a.examples = NULL;
         if (!freopen("/dev/null", "w", stdout)) return 1;
     }

@@ -20,7 +20,8 @@
  *   DistributedSampler padding), each rank evaluating its share, prints the
  *   same official dict as one process, and writes the same result file
  *   (grounding: the same boxes within 1e-3 px; a text's padded length
- *   depends on its batch neighbours, which moves a box's last bits).
+ *   depends on its batch neighbours, which moves a box's last bits), and
+ *   `xvlm evaluate weak-grounding` over 3 ranks prints what one process does.
  * Skipped when the build has no MPI or mpirun is absent. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -245,6 +246,19 @@ static void test_grounding(void) {
     snprintf(m, sizeof m, "%s/model", out);
     same_evaluation("grounding", cfg, m, "grounding_bbox_eval.json", mpirun, 2);
     same_evaluation("grounding", cfg, m, "grounding_bbox_eval.json", mpirun3, 3);
+    /* weak grounding: one Grad-CAM map per pass, so the same bits on any share */
+    char args[2048], *one, *three;
+    snprintf(args, sizeof args,
+             "evaluate weak-grounding --model '%s' --data '%s/grounding_test.json' --image-root '%s' --dets "
+             "'%s/dets.json' --threads 1",
+             m, world, world, world);
+    CHECK(run_with("", args, "weak1.out") == 0 && run_with(mpirun3, args, "weak3.out") == 0,
+          "evaluate weak-grounding failed");
+    one = file_in(root, "weak1.out"), three = file_in(root, "weak3.out");
+    CHECK(one && three && strstr(one, "correct") && !strcmp(one, three),
+          "evaluate weak-grounding: 1 process and 3 ranks differ:\n%s---\n%s", one ? one : "", three ? three : "");
+    printf("evaluate weak-grounding, 1 process and 3 ranks: %s", one ? one : "(none)\n");
+    free(one), free(three);
 }
 
 /* VQA, captioning and NLVR2 on the NLVR test world (its model has the
