@@ -51,10 +51,11 @@ demo_run() {
             --max-steps "$DEMO_STEPS" --threads "$3" --quiet >"$out.txt" 2>&1
     fi
     # rank 0's log: the seconds of both updates of every step after the first 5 (warm-up)
-    jq -r 'select(.step >= 5) | .seconds' "$out/log.jsonl" |
-        awk -v name="$1" -v ranks="$2" -v l0="$l0" -v l1="$(load)" -v steps="$((DEMO_STEPS - 5))" '
-            { s += $1 }
-            END { printf "| demo | %s | %.3f s | %.1f | %s / %s |\n", name, s / steps, ranks * 16 * steps / s, l0, l1 }'
+    awk -v name="$1" -v ranks="$2" -v l0="$l0" -v l1="$(load)" -v steps="$((DEMO_STEPS - 5))" '
+        match($0, /"step": [0-9]+/) { step = substr($0, RSTART + 8, RLENGTH - 8) + 0 }
+        match($0, /"seconds": [0-9.e+-]+/) { if (step >= 5) s += substr($0, RSTART + 11, RLENGTH - 11) }
+        END { printf "| demo | %s | %.3f s | %.1f | %s / %s |\n", name, s / steps, ranks * 16 * steps / s, l0, l1 }' \
+        "$out/log.jsonl"
 }
 
 # base_run NAME RANKS THREADS OVERLAP
