@@ -10,7 +10,10 @@
  * step (medians over the timed steps), samples/s, the peak resident memory,
  * the activation arena's and the activation gradients' peaks and the machine's sgemm rate for scale.
  *
- * Usage: bench_pretrain_step [config.json (configs/xvlm_base_224.json)] [B (8)] [timed steps (2)] */
+ * Usage: bench_pretrain_step [config.json (configs/xvlm_base_224.json)] [B (8)] [timed steps (2)]
+ * Under mpirun every rank takes B samples (data-parallel, gradients averaged
+ * as in pretraining; XV_DIST_OVERLAP=0 reduces after the backward) and rank 0
+ * prints; samples/s are then over all ranks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 #include "benchutil.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "train/pretrain_init.h"
 #include "train/trainer.h"
 #include "xvlm.h"
@@ -96,6 +100,12 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    if (xv_dist_init(&argc, &argv) != XV_OK) {
+        fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
+        return 1;
+    }
+    const int world = xv_dist_world();
+    if (xv_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return 1;
     const char *cfg_path = argc > 1 ? argv[1] : "configs/xvlm_base_224.json";
     const int B = argc > 2 ? atoi(argv[2]) : 8, steps = argc > 3 ? atoi(argv[3]) : 2;
     if (B < 2 || steps < 1) {
@@ -112,8 +122,8 @@ int main(int argc, char **argv) {
     }
     const int R = c.vision.image_res, n_atts = 1 + xv_config_num_patches(&c);
     const int64_t n_params = xv_params_count(&m->params);
-    printf("model %s: %lld parameters, %d px, batch %d, text length %d, %d masks, %d threads\n", cfg_path,
-           (long long)n_params, R, B, L, M, xvlm_get_threads());
+    printf("model %s: %lld parameters, %d px, batch %d per rank, text length %d, %d masks, %d ranks x %d threads\n",
+           cfg_path, (long long)n_params, R, B, L, M, world, xvlm_get_threads());
 
     source img, reg;
     source_init(&img, false, B, R, n_atts, 11);
@@ -147,7 +157,8 @@ int main(int argc, char **argv) {
                            rec[k].grad_norm};
             memcpy(loss[k], v, sizeof v);
         }
-        fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s\n", s, rec[0].seconds,
+        if (xv_dist_rank() == 0)
+            fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s\n", s, rec[0].seconds,
                 rec[1].seconds, cpu);
     }
     qsort(tr, (size_t)steps, sizeof(double), cmp_double);
@@ -156,10 +167,10 @@ int main(int argc, char **argv) {
     const double mr = tr[steps / 2], mi = ti[steps / 2];
     printf("region update     (fwd + bwd + clip + AdamW): %8.3f s  %6.2f texts/s   (itc %.3f itm %.3f mlm %.3f "
            "bbox %.3f giou %.3f, |g| %.2f)\n",
-           mr, B / mr, loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4], loss[0][5]);
+           mr, world * B / mr, loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4], loss[0][5]);
     printf("image-text update (fwd + bwd + clip + AdamW): %8.3f s  %6.2f pairs/s   (itc %.3f itm %.3f mlm %.3f, "
            "|g| %.2f)\n",
-           mi, B / mi, loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
+           mi, world * B / mi, loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
     printf("one step (region + image-text update): %.3f s wall, %.3f CPU s (all threads)\n", mr + mi,
            tc_cpu[steps / 2]);
     const double state_mib = (double)n_params * 4 * 4 / (1 << 20);
@@ -172,5 +183,6 @@ int main(int argc, char **argv) {
     xv_trainer_free(t);
     source_free(&img), source_free(&reg);
     xv_model_free(m);
+    xv_dist_finalize();
     return 0;
 }

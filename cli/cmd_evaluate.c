@@ -267,9 +267,10 @@ int xv_cmd_evaluate(int argc, char **argv) {
     if (!xv_cli_parse(&spec, argc, argv, &rc)) return rc;
     a.progress = xv_eval_progress_stderr, a.notes = stderr;
     if (xv_dist_rank() != 0) {
-        /* Under mpirun every rank evaluates (retrieval splits its ITM re-rank
-         * across them, the others repeat the whole of it); rank 0 alone
-         * prints and writes. Errors still reach stderr. */
+        /* Under mpirun every rank evaluates its share (retrieval splits its
+         * ITM re-rank; the other tasks deal out their samples as
+         * DistributedSampler) and gets every result; rank 0 alone prints and
+         * writes. Errors still reach stderr. */
         a.progress = NULL, a.notes = NULL, a.out = a.examples = NULL;
         if (!freopen("/dev/null", "w", stdout)) return 1;
     }

@@ -92,6 +92,26 @@ int64_t xv_dist_bucket_floats(void);
  * the backward (xv_dist_average_grads), to measure or rule out the overlap. */
 bool xv_dist_overlap_enabled(void);
 
+/* ---- evaluation splits over the ranks (dist_shard.c) ---- */
+
+/* torch's DistributedSampler with shuffle off, as the official scripts deal
+ * out an evaluation split of n samples: the list padded from its start to a
+ * multiple of the world, every world-th position from the rank's index. This
+ * rank gets xv_dist_shard_size(n) = ceil(n / world) positions; its k-th is
+ * sample xv_dist_shard_sample(n, k) = (rank + k·world) mod n. In a world of
+ * one: every sample in order. */
+int64_t xv_dist_shard_size(int64_t n);
+int64_t xv_dist_shard_sample(int64_t n, int64_t k);
+/* The ranks' results back in sample order, on every rank: `mine` holds this
+ * rank's xv_dist_shard_size(n) records of rec_bytes each, in shard order;
+ * all[i] (n records) gets sample i's. The padding's repeats are dropped, so
+ * every number computed from `all` is one process's (the official scripts
+ * keep them: docs/distributed.md). A collective. */
+xv_status xv_dist_gather_shards(const void *mine, size_t rec_bytes, int64_t n, void *all);
+/* The same for one string per sample: all[i] (n entries) gets a malloc'd copy
+ * of sample i's string (every entry NULL on failure). */
+xv_status xv_dist_gather_shard_strings(char *const *mine, int64_t n, char **all);
+
 /* ---- the all-gather as a graph op (dist_gather.c) ---- */
 
 /* [world·B, ...] = every rank's x [B, ...] stacked in rank order (same shape on

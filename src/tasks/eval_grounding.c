@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "tasks/metrics.h"
 
 xv_eval_grounding_opts xv_eval_grounding_opts_default(void) {
@@ -26,17 +27,64 @@ void xv_eval_grounding_result_free(xv_eval_grounding_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Boxes of expressions [first, first+b) by the model. */
+/* One expression's result, as the ranks exchange it. */
+typedef struct {
+    double pred[4], iou;
+    int size[2];
+} box_result;
+
+/* This rank's share of the expressions (DistributedSampler's, dist.h): their
+ * texts, and the distinct images they show in order of first appearance (in
+ * one process every expression and the set's own image order). */
+typedef struct {
+    int64_t n, n_images;
+    int64_t *sample;          /* [n] the expression's index in the set */
+    const char **texts;       /* [n] */
+    int64_t *image;           /* [n] index into paths */
+    const char **paths;       /* [n_images] */
+} shard;
+
+static void shard_free(shard *h) {
+    free(h->sample), free(h->texts), free(h->image), free(h->paths);
+    memset(h, 0, sizeof *h);
+}
+
+static xv_status shard_make(const xv_grounding_set *s, shard *h) {
+    memset(h, 0, sizeof *h);
+    h->n = xv_dist_shard_size(s->n);
+    h->sample = malloc(sizeof *h->sample * (size_t)h->n);
+    h->texts = malloc(sizeof *h->texts * (size_t)h->n);
+    h->image = malloc(sizeof *h->image * (size_t)h->n);
+    h->paths = malloc(sizeof *h->paths * (size_t)h->n);
+    int64_t *mine = malloc(sizeof *mine * (size_t)s->n_images); /* set image -> shard image, -1: not yet */
+    if (!h->sample || !h->texts || !h->image || !h->paths || !mine) {
+        free(mine);
+        shard_free(h);
+        return xv_error(XV_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < s->n_images; i++) mine[i] = -1;
+    for (int64_t k = 0; k < h->n; k++) {
+        const int64_t i = h->sample[k] = xv_dist_shard_sample(s->n, k), im = s->image[i];
+        if (mine[im] < 0) h->paths[mine[im] = h->n_images++] = s->image_paths[im];
+        h->texts[k] = s->texts[i];
+        h->image[k] = mine[im];
+    }
+    free(mine);
+    return XV_OK;
+}
+
+/* Boxes of the shard's expressions [first, first+b) by the model. */
 static xv_status ground_chunk(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, const xv_grounding_set *s,
-                              int64_t first, int b, xvlm_pair *pairs, xvlm_box *boxes, xv_eval_grounding_result *r) {
-    for (int j = 0; j < b; j++) pairs[j] = (xvlm_pair){.image = s->image[first + j], .text = first + j};
+                              const shard *h, int64_t first, int b, xvlm_pair *pairs, xvlm_box *boxes,
+                              box_result *res) {
+    for (int j = 0; j < b; j++) pairs[j] = (xvlm_pair){.image = h->image[first + j], .text = first + j};
     XV_TRY(xv_api_ground(ctx, im, tx, pairs, b, boxes));
     for (int j = 0; j < b; j++) {
-        int64_t i = first + j;
-        double *p = r->pred[i];
+        box_result *r = &res[first + j];
+        double *p = r->pred;
         p[0] = boxes[j].x, p[1] = boxes[j].y, p[2] = boxes[j].width, p[3] = boxes[j].height;
-        xvlm_images_size(im, s->image[i], &r->size[i][0], &r->size[i][1]);
-        r->iou[i] = xv_iou_inclusive(s->bbox[i], p);
+        xvlm_images_size(im, h->image[first + j], &r->size[0], &r->size[1]);
+        r->iou = xv_iou_inclusive(s->bbox[h->sample[first + j]], p);
     }
     return XV_OK;
 }
@@ -57,8 +105,12 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     const int chunk = o.pair_chunk > 0 ? o.pair_chunk : 256;
     xvlm_pair *pairs = malloc(sizeof *pairs * (size_t)chunk);
     xvlm_box *boxes = malloc(sizeof *boxes * (size_t)chunk);
-    xv_status st = out->pred && out->iou && out->size && pairs && boxes ? XV_OK
+    shard h = {0};
+    xv_status st = out->pred && out->iou && out->size && pairs && boxes ? shard_make(set, &h)
                                                                        : xv_error(XV_ERR_NOMEM, "out of memory");
+    box_result *mine = st == XV_OK ? calloc((size_t)h.n, sizeof *mine) : NULL;
+    box_result *all = st == XV_OK ? calloc((size_t)n, sizeof *all) : NULL;
+    if (st == XV_OK && (!mine || !all)) st = xv_error(XV_ERR_NOMEM, "out of memory");
     xvlm_images *im = NULL;
     xvlm_texts *tx = NULL;
     xvlm_image_params ip = xvlm_image_params_default();
@@ -67,22 +119,29 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     /* Grounding_bbox.py cuts texts to words, not tokens. */
     xvlm_text_params tp = {.max_words = o.max_words, .max_tokens = 0};
 
+    /* Under mpirun each rank grounds its share (progress counts this rank's) */
     double t0 = xv_monotonic_seconds();
-    if (st == XV_OK) report(&o, "images", 0, set->n_images);
-    if (st == XV_OK)
-        st = xv_api_encode_image_files(ctx, (const char *const *)set->image_paths, (int)set->n_images, &ip, &im);
-    if (st == XV_OK) report(&o, "images", set->n_images, set->n_images);
+    if (st == XV_OK) report(&o, "images", 0, h.n_images);
+    if (st == XV_OK) st = xv_api_encode_image_files(ctx, h.paths, (int)h.n_images, &ip, &im);
+    if (st == XV_OK) report(&o, "images", h.n_images, h.n_images);
     double t1 = xv_monotonic_seconds();
-    if (st == XV_OK) report(&o, "texts", 0, n);
-    if (st == XV_OK) st = xv_api_encode_texts(ctx, (const char *const *)set->texts, (int)n, &tp, &tx);
-    if (st == XV_OK) report(&o, "texts", n, n);
+    if (st == XV_OK) report(&o, "texts", 0, h.n);
+    if (st == XV_OK) st = xv_api_encode_texts(ctx, h.texts, (int)h.n, &tp, &tx);
+    if (st == XV_OK) report(&o, "texts", h.n, h.n);
     double t2 = xv_monotonic_seconds();
-    for (int64_t first = 0; st == XV_OK && first < n; first += chunk) {
-        int b = (int)(n - first < chunk ? n - first : chunk);
-        report(&o, "boxes", first, n);
-        st = ground_chunk(ctx, im, tx, set, first, b, pairs, boxes, out);
+    for (int64_t first = 0; st == XV_OK && first < h.n; first += chunk) {
+        int b = (int)(h.n - first < chunk ? h.n - first : chunk);
+        report(&o, "boxes", first, h.n);
+        st = ground_chunk(ctx, im, tx, set, &h, first, b, pairs, boxes, mine);
     }
-    if (st == XV_OK) report(&o, "boxes", n, n);
+    if (st == XV_OK) report(&o, "boxes", h.n, h.n);
+    /* every rank gets every result, in the set's order (the padding dropped) */
+    if (st == XV_OK) st = xv_dist_gather_shards(mine, sizeof *mine, n, all);
+    for (int64_t i = 0; st == XV_OK && i < n; i++) {
+        memcpy(out->pred[i], all[i].pred, sizeof out->pred[i]);
+        out->iou[i] = all[i].iou;
+        out->size[i][0] = all[i].size[0], out->size[i][1] = all[i].size[1];
+    }
     out->seconds_images = t1 - t0;
     out->seconds_texts = t2 - t1;
     out->seconds_boxes = xv_monotonic_seconds() - t2;
@@ -114,6 +173,9 @@ xv_status xv_eval_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const do
     xvlm_texts_free(tx);
     free(pairs);
     free(boxes);
+    free(mine);
+    free(all);
+    shard_free(&h);
     if (st != XV_OK) xv_eval_grounding_result_free(out);
     return st;
 }

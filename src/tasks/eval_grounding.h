@@ -5,7 +5,9 @@
  * inclusive-pixel IoU with the ground truth is >= 0.5 (metrics.h).
  *
  * Each distinct image goes through the vision encoder once, each expression
- * through the text encoder once (batched).
+ * through the text encoder once (batched). Under mpirun each rank grounds
+ * its share of the expressions as DistributedSampler deals them (dist.h)
+ * and every rank gets every result, in the set's order.
  *
  * Next to the model, the baseline that always predicts the mean training box
  * (relative coordinates, scaled to each test image) is scored the same way. */

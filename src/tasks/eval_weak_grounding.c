@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "dist/dist.h"
 #include "api/api_internal.h"
 #include "tasks/metrics.h"
 
@@ -138,13 +139,16 @@ static xv_status one_map(xvlm_ctx *ctx, const xv_grounding_set *set, int64_t i, 
 xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const xv_refer *refer,
                                  const xv_dets *dets, int layer, xv_weak_grounding_result *out) {
     memset(out, 0, sizeof *out);
-    const int64_t n = set->n;
+    const int64_t n = set->n, m = xv_dist_shard_size(n);
     xvlm_model_info info;
     xvlm_model_get_info(ctx->model, &info);
     const int side = info.map_side, P = side * side;
     xv_weak_ref *refs = calloc((size_t)(n ? n : 1), sizeof *refs);
     float *maps = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)P);
-    xv_status st = refs && maps ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    float *my_maps = malloc(sizeof(float) * (size_t)(m ? m : 1) * (size_t)P);
+    int(*sizes)[2] = malloc(sizeof *sizes * (size_t)(n ? n : 1)); /* width, height of each expression's image */
+    int(*my_sizes)[2] = malloc(sizeof *sizes * (size_t)(m ? m : 1));
+    xv_status st = refs && maps && my_maps && sizes && my_sizes ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n && st == XV_OK; i++) {
         const xv_refer_ref *r = refer && set->ref_id[i] >= 0 ? xv_refer_find(refer, set->ref_id[i]) : NULL;
         const int64_t id = r ? r->image_id : image_id_of(set->image_paths[set->image[i]]);
@@ -155,14 +159,21 @@ xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, con
             break;
         }
         xv_weak_ref *e = &refs[i];
-        st = one_map(ctx, set, i, layer, maps + i * P, &e->width, &e->height);
         e->map = maps + i * P;
         e->dets = (const double(*)[4])d->box;
         e->n_dets = (int)d->n;
         memcpy(e->gt, set->bbox[i], sizeof e->gt);
         e->split = split_of(set->split[i]);
     }
+    /* Under mpirun each rank draws the maps of its share (DistributedSampler's,
+     * as Grounding.py's test loader; one expression per pass, so the same bits
+     * as one process) and every rank gets them all in expression order. */
+    for (int64_t k = 0; k < m && st == XV_OK; k++)
+        st = one_map(ctx, set, xv_dist_shard_sample(n, k), layer, my_maps + k * P, &my_sizes[k][0], &my_sizes[k][1]);
+    if (st == XV_OK) st = xv_dist_gather_shards(my_maps, sizeof(float) * (size_t)P, n, maps);
+    if (st == XV_OK) st = xv_dist_gather_shards(my_sizes, sizeof *my_sizes, n, sizes);
+    for (int64_t i = 0; i < n && st == XV_OK; i++) refs[i].width = sizes[i][0], refs[i].height = sizes[i][1];
     if (st == XV_OK) st = xv_weak_grounding_eval(refs, (int)n, side, XV_GRADCAM_BOX_ALPHA, out, NULL);
-    free(refs), free(maps);
+    free(refs), free(maps), free(my_maps), free(sizes), free(my_sizes);
     return st;
 }

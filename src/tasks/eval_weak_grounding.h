@@ -69,7 +69,9 @@ void xv_weak_grounding_result_free(xv_weak_grounding_result *r);
  * REFER split decides val / testA / testB; without REFER every expression
  * counts in val. The map is xvlm_gradcam's at encoder layer `layer`, one
  * expression at a time (its scale differs from a padded batch's; the choice
- * does not). out as xv_weak_grounding_eval's. */
+ * does not); under mpirun each rank draws the maps of its share
+ * (DistributedSampler's, dist.h) and every rank gets them all. out as
+ * xv_weak_grounding_eval's. */
 xv_status xv_eval_weak_grounding(xvlm_ctx *ctx, const xv_grounding_set *set, const xv_refer *refer,
                                  const xv_dets *dets, int layer, xv_weak_grounding_result *out);
 

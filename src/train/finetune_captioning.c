@@ -22,6 +22,7 @@
 #include "api/task_common.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "data/caption.h"
 #include "data/transforms.h"
 #include "model/task_source.h"
@@ -246,6 +247,23 @@ static xv_status test_entries(const xv_ft *f, const cJSON *j, const char *file, 
     return XV_OK;
 }
 
+/* t->captions of every test image: under mpirun each rank captions its share
+ * (DistributedSampler's, dist.h), as Captioning.py's test loader, and every
+ * rank gets them all in test order (the padding's repeats dropped, as
+ * collect_result's remove_duplicate='image_id' drops them). */
+static xv_status caption_all(const xv_ft *f, xv_graph *g, test_set *t, const xvlm_caption_params *p) {
+    const int64_t m = xv_dist_shard_size(t->n);
+    const char **paths = calloc((size_t)(m ? m : 1), sizeof *paths);
+    char **mine = calloc((size_t)(m ? m : 1), sizeof *mine);
+    xv_status st = paths && mine ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t k = 0; st == XV_OK && k < m; k++) paths[k] = t->paths[xv_dist_shard_sample(t->n, k)];
+    if (st == XV_OK) st = xv_api_caption_files(f->task_model, f->tok, g, paths, (int)m, p, mine, NULL);
+    if (st == XV_OK) st = xv_dist_gather_shard_strings(mine, t->n, t->captions);
+    for (int64_t k = 0; mine && k < m; k++) free(mine[k]);
+    free(mine), free(paths);
+    return st;
+}
+
 xv_status xv_caption_evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx;
     const xv_caption_keys *k = f->cfg.task_data;
@@ -260,7 +278,7 @@ xv_status xv_caption_evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name,
         xv_graph_set_training(g, false);
         xvlm_caption_params p = {.num_beams = k->num_beams, .max_length = k->max_length, .min_length = k->min_length,
                                  .prompt = k->prompt};
-        st = xv_api_caption_files(f->task_model, f->tok, g, (const char *const *)t.paths, t.n, &p, t.captions, NULL);
+        st = caption_all(f, g, &t, &p);
     }
     xv_caption_scores sc = {0};
     if (st == XV_OK)

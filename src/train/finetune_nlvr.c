@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "data/transforms.h"
 #include "model/model_source.h"
 #include "model/nlvr.h"
@@ -80,6 +81,15 @@ xv_status xv_ft_init_paired(xv_ft *f, bool to_nlvr) {
     return XV_OK;
 }
 
+/* A batch holds two images per statement, and the statements' labels. */
+static xv_status pair_buffers(xv_ft *f, nlvr *t) {
+    const size_t img = (size_t)3 * f->res * f->res, B = (size_t)f->cfg.batch_size;
+    float *pixels = realloc(t->b.pixels, 2 * B * img * sizeof *pixels);
+    if (pixels) t->b.pixels = pixels;
+    if (!pixels || !(t->targets = malloc(B * sizeof *t->targets))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    return XV_OK;
+}
+
 static xv_status setup(xv_ft *f) {
     XV_TRY(xv_ft_init_paired(f, true));
     nlvr *t = calloc(1, sizeof *t);
@@ -92,11 +102,7 @@ static xv_status setup(xv_ft *f) {
     f->n = t->train.n;
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
     XV_TRY(xv_ft_batch_init(&t->b, f, t->train.image_paths, t->train.n_images, &t->train.pair[0][0], 2 * f->n));
-    const size_t img = (size_t)3 * f->res * f->res, B = (size_t)f->cfg.batch_size;
-    float *pixels = realloc(t->b.pixels, 2 * B * img * sizeof *pixels);
-    if (pixels) t->b.pixels = pixels;
-    if (!pixels || !(t->targets = malloc(B * sizeof *t->targets))) return xv_error(XV_ERR_NOMEM, "out of memory");
-    return XV_OK;
+    return pair_buffers(f, t);
 }
 
 static void task_free(xv_ft *f) {
@@ -168,31 +174,57 @@ static xv_status loss(xv_ft *f, int64_t b, xv_tensor **out, double term[XV_FT_MA
     return XV_OK;
 }
 
-/* Accuracy on a split, NLVR.py's evaluate: batches in order, no dropout. */
+/* Accuracy on a split, NLVR.py's evaluate: no dropout, batches in order of
+ * this rank's share (DistributedSampler's, dist.h: under mpirun each rank
+ * scores every world-th statement); every rank gets every statement's hit.
+ * The padding's repeats are dropped, so the accuracy is one process's (the
+ * official MetricLogger counts them). */
 static xv_status accuracy(xv_ft *f, nlvr *t, const split *s, double *acc) {
     *acc = NAN;
     if (!s->set.n) return XV_OK;
     const int B = f->cfg.batch_size;
+    const int64_t m = xv_dist_shard_size(s->set.n);
     int32_t rows[B];
     const xv_image *left[B], *right[B];
     const xv_image *const *sides[2] = {left, right};
-    int64_t hits = 0;
-    xv_status st = XV_OK;
-    for (int64_t first = 0; first < s->set.n && st == XV_OK; first += B) {
-        const int n = s->set.n - first < B ? (int)(s->set.n - first) : B;
+    uint8_t *mine = malloc((size_t)m), *all = malloc((size_t)s->set.n);
+    xv_status st = mine && all ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int64_t first = 0; first < m && st == XV_OK; first += B) {
+        const int n = m - first < B ? (int)(m - first) : B;
         for (int i = 0; i < n; i++) {
-            rows[i] = (int32_t)(first + i);
-            left[i] = &s->images[s->set.pair[first + i][0]];
-            right[i] = &s->images[s->set.pair[first + i][1]];
+            const int64_t r = xv_dist_shard_sample(s->set.n, first + i);
+            rows[i] = (int32_t)r;
+            left[i] = &s->images[s->set.pair[r][0]];
+            right[i] = &s->images[s->set.pair[r][1]];
         }
         st = make_batch(f, t, &s->set, sides, rows, n, false);
         xv_graph_reset(f->g);
         xv_nlvr_out o;
         if (st == XV_OK) st = forward(f, t, n, &o);
-        for (int i = 0; st == XV_OK && i < n; i++) hits += o.pred_class->idata[i] == t->targets[i];
+        for (int i = 0; st == XV_OK && i < n; i++) mine[first + i] = o.pred_class->idata[i] == t->targets[i];
     }
-    *acc = (double)hits / (double)s->set.n;
+    if (st == XV_OK) st = xv_dist_gather_shards(mine, 1, s->set.n, all);
+    int64_t hits = 0;
+    for (int64_t i = 0; st == XV_OK && i < s->set.n; i++) hits += all[i];
+    free(mine), free(all);
+    if (st == XV_OK) *acc = (double)hits / (double)s->set.n;
     return st;
+}
+
+/* `xvlm evaluate nlvr` runs no setup: the dev and test splits, the batch
+ * buffers and a graph are made here (task_free frees them with the run). */
+static xv_status eval_state(xv_ft *f) {
+    if (!f->m->parts.nlvr)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: not an NLVR2 model (no cls_head): evaluate a model that `xvlm "
+                        "finetune nlvr` wrote", f->o->init);
+    nlvr *t = calloc(1, sizeof *t);
+    if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
+    XV_TRY(split_read(&f->cfg.val_file, &images, &t->dev));
+    XV_TRY(split_read(&f->cfg.test_file, &images, &t->test));
+    XV_TRY(xv_ft_batch_init(&t->b, f, NULL, 0, NULL, 0));
+    XV_TRY(pair_buffers(f, t));
+    return (f->g = xv_graph_new(0)) ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
 }
 
 /* dev and test accuracy on the loop's graph in evaluation mode (the fusion
@@ -200,6 +232,7 @@ static xv_status accuracy(xv_ft *f, nlvr *t, const split *s, double *acc) {
  * batch); the loop's training mode is restored after. */
 static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx, (void)results_name;
+    if (!f->task_state) XV_TRY(eval_state(f));
     nlvr *t = f->task_state;
     xv_graph *g = f->g;
     xv_graph_set_training(g, false);

@@ -25,6 +25,7 @@
 #include "api/api_internal.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "dist/dist.h"
 #include "data/caption.h"
 #include "data/transforms.h"
 #include "model/task_source.h"
@@ -338,19 +339,91 @@ static xv_status answer_prior(const xv_ft *f, xv_vqa_prior **out) {
     return st;
 }
 
+/* Every entry of every test_file, in order, checked for the keys the
+ * evaluation reads (test[f] keeps each file's list alive). */
+typedef struct {
+    cJSON **test;
+    int n_files;
+    const cJSON **entry; /* [n] */
+    int *file, *index;   /* [n] the entry's test_file and its place in it */
+    int n;
+} vqa_questions;
+
+static void questions_free(vqa_questions *q) {
+    for (int i = 0; q->test && i < q->n_files; i++) cJSON_Delete(q->test[i]);
+    free(q->test), free(q->entry), free(q->file), free(q->index);
+    memset(q, 0, sizeof *q);
+}
+
+static xv_status questions_read(const xv_ft *f, vqa_questions *q) {
+    memset(q, 0, sizeof *q);
+    const int nf = f->cfg.test_file.n;
+    if (!(q->test = calloc((size_t)(nf ? nf : 1), sizeof *q->test))) return xv_error(XV_ERR_NOMEM, "out of memory");
+    q->n_files = nf;
+    int total = 0;
+    for (int fi = 0; fi < nf; fi++) {
+        XV_TRY(xv_ft_read_json_list(f->cfg.test_file.paths[fi], &q->test[fi]));
+        total += cJSON_GetArraySize(q->test[fi]);
+    }
+    q->entry = malloc(sizeof *q->entry * (size_t)(total ? total : 1));
+    q->file = malloc(sizeof *q->file * (size_t)(total ? total : 1));
+    q->index = malloc(sizeof *q->index * (size_t)(total ? total : 1));
+    if (!q->entry || !q->file || !q->index) return xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int fi = 0; fi < nf; fi++) {
+        int i = 0;
+        for (const cJSON *e = q->test[fi]->child; e; e = e->next, i++) {
+            if (!str_key(e, "image") || !str_key(e, "question") ||
+                !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "question_id")))
+                return xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\", \"question\" and \"question_id\"",
+                                f->cfg.test_file.paths[fi], i);
+            q->entry[q->n] = e, q->file[q->n] = fi, q->index[q->n++] = i;
+        }
+    }
+    return XV_OK;
+}
+
+/* The predicted answers (indices into the answer list) of every question:
+ * under mpirun each rank ranks its share (DistributedSampler's, dist.h), as
+ * VQA.py's test loader, and every rank gets them all in question order. */
+static xv_status predict_all(xv_ft *f, const vqa_questions *q, const xv_tensor *a_ids, const xv_tensor *a_atts, int k,
+                             int32_t *preds) {
+    const vqa_keys *vk = f->cfg.task_data;
+    const int64_t m = xv_dist_shard_size(q->n);
+    int32_t *mine = malloc(sizeof *mine * (size_t)(m ? m : 1));
+    xv_graph *g = xv_graph_new(0);
+    xv_status st = mine && g ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) {
+        xv_graph_set_grad(g, false);
+        xv_graph_set_training(g, false);
+    }
+    for (int64_t j = 0; st == XV_OK && j < m; j++) {
+        const int64_t i = xv_dist_shard_sample(q->n, j);
+        const cJSON *e = q->entry[i];
+        char *path = NULL;
+        int pred = 0;
+        st = xv_ft_image_path(&f->cfg, vk->vqa_root, str_key(e, "image"), f->cfg.test_file.paths[q->file[i]],
+                              q->index[i], &path);
+        if (st == XV_OK) st = predict(f, g, path, str_key(e, "question"), a_ids, a_atts, k, &pred);
+        free(path);
+        mine[j] = pred;
+    }
+    if (st == XV_OK) st = xv_dist_gather_shards(mine, sizeof *mine, q->n, preds);
+    free(mine);
+    xv_graph_free(g);
+    return st;
+}
+
 static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx;
     const vqa_keys *k = f->cfg.task_data;
     char **answers = NULL;
     int n_answers = 0;
     XV_TRY((xv_status)xvlm_answer_list_load(k->answer_list, &answers, &n_answers));
-    xv_graph *g = xv_graph_new(0), *cand = xv_graph_new(0);
-    cJSON *results = cJSON_CreateArray(), *test = NULL;
-    xv_status st = g && cand && results ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-    if (st == XV_OK) {
-        xv_graph_set_grad(g, false);
-        xv_graph_set_training(g, false);
-    }
+    xv_graph *cand = xv_graph_new(0);
+    cJSON *results = cJSON_CreateArray();
+    vqa_questions q = {0};
+    int32_t *preds = NULL;
+    xv_status st = cand && results ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
     xv_tensor *a_ids = NULL, *a_atts = NULL;
     xv_graph *train_g = f->g;
     f->g = cand; /* encode() writes into f->g */
@@ -364,40 +437,27 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
         xv_vqa_prior_free(prior);
         prior = NULL;
     }
+    if (st == XV_OK) st = questions_read(f, &q);
+    if (st == XV_OK && !(preds = malloc(sizeof *preds * (size_t)(q.n ? q.n : 1))))
+        st = xv_error(XV_ERR_NOMEM, "out of memory");
+    if (st == XV_OK) st = predict_all(f, &q, a_ids, a_atts, kk, preds);
     double sum = 0, prior_sum = 0;
-    int n = 0, scored = 0;
-    for (int fi = 0; st == XV_OK && fi < f->cfg.test_file.n; fi++) {
-        const char *file = f->cfg.test_file.paths[fi];
-        st = xv_ft_read_json_list(file, &test);
-        int i = 0;
-        for (const cJSON *e = test ? test->child : NULL; st == XV_OK && e; e = e->next, i++) {
-            const char *image = str_key(e, "image"), *question = str_key(e, "question");
-            const cJSON *qid = cJSON_GetObjectItemCaseSensitive(e, "question_id");
-            const cJSON *answer = cJSON_GetObjectItemCaseSensitive(e, "answer");
-            if (!image || !question || !cJSON_IsNumber(qid)) {
-                st = xv_error(XV_ERR_FORMAT, "%s: entry %d needs \"image\", \"question\" and \"question_id\"", file, i);
-                break;
-            }
-            char *path = NULL;
-            int pred = 0;
-            st = xv_ft_image_path(&f->cfg, k->vqa_root, image, file, i, &path);
-            if (st == XV_OK) st = predict(f, g, path, question, a_ids, a_atts, kk, &pred);
-            free(path);
-            if (st != XV_OK) break;
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddNumberToObject(r, "question_id", qid->valuedouble);
-            cJSON_AddStringToObject(r, "answer", answers[pred]);
-            cJSON_AddItemToArray(results, r);
-            n++;
-            if (cJSON_IsArray(answer) || cJSON_IsString(answer)) {
-                const char *guess = prior ? xv_vqa_prior_answer(prior, str_key(e, "question_type"), question) : NULL;
-                sum += score_one(answers[pred], answer);
-                prior_sum += guess ? score_one(guess, answer) : 0;
-                scored++;
-            }
+    int scored = 0;
+    const int n = q.n;
+    for (int i = 0; st == XV_OK && i < n; i++) {
+        const cJSON *e = q.entry[i];
+        const char *question = str_key(e, "question");
+        const cJSON *answer = cJSON_GetObjectItemCaseSensitive(e, "answer");
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "question_id", cJSON_GetObjectItemCaseSensitive(e, "question_id")->valuedouble);
+        cJSON_AddStringToObject(r, "answer", answers[preds[i]]);
+        cJSON_AddItemToArray(results, r);
+        if (cJSON_IsArray(answer) || cJSON_IsString(answer)) {
+            const char *guess = prior ? xv_vqa_prior_answer(prior, str_key(e, "question_type"), question) : NULL;
+            sum += score_one(answers[preds[i]], answer);
+            prior_sum += guess ? score_one(guess, answer) : 0;
+            scored++;
         }
-        cJSON_Delete(test);
-        test = NULL;
     }
     char *path = NULL;
     if (st == XV_OK) st = xv_ft_result_path(f, results_name, &path);
@@ -420,8 +480,9 @@ static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_
         st = xv_ft_scores_set_official(out, o);
     }
     cJSON_Delete(results);
+    questions_free(&q);
+    free(preds);
     xv_vqa_prior_free(prior);
-    xv_graph_free(g);
     xv_graph_free(cand);
     xvlm_strings_free(answers, n_answers);
     return st;

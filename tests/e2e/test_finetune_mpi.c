@@ -14,7 +14,14 @@
  *   ranks and summed) prints the same recalls and writes the same score
  *   file as one process, with and without --config;
  * - grounding, VQA, captioning and NLVR2 fine-tuning over 2 ranks run to
- *   their end and write their model, result.json and result files.
+ *   their end and write their model, result.json and result files;
+ * - `xvlm evaluate TASK --config` of each of those models over 2 ranks, and
+ *   grounding and NLVR2 over 3 (whose splits do not divide by 3: the
+ *   DistributedSampler padding), each rank evaluating its share, prints the
+ *   same official dict as one process, and writes the same result file
+ *   (grounding: the same boxes within 1e-3 px; a text's padded length
+ *   depends on its batch neighbours, which moves a box's last bits), and
+ *   `xvlm evaluate weak-grounding` over 3 ranks prints what one process does.
  * Skipped when the build has no MPI or mpirun is absent. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -44,11 +51,11 @@ static void write_yaml(const char *path, const char *task) {
     fclose(f);
 }
 
-/* `[mpirun -np 2] xvlm ARGS > out 2> err` in root; its exit status. */
-static int run(bool two, const char *args, const char *out_name) {
+/* `LAUNCHER xvlm ARGS > out 2> err` in root (launcher "": one process); its exit status. */
+static int run_with(const char *launcher, const char *args, const char *out_name) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s'%s' %s > '%s/%s' 2> '%s/%s.err'", two ? mpirun : "", bin, args, root, out_name,
-             root, out_name);
+    snprintf(cmd, sizeof cmd, "%s'%s' %s > '%s/%s' 2> '%s/%s.err'", launcher, bin, args, root, out_name, root,
+             out_name);
     const int rc = xv_test_run(cmd);
     if (rc != 0) {
         snprintf(cmd, sizeof cmd, "cat '%s/%s.err'", root, out_name);
@@ -56,6 +63,9 @@ static int run(bool two, const char *args, const char *out_name) {
     }
     return rc;
 }
+
+/* `[mpirun -np 2] xvlm ARGS > out 2> err` in root; its exit status. */
+static int run(bool two, const char *args, const char *out_name) { return run_with(two ? mpirun : "", args, out_name); }
 
 static int finetune(const char *task, const char *cfg, const char *out, const char *extra) {
     char args[2048];
@@ -162,6 +172,60 @@ static void test_evaluate(const char *cfg) {
     cJSON_Delete(j[0]), cJSON_Delete(j[1]);
 }
 
+static char mpirun3[1200]; /* the 3-rank launcher */
+
+/* Grounding's result files: the same expressions in the same order, each box
+ * within 1e-3 px (see the top). */
+static void same_boxes(const char *one, const char *many, const char *what) {
+    cJSON *a = one ? cJSON_Parse(one) : NULL, *b = many ? cJSON_Parse(many) : NULL;
+    const int n = cJSON_GetArraySize(a);
+    CHECK(n > 0 && n == cJSON_GetArraySize(b), "%s: %d and %d results", what, n, cJSON_GetArraySize(b));
+    double worst = 0;
+    for (int i = 0; i < n && n == cJSON_GetArraySize(b); i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i), *y = cJSON_GetArrayItem(b, i);
+        const cJSON *bx = cJSON_GetObjectItemCaseSensitive(x, "bbox"), *by = cJSON_GetObjectItemCaseSensitive(y, "bbox");
+        CHECK(cJSON_GetObjectItemCaseSensitive(x, "ref_id")->valuedouble ==
+                  cJSON_GetObjectItemCaseSensitive(y, "ref_id")->valuedouble,
+              "%s: result %d is another expression", what, i);
+        for (int k = 0; k < 4; k++)
+            worst = fmax(worst, fabs(cJSON_GetArrayItem(bx, k)->valuedouble - cJSON_GetArrayItem(by, k)->valuedouble));
+    }
+    CHECK(worst <= 1e-3, "%s: boxes differ by up to %g px", what, worst);
+    printf("%s: %d boxes, largest difference %.2g px\n", what, n, worst);
+    cJSON_Delete(a), cJSON_Delete(b);
+}
+
+/* `xvlm evaluate TASK --config CFG --model MODEL` by one process and by the
+ * ranks of `launcher`: the same official dict, the same result file
+ * (result/RESULT, NULL: none). */
+static void same_evaluation(const char *task, const char *cfg, const char *model_dir, const char *result,
+                            const char *launcher, int ranks) {
+    char args[2048], dir[2][512], *dict[2], *file[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        snprintf(dir[k], sizeof dir[k], "%s/eval_%s_%d", root, task, k ? ranks : 1);
+        snprintf(args, sizeof args, "evaluate %s --config '%s' --model '%s' --output-dir '%s' --threads 1 --json", task,
+                 cfg, model_dir, dir[k]);
+        CHECK(run_with(k ? launcher : "", args, k ? "evalN.out" : "eval1.out") == 0, "evaluate %s (%d ranks) failed",
+              task, k ? ranks : 1);
+        dict[k] = file_in(root, k ? "evalN.out" : "eval1.out");
+        if (result) {
+            char name[128];
+            snprintf(name, sizeof name, "result/%s", result);
+            file[k] = file_in(dir[k], name);
+        }
+    }
+    CHECK(dict[0] && dict[1] && !strcmp(dict[0], dict[1]), "evaluate %s: 1 process and %d ranks differ:\n%s---\n%s",
+          task, ranks, dict[0] ? dict[0] : "(none)", dict[1] ? dict[1] : "(none)");
+    printf("evaluate %s, 1 process and %d ranks: %s", task, ranks, dict[0] ? dict[0] : "(none)\n");
+    if (result && !strcmp(task, "grounding")) {
+        same_boxes(file[0], file[1], "evaluate grounding");
+    } else if (result) {
+        CHECK(file[0] && file[1] && !strcmp(file[0], file[1]), "evaluate %s: result/%s differs between 1 process and "
+              "%d ranks", task, result, ranks);
+    }
+    free(dict[0]), free(dict[1]), free(file[0]), free(file[1]);
+}
+
 static void test_grounding(void) {
     char cfg[256], out[256];
     snprintf(cfg, sizeof cfg, "%s/grounding.yaml", root);
@@ -178,6 +242,23 @@ static void test_grounding(void) {
     CHECK(count(upd, "\n") > 0 && count(ep, "\n") == EPOCHS && count(ep, "\"test_d\": ") == EPOCHS,
           "grounding log: %d updates, epochs:\n%s", count(upd, "\n"), ep);
     free(upd), free(ep);
+    char m[300];
+    snprintf(m, sizeof m, "%s/model", out);
+    same_evaluation("grounding", cfg, m, "grounding_bbox_eval.json", mpirun, 2);
+    same_evaluation("grounding", cfg, m, "grounding_bbox_eval.json", mpirun3, 3);
+    /* weak grounding: one Grad-CAM map per pass, so the same bits on any share */
+    char args[2048], *one, *three;
+    snprintf(args, sizeof args,
+             "evaluate weak-grounding --model '%s' --data '%s/grounding_test.json' --image-root '%s' --dets "
+             "'%s/dets.json' --threads 1",
+             m, world, world, world);
+    CHECK(run_with("", args, "weak1.out") == 0 && run_with(mpirun3, args, "weak3.out") == 0,
+          "evaluate weak-grounding failed");
+    one = file_in(root, "weak1.out"), three = file_in(root, "weak3.out");
+    CHECK(one && three && strstr(one, "correct") && !strcmp(one, three),
+          "evaluate weak-grounding: 1 process and 3 ranks differ:\n%s---\n%s", one ? one : "", three ? three : "");
+    printf("evaluate weak-grounding, 1 process and 3 ranks: %s", one ? one : "(none)\n");
+    free(one), free(three);
 }
 
 /* VQA, captioning and NLVR2 on the NLVR test world (its model has the
@@ -221,14 +302,20 @@ static void test_other_tasks(void) {
         CHECK(res && model_w && number(res, "steps") >= 1, "%s: result.json and model/ written: %s", tasks[t],
               res ? res : "(none)");
         free(res), free(model_w);
+        static const char *const results[3] = {"vqa_eval.json", "test_eval.json", NULL};
+        char m[600];
+        snprintf(m, sizeof m, "%s/model", out);
+        same_evaluation(tasks[t], cfg, m, results[t], mpirun, 2);
+        if (t == 2) same_evaluation(tasks[t], cfg, m, NULL, mpirun3, 3);
     }
 }
 
 int main(void) {
     bin = getenv("XV_BIN");
-    mpirun = xv_test_mpirun(2);
     if (!bin) return xv_test_skip("XV_BIN not set");
-    if (!mpirun) return xv_test_skip("no MPI in this build, or mpirun absent");
+    if (!xv_test_mpirun(3)) return xv_test_skip("no MPI in this build, or mpirun absent");
+    snprintf(mpirun3, sizeof mpirun3, "%s", xv_test_mpirun(3));
+    mpirun = xv_test_mpirun(2); /* the same static buffer: taken last */
     if (!xv_test_scratch_dir("xv_test_finetune_mpi", root, sizeof root)) return 1;
     setenv("XV_DIST_BUCKET_FLOATS", "4096", 1); /* the ranks inherit it from mpirun */
     snprintf(world, sizeof world, "%s/world", root);
