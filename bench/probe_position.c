@@ -17,7 +17,9 @@
  * (each patch weighted by the part of it the box covers) against the share of
  * the patches the box covers (what a uniform attention would give), and the
  * same for the image's other objects (the other expressions' boxes). A
- * selecting attention has target mass >> its area share and other mass <<. */
+ * selecting attention has target mass >> its area share and other mass <<.
+ * Last, whether the tokens under an object say what it is (its colour and
+ * shape words, from the two-word expressions): what a selection matches. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +269,86 @@ static xv_status selection(xvlm_ctx *ctx, const features *f, const xv_grounding_
     return st;
 }
 
+/* Which word of `words` the expression's first (what = 0) or last (what = 1)
+ * word is, or -1: the attribute expressions "red circle" of a synth world. */
+static int word_class(const char *text, const char *const *words, int what) {
+    const char *sp = strchr(text, ' ');
+    if (!sp || strchr(sp + 1, ' ')) return -1; /* two words only */
+    const char *w = what ? sp + 1 : text;
+    const size_t len = what ? strlen(w) : (size_t)(sp - text);
+    for (int k = 0; words[k]; k++)
+        if (strlen(words[k]) == len && !strncmp(words[k], w, len)) return k;
+    return -1;
+}
+
+/* The tokens under each two-word expression's box, averaged (each patch
+ * weighted by the part the box covers), and its class: X [n, C], Y one-hot. */
+static int64_t pooled(const features *f, const xv_grounding_set *set, const char *const *words, int what, int K,
+                      float *X, double *Y) {
+    const int64_t P = f->im->T - 1;
+    const int C = f->im->C, n = (int)llround(sqrt((double)P));
+    int64_t m = 0;
+    for (int64_t e = 0; e < f->n; e++) {
+        const int k = word_class(set->texts[e], words, what);
+        if (k < 0) continue;
+        double wsum = 0;
+        for (int c = 0; c < C; c++) X[m * C + c] = 0;
+        for (int64_t p = 0; p < P; p++) {
+            const double w = cover((int)(p / n), (int)(p % n), n, f->box + e * 4);
+            wsum += w;
+            for (int c = 0; c < C; c++) X[m * C + c] += (float)(w * f->tok[(set->image[e] * P + p) * C + c]);
+        }
+        for (int c = 0; c < C; c++) X[m * C + c] /= (float)(wsum > 0 ? wsum : 1);
+        for (int j = 0; j < K; j++) Y[m * K + j] = j == k;
+        m++;
+    }
+    return m;
+}
+
+/* 5. Do the tokens under an object say what it is? A linear probe (one-hot
+ * ridge regression, argmax) from the pooled tokens to the expression's colour
+ * word and to its shape word, accuracy on the test split. */
+static xv_status content(const features *tr, const xv_grounding_set *trs, const features *te,
+                         const xv_grounding_set *tes) {
+    static const char *const colours[] = {"black", "blue", "green", "orange", "purple", "red", "white", "yellow", NULL};
+    static const char *const shapes[] = {"circle", "cross", "diamond", "heart", "hexagon", "square", "star",
+                                         "triangle", NULL};
+    const int C = tr->im->C, K = 8;
+    float *Xtr = malloc(sizeof(float) * (size_t)(tr->n * C)), *Xte = malloc(sizeof(float) * (size_t)(te->n * C));
+    double *Ytr = malloc(sizeof(double) * (size_t)(tr->n * K)), *Yte = malloc(sizeof(double) * (size_t)(te->n * K));
+    xv_status st = Xtr && Xte && Ytr && Yte ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
+    for (int what = 0; st == XV_OK && what < 2; what++) {
+        const char *const *words = what ? shapes : colours;
+        const int64_t ntr = pooled(tr, trs, words, what, K, Xtr, Ytr), nte = pooled(te, tes, words, what, K, Xte, Yte);
+        double *W = ntr > C && nte > 0 ? fit(Xtr, Ytr, ntr, C, K) : NULL;
+        if (!W) {
+            printf("5. tokens under the box -> %s word: too few two-word expressions (%lld, %lld)\n",
+                   what ? "shape" : "colour", (long long)ntr, (long long)nte);
+            continue;
+        }
+        int64_t right = 0;
+        for (int64_t r = 0; r < nte; r++) {
+            int best = 0, truth = 0;
+            double bv = -1e300;
+            for (int k = 0; k < K; k++) {
+                double v = W[C * K + k];
+                for (int c = 0; c < C; c++) v += Xte[r * C + c] * W[c * K + k];
+                if (v > bv) bv = v, best = k;
+                if (Yte[r * K + k] > 0) truth = k;
+            }
+            right += best == truth;
+        }
+        printf("5. tokens under the box -> %-6s word: accuracy %.3f (chance 0.125; fit on %lld, tested on %lld)\n",
+               what ? "shape" : "colour", (double)right / (double)nte, (long long)ntr, (long long)nte);
+        free(W);
+    }
+    free(Xtr);
+    free(Xte);
+    free(Ytr);
+    free(Yte);
+    return st;
+}
+
 /* Fit on train, print test R^2 per output. */
 static int probe(const char *what, const float *Xtr, const double *Ytr, int64_t ntr, const float *Xte,
                  const double *Yte, int64_t nte, int d, int k, const char *const *names) {
@@ -313,7 +395,7 @@ int main(int argc, char **argv) {
     rc |= probe("2. fusion [CLS] -> true box", ftr.cls, ftr.box, ftr.n, fte.cls, fte.box, fte.n, H, 4, box_names);
     rc |= probe("3. image mean token -> true box", ftr.mean, ftr.box, ftr.n, fte.mean, fte.box, fte.n, C, 4,
                 box_names);
-    if (selection(ctx, &fte, &te) != XV_OK) {
+    if (selection(ctx, &fte, &te) != XV_OK || content(&ftr, &tr, &fte, &te) != XV_OK) {
         fprintf(stderr, "position probe: %s\n", xv_error_message());
         rc = 1;
     }
