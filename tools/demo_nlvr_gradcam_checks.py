@@ -6,6 +6,12 @@
       of the world's test images, N statements per template of src/data/synth_nlvr.c (same
       words, same truth rules), each template true with probability 1/2; one file per template and
       heldout_all.json. Score them with `xvlm evaluate nlvr --config Y --model M --data F`.
+  prior WORLD [FILE ...]
+      Accuracy of answering each template's majority label in nlvr_train.json, images unseen,
+      on nlvr_dev.json, nlvr_test.json and the FILEs (e.g. heldout_all.json).
+  crop-noise WORLD
+      How often NLVR.py's RandomResizedCrop (scale lo..1, ratio 3/4..4/3; lo = 0.5, 0.8, 1)
+      makes a training statement false: an object stays when half of its box stays.
   itm-auc XVLM MODEL WORLD [--images N] [--captions]
       Does the ITM head (and ITC) rank an image's own texts above the other test images'?
       AUC per image over (own, other) pairs, averaged over the first N test images. Texts:
@@ -95,6 +101,81 @@ def heldout(a):
     print("%d statements (%d per template) in %s" % (len(everything), a.per_kind, a.out_dir))
 
 
+def template(text):
+    if text.startswith("both images contain"):
+        return "both_contain"
+    if text.endswith("in total"):
+        return "count_total"
+    return "more_objects" if "more objects" in text else "has_object"
+
+
+def prior(a):
+    train = json.load(open(os.path.join(a.world, "nlvr_train.json")))
+    counts = collections.defaultdict(collections.Counter)
+    for e in train:
+        counts[template(e["sentence"])][e["label"]] += 1
+    majority = {k: c.most_common(1)[0][0] for k, c in counts.items()}
+    print("majority label per template:", majority)
+    for path in [os.path.join(a.world, "nlvr_dev.json"), os.path.join(a.world, "nlvr_test.json")] + a.files:
+        d = json.load(open(path))
+        right = sum(majority[template(e["sentence"])] == e["label"] for e in d)
+        print("%s: %d / %d = %.1f %%" % (path, right, len(d), 100 * right / len(d)))
+
+
+def truth(w, text, left_scene, right_scene):
+    """A synth statement's truth on two (possibly cropped) scenes."""
+    words = text.split()
+
+    def has(s, shape, colour=None):
+        return any(o["shape"] == shape and colour in (None, o["colour"]) for o in s["objects"])
+
+    kind = template(text)
+    if kind == "both_contain":
+        return has(left_scene, words[-1]) and has(right_scene, words[-1])
+    if kind == "more_objects":
+        nl, nr = len(left_scene["objects"]), len(right_scene["objects"])
+        return nl > nr if words[1] == "left" else nr > nl
+    if kind == "count_total":
+        noun = words[3]
+        shape = noun if noun in w["shapes"] else w["shapes"][w["shape_plurals"].index(noun)]
+        return sum(o["shape"] == shape for o in left_scene["objects"] + right_scene["objects"]) == NUMBERS.index(words[2])
+    return has(left_scene if words[1] == "left" else right_scene, words[-1], words[-2])
+
+
+def crop_noise(a):
+    w = json.load(open(os.path.join(a.world, "world.json")))
+    scenes = {s["image"]: s for s in map(json.loads, open(os.path.join(a.world, "scenes.jsonl")))}
+    train = json.load(open(os.path.join(a.world, "nlvr_train.json")))
+    g = random.Random(a.seed)
+
+    def cropped(s, lo):  # torchvision RandomResizedCrop.get_params, then the objects that stay
+        size, box = s["width"], (0, 0, s["width"], s["width"])
+        for _ in range(10):
+            area = size * size * g.uniform(lo, 1.0)
+            ratio = np.exp(g.uniform(np.log(3 / 4), np.log(4 / 3)))
+            cw, ch = int(round(np.sqrt(area * ratio))), int(round(np.sqrt(area / ratio)))
+            if 0 < cw <= size and 0 < ch <= size:
+                box = (g.randint(0, size - cw), g.randint(0, size - ch), cw, ch)
+                break
+        x0, y0, cw, ch = box
+        kept = [o for o in s["objects"] if
+                max(0, min(o["bb"][0] + o["bb"][2], x0 + cw) - max(o["bb"][0], x0)) *
+                max(0, min(o["bb"][1] + o["bb"][3], y0 + ch) - max(o["bb"][1], y0)) >= 0.5 * o["bb"][2] * o["bb"][3]]
+        return dict(s, objects=kept)
+
+    for lo in (0.5, 0.8, 1.0):
+        wrong, n = collections.Counter(), collections.Counter()
+        for e in train:
+            left, right = scenes[e["images"][0]], scenes[e["images"][1]]
+            assert truth(w, e["sentence"], left, right) == (e["label"] == "True"), e
+            kind = template(e["sentence"])
+            n[kind] += 1
+            wrong[kind] += truth(w, e["sentence"], cropped(left, lo), cropped(right, lo)) != (e["label"] == "True")
+        print("crop scale %.1f..1: %.1f %% of %d labels wrong after the crops; %s" % (
+            lo, 100 * sum(wrong.values()) / len(train), len(train),
+            ", ".join("%s %.1f %%" % (k, 100 * wrong[k] / n[k]) for k in sorted(n))))
+
+
 def auc(pos, neg):
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
@@ -174,6 +255,10 @@ def main():
     h = sub.add_parser("heldout")
     h.add_argument("world"), h.add_argument("out_dir")
     h.add_argument("--per-kind", type=int, default=250), h.add_argument("--seed", type=int, default=7)
+    pr = sub.add_parser("prior")
+    pr.add_argument("world"), pr.add_argument("files", nargs="*")
+    cn = sub.add_parser("crop-noise")
+    cn.add_argument("world"), cn.add_argument("--seed", type=int, default=3)
     for name in ("itm-auc", "gradcam-tokens"):
         s = sub.add_parser(name)
         s.add_argument("xvlm"), s.add_argument("model"), s.add_argument("world")
@@ -182,7 +267,8 @@ def main():
         else:
             s.add_argument("--layer", type=int)
     a = p.parse_args()
-    {"heldout": heldout, "itm-auc": itm_auc, "gradcam-tokens": gradcam_tokens}[a.cmd](a)
+    {"heldout": heldout, "prior": prior, "crop-noise": crop_noise, "itm-auc": itm_auc,
+     "gradcam-tokens": gradcam_tokens}[a.cmd](a)
 
 
 if __name__ == "__main__":
