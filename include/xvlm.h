@@ -236,8 +236,9 @@ xvlm_status xvlm_nlvr(xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx
                       float *logits, float *prob_true);
 
 /* The layer Grad-CAM reads by default: the official block_num 9 of X-VLM
- * base is fusion_layer + 3; smaller models get their last layer when they
- * have fewer fusion layers. */
+ * base is fusion_layer + 3; a smaller model gets its last fusion layer that
+ * has another layer after it (the last layer's map is the [CLS] row alone),
+ * or its only fusion layer. */
 int xvlm_gradcam_default_layer(const xvlm_model *m);
 
 /* Grad-CAM of the ITM score (Grounding.py, gradcam_mode 'itm'): with A the

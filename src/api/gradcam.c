@@ -12,7 +12,11 @@
 
 int xvlm_gradcam_default_layer(const xvlm_model *mm) {
     const xv_bert_config *c = &mm->m->cfg.text;
-    return c->fusion_layer + 3 < c->layers ? c->fusion_layer + 3 : c->layers - 1;
+    /* The last layer's map is [CLS]'s alone: no layer after it carries another
+     * token's cross-attention to the ITM head, so its gradient is exactly 0
+     * there. Base (12 layers, fusion 6): 9, two layers before the end. */
+    const int with_one_after = c->layers - 2 > c->fusion_layer ? c->layers - 2 : c->fusion_layer;
+    return c->fusion_layer + 3 < with_one_after ? c->fusion_layer + 3 : with_one_after;
 }
 
 static xv_status check_gradcam(const xvlm_ctx *ctx, const xvlm_images *im, const xvlm_texts *tx, xvlm_pair pair,

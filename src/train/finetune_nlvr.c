@@ -81,7 +81,16 @@ xv_status xv_ft_init_paired(xv_ft *f, bool to_nlvr) {
     return XV_OK;
 }
 
-/* A batch holds two images per statement, and the statements' labels. */
+/* The task state with dev and test read (train: the caller's). */
+static xv_status state_new(xv_ft *f, nlvr **out) {
+    nlvr *t = calloc(1, sizeof *t);
+    if (!(*out = f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    const xv_fs_root images = xv_finetune_images(&f->cfg);
+    XV_TRY(split_read(&f->cfg.val_file, &images, &t->dev));
+    return split_read(&f->cfg.test_file, &images, &t->test);
+}
+
+/* Pixels for 2B images (xv_ft_batch_init allocated B) and the B targets. */
 static xv_status pair_buffers(xv_ft *f, nlvr *t) {
     const size_t img = (size_t)3 * f->res * f->res, B = (size_t)f->cfg.batch_size;
     float *pixels = realloc(t->b.pixels, 2 * B * img * sizeof *pixels);
@@ -92,16 +101,28 @@ static xv_status pair_buffers(xv_ft *f, nlvr *t) {
 
 static xv_status setup(xv_ft *f) {
     XV_TRY(xv_ft_init_paired(f, true));
-    nlvr *t = calloc(1, sizeof *t);
-    if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
+    nlvr *t;
+    XV_TRY(state_new(f, &t));
     const xv_fs_root images = xv_finetune_images(&f->cfg);
     XV_TRY(xv_nlvr_set_read_files((const char *const *)f->cfg.train_file.paths, f->cfg.train_file.n, &images,
                                   &t->train));
-    XV_TRY(split_read(&f->cfg.val_file, &images, &t->dev));
-    XV_TRY(split_read(&f->cfg.test_file, &images, &t->test));
     f->n = t->train.n;
     if (f->n < f->cfg.batch_size) return XV_OK; /* refused by the loop, naming the file */
     XV_TRY(xv_ft_batch_init(&t->b, f, t->train.image_paths, t->train.n_images, &t->train.pair[0][0], 2 * f->n));
+    return pair_buffers(f, t);
+}
+
+/* `xvlm evaluate nlvr`: no training set, so setup did not run; an NLVR2
+ * model is required (a converted pretraining model has a random cls_head). */
+static xv_status eval_only_setup(xv_ft *f) {
+    if (!f->m->parts.nlvr)
+        return xv_error(XV_ERR_INVALID_ARG, "%s: not an NLVR2 model (no cls_head): evaluate the model/ or model_best/ "
+                        "of `xvlm finetune nlvr`", f->o->init);
+    nlvr *t;
+    XV_TRY(state_new(f, &t));
+    t->b.batch = f->cfg.batch_size, t->b.res = f->res;
+    if (!(t->b.clean = calloc((size_t)f->cfg.batch_size, sizeof *t->b.clean)) || !(f->g = xv_graph_new(0)))
+        return xv_error(XV_ERR_NOMEM, "out of memory");
     return pair_buffers(f, t);
 }
 
@@ -211,28 +232,12 @@ static xv_status accuracy(xv_ft *f, nlvr *t, const split *s, double *acc) {
     return st;
 }
 
-/* `xvlm evaluate nlvr` runs no setup: the dev and test splits, the batch
- * buffers and a graph are made here (task_free frees them with the run). */
-static xv_status eval_state(xv_ft *f) {
-    if (!f->m->parts.nlvr)
-        return xv_error(XV_ERR_INVALID_ARG, "%s: not an NLVR2 model (no cls_head): evaluate a model that `xvlm "
-                        "finetune nlvr` wrote", f->o->init);
-    nlvr *t = calloc(1, sizeof *t);
-    if (!(f->task_state = t)) return xv_error(XV_ERR_NOMEM, "out of memory");
-    const xv_fs_root images = xv_finetune_images(&f->cfg);
-    XV_TRY(split_read(&f->cfg.val_file, &images, &t->dev));
-    XV_TRY(split_read(&f->cfg.test_file, &images, &t->test));
-    XV_TRY(xv_ft_batch_init(&t->b, f, NULL, 0, NULL, 0));
-    XV_TRY(pair_buffers(f, t));
-    return (f->g = xv_graph_new(0)) ? XV_OK : xv_error(XV_ERR_NOMEM, "out of memory");
-}
-
 /* dev and test accuracy on the loop's graph in evaluation mode (the fusion
  * pass pairs two images per statement, which the API's text sets do not
  * batch); the loop's training mode is restored after. */
 static xv_status evaluate(xv_ft *f, xvlm_ctx *ctx, const char *results_name, xv_finetune_scores *out) {
     (void)ctx, (void)results_name;
-    if (!f->task_state) XV_TRY(eval_state(f));
+    if (!f->task_state) XV_TRY(eval_only_setup(f));
     nlvr *t = f->task_state;
     xv_graph *g = f->g;
     xv_graph_set_training(g, false);

@@ -164,6 +164,18 @@ static void gradcam(void) {
                   "layer 1 (text only) refused: %s", xvlm_last_error());
             CHECK(xvlm_gradcam(ctx, im, tx, (xvlm_pair){0, 0}, 4, want, NULL) == XVLM_ERR_INVALID_ARG,
                   "layer 4 (past the last) refused");
+            /* the last layer: only [CLS]'s cross-attention reaches the ITM head, so every
+             * other token's map is exactly 0; the default is the layer before it */
+            int64_t len = 0;
+            xvlm_texts_tokens(tx, 0, &len);
+            float last[49], *tok = malloc(sizeof(float) * (size_t)(len * P));
+            CHECK_OK(xvlm_gradcam(ctx, im, tx, (xvlm_pair){0, 0}, 3, last, tok));
+            int nonzero_words = 0;
+            for (int64_t i = P; i < len * P; i++) nonzero_words += tok[i] != 0;
+            CHECK(len > 1 && nonzero_words == 0, "layer 3: %d word-map cells are not 0", nonzero_words);
+            CHECK(xvlm_gradcam_default_layer(f.m) == 2, "default layer of 4 layers, fusion 2: %d (want 2)",
+                  xvlm_gradcam_default_layer(f.m));
+            free(tok);
         }
         xvlm_images_free(im);
         xvlm_texts_free(tx);
