@@ -1,16 +1,19 @@
-/* One pretraining step of a model (default X-VLM base: configs/xvlm_base_224.json,
+/* One pretraining step of any model (default X-VLM base: configs/xvlm_base_224.json,
  * Swin-B 224 + BERT 6/6, 215,637,241 parameters) at batch B through the
  * trainer: a region update (ITC + ITM + MLM + box L1/GIoU on B texts of B
  * images) and an image-text update (ITC + ITM + MLM on B pairs), each with
  * its forward, backward, clip and AdamW step, in training mode (dropout on).
  * Batches are random images and token ids of the pretraining shapes (L =
- * max_tokens 40, 8 masks), so no data loading is timed.
+ * max_tokens 40, or the config's max_position_embeddings if smaller; 8 masks),
+ * so no data loading is timed. Token ids are drawn past the special tokens
+ * ([CLS] 101, [MASK] 103) and inside the config's vocabulary.
  *
  * Reports wall seconds per update of each kind and the process CPU seconds per
  * step (medians over the timed steps), samples/s, the peak resident memory,
  * the activation arena's and the activation gradients' peaks and the machine's sgemm rate for scale.
  *
- * Usage: bench_pretrain_step [config.json (configs/xvlm_base_224.json)] [B (8)] [timed steps (2)] */
+ * Usage: bench_pretrain_step [--config MODEL_JSON (configs/xvlm_base_224.json)] [--batch B (8)]
+ *                            [--threads N (2)] [--steps timed steps (2)] [--length L] [--masks M (8)] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,32 +25,38 @@
 #include "train/trainer.h"
 #include "xvlm.h"
 
-enum { L = 40, M = 8 };
-
 typedef struct {
     xv_rng rng;
     bool region;
     int B, res, n_atts;
+    int L, M, vocab; /* text length, masked slots, vocabulary size */
     float *image, *bbox;
     int32_t *ids, *atts, *ids_masked, *mpos, *mids, *idx, *image_atts, *is_image;
 } source;
 
 static xv_status next(void *ctx, xv_pretrain_batch *out) {
     source *s = ctx;
-    const int B = s->B, R = s->res;
+    const int B = s->B, R = s->res, L = s->L, M = s->M;
+    /* BERT's [CLS] 101 and [MASK] 103 and words past them when the vocabulary
+     * has room, else [CLS] 1, [MASK] 2 and words from 3: any id only needs to lie inside it. */
+    const bool bert_ids = s->vocab > 104;
+    const int32_t cls = bert_ids ? 101 : 1, mask = bert_ids ? 103 : 2, first_id = bert_ids ? 104 : 3;
+    const int short_len = L < 12 ? L : 12;
+    const int min_len = short_len > M + 1 ? short_len : M + 1; /* the masked slots 1..M lie inside the text */
     for (int64_t i = 0; i < (int64_t)B * 3 * R * R; i++) s->image[i] = 2.0f * xv_rng_uniform(&s->rng) - 1.0f;
     const int side = (int)(0.5 + __builtin_sqrt((double)(s->n_atts - 1)));
     for (int b = 0; b < B; b++) {
-        const int len = 12 + (int)xv_rng_below(&s->rng, L - 12 + 1);
+        const int len = min_len + (int)xv_rng_below(&s->rng, (uint64_t)(L - min_len + 1));
         for (int j = 0; j < L; j++) {
-            s->ids[b * L + j] = j == 0 ? 101 : j < len ? 1000 + (int32_t)xv_rng_below(&s->rng, 29000) : 0;
+            const int32_t word = first_id + (int32_t)xv_rng_below(&s->rng, (uint64_t)(s->vocab - first_id));
+            s->ids[b * L + j] = j == 0 ? cls : j < len ? word : 0;
             s->atts[b * L + j] = j < len;
             s->ids_masked[b * L + j] = s->ids[b * L + j];
         }
         for (int k = 0; k < M; k++) {
             s->mpos[b * M + k] = 1 + k;
             s->mids[b * M + k] = s->ids[b * L + 1 + k];
-            s->ids_masked[b * L + 1 + k] = 103;
+            s->ids_masked[b * L + 1 + k] = mask;
         }
         s->idx[b] = b;
         s->is_image[b] = b == 0; /* one whole-image text, the others regions */
@@ -70,10 +79,12 @@ static xv_status next(void *ctx, xv_pretrain_batch *out) {
     return XV_OK;
 }
 
-static void source_init(source *s, bool region, int B, int res, int n_atts, uint64_t seed) {
+static void source_init(source *s, bool region, int B, int L, int M, const xv_model_config *c, uint64_t seed) {
     memset(s, 0, sizeof *s);
     xv_rng_seed(&s->rng, seed);
+    const int res = c->vision.image_res, n_atts = 1 + xv_config_num_patches(c);
     s->region = region, s->B = B, s->res = res, s->n_atts = n_atts;
+    s->L = L, s->M = M, s->vocab = c->text.vocab;
     s->image = malloc(sizeof(float) * (size_t)B * 3 * res * res);
     s->bbox = malloc(sizeof(float) * (size_t)B * 4);
     int32_t **arrays[] = {&s->ids, &s->atts, &s->ids_masked};
@@ -95,13 +106,27 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static int usage(void) {
+    fprintf(stderr, "usage: bench_pretrain_step [--config MODEL_JSON] [--batch B >= 2] [--threads N >= 1] "
+                    "[--steps timed steps >= 1] [--length L] [--masks M]\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
-    const char *cfg_path = argc > 1 ? argv[1] : "configs/xvlm_base_224.json";
-    const int B = argc > 2 ? atoi(argv[2]) : 8, steps = argc > 3 ? atoi(argv[3]) : 2;
-    if (B < 2 || steps < 1) {
-        fprintf(stderr, "usage: bench_pretrain_step [config.json] [B >= 2] [timed steps >= 1]\n");
-        return 2;
+    const char *cfg_path = "configs/xvlm_base_224.json";
+    int B = 8, threads = 2, steps = 2, L = 0, M = 8; /* L 0: 40, or the config's max_position_embeddings */
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 == argc) return usage();
+        if (!strcmp(argv[i], "--config")) cfg_path = argv[++i];
+        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--length")) L = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--masks")) M = atoi(argv[++i]);
+        else return usage();
     }
+    if (B < 2 || threads < 1 || steps < 1 || M < 1) return usage();
+    xvlm_set_threads(threads);
     xv_model_config c;
     xv_model *m = NULL;
     xv_model_parts parts = xv_model_parts_pretrain();
@@ -110,14 +135,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
         return 1;
     }
-    const int R = c.vision.image_res, n_atts = 1 + xv_config_num_patches(&c);
+    if (L == 0) L = c.text.max_positions < 40 ? c.text.max_positions : 40;
+    if (L > c.text.max_positions || L < M + 2) {
+        fprintf(stderr, "bench_pretrain_step: --length %d must lie in [masks + 2 = %d, max_position_embeddings %d of %s]\n",
+                L, M + 2, c.text.max_positions, cfg_path);
+        return 2;
+    }
     const int64_t n_params = xv_params_count(&m->params);
     printf("model %s: %lld parameters, %d px, batch %d, text length %d, %d masks, %d threads\n", cfg_path,
-           (long long)n_params, R, B, L, M, xvlm_get_threads());
+           (long long)n_params, c.vision.image_res, B, L, M, xvlm_get_threads());
 
     source img, reg;
-    source_init(&img, false, B, R, n_atts, 11);
-    source_init(&reg, true, B, R, n_atts, 12);
+    source_init(&img, false, B, L, M, &c, 11);
+    source_init(&reg, true, B, L, M, &c, 12);
     xv_batch_source si = {.ctx = &img, .next = next}, sr = {.ctx = &reg, .next = next};
     xv_trainer_config tc = xv_trainer_config_default();
     tc.iter_perc = 1.0; /* a region update before every image-text update */
