@@ -166,6 +166,7 @@ int main(int argc, char **argv) {
         xv_update_record rec[2];
         int n = 0;
         const double c0 = xv_cpu_seconds();
+        const long f0 = xv_bench_minor_faults();
         if (xv_trainer_step(t, rec, &n) != XV_OK || n != 2) {
             fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
             return 1;
@@ -177,8 +178,8 @@ int main(int argc, char **argv) {
                            rec[k].grad_norm};
             memcpy(loss[k], v, sizeof v);
         }
-        fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s\n", s, rec[0].seconds,
-                rec[1].seconds, cpu);
+        fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s, %ld page faults\n", s,
+                rec[0].seconds, rec[1].seconds, cpu, xv_bench_minor_faults() - f0);
     }
     qsort(tr, (size_t)steps, sizeof(double), cmp_double);
     qsort(ti, (size_t)steps, sizeof(double), cmp_double);
