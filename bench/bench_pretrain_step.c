@@ -8,8 +8,8 @@
  * so no data loading is timed. Token ids are drawn past the special tokens
  * ([CLS] 101, [MASK] 103) and inside the config's vocabulary.
  *
- * Reports wall seconds per update of each kind and the process CPU seconds per
- * step (medians over the timed steps), samples/s, the peak resident memory,
+ * Reports wall and process CPU seconds per update of each kind and per step
+ * (medians over the timed steps), page faults per step on stderr, samples/s, the peak resident memory,
  * the activation arena's and the activation gradients' peaks and the machine's sgemm rate for scale.
  *
  * Usage: bench_pretrain_step [--config MODEL_JSON (configs/xvlm_base_224.json)] [--batch B (8)]
@@ -106,6 +106,12 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Median of v[0..n) (sorts v). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n / 2];
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: bench_pretrain_step [--config MODEL_JSON] [--batch B >= 2] [--threads N >= 1] "
                     "[--steps timed steps >= 1] [--length L] [--masks M]\n");
@@ -159,8 +165,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
         return 1;
     }
-    double *tr = calloc((size_t)steps, sizeof(double)), *ti = calloc((size_t)steps, sizeof(double)),
-           *tc_cpu = calloc((size_t)steps, sizeof(double));
+    /* Per timed step: wall and CPU seconds of the region [0] and image-text [1] update, CPU of the step. */
+    double *wall[2], *cpu[2], *step_cpu = calloc((size_t)steps, sizeof(double));
+    for (int k = 0; k < 2; k++) wall[k] = calloc((size_t)steps, sizeof(double)), cpu[k] = calloc((size_t)steps, sizeof(double));
     double loss[2][6] = {{0}};
     for (int s = -1; s < steps; s++) { /* step -1: warm-up (sizes the arena, allocates gradients and moments) */
         xv_update_record rec[2];
@@ -171,35 +178,37 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
             return 1;
         }
-        const double cpu = xv_cpu_seconds() - c0;
-        if (s >= 0) tr[s] = rec[0].seconds, ti[s] = rec[1].seconds, tc_cpu[s] = cpu;
+        const double used = xv_cpu_seconds() - c0;
+        for (int k = 0; k < 2 && s >= 0; k++) wall[k][s] = rec[k].seconds, cpu[k][s] = rec[k].cpu_seconds;
+        if (s >= 0) step_cpu[s] = used;
         for (int k = 0; k < 2; k++) {
             double v[6] = {rec[k].loss_itc, rec[k].loss_itm, rec[k].loss_mlm, rec[k].loss_bbox, rec[k].loss_giou,
                            rec[k].grad_norm};
             memcpy(loss[k], v, sizeof v);
         }
-        fprintf(stderr, "step %d: region %.2f s, image-text %.2f s (wall), %.2f CPU s, %ld page faults\n", s,
-                rec[0].seconds, rec[1].seconds, cpu, xv_bench_minor_faults() - f0);
+        fprintf(stderr, "step %d: region %.2f s (%.2f CPU s), image-text %.2f s (%.2f CPU s), %ld page faults\n", s,
+                rec[0].seconds, rec[0].cpu_seconds, rec[1].seconds, rec[1].cpu_seconds,
+                xv_bench_minor_faults() - f0);
     }
-    qsort(tr, (size_t)steps, sizeof(double), cmp_double);
-    qsort(ti, (size_t)steps, sizeof(double), cmp_double);
-    qsort(tc_cpu, (size_t)steps, sizeof(double), cmp_double);
-    const double mr = tr[steps / 2], mi = ti[steps / 2];
-    printf("region update     (fwd + bwd + clip + AdamW): %8.3f s  %6.2f texts/s   (itc %.3f itm %.3f mlm %.3f "
-           "bbox %.3f giou %.3f, |g| %.2f)\n",
-           mr, B / mr, loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4], loss[0][5]);
-    printf("image-text update (fwd + bwd + clip + AdamW): %8.3f s  %6.2f pairs/s   (itc %.3f itm %.3f mlm %.3f, "
-           "|g| %.2f)\n",
-           mi, B / mi, loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
-    printf("one step (region + image-text update): %.3f s wall, %.3f CPU s (all threads)\n", mr + mi,
-           tc_cpu[steps / 2]);
+    double med_wall[2], med_cpu[2];
+    for (int k = 0; k < 2; k++) med_wall[k] = median(wall[k], steps), med_cpu[k] = median(cpu[k], steps);
+    printf("region update     (fwd + bwd + clip + AdamW): %8.3f s wall %8.3f CPU s  %6.2f texts/s   (itc %.3f itm %.3f "
+           "mlm %.3f bbox %.3f giou %.3f, |g| %.2f)\n",
+           med_wall[0], med_cpu[0], B / med_wall[0], loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4],
+           loss[0][5]);
+    printf("image-text update (fwd + bwd + clip + AdamW): %8.3f s wall %8.3f CPU s  %6.2f pairs/s   (itc %.3f itm %.3f "
+           "mlm %.3f, |g| %.2f)\n",
+           med_wall[1], med_cpu[1], B / med_wall[1], loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
+    printf("one step (region + image-text update): %.3f s wall, %.3f CPU s (all threads)\n", med_wall[0] + med_wall[1],
+           median(step_cpu, steps));
     const double state_mib = (double)n_params * 4 * 4 / (1 << 20);
     printf("memory: peak RSS %.0f MiB; parameters + gradients + AdamW moments %.0f MiB; activation arena peak %.0f "
            "MiB; activation gradients peak %.0f MiB\n",
            xv_bench_peak_rss_mib(), state_mib, (double)xv_trainer_arena_peak(t) / (1 << 20),
            (double)xv_trainer_grads_peak(t) / (1 << 20));
     printf("sgemm reference: %.1f GFLOP/s (M=N=K=1024)\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 0.5));
-    free(tr), free(ti), free(tc_cpu);
+    for (int k = 0; k < 2; k++) free(wall[k]), free(cpu[k]);
+    free(step_cpu);
     xv_trainer_free(t);
     source_free(&img), source_free(&reg);
     xv_model_free(m);

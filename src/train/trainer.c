@@ -210,7 +210,7 @@ static xv_status any_rank(bool *flag) {
 }
 
 static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
-    const double t0 = xv_monotonic_seconds();
+    const double t0 = xv_monotonic_seconds(), c0 = xv_cpu_seconds();
     memset(rec, 0, sizeof *rec);
     rec->region = region;
     rec->step = t->step;
@@ -236,6 +236,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         rec->skipped = true;
         t->fixed[CNT_SKIPPED]++;
         rec->seconds = xv_monotonic_seconds() - t0;
+        rec->cpu_seconds = xv_cpu_seconds() - c0;
         return XV_OK;
     }
 
@@ -285,6 +286,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         xv_error_clear();
     }
     rec->seconds = xv_monotonic_seconds() - t0;
+    rec->cpu_seconds = xv_cpu_seconds() - c0;
     return XV_OK;
 }
 
