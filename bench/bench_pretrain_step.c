@@ -21,6 +21,7 @@
 
 #include "benchutil.h"
 #include "core/fs.h"
+#include "core/threads.h"
 #include "train/pretrain_init.h"
 #include "train/trainer.h"
 #include "xvlm.h"
@@ -119,6 +120,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    xv_threads_wait_passive(argv); /* as the xvlm program runs (core/threads.h) */
     const char *cfg_path = "configs/xvlm_base_224.json";
     int B = 8, threads = 2, steps = 2, L = 0, M = 8; /* L 0: 40, or the config's max_position_embeddings */
     for (int i = 1; i < argc; i++) {

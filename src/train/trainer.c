@@ -271,15 +271,16 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         st = xv_dist_backward_averaged(g, out.loss_total, &t->m->params);
         if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
+        float scale = 1.0f; /* the clip's, applied in the optimiser's pass */
         if (t->cfg.clip_norm > 0) {
-            st = xv_clip_grad_norm(&t->m->params, t->cfg.clip_norm, &rec->grad_norm);
+            st = xv_clip_scale(&t->m->params, t->cfg.clip_norm, &rec->grad_norm, &scale);
             if (st == XV_ERR_NUMERIC) rec->skipped = true;
             else if (st != XV_OK) return st;
         } else {
             rec->grad_norm = xv_grad_norm(&t->m->params);
             rec->skipped = !isfinite(rec->grad_norm);
         }
-        if (!rec->skipped) XV_TRY(xv_adamw_step(&t->opt, factor));
+        if (!rec->skipped) XV_TRY(xv_adamw_step_scaled(&t->opt, factor, scale));
     }
     if (rec->skipped) {
         t->fixed[CNT_SKIPPED]++;
