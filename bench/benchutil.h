@@ -24,5 +24,8 @@ double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds);
 double xv_bench_sgemm_gflops_cpu(int M, int N, int K, double min_seconds);
 /* Peak resident set size of this process in MiB. */
 double xv_bench_peak_rss_mib(void);
+/* Minor page faults of this process so far (first touches of fresh memory:
+ * a step that faults many is paying the kernel to zero pages). */
+long xv_bench_minor_faults(void);
 
 #endif

@@ -63,11 +63,12 @@ base_run() {
     out="$SCRATCH/base-$1.txt"
     l0=$(load)
     if [ "$2" = 1 ]; then
-        XV_DIST_OVERLAP=$4 OMP_NUM_THREADS=$3 "$BUILD/bench/bench_pretrain_step" configs/xvlm_base_224.json 8 \
-            "$BASE_STEPS" >"$out" 2>&1
+        XV_DIST_OVERLAP=$4 OMP_NUM_THREADS=$3 "$BUILD/bench/bench_pretrain_step" --config configs/xvlm_base_224.json \
+            --batch 8 --threads "$3" --steps "$BASE_STEPS" >"$out" 2>&1
     else
         XV_DIST_OVERLAP=$4 OMP_NUM_THREADS=$3 $MPIRUN -x OMP_NUM_THREADS -x XV_DIST_OVERLAP \
-            "$BUILD/bench/bench_pretrain_step" configs/xvlm_base_224.json 8 "$BASE_STEPS" >"$out" 2>&1
+            "$BUILD/bench/bench_pretrain_step" --config configs/xvlm_base_224.json --batch 8 --threads "$3" \
+            --steps "$BASE_STEPS" >"$out" 2>&1
     fi
     awk -v name="$1" -v ranks="$2" -v l0="$l0" -v l1="$(load)" '
         /^one step/ { for (i = 1; i <= NF; i++) if ($i == "s" && $(i + 1) == "wall,") t = $(i - 1) }

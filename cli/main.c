@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "core/threads.h"
 #include "dist/dist.h"
 #include "xvlm.h"
 
@@ -74,6 +75,7 @@ static int run_command(const xv_command *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    xv_threads_wait_passive(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -36,7 +36,7 @@ xv_graph *xv_graph_new(size_t arena_chunk_bytes) {
 void xv_graph_free(xv_graph *g) {
     if (!g) return;
     for (int i = 0; i < XV_GRAPH_CHILDREN; i++) xv_graph_free(g->child[i]);
-    xv_grad_store_clear(&g->grads);
+    xv_grad_store_release_all(&g->grads);
     xv_arena_free(&g->arena);
     free(g);
 }

@@ -80,22 +80,30 @@ xv_adamw_slot *xv_adamw_find(xv_adamw *opt, const char *name) {
     return NULL;
 }
 
-/* Elementwise update of one parameter; each element depends only on itself, so
- * the result is the same for any thread count. The decay test sits outside the
- * loops so both vectorise (`simd`, and -fno-math-errno for sqrtf: CMakeLists.txt). */
+/* Per-parameter coefficients of one update, fixed before the element pass. */
 typedef struct {
     float b1, omb1, b2, omb2, eps, neg_step, neg_lr_wd;
+    bool decay;
 } adam_coefs;
 
-static void update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n,
-                   const adam_coefs *c, bool decay) {
-    /* Scalars in locals: the vectoriser does not see through the struct in the
-     * OpenMP-outlined loop. */
+/* Elements [lo, hi) of one parameter. Each element depends only on itself, so
+ * the result is the same for any split over threads. The gradient is scaled
+ * first (the clip: g·scale is what clip_grad_norm_ leaves in p.grad, and it
+ * is written back when scale is not 1); x·1 is exact, so an unclipped update
+ * is bitwise the plain one. The decay test sits outside the loops so both
+ * vectorise (`simd`, and -fno-math-errno for sqrtf: CMakeLists.txt). */
+static void update_range(float *restrict p, float *restrict g, float *restrict m, float *restrict v, int64_t lo,
+                         int64_t hi, const adam_coefs *c, float scale) {
+    /* Scalars in locals: the vectoriser does not see through the struct. */
     const float b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2, eps = c->eps;
     const float neg_step = c->neg_step, neg_lr_wd = c->neg_lr_wd;
-    if (decay) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; i++) {
+    if (scale != 1.0f) {
+#pragma omp simd
+        for (int64_t i = lo; i < hi; i++) g[i] *= scale;
+    }
+    if (c->decay) {
+#pragma omp simd
+        for (int64_t i = lo; i < hi; i++) {
             float mi = m[i] * b1 + omb1 * g[i];
             float vi = v[i] * b2 + omb2 * g[i] * g[i];
             m[i] = mi;
@@ -104,8 +112,8 @@ static void update(float *restrict p, const float *restrict g, float *restrict m
             p[i] = pi + neg_lr_wd * pi;
         }
     } else {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; i++) {
+#pragma omp simd
+        for (int64_t i = lo; i < hi; i++) {
             float mi = m[i] * b1 + omb1 * g[i];
             float vi = v[i] * b2 + omb2 * g[i] * g[i];
             m[i] = mi;
@@ -115,12 +123,30 @@ static void update(float *restrict p, const float *restrict g, float *restrict m
     }
 }
 
-xv_status xv_adamw_step(xv_adamw *opt, double lr_factor) {
+/* Below this many elements in all, one thread does the whole pass. */
+#define ADAMW_PAR_MIN 32768
+/* Elements per piece of the pass: a piece's p, g, m and v (1 MiB together)
+ * stay in L2 while the scale and the update run over them. */
+#define ADAMW_PIECE 65536
+
+xv_status xv_adamw_step(xv_adamw *opt, double lr_factor) { return xv_adamw_step_scaled(opt, lr_factor, 1.0f); }
+
+xv_status xv_adamw_step_scaled(xv_adamw *opt, double lr_factor, float grad_scale) {
     if (!isfinite(lr_factor)) return xv_error(XV_ERR_NUMERIC, "adamw: learning-rate factor is %g", lr_factor);
+    if (!(grad_scale > 0.0f) || !isfinite(grad_scale))
+        return xv_error(XV_ERR_NUMERIC, "adamw: gradient scale is %g", (double)grad_scale);
     const xv_adamw_config *c = &opt->cfg;
+    adam_coefs *k = malloc(sizeof *k * (size_t)(opt->n ? opt->n : 1));
+    int64_t *first = malloc(sizeof *first * (size_t)(opt->n + 1)); /* element offset of each slot in the pass */
+    if (!k || !first) {
+        free(k), free(first);
+        return xv_error(XV_ERR_NOMEM, "adamw: out of memory for %d parameters' coefficients", opt->n);
+    }
+    first[0] = 0;
     for (int i = 0; i < opt->n; i++) {
         xv_adamw_slot *s = &opt->slots[i];
-        if (!s->param->grad) continue; /* PyTorch: p.grad is None -> no update */
+        first[i + 1] = first[i] + (s->param->grad ? s->param->numel : 0); /* PyTorch: p.grad is None -> no update */
+        if (!s->param->grad) continue;
         double lr = xv_adamw_group_lr(opt, s->group, lr_factor);
         double wd = opt->group_wd[s->group];
         s->step++;
@@ -130,9 +156,29 @@ xv_status xv_adamw_step(xv_adamw *opt, double lr_factor) {
             double bc2 = 1.0 - pow(c->beta2, (double)s->step);
             step_size = step_size * sqrt(bc2) / bc1;
         }
-        adam_coefs k = {(float)c->beta1, (float)(1.0 - c->beta1), (float)c->beta2, (float)(1.0 - c->beta2),
-                        (float)c->eps, (float)-step_size, (float)(-lr * wd)};
-        update(s->param->data, s->param->grad, s->m, s->v, s->param->numel, &k, wd > 0.0);
+        k[i] = (adam_coefs){(float)c->beta1, (float)(1.0 - c->beta1), (float)c->beta2, (float)(1.0 - c->beta2),
+                            (float)c->eps, (float)-step_size, (float)(-lr * wd), wd > 0.0};
     }
+    /* One pass over all parameters as one range of elements, cut into pieces
+     * that threads take in turn: one parallel region per update, whatever the
+     * number of tensors, and small tensors cost no region of their own. */
+    const int64_t total = first[opt->n], pieces = (total + ADAMW_PIECE - 1) / ADAMW_PIECE;
+#pragma omp parallel for schedule(dynamic, 1) if (total >= ADAMW_PAR_MIN && pieces > 1)
+    for (int64_t piece = 0; piece < pieces; piece++) {
+        const int64_t lo = piece * ADAMW_PIECE, hi = lo + ADAMW_PIECE < total ? lo + ADAMW_PIECE : total;
+        int a = 0, b = opt->n; /* the slot holding element lo: the last with first[slot] <= lo */
+        while (b - a > 1) {
+            const int mid = (a + b) / 2;
+            if (first[mid] <= lo) a = mid;
+            else b = mid;
+        }
+        for (int i = a; i < opt->n && first[i] < hi; i++) {
+            if (first[i + 1] == first[i]) continue; /* no gradient */
+            const int64_t from = lo > first[i] ? lo - first[i] : 0, to = (hi < first[i + 1] ? hi : first[i + 1]) - first[i];
+            const xv_adamw_slot *s = &opt->slots[i];
+            update_range(s->param->data, s->param->grad, s->m, s->v, from, to, &k[i], grad_scale);
+        }
+    }
+    free(k), free(first);
     return XV_OK;
 }

@@ -65,6 +65,11 @@ double xv_adamw_group_lr(const xv_adamw *opt, int group, double lr_factor);
 /* One update with learning rates group_lr · lr_factor (λ of the schedule).
  * Fails (changing nothing) on a non-finite lr_factor. */
 xv_status xv_adamw_step(xv_adamw *opt, double lr_factor);
+/* The same update on gradients multiplied by grad_scale first (the clip's
+ * coefficient, xv_clip_scale): the gradients are scaled in place and used in
+ * the same pass over memory, bitwise what xv_clip_grad_norm followed by
+ * xv_adamw_step computes. Fails on a scale that is not finite and > 0. */
+xv_status xv_adamw_step_scaled(xv_adamw *opt, double lr_factor, float grad_scale);
 
 /* Slot of a parameter by name (NULL if not optimised). */
 xv_adamw_slot *xv_adamw_find(xv_adamw *opt, const char *name);

@@ -50,13 +50,20 @@ double xv_grad_norm(const xv_params *params) {
     return sqrt(total);
 }
 
-xv_status xv_clip_grad_norm(xv_params *params, double max_norm, double *norm_out) {
+xv_status xv_clip_scale(const xv_params *params, double max_norm, double *norm_out, float *scale_out) {
     double n = xv_grad_norm(params);
     if (norm_out) *norm_out = n;
+    *scale_out = 1.0f;
     if (!isfinite(n)) return xv_error(XV_ERR_NUMERIC, "clip_grad_norm: gradient norm is %g", n);
     double coef = max_norm / (n + 1e-6);
-    if (coef >= 1.0) return XV_OK;
-    float c = (float)coef;
+    if (coef < 1.0) *scale_out = (float)coef;
+    return XV_OK;
+}
+
+xv_status xv_clip_grad_norm(xv_params *params, double max_norm, double *norm_out) {
+    float c;
+    XV_TRY(xv_clip_scale(params, max_norm, norm_out, &c));
+    if (c == 1.0f) return XV_OK;
     for (int i = 0; i < params->n; i++) {
         xv_tensor *t = params->items[i];
         if (!t->grad) continue;

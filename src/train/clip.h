@@ -18,5 +18,10 @@ double xv_grad_norm(const xv_params *params);
  * so the caller can skip the update (what apex's dynamic loss scaling does on
  * overflow). */
 xv_status xv_clip_grad_norm(xv_params *params, double max_norm, double *norm_out);
+/* The clip without the scaling pass: *scale_out gets the factor
+ * xv_clip_grad_norm would multiply every gradient by (1 when the norm is
+ * within max_norm), for xv_adamw_step_scaled to apply in its own pass. Same
+ * norm, same refusal of a non-finite norm (*scale_out is then 1). */
+xv_status xv_clip_scale(const xv_params *params, double max_norm, double *norm_out, float *scale_out);
 
 #endif

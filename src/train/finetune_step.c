@@ -171,8 +171,10 @@ xv_status xv_ft_train_step(xv_ft *f, int64_t b, double term[XV_FT_MAX_TERMS], xv
     if (st == XV_OK) st = xv_dist_backward_averaged(g, loss, f->params);
     /* fp32; clipped only where the official stage clips (the apex pretraining stages) */
     rec->grad_norm = NAN;
-    if (st == XV_OK && f->cfg.clip_grad_norm > 0) st = xv_clip_grad_norm(f->params, f->cfg.clip_grad_norm, &rec->grad_norm);
-    if (st == XV_OK) st = xv_adamw_step(&f->opt, xv_schedule_factor(&f->sched));
+    float scale = 1.0f; /* the clip's, applied in the optimiser's pass */
+    if (st == XV_OK && f->cfg.clip_grad_norm > 0)
+        st = xv_clip_scale(f->params, f->cfg.clip_grad_norm, &rec->grad_norm, &scale);
+    if (st == XV_OK) st = xv_adamw_step_scaled(&f->opt, xv_schedule_factor(&f->sched), scale);
     xv_schedule_step(&f->sched);
     return st;
 }

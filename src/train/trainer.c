@@ -210,7 +210,7 @@ static xv_status any_rank(bool *flag) {
 }
 
 static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
-    const double t0 = xv_monotonic_seconds();
+    const double t0 = xv_monotonic_seconds(), c0 = xv_cpu_seconds();
     memset(rec, 0, sizeof *rec);
     rec->region = region;
     rec->step = t->step;
@@ -236,6 +236,7 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         rec->skipped = true;
         t->fixed[CNT_SKIPPED]++;
         rec->seconds = xv_monotonic_seconds() - t0;
+        rec->cpu_seconds = xv_cpu_seconds() - c0;
         return XV_OK;
     }
 
@@ -270,21 +271,23 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         st = xv_dist_backward_averaged(g, out.loss_total, &t->m->params);
         if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
+        float scale = 1.0f; /* the clip's, applied in the optimiser's pass */
         if (t->cfg.clip_norm > 0) {
-            st = xv_clip_grad_norm(&t->m->params, t->cfg.clip_norm, &rec->grad_norm);
+            st = xv_clip_scale(&t->m->params, t->cfg.clip_norm, &rec->grad_norm, &scale);
             if (st == XV_ERR_NUMERIC) rec->skipped = true;
             else if (st != XV_OK) return st;
         } else {
             rec->grad_norm = xv_grad_norm(&t->m->params);
             rec->skipped = !isfinite(rec->grad_norm);
         }
-        if (!rec->skipped) XV_TRY(xv_adamw_step(&t->opt, factor));
+        if (!rec->skipped) XV_TRY(xv_adamw_step_scaled(&t->opt, factor, scale));
     }
     if (rec->skipped) {
         t->fixed[CNT_SKIPPED]++;
         xv_error_clear();
     }
     rec->seconds = xv_monotonic_seconds() - t0;
+    rec->cpu_seconds = xv_cpu_seconds() - c0;
     return XV_OK;
 }
 

@@ -92,6 +92,7 @@ typedef struct {
     bool skipped;         /* non-finite loss or norm: no AdamW step */
     int n_texts, n_images;
     double seconds;       /* wall time of the update incl. fetching its batch */
+    double cpu_seconds;   /* the process's CPU time over the same span (all threads) */
 } xv_update_record;
 
 typedef struct xv_trainer xv_trainer;

@@ -6,6 +6,7 @@
 #include "core/params.h"
 #include "testutil.h"
 #include "train/adamw.h"
+#include "train/clip.h"
 #include "train/param_groups.h"
 
 static xv_tensor *add_param(xv_params *ps, const char *name, int64_t n) {
@@ -318,6 +319,95 @@ static void test_thread_invariance(void) {
     free(res[1]);
 }
 
+/* Parameters of mixed sizes (one without a gradient, several across the
+ * optimiser's 65,536-element pieces), three clipped updates; the state after. */
+enum { MIX = 5 };
+static const int64_t mix_sizes[MIX] = {5, 40000, 3, 100003, 70000};
+
+typedef struct {
+    float *p[MIX], *g[MIX], *m[MIX], *v[MIX];
+} mix_state;
+
+static mix_state run_mixed(bool fused, double max_norm, int threads) {
+    mix_state out = {0};
+    xv_params ps;
+    xv_params_init(&ps);
+    xv_tensor *t[MIX];
+    for (int i = 0; i < MIX; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i == 2 ? "p%d.bias" : "p%d.weight", i); /* a no-decay one too */
+        t[i] = i == 2 ? xv_params_add(&ps, name, (const int64_t[]){mix_sizes[i]}, 1) : add_param(&ps, name, mix_sizes[i]);
+        xv_test_fill_uniform(t[i]->data, mix_sizes[i], -1, 1, 40 + (uint64_t)i);
+    }
+    xv_adamw_config cfg = xv_adamw_default();
+    xv_adamw opt;
+    CHECK_OK(xv_adamw_init(&opt, &ps, &cfg, NULL));
+    omp_set_num_threads(threads);
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < MIX; i++)
+            if (t[i]->grad) xv_test_fill_uniform(t[i]->grad, mix_sizes[i], -1, 1, 50 + (uint64_t)(10 * s + i));
+        double norm;
+        if (fused) {
+            float scale;
+            CHECK_OK(xv_clip_scale(&ps, max_norm, &norm, &scale));
+            CHECK_OK(xv_adamw_step_scaled(&opt, 1.0 - 0.2 * s, scale));
+        } else {
+            CHECK_OK(xv_clip_grad_norm(&ps, max_norm, &norm));
+            CHECK_OK(xv_adamw_step(&opt, 1.0 - 0.2 * s));
+        }
+    }
+    omp_set_num_threads(2);
+    for (int i = 0; i < MIX; i++) {
+        size_t bytes = sizeof(float) * (size_t)mix_sizes[i];
+        xv_adamw_slot *sl = xv_adamw_find(&opt, t[i]->name);
+        out.p[i] = malloc(bytes), out.g[i] = calloc(1, bytes), out.m[i] = malloc(bytes), out.v[i] = malloc(bytes);
+        memcpy(out.p[i], t[i]->data, bytes);
+        if (t[i]->grad) memcpy(out.g[i], t[i]->grad, bytes);
+        memcpy(out.m[i], sl->m, bytes), memcpy(out.v[i], sl->v, bytes);
+    }
+    xv_adamw_free(&opt);
+    xv_params_free(&ps);
+    return out;
+}
+
+static bool mix_equal(const mix_state *a, const mix_state *b) {
+    bool same = true;
+    for (int i = 0; i < MIX; i++) {
+        size_t bytes = sizeof(float) * (size_t)mix_sizes[i];
+        same = same && !memcmp(a->p[i], b->p[i], bytes) && !memcmp(a->g[i], b->g[i], bytes) &&
+               !memcmp(a->m[i], b->m[i], bytes) && !memcmp(a->v[i], b->v[i], bytes);
+    }
+    return same;
+}
+
+static void mix_free(mix_state *a) {
+    for (int i = 0; i < MIX; i++) free(a->p[i]), free(a->g[i]), free(a->m[i]), free(a->v[i]);
+}
+
+/* The clip's scale applied inside the optimiser's pass is bitwise the clip's
+ * own pass followed by the update (parameters, moments and the clipped
+ * gradients), clipping or not, on 1 and 2 threads. */
+static void test_fused_clip(void) {
+    const double norms[2] = {1.0, 1e6}; /* the random gradients' norm is ~150: clipped, then not */
+    for (int k = 0; k < 2; k++)
+        for (int threads = 1; threads <= 2; threads++) {
+            mix_state two = run_mixed(false, norms[k], threads), one = run_mixed(true, norms[k], threads);
+            CHECK(mix_equal(&two, &one), "max_norm %g, %d threads: one pass differs from clip + step", norms[k],
+                  threads);
+            mix_free(&two), mix_free(&one);
+        }
+    xv_params ps;
+    xv_params_init(&ps);
+    add_param(&ps, "a.weight", 4);
+    xv_adamw opt;
+    xv_adamw_config cfg = xv_adamw_default();
+    CHECK_OK(xv_adamw_init(&opt, &ps, &cfg, NULL));
+    CHECK(xv_adamw_step_scaled(&opt, 1.0, NAN) == XV_ERR_NUMERIC && xv_adamw_find(&opt, "a.weight")->step == 0,
+          "a NaN gradient scale is refused before any change");
+    xv_adamw_free(&opt);
+    xv_params_free(&ps);
+}
+
 int main(void) {
     test_no_decay_names();
     test_init_params();
@@ -326,5 +416,6 @@ int main(void) {
     test_torch_reference();
     test_skip_without_grad();
     test_thread_invariance();
+    test_fused_clip();
     return xv_test_finish("adamw");
 }

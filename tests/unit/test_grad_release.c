@@ -1,11 +1,14 @@
 /* Backward's memory: the arena gives back each backward step's scratch
  * (mark/release reuses its chunks), and with free_used_grads an activation's
  * gradient is freed once its producer has passed it on, without changing any
- * gradient that is kept (parameters and leaves), bit for bit. */
+ * gradient that is kept (parameters and leaves), bit for bit; the gradient
+ * store hands a freed mapping out again zeroed and keeps what it maps within
+ * XV_GRAD_SPARE_CAP times its live peak. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/grad_store.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -26,6 +29,37 @@ static void test_arena_mark_release(void) {
     CHECK(a.used == 0 && a.head && !a.spare, "reset coalesces chunks and spares into one");
     CHECK(xv_arena_reserved(&a) >= reserved, "the coalesced chunk holds the whole last step");
     xv_arena_free(&a);
+}
+
+static size_t mapped_total(const xv_grad_store *s) { return s->live + s->spare_bytes; }
+
+static void test_grad_store_reuse(void) {
+    xv_grad_store s = {0};
+    const size_t big = 600000; /* 2.4 MB: a mapping */
+    float *a = xv_grad_store_alloc(&s, big);
+    CHECK(a != NULL, "first mapping");
+    if (!a) return;
+    for (size_t i = 0; i < big; i++) a[i] = 1.0f;
+    xv_grad_store_free(&s, a);
+    CHECK(s.live == 0 && s.spare_bytes > 0, "a freed mapping is kept as a spare (live %zu, spare %zu)", s.live,
+          s.spare_bytes);
+    float *b = xv_grad_store_alloc(&s, big - 1000); /* within 1/8 of the spare: reused */
+    CHECK(b == a && s.spare_bytes == 0, "the spare is handed out again for about its size");
+    bool zero = true;
+    for (size_t i = 0; i < big - 1000; i++) zero = zero && b[i] == 0.0f;
+    CHECK(zero, "a reused buffer reads as zeros");
+    xv_grad_store_free(&s, b);
+    float *c = xv_grad_store_alloc(&s, big / 2); /* too small for the spare: a new mapping, the spare kept */
+    CHECK(c != NULL && c != a && s.spare_bytes > 0, "a much smaller request gets its own mapping");
+    xv_grad_store_free(&s, c);
+    float *d = xv_grad_store_alloc(&s, 4 * big); /* 3.6 MB spare + 9.6 MB > 3 x the old peak: spares unmapped */
+    CHECK(d != NULL && s.spare_bytes == 0, "spares are unmapped to keep within the cap (spare %zu)", s.spare_bytes);
+    CHECK(mapped_total(&s) <= XV_GRAD_SPARE_CAP * s.peak, "mapped %zu bytes, more than %d x the live peak %zu",
+          mapped_total(&s), XV_GRAD_SPARE_CAP, s.peak);
+    xv_grad_store_clear(&s);
+    CHECK(s.live == 0 && s.head == NULL, "clear frees every live buffer");
+    xv_grad_store_release_all(&s);
+    CHECK(s.spare == NULL && s.spare_bytes == 0, "release_all unmaps the spares");
 }
 
 enum { B = 4, I = 300, H = 600 };
@@ -85,6 +119,7 @@ static void test_free_used_grads(void) {
 
 int main(void) {
     test_arena_mark_release();
+    test_grad_store_reuse();
     test_free_used_grads();
     return xv_test_finish("test_grad_release");
 }

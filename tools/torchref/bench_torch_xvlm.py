@@ -13,6 +13,10 @@ Pieces (inference ones under torch.no_grad, eval mode):
   train      one region pretraining step: forward of ITC + ITM (argmax negatives)
              + MLM + box L1/GIoU on B texts / B images, then backward
   optimizer  the AdamW update (transformers-4.12.5 form) of every parameter
+  step       one whole region update as the official Pretrain.py takes it:
+             zero_grad, forward, backward, clip_grad_norm_(1.0) and
+             torch.optim.AdamW (betas 0.9/0.98, eps 1e-8, decay 0.01) -- what
+             bench_pretrain_step's "region update" line times in C
 Each is run `--warmup` times, then `--reps` times (`--train-reps` for train);
 the median wall time is reported (and the median CPU time of the process) with
 GFLOP/s from flops.py (matrix products only, 2 per
@@ -141,7 +145,7 @@ def main():
     ap.add_argument("--train-reps", type=int, default=3)
     ap.add_argument("--config", help="a fixture-layout config.json instead of X-VLM base (for a quick run)")
     ap.add_argument("--only", action="append",
-                    choices=["vision", "text", "fusion_itm", "box", "train", "optimizer"])
+                    choices=["vision", "text", "fusion_itm", "box", "train", "optimizer", "step"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -209,6 +213,17 @@ def main():
     if "train" in only:
         report("train", f"{b} texts/images, L {length}, {a.masks} masks", train_step,
                flops.pretrain_step(cfg, b, b, length, a.masks) / 1e9, a.train_reps, before=zero_grads)
+    if "step" in only:
+        torch_opt = torch.optim.AdamW(uniq, lr=1e-4, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
+
+        def whole_step():
+            torch_opt.zero_grad(set_to_none=True)
+            model.step(inp, region=True)["loss_total"].backward()
+            torch.nn.utils.clip_grad_norm_(uniq, 1.0)
+            torch_opt.step()
+
+        report("step", f"{b} texts/images, L {length}, {a.masks} masks", whole_step,
+               flops.pretrain_step(cfg, b, b, length, a.masks) / 1e9, a.train_reps)
     if "optimizer" in only:
         if uniq[0].grad is None:
             for t in uniq:
