@@ -80,7 +80,9 @@ void xv_bert_cache_free(xv_bert_cache *c);
  * causally, each other. Their self K/V join the cache as tensors of g, which
  * must stay alive (not reset) until the next step has read them. Hidden [R, n, H]. */
 xv_tensor *xv_bert_decode_step(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_bert_cache *c);
-/* Row r of the cached self K/V <- row rows[r] (I32 [R]; beam reordering), in g. */
+/* Row r of the cached self K/V <- row rows[r] (I32 [R]; beam reordering), in
+ * g. The cross-attention K/V stay with their rows: beam search moves rows
+ * only among an image's beams, which share their image states. */
 xv_status xv_bert_cache_select(xv_graph *g, xv_bert_cache *c, xv_tensor *rows);
 
 /* Layer i (>= fusion_layer) alone, like xv_bert_layers(g, b, x, i, i + 1, ...),
