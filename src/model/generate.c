@@ -100,7 +100,7 @@ static xv_status step_logits(stepper *st, const seqs *s, const int32_t *rows, fl
     for (int64_t r = 0; r < R; r++) memcpy(ids->idata + r * n, s->ids + r * s->cap + seen, sizeof(int32_t) * (size_t)n);
     xv_tensor *h = xv_bert_decode_step(g, &st->src->lm->bert, ids, &st->cache);
     xv_tensor *l = xv_bert_lm_logits(g, st->src->lm, xv_reshape(g, xv_slice(g, h, 1, n - 1, 1), XV_SHAPE(R, H)));
-    if (!l) return step_failed(g);
+    if (!l || xv_graph_status(g) != XV_OK) return step_failed(g);
     memcpy(logits, l->data, sizeof(float) * (size_t)l->numel);
     return XV_OK;
 }

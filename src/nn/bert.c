@@ -347,6 +347,7 @@ xv_tensor *xv_bert_decode_step(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv
         return xv_graph_fail(g, XV_ERR_SHAPE, "text: decoder step ids must be I32 [%lld, n]", (long long)c->rows);
     const int64_t n = ids->shape[1];
     xv_tensor *x = embed_at(g, b, ids, c->len), *mask = step_mask(g, c->len, n);
+    if (n > 1 && !mask) return NULL;
     for (int i = 0; i < b->cfg.layers && x; i++) {
         const xv_bert_layer *L = &b->layers[i];
         c->self_k[i] = append(g, c->self_k[i], xv_nn_linear(g, &L->k, x));
