@@ -45,11 +45,62 @@ static xv_tensor *seqs_tensor(xv_graph *g, const seqs *s) {
     return t;
 }
 
-/* One decoder step on a scratch graph: logits [R, V] copied to host memory. */
-static xv_status step_logits(xv_graph *sg, const xv_lm_source *src, const seqs *s, float *logits) {
-    xv_graph_reset(sg);
-    xv_tensor *l = xv_lm_next_logits(sg, src, seqs_tensor(sg, s));
-    if (!l) return xv_graph_status(sg) != XV_OK ? xv_graph_status(sg) : XV_ERR_INTERNAL;
+/* The decoder stepping through a generation: the keys and values of the
+ * tokens it has seen (the cross-attention ones in `keep`), and two step graphs
+ * used in turn, so the previous step's keys and values stay alive while the
+ * next step reads them. */
+typedef struct {
+    const xv_lm_source *src;
+    xv_graph *keep, *step[2];
+    int cur;
+    xv_bert_cache cache;
+} stepper;
+
+static void stepper_end(stepper *st) {
+    xv_bert_cache_free(&st->cache);
+    for (int i = 0; i < 2; i++) xv_graph_free(st->step[i]);
+    xv_graph_free(st->keep);
+    memset(st, 0, sizeof *st);
+}
+
+static xv_status stepper_begin(stepper *st, const xv_lm_source *src) {
+    memset(st, 0, sizeof *st);
+    st->src = src;
+    st->keep = xv_graph_new(0), st->step[0] = xv_graph_new(0), st->step[1] = xv_graph_new(0);
+    if (!st->keep || !st->step[0] || !st->step[1]) {
+        stepper_end(st);
+        return xv_error(XV_ERR_NOMEM, "generate: out of memory");
+    }
+    for (int i = 0; i < 3; i++) xv_graph_set_grad(i ? st->step[i - 1] : st->keep, false);
+    xv_status s = xv_bert_cache_begin(st->keep, &src->lm->bert, src->enc, src->enc_atts, &st->cache);
+    if (s != XV_OK) stepper_end(st);
+    return s;
+}
+
+static xv_status step_failed(xv_graph *g) {
+    return xv_graph_status(g) != XV_OK ? xv_graph_status(g) : XV_ERR_INTERNAL;
+}
+
+/* Logits [R, V] (to host memory) of the next token after the sequences s,
+ * feeding the decoder the ids it has not seen; rows (optional, [R]): the
+ * sequences were reordered since the last step, row r now continuing row rows[r]. */
+static xv_status step_logits(stepper *st, const seqs *s, const int32_t *rows, float *logits) {
+    xv_graph *g = st->step[st->cur];
+    st->cur ^= 1;
+    xv_graph_reset(g);
+    const int64_t R = s->R, seen = st->cache.len, n = s->len - seen, H = st->src->lm->bert.cfg.hidden;
+    if (rows) {
+        xv_tensor *r = xv_tensor_new(g, XV_I32, XV_SHAPE(R));
+        if (!r) return step_failed(g);
+        memcpy(r->idata, rows, sizeof(int32_t) * (size_t)R);
+        XV_TRY(xv_bert_cache_select(g, &st->cache, r));
+    }
+    xv_tensor *ids = xv_tensor_new(g, XV_I32, XV_SHAPE(R, n));
+    if (!ids) return step_failed(g);
+    for (int64_t r = 0; r < R; r++) memcpy(ids->idata + r * n, s->ids + r * s->cap + seen, sizeof(int32_t) * (size_t)n);
+    xv_tensor *h = xv_bert_decode_step(g, &st->src->lm->bert, ids, &st->cache);
+    xv_tensor *l = xv_bert_lm_logits(g, st->src->lm, xv_reshape(g, xv_slice(g, h, 1, n - 1, 1), XV_SHAPE(R, H)));
+    if (!l || xv_graph_status(g) != XV_OK) return step_failed(g);
     memcpy(logits, l->data, sizeof(float) * (size_t)l->numel);
     return XV_OK;
 }
@@ -208,7 +259,7 @@ static xv_status process_image(hyp_list *l, int K, int64_t b, const int64_t *can
     return XV_OK;
 }
 
-static xv_status beam_run(xv_graph *g, xv_graph *sg, const xv_lm_source *src, const xv_beam_opts *o, seqs *s,
+static xv_status beam_run(xv_graph *g, stepper *sp, const xv_lm_source *src, const xv_beam_opts *o, seqs *s,
                           hyp_list *hl, beam_trace *tr, int64_t B, int64_t V) {
     const int K = o->num_beams;
     const int64_t R = B * K;
@@ -222,7 +273,7 @@ static xv_status beam_run(xv_graph *g, xv_graph *sg, const xv_lm_source *src, co
     for (int64_t r = 0; r < R; r++) run[r] = r % K ? -1e9f : 0.0f;
     bool all_done = false;
     while (s->len < o->max_length && !all_done) {
-        XV_TRY(step_logits(sg, src, s, logits));
+        XV_TRY(step_logits(sp, s, tr->steps ? rows : NULL, logits));
         const int st = tr->steps++;
         for (int64_t r = 0; r < R; r++) {
             float *x = logits + r * V;
@@ -288,13 +339,13 @@ xv_status xv_beam_search(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt
     tr.beam_rows = xv_graph_alloc(g, sizeof(int32_t) * (size_t)(max_steps * R));
     hyp_list *hl = calloc((size_t)B, sizeof *hl);
     hyp *slots = calloc((size_t)(B * (K + 1)), sizeof *slots);
-    xv_graph *sg = xv_graph_new(0);
+    stepper sp = {0};
     xv_status st = xv_graph_status(g);
-    if (st == XV_OK && (!hl || !slots || !sg)) st = xv_error(XV_ERR_NOMEM, "beam search: out of memory");
+    if (st == XV_OK && (!hl || !slots)) st = xv_error(XV_ERR_NOMEM, "beam search: out of memory");
+    if (st == XV_OK) st = stepper_begin(&sp, src);
     if (st == XV_OK) {
-        xv_graph_set_grad(sg, false);
         for (int64_t b = 0; b < B; b++) hl[b] = (hyp_list){.h = slots + b * (K + 1), .worst = 1e9};
-        st = beam_run(g, sg, src, o, &s, hl, &tr, B, V);
+        st = beam_run(g, &sp, src, o, &s, hl, &tr, B, V);
     }
     if (st == XV_OK) st = finalize(g, hl, B, src, o->max_length, out);
     if (st == XV_OK) {
@@ -310,7 +361,7 @@ xv_status xv_beam_search(xv_graph *g, const xv_lm_source *src, xv_tensor *prompt
         for (int i = 0; i < hl[b].n; i++) free(hl[b].h[i].ids);
     free(hl);
     free(slots);
-    xv_graph_free(sg);
+    stepper_end(&sp);
     free(s.ids);
     return st;
 }
@@ -331,15 +382,11 @@ static xv_status greedy_run(xv_graph *g, const xv_lm_source *src, seqs *s, const
                             bool *unfinished) {
     const int64_t R = s->R, max_steps = o->max_length - s->len;
     float *logits = xv_graph_alloc(g, sizeof(float) * (size_t)(R * V));
-    xv_graph *sg = xv_graph_new(0);
-    if (!logits || !sg) {
-        xv_graph_free(sg);
-        return xv_error(XV_ERR_NOMEM, "generate: out of memory");
-    }
-    xv_graph_set_grad(sg, false);
-    xv_status st = XV_OK;
+    if (!logits) return xv_graph_status(g);
+    stepper sp;
+    xv_status st = stepper_begin(&sp, src);
     for (int step = 0; st == XV_OK && s->len < o->max_length; step++) {
-        st = step_logits(sg, src, s, logits);
+        st = step_logits(&sp, s, NULL, logits);
         bool any = false;
         for (int64_t r = 0; st == XV_OK && r < R; r++) {
             float *x = logits + r * V;
@@ -372,7 +419,7 @@ static xv_status greedy_run(xv_graph *g, const xv_lm_source *src, seqs *s, const
         s->len++;
         if (!any) break;
     }
-    xv_graph_free(sg);
+    stepper_end(&sp);
     return st;
 }
 

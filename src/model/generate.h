@@ -6,8 +6,10 @@
  * Every row of a batch cross-attends to its own encoder states; the caller
  * repeats them per beam / per sample (image-major, as repeat_interleave).
  * Lengths count the whole sequence, prompt included. Each step runs the
- * decoder over the whole prefix (causal mask; the same numbers as the
- * official key/value cache, which is an optimisation left to do). */
+ * decoder on the new token only, with the keys and values of the earlier
+ * ones cached (nn/bert.h xv_bert_cache, as the official past_key_values;
+ * beam search reorders the cache with the beams) and the cross-attention
+ * keys and values of the encoder states computed once per generation. */
 #ifndef XV_MODEL_GENERATE_H
 #define XV_MODEL_GENERATE_H
 
@@ -25,8 +27,8 @@ typedef struct {
  * 0): the per-beam / per-sample encoder states. NULL x gives NULL. */
 xv_tensor *xv_repeat_rows(xv_graph *g, xv_tensor *x, int n);
 
-/* Decoder logits at the last position of ids I32 [R, t] (attention all ones):
- * F32 [R, V], a tensor of g. */
+/* Decoder logits at the last position of ids I32 [R, t] (attention all ones),
+ * the whole prefix in one pass without a cache: F32 [R, V], a tensor of g. */
 xv_tensor *xv_lm_next_logits(xv_graph *g, const xv_lm_source *src, xv_tensor *ids);
 
 /* ---- beam search (transformers BeamSearchScorer, length_penalty 1, no early stopping) ---- */

@@ -111,18 +111,19 @@ void xv_bert_free(xv_bert *b) {
     memset(b, 0, sizeof *b);
 }
 
-xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids) {
+/* Embeddings of ids I32 [B, L] at positions first .. first + L - 1. */
+static xv_tensor *embed_at(xv_graph *g, const xv_bert *b, xv_tensor *ids, int64_t first) {
     if (!ids) return NULL;
     if (ids->dtype != XV_I32 || ids->ndim != 2)
         return xv_graph_fail(g, XV_ERR_SHAPE, "text: token ids must be I32 [B, L]");
     const int64_t B = ids->shape[0], L = ids->shape[1];
-    if (L > b->cfg.max_positions)
+    if (first + L > b->cfg.max_positions)
         return xv_graph_fail(g, XV_ERR_INVALID_ARG, "text: length %lld exceeds max_position_embeddings %d",
-                             (long long)L, b->cfg.max_positions);
+                             (long long)(first + L), b->cfg.max_positions);
     xv_tensor *pos_ids = xv_tensor_new(g, XV_I32, XV_SHAPE(L));
     xv_tensor *type_ids = xv_tensor_zeros(g, XV_I32, XV_SHAPE(B, L)); /* token type always 0 */
     if (!pos_ids || !type_ids) return NULL;
-    for (int64_t t = 0; t < L; t++) pos_ids->idata[t] = (int32_t)t; /* positions start at 0 */
+    for (int64_t t = 0; t < L; t++) pos_ids->idata[t] = (int32_t)(first + t);
     xv_tensor *e = xv_embedding(g, b->word, ids, b->cfg.pad_id);
     e = xv_add(g, e, xv_embedding(g, b->type, type_ids, -1)); /* same order as the official sum */
     e = xv_add(g, e, xv_embedding(g, b->pos, pos_ids, -1));   /* [L, H] broadcast over B */
@@ -130,16 +131,19 @@ xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids) {
     return xv_dropout(g, e, b->cfg.hidden_dropout);
 }
 
+xv_tensor *xv_bert_embed(xv_graph *g, const xv_bert *b, xv_tensor *ids) { return embed_at(g, b, ids, 0); }
+
 /* dropout(dense(h)) + res; one fused op where dropout is the identity. */
 static xv_tensor *dense_residual(xv_graph *g, const xv_linear_p *l, xv_tensor *h, xv_tensor *res, float p) {
     if (!xv_graph_training(g) || p == 0) return xv_nn_linear_add(g, l, h, res);
     return xv_add(g, xv_dropout(g, xv_nn_linear(g, l, h), p), res);
 }
 
-static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *k,
-                                  const xv_linear_p *v, const xv_linear_p *o, const xv_ln_p *ln, xv_tensor *x,
-                                  xv_tensor *kv_src, xv_tensor *key_mask, xv_tensor *group_mask,
-                                  xv_tensor **probs_out) {
+/* Attention of x's queries over keys k and values v [B, Lk, H] (already
+ * projected), then output dense + residual + LayerNorm. */
+static xv_tensor *attend(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *o, const xv_ln_p *ln,
+                         xv_tensor *x, xv_tensor *k, xv_tensor *v, xv_tensor *key_mask, xv_tensor *group_mask,
+                         xv_tensor **probs_out) {
     xv_attn_args a = {0};
     a.heads = b->cfg.heads;
     a.scale = (float)(1.0 / sqrt((double)(b->cfg.hidden / b->cfg.heads)));
@@ -147,9 +151,22 @@ static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear
     a.group_mask = group_mask;
     a.dropout = b->cfg.attn_dropout;
     a.probs_out = probs_out;
-    xv_tensor *attended = xv_attention(g, xv_nn_linear(g, q, x), xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src),
-                                       &a);
+    xv_tensor *attended = xv_attention(g, xv_nn_linear(g, q, x), k, v, &a);
     return xv_nn_ln(g, ln, dense_residual(g, o, attended, x, b->cfg.hidden_dropout));
+}
+
+static xv_tensor *attention_block(xv_graph *g, const xv_bert *b, const xv_linear_p *q, const xv_linear_p *k,
+                                  const xv_linear_p *v, const xv_linear_p *o, const xv_ln_p *ln, xv_tensor *x,
+                                  xv_tensor *kv_src, xv_tensor *key_mask, xv_tensor *group_mask,
+                                  xv_tensor **probs_out) {
+    return attend(g, b, q, o, ln, x, xv_nn_linear(g, k, kv_src), xv_nn_linear(g, v, kv_src), key_mask, group_mask,
+                  probs_out);
+}
+
+/* The feed-forward half of a layer: intermediate GELU, output dense + residual + LayerNorm. */
+static xv_tensor *feed_forward(xv_graph *g, const xv_bert *b, const xv_bert_layer *L, xv_tensor *x) {
+    xv_tensor *h = xv_nn_linear_gelu(g, &L->inter, x);
+    return xv_nn_ln(g, &L->out_ln, dense_residual(g, &L->out, h, x, b->cfg.hidden_dropout));
 }
 
 /* One layer on x with the additive masks already built: the text mask is
@@ -163,8 +180,7 @@ static xv_tensor *layer_run(xv_graph *g, const xv_bert *b, const xv_bert_layer *
     if (L->cross)
         x = attention_block(g, b, &L->cq, &L->ck, &L->cv, &L->cross_out, &L->cross_ln, x, image, image_mask, NULL,
                             cross_probs);
-    xv_tensor *h = xv_nn_linear_gelu(g, &L->inter, x);
-    return xv_nn_ln(g, &L->out_ln, dense_residual(g, &L->out, h, x, b->cfg.hidden_dropout));
+    return feed_forward(g, b, L, x);
 }
 
 /* Layers [from, to) on x with the additive masks already built. */
@@ -269,6 +285,81 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
 xv_tensor *xv_bert_decode(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_tensor *text_atts, xv_tensor *image,
                           xv_tensor *image_atts) {
     return layers_masked(g, b, xv_bert_embed(g, b, ids), 0, b->cfg.layers, text_atts, true, image, image_atts);
+}
+
+/* ---------------------------------------------------------------- decoding with a cache */
+
+void xv_bert_cache_free(xv_bert_cache *c) {
+    free(c->self_k);
+    memset(c, 0, sizeof *c);
+}
+
+xv_status xv_bert_cache_begin(xv_graph *g, const xv_bert *b, xv_tensor *image, xv_tensor *image_atts,
+                              xv_bert_cache *c) {
+    memset(c, 0, sizeof *c);
+    const int n = b->cfg.layers;
+    c->self_k = calloc((size_t)(4 * n), sizeof *c->self_k);
+    if (!c->self_k) return xv_error(XV_ERR_NOMEM, "text: out of memory for a decoder cache");
+    c->self_v = c->self_k + n, c->cross_k = c->self_k + 2 * n, c->cross_v = c->self_k + 3 * n;
+    if (!image || image->ndim != 3 || image->shape[2] != b->cfg.encoder_width) {
+        xv_bert_cache_free(c);
+        return xv_error(XV_ERR_SHAPE, "text: the decoder cache needs encoder states [R, T, %d]", b->cfg.encoder_width);
+    }
+    c->rows = image->shape[0], c->n_layers = n;
+    if (image_atts) c->image_mask = xv_nn_key_mask(g, image_atts, IMAGE_MASK_VALUE);
+    for (int i = b->cfg.fusion_layer; i < n; i++) {
+        c->cross_k[i] = xv_nn_linear(g, &b->layers[i].ck, image);
+        c->cross_v[i] = xv_nn_linear(g, &b->layers[i].cv, image);
+    }
+    xv_status st = xv_graph_status(g);
+    if (st != XV_OK) xv_bert_cache_free(c);
+    return st;
+}
+
+xv_status xv_bert_cache_select(xv_graph *g, xv_bert_cache *c, xv_tensor *rows) {
+    for (int i = 0; c->len > 0 && i < c->n_layers; i++) {
+        c->self_k[i] = xv_gather_rows(g, c->self_k[i], rows);
+        c->self_v[i] = xv_gather_rows(g, c->self_v[i], rows);
+    }
+    return xv_graph_status(g);
+}
+
+/* The new tokens' self-attention mask [1, n, len + n] when they are more than
+ * one: query q (position len + q) sees keys <= len + q. NULL for one token. */
+static xv_tensor *step_mask(xv_graph *g, int64_t len, int64_t n) {
+    if (n == 1) return NULL;
+    xv_tensor *m = xv_tensor_new(g, XV_F32, XV_SHAPE(1, n, len + n));
+    for (int64_t q = 0; m && q < n; q++)
+        for (int64_t k = 0; k < len + n; k++) m->data[q * (len + n) + k] = k <= len + q ? 0.0f : TEXT_MASK_VALUE;
+    return m;
+}
+
+/* Keys or values [R, len + n, H]: the cached ones, then the new tokens'. */
+static xv_tensor *append(xv_graph *g, xv_tensor *cached, xv_tensor *fresh) {
+    if (!cached) return fresh;
+    xv_tensor *both[2] = {cached, fresh};
+    return xv_concat(g, both, 2, 1);
+}
+
+xv_tensor *xv_bert_decode_step(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_bert_cache *c) {
+    if (!ids) return NULL;
+    if (ids->ndim != 2 || ids->shape[0] != c->rows)
+        return xv_graph_fail(g, XV_ERR_SHAPE, "text: decoder step ids must be I32 [%lld, n]", (long long)c->rows);
+    const int64_t n = ids->shape[1];
+    xv_tensor *x = embed_at(g, b, ids, c->len), *mask = step_mask(g, c->len, n);
+    if (n > 1 && !mask) return NULL;
+    for (int i = 0; i < b->cfg.layers && x; i++) {
+        const xv_bert_layer *L = &b->layers[i];
+        c->self_k[i] = append(g, c->self_k[i], xv_nn_linear(g, &L->k, x));
+        c->self_v[i] = append(g, c->self_v[i], xv_nn_linear(g, &L->v, x));
+        x = attend(g, b, &L->q, &L->attn_out, &L->attn_ln, x, c->self_k[i], c->self_v[i], NULL, mask, NULL);
+        if (L->cross)
+            x = attend(g, b, &L->cq, &L->cross_out, &L->cross_ln, x, c->cross_k[i], c->cross_v[i], c->image_mask,
+                       NULL, NULL);
+        x = feed_forward(g, b, L, x);
+    }
+    if (x) c->len += n;
+    return x;
 }
 
 xv_tensor *xv_bert_layer_probed(xv_graph *g, const xv_bert *b, int i, xv_tensor *x, xv_tensor *text_atts,

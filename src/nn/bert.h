@@ -57,6 +57,34 @@ xv_tensor *xv_bert_layers(xv_graph *g, const xv_bert *b, xv_tensor *x, int from,
  * encoder states of width encoder_width: image tokens, or VQA question states). */
 xv_tensor *xv_bert_decode(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_tensor *text_atts, xv_tensor *image,
                           xv_tensor *image_atts);
+/* Keys and values of a decoder's earlier tokens, for generation (the
+ * official past_key_values): per layer the self-attention K/V [R, len, H] of
+ * the tokens so far and, for the cross-attention layers, the K/V [R, T, H] of
+ * the encoder states, computed once (the official code recomputes them every
+ * step; they do not change). Tensors of the graphs the calls were given. */
+typedef struct {
+    xv_tensor **self_k, **self_v, **cross_k, **cross_v; /* [layers] each */
+    xv_tensor *image_mask;                              /* additive [R, T], or NULL */
+    int64_t rows, len;                                  /* R, tokens cached */
+    int n_layers;
+} xv_bert_cache;
+
+/* An empty cache for encoder states image [R, T, encoder_width] (mask
+ * image_atts I32 [R, T], NULL = all visible): their cross-attention K/V are
+ * computed into g, which must outlive the cache. */
+xv_status xv_bert_cache_begin(xv_graph *g, const xv_bert *b, xv_tensor *image, xv_tensor *image_atts,
+                              xv_bert_cache *c);
+void xv_bert_cache_free(xv_bert_cache *c);
+/* The decoder (as xv_bert_decode, no padding) on the next tokens ids I32
+ * [R, n] at positions len .. len + n - 1: they see every cached token and,
+ * causally, each other. Their self K/V join the cache as tensors of g, which
+ * must stay alive (not reset) until the next step has read them. Hidden [R, n, H]. */
+xv_tensor *xv_bert_decode_step(xv_graph *g, const xv_bert *b, xv_tensor *ids, xv_bert_cache *c);
+/* Row r of the cached self K/V <- row rows[r] (I32 [R]; beam reordering), in
+ * g. The cross-attention K/V stay with their rows: beam search moves rows
+ * only among an image's beams, which share their image states. */
+xv_status xv_bert_cache_select(xv_graph *g, xv_bert_cache *c, xv_tensor *rows);
+
 /* Layer i (>= fusion_layer) alone, like xv_bert_layers(g, b, x, i, i + 1, ...),
  * with its cross-attention probabilities [B, heads, L, T] (after the softmax
  * with the mask, before dropout) in *cross_probs as a recorded tensor whose

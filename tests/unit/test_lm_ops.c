@@ -2,7 +2,9 @@
  * with label smoothing (values against double loops, backward against finite
  * differences) and the causal BERT decoder (a token never sees later or
  * padded tokens; gradients through the causal self-attention against finite
- * differences). */
+ * differences; the cached decoding of generation equals full-prefix passes,
+ * also after the rows are reordered as beam search does). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,12 +140,77 @@ static xv_tensor *fd_decoder(xv_graph *g, xv_tensor **in, void *ctx) {
     return xv_bert_lm_logits(g, &lm, h);
 }
 
+/* Decoding with a cache: a 3-token prompt, then one token per step, the rows
+ * swapped before the last step (as beam search reorders beams); every step's
+ * hidden states equal a full pass over the whole prefix (no padding) with
+ * the image's cross-attention K/V computed once. The rows are two beams of
+ * one image, as beam search only moves rows among an image's beams. The step graphs alternate,
+ * as in generate.c: a step's keys stay alive until the next has read them. */
+static void test_cache(const float *enc_data) {
+    xv_graph *keep = xv_graph_new(0), *step[2] = {xv_graph_new(0), xv_graph_new(0)}, *g = xv_graph_new(0);
+    xv_graph *all[4] = {keep, step[0], step[1], g};
+    for (int i = 0; i < 4; i++) xv_graph_set_grad(all[i], false);
+    /* Both rows are beams of one image (the first), so that rows may swap. */
+    const int32_t beams_of_0[B] = {0, 0};
+    xv_tensor *enc = xv_gather_rows(keep, xv_tensor_wrap_f32(keep, (float *)enc_data, XV_SHAPE(B, T, ENC)),
+                                    xv_tensor_wrap_i32(keep, (int32_t *)beams_of_0, XV_SHAPE(B)));
+    xv_bert_cache c;
+    CHECK_OK(xv_bert_cache_begin(keep, &lm.bert, enc, NULL, &c));
+    int32_t seq[B][L] = {{1, 5, 9, 4, 6}, {1, 7, 7, 3, 8}};
+    const int32_t swap[B] = {1, 0};
+    int len = 3;
+    for (int s = 0; s < 3; s++) {
+        xv_graph *sg = step[s % 2];
+        xv_graph_reset(sg);
+        const int n = s == 0 ? 3 : 1, first = len - n;
+        if (s == 2) { /* rows swap their pasts; the new tokens continue the swapped rows */
+            xv_tensor *rows = xv_tensor_new(sg, XV_I32, XV_SHAPE(B));
+            memcpy(rows->idata, swap, sizeof swap);
+            CHECK_OK(xv_bert_cache_select(sg, &c, rows));
+            int32_t tmp[L];
+            memcpy(tmp, seq[0], sizeof tmp);
+            memcpy(seq[0], seq[1], sizeof tmp);
+            memcpy(seq[1], tmp, sizeof tmp);
+        }
+        xv_tensor *ids_new = xv_tensor_new(sg, XV_I32, XV_SHAPE(B, n));
+        for (int b = 0; b < B; b++) memcpy(ids_new->idata + b * n, seq[b] + first, sizeof(int32_t) * (size_t)n);
+        xv_tensor *h = xv_bert_decode_step(sg, &lm.bert, ids_new, &c);
+        /* the reference: the whole prefix */
+        xv_graph_reset(g);
+        xv_tensor *ids_all = xv_tensor_new(g, XV_I32, XV_SHAPE(B, len)), *ones = xv_tensor_new(g, XV_I32, XV_SHAPE(B, len));
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < len; t++) ids_all->idata[b * len + t] = seq[b][t], ones->idata[b * len + t] = 1;
+        xv_tensor *ref = xv_bert_lm_hidden(g, &lm, ids_all, ones, enc, NULL);
+        CHECK(h && ref && c.len == len, "step %d: %s", s, xv_error_message());
+        if (!h || !ref) break;
+        double worst = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < n; t++)
+                for (int j = 0; j < H; j++) {
+                    double d = fabs(h->data[(b * n + t) * H + j] - ref->data[(b * len + first + t) * H + j]);
+                    worst = d > worst ? d : worst;
+                }
+        CHECK(worst < 1e-5, "step %d (%d new tokens at %d): cached hidden states differ from a full pass by %.3g", s,
+              n, first, worst);
+        len++;
+    }
+    /* The cache's image must match its rows. */
+    xv_graph_reset(g);
+    xv_tensor *wrong = xv_tensor_new(g, XV_I32, XV_SHAPE(B + 1, 1));
+    for (int i = 0; i < B + 1; i++) wrong->idata[i] = 3;
+    CHECK(!xv_bert_decode_step(g, &lm.bert, wrong, &c) && xv_graph_status(g) == XV_ERR_SHAPE,
+          "a step with more rows than the cache is refused");
+    xv_bert_cache_free(&c);
+    for (int i = 0; i < 4; i++) xv_graph_free(all[i]);
+}
+
 int main(void) {
     test_token_cross_entropy();
     build_decoder();
     float enc[B * T * ENC];
     xv_test_fill_uniform(enc, B * T * ENC, -1, 1, 5);
     test_causality(enc);
+    test_cache(enc);
     /* Gradients into the encoder states pass every layer's causal
      * self-attention (fusion_layer 0: layer 1 reads layer 0's cross-attended
      * states). Logits ~1 through LayerNorms: defaults of the checker. */
