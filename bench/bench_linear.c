@@ -66,11 +66,6 @@ static void raw_backward(void *p) {
                 1.0f, c->dw, s->in);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median seconds of `lib` and of `raw`, timed alternately (one call each per
  * round, at least 5 rounds and min_seconds): the machine is shared, and
  * interleaving lets both see the same background load. */
@@ -89,10 +84,8 @@ static void median_pair(void (*lib)(void *), void (*raw)(void *), void *arg, dou
         tr[n] = xv_bench_now() - t1;
         tl[n++] = t1 - t0;
     }
-    qsort(tl, (size_t)n, sizeof(double), cmp_double);
-    qsort(tr, (size_t)n, sizeof(double), cmp_double);
-    *t_lib = tl[n / 2];
-    *t_raw = tr[n / 2];
+    *t_lib = xv_bench_sort_median(tl, n);
+    *t_raw = xv_bench_sort_median(tr, n);
 }
 
 static float *filled(size_t n, float v) {

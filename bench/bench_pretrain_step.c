@@ -106,17 +106,6 @@ static void source_free(source *s) {
     free(s->idx), free(s->is_image), free(s->image_atts);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
-}
-
 static int usage(void) {
     fprintf(stderr, "usage: bench_pretrain_step [--config MODEL_JSON] [--batch B >= 2] [--threads N >= 1] "
                     "[--steps timed steps >= 1] [--length L] [--masks M]\n");
@@ -204,7 +193,8 @@ int main(int argc, char **argv) {
                 xv_bench_minor_faults() - f0);
     }
     double med_wall[2], med_cpu[2];
-    for (int k = 0; k < 2; k++) med_wall[k] = median(wall[k], steps), med_cpu[k] = median(cpu[k], steps);
+    for (int k = 0; k < 2; k++)
+        med_wall[k] = xv_bench_sort_median(wall[k], steps), med_cpu[k] = xv_bench_sort_median(cpu[k], steps);
     printf("region update     (fwd + bwd + clip + AdamW): %8.3f s wall %8.3f CPU s  %6.2f texts/s   (itc %.3f itm %.3f "
            "mlm %.3f bbox %.3f giou %.3f, |g| %.2f)\n",
            med_wall[0], med_cpu[0], world * B / med_wall[0], loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4],
@@ -213,7 +203,7 @@ int main(int argc, char **argv) {
            "mlm %.3f, |g| %.2f)\n",
            med_wall[1], med_cpu[1], world * B / med_wall[1], loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
     printf("one step (region + image-text update): %.3f s wall, %.3f CPU s (all threads)\n", med_wall[0] + med_wall[1],
-           median(step_cpu, steps));
+           xv_bench_sort_median(step_cpu, steps));
     const double state_mib = (double)n_params * 4 * 4 / (1 << 20);
     printf("memory: peak RSS %.0f MiB; parameters + gradients + AdamW moments %.0f MiB; activation arena peak %.0f "
            "MiB; activation gradients peak %.0f MiB\n",

@@ -166,11 +166,6 @@ static const piece PIECES[] = {{"vqa", "question", run_vqa}, {"vqa_rank", "quest
                                {"caption", "image", run_caption}};
 enum { N_PIECES = sizeof PIECES / sizeof PIECES[0] };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void time_piece(ctx *c, const piece *p, int reps, double *med, double *best, double *cpu) {
     double wall[64], cput[64];
     if (reps > 64) reps = 64;
@@ -181,9 +176,8 @@ static void time_piece(ctx *c, const piece *p, int reps, double *med, double *be
         wall[r] = xv_bench_now() - t0;
         cput[r] = xv_cpu_seconds() - c0;
     }
-    qsort(wall, (size_t)reps, sizeof(double), cmp_double);
-    qsort(cput, (size_t)reps, sizeof(double), cmp_double);
-    *med = wall[reps / 2], *best = wall[0], *cpu = cput[reps / 2];
+    *med = xv_bench_sort_median(wall, reps), *cpu = xv_bench_sort_median(cput, reps);
+    *best = wall[0];
 }
 
 /* ---------------------------------------------------------------- setup */

@@ -136,11 +136,6 @@ static double piece_flops(const ctx *c, int i) {
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One warm-up, then reps timed runs: median wall, best wall, median CPU. */
 static void time_piece(ctx *c, const piece *p, int reps, double *med, double *best, double *cpu) {
     double wall[64], cput[64];
@@ -152,11 +147,8 @@ static void time_piece(ctx *c, const piece *p, int reps, double *med, double *be
         wall[r] = xv_bench_now() - t0;
         cput[r] = xv_cpu_seconds() - c0;
     }
-    qsort(wall, (size_t)reps, sizeof(double), cmp_double);
-    qsort(cput, (size_t)reps, sizeof(double), cmp_double);
-    *med = wall[reps / 2];
+    *med = xv_bench_sort_median(wall, reps), *cpu = xv_bench_sort_median(cput, reps);
     *best = wall[0];
-    *cpu = cput[reps / 2];
 }
 
 /* ---------------------------------------------------------------- setup */

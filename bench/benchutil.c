@@ -18,6 +18,11 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+double xv_bench_sort_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n / 2];
+}
+
 double xv_bench_best(void (*fn)(void *), void *ctx, int reps) {
     double best = 1e30;
     for (int i = 0; i < reps; i++) {

@@ -13,6 +13,8 @@ void xv_bench_use_cpu_clock(int on);
 /* Run fn(ctx) repeatedly for at least min_seconds (and >= 3 times); return the
  * median seconds per call. */
 double xv_bench_median(void (*fn)(void *), void *ctx, double min_seconds);
+/* Sorts v[0..n) ascending (v[0] is then the best) and returns its median. */
+double xv_bench_sort_median(double *v, int n);
 /* Fastest of `reps` runs of fn(ctx) in seconds: on a shared, loaded machine
  * the median mostly measures the other processes, so benches report both. */
 double xv_bench_best(void (*fn)(void *), void *ctx, int reps);
