@@ -174,7 +174,7 @@ static void add_head(line *l, int64_t step, const char *kind, int64_t epoch) {
 static xv_status end_epoch(run *r) {
     xv_ft *f = &r->f;
     const xv_finetune_opts *o = f->o;
-    const int64_t e = r->step / f->eval_every - 1; /* the evaluation round: the epoch, unless eval_steps */
+    const int64_t e = xv_ft_rounds_through(f, r->step) - 1; /* the evaluation round: the epoch, unless eval_steps */
     r->epoch = e + 1;
     /* the epoch's means over every rank's updates (synchronize_between_processes) */
     XV_TRY(xv_dist_allreduce_sum_f64(r->sums, N_SUMS));
@@ -262,7 +262,7 @@ static xv_status train(run *r, int64_t max_steps, xv_finetune_result *res) {
         XV_TRY(step(r, tty, &loss));
         if (s < window) first += loss / (double)window;
         if (s >= n - window) last += loss / (double)window;
-        if (r->step % r->f.eval_every == 0) XV_TRY(end_epoch(r));
+        if (xv_ft_round_ends(&r->f, r->step)) XV_TRY(end_epoch(r));
     }
     res->first_loss = first;
     res->last_loss = last;
@@ -321,7 +321,7 @@ static xv_status finish(run *r, int64_t total, xv_finetune_result *res) {
     if (scored && (r->last_step != r->step || r->step == 0)) {
         /* stopped inside an epoch (max_steps): the epoch under way names the result file */
         char name[32];
-        const int64_t e = r->step > 0 ? (r->step - 1) / f->eval_every : 0;
+        const int64_t e = xv_ft_rounds_through(f, r->step);
         snprintf(name, sizeof name, "epoch%lld", (long long)e);
         XV_TRY(xv_ft_evaluate(f, name, &r->last));
     }

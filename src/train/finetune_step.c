@@ -141,9 +141,26 @@ xv_status xv_ft_setup(xv_ft *f, const char *task) {
     f->steps_per_epoch = f->n_mine / B;
     /* Captioning_scst.py: num_training_steps in all, evaluated every eval_steps */
     const int64_t total = f->cfg.num_training_steps ? f->cfg.num_training_steps : f->steps_per_epoch * f->cfg.epochs;
+    f->total_steps = total;
     f->eval_every = f->cfg.eval_steps ? f->cfg.eval_steps : f->steps_per_epoch;
-    if (f->cfg.num_training_steps) f->cfg.epochs = (int)((total + f->eval_every - 1) / f->eval_every);
+    if (f->cfg.num_training_steps) f->cfg.epochs = (int)xv_ft_rounds_through(f, total);
     return xv_schedule_init(&f->sched, total, f->cfg.warmup, f->cfg.warmup_is_fraction);
+}
+
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        const int64_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
+int64_t xv_ft_rounds_through(const xv_ft *f, int64_t step) {
+    const int64_t e = f->eval_every, s = f->steps_per_epoch;
+    const int64_t both = e / gcd64(e, s) * s; /* lcm: steps that end a round twice count once */
+    int64_t n = step / e + step / s - step / both;
+    if (step >= f->total_steps && f->total_steps % e && f->total_steps % s) n++; /* the last, partial round */
+    return n;
 }
 
 void xv_ft_shuffle(xv_ft *f) {

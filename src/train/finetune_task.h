@@ -64,6 +64,7 @@ typedef struct xv_ft {
     xv_lr_schedule sched;
     int64_t steps_per_epoch; /* n_mine / batch: the official train loaders drop the last partial batch */
     int64_t eval_every;      /* steps between evaluations: steps_per_epoch, or the YAML's eval_steps */
+    int64_t total_steps;     /* epochs · steps_per_epoch, or the YAML's num_training_steps */
     void *task_state;        /* the task's training data and batch buffers */
 } xv_ft;
 
@@ -230,6 +231,15 @@ void xv_ft_free(xv_ft *f);
 /* The epoch's start: perm shuffled by the data stream, this rank's order
  * taken from it. */
 void xv_ft_shuffle(xv_ft *f);
+/* The evaluation rounds that end at or before `step`. A round ends, as the
+ * official loops break, at every eval_every steps, at every epoch's end and
+ * at the last step (Captioning_scst.py: a multiple of eval_steps, the loader
+ * exhausted, num_training_steps reached); without eval_steps a round is an
+ * epoch. */
+int64_t xv_ft_rounds_through(const xv_ft *f, int64_t step);
+static inline bool xv_ft_round_ends(const xv_ft *f, int64_t step) {
+    return step % f->eval_every == 0 || step % f->steps_per_epoch == 0 || step == f->total_steps;
+}
 /* Forward + backward (gradients averaged over the ranks) + AdamW of batch
  * number `b` of the rank's order;
  * term[] as the task's loss hook, *total the loss, rec the update's loss fields. */

@@ -8,6 +8,7 @@
 
 #include "testutil.h"
 #include "train/finetune.h"
+#include "train/finetune_task.h"
 
 static char dir[] = "/tmp/xv_test_ftcfg_XXXXXX";
 
@@ -103,11 +104,31 @@ static void test_model_keys_and_overrides(void) {
           "an unknown task is named with the known ones: %s", xv_error_message());
 }
 
+/* The evaluation rounds end where the official loops break: every
+ * eval_steps, at each epoch's end, at num_training_steps. */
+static void test_eval_rounds(void) {
+    xv_ft f = {.steps_per_epoch = 10, .eval_every = 4, .total_steps = 25};
+    /* rounds end at 4, 8, 10, 12, 16, 20, 24, 25 */
+    const int64_t ends[] = {4, 8, 10, 12, 16, 20, 24, 25};
+    int n = 0;
+    for (int64_t s = 1; s <= 25; s++)
+        if (xv_ft_round_ends(&f, s)) CHECK(n < 8 && ends[n++] == s, "step %lld ends a round", (long long)s);
+    CHECK(n == 8, "8 rounds, not %d", n);
+    CHECK(xv_ft_rounds_through(&f, 3) == 0 && xv_ft_rounds_through(&f, 10) == 3 &&
+              xv_ft_rounds_through(&f, 11) == 3 && xv_ft_rounds_through(&f, 24) == 7 &&
+              xv_ft_rounds_through(&f, 25) == 8,
+          "rounds counted once where eval_steps and the epoch end meet");
+    xv_ft e = {.steps_per_epoch = 10, .eval_every = 10, .total_steps = 30}; /* no eval_steps: one round an epoch */
+    CHECK(xv_ft_rounds_through(&e, 29) == 2 && xv_ft_rounds_through(&e, 30) == 3 && !xv_ft_round_ends(&e, 15),
+          "without eval_steps a round is an epoch");
+}
+
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_defaults_and_keys();
     test_refusals();
     test_model_keys_and_overrides();
+    test_eval_rounds();
     char path[600];
     snprintf(path, sizeof path, "%s/task.yaml", dir);
     unlink(path);
