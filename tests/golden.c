@@ -57,18 +57,19 @@ float *golden_floats(const xv_st_file *f, const char *name, int64_t *numel) {
     return v;
 }
 
-bool golden_forward_cli(const char *name, const char *extra, char *out, size_t n_out, char *ref, size_t n_ref) {
+bool golden_forward_cli(const char *name, const char *tag, const char *args, char *out, size_t n_out, char *ref,
+                        size_t n_ref) {
     const char *fx = xv_fixtures_dir(), *bin = getenv("XV_BIN");
     CHECK(fx && bin, "fixtures and XV_BIN needed");
     if (!fx || !bin) return false;
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(out, n_out, "%s/xv_forward_%s_%d.safetensors", tmp, name, (int)getpid());
+    snprintf(out, n_out, "%s/xv_forward_%s_%s_%d.safetensors", tmp, name, tag, (int)getpid());
     snprintf(ref, n_ref, "%s/%s/outputs.safetensors", fx, name);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/%s' --inputs '%s/%s/inputs.safetensors' --out '%s' --grads %s",
-             bin, fx, name, fx, name, out, extra);
+    snprintf(cmd, sizeof cmd, "'%s' forward --model '%s/%s' --inputs '%s/%s/inputs.safetensors' --out '%s' %s", bin,
+             fx, name, fx, name, out, args);
     const bool ok = xv_test_run(cmd) == 0;
-    CHECK(ok, "xvlm forward on %s failed", name);
+    CHECK(ok, "xvlm forward %s on %s failed", args, name);
     return ok;
 }
 

@@ -42,11 +42,12 @@ xv_tensor *golden_input(xv_graph *g, const xv_st_file *f, const char *name, bool
  * NULL (NULL and a failed CHECK when absent). */
 float *golden_floats(const xv_st_file *f, const char *name, int64_t *numel);
 
-/* `xvlm forward --grads EXTRA` on FIXTURES/<name> (its model and inputs),
- * written to a scratch file whose path goes into out; the golden outputs'
- * path into ref. false (a failed CHECK) when the command fails: the caller
- * still removes out. */
-bool golden_forward_cli(const char *name, const char *extra, char *out, size_t n_out, char *ref, size_t n_ref);
+/* `xvlm forward ARGS` on FIXTURES/<name> (its model and inputs), written to
+ * a scratch file named by name and tag whose path goes into out; the golden
+ * outputs' path into ref. false (a failed CHECK) when the command fails: the
+ * caller still removes out. */
+bool golden_forward_cli(const char *name, const char *tag, const char *args, char *out, size_t n_out, char *ref,
+                        size_t n_ref);
 
 /* ---- the NLVR2 / Grad-CAM rule ---- */
 

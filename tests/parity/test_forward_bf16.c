@@ -27,6 +27,7 @@
 #include "model/model_source.h"
 #include "model/precision.h"
 #include "ops/gemm.h"
+#include "golden.h"
 #include "testutil.h"
 
 #define BF16_TOL (1.0 / 64)
@@ -85,7 +86,7 @@ int main(void) {
     const char *bin = getenv("XV_BIN");
     if (!fx) return xv_test_skip("fixtures absent");
     if (!bin) return xv_test_skip("XV_BIN not set");
-    char dir[1024], ref_path[1200], fp32_path[256], bf16_path[256], name[64], cmd[4096];
+    char dir[1024], ref_path[1200], fp32_path[512], bf16_path[512], cmd[4096];
     snprintf(dir, sizeof dir, "%s/tiny", fx);
     snprintf(ref_path, sizeof ref_path, "%s/outputs.safetensors", dir);
 
@@ -99,17 +100,11 @@ int main(void) {
 
     check_converted_params(dir);
 
-    snprintf(name, sizeof name, "xv_forward_fp32_%d.safetensors", (int)getpid());
-    xv_test_tmp_path(name, fp32_path, sizeof fp32_path);
-    snprintf(name, sizeof name, "xv_forward_bf16_%d.safetensors", (int)getpid());
-    xv_test_tmp_path(name, bf16_path, sizeof bf16_path);
-    snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s/inputs.safetensors' --out '%s'", bin, dir, dir,
-             fp32_path);
-    CHECK(xv_test_run(cmd) == 0, "xvlm forward failed");
-    snprintf(cmd, sizeof cmd, "'%s' forward --model '%s' --inputs '%s/inputs.safetensors' --out '%s' --precision bf16",
-             bin, dir, dir, bf16_path);
-    CHECK(xv_test_run(cmd) == 0, "xvlm forward --precision bf16 failed");
-
+    CHECK(golden_forward_cli("tiny", "fp32", "", fp32_path, sizeof fp32_path, ref_path, sizeof ref_path),
+          "xvlm forward failed");
+    CHECK(golden_forward_cli("tiny", "bf16", "--precision bf16", bf16_path, sizeof bf16_path, ref_path,
+                             sizeof ref_path),
+          "xvlm forward --precision bf16 failed");
     int n1 = xv_test_compare_st(ref_path, bf16_path, "image.", "grad.", BF16_TOL);
     int n2 = xv_test_compare_st(ref_path, bf16_path, "region.", "grad.", BF16_TOL);
     CHECK(n1 == 17 && n2 == 19, "bf16 outputs compared: %d image, %d region (expected 17 and 19)", n1, n2);

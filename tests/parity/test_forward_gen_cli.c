@@ -124,7 +124,7 @@ int main(void) {
     const char *cases[] = {"vqa", "captioning"};
     for (int c = 0; c < 2; c++) {
         char out[512], ref[1200];
-        if (golden_forward_cli(cases[c], "", out, sizeof out, ref, sizeof ref)) compare_file(ref, out);
+        if (golden_forward_cli(cases[c], "grads", "--grads", out, sizeof out, ref, sizeof ref)) compare_file(ref, out);
         unlink(out);
     }
     return xv_test_finish("test_forward_gen_cli");

@@ -50,10 +50,10 @@ static void compare_file(const char *ref_path, const char *out_path, const char 
 int main(void) {
     if (!xv_fixtures_dir()) return xv_test_skip("fixtures absent");
     if (!getenv("XV_BIN")) return xv_test_skip("XV_BIN not set");
-    const char *cases[2][3] = {{"nlvr", "", NULL}, {"gradcam", "--block-num 2", "gradcam.accuracy"}};
+    const char *cases[2][3] = {{"nlvr", "--grads", NULL}, {"gradcam", "--grads --block-num 2", "gradcam.accuracy"}};
     for (int c = 0; c < 2; c++) {
         char out[512], ref[1200];
-        if (golden_forward_cli(cases[c][0], cases[c][1], out, sizeof out, ref, sizeof ref))
+        if (golden_forward_cli(cases[c][0], "grads", cases[c][1], out, sizeof out, ref, sizeof ref))
             compare_file(ref, out, cases[c][2]);
         unlink(out);
     }
