@@ -31,9 +31,9 @@ int xv_cmd_pretrain(int argc, char **argv) {
         XV_OPT_SEED(&o.seed, "every random stream: init, data order, augmentation,\n"
                              "masking, dropout, negatives, region coin"),
         XV_OPT_THREADS(&threads),
-        {.name = "--max-steps", .kind = XV_OPT_I64, .dest = &o.max_steps, .value = "N", .lo = 1,
+        {.name = "--max-steps", .kind = XV_OPT_I64, .dest = &o.max_steps, .value = "N", .lo = 0,
          .hi = 1125899906842624.0, .unset = "epochs x steps per epoch of the config",
-         .help = "stop after N image-text steps in all; the schedule keeps the\nconfig's length"},
+         .help = "stop after N image-text steps in all; the schedule keeps the\nconfig's length. 0: write the initialised model to DIR/model\nand stop (a start for `xvlm finetune objects`)"},
         {.name = "--init", .kind = XV_OPT_STRING, .dest = &o.init_dir, .value = "DIR",
          .help = "start from DIR/weights.safetensors (a whole pretraining model, as\n"
                  "`xvlm convert` or a previous run's model/ writes it) instead of\n"

@@ -16,7 +16,7 @@
 
 xv_pretrain_run_opts xv_pretrain_run_opts_default(void) {
     xv_pretrain_run_opts o = {.config_path = NULL, .output_dir = "output/pretrain", .resume = NULL, .seed = 42,
-                              .max_steps = 0, .init_dir = NULL, .keep_last = 3, .progress = true,
+                              .max_steps = -1, .init_dir = NULL, .keep_last = 3, .progress = true,
                               .plot_smooth = 25, .notes = NULL};
     return o;
 }
@@ -233,7 +233,7 @@ xv_status xv_pretrain_run(const xv_pretrain_run_opts *opts, xv_pretrain_run_resu
     xv_stop_guard_begin(&guard);
     xv_status st = setup(&r, &res->start_step);
     const int64_t total = st == XV_OK ? xv_pretrain_steps_per_epoch(&r.rc) * r.rc.epochs : 0;
-    const int64_t max_steps = o->max_steps > 0 && o->max_steps < total ? o->max_steps : total;
+    const int64_t max_steps = o->max_steps >= 0 && o->max_steps < total ? o->max_steps : total;
     res->total_steps = total;
     if (st == XV_OK && o->progress && !(r.prog = xv_progress_new(50, max_steps, res->start_step)))
         st = xv_error(XV_ERR_NOMEM, "out of memory");

@@ -34,7 +34,8 @@ typedef struct {
      * otherwise that checkpoint file. */
     const char *resume;
     uint64_t seed;         /* 42, as Pretrain.py's --seed */
-    int64_t max_steps;     /* stop once this many image-text steps are done (<= 0: the schedule's total) */
+    int64_t max_steps;     /* stop once this many image-text steps are done (< 0: the schedule's total;
+                              0: only write the initialised model) */
     const char *init_dir;  /* config.json + weights.safetensors to start from (NULL: from scratch) */
     int keep_last;         /* checkpoints kept (3) */
     bool progress;         /* progress line on stderr */

@@ -291,6 +291,16 @@ int main(void) {
     CHECK(last_counter(halves, "images.missing_image") == last_counter(straight, "images.missing_image"),
           "the counters resume too");
 
+    /* --max-steps 0: the initialised model alone, a start for `xvlm finetune objects` */
+    char init_only[512], init_model[600];
+    path_of(init_only, sizeof init_only, root, "init_only");
+    run_lib(yaml, init_only, NULL, 0);
+    path_of(init_model, sizeof init_model, init_only, "model");
+    CHECK_OK(xv_model_load_dir(init_model, false, &m));
+    CHECK(m && m->parts.mlm && m->parts.itc && m->parts.itm && m->parts.bbox, "the initial model has every part");
+    xv_model_free(m);
+    CHECK(!xv_test_same_file(straight, init_only, "model/weights.safetensors"), "0 steps wrote the trained weights");
+
     if (bin) test_kill_resume(bin, yaml, straight, run_ms);
     else printf("XV_BIN not set: the SIGKILL part is skipped (run through ctest)\n");
 
