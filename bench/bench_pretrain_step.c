@@ -9,7 +9,8 @@
  * ([CLS] 101, [MASK] 103) and inside the config's vocabulary.
  *
  * Reports wall and process CPU seconds per update of each kind and per step
- * (medians over the timed steps), page faults per step on stderr, samples/s, the peak resident memory,
+ * (medians over the timed steps; the region update's also split into forward,
+ * backward and the rest), page faults per step on stderr, samples/s, the peak resident memory,
  * the activation arena's and the activation gradients' peaks and the machine's sgemm rate for scale.
  *
  * Usage: bench_pretrain_step [--config MODEL_JSON (configs/xvlm_base_224.json)] [--batch B (8)]
@@ -166,9 +167,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_pretrain_step: %s\n", xvlm_last_error());
         return 1;
     }
-    /* Per timed step: wall and CPU seconds of the region [0] and image-text [1] update, CPU of the step. */
+    /* Per timed step: wall and CPU seconds of the region [0] and image-text [1] update, CPU of the step;
+     * the region update's forward [0] and backward [1] wall and CPU seconds. */
     double *wall[2], *cpu[2], *step_cpu = calloc((size_t)steps, sizeof(double));
-    for (int k = 0; k < 2; k++) wall[k] = calloc((size_t)steps, sizeof(double)), cpu[k] = calloc((size_t)steps, sizeof(double));
+    double *part_wall[2], *part_cpu[2];
+    for (int k = 0; k < 2; k++) {
+        wall[k] = calloc((size_t)steps, sizeof(double)), cpu[k] = calloc((size_t)steps, sizeof(double));
+        part_wall[k] = calloc((size_t)steps, sizeof(double)), part_cpu[k] = calloc((size_t)steps, sizeof(double));
+    }
     double loss[2][6] = {{0}};
     for (int s = -1; s < steps; s++) { /* step -1: warm-up (sizes the arena, allocates gradients and moments) */
         xv_update_record rec[2];
@@ -181,7 +187,11 @@ int main(int argc, char **argv) {
         }
         const double used = xv_cpu_seconds() - c0;
         for (int k = 0; k < 2 && s >= 0; k++) wall[k][s] = rec[k].seconds, cpu[k][s] = rec[k].cpu_seconds;
-        if (s >= 0) step_cpu[s] = used;
+        if (s >= 0) {
+            step_cpu[s] = used;
+            part_wall[0][s] = rec[0].forward_seconds, part_cpu[0][s] = rec[0].forward_cpu_seconds;
+            part_wall[1][s] = rec[0].backward_seconds, part_cpu[1][s] = rec[0].backward_cpu_seconds;
+        }
         for (int k = 0; k < 2; k++) {
             double v[6] = {rec[k].loss_itc, rec[k].loss_itm, rec[k].loss_mlm, rec[k].loss_bbox, rec[k].loss_giou,
                            rec[k].grad_norm};
@@ -199,6 +209,11 @@ int main(int argc, char **argv) {
            "mlm %.3f bbox %.3f giou %.3f, |g| %.2f)\n",
            med_wall[0], med_cpu[0], world * B / med_wall[0], loss[0][0], loss[0][1], loss[0][2], loss[0][3], loss[0][4],
            loss[0][5]);
+    double pw[2], pc[2];
+    for (int k = 0; k < 2; k++) pw[k] = xv_bench_sort_median(part_wall[k], steps), pc[k] = xv_bench_sort_median(part_cpu[k], steps);
+    printf("  of which forward %8.3f s wall %8.3f CPU s; backward %8.3f s wall %8.3f CPU s; batch + clip + AdamW "
+           "%6.3f s wall %6.3f CPU s\n",
+           pw[0], pc[0], pw[1], pc[1], med_wall[0] - pw[0] - pw[1], med_cpu[0] - pc[0] - pc[1]);
     printf("image-text update (fwd + bwd + clip + AdamW): %8.3f s wall %8.3f CPU s  %6.2f pairs/s   (itc %.3f itm %.3f "
            "mlm %.3f, |g| %.2f)\n",
            med_wall[1], med_cpu[1], world * B / med_wall[1], loss[1][0], loss[1][1], loss[1][2], loss[1][5]);
@@ -210,7 +225,7 @@ int main(int argc, char **argv) {
            xv_bench_peak_rss_mib(), state_mib, (double)xv_trainer_arena_peak(t) / (1 << 20),
            (double)xv_trainer_grads_peak(t) / (1 << 20));
     printf("sgemm reference: %.1f GFLOP/s (M=N=K=1024)\n", xv_bench_sgemm_gflops(1024, 1024, 1024, 0.5));
-    for (int k = 0; k < 2; k++) free(wall[k]), free(cpu[k]);
+    for (int k = 0; k < 2; k++) free(wall[k]), free(cpu[k]), free(part_wall[k]), free(part_cpu[k]);
     free(step_cpu);
     xv_trainer_free(t);
     source_free(&img), source_free(&reg);

@@ -45,19 +45,20 @@ static void trim_spares(xv_grad_store *s, size_t need, size_t cap) {
     }
 }
 
-/* A zeroed block of `bytes` (header included) with its size and kind set. */
-static xv_grad_block *new_block(xv_grad_store *s, size_t bytes) {
+/* A block of `bytes` (header included) with its size and kind set, its data
+ * zeroed when `zero`. */
+static xv_grad_block *new_block(xv_grad_store *s, size_t bytes, bool zero) {
     if (bytes < MAP_FROM) {
         xv_grad_block *b = aligned_alloc(HEADER, (bytes + HEADER - 1) / HEADER * HEADER);
         if (!b) return NULL;
-        memset(b, 0, bytes);
+        memset(b, 0, zero ? bytes : HEADER);
         b->bytes = bytes, b->mapped = false;
         return b;
     }
     const size_t pages = (bytes + PAGE - 1) / PAGE * PAGE;
     xv_grad_block *b = take_spare(s, pages);
     if (b) {
-        memset((unsigned char *)b + HEADER, 0, bytes - HEADER); /* what the request reads */
+        if (zero) memset((unsigned char *)b + HEADER, 0, bytes - HEADER); /* what the request reads */
         return b; /* bytes and mapped as when it was mapped */
     }
     trim_spares(s, pages, XV_GRAD_SPARE_CAP * s->peak);
@@ -68,9 +69,9 @@ static xv_grad_block *new_block(xv_grad_store *s, size_t bytes) {
     return b;
 }
 
-float *xv_grad_store_alloc(xv_grad_store *s, size_t floats) {
+static float *alloc_block(xv_grad_store *s, size_t floats, bool zero) {
     if (floats > (SIZE_MAX - HEADER - PAGE) / sizeof(float)) return NULL;
-    xv_grad_block *b = new_block(s, HEADER + floats * sizeof(float));
+    xv_grad_block *b = new_block(s, HEADER + floats * sizeof(float), zero);
     if (!b) return NULL;
     b->prev = NULL, b->next = s->head;
     if (s->head) s->head->prev = b;
@@ -79,6 +80,9 @@ float *xv_grad_store_alloc(xv_grad_store *s, size_t floats) {
     if (s->live > s->peak) s->peak = s->live;
     return (float *)((unsigned char *)b + HEADER);
 }
+
+float *xv_grad_store_alloc(xv_grad_store *s, size_t floats) { return alloc_block(s, floats, true); }
+float *xv_grad_store_alloc_uninit(xv_grad_store *s, size_t floats) { return alloc_block(s, floats, false); }
 
 static void release(xv_grad_store *s, xv_grad_block *b) {
     if (b->prev) b->prev->next = b->next;

@@ -38,6 +38,9 @@ typedef struct {
 
 /* `floats` zeroed floats, 64-byte aligned; NULL when out of memory. */
 float *xv_grad_store_alloc(xv_grad_store *s, size_t floats);
+/* The same, contents undefined: for a first writer that overwrites every
+ * element (saves the zeroing pass and the reads of zeros). */
+float *xv_grad_store_alloc_uninit(xv_grad_store *s, size_t floats);
 /* Free one buffer from xv_grad_store_alloc (NULL: nothing). */
 void xv_grad_store_free(xv_grad_store *s, float *p);
 /* Free every live buffer (mappings become spares for the next step). */

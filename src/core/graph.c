@@ -211,6 +211,18 @@ float *xv_grad(xv_graph *g, xv_tensor *t) {
     return t->grad;
 }
 
+float *xv_grad_for_write(xv_graph *g, xv_tensor *t, bool *fresh) {
+    *fresh = false;
+    if (t->grad || t->persistent) return xv_grad(g, t);
+    t->grad = xv_grad_store_alloc_uninit(&g->grads, (size_t)t->numel);
+    if (!t->grad) {
+        xv_graph_fail(g, XV_ERR_NOMEM, "out of memory for a gradient of %lld floats", (long long)t->numel);
+        return NULL;
+    }
+    *fresh = true;
+    return t->grad;
+}
+
 /* Gradients live outside the arena, so whatever a node's backward allocates
  * in the arena is its scratch: the space goes back once the node is done. */
 static xv_status run_tape(xv_graph *g) {

@@ -141,6 +141,11 @@ xv_node *xv_record(xv_graph *g, const char *op, xv_tensor *out, xv_backward_fn b
 /* Gradient buffer of a tensor, allocated zeroed on first use (arena for
  * activations; parameters own theirs). NULL only on out-of-memory. */
 float *xv_grad(xv_graph *g, xv_tensor *t);
+/* For a backward that writes every element of t's gradient: when t has none
+ * yet, a new buffer with undefined contents and *fresh = true (the caller must
+ * store, not add: no zeroing pass, no reads of zeros); else xv_grad's buffer
+ * and *fresh = false (add into it). Parameters always get xv_grad's. */
+float *xv_grad_for_write(xv_graph *g, xv_tensor *t, bool *fresh);
 
 /* Seed d(loss)/d(loss) = 1 (loss must have one element) and run the tape backwards.
  * Gradients accumulate into parameters' grad buffers. */

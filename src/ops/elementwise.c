@@ -172,20 +172,28 @@ void xv_dense_gelu(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + xv_erf_f32(x[i] * INV_SQRT2));
 }
 
+/* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
+static inline float gelu_slope(float v) {
+    float cdf = 0.5f * (1.0f + xv_erf_f32(v * INV_SQRT2));
+    float pdf = INV_SQRT_2PI * xv_exp_f32(-0.5f * v * v);
+    return cdf + v * pdf;
+}
+
 static void unary_backward(xv_graph *g, xv_node *n) {
     xv_tensor *x = n->in[0];
-    float *dx = xv_grad(g, x);
+    bool fresh; /* GELU is the first writer of dx (the fc1 output's gradient): it stores */
+    float *dx = (unary_kind)n->iarg[0] == UN_GELU ? xv_grad_for_write(g, x, &fresh) : xv_grad(g, x);
     if (!dx) return;
     const float *dy = n->out->grad, *xd = x->data, *yd = n->out->data;
     int64_t cnt = x->numel;
     switch ((unary_kind)n->iarg[0]) {
-    case UN_GELU: /* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
+    case UN_GELU:
+        if (fresh) {
 #pragma omp parallel for simd schedule(static) PAR_IF(cnt)
-        for (int64_t i = 0; i < cnt; i++) {
-            float v = xd[i];
-            float cdf = 0.5f * (1.0f + xv_erf_f32(v * INV_SQRT2));
-            float pdf = INV_SQRT_2PI * xv_exp_f32(-0.5f * v * v);
-            dx[i] += dy[i] * (cdf + v * pdf);
+            for (int64_t i = 0; i < cnt; i++) dx[i] = dy[i] * gelu_slope(xd[i]);
+        } else {
+#pragma omp parallel for simd schedule(static) PAR_IF(cnt)
+            for (int64_t i = 0; i < cnt; i++) dx[i] += dy[i] * gelu_slope(xd[i]);
         }
         break;
     case UN_SIGMOID:

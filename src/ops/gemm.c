@@ -49,6 +49,12 @@ static void blas_linear(const float *x, const float *w, const xv_gemm_epilogue *
     }
 }
 
+static void blas_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                         bool accumulate, float *c) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+                1.0f, a, (int)(ta ? m : k), b, (int)(tb ? k : n), accumulate ? 1.0f : 0.0f, c, (int)n);
+}
+
 #ifdef XV_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
@@ -64,14 +70,17 @@ static void init_backend(void) {
     g_use_dnnl = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
 }
 
-/* oneDNN matmul: src [rows, in] (tag ab), weights [in, out] read from w[out, in]
- * (tag ba: no copy), both of type dt (f32, or bf16 with fp32 accumulation),
- * bias [1, out] and dst [rows, out] in f32. Primitive descriptors and
+/* oneDNN matmul: src [rows, in] (x_tag ab: x is [rows, in]; ba: x is stored
+ * [in, rows]), weights [in, out] (w_tag ab: w is [in, out]; ba: w is stored
+ * [out, in], the Linear forward's weight, no copy), both of type dt (f32, or
+ * bf16 with fp32 accumulation), bias [1, out] and dst [rows, out] in f32,
+ * added to dst's old values when `accumulate` (the sum post-op, first). Primitive descriptors and
  * primitives come from oneDNN's primitive cache after the first call of a
  * shape; the scratchpad (packed blocks) is taken from the graph arena.
  * Returns false when oneDNN refuses (the caller falls back to OpenBLAS). */
-static bool dnnl_linear(xv_graph *g, const void *x, const void *w, dnnl_data_type_t dt, const xv_gemm_epilogue *ep,
-                        float *y, int64_t rows, int64_t in, int64_t out, bool *oom) {
+static bool onednn_matmul(xv_graph *g, const void *x, dnnl_format_tag_t x_tag, const void *w, dnnl_format_tag_t w_tag,
+                        dnnl_data_type_t dt, const xv_gemm_epilogue *ep, bool accumulate, float *y, int64_t rows,
+                        int64_t in, int64_t out, bool *oom) {
     const float *b = ep->bias;
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
@@ -85,14 +94,15 @@ static bool dnnl_linear(xv_graph *g, const void *x, const void *w, dnnl_data_typ
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t mem[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, dnnl_ab) == dnnl_success &&
-              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, dnnl_ba) == dnnl_success &&
+    bool ok = dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, x_tag) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, w_tag) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
               dnnl_matmul_desc_init(&mmd, &smd, &wmd, b ? &bmd : NULL, &dmd) == dnnl_success &&
               dnnl_primitive_attr_create(&attr) == dnnl_success &&
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
               dnnl_post_ops_create(&post) == dnnl_success &&
+              (!accumulate || dnnl_post_ops_append_sum(post, 1.0f) == dnnl_success) &&
               (ep->act != XV_GEMM_GELU ||
                dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success) &&
               (!ep->residual || dnnl_post_ops_append_binary(post, dnnl_binary_add, &dmd) == dnnl_success) &&
@@ -121,8 +131,8 @@ static bool dnnl_linear(xv_graph *g, const void *x, const void *w, dnnl_data_typ
         int n = 3;
         if (b) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
         if (spd) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[4]};
-        /* the residual is post-op 0 when there is no GELU, else post-op 1 */
-        int idx = ep->act == XV_GEMM_GELU ? 1 : 0;
+        /* the residual is the last post-op, after the sum and the GELU when there are */
+        int idx = (accumulate ? 1 : 0) + (ep->act == XV_GEMM_GELU ? 1 : 0);
         if (ep->residual) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, mem[5]};
         ok = dnnl_primitive_execute(prim, t_stream, n, args) == dnnl_success &&
              dnnl_stream_wait(t_stream) == dnnl_success;
@@ -141,10 +151,25 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
     pthread_once(&g_once, init_backend);
     if (g_use_dnnl) {
         bool oom = false;
-        if (dnnl_linear(g, x, w, dnnl_f32, ep, y, rows, in, out, &oom)) return true;
+        if (onednn_matmul(g, x, dnnl_ab, w, dnnl_ba, dnnl_f32, ep, false, y, rows, in, out, &oom)) return true;
         if (oom) return false;
     }
     blas_linear(x, w, ep, y, rows, in, out);
+    return true;
+}
+
+bool xv_gemm_product(xv_graph *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                     bool accumulate, float *c) {
+    pthread_once(&g_once, init_backend);
+    if (g_use_dnnl) {
+        bool oom = false;
+        const xv_gemm_epilogue none = {NULL, XV_GEMM_PLAIN, NULL};
+        if (onednn_matmul(g, a, ta ? dnnl_ba : dnnl_ab, b, tb ? dnnl_ba : dnnl_ab, dnnl_f32, &none, accumulate, c, m, k,
+                        n, &oom))
+            return true;
+        if (oom) return false;
+    }
+    blas_product(ta, tb, m, n, k, a, b, accumulate, c);
     return true;
 }
 
@@ -206,7 +231,8 @@ bool xv_gemm_linear_bf16(xv_graph *g, const float *x, const uint16_t *w, const x
         xv_f32_to_bf16_n(x + i0, xb + i0, (size_t)(i1 - i0));
     }
     bool oom = false;
-    if (g_use_dnnl && dnnl_linear(g, xb, w, dnnl_bf16, ep, y, rows, in, out, &oom)) return true;
+    if (g_use_dnnl && onednn_matmul(g, xb, dnnl_ab, w, dnnl_ba, dnnl_bf16, ep, false, y, rows, in, out, &oom))
+        return true;
     if (oom) return false;
     xv_graph_fail(g, XV_ERR_UNSUPPORTED, "bf16 Linear product [%lld, %lld] x [%lld, %lld]^T: oneDNN has no kernel for it",
                   (long long)rows, (long long)in, (long long)out, (long long)in);
@@ -219,6 +245,13 @@ bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_e
                     int64_t rows, int64_t in, int64_t out) {
     (void)g;
     blas_linear(x, w, ep, y, rows, in, out);
+    return true;
+}
+
+bool xv_gemm_product(xv_graph *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                     bool accumulate, float *c) {
+    (void)g;
+    blas_product(ta, tb, m, n, k, a, b, accumulate, c);
     return true;
 }
 

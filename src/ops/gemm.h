@@ -2,7 +2,8 @@
  * built in: oneDNN's matmul (libdnnl, optional at build time: XV_HAVE_DNNL)
  * or OpenBLAS. On this project's AVX-512 machine oneDNN's brgemm kernels are
  * 10-50% faster than OpenBLAS's sgemm on every Linear shape of X-VLM base and
- * fuse the bias (bench/bench_linear). Backward products stay on OpenBLAS.
+ * fuse the bias (bench/bench_linear). The Linear backward's products take the
+ * same backend (xv_gemm_product).
  *
  * Environment: XV_GEMM=blas forces OpenBLAS (read once, for A/B measurements
  * and tests). Threads: both backends use the OpenMP thread count, and run
@@ -41,6 +42,16 @@ typedef struct {
  * error set) only when that runs out. */
 bool xv_gemm_linear(xv_graph *g, const float *x, const float *w, const xv_gemm_epilogue *ep, float *y,
                     int64_t rows, int64_t in, int64_t out);
+
+/* c[m, n] = op(a)·op(b), or += when `accumulate`: a is [m, k] (stored [k, m]
+ * when ta), b is [k, n] (stored [n, k] when tb), all dense row-major. The
+ * backward products of the Linear layers, on the same backend as the forward
+ * (oneDNN's matmul reads the transposed operands in place: 1.1-3.7× OpenBLAS's
+ * sgemm on X-VLM base's gradient shapes here). Threads: the OpenMP thread
+ * count, one inside a parallel region. Needs m, n, k >= 1 within 32-bit BLAS
+ * indices. False (graph error set) only when g's arena runs out. */
+bool xv_gemm_product(xv_graph *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                     bool accumulate, float *c);
 
 /* Which backend xv_gemm_linear uses: "onednn" or "openblas". */
 const char *xv_gemm_backend(void);

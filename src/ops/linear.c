@@ -1,7 +1,8 @@
 /* xv_linear and xv_bmm. The Linear forward goes to xv_gemm_linear (oneDNN
  * matmul with the bias fused, or OpenBLAS with bias rows and beta = 1), or to
- * xv_gemm_linear_bf16 for a weight converted to bf16 at load; every other
- * product to cblas_sgemm, gradients accumulating with beta = 1. */
+ * xv_gemm_linear_bf16 for a weight converted to bf16 at load; its backward
+ * products to xv_gemm_product on the same backend; every other product to
+ * cblas_sgemm, gradients accumulating with beta = 1. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -12,9 +13,9 @@
 
 /* ---------------------------------------------------------------- linear */
 
-/* Backward threads: a tall product is split by rows into one contiguous block
- * per thread, each running single-threaded BLAS, all inside one parallel
- * region. On this project's shared 2-core machines every fork/join can cost
+/* Backward threads on OpenBLAS (oneDNN threads each whole product itself): a
+ * tall product is split by rows into one contiguous block per thread, each
+ * running single-threaded BLAS, all inside one parallel region. On this project's shared 2-core machines every fork/join can cost
  * a scheduler time slice, so one region per op matters as much as the
  * arithmetic. Shorter products use BLAS's own threads instead: from 1024 rows
  * per thread, since each extra thread then sums a private dW that costs a
@@ -38,15 +39,16 @@ static void row_block(int64_t rows, int64_t *r0, int64_t *r1) {
     *r1 = rows * (tid + 1) / nt;
 }
 
-/* Gradients of rows [r0, r1) in steps of `step` rows: dx += dY·W; dw += dYᵀ·X
- * (overwritten first when `dw_fresh`); db_acc += column sums of dY (if given). */
-static void backward_rows(const float *dy, const float *x, const float *w, float *dx, float *dw, bool dw_fresh,
-                          double *db_acc, int64_t r0, int64_t r1, int64_t step, int in, int out) {
+/* Gradients of rows [r0, r1) in steps of `step` rows: dx += dY·W (= when
+ * `dx_fresh`); dw += dYᵀ·X (overwritten first when `dw_fresh`); db_acc +=
+ * column sums of dY (if given). */
+static void backward_rows(const float *dy, const float *x, const float *w, float *dx, bool dx_fresh, float *dw,
+                          bool dw_fresh, double *db_acc, int64_t r0, int64_t r1, int64_t step, int in, int out) {
     for (int64_t s0 = r0; s0 < r1; s0 += step) {
         int m = (int)(r1 - s0 < step ? r1 - s0 : step);
         const float *dys = dy + s0 * out;
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, in, out, 1.0f, dys, out, w, in, 1.0f,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, in, out, 1.0f, dys, out, w, in, dx_fresh ? 0.0f : 1.0f,
                         dx + s0 * in, in);
         if (dw)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, m, 1.0f, dys, out, x + s0 * in, in,
@@ -61,13 +63,15 @@ static void linear_backward(xv_graph *g, xv_node *n) {
     int64_t rows = n->iarg[0];
     int in = (int)n->iarg[1], out = (int)n->iarg[2];
     if (rows == 0 || out == 0) return; /* empty product: every gradient is zero */
-    float *dx = in > 0 && x->requires_grad ? xv_grad(g, x) : NULL;
+    bool dx_fresh = false; /* first writer of dx: the product overwrites it */
+    float *dx = in > 0 && x->requires_grad ? xv_grad_for_write(g, x, &dx_fresh) : NULL;
     float *dw = in > 0 && w->requires_grad ? xv_grad(g, w) : NULL;
     float *db = b && b->requires_grad ? xv_grad(g, b) : NULL;
-    if (!split_rows(rows, BWD_SPLIT_ROWS)) {
-        /* Two threaded products in one step each, then db in one pass. */
+    if (!strcmp(xv_gemm_backend(), "onednn") || !split_rows(rows, BWD_SPLIT_ROWS)) {
+        /* Two threaded products over all rows (oneDNN reads dYᵀ in place), then db in one pass. */
         if (xv_graph_status(g) != XV_OK) return;
-        backward_rows(dy, x->data, w->data, dx, dw, false, NULL, 0, rows, rows, in, out);
+        if (dx && !xv_gemm_product(g, false, false, rows, in, out, dy, w->data, !dx_fresh, dx)) return;
+        if (dw && !xv_gemm_product(g, true, false, out, in, rows, dy, x->data, true, dw)) return;
         if (db) xv_dense_colsum(dy, NULL, rows, out, 1.0f, db);
         return;
     }
@@ -86,7 +90,7 @@ static void linear_backward(xv_graph *g, xv_node *n) {
         row_block(rows, &r0, &r1);
         float *my_dw = dw && tid > 0 ? dw_parts + (tid - 1) * wn : dw;
         if (my_dw && tid > 0 && r1 == r0) memset(my_dw, 0, sizeof(float) * (size_t)wn);
-        backward_rows(dy, x->data, w->data, dx, my_dw, tid > 0, db ? db_parts + tid * out : NULL, r0, r1,
+        backward_rows(dy, x->data, w->data, dx, dx_fresh, my_dw, tid > 0, db ? db_parts + tid * out : NULL, r0, r1,
                       BWD_STEP_ROWS, in, out);
 #pragma omp barrier
         if (dw) {

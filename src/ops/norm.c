@@ -13,12 +13,20 @@ typedef struct {
 
 #define LN_BLOCK 256 /* columns reduced per pass in the parameter gradients */
 
+/* Element j of a row of dx, given the row's mean(ĝ) = a and mean(ĝ·x̂) = b. */
+static inline float ln_dx(const float *dyr, const float *gd, const float *xr, int64_t j, float mu, float rs, float a,
+                          float b) {
+    float gh = gd ? dyr[j] * gd[j] : dyr[j];
+    return rs * (gh - a - (xr[j] - mu) * rs * b);
+}
+
 static void layernorm_backward(xv_graph *g, xv_node *n) {
     xv_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
     const ln_saved *sv = n->saved;
     const float *dy = n->out->grad, *xd = x->data, *gd = gamma ? gamma->data : NULL;
     int64_t C = xv_last_dim(x), rows = xv_dense_rows(x);
-    float *dx = x->requires_grad ? xv_grad(g, x) : NULL;
+    bool dx_fresh = false; /* first writer of dx: rows are stored, not added */
+    float *dx = x->requires_grad ? xv_grad_for_write(g, x, &dx_fresh) : NULL;
     float *dgamma = gamma && gamma->requires_grad ? xv_grad(g, gamma) : NULL;
     float *dbeta = beta && beta->requires_grad ? xv_grad(g, beta) : NULL;
     if (xv_graph_status(g) != XV_OK) return;
@@ -39,10 +47,12 @@ static void layernorm_backward(xv_graph *g, xv_node *n) {
                     sgx += (double)gh * ((xr[j] - mu) * rs);
                 }
                 float a = (float)(sg / (double)C), b = (float)(sgx / (double)C);
+                if (dx_fresh) {
 #pragma omp simd
-                for (int64_t j = 0; j < C; j++) {
-                    float gh = gd ? dyr[j] * gd[j] : dyr[j];
-                    dxr[j] += rs * (gh - a - (xr[j] - mu) * rs * b);
+                    for (int64_t j = 0; j < C; j++) dxr[j] = ln_dx(dyr, gd, xr, j, mu, rs, a, b);
+                } else {
+#pragma omp simd
+                    for (int64_t j = 0; j < C; j++) dxr[j] += ln_dx(dyr, gd, xr, j, mu, rs, a, b);
                 }
             }
         }

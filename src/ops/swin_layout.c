@@ -74,10 +74,13 @@ static bool window_geom_check(xv_graph *g, const char *op, int H, int W, int win
 static void window_backward(xv_graph *g, xv_node *node, bool partition) {
     xv_tensor *x = node->in[0];
     const window_geom *q = node->saved;
-    float *gx = xv_grad(g, x);
+    bool fresh; /* the map is a permutation: a first writer copies every row */
+    float *gx = xv_grad_for_write(g, x, &fresh);
     if (!gx) return;
     /* The gradient flows back along the same map in the opposite direction. */
-    window_add(gx, node->out->grad, q, x->numel / xv_last_dim(x), xv_last_dim(x), !partition);
+    const int64_t C = xv_last_dim(x), rows = x->numel / C;
+    if (fresh) window_copy(gx, node->out->grad, q, rows, C, !partition);
+    else window_add(gx, node->out->grad, q, rows, C, !partition);
 }
 
 static void window_partition_backward(xv_graph *g, xv_node *node) { window_backward(g, node, true); }

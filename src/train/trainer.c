@@ -250,8 +250,11 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
     }
     const xv_itm_negatives neg = {.rng = &t->neg};
     xv_pretrain_out out;
+    const double f0 = xv_monotonic_seconds(), fc0 = xv_cpu_seconds();
     st = xv_pretrain_forward(g, t->m, &b, &neg, &out);
     if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld forward", (long long)t->step);
+    rec->forward_seconds = xv_monotonic_seconds() - f0;
+    rec->forward_cpu_seconds = xv_cpu_seconds() - fc0;
     rec->loss_itc = value_of(out.loss_itc);
     rec->loss_itm = value_of(out.loss_itm);
     rec->loss_mlm = value_of(out.loss_mlm);
@@ -268,8 +271,11 @@ static xv_status update(xv_trainer *t, bool region, xv_update_record *rec) {
         rec->skipped = true;
     } else {
         /* DDP: (Σ over ranks) / world, each bucket reduced while the backward goes on */
+        const double b0 = xv_monotonic_seconds(), bc0 = xv_cpu_seconds();
         st = xv_dist_backward_averaged(g, out.loss_total, &t->m->params);
         if (st != XV_OK) return xv_error_wrap(st, "trainer: step %lld backward", (long long)t->step);
+        rec->backward_seconds = xv_monotonic_seconds() - b0;
+        rec->backward_cpu_seconds = xv_cpu_seconds() - bc0;
         if (region) t->fixed[CNT_REGION_BACKWARDS]++;
         float scale = 1.0f; /* the clip's, applied in the optimiser's pass */
         if (t->cfg.clip_norm > 0) {

@@ -93,6 +93,9 @@ typedef struct {
     int n_texts, n_images;
     double seconds;       /* wall time of the update incl. fetching its batch */
     double cpu_seconds;   /* the process's CPU time over the same span (all threads) */
+    /* The parts of that span: forward (losses) and backward (to every parameter
+     * gradient), wall and CPU; the rest is the batch, clip and AdamW. */
+    double forward_seconds, forward_cpu_seconds, backward_seconds, backward_cpu_seconds;
 } xv_update_record;
 
 typedef struct xv_trainer xv_trainer;

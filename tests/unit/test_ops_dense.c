@@ -109,6 +109,39 @@ static void test_linear_forward(void) {
     }
 }
 
+/* xv_gemm_product (the Linear backward's products) in all four layouts,
+ * overwriting and accumulating, against double loops; shapes past the
+ * kernels' 16/64-wide blocks with odd remainders. */
+static void test_gemm_product(void) {
+    const int m = 67, n = 35, k = 301;
+    float *a = rnd(m * k, -1, 1, 21), *b = rnd(k * n, -1, 1, 22), *c0 = rnd(m * n, -1, 1, 23);
+    float *c = rnd(m * n, 0, 0, 0);
+    double *ref = dbuf(m * n), *tol = dbuf(m * n);
+    xv_graph *g = xv_graph_new(1 << 20);
+    for (int v = 0; v < 8; v++) {
+        const bool ta = v & 1, tb = v & 2, acc = v & 4;
+        memcpy(c, c0, sizeof(float) * (size_t)(m * n));
+        bool ok = xv_gemm_product(g, ta, tb, m, n, k, a, b, acc, c);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = acc ? c0[i * n + j] : 0, mag = fabs(s);
+                for (int p = 0; p < k; p++) {
+                    double t = (double)a[ta ? p * m + i : i * k + p] * b[tb ? j * k + p : p * n + j];
+                    s += t, mag += fabs(t);
+                }
+                ref[i * n + j] = s;
+                tol[i * n + j] = (k + 2) * U * mag; /* k + 1 roundings of partial sums, any order */
+            }
+        char what[96];
+        snprintf(what, sizeof what, "gemm product %s%s%s (%s)", ta ? "aT" : "a", tb ? "·bT" : "·b", acc ? " +=" : "",
+                 xv_gemm_backend());
+        CHECK(ok, "%s ran", what);
+        check_close(what, c, ref, tol, m * n);
+        xv_graph_reset(g);
+    }
+    xv_graph_free(g);
+}
+
 /* xv_linear_gelu: without recording one fused op (the backend's GELU), with
  * recording exactly xv_gelu of xv_linear. */
 static void test_linear_gelu(void) {
@@ -393,7 +426,11 @@ typedef struct {
 
 enum { F_LINEAR, F_LINEAR_NOBIAS, F_BMM, F_ADD, F_SUB, F_MUL, F_SCALE, F_DIV, F_GELU, F_SIGMOID, F_ABS, F_SUM, F_MEAN,
        F_LN, F_LN_NOAFFINE, F_L2, F_SOFTMAX, F_SOFTMAX_MASK, F_LOG_SOFTMAX, F_REUSE, F_SQUARE, F_LINEAR_GELU,
-       F_LINEAR_ADD };
+       F_LINEAR_ADD, F_REUSE_LIN_FIRST, F_REUSE_LN, F_REUSE_LN_FIRST };
+
+/* first(x) + second(x), recorded in that order: backward runs second's first,
+ * which stores into the fresh gradient of x; first's then adds into it. */
+static xv_tensor *reuse_sum(xv_graph *g, xv_tensor *first, xv_tensor *second) { return xv_add(g, first, second); }
 
 static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     const fd_ctx *c = p;
@@ -418,7 +455,23 @@ static xv_tensor *fd_fn(xv_graph *g, xv_tensor **in, void *p) {
     case F_SOFTMAX_MASK: return xv_softmax(g, in[0], in[1]);
     case F_LOG_SOFTMAX: return xv_log_softmax(g, in[0]);
     /* x feeds two consumers: its gradient must be the sum of both paths. */
-    case F_REUSE: return xv_add(g, xv_linear(g, in[0], in[1], in[2]), xv_gelu(g, in[0]));
+    /* Both orders of each op that writes a fresh gradient first (linear, GELU, layernorm). */
+    case F_REUSE: {
+        xv_tensor *lin = xv_linear(g, in[0], in[1], in[2]);
+        return reuse_sum(g, lin, xv_gelu(g, in[0]));
+    }
+    case F_REUSE_LIN_FIRST: {
+        xv_tensor *gelu = xv_gelu(g, in[0]);
+        return reuse_sum(g, gelu, xv_linear(g, in[0], in[1], in[2]));
+    }
+    case F_REUSE_LN: {
+        xv_tensor *lin = xv_linear(g, in[0], in[1], in[2]);
+        return reuse_sum(g, lin, xv_layernorm(g, in[0], NULL, NULL, 1e-5f));
+    }
+    case F_REUSE_LN_FIRST: {
+        xv_tensor *ln = xv_layernorm(g, in[0], NULL, NULL, 1e-5f);
+        return reuse_sum(g, ln, xv_linear(g, in[0], in[1], in[2]));
+    }
     /* the same tensor as both operands of one op */
     case F_SQUARE: return xv_mul(g, in[0], in[0]);
     case F_LINEAR_GELU: return xv_linear_gelu(g, in[0], in[1], in[2]);
@@ -449,6 +502,9 @@ static void test_fd_linear(void) {
     fd("linear of a vector, constant bias", F_LINEAR, 0, 0, lin1, 3);
     xv_fd_input reuse[3] = {IN(sx, x, true), IN(sw2, w, true), IN(sb2, b, true)};
     fd("x reused: linear(x) + gelu(x)", F_REUSE, 0, 0, reuse, 3);
+    fd("x reused: gelu(x) + linear(x)", F_REUSE_LIN_FIRST, 0, 0, reuse, 3);
+    fd("x reused: linear(x) + layernorm(x)", F_REUSE_LN, 0, 0, reuse, 3);
+    fd("x reused: layernorm(x) + linear(x)", F_REUSE_LN_FIRST, 0, 0, reuse, 3);
 
     static const int64_t sa[] = {2, 3, 7, 5}, sat[] = {2, 3, 5, 7}, sbm[] = {2, 3, 5, 4}, sbt[] = {2, 3, 4, 5};
     float *a = rnd(2 * 3 * 7 * 5, -1, 1, 23), *bb = rnd(2 * 3 * 5 * 4, -1, 1, 24);
@@ -630,6 +686,7 @@ int main(void) {
     G = xv_graph_new(1 << 22);
     test_fastmath();
     test_linear_forward();
+    test_gemm_product();
     test_linear_gelu();
     test_linear_add();
     test_bmm_forward();

@@ -201,6 +201,13 @@ static xv_tensor *fd_reverse(xv_graph *g, xv_tensor **in, void *ctx) {
     return xv_window_reverse(g, in[0], c->H, c->W, c->win, c->shift);
 }
 
+/* x partitioned twice: the later partition's backward copies into x's fresh
+ * gradient, the earlier one adds into it. */
+static xv_tensor *fd_partition_twice(xv_graph *g, xv_tensor **in, void *ctx) {
+    xv_tensor *first = fd_partition(g, in, ctx);
+    return xv_add(g, first, fd_partition(g, in, ctx));
+}
+
 static void test_window_fd(void) {
     win_case c = {3, 6, 9, 3, 2, 5};
     int64_t n = (int64_t)c.B * c.H * c.W * c.C;
@@ -209,6 +216,7 @@ static void test_window_fd(void) {
     xv_fd_opts o = xv_fd_copy_opts(200);
     xv_fd_input in = {XV_SHAPE(c.B, c.H * c.W, c.C), xd, true};
     CHECK(xv_fd_check("fd window_partition", fd_partition, &c, &in, 1, &o) == 0, "fd partition");
+    CHECK(xv_fd_check("fd window_partition twice", fd_partition_twice, &c, &in, 1, &o) == 0, "fd partition twice");
     xv_fd_input inw = {XV_SHAPE((int64_t)c.B * 6, 9, c.C), xd, true};
     CHECK(xv_fd_check("fd window_reverse", fd_reverse, &c, &inw, 1, &o) == 0, "fd reverse");
     free(xd);
