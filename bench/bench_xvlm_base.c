@@ -246,10 +246,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--save-weights")) save = argv[++i];
         else if (!strcmp(argv[i], "--precision")) precision = argv[++i];
         else if (!strcmp(argv[i], "--only")) {
-            const char *n = argv[++i];
-            int k = 0;
-            while (k < N_PIECES && strcmp(PIECES[k].name, n)) k++;
-            if (k == N_PIECES) return usage();
+            const int k = xv_bench_piece_index(argv[++i], PIECES, N_PIECES, sizeof PIECES[0]);
+            if (k < 0) return usage();
             only[k] = any_only = true;
         } else
             return usage();

@@ -23,6 +23,14 @@ double xv_bench_sort_median(double *v, int n) {
     return v[n / 2];
 }
 
+int xv_bench_piece_index(const char *name, const void *table, int n, size_t stride) {
+    for (int k = 0; k < n; k++) {
+        const char *piece = *(const char *const *)((const char *)table + (size_t)k * stride);
+        if (!strcmp(piece, name)) return k;
+    }
+    return -1;
+}
+
 double xv_bench_best(void (*fn)(void *), void *ctx, int reps) {
     double best = 1e30;
     for (int i = 0; i < reps; i++) {

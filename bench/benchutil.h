@@ -24,6 +24,9 @@ double xv_bench_sgemm_gflops(int M, int N, int K, double min_seconds);
  * threads together): on a machine shared with other jobs this stays close to
  * the unloaded rate per core, where wall-clock rates drop with the load. */
 double xv_bench_sgemm_gflops_cpu(int M, int N, int K, double min_seconds);
+/* `--only NAME`: the index of NAME in a table of n pieces whose entries, each
+ * `stride` bytes, start with their `const char *name`; -1 when absent. */
+int xv_bench_piece_index(const char *name, const void *table, int n, size_t stride);
 /* Peak resident set size of this process in MiB. */
 double xv_bench_peak_rss_mib(void);
 /* Minor page faults of this process so far (first touches of fresh memory:
